@@ -1,0 +1,3 @@
+from labeltune.cli import main
+
+raise SystemExit(main())

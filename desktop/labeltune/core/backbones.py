@@ -1,0 +1,248 @@
+"""Registry of pretrained backbones and how each splits into trunk / top / head for the strategies.
+
+Every network is cut into three parts so one code path serves all strategies:
+
+* ``trunk``  frozen by *partial*; its output is what the partial strategy caches;
+* ``top``    the top block(s): trainable in *partial*, frozen in *features*; ends in a pooled vector;
+* ``head``   a new linear layer (or small MLP) for the user's classes.
+
+*features* freezes trunk + top and caches the pooled vector; *full* trains everything.
+For AlexNet the cut follows the MATLAB transfer-learning seed: the trunk ends after fc6, so *partial*
+retrains exactly the last two fully connected layers (fc7 and the new fc8 head).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from labeltune.core.errors import UnusableInputError
+
+if TYPE_CHECKING:  # torch is imported lazily: the GUI start page must not pay for it
+    from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Facts about one backbone; plain data so the GUI can show it without importing torch."""
+
+    name: str
+    title: str
+    input_size: int
+    feature_dim: int
+    weights_url: str
+    weights_mb: float
+    params_m: float
+    imagenet_top1: float
+    gflops: float
+    description: str
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    #: Names of the state-dict key prefixes in the torchvision model that the new head replaces.
+    dropped_prefixes: tuple[str, ...] = field(default=())
+
+    @property
+    def weights_filename(self) -> str:
+        """File name of the official weights (the part before ``.pth`` ends in a sha256 prefix)."""
+        return self.weights_url.rsplit("/", 1)[-1]
+
+    @property
+    def sha256_prefix(self) -> str:
+        """The sha256 prefix torchvision encodes in the file name."""
+        return self.weights_filename.rsplit("-", 1)[-1].split(".", 1)[0]
+
+    def to_json(self) -> dict[str, object]:
+        """Return the facts the CLI prints with ``backbones --json``."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "input_size": self.input_size,
+            "feature_dim": self.feature_dim,
+            "params_millions": self.params_m,
+            "imagenet_top1": self.imagenet_top1,
+            "gflops": self.gflops,
+            "download_mb": self.weights_mb,
+            "description": self.description,
+        }
+
+
+_URL = "https://download.pytorch.org/models/"
+
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec(
+            "alexnet",
+            "AlexNet",
+            224,
+            4096,
+            _URL + "alexnet-owt-7be5be79.pth",
+            233.1,
+            61.1,
+            56.5,
+            0.71,
+            "The 2012 classic. Fast, but the least accurate; 'partial' retrains its last two fully "
+            "connected layers as in MATLAB's transfer-learning example.",
+            dropped_prefixes=("classifier.6.",),
+        ),
+        BackboneSpec(
+            "densenet201",
+            "DenseNet-201",
+            224,
+            1920,
+            _URL + "densenet201-c1103571.pth",
+            77.4,
+            20.0,
+            76.9,
+            4.29,
+            "Accurate and compact; its pooled features with a linear head are the corn-leaf paper's recipe. "
+            "Slow to fine-tune fully on a CPU.",
+            dropped_prefixes=("classifier.",),
+        ),
+        BackboneSpec(
+            "inception_v3",
+            "Inception-v3",
+            299,
+            2048,
+            _URL + "inception_v3_google-0cc3c7bd.pth",
+            103.9,
+            27.2,
+            77.3,
+            5.71,
+            "Accurate, used for the reef-fish studies; needs 299 px inputs and is the slowest here.",
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            dropped_prefixes=("fc.", "AuxLogits."),
+        ),
+        BackboneSpec(
+            "resnet18",
+            "ResNet-18",
+            224,
+            512,
+            _URL + "resnet18-f37072fd.pth",
+            44.7,
+            11.7,
+            69.8,
+            1.81,
+            "A fast, dependable choice for a first model; good for full fine-tuning on a CPU.",
+            dropped_prefixes=("fc.",),
+        ),
+        BackboneSpec(
+            "mobilenet_v3_large",
+            "MobileNetV3-Large",
+            224,
+            960,
+            _URL + "mobilenet_v3_large-8738ca79.pth",
+            21.1,
+            5.5,
+            74.0,
+            0.22,
+            "The fastest: small download, quick on a laptop CPU, nearly as accurate as DenseNet.",
+            dropped_prefixes=("classifier.",),
+        ),
+    )
+}
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """Return the spec called ``name`` or raise a readable error listing the known names."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        known = ", ".join(BACKBONES)
+        raise UnusableInputError(f"unknown backbone {name!r}; choose one of: {known}") from None
+
+
+@dataclass
+class BackboneParts:
+    """A backbone cut into its trunk and top; ``top(trunk(x))`` is a ``(N, feature_dim)`` tensor."""
+
+    trunk: nn.Module
+    top: nn.Module
+
+
+def build_torchvision(name: str) -> nn.Module:
+    """Build the torchvision ImageNet architecture (1000 classes, random weights) called ``name``."""
+    from torchvision import models
+
+    builders: dict[str, Callable[[], nn.Module]] = {
+        "alexnet": lambda: models.alexnet(weights=None),
+        "densenet201": lambda: models.densenet201(weights=None),
+        # transform_input is replaced by the spec's mean/std of 0.5, which is the same computation.
+        "inception_v3": lambda: models.inception_v3(
+            weights=None, aux_logits=False, transform_input=False, init_weights=True
+        ),
+        "resnet18": lambda: models.resnet18(weights=None),
+        "mobilenet_v3_large": lambda: models.mobilenet_v3_large(weights=None),
+    }
+    get_spec(name)
+    return builders[name]()
+
+
+def backbone_state_keys(name: str) -> dict[str, tuple[int, ...]]:
+    """Return the state-dict keys and shapes that a weights file for ``name`` must provide."""
+    spec = get_spec(name)
+    model = build_torchvision(name)
+    return {
+        key: tuple(value.shape)
+        for key, value in model.state_dict().items()
+        if not key.startswith(spec.dropped_prefixes)
+    }
+
+
+def split_backbone(name: str, model: nn.Module) -> BackboneParts:
+    """Cut a torchvision model into trunk and top (the classifier head is discarded)."""
+    from torch import nn
+
+    m: Any = model  # torchvision's attributes are typed Tensor | Module
+    gap = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    if name == "alexnet":
+        cls = m.classifier
+        trunk = nn.Sequential(m.features, m.avgpool, nn.Flatten(1), cls[0], cls[1], cls[2])
+        top = nn.Sequential(cls[3], cls[4], cls[5])
+    elif name == "densenet201":
+        feats = m.features
+        children = list(feats.named_children())
+        cut = [n for n, _ in children].index("denseblock4")
+        trunk = nn.Sequential(*(c for _, c in children[:cut]))
+        top = nn.Sequential(*(c for _, c in children[cut:]), nn.ReLU(inplace=False), gap)
+    elif name == "inception_v3":
+        names = [
+            "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
+            "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a",
+            "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+        ]  # fmt: skip
+        trunk = nn.Sequential(*(getattr(m, n) for n in names))
+        top = nn.Sequential(m.Mixed_7a, m.Mixed_7b, m.Mixed_7c, gap)
+    elif name == "resnet18":
+        trunk = nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3)
+        top = nn.Sequential(m.layer4, gap)
+    elif name == "mobilenet_v3_large":
+        feats = m.features
+        trunk = nn.Sequential(*list(feats)[:13])
+        top = nn.Sequential(*list(feats)[13:], gap)
+    else:  # pragma: no cover - get_spec guards the names
+        raise UnusableInputError(f"unknown backbone {name!r}")
+    return BackboneParts(trunk=trunk, top=top)
+
+
+def build_backbone(name: str, state_dict: dict[str, object] | None = None) -> BackboneParts:
+    """Build backbone ``name`` with ``state_dict`` (torchvision key names) or random weights."""
+    model = build_torchvision(name)
+    if state_dict is not None:
+        spec = get_spec(name)
+        wanted = {k: v for k, v in state_dict.items() if not k.startswith(spec.dropped_prefixes)}
+        missing, unexpected = model.load_state_dict(wanted, strict=False)
+        missing = [k for k in missing if not k.startswith(spec.dropped_prefixes)]
+        if missing or unexpected:
+            from labeltune.core.errors import InvalidWeightsError
+
+            raise InvalidWeightsError(
+                f"weights do not fit {name}: {len(missing)} missing keys (e.g. {missing[:2]}), "
+                f"{len(unexpected)} unexpected keys (e.g. {unexpected[:2]})"
+            )
+    return split_backbone(name, model)
