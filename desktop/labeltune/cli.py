@@ -1,6 +1,439 @@
-"""Command line (placeholder until filled)."""
+"""The ``labeltune`` command line: argument parsing and output only; all work happens in ``core``.
+
+Exit status: 0 success, 2 bad usage or unusable input (one line on stderr, no traceback),
+130 interrupted by Ctrl+C (a training run still saves its best model first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from labeltune import __version__
+from labeltune.core.errors import LabelTuneError
+from labeltune.core.progress import Progress, ProgressCallback, StoppedError
+
+log = logging.getLogger("labeltune")
 
 
-def main() -> int:
-    """Run the command line."""
+class UsageError(LabelTuneError):
+    """Bad command-line usage."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse prints usage + exits 2; keep the exit code, one line
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# -- output helpers -----------------------------------------------------------------------------------
+def _emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[ProgressCallback]:
+    """A tqdm bar per progress stage on stderr (none with --json or when stderr is not a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda _p: None
+        return
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def report(p: Progress) -> None:
+        bar = bars.get(p.stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bars.clear()
+            unit = "B" if p.stage.startswith("download") else "it"
+            bar = bars[p.stage] = tqdm(
+                total=p.total or None,
+                desc=p.stage,
+                unit=unit,
+                unit_scale=unit == "B",
+                leave=False,
+                dynamic_ncols=True,
+            )
+        if p.total and bar.total != p.total:
+            bar.total = p.total
+        bar.n = p.done
+        if p.message:
+            bar.set_postfix_str(p.message, refresh=False)
+        bar.refresh()
+
+    try:
+        yield report
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+@contextmanager
+def _stop_on_ctrl_c() -> Iterator[threading.Event]:
+    """First Ctrl+C sets the stop event (work ends cleanly, keeping results); the second one aborts."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(_signum: int, _frame: object) -> None:
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+        sys.stderr.write("\nstopping after this batch (Ctrl+C again to abort)...\n")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_skipped(skipped: Sequence[Any], limit: int = 10) -> None:
+    if not skipped:
+        return
+    sys.stderr.write(f"skipped {len(skipped)} unreadable file(s):\n")
+    for item in skipped[:limit]:
+        sys.stderr.write(f"  {item.path}: {item.reason}\n")
+    if len(skipped) > limit:
+        sys.stderr.write(f"  ... and {len(skipped) - limit} more (use --json for the full list)\n")
+
+
+# -- commands -----------------------------------------------------------------------------------------
+def cmd_backbones(args: argparse.Namespace) -> int:
+    """List the backbones."""
+    from labeltune.core.backbones import BACKBONES
+    from labeltune.core.weights import weights_present
+
+    rows = []
+    for spec in BACKBONES.values():
+        row = spec.to_json()
+        row["weights_present"] = weights_present(spec.name)
+        rows.append(row)
+    if args.json:
+        _emit_json(rows)
+        return 0
+    print(f"{'name':<20}{'input':>6}{'features':>10}{'top-1':>7}{'GFLOPs':>8}{'download':>10}  weights")
+    for row in rows:
+        present = "present" if row["weights_present"] else "not downloaded"
+        print(
+            f"{row['name']:<20}{row['input_size']:>6}{row['feature_dim']:>10}{row['imagenet_top1']:>7}"
+            f"{row['gflops']:>8}{row['download_mb']:>8.0f}MB  {present}"
+        )
+        print(f"    {row['description']}")
     return 0
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    """List, download or import pretrained weights."""
+    from labeltune.core import weights
+
+    if args.weights_command == "list":
+        infos = weights.list_weights()
+        if args.json:
+            _emit_json([{**info.__dict__, "path": str(info.path)} for info in infos])
+        else:
+            for info in infos:
+                state = f"present ({info.path})" if info.present else f"missing ({info.download_mb:.0f} MB)"
+                print(f"{info.name:<20}{state}")
+        return 0
+    if args.weights_command == "download":
+        with _progress_bar(True) as progress, _stop_on_ctrl_c() as stop:
+            path = weights.download_weights(args.name, progress=progress, stop_event=stop)
+        print(f"{args.name}: ImageNet weights stored in {path}")
+        return 0
+    path = weights.import_weights(args.name, args.file)
+    print(f"{args.name}: weights validated and stored in {path}")
+    return 0
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Report what a data folder, CSV or project holds."""
+    from labeltune.core.datasets import scan
+
+    with _progress_bar(not args.json) as progress:
+        data = scan(args.data, progress=progress)
+    if args.json:
+        _emit_json(data.summary())
+        return 0
+    print(f"{data.root} ({data.kind})")
+    for name, count in data.counts().items():
+        print(f"  {name:<30}{count:>7}")
+    print(f"  {'(unlabeled)':<30}{len(data.unlabeled):>7}")
+    print(f"{len(data.labeled)} labeled, {len(data.unlabeled)} unlabeled, {len(data.skipped)} skipped")
+    _print_skipped(data.skipped)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or resume) a run."""
+    from labeltune.core import training
+    from labeltune.core.datasets import scan
+
+    with _progress_bar(not args.json) as progress, _stop_on_ctrl_c() as stop:
+        if args.resume:
+            result = training.resume(Path(args.resume), progress, stop, epochs=args.epochs)
+        else:
+            if args.data is None:
+                raise UsageError("train: give DATA (a folder, CSV or project) or --resume RUN_DIR")
+            config = training.TrainConfig(
+                backbone=args.backbone,
+                strategy=args.strategy,
+                weights=args.weights,
+                epochs=args.epochs or 10,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                val_fraction=args.val_fraction,
+                group_by=args.group_by,
+                seed=args.seed,
+                device=args.device,
+                input_size=args.input_size,
+                head_hidden=args.head_hidden,
+                augment=not args.no_augment,
+                cached_views=args.cached_views,
+                patience=args.patience,
+                threads=args.threads,
+            )
+            data = scan(args.data, progress=progress)
+            out = Path(args.out) if args.out else training.new_run_dir(_runs_base(data))
+            result = training.train(data, config, out, progress, stop)
+        _record_in_project(result)
+    summary = result.to_json()
+    if args.json:
+        _emit_json(summary)
+    else:
+        print(f"run: {summary['run_dir']}")
+        classes = ", ".join(summary["classes"])
+        print(f"{summary['backbone']} / {summary['strategy']}: {summary['train_size']} train, ")
+        print(f"{summary['val_size']} validation images, classes {classes}")
+        if summary["val_accuracy"] is not None:
+            acc, f1 = summary["val_accuracy"], summary["val_macro_f1"]
+            epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}"
+            print(f"validation accuracy {acc:.3f}, macro-F1 {f1:.3f} ({epochs})")
+        print(
+            f"{summary['seconds_total']:.1f} s in total, {summary['seconds_features']:.1f} s in the backbone"
+        )
+        _print_skipped(result.skipped)
+        if result.stopped:
+            print(f"stopped by user; the best model so far is saved. Continue with --resume {result.run_dir}")
+    return 130 if result.stopped else 0
+
+
+def _runs_base(data: Any) -> Path:
+    if data.kind == "project":
+        return Path(data.root) / "runs"
+    return Path.cwd() / "runs"
+
+
+def _record_in_project(result: Any) -> None:
+    """If the run's data is a project, list the run in the project's store."""
+    from labeltune.core.datasets import PROJECT_FILE
+
+    config = json.loads((Path(result.run_dir) / "config.json").read_text())
+    source = (config.get("data") or {}).get("source")
+    if not source or not (Path(source) / PROJECT_FILE).is_file():
+        return
+    from labeltune.core.project import Project
+
+    with Project.open(Path(source)) as project:
+        project.record_run(
+            Path(result.run_dir).name, result.run_dir, result.backbone, result.strategy, result.to_json()
+        )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a run on labeled data."""
+    from labeltune.core.datasets import scan
+    from labeltune.core.inference import evaluate_run
+
+    with _progress_bar(not args.json) as progress, _stop_on_ctrl_c() as stop:
+        data = scan(args.data, progress=progress)
+        metrics = evaluate_run(args.run_dir, data, args.device, progress, stop)
+    if args.json:
+        _emit_json(metrics)
+        return 0
+    print(
+        f"{metrics['n']} images: accuracy {metrics['accuracy']:.3f}, balanced accuracy "
+        f"{metrics['balanced_accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f}"
+    )
+    print(f"{'class':<28}{'precision':>10}{'recall':>8}{'F1':>8}{'support':>9}")
+    for row in metrics["per_class"]:
+        print(
+            f"{row['class']:<28}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>8.3f}"
+            f"{row['support']:>9}"
+        )
+    print("confusion matrix (rows = true, columns = predicted):")
+    for name, row in zip(
+        [r["class"] for r in metrics["per_class"]], metrics["confusion_matrix"], strict=True
+    ):
+        print(f"  {name:<26}" + "".join(f"{v:>6}" for v in row))
+    if metrics["skipped"]:
+        sys.stderr.write(f"skipped {len(metrics['skipped'])} file(s); see --json for reasons\n")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict files and folders."""
+    from labeltune.core import inference
+
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise UsageError("--min-confidence must be between 0 and 1")
+    paths, skipped = inference.collect_inputs(args.inputs)
+    with _progress_bar(not args.json) as progress, _stop_on_ctrl_c() as stop:
+        predictions, bad = inference.predict_files(
+            args.run_dir, paths, args.top_k, device=args.device, progress=progress, stop_event=stop
+        )
+    skipped += bad
+    if args.out:
+        inference.write_predictions_csv(Path(args.out), predictions, args.top_k)
+    counts = (
+        inference.sort_into(predictions, Path(args.sort_into), args.min_confidence) if args.sort_into else {}
+    )
+    if args.json:
+        _emit_json(
+            [p.to_json() for p in predictions] + [{"path": s.path, "error": s.reason} for s in skipped]
+        )
+        return 0
+    for p in predictions:
+        print(f"{p.path}\t{p.label}\t{p.confidence:.3f}")
+    if args.out:
+        print(f"wrote {len(predictions)} predictions to {args.out}", file=sys.stderr)
+    if counts:
+        print(
+            "sorted into " + str(args.sort_into) + ": " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+            file=sys.stderr,
+        )
+    _print_skipped(skipped)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a run's model to ONNX or TorchScript with a model card."""
+    from labeltune.core.export import export_model
+
+    result = export_model(Path(args.run_dir), Path(args.out), args.format)
+    print(
+        f"wrote {result.path} and its model card {result.card_path} "
+        f"(checked against PyTorch: max difference {result.max_abs_diff:.2e})"
+    )
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used to document the CLI)."""
+    parser = _Parser(prog="labeltune", description="Label images and fine-tune pretrained networks, offline.")
+    parser.add_argument("--version", action="version", version=f"labeltune {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    p = sub.add_parser("backbones", help="list the pretrained networks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_backbones)
+
+    p = sub.add_parser("weights", help="list, download or import ImageNet weights")
+    wsub = p.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
+    w = wsub.add_parser("list", help="which weights are stored")
+    w.add_argument("--json", action="store_true")
+    w = wsub.add_parser("download", help="download official torchvision weights")
+    w.add_argument("name")
+    w = wsub.add_parser("import", help="import a weights file you already have (.pth or .safetensors)")
+    w.add_argument("name")
+    w.add_argument("file")
+    p.set_defaults(func=cmd_weights)
+
+    p = sub.add_parser("scan", help="count images per class and report unreadable files")
+    p.add_argument("data", help="class folder, path,label CSV, or project folder")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("train", help="fine-tune a backbone on labeled images")
+    p.add_argument("data", nargs="?", help="class folder, path,label CSV, or project folder")
+    p.add_argument("--backbone", default="resnet18")
+    p.add_argument("--strategy", default="features", choices=["features", "partial", "full"])
+    p.add_argument(
+        "--weights", default="imagenet", help="imagenet, none (random), or a .pth/.safetensors file"
+    )
+    p.add_argument("--epochs", type=int, default=None, help="default 10")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=None, help="default: 1e-3 features/partial, 3e-4 full")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument(
+        "--group-by",
+        default=None,
+        metavar="REGEX",
+        help="keep files whose names give the same match (first group) on one side of the split",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--input-size", type=int, default=None, help="override the backbone's input size (px)")
+    p.add_argument("--head-hidden", type=int, default=0, help="hidden units of an MLP head (0: linear)")
+    p.add_argument("--no-augment", action="store_true", help="no flips/rotations/colour jitter")
+    p.add_argument("--cached-views", type=int, default=0, help="augmented views per image to cache")
+    p.add_argument("--patience", type=int, default=5, help="early stopping patience in epochs (0: off)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    p.add_argument("--out", default=None, metavar="RUN_DIR")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a run on labeled data")
+    p.add_argument("run_dir")
+    p.add_argument("data")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="classify images with a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--out", default=None, metavar="FILE.csv")
+    p.add_argument("--sort-into", default=None, metavar="DIR", help="copy files into class sub-folders")
+    p.add_argument(
+        "--min-confidence", type=float, default=0.0, help="below this, --sort-into puts files in uncertain/"
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a run's model to ONNX or TorchScript with a model card")
+    p.add_argument("run_dir")
+    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``labeltune`` command."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+        if func is None:
+            parser.print_help()
+            return 0
+        return func(args)
+    except LabelTuneError as error:
+        sys.stderr.write(f"labeltune: error: {error}\n")
+        return 2
+    except StoppedError:
+        sys.stderr.write("labeltune: stopped\n")
+        return 130
+    except KeyboardInterrupt:
+        sys.stderr.write("labeltune: interrupted\n")
+        return 130

@@ -212,10 +212,22 @@ def split_backbone(name: str, model: nn.Module) -> BackboneParts:
         top = nn.Sequential(*(c for _, c in children[cut:]), nn.ReLU(inplace=False), gap)
     elif name == "inception_v3":
         names = [
-            "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1", "Conv2d_3b_1x1",
-            "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a",
-            "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
-        ]  # fmt: skip
+            "Conv2d_1a_3x3",
+            "Conv2d_2a_3x3",
+            "Conv2d_2b_3x3",
+            "maxpool1",
+            "Conv2d_3b_1x1",
+            "Conv2d_4a_3x3",
+            "maxpool2",
+            "Mixed_5b",
+            "Mixed_5c",
+            "Mixed_5d",
+            "Mixed_6a",
+            "Mixed_6b",
+            "Mixed_6c",
+            "Mixed_6d",
+            "Mixed_6e",
+        ]
         trunk = nn.Sequential(*(getattr(m, n) for n in names))
         top = nn.Sequential(m.Mixed_7a, m.Mixed_7b, m.Mixed_7c, gap)
     elif name == "resnet18":

@@ -99,9 +99,12 @@ def make_head(feature_dim: int, num_classes: int, hidden: int = 0, dropout: floa
 
     if hidden > 0:
         return nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(feature_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Dropout(dropout),
+            nn.Linear(feature_dim, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(hidden, num_classes),
-        )  # fmt: skip
+        )
     return nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, num_classes))
 
 

@@ -1,0 +1,193 @@
+"""Finding labeled and unlabeled images: class folders, ``path,label`` CSV files and project folders.
+
+Scanning reads only image headers (fast); a file that cannot be opened is reported in ``skipped`` with
+its path and reason, never dropped silently. Files that pass the header check but turn out to be truncated
+are reported later by the decoder, again as skipped files.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from labeltune.core.errors import ImageDecodeError, UnusableInputError
+from labeltune.core.imaging import MAX_PIXELS, is_image_file, probe
+from labeltune.core.progress import ProgressCallback, no_progress
+
+PROJECT_FILE = "project.json"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image: its absolute path, its label (``None`` = unlabeled) and an optional group key."""
+
+    path: Path
+    label: str | None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that was left out, and why."""
+
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        """Return ``{"path": ..., "reason": ...}``."""
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass
+class Dataset:
+    """What a scan found."""
+
+    root: Path
+    kind: str  # "folder", "csv" or "project"
+    samples: list[Sample]
+    skipped: list[SkippedFile] = field(default_factory=list)
+    class_order: list[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names: the declared order first, then any other label, sorted."""
+        seen = {s.label for s in self.samples if s.label is not None}
+        ordered = [c for c in self.class_order if c in seen]
+        return ordered + sorted(seen.difference(ordered))
+
+    @property
+    def labeled(self) -> list[Sample]:
+        """Samples with a label."""
+        return [s for s in self.samples if s.label is not None]
+
+    @property
+    def unlabeled(self) -> list[Sample]:
+        """Samples without a label."""
+        return [s for s in self.samples if s.label is None]
+
+    def counts(self) -> dict[str, int]:
+        """Number of samples per class, in class order."""
+        counter = Counter(s.label for s in self.samples if s.label is not None)
+        return {c: counter[c] for c in self.classes}
+
+    def summary(self) -> dict[str, object]:
+        """Return the JSON summary ``scan --json`` prints."""
+        return {
+            "root": str(self.root),
+            "kind": self.kind,
+            "classes": self.counts(),
+            "labeled": len(self.labeled),
+            "unlabeled": len(self.unlabeled),
+            "skipped": [s.to_json() for s in self.skipped],
+        }
+
+
+def _walk_images(folder: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                yield Path(dirpath) / name
+
+
+def _check(
+    paths: list[tuple[Path, str | None, str | None]], check: bool, progress: ProgressCallback, max_pixels: int
+) -> tuple[list[Sample], list[SkippedFile]]:
+    samples: list[Sample] = []
+    skipped: list[SkippedFile] = []
+    for i, (path, label, group) in enumerate(paths):
+        if check:
+            try:
+                probe(path, max_pixels)
+            except ImageDecodeError as exc:
+                skipped.append(SkippedFile(str(path), str(exc)))
+                continue
+        samples.append(Sample(path, label, group))
+        if i % 64 == 0 or i + 1 == len(paths):
+            progress_report(progress, i + 1, len(paths))
+    return samples, skipped
+
+
+def progress_report(progress: ProgressCallback, done: int, total: int) -> None:
+    """Report scanning progress."""
+    from labeltune.core.progress import Progress
+
+    progress(Progress("scan", done, total))
+
+
+def scan_folder(
+    root: Path, check: bool = True, progress: ProgressCallback = no_progress, max_pixels: int = MAX_PIXELS
+) -> Dataset:
+    """Scan a folder: each sub-folder is a class (with any nesting), top-level files are unlabeled."""
+    found: list[tuple[Path, str | None, str | None]] = []
+    skipped: list[SkippedFile] = []
+    for path in _walk_images(root):
+        relative = path.relative_to(root)
+        label = relative.parts[0] if len(relative.parts) > 1 else None
+        if is_image_file(path):
+            found.append((path, label, None))
+        elif path.suffix.lower() not in {".txt", ".csv", ".json", ".md", ".db", ".ini", ".sqlite"}:
+            skipped.append(
+                SkippedFile(str(path), f"not an image file type ({path.suffix or 'no extension'})")
+            )
+    samples, bad = _check(found, check, progress, max_pixels)
+    return Dataset(root, "folder", samples, skipped + bad)
+
+
+def scan_csv(
+    csv_path: Path, check: bool = True, progress: ProgressCallback = no_progress, max_pixels: int = MAX_PIXELS
+) -> Dataset:
+    """Read a CSV with ``path`` and ``label`` columns (paths relative to the CSV; optional ``group``)."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UnusableInputError(f"cannot read {csv_path}: {exc}") from None
+    if not rows or "path" not in rows[0]:
+        raise UnusableInputError(f"{csv_path} needs a header with at least a 'path' column (and 'label')")
+    found: list[tuple[Path, str | None, str | None]] = []
+    skipped: list[SkippedFile] = []
+    for row in rows:
+        raw = (row.get("path") or "").strip()
+        if not raw:
+            continue
+        path = Path(raw) if Path(raw).is_absolute() else (csv_path.parent / raw)
+        label = (row.get("label") or "").strip() or None
+        group = (row.get("group") or "").strip() or None
+        if not path.exists():
+            skipped.append(SkippedFile(str(path), "file not found"))
+            continue
+        found.append((path.resolve(), label, group))
+    samples, bad = _check(found, check, progress, max_pixels)
+    return Dataset(csv_path, "csv", samples, skipped + bad)
+
+
+def scan_project(folder: Path) -> Dataset:
+    """Read the samples and current labels of a LabelTune project."""
+    from labeltune.core.project import Project
+
+    with Project.open(folder) as project:
+        samples = project.samples()
+        classes = list(project.classes)
+    missing = [s for s in samples if not s.path.exists()]
+    present = [s for s in samples if s.path.exists()]
+    skipped = [SkippedFile(str(s.path), "file not found (moved or deleted since import)") for s in missing]
+    return Dataset(folder, "project", present, skipped, class_order=classes)
+
+
+def scan(source: Path | str, check: bool = True, progress: ProgressCallback = no_progress) -> Dataset:
+    """Scan a class folder, a CSV file or a project folder."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise UnusableInputError(f"{source} does not exist")
+    if source.is_file():
+        if source.suffix.lower() != ".csv":
+            raise UnusableInputError(f"{source} is a file; give a folder of images, a .csv or a project")
+        return scan_csv(source.resolve(), check, progress)
+    if (source / PROJECT_FILE).is_file():
+        return scan_project(source.resolve())
+    return scan_folder(source.resolve(), check, progress)

@@ -1,0 +1,173 @@
+"""Using a trained run: predict files with top-k probabilities, evaluate on labeled data, sort files."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labeltune.core.datasets import Dataset, SkippedFile, scan_folder
+from labeltune.core.errors import ImageDecodeError, UnusableInputError
+from labeltune.core.features import images_to_tensor
+from labeltune.core.imaging import is_image_file, load_array
+from labeltune.core.metrics import classification_metrics, top_k
+from labeltune.core.model import load_model
+from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+
+
+@dataclass
+class Prediction:
+    """The model's answer for one file."""
+
+    path: Path
+    label: str
+    confidence: float
+    top: list[tuple[str, float]]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "path": str(self.path),
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "top_k": [{"label": lab, "probability": round(p, 6)} for lab, p in self.top],
+        }
+
+
+def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], list[SkippedFile]]:
+    """Expand files and folders (recursively) into image paths; report what is not an image."""
+    paths: list[Path] = []
+    skipped: list[SkippedFile] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = scan_folder(path.resolve(), check=False)
+            paths.extend(s.path for s in found.samples)
+            skipped.extend(found.skipped)
+        elif path.is_file():
+            if is_image_file(path):
+                paths.append(path.resolve())
+            else:
+                skipped.append(SkippedFile(str(path), f"not an image file type ({path.suffix or 'none'})"))
+        else:
+            raise UnusableInputError(f"{path} does not exist")
+    return paths, skipped
+
+
+def predict_files(
+    run_dir: Path | str,
+    paths: Sequence[Path],
+    k: int = 3,
+    batch_size: int = 32,
+    device: str = "auto",
+    progress: ProgressCallback = no_progress,
+    stop_event: threading.Event | None = None,
+) -> tuple[list[Prediction], list[SkippedFile]]:
+    """Predict ``paths`` with the run's model; unreadable files are returned as skipped."""
+    import torch
+
+    from labeltune.core.device import inference_precision, memory_format, select_device
+
+    dev = select_device(device)
+    model, config = load_model(run_dir, dev)
+    model.to(memory_format=memory_format(dev))
+    k = max(1, min(k, len(config.classes)))
+    predictions: list[Prediction] = []
+    skipped: list[SkippedFile] = []
+    for start in range(0, len(paths), batch_size):
+        check_stop(stop_event)
+        arrays, kept = [], []
+        for path in paths[start : start + batch_size]:
+            try:
+                arrays.append(load_array(path, config.input_size))
+                kept.append(path)
+            except ImageDecodeError as exc:
+                skipped.append(SkippedFile(str(path), str(exc)))
+        if arrays:
+            with torch.inference_mode(), inference_precision(dev):
+                logits = model(images_to_tensor(arrays, dev)).float()
+            probabilities = torch.softmax(logits, 1).cpu().numpy()
+            index, values = top_k(probabilities, k)
+            for row, path in enumerate(kept):
+                top = [
+                    (config.classes[int(i)], float(v)) for i, v in zip(index[row], values[row], strict=True)
+                ]
+                predictions.append(Prediction(path, top[0][0], top[0][1], top))
+        progress(Progress("predict", min(start + batch_size, len(paths)), len(paths)))
+    return predictions, skipped
+
+
+def evaluate_run(
+    run_dir: Path | str,
+    data: Dataset,
+    device: str = "auto",
+    progress: ProgressCallback = no_progress,
+    stop_event: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Metrics of the run's model on ``data``'s labeled images (labels unknown to the model are skipped)."""
+    import json
+
+    from labeltune.core.model import CONFIG_FILE
+
+    classes = json.loads((Path(run_dir) / CONFIG_FILE).read_text())["model"]["classes"]
+    skipped = list(data.skipped)
+    usable = []
+    for sample in data.labeled:
+        if sample.label in classes:
+            usable.append(sample)
+        else:
+            skipped.append(SkippedFile(str(sample.path), f"class {sample.label!r} is unknown to this model"))
+    if not usable:
+        raise UnusableInputError(
+            f"no labeled images of the model's classes ({', '.join(classes)}) in {data.root}"
+        )
+    predictions, bad = predict_files(
+        run_dir, [s.path for s in usable], 1, device=device, progress=progress, stop_event=stop_event
+    )
+    truth = {s.path: classes.index(s.label) for s in usable}  # type: ignore[arg-type]
+    y_true = np.asarray([truth[p.path] for p in predictions], dtype=np.int64)
+    y_pred = np.asarray([classes.index(p.label) for p in predictions], dtype=np.int64)
+    metrics = classification_metrics(y_true, y_pred, classes)
+    metrics["skipped"] = [s.to_json() for s in skipped + bad]
+    return metrics
+
+
+def write_predictions_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
+    """Write ``path,label,confidence`` plus ``top1_label,top1_probability,...`` columns."""
+    header = ["path", "label", "confidence"]
+    for i in range(1, k + 1):
+        header += [f"top{i}_label", f"top{i}_probability"]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for p in predictions:
+            row: list[Any] = [str(p.path), p.label, f"{p.confidence:.6f}"]
+            for label, prob in p.top[:k]:
+                row += [label, f"{prob:.6f}"]
+            row += [""] * (len(header) - len(row))
+            writer.writerow(row)
+
+
+def sort_into(
+    predictions: Sequence[Prediction], out_dir: Path, min_confidence: float = 0.0
+) -> dict[str, int]:
+    """Copy files into ``out_dir/<class>/`` (or ``uncertain/`` below ``min_confidence``); return counts."""
+    counts: dict[str, int] = {}
+    for p in predictions:
+        folder = p.label if p.confidence >= min_confidence else "uncertain"
+        target_dir = Path(out_dir) / folder
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / p.path.name
+        n = 1
+        while target.exists():  # never overwrite: two inputs may share a name
+            target = target_dir / f"{p.path.stem}_{n}{p.path.suffix}"
+            n += 1
+        shutil.copy2(p.path, target)
+        counts[folder] = counts.get(folder, 0) + 1
+    return counts

@@ -1,0 +1,327 @@
+"""A small training loop in the torchvision-reference style, with Lightning-named callback hooks.
+
+The loop knows nothing about images, caches or Qt: it trains ``model`` on batches from a
+:class:`TensorBatches` source, evaluates after each epoch, keeps the best weights (highest validation
+balanced accuracy, ties broken by lower validation loss), stops early, and checks a ``threading.Event``
+every batch so a Stop button (or Ctrl+C in the CLI) ends it cleanly with the best model so far.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labeltune.core.metrics import classification_metrics
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+@dataclass
+class EpochRecord:
+    """Metrics of one epoch (one row of ``history.csv``)."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    val_balanced_accuracy: float
+    val_macro_f1: float
+    lr: float
+    seconds: float
+
+    def to_json(self) -> dict[str, float]:
+        """Return the record as a dict of builtins."""
+        return asdict(self)
+
+
+class Callback:
+    """Base class: override the hooks you need (all are no-ops)."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Called once before the first epoch."""
+
+    def on_batch_end(self, trainer: Trainer, batch: int, batches: int, loss: float) -> None:
+        """Called after each optimisation step."""
+
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+        """Called after each epoch's validation."""
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """Called once after training ends normally or by Stop / early stopping."""
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        """Called when training fails; the exception is re-raised afterwards."""
+
+
+class TensorBatches:
+    """Mini-batches of in-memory tensors; shuffled per epoch from ``seed + epoch`` (so resume is exact)."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        device: torch.device,
+        shuffle: bool = False,
+        seed: int = 0,
+        transform: Callable[[torch.Tensor, bool], torch.Tensor] | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        self.x, self.y = x, y
+        self.batch_size = batch_size
+        self.device = device
+        self.shuffle, self.seed = shuffle, seed
+        self.transform = transform
+        self.drop_last = drop_last and len(y) > batch_size
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x, y)`` on the device for ``epoch``."""
+        import torch
+
+        n = len(self.y)
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(n, generator=generator)
+        else:
+            order = torch.arange(n)
+        pin = self.device.type == "cuda"
+        for b in range(len(self)):
+            index = order[b * self.batch_size : (b + 1) * self.batch_size]
+            xb, yb = self.x[index], self.y[index]
+            if pin:
+                xb, yb = xb.pin_memory(), yb.pin_memory()
+            xb = xb.to(self.device, non_blocking=True)
+            yb = yb.to(self.device, non_blocking=True)
+            if self.transform is not None:
+                xb = self.transform(xb, self.shuffle)
+            yield xb, yb
+
+
+@dataclass
+class TrainerState:
+    """Everything that a resumed run needs besides model/optimizer/scheduler."""
+
+    epoch: int = 0  # epochs completed
+    best_epoch: int = 0
+    best_score: tuple[float, float] = (-1.0, -math.inf)
+    best_state: dict[str, Any] = field(default_factory=dict)
+    bad_epochs: int = 0
+    history: list[EpochRecord] = field(default_factory=list)
+    stopped_by_user: bool = False
+    stopped_early: bool = False
+
+
+class Trainer:
+    """Train ``model`` for up to ``epochs`` epochs; see the module docstring."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        train: TensorBatches,
+        val: TensorBatches | None,
+        epochs: int,
+        num_classes: int,
+        scheduler: Any = None,
+        callbacks: Sequence[Callback] = (),
+        stop_event: threading.Event | None = None,
+        patience: int = 0,
+        amp: bool = False,
+    ) -> None:
+        self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
+        self.train_batches, self.val_batches = train, val
+        self.epochs = epochs
+        self.num_classes = num_classes
+        self.scheduler = scheduler
+        self.callbacks = list(callbacks)
+        self.stop_event = stop_event or threading.Event()
+        self.patience = patience
+        self.amp = amp
+        self.state = TrainerState()
+        self.should_stop = False
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def fit(self) -> TrainerState:
+        """Run the remaining epochs; return the final state (best weights are loaded into the model)."""
+        try:
+            for callback in self.callbacks:
+                callback.on_fit_start(self)
+            while self.state.epoch < self.epochs and not self.should_stop:
+                record = self._run_epoch(self.state.epoch + 1)
+                if record is None:  # stopped mid-epoch: the partial epoch does not count
+                    break
+                self._after_epoch(record)
+            if self.state.best_state:
+                self.model.load_state_dict(self.state.best_state)
+            for callback in self.callbacks:
+                callback.on_fit_end(self)
+        except BaseException as error:
+            for callback in self.callbacks:
+                callback.on_exception(self, error)
+            raise
+        return self.state
+
+    def _run_epoch(self, epoch: int) -> EpochRecord | None:
+        import torch
+
+        start = time.perf_counter()
+        self.model.train()
+        device_type = self.train_batches.device.type
+        scaler = torch.amp.GradScaler("cuda", enabled=self.amp and device_type == "cuda")
+        total_loss, correct, seen = 0.0, 0, 0
+        batches = len(self.train_batches)
+        for b, (x, y) in enumerate(self.train_batches.batches(epoch)):
+            if self.stop_event.is_set():
+                self.state.stopped_by_user = True
+                return None
+            with torch.autocast(device_type, dtype=torch.float16, enabled=self.amp and device_type == "cuda"):
+                logits = self.model(x)
+                loss = self.loss_fn(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(self.optimizer)
+            scaler.update()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(
+                    f"training diverged (loss {value}) in epoch {epoch}; try a lower learning rate"
+                )
+            total_loss += value * len(y)
+            correct += int((logits.detach().argmax(1) == y).sum())
+            seen += len(y)
+            for callback in self.callbacks:
+                callback.on_batch_end(self, b + 1, batches, value)
+        if self.stop_event.is_set():
+            self.state.stopped_by_user = True
+            return None
+        lr = float(self.optimizer.param_groups[-1]["lr"])
+        if self.scheduler is not None:
+            self.scheduler.step()
+        val = self.evaluate()
+        return EpochRecord(
+            epoch=epoch,
+            train_loss=total_loss / max(seen, 1),
+            train_accuracy=correct / max(seen, 1),
+            val_loss=val["loss"],
+            val_accuracy=val["accuracy"],
+            val_balanced_accuracy=val["balanced_accuracy"],
+            val_macro_f1=val["macro_f1"],
+            lr=lr,
+            seconds=time.perf_counter() - start,
+        )
+
+    def evaluate(self) -> dict[str, float]:
+        """Loss and metrics on the validation batches (NaN when there is no validation set)."""
+        if self.val_batches is None or len(self.val_batches) == 0:
+            nan = float("nan")
+            return {"loss": nan, "accuracy": nan, "balanced_accuracy": nan, "macro_f1": nan}
+        logits, y = predict_batches(self.model, self.val_batches, self.amp)
+        import torch
+
+        loss = float(torch.nn.functional.cross_entropy(logits, y))
+        classes = [str(i) for i in range(self.num_classes)]
+        m = classification_metrics(y.numpy(), logits.argmax(1).numpy(), classes)
+        return {
+            "loss": loss,
+            "accuracy": m["accuracy"],
+            "balanced_accuracy": m["balanced_accuracy"],
+            "macro_f1": m["macro_f1"],
+        }
+
+    def _after_epoch(self, record: EpochRecord) -> None:
+        state = self.state
+        state.epoch = record.epoch
+        state.history.append(record)
+        if math.isnan(record.val_loss):
+            score = (record.train_accuracy, -record.train_loss)
+        else:
+            score = (record.val_balanced_accuracy, -record.val_loss)
+        if score > state.best_score:
+            state.best_score = score
+            state.best_epoch = record.epoch
+            state.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            state.bad_epochs = 0
+        else:
+            state.bad_epochs += 1
+            if self.patience and state.bad_epochs >= self.patience:
+                state.stopped_early = True
+                self.should_stop = True
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, record)
+
+    # -- resume ---------------------------------------------------------------------------------------
+    def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A dict of tensors and builtins (loadable with ``weights_only=True``) to resume from."""
+        s = self.state
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "epoch": s.epoch,
+            "best_epoch": s.best_epoch,
+            "best_score": list(s.best_score),
+            "best_state": s.best_state,
+            "bad_epochs": s.bad_epochs,
+            "history": [r.to_json() for r in s.history],
+            "extra": extra or {},
+        }
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from :meth:`checkpoint`'s output."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None and checkpoint.get("scheduler") is not None:
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        s = self.state
+        s.epoch = int(checkpoint["epoch"])
+        s.best_epoch = int(checkpoint["best_epoch"])
+        s.best_score = (float(checkpoint["best_score"][0]), float(checkpoint["best_score"][1]))
+        s.best_state = dict(checkpoint["best_state"])
+        s.bad_epochs = int(checkpoint["bad_epochs"])
+        s.history = [EpochRecord(**r) for r in checkpoint["history"]]
+
+
+def predict_batches(
+    model: nn.Module, batches: TensorBatches, amp: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (float32, CPU) and targets (CPU) of ``model`` over ``batches`` in eval mode."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    outs, ys = [], []
+    device_type = batches.device.type
+    with (
+        torch.inference_mode(),
+        torch.autocast(device_type, torch.float16, enabled=amp and device_type == "cuda"),
+    ):
+        for x, y in batches.batches(0):
+            outs.append(model(x).float().cpu())
+            ys.append(y.cpu())
+    model.train(was_training)
+    if not outs:
+        return torch.zeros((0, 0)), torch.zeros((0,), dtype=torch.long)
+    return torch.cat(outs), torch.cat(ys)
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Inverse-frequency weights ``n / (k * count_c)`` (1 for absent classes), for a class-balanced loss."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.ones(num_classes)
+    present = counts > 0
+    weights[present] = len(labels) / (present.sum() * counts[present])
+    return weights

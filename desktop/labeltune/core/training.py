@@ -1,0 +1,563 @@
+"""A training run from start to finish: data → split → weights → (cached) features → trainer → run folder.
+
+``train()`` and ``resume()`` are plain functions taking a progress callback and a stop event; the CLI wraps
+them with a text progress bar and the GUI with a worker thread.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labeltune import __version__
+from labeltune.core.backbones import get_spec
+from labeltune.core.datasets import Dataset, SkippedFile
+from labeltune.core.errors import UnusableInputError
+from labeltune.core.features import (
+    FeatureCache,
+    FeatureKey,
+    calibrate_batchnorm,
+    default_cache_root,
+    extract_features,
+)
+from labeltune.core.hashing import file_sha256
+from labeltune.core.metrics import classification_metrics
+from labeltune.core.model import CONFIG_FILE, ModelConfig, build_classifier, save_model
+from labeltune.core.progress import Progress, ProgressCallback, no_progress
+from labeltune.core.splits import groups_from_regex, split_indices
+from labeltune.core.trainer import (
+    Callback,
+    EpochRecord,
+    TensorBatches,
+    Trainer,
+    class_weights,
+    predict_batches,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("features", "partial", "full")
+DEFAULT_LR = {"features": 1e-3, "partial": 1e-3, "full": 3e-4}
+CHECKPOINT_FILE = "checkpoint.pt"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "manifest.csv"
+
+
+@dataclass
+class TrainConfig:
+    """The user's choices for one run (stored in the run's ``config.json``)."""
+
+    backbone: str = "resnet18"
+    strategy: str = "features"
+    weights: str = "imagenet"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float | None = None  # None: the strategy's default
+    backbone_lr_factor: float = 0.1  # full fine-tuning: backbone learns this much slower than the head
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.2
+    group_by: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    input_size: int | None = None  # None: the backbone's own (299 for Inception-v3, else 224)
+    head_hidden: int = 0  # 0: linear head; >0: MLP with one hidden layer of this width
+    augment: bool = True  # partial/full on images; features only through cached_views
+    cached_views: int = 0  # augmented views per image cached for features/partial
+    patience: int = 5  # early stopping after this many epochs without improvement (0: off)
+    class_balanced: bool = True
+    threads: int | None = None
+
+    def resolved_lr(self) -> float:
+        """The learning rate to use."""
+        return self.lr if self.lr is not None else DEFAULT_LR[self.strategy]
+
+    def validate(self) -> None:
+        """Raise :class:`UnusableInputError` for settings that cannot work."""
+        get_spec(self.backbone)
+        if self.strategy not in STRATEGIES:
+            raise UnusableInputError(
+                f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}"
+            )
+        if self.epochs < 1 or self.batch_size < 1:
+            raise UnusableInputError("--epochs and --batch-size must be at least 1")
+        if self.lr is not None and not (0 < self.lr < 10):
+            raise UnusableInputError(f"--lr {self.lr} is out of range (0, 10)")
+        if self.input_size is not None and self.input_size < 16:
+            raise UnusableInputError("input size must be at least 16 px")
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run reports; ``to_json`` is the CLI's ``train --json`` object."""
+
+    run_dir: Path
+    backbone: str
+    strategy: str
+    classes: list[str]
+    train_size: int
+    val_size: int
+    metrics: dict[str, Any]
+    best_epoch: int
+    epochs_run: int
+    seconds_total: float
+    seconds_features: float
+    skipped: list[SkippedFile]
+    stopped: bool = False
+    stopped_early: bool = False
+    weights_id: str = ""
+    history: list[EpochRecord] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "run_dir": str(self.run_dir),
+            "backbone": self.backbone,
+            "strategy": self.strategy,
+            "weights_id": self.weights_id,
+            "classes": self.classes,
+            "train_size": self.train_size,
+            "val_size": self.val_size,
+            "val_accuracy": self.metrics.get("accuracy"),
+            "val_balanced_accuracy": self.metrics.get("balanced_accuracy"),
+            "val_macro_f1": self.metrics.get("macro_f1"),
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "stopped": self.stopped,
+            "stopped_early": self.stopped_early,
+            "seconds_total": round(self.seconds_total, 3),
+            "seconds_features": round(self.seconds_features, 3),
+            "skipped": [s.to_json() for s in self.skipped],
+        }
+
+
+@dataclass
+class PreparedData:
+    """The labeled files of a run with hashes, class indices and split."""
+
+    paths: list[Path]
+    hashes: list[str]
+    labels: np.ndarray  # int64 class index
+    is_val: np.ndarray  # bool
+    classes: list[str]
+    skipped: list[SkippedFile]
+
+
+# -- data ---------------------------------------------------------------------------------------------
+def prepare_data(
+    data: Dataset, config: TrainConfig, progress: ProgressCallback = no_progress
+) -> PreparedData:
+    """Hash the labeled files, index classes, and split train/validation (stratified, maybe grouped)."""
+    samples = data.labeled
+    classes = data.classes
+    if len(classes) < 2:
+        found = f"only {classes[0]!r}" if classes else "none"
+        raise UnusableInputError(
+            f"training needs at least 2 classes with labeled images in {data.root} (found {found}); "
+            "put each class's images in its own sub-folder"
+        )
+    skipped = list(data.skipped)
+    paths: list[Path] = []
+    hashes: list[str] = []
+    labels: list[int] = []
+    groups: list[str | None] = []
+    for i, sample in enumerate(samples):
+        try:
+            hashes.append(file_sha256(sample.path))
+        except OSError as exc:
+            skipped.append(SkippedFile(str(sample.path), f"cannot read: {exc.strerror or exc}"))
+            continue
+        paths.append(sample.path)
+        labels.append(classes.index(sample.label))  # type: ignore[arg-type]
+        groups.append(sample.group)
+        if i % 256 == 0:
+            progress(Progress("hash", i, len(samples), "reading files"))
+    if config.group_by:
+        groups = list(groups_from_regex([p.name for p in paths], config.group_by))
+    use_groups = any(g is not None for g in groups)
+    label_names = [classes[i] for i in labels]
+    _, val_idx = split_indices(
+        label_names, config.val_fraction, config.seed, groups if use_groups else None, keys=hashes
+    )
+    is_val = np.zeros(len(paths), dtype=bool)
+    is_val[list(val_idx)] = True
+    return PreparedData(paths, hashes, np.asarray(labels, dtype=np.int64), is_val, classes, skipped)
+
+
+def write_manifest(run_dir: Path, data: PreparedData) -> None:
+    """Write ``manifest.csv``: file, sha256, label, split."""
+    with open(run_dir / MANIFEST_FILE, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "sha256", "label", "split"])
+        for path, digest, label, val in zip(data.paths, data.hashes, data.labels, data.is_val, strict=True):
+            writer.writerow([str(path), digest, data.classes[int(label)], "val" if val else "train"])
+
+
+def read_manifest(run_dir: Path, classes: list[str]) -> PreparedData:
+    """Read a run's ``manifest.csv`` back (used to resume)."""
+    paths, hashes, labels, is_val = [], [], [], []
+    with open(run_dir / MANIFEST_FILE, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            paths.append(Path(row["file"]))
+            hashes.append(row["sha256"])
+            labels.append(classes.index(row["label"]))
+            is_val.append(row["split"] == "val")
+    return PreparedData(paths, hashes, np.asarray(labels, np.int64), np.asarray(is_val, bool), classes, [])
+
+
+# -- callbacks ----------------------------------------------------------------------------------------
+class _ProgressCallback(Callback):
+    def __init__(self, progress: ProgressCallback, epochs: int) -> None:
+        self.progress, self.epochs = progress, epochs
+
+    def on_batch_end(self, trainer: Trainer, batch: int, batches: int, loss: float) -> None:
+        epoch = trainer.state.epoch + 1
+        done = trainer.state.epoch * batches + batch
+        self.progress(
+            Progress("train", done, self.epochs * batches, f"epoch {epoch}/{self.epochs} loss {loss:.3f}")
+        )
+
+
+class _RunFilesCallback(Callback):
+    """Writes ``history.csv`` and the resume checkpoint after every epoch."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+        import torch
+
+        write_history(self.run_dir, trainer.state.history)
+        tmp = self.run_dir / (CHECKPOINT_FILE + ".tmp")
+        torch.save(trainer.checkpoint(), tmp)
+        tmp.replace(self.run_dir / CHECKPOINT_FILE)
+
+
+def write_history(run_dir: Path, history: Sequence[EpochRecord]) -> None:
+    """Write ``history.csv`` (one row per epoch)."""
+    names = list(EpochRecord.__dataclass_fields__)
+    with open(run_dir / HISTORY_FILE, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for record in history:
+            writer.writerow([getattr(record, n) for n in names])
+
+
+# -- the run ------------------------------------------------------------------------------------------
+def new_run_dir(base: Path) -> Path:
+    """A fresh ``base/<timestamp>-<id>`` folder name."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(base) / f"{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def train(
+    data: Dataset,
+    config: TrainConfig,
+    run_dir: Path,
+    progress: ProgressCallback = no_progress,
+    stop_event: threading.Event | None = None,
+    callbacks: Sequence[Callback] = (),
+    cache_root: Path | None = None,
+) -> RunResult:
+    """Train a model on ``data`` as ``config`` says; write everything to ``run_dir``."""
+    start = time.perf_counter()
+    config.validate()
+    prepared = prepare_data(data, config, progress)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(run_dir, prepared)
+    return _fit(run_dir, config, prepared, None, progress, stop_event, callbacks, cache_root, start, data)
+
+
+def resume(
+    run_dir: Path,
+    progress: ProgressCallback = no_progress,
+    stop_event: threading.Event | None = None,
+    callbacks: Sequence[Callback] = (),
+    epochs: int | None = None,
+    cache_root: Path | None = None,
+) -> RunResult:
+    """Continue an interrupted or stopped run from its last checkpoint (optionally to more epochs)."""
+    import torch
+
+    start = time.perf_counter()
+    run_dir = Path(run_dir)
+    checkpoint_path = run_dir / CHECKPOINT_FILE
+    if not (run_dir / CONFIG_FILE).is_file() or not checkpoint_path.is_file():
+        raise UnusableInputError(f"{run_dir} has no {CHECKPOINT_FILE} to resume from")
+    stored = json.loads((run_dir / CONFIG_FILE).read_text())
+    config = TrainConfig(**stored["train"])
+    if epochs is not None:
+        config.epochs = epochs
+    prepared = read_manifest(run_dir, stored["model"]["classes"])
+    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    return _fit(
+        run_dir, config, prepared, checkpoint, progress, stop_event, callbacks, cache_root, start, None
+    )
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _fit(
+    run_dir: Path,
+    config: TrainConfig,
+    data: PreparedData,
+    checkpoint: dict[str, Any] | None,
+    progress: ProgressCallback,
+    stop_event: threading.Event | None,
+    callbacks: Sequence[Callback],
+    cache_root: Path | None,
+    start: float,
+    source: Dataset | None,
+) -> RunResult:
+    import torch
+
+    from labeltune.core.device import describe_device, select_device
+    from labeltune.core.weights import resolve_weights
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = select_device(config.device)
+    _seed_everything(config.seed)
+    state, weights_id = resolve_weights(config.backbone, config.weights, config.seed, progress, stop_event)
+    model_config = ModelConfig.for_backbone(config.backbone, data.classes, config.input_size)
+    model_config.head_hidden = config.head_hidden
+    model: Any = build_classifier(model_config, state)  # Classifier: normalize, trunk, top, head
+    del state
+    stop_event = stop_event or threading.Event()
+
+    # Features for the frozen part, from the cache where possible.
+    seconds_features = 0.0
+    cache_root = Path(cache_root) if cache_root is not None else default_cache_root()
+    if config.strategy in ("features", "partial"):
+        stage = "pooled" if config.strategy == "features" else "trunk"
+        frozen = torch.nn.Sequential(model.normalize, model.trunk)
+        if stage == "pooled":
+            frozen.append(model.top)
+        if weights_id.startswith("random"):
+            # Random weights: estimate BatchNorm statistics on (up to 256) training images first; the
+            # images used are part of the cache key, since the features depend on them.
+            train_idx = np.flatnonzero(~data.is_val)[:256]
+            calibrate_batchnorm(frozen, [data.paths[i] for i in train_idx], model_config.input_size, device)
+            calibration = hashlib.sha256("".join(data.hashes[i] for i in train_idx).encode()).hexdigest()
+            weights_id = f"{weights_id}-bn{calibration[:10]}"
+        key = FeatureKey(
+            config.backbone, weights_id, model_config.preprocessing, model_config.input_size, stage
+        )
+        with FeatureCache(cache_root, key) as cache:
+            extracted = extract_features(
+                frozen,
+                data.paths,
+                data.hashes,
+                cache,
+                model_config.input_size,
+                device,
+                batch_size=max(config.batch_size, 32),
+                progress=progress,
+                stop_event=stop_event,
+            )
+            seconds_features += extracted.seconds_backbone
+            x_all = torch.from_numpy(extracted.features)
+            views = [x_all]
+            if config.cached_views:
+                from labeltune.core.augment import augment_batch
+
+                for v in range(1, config.cached_views + 1):
+                    extra = extract_features(
+                        frozen,
+                        data.paths,
+                        [f"{h}:aug{v}:seed{config.seed}" for h in data.hashes],
+                        cache,
+                        model_config.input_size,
+                        device,
+                        max(config.batch_size, 32),
+                        progress,
+                        stop_event,
+                        transform=augment_batch,
+                    )
+                    seconds_features += extra.seconds_backbone
+                    views.append(torch.from_numpy(extra.features))
+        data = _drop_failed(data, extracted.ok, extracted.failed)
+        trainable: nn.Module = model.head if stage == "pooled" else torch.nn.Sequential(model.top, model.head)
+        params: list[dict[str, Any]] = [{"params": list(trainable.parameters())}]
+        n_views = len(views)
+        train_mask = ~data.is_val
+        x_train = torch.cat([v[torch.from_numpy(train_mask)] for v in views])
+        y_train = torch.from_numpy(np.tile(data.labels[train_mask], n_views))
+        x_val = x_all[torch.from_numpy(data.is_val)]
+
+        def to_float(x: torch.Tensor, _train: bool) -> torch.Tensor:
+            return x.float()
+
+        transform: Any = to_float
+    else:
+        from labeltune.core.augment import augment_batch
+        from labeltune.core.device import memory_format
+        from labeltune.core.features import _decode_batch
+
+        arrays, errors = _decode_batch(data.paths, model_config.input_size)
+        failed = {i: e for i, e in enumerate(errors) if e is not None}
+        ok = [i for i in range(len(arrays)) if i not in failed]
+        data = _drop_failed(data, ok, failed)
+        good: list[np.ndarray] = [a for a in arrays if a is not None]
+        images = torch.from_numpy(np.stack(good)) if good else torch.zeros((0,))
+        trainable = model
+        base_lr = config.resolved_lr()
+        backbone_params = [p for m in (model.trunk, model.top) for p in m.parameters()]
+        params = [
+            {"params": backbone_params, "lr": base_lr * config.backbone_lr_factor},
+            {"params": list(model.head.parameters()), "lr": base_lr},
+        ]
+        fmt = memory_format(device)
+        model.to(memory_format=fmt)
+        augment = config.augment
+
+        def to_image(x: torch.Tensor, train_mode: bool) -> torch.Tensor:
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            if train_mode and augment:
+                x = augment_batch(x)
+            return x.contiguous(memory_format=fmt)
+
+        transform = to_image
+        train_mask = ~data.is_val
+        x_train = images[torch.from_numpy(train_mask)]
+        y_train = torch.from_numpy(data.labels[train_mask])
+        x_val = images[torch.from_numpy(data.is_val)]
+
+    if config.strategy == "partial" and config.augment and not config.cached_views:
+        log.info("partial strategy trains on cached trunk outputs: augmentation needs cached views")
+    if len(y_train) == 0:
+        raise UnusableInputError("no training images left after removing unreadable files")
+    for module in (model.normalize, model.trunk, model.top):
+        module.requires_grad_(
+            config.strategy == "full" or (config.strategy == "partial" and module is model.top)
+        )
+    model.to(device)
+    y_val = torch.from_numpy(data.labels[data.is_val])
+    train_batches = TensorBatches(
+        x_train,
+        y_train,
+        config.batch_size,
+        device,
+        shuffle=True,
+        seed=config.seed,
+        transform=transform,
+        drop_last=config.strategy != "features",
+    )
+    val_batches = TensorBatches(x_val, y_val, max(config.batch_size, 64), device, transform=transform)
+    weights = class_weights(y_train.numpy(), len(data.classes)) if config.class_balanced else None
+    loss_fn = torch.nn.CrossEntropyLoss(
+        weight=torch.tensor(weights, dtype=torch.float32, device=device) if weights is not None else None
+    )
+    optimizer = torch.optim.AdamW(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+
+    _write_config(run_dir, config, model_config, weights_id, describe_device(device), source)
+    trainer = Trainer(
+        trainable,
+        optimizer,
+        loss_fn,
+        train_batches,
+        val_batches if len(y_val) else None,
+        config.epochs,
+        len(data.classes),
+        scheduler=scheduler,
+        stop_event=stop_event,
+        patience=config.patience,
+        amp=device.type == "cuda",
+        callbacks=[_ProgressCallback(progress, config.epochs), _RunFilesCallback(run_dir), *callbacks],
+    )
+    if checkpoint is not None:
+        trainer.restore(checkpoint)
+    state_out = trainer.fit()
+
+    if len(y_val):
+        logits, targets = predict_batches(trainable, val_batches)
+        metrics = classification_metrics(targets.numpy(), logits.argmax(1).numpy(), data.classes)
+    else:
+        metrics = {"note": "no validation set (val fraction 0)"}
+    save_model(run_dir, model.cpu(), model_config)
+    write_history(run_dir, state_out.history)
+    result = RunResult(
+        run_dir=run_dir,
+        backbone=config.backbone,
+        strategy=config.strategy,
+        classes=data.classes,
+        train_size=int((~data.is_val).sum()),
+        val_size=int(data.is_val.sum()),
+        metrics=metrics,
+        best_epoch=state_out.best_epoch,
+        epochs_run=state_out.epoch,
+        seconds_total=time.perf_counter() - start,
+        seconds_features=seconds_features,
+        skipped=data.skipped,
+        stopped=state_out.stopped_by_user,
+        stopped_early=state_out.stopped_early,
+        weights_id=weights_id,
+        history=state_out.history,
+    )
+    summary = result.to_json()
+    (run_dir / METRICS_FILE).write_text(json.dumps({**metrics, "summary": summary}, indent=2))
+    return result
+
+
+def _drop_failed(data: PreparedData, ok: Sequence[int], failed: dict[int, str]) -> PreparedData:
+    if not failed:
+        return data
+    keep = np.asarray(ok, dtype=np.int64)
+    skipped = data.skipped + [SkippedFile(str(data.paths[i]), reason) for i, reason in sorted(failed.items())]
+    return PreparedData(
+        [data.paths[i] for i in keep],
+        [data.hashes[i] for i in keep],
+        data.labels[keep],
+        data.is_val[keep],
+        data.classes,
+        skipped,
+    )
+
+
+def _write_config(
+    run_dir: Path,
+    config: TrainConfig,
+    model_config: ModelConfig,
+    weights_id: str,
+    device: str,
+    source: Dataset | None,
+) -> None:
+    path = run_dir / CONFIG_FILE
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    content = {
+        "labeltune_version": __version__,
+        "created": previous.get("created", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")),
+        "model": asdict(model_config),
+        "train": asdict(config),
+        "weights_id": weights_id,
+        "device": device,
+        "data": previous.get("data")
+        or ({"source": str(source.root), "kind": source.kind} if source is not None else None),
+    }
+    path.write_text(json.dumps(content, indent=2))

@@ -1,0 +1,557 @@
+"""The store of pretrained ImageNet weights: download, import, validate and load them.
+
+Weights live in ``<user data dir>/weights`` (``$LABELTUNE_DATA_DIR/weights`` when that variable is set) as
+``<backbone>-imagenet.safetensors``: tensors only, torchvision key names, without the 1000-class ImageNet
+head (the spec's ``dropped_prefixes``), so every stored file holds exactly the keys of
+:func:`~labeltune.core.backbones.backbone_state_keys`. The safetensors metadata records where the weights
+came from (``source``: the URL or the imported file's name), the ``sha256`` of the original file and the
+``date`` they were stored.
+
+Files written by other programs are only ever read with ``torch.load(..., weights_only=True)`` or as
+safetensors, so a weights file cannot run code. This module does not import torch at import time: the GUI
+imports it to show which weights are present.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from labeltune.core.backbones import BackboneSpec, backbone_state_keys, get_spec
+from labeltune.core.errors import InvalidWeightsError, UnusableInputError, WeightsUnavailableError
+from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+#: Environment variable that moves the whole data directory (tests point it at a temporary folder).
+DATA_DIR_ENV = "LABELTUNE_DATA_DIR"
+#: Environment variable that replaces :data:`OFFICIAL_BASE_URL` so a mirror can serve the files.
+BASE_URL_ENV = "LABELTUNE_WEIGHTS_BASE_URL"
+OFFICIAL_BASE_URL = "https://download.pytorch.org/models/"
+
+STORE_SUFFIX = "-imagenet.safetensors"
+FORMAT_VERSION = "1"
+_CHUNK = 256 * 1024
+_PROGRESS_INTERVAL_S = 0.1
+#: A ``.part`` file untouched for this long belongs to a download that died; it is deleted.
+_STALE_PART_S = 3600.0
+_HEADER_LIMIT = 100 * 1024 * 1024
+
+# Old torchvision DenseNet checkpoints name layers 'norm.1', 'conv.2'...; torchvision renames them on load.
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Whether the ImageNet weights of one backbone are in the store, and where they come from."""
+
+    name: str
+    present: bool
+    #: Where the stored file is (or will be once downloaded or imported).
+    path: Path
+    url: str
+    download_mb: float
+    #: The URL or imported file name the stored weights came from; ``None`` when absent.
+    source: str | None = None
+    #: sha256 of the original (downloaded or imported) file; ``None`` when absent.
+    sha256: str | None = None
+
+
+# --------------------------------------------------------------------------------------------- locations
+
+
+def data_dir() -> Path:
+    """Return LabelTune's data directory: ``$LABELTUNE_DATA_DIR`` or the platform's user data dir."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("labeltune"))
+
+
+def weights_dir() -> Path:
+    """Return the directory holding the stored weights (it may not exist yet)."""
+    return data_dir() / "weights"
+
+
+def weights_path(name: str) -> Path:
+    """Return the path of the stored ImageNet weights of backbone ``name`` (present or not)."""
+    get_spec(name)
+    return weights_dir() / f"{name}{STORE_SUFFIX}"
+
+
+def weights_url(name: str) -> str:
+    """Return the URL the weights of ``name`` download from (on ``$LABELTUNE_WEIGHTS_BASE_URL`` if set)."""
+    spec = get_spec(name)
+    base = os.environ.get(BASE_URL_ENV)
+    if base:
+        return base.rstrip("/") + "/" + spec.weights_filename
+    return spec.weights_url
+
+
+def expected_sha256(name: str) -> str:
+    """Return the known sha256 of the official file for ``name``: the full digest or its prefix.
+
+    torchvision puts the first hex digits of the sha256 in the file name (``resnet18-f37072fd.pth``)
+    and ``torch.hub.check_hash`` compares only that prefix; a spec may carry a full ``sha256``.
+    """
+    spec = get_spec(name)
+    full = getattr(spec, "sha256", None)
+    return str(full).lower() if full else spec.sha256_prefix.lower()
+
+
+def fetch_instructions(name: str, url: str | None = None) -> str:
+    """Return the sentence telling the user which file to fetch by hand and how to import it."""
+    spec = get_spec(name)
+    url = url or weights_url(name)
+    return (
+        f"download {url} yourself (e.g. in a browser) and run: "
+        f"labeltune weights import {name} <path to {spec.weights_filename}>"
+    )
+
+
+# --------------------------------------------------------------------------------------------- queries
+
+
+def weights_present(name: str) -> bool:
+    """Return whether the ImageNet weights of ``name`` are in the store."""
+    return weights_path(name).is_file()
+
+
+def read_store_metadata(path: Path) -> dict[str, str]:
+    """Return the metadata of a safetensors file without importing torch (``{}`` if unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            if len(raw) < 8:
+                return {}
+            size = int.from_bytes(raw, "little")
+            if size > _HEADER_LIMIT:
+                return {}
+            header = json.loads(f.read(size))
+    except (OSError, ValueError):
+        return {}
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict):
+        return {}
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def list_weights() -> list[WeightsInfo]:
+    """Return one :class:`WeightsInfo` per known backbone, in registry order."""
+    from labeltune.core.backbones import BACKBONES
+
+    infos = []
+    for name, spec in BACKBONES.items():
+        path = weights_path(name)
+        present = path.is_file()
+        meta = read_store_metadata(path) if present else {}
+        infos.append(
+            WeightsInfo(
+                name=name,
+                present=present,
+                path=path,
+                url=weights_url(name),
+                download_mb=spec.weights_mb,
+                source=meta.get("source") if present else None,
+                sha256=meta.get("sha256") if present else None,
+            )
+        )
+    return infos
+
+
+def load_weights(name: str) -> dict[str, torch.Tensor]:
+    """Return the stored ImageNet weights of ``name`` (torchvision key names, without the ImageNet head).
+
+    Raises :class:`WeightsUnavailableError` telling how to get them when they are not in the store.
+    """
+    path = weights_path(name)
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"the ImageNet weights of {name} are not downloaded yet; run `labeltune weights download {name}` "
+            f"or {fetch_instructions(name)}"
+        )
+    from safetensors.torch import load_file
+
+    try:
+        return dict(load_file(str(path), device="cpu"))
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise InvalidWeightsError(
+            f"the stored weights {path} are damaged ({_one_line(exc)}); delete that file, then "
+            f"{fetch_instructions(name)}"
+        ) from exc
+
+
+# --------------------------------------------------------------------------------------------- import
+
+
+def import_weights(name: str, file: str | os.PathLike[str]) -> Path:
+    """Validate a torchvision ``.pth`` or a ``.safetensors`` file for ``name`` and put it in the store.
+
+    Accepts a plain state dict or one wrapped under ``"state_dict"`` or ``"model"``, strips a DataParallel
+    ``module.`` prefix, and checks keys and shapes (the ImageNet head is optional). Returns the stored path.
+    """
+    get_spec(name)
+    path = _existing_file(file)
+    digest = _sha256_file(path)
+    tensors = read_weights_file(name, path)
+    stored = _write_store(name, tensors, source=path.name, sha256=digest)
+    log.info("imported %s weights from %s (sha256 %s) into %s", name, path, digest[:12], stored)
+    return stored
+
+
+def read_weights_file(name: str, file: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a weights file safely and return its tensors checked against ``name`` (not stored).
+
+    The result has exactly the keys of :func:`~labeltune.core.backbones.backbone_state_keys`; missing
+    BatchNorm ``num_batches_tracked`` counters (absent from old checkpoints) are filled with zeros.
+    Raises :class:`InvalidWeightsError` for unreadable files and files for another architecture.
+    """
+    path = _existing_file(file)
+    raw = _load_any(path)
+    return validate_state_dict(name, raw, source=path.name)
+
+
+def validate_state_dict(
+    name: str, state: Mapping[str, Any], source: str = "weights"
+) -> dict[str, torch.Tensor]:
+    """Check ``state`` against backbone ``name`` and return a clean copy (see :func:`read_weights_file`)."""
+    import torch
+
+    spec = get_spec(name)
+    state = _unwrap(state)
+    if state and all(isinstance(k, str) and k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    renamed: dict[str, Any] = {}
+    for key, value in state.items():
+        key = str(key)
+        match = _DENSENET_OLD_KEY.match(key)
+        renamed[match.group(1) + match.group(2) if match else key] = value
+
+    expected = _expected_keys(name)
+    missing = [k for k in expected if k not in renamed and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in renamed if k not in expected and not k.startswith(spec.dropped_prefixes)]
+    not_tensors = [k for k in expected if k in renamed and not isinstance(renamed[k], torch.Tensor)]
+    wrong_shape = [
+        f"{k} {tuple(renamed[k].shape)} instead of {expected[k]}"
+        for k in expected
+        if k in renamed and isinstance(renamed[k], torch.Tensor) and tuple(renamed[k].shape) != expected[k]
+    ]
+    if missing or unexpected or not_tensors or wrong_shape:
+        problems = []
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("non-tensor", not_tensors),
+            ("wrong-shape", wrong_shape),
+        ):
+            if keys:
+                examples = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+                problems.append(f"{len(keys)} {label} key{'s' if len(keys) != 1 else ''} ({examples})")
+        hint = ""
+        if len(missing) > len(expected) // 2:
+            hint = "; is it a file for a different backbone?"
+        raise InvalidWeightsError(
+            f"{source} does not fit {name} ({len(expected)} tensors expected): {'; '.join(problems)}{hint}"
+        )
+
+    clean: dict[str, torch.Tensor] = {}
+    for key in expected:
+        value = renamed.get(key)
+        if value is None:  # an old checkpoint without BatchNorm counters
+            value = torch.zeros((), dtype=torch.long)
+        # A private, contiguous copy: safetensors refuses views and tensors sharing memory.
+        clean[key] = value.detach().to("cpu").clone(memory_format=torch.contiguous_format)
+    return clean
+
+
+# --------------------------------------------------------------------------------------------- download
+
+
+def download_weights(
+    name: str,
+    progress: ProgressCallback | None = None,
+    stop_event: threading.Event | None = None,
+    url: str | None = None,
+    timeout: float = 30,
+    expected_sha256: str | None = None,
+) -> Path:
+    """Download the official ImageNet weights of ``name``, check them and store them; return the path.
+
+    Streams from ``url`` (default: :func:`weights_url`) into a ``.part`` file in the store while computing
+    its sha256, reporting ``Progress("download <name>", bytes_done, bytes_total)`` and checking
+    ``stop_event`` between chunks (:class:`StoppedError`). The hash is compared with ``expected_sha256``
+    (default: :func:`expected_sha256`; a prefix is enough), the file is loaded safely, validated and
+    converted to safetensors. On any failure no ``.part`` file and no stored file are left behind.
+    Network problems raise :class:`WeightsUnavailableError` saying which file to fetch by hand and how to
+    import it.
+    """
+    spec = get_spec(name)
+    source = url or weights_url(name)
+    expected = (expected_sha256 or _expected_hash(name)).lower()
+    report = progress or no_progress
+    store = weights_dir()
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(store, spec)
+        check_stop(stop_event)
+        fd, part_name = tempfile.mkstemp(prefix=f"{spec.weights_filename}.", suffix=".part", dir=store)
+    except OSError as exc:
+        raise WeightsUnavailableError(f"cannot write to the weights store {store}: {_one_line(exc)}") from exc
+    part = Path(part_name)
+    try:
+        log.info("downloading %s weights from %s", name, source)
+        with os.fdopen(fd, "wb") as out:
+            digest = _fetch(name, source, out, part, report, stop_event, timeout)
+        if not digest.startswith(expected):
+            raise WeightsUnavailableError(
+                f"the file downloaded from {source} is damaged or not the official {spec.weights_filename} "
+                f"(its sha256 {digest[:16]}... does not start with {expected[:16]}); try again, or "
+                f"{fetch_instructions(name, source)}"
+            )
+        check_stop(stop_event)
+        tensors = validate_state_dict(name, _load_any(part), source=f"the file downloaded from {source}")
+        check_stop(stop_event)
+        stored = _write_store(name, tensors, source=source, sha256=digest)
+    finally:
+        part.unlink(missing_ok=True)
+    log.info("stored %s weights (sha256 %s) in %s", name, digest[:12], stored)
+    return stored
+
+
+def _expected_hash(name: str) -> str:
+    return expected_sha256(name)
+
+
+def _fetch(
+    name: str,
+    url: str,
+    out: BinaryIO,
+    part: Path,
+    report: ProgressCallback,
+    stop_event: threading.Event | None,
+    timeout: float,
+) -> str:
+    """Stream ``url`` into ``out``; return the hex sha256 of what was received."""
+    from labeltune import __version__ as version
+
+    stage = f"download {name}"
+    request = urllib.request.Request(url, headers={"User-Agent": f"labeltune/{version}"})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        raise _unavailable(name, url, f"the server answered HTTP {exc.code} {exc.reason}") from exc
+    except urllib.error.URLError as exc:
+        raise _unavailable(name, url, _one_line(exc.reason)) from exc
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise _unavailable(name, url, _one_line(exc)) from exc
+
+    with response:
+        try:
+            total = max(int(response.headers.get("Content-Length") or 0), 0)
+        except ValueError:
+            total = 0
+        read = getattr(response, "read1", response.read)
+        sha = hashlib.sha256()
+        done = 0
+        reported = 0
+        last_report = time.monotonic()
+        report(Progress(stage, 0, total))
+        while True:
+            check_stop(stop_event)
+            try:
+                chunk = read(_CHUNK)
+            except (OSError, http.client.HTTPException) as exc:
+                reason = f"the connection broke after {done} of {total or '?'} bytes: {_one_line(exc)}"
+                raise _unavailable(name, url, reason) from exc
+            if not chunk:
+                break
+            sha.update(chunk)
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise WeightsUnavailableError(f"could not write {part}: {_one_line(exc)}") from exc
+            done += len(chunk)
+            now = time.monotonic()
+            if not reported or done == total or now - last_report >= _PROGRESS_INTERVAL_S:
+                report(Progress(stage, done, total))
+                reported, last_report = done, now
+        if total and done != total:
+            raise _unavailable(name, url, f"the download stopped after {done} of {total} bytes")
+        if done == 0:
+            raise _unavailable(name, url, "the server sent an empty file")
+        if reported != done or not total:
+            report(Progress(stage, done, total or done))
+    return sha.hexdigest()
+
+
+def _unavailable(name: str, url: str, reason: str) -> WeightsUnavailableError:
+    return WeightsUnavailableError(
+        f"could not download the {name} weights from {url} ({reason}); {fetch_instructions(name, url)}"
+    )
+
+
+def _remove_stale_parts(store: Path, spec: BackboneSpec) -> None:
+    """Delete ``.part`` files of earlier downloads of ``spec`` that died (untouched for an hour)."""
+    now = time.time()
+    for stale in store.glob(f"{spec.weights_filename}.*.part"):
+        try:
+            if now - stale.stat().st_mtime > _STALE_PART_S:
+                stale.unlink()
+                log.info("deleted the stale partial download %s", stale)
+        except OSError:  # another process finished or removed it meanwhile
+            pass
+
+
+# --------------------------------------------------------------------------------------------- resolve
+
+
+def resolve_weights(
+    name: str,
+    choice: str,
+    seed: int,
+    progress: ProgressCallback | None = None,
+    stop_event: threading.Event | None = None,
+) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """Return the backbone state dict a run starts from and an id recording it in the run's config.
+
+    ``choice`` is ``"none"`` (random weights: ``(None, "random-seed<seed>")``), ``"imagenet"`` (the stored
+    ImageNet weights, downloaded first if missing: id ``"imagenet-<sha256 prefix>"``) or the path of a
+    ``.pth``/``.safetensors`` file (validated, not stored: id ``"file-<first 12 hex of its sha256>"``).
+    """
+    spec = get_spec(name)
+    key = choice.strip().lower()
+    if key == "none":
+        return None, f"random-seed{seed}"
+    if key == "imagenet":
+        if not weights_present(name):
+            download_weights(name, progress=progress, stop_event=stop_event)
+        state = load_weights(name)
+        path = weights_path(name)
+        digest = read_store_metadata(path).get("sha256") or _sha256_file(path)
+        return state, f"imagenet-{digest[: max(len(spec.sha256_prefix), 8)]}"
+    path = _existing_file(choice)
+    check_stop(stop_event)
+    digest = _sha256_file(path)
+    return read_weights_file(name, path), f"file-{digest[:12]}"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+@functools.cache
+def _expected_keys_cached(name: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return tuple(backbone_state_keys(name).items())
+
+
+def _expected_keys(name: str) -> dict[str, tuple[int, ...]]:
+    return dict(_expected_keys_cached(name))
+
+
+def _existing_file(file: str | os.PathLike[str]) -> Path:
+    path = Path(file).expanduser()
+    if not path.exists():
+        raise UnusableInputError(f"weights file not found: {path}")
+    if not path.is_file():
+        raise UnusableInputError(f"not a weights file (a directory?): {path}")
+    return path
+
+
+def _sha256_file(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1024 * 1024), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
+
+
+def _load_any(path: Path) -> Mapping[str, Any]:
+    """Read a safetensors or torch file without running code from it."""
+    try:
+        if _looks_like_safetensors(path):
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        if path.suffix.lower() == ".safetensors":
+            raise InvalidWeightsError(f"{path.name} is not a safetensors file")
+        import torch
+
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except InvalidWeightsError:
+        raise
+    except Exception as exc:  # torch.load raises many types (UnpicklingError, RuntimeError, EOFError...)
+        raise InvalidWeightsError(
+            f"{path.name} is not a weights file LabelTune can read safely ({_one_line(exc)})"
+        ) from exc
+    if not isinstance(loaded, Mapping):
+        raise InvalidWeightsError(f"{path.name} holds a {type(loaded).__name__}, not a state dict")
+    return loaded
+
+
+def _unwrap(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return the state dict of a checkpoint that wraps it under ``state_dict`` or ``model``."""
+    for key in ("state_dict", "model"):
+        inner = state.get(key)
+        if isinstance(inner, Mapping):
+            return inner
+    return state
+
+
+def _write_store(name: str, tensors: dict[str, torch.Tensor], source: str, sha256: str) -> Path:
+    """Write ``tensors`` atomically as the stored weights of ``name``."""
+    from safetensors.torch import save_file
+
+    path = weights_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "format": f"labeltune-weights-{FORMAT_VERSION}",
+        "backbone": name,
+        "source": source,
+        "sha256": sha256,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WeightsUnavailableError(f"could not write {path}: {_one_line(exc)}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _one_line(exc: object) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
