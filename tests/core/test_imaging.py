@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import io
 import struct
+import subprocess
+import sys
 import threading
 import warnings
 import zlib
@@ -19,6 +21,10 @@ from PIL import Image, ImageFile
 
 from labeltune.core.errors import ImageDecodeError, LabelTuneError
 from labeltune.core.imaging import MAX_PIXELS, decode_rgb, is_image_file, load_array, probe
+
+# imaging.py silences Pillow's UserWarnings (corrupt EXIF...) process-wide at import; pytest restores the
+# filters after collection, so do the same here (test_no_pillow_warnings_in_a_fresh_process checks it).
+pytestmark = pytest.mark.filterwarnings(r"ignore::UserWarning:PIL\.")
 
 CORN_IMAGES = Path("/work/shared/data/corn_leaf/images")
 RED = (255, 0, 0)
@@ -547,6 +553,17 @@ def test_eps_disguised_as_jpg_is_refused(tmp_path: Path) -> None:
     # Pillow reads EPS by running Ghostscript: never on a file from a user's photo folder.
     Image.new("RGB", (8, 8), RED).save(tmp_path / "vector.jpg", "EPS")
     assert "not an image" in str(_assert_decode_error(tmp_path / "vector.jpg"))
+
+
+def test_no_pillow_warnings_in_a_fresh_process(tmp_path: Path) -> None:
+    path = tmp_path / "garbage_exif.jpg"
+    _marked().save(path, exif=b"Exif\x00\x00MM\x00*\xff\xff\xff\xff garbage")
+    code = "import sys; from labeltune.core.imaging import decode_rgb; decode_rgb(sys.argv[1], 16)"
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr
 
 
 def test_decode_error_is_a_labeltune_error(tmp_path: Path) -> None:

@@ -109,6 +109,22 @@ class FeatureCache:
             self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)", rows)
             self._db.commit()
 
+    def put_blob(self, name: str, data: bytes) -> None:
+        """Store extra bytes that belong to this cache (e.g. calibrated BatchNorm statistics)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"blob:{name}", data.hex()))
+            self._db.commit()
+
+    def get_blob(self, name: str) -> bytes | None:
+        """Return bytes stored with :meth:`put_blob`, or ``None``."""
+        with self._lock:
+            row = self._db.execute("SELECT v FROM meta WHERE k = ?", (f"blob:{name}",)).fetchone()
+        return bytes.fromhex(row[0]) if row else None
+
+    def missing(self, hashes: Sequence[str], view: int = 0) -> int:
+        """How many of ``hashes`` are not cached."""
+        return len(set(hashes)) - len(self.get_many(hashes, view))
+
     def count(self, view: int = 0) -> int:
         """Number of stored arrays for ``view``."""
         with self._lock:
@@ -134,6 +150,8 @@ def calibrate_batchnorm(
     """
     import torch
 
+    from labeltune.core.device import inference_precision
+
     norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return 0
@@ -142,7 +160,7 @@ def calibrate_batchnorm(
         norm.momentum = None  # cumulative moving average
     module.to(device).train()
     used = 0
-    with torch.no_grad():
+    with torch.no_grad(), inference_precision(device):
         for start in range(0, len(paths), batch_size):
             arrays, _ = _decode_batch(paths[start : start + batch_size], input_size)
             good = [a for a in arrays if a is not None]

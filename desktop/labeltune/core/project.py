@@ -85,7 +85,8 @@ MIGRATIONS: dict[int, Migration] = {}
 """Migration hook: ``MIGRATIONS[n]`` upgrades a version-``n`` project to ``n + 1``.
 
 It receives the open connection (inside the transaction that also bumps ``user_version``) and the
-``project.json`` content as a dict, which it may change in place; the dict is written afterwards.
+``project.json`` content as a dict, which it may change in place; the dict is written before the
+transaction commits, so a step may meet a dict it already changed once (keep that part idempotent).
 """
 
 _SCHEMA = """
@@ -98,7 +99,7 @@ CREATE TABLE samples (
     group_key TEXT,              -- grouping key for grouped splits (e.g. a fish track id)
     added REAL NOT NULL,
     label TEXT,                  -- cache of the latest labels.value, kept by trigger labels_current
-    label_source TEXT            -- cache of the latest labels.source
+    label_source TEXT            -- cache of the latest labels.source (add_samples fills both at once)
 );
 CREATE INDEX samples_label ON samples(label);
 
@@ -112,7 +113,11 @@ CREATE TABLE labels (
 );
 CREATE INDEX labels_sample ON labels(sample_id, id);
 
-CREATE TRIGGER labels_current AFTER INSERT ON labels BEGIN
+CREATE TRIGGER labels_current AFTER INSERT ON labels
+WHEN NOT EXISTS (
+    SELECT 1 FROM samples WHERE id = NEW.sample_id AND label IS NEW.value AND label_source IS NEW.source
+)
+BEGIN
     UPDATE samples SET label = NEW.value, label_source = NEW.source WHERE id = NEW.sample_id;
 END;
 CREATE TRIGGER labels_append_only BEFORE UPDATE ON labels BEGIN
@@ -188,6 +193,16 @@ def is_project(folder: str | os.PathLike[str]) -> bool:
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and isinstance(data.get("schema_version"), int)
+
+
+def _json_default(value: Any) -> Any:
+    """Let ``json.dumps`` take numpy scalars and arrays (via ``tolist``) and paths, without numpy."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _now_iso() -> str:
@@ -382,11 +397,13 @@ class Project:
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if version == 0:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # again, now that we hold the lock
+            if version == 0:  # a new database gets the current schema: nothing to migrate
                 for statement in _split_sql(_SCHEMA):
                     conn.execute(statement)
-                version = SCHEMA_VERSION
-            start = min(version, meta["schema_version"])
+                start = SCHEMA_VERSION
+            else:  # min: a crash may have left project.json written and the database not committed
+                start = min(version, meta["schema_version"])
             for step in range(start, SCHEMA_VERSION):
                 migrate = MIGRATIONS.get(step)
                 if migrate is None:
@@ -400,7 +417,8 @@ class Project:
                     _atomic_write_json(folder / PROJECT_FILE, meta)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
@@ -440,7 +458,8 @@ class Project:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
 
@@ -498,10 +517,14 @@ class Project:
         return self._folder / "cache"
 
     def save_settings(self, **values: Any) -> None:
-        """Merge ``values`` (JSON-serialisable) into the settings and write ``project.json``."""
+        """Merge ``values`` into the settings and write ``project.json``.
+
+        Values must be JSON-serialisable (paths and numpy values are converted); otherwise ``TypeError``
+        is raised and nothing changes.
+        """
         with self._lock:
             settings = {**self._meta["settings"], **values}
-            json.dumps(settings)  # raises TypeError before anything is changed
+            settings = json.loads(json.dumps(settings, default=_json_default))  # TypeError: nothing changed
             self._save_meta(settings=settings)
 
     def add_source(self, path: str | os.PathLike[str]) -> bool:
@@ -560,7 +583,7 @@ class Project:
         now = time.time()
         with self._write() as conn:
             existing = self._rows_for_keys(conn, list(batch))
-            new_rows: list[tuple[str, str | None, float]] = []
+            new_rows: list[tuple[str, str | None, float, str | None, str | None]] = []
             group_updates: list[tuple[str, int]] = []
             label_rows: list[tuple[str, str, float, str]] = []
             known = set(self._meta["classes"])
@@ -569,8 +592,9 @@ class Project:
                 label = None if sample.label is None else _clean_class_name(sample.label)
                 row = existing.get(key)
                 if row is None:
-                    new_rows.append((key, sample.group, now))
+                    # the label cache is filled at once (the trigger then has nothing to update: faster)
                     record = label is not None
+                    new_rows.append((key, sample.group, now, label, source if record else None))
                 else:
                     sample_id, current, current_source, group = row
                     if sample.group is not None and sample.group != group:
@@ -581,7 +605,10 @@ class Project:
                     if label not in known:
                         known.add(label)
                         new_classes.append(label)
-            conn.executemany("INSERT INTO samples (path, group_key, added) VALUES (?, ?, ?)", new_rows)
+            conn.executemany(
+                "INSERT INTO samples (path, group_key, added, label, label_source) VALUES (?, ?, ?, ?, ?)",
+                new_rows,
+            )
             conn.executemany("UPDATE samples SET group_key = ? WHERE id = ?", group_updates)
             conn.executemany(
                 "INSERT INTO labels (sample_id, value, source, time) "
@@ -690,9 +717,6 @@ class Project:
         with self._lock:
             return int(self._db().execute("SELECT COUNT(*) FROM samples").fetchone()[0])
 
-    def __len__(self) -> int:
-        return self.sample_count()
-
     def counts(self) -> dict[str, int]:
         """Return the number of samples per class, in class order (0 for empty classes); no unlabeled."""
         with self._lock:
@@ -722,15 +746,16 @@ class Project:
         """Set (or with ``None`` remove) a sample's label; it is committed before this returns.
 
         An unknown class raises :class:`UnusableInputError` unless ``create_class`` is true, which
-        appends it to :attr:`classes`.  Setting the label a sample already has from the same source
-        records nothing.  A human change can be undone; it clears the redo stack.
+        appends it to :attr:`classes`.  Setting the label a sample already has from the same source,
+        or removing a label it does not have, records nothing.  A human change can be undone; it
+        clears the redo stack.
         """
         _check_source(source)
         cleaned = None if label is None else _clean_class_name(label)
         with self._lock:
             with self._write() as conn:
                 sample_id, _key, current, current_source = self._lookup(conn, sample)
-                if cleaned == current and current_source == source:
+                if cleaned == current and (current_source == source or cleaned is None):
                     return
                 new_class = cleaned is not None and cleaned not in self._meta["classes"]
                 if new_class and not create_class:
@@ -946,7 +971,7 @@ class Project:
         metrics: dict[str, Any],
     ) -> None:
         """Record a training run, or update it (path, backbone, strategy, metrics) if already recorded."""
-        metrics_json = json.dumps(metrics)
+        metrics_json = json.dumps(metrics, default=_json_default)
         key = self._key(os.path.abspath(run_dir))
         with self._write() as conn:
             conn.execute(

@@ -358,17 +358,23 @@ def _fit(
         frozen = torch.nn.Sequential(model.normalize, model.trunk)
         if stage == "pooled":
             frozen.append(model.top)
+        calibrate: list[Path] = []
         if weights_id.startswith("random"):
-            # Random weights: estimate BatchNorm statistics on (up to 256) training images first; the
+            # Random weights: BatchNorm statistics are estimated on (up to 64) training images first; the
             # images used are part of the cache key, since the features depend on them.
-            train_idx = np.flatnonzero(~data.is_val)[:256]
-            calibrate_batchnorm(frozen, [data.paths[i] for i in train_idx], model_config.input_size, device)
+            candidates = np.flatnonzero(~data.is_val)
+            train_idx = np.unique(candidates[np.linspace(0, len(candidates) - 1, 64).astype(int)])
+            calibrate = [data.paths[i] for i in train_idx]
             calibration = hashlib.sha256("".join(data.hashes[i] for i in train_idx).encode()).hexdigest()
             weights_id = f"{weights_id}-bn{calibration[:10]}"
         key = FeatureKey(
             config.backbone, weights_id, model_config.preprocessing, model_config.input_size, stage
         )
         with FeatureCache(cache_root, key) as cache:
+            if calibrate:
+                seconds_features += _calibrated_batchnorm(
+                    frozen, cache, calibrate, model_config.input_size, device
+                )
             extracted = extract_features(
                 frozen,
                 data.paths,
@@ -523,6 +529,24 @@ def _fit(
     summary = result.to_json()
     (run_dir / METRICS_FILE).write_text(json.dumps({**metrics, "summary": summary}, indent=2))
     return result
+
+
+def _calibrated_batchnorm(
+    frozen: nn.Module, cache: FeatureCache, paths: list[Path], input_size: int, device: torch.device
+) -> float:
+    """Calibrate BatchNorm statistics once per cache (later runs load them); return the seconds spent."""
+    from safetensors.torch import load as load_tensors
+    from safetensors.torch import save as save_tensors
+
+    stored = cache.get_blob("batchnorm")
+    if stored is not None:
+        frozen.load_state_dict(load_tensors(stored), strict=False)
+        return 0.0
+    start = time.perf_counter()
+    calibrate_batchnorm(frozen, paths, input_size, device)
+    buffers = {k: v.detach().cpu().contiguous() for k, v in frozen.state_dict().items() if "running_" in k}
+    cache.put_blob("batchnorm", save_tensors(buffers))
+    return time.perf_counter() - start
 
 
 def _drop_failed(data: PreparedData, ok: Sequence[int], failed: dict[int, str]) -> PreparedData:
