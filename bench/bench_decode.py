@@ -5,8 +5,8 @@ Run: ``.venv/bin/python bench/bench_decode.py [--images 20] [--repeats 3]``. Not
 (a) textbook: ``Image.open(p).convert("RGB").resize((s, s))`` then ``np.asarray`` (decodes every pixel);
 (b) ours: ``load_array(p, s)`` (JPEG draft mode: the decoder scales by 1/2..1/8 while decoding).
 Synthetic photos are 4000x3000 JPEGs, quality 90, smooth gradients plus sensor-like noise: half clean
-(noise sd 3), half high-ISO (sd 12, bigger files, more entropy decoding that draft mode cannot skip). The real corn-leaf photos are 256 px: there draft mode cannot help and the
-ratio should be near 1.
+(noise sd 3), half high-ISO (sd 12: bigger files, more entropy decoding, which draft mode cannot skip).
+The real corn-leaf photos are 256 px: there draft mode cannot help and the ratio should be near 1.
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def textbook(path: Path, size: int) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB").resize((size, size)))
 
 
-def time_per_image(fn: Callable[[Path, int], np.ndarray], paths: Sequence[Path], size: int, repeats: int) -> float:
+def time_per_image(
+    fn: Callable[[Path, int], np.ndarray], paths: Sequence[Path], size: int, repeats: int
+) -> float:
     """Median over ``repeats`` passes of the mean milliseconds per image."""
     runs = []
     for _ in range(repeats):
@@ -82,7 +84,9 @@ def compare(label: str, paths: Sequence[Path], repeats: int) -> list[tuple[str, 
             plain_runs.append(time_per_image(textbook, paths, size, 1))
             ours_runs.append(time_per_image(load_array, paths, size, 1))
         plain, ours = statistics.median(plain_runs), statistics.median(ours_runs)
-        diff = np.mean([np.abs(textbook(p, size).astype(np.int16) - load_array(p, size)).mean() for p in paths[:5]])
+        diff = np.mean(
+            [np.abs(textbook(p, size).astype(np.int16) - load_array(p, size)).mean() for p in paths[:5]]
+        )
         print(
             f"  {label:<36} {size:>4} px   textbook {plain:8.2f} ms   load_array {ours:8.2f} ms   "
             f"x{plain / ours:5.2f}   (mean |diff| {diff:.2f})",
@@ -95,7 +99,12 @@ def compare(label: str, paths: Sequence[Path], repeats: int) -> list[tuple[str, 
 def main(argv: Sequence[str] | None = None) -> None:
     """Generate the photos, time both decoders, print per-image figures and a summary table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=20, help="synthetic 4000x3000 photos, half clean, half noisy (default 20)")
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=20,
+        help="synthetic 4000x3000 photos, half clean, half noisy (default 20)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed passes; the median is kept")
     args = parser.parse_args(argv)
 

@@ -12,6 +12,7 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,7 +38,9 @@ WHITE = (255, 255, 255)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def _png_bytes(width: int, height: int, bit_depth: int, color_type: int, raw: bytes) -> bytes:
@@ -111,7 +114,17 @@ def no_leaks() -> Iterator[list[warnings.WarningMessage]]:
 
 @pytest.mark.parametrize(
     "name",
-    ["Corn_Blight (1007).JPG", "a.jpg", "a.JPEG", "a.Png", "scan.TIF", "scan.tiff", "x.jfif", "x.WebP", "x.pgm"],
+    [
+        "Corn_Blight (1007).JPG",
+        "a.jpg",
+        "a.JPEG",
+        "a.Png",
+        "scan.TIF",
+        "scan.tiff",
+        "x.jfif",
+        "x.WebP",
+        "x.pgm",
+    ],
 )
 def test_is_image_file_accepts_any_case(name: str) -> None:
     assert is_image_file(Path(name))
@@ -370,12 +383,15 @@ def test_32bit_integer_tiff(tmp_path: Path) -> None:
 
 def test_rgb_tiff_and_webp_and_bmp(tmp_path: Path) -> None:
     image = _marked()
-    for name, kwargs in [("a.tif", {}), ("a.bmp", {}), ("a.webp", {"lossless": True}), ("a.ppm", {})]:
+    cases: list[tuple[str, dict[str, Any]]] = [("a.tif", {}), ("a.bmp", {}), ("a.webp", {"lossless": True})]
+    for name, kwargs in [*cases, ("a.ppm", {})]:
         image.save(tmp_path / name, **kwargs)
         np.testing.assert_array_equal(np.asarray(decode_rgb(tmp_path / name)), np.asarray(image))
 
 
-def test_animated_gif_first_frame_and_file_closed(tmp_path: Path, no_leaks: list[warnings.WarningMessage]) -> None:
+def test_animated_gif_first_frame_and_file_closed(
+    tmp_path: Path, no_leaks: list[warnings.WarningMessage]
+) -> None:
     frames = [Image.new("RGB", (8, 8), colour) for colour in (RED, BLUE)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
     rgb = np.asarray(decode_rgb(tmp_path / "anim.gif"))
@@ -384,7 +400,9 @@ def test_animated_gif_first_frame_and_file_closed(tmp_path: Path, no_leaks: list
 
 def test_png_written_as_jpg_is_read_by_content(tmp_path: Path) -> None:
     _marked().save(tmp_path / "really_a_png.jpg", "PNG")
-    np.testing.assert_array_equal(np.asarray(decode_rgb(tmp_path / "really_a_png.jpg")), np.asarray(_marked()))
+    np.testing.assert_array_equal(
+        np.asarray(decode_rgb(tmp_path / "really_a_png.jpg")), np.asarray(_marked())
+    )
 
 
 # ---------------------------------------------------------------------------------------- draft mode
@@ -606,7 +624,7 @@ def _seed_files() -> dict[str, bytes]:
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8))
     seeds = {}
-    for name, fmt, kwargs in [
+    cases: list[tuple[str, str, dict[str, Any]]] = [
         ("jpeg", "JPEG", {"exif": _exif(6)}),
         ("progressive", "JPEG", {"progressive": True}),
         ("png", "PNG", {"exif": _exif(8)}),
@@ -616,7 +634,8 @@ def _seed_files() -> dict[str, bytes]:
         ("tiff_lzw", "TIFF", {"compression": "tiff_lzw"}),
         ("webp", "WEBP", {}),
         ("ppm", "PPM", {}),
-    ]:
+    ]
+    for name, fmt, kwargs in cases:
         buffer = io.BytesIO()
         image.save(buffer, fmt, **kwargs)
         seeds[name] = buffer.getvalue()
@@ -624,7 +643,16 @@ def _seed_files() -> dict[str, bytes]:
 
 
 SEEDS = _seed_files()
-MAGIC = [b"", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*", b"P6\n16 12\n255\n"]
+MAGIC = [
+    b"",
+    b"\xff\xd8\xff",
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"P6\n16 12\n255\n",
+]
 MAGIC += [b"RIFF\x00\x00\x00\x00WEBPVP8 ", b"%!PS-Adobe-3.0 EPSF-3.0\n", b"\x00\x00\x01\x00"]
 
 
@@ -662,7 +690,9 @@ def test_random_bytes_after_header(fuzz_dir: Path, prefix: bytes, tail: bytes) -
     edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=8),
     cut=st.one_of(st.none(), st.floats(0, 1)),
 )
-def test_mutated_real_files(fuzz_dir: Path, seed: str, edits: list[tuple[float, int]], cut: float | None) -> None:
+def test_mutated_real_files(
+    fuzz_dir: Path, seed: str, edits: list[tuple[float, int]], cut: float | None
+) -> None:
     data = bytearray(SEEDS[seed])
     for where, value in edits:
         data[int(where * len(data))] = value
