@@ -1,0 +1,47 @@
+"""Shared fixtures: isolated user directories and generated image datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+#: Clearly different mean colours per class, so even random-weight features separate them.
+CLASS_COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 200, 30)]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep weights and feature caches out of the real user directories."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("LABELTUNE_DATA_DIR", str(base / "user-data"))
+    monkeypatch.setenv("LABELTUNE_CACHE_DIR", str(base / "user-cache"))
+
+
+def write_class_folder(
+    root: Path, classes: int = 3, per_class: int = 16, size: int = 40, seed: int = 0, fmt: str = "png"
+) -> Path:
+    """Write ``root/class<k>/img<i>.<fmt>``: noisy images whose colour depends on the class."""
+    rng = np.random.default_rng(seed)
+    for k in range(classes):
+        folder = root / f"class{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        colour = np.array(CLASS_COLOURS[k % len(CLASS_COLOURS)], dtype=np.int16)
+        for i in range(per_class):
+            noise = rng.integers(-40, 40, (size, size, 3))
+            pixels = np.clip(colour + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"img{i:03d}.{fmt}")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Callable[..., Path]:
+    """Factory for generated class folders under a fresh temporary directory."""
+
+    def make(**kwargs: object) -> Path:
+        return write_class_folder(tmp_path / "data", **kwargs)  # type: ignore[arg-type]
+
+    return make
