@@ -189,7 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 backbone=args.backbone,
                 strategy=args.strategy,
                 weights=args.weights,
-                epochs=args.epochs or 10,
+                epochs=10 if args.epochs is None else args.epochs,
                 batch_size=args.batch_size,
                 lr=args.lr,
                 val_fraction=args.val_fraction,
@@ -213,8 +213,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"run: {summary['run_dir']}")
         classes = ", ".join(summary["classes"])
-        print(f"{summary['backbone']} / {summary['strategy']}: {summary['train_size']} train, ")
-        print(f"{summary['val_size']} validation images, classes {classes}")
+        print(
+            f"{summary['backbone']} / {summary['strategy']}: {summary['train_size']} train, "
+            f"{summary['val_size']} validation images, classes {classes}"
+        )
         if summary["val_accuracy"] is not None:
             acc, f1 = summary["val_accuracy"], summary["val_macro_f1"]
             epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}"

@@ -47,8 +47,8 @@ def _make_run(
     *,
     extras: bool = True,
     seed: int = 0,
-) -> ModelConfig:
-    """Write a tiny finished run: random backbone with calibrated BatchNorm, a perturbed head."""
+) -> Any:
+    """Write a tiny finished run (random backbone, calibrated BatchNorm, perturbed head); return its model."""
     torch.manual_seed(seed)
     config = ModelConfig.for_backbone(backbone, CLASSES, input_size=size)
     model = build_classifier(config)
@@ -58,8 +58,7 @@ def _make_run(
         bn.momentum = None  # cumulative average
     model.train()
     with torch.no_grad():
-        for _ in range(2):
-            model(torch.rand(4, 3, size, size))
+        model(torch.rand(2, 3, size, size))  # momentum None: the running stats become this batch's
     model.eval()
     with torch.no_grad():
         for layer in model.head.modules():
@@ -77,7 +76,7 @@ def _make_run(
             writer.writerow(["file", "sha256", "label", "split"])
             writer.writerows(MANIFEST_ROWS)
     (run_dir / "config.json").write_text(json.dumps(data))
-    return config
+    return model
 
 
 def _sha256(path: Path) -> str:
@@ -268,9 +267,19 @@ def test_failed_verification_deletes_file(
 
     monkeypatch.setattr(export_mod, "_runner", broken_runner)
     out = tmp_path / "model.pt"
+    out.write_bytes(b"previous export")
     with pytest.raises(LabelTuneError, match="differ"):
         export_model(resnet_run, out, "torchscript")
-    assert list(tmp_path.iterdir()) == []
+    # The bad file is gone, the previous export is untouched and no card was written.
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    assert out.read_bytes() == b"previous export"
+
+
+def test_refuses_to_overwrite_run_files(resnet_run: Path) -> None:
+    before = _sha256(resnet_run / "model.safetensors")
+    with pytest.raises(UnusableInputError, match="overwrite"):
+        export_model(resnet_run, resnet_run / "model.safetensors", "torchscript")
+    assert _sha256(resnet_run / "model.safetensors") == before
 
 
 def test_legacy_onnx_fallback(resnet_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -296,12 +305,12 @@ def test_legacy_onnx_fallback(resnet_run: Path, tmp_path: Path, monkeypatch: pyt
 )
 def test_other_backbones_onnx(backbone: str, size: int, tmp_path: Path) -> None:
     run_dir = tmp_path / f"run-{backbone}"
-    _make_run(run_dir, backbone, size)
+    model = _make_run(run_dir, backbone, size)
     result = export_model(run_dir, tmp_path / f"{backbone}.onnx", "onnx")
     assert result.max_abs_diff <= result.tolerance
     batch = torch.rand(5, 3, size, size, generator=torch.Generator().manual_seed(5))
-    expected = _reference(run_dir, batch)
-    del _MODELS[run_dir]
+    with torch.no_grad():
+        expected = model(batch).numpy()
     assert float(np.ptp(expected, axis=0).max()) > 1e-4  # outputs depend on the input
     _assert_close(_run_onnx(result.path, batch)[0], expected)
     card = json.loads(result.card_path.read_text(encoding="utf-8"))

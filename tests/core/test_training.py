@@ -37,7 +37,7 @@ def config(backbone: str = "resnet18", **kwargs: object) -> TrainConfig:
         ("partial", "alexnet"),
         ("partial", "inception_v3"),
         ("full", "resnet18"),
-        ("full", "mobilenet_v3_large"),
+        ("partial", "resnet18"),
     ],
 )
 def test_each_strategy_learns_a_separable_set(image_folder, tmp_path, strategy, backbone):
@@ -46,7 +46,7 @@ def test_each_strategy_learns_a_separable_set(image_folder, tmp_path, strategy, 
     result = train(data, config(backbone, strategy=strategy, epochs=epochs, lr=3e-3), tmp_path / "run")
     assert result.train_size + result.val_size == 48
     assert result.val_size == 9  # 20 % of 16 per class, rounded
-    # chance is 1/3; the colours are separable, so a working run is far above it
+    # chance is 1/3; 7 of 9 right has p < 0.01 for a guesser (binomial), so this is real learning
     assert result.metrics["accuracy"] >= 0.77, result.metrics
     assert result.history[-1].train_loss < result.history[0].train_loss
     for name in ("config.json", "history.csv", "metrics.json", "model.safetensors", "manifest.csv"):
@@ -73,7 +73,10 @@ def test_second_run_reuses_cached_features(image_folder, tmp_path):
     files = list((tmp_path / "cache" / "features").glob("*.sqlite"))
     assert len(files) == 1
     # the two models share the frozen backbone exactly (including calibrated BatchNorm statistics)
-    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    a, b = (
+        load_file(str(tmp_path / "a" / "model.safetensors")),
+        load_file(str(tmp_path / "b" / "model.safetensors")),
+    )
     trunk_keys = [k for k in a if k.startswith(("trunk.", "top."))]
     assert trunk_keys and all(torch.equal(a[k], b[k]) for k in trunk_keys)
     assert not torch.equal(a["head.1.weight"], b["head.1.weight"])
@@ -84,7 +87,10 @@ def test_runs_are_deterministic_for_a_seed(image_folder, tmp_path):
     r1 = train(data, config(strategy="full", epochs=2, seed=3), tmp_path / "a")
     r2 = train(data, config(strategy="full", epochs=2, seed=3), tmp_path / "b")
     assert [h.train_loss for h in r1.history] == pytest.approx([h.train_loss for h in r2.history], rel=1e-5)
-    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    a, b = (
+        load_file(str(tmp_path / "a" / "model.safetensors")),
+        load_file(str(tmp_path / "b" / "model.safetensors")),
+    )
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
@@ -101,7 +107,9 @@ def test_stop_keeps_best_model_and_resume_finishes(image_folder, tmp_path):
     data = scan(image_folder())
     stop = threading.Event()
     run = tmp_path / "run"
-    stopped = train(data, config(strategy="full", epochs=5), run, stop_event=stop, callbacks=[StopAfter(stop, 3)])
+    stopped = train(
+        data, config(strategy="full", epochs=5), run, stop_event=stop, callbacks=[StopAfter(stop, 3)]
+    )
     assert stopped.stopped and stopped.epochs_run == 2
     assert 1 <= stopped.best_epoch <= 2
     model, _ = load_model(run)  # a usable model exists

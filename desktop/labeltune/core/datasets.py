@@ -144,10 +144,14 @@ def scan_csv(
     """Read a CSV with ``path`` and ``label`` columns (paths relative to the CSV; optional ``group``)."""
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            # "Path", " label" (Excel, hand-written headers) mean the same columns.
+            columns = [(name or "").strip().lower() for name in reader.fieldnames or []]
+            reader.fieldnames = columns
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UnusableInputError(f"cannot read {csv_path}: {exc}") from None
-    if not rows or "path" not in rows[0]:
+    if "path" not in columns:
         raise UnusableInputError(f"{csv_path} needs a header with at least a 'path' column (and 'label')")
     found: list[tuple[Path, str | None, str | None]] = []
     skipped: list[SkippedFile] = []

@@ -25,12 +25,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import json
 import logging
 import math
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -287,8 +288,15 @@ def _write_onnx(model: nn.Module, config: ModelConfig, path: Path) -> str:
     except Exception as exc:
         logger.warning("torch.export-based ONNX exporter failed (%s); trying the legacy exporter", exc)
         path.unlink(missing_ok=True)
-    with torch.no_grad():
-        _export_onnx_legacy(wrapped, example, path, metadata)
+        first_error = exc
+    try:
+        with torch.no_grad():
+            _export_onnx_legacy(wrapped, example, path, metadata)
+    except Exception as exc:
+        raise LabelTuneError(
+            f"ONNX export of {config.backbone} failed: torch.export-based exporter: {first_error}; "
+            f"legacy exporter: {exc}"
+        ) from exc
     return f"torch.onnx.export(dynamo=False) (legacy fallback), torch {torch.__version__}"
 
 
@@ -304,14 +312,15 @@ def _write_torchscript(model: nn.Module, config: ModelConfig, path: Path) -> str
     return f"torch.jit.trace, torch {torch.__version__}"
 
 
-def _runner(fmt: str, path: Path) -> Any:
+def _runner(fmt: str, path: Path) -> Callable[[torch.Tensor], list[np.ndarray]]:
     """Return ``run(batch) -> list of numpy outputs`` for the file at ``path`` in its own runtime."""
     import torch
 
     if fmt == "onnx":
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        # Loaded from bytes, so no runtime keeps the file open (Windows could not rename or delete it).
+        session = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
 
         def run_onnx(batch: torch.Tensor) -> list[np.ndarray]:
             return list(session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: batch.numpy()}))
@@ -319,7 +328,7 @@ def _runner(fmt: str, path: Path) -> Any:
         return run_onnx
 
     with _quiet_torch_deprecations():
-        loaded = torch.jit.load(str(path), map_location="cpu")
+        loaded = torch.jit.load(io.BytesIO(path.read_bytes()), map_location="cpu")
     loaded.eval()
 
     def run_script(batch: torch.Tensor) -> list[np.ndarray]:
@@ -335,13 +344,12 @@ def _verify(model: nn.Module, config: ModelConfig, fmt: str, path: Path) -> tupl
         run = _runner(fmt, path)
     except Exception as exc:
         raise LabelTuneError(f"the exported {fmt} file cannot be loaded back: {exc}") from exc
-    try:
-        return _compare(model, config, fmt, run)
-    finally:
-        run = None  # release the runtime's hold on the file before it is renamed or deleted
+    return _compare(model, config, fmt, run)
 
 
-def _compare(model: nn.Module, config: ModelConfig, fmt: str, run: Any) -> tuple[float, float]:
+def _compare(
+    model: nn.Module, config: ModelConfig, fmt: str, run: Callable[[torch.Tensor], list[np.ndarray]]
+) -> tuple[float, float]:
     import numpy as np
     import torch
 
@@ -684,6 +692,13 @@ def export_model(
     if fmt == "onnx":
         _check_onnx_dependencies()
     out = _resolve_out(Path(out), run_dir, fmt)
+    if out.resolve().parent == run_dir.resolve() and out.name in (
+        CONFIG_FILE,
+        MODEL_FILE,
+        METRICS_FILE,
+        MANIFEST_FILE,
+    ):
+        raise UnusableInputError(f"refusing to overwrite the run's own {out.name} with the export")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
 

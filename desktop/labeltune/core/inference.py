@@ -113,9 +113,15 @@ def evaluate_run(
     """Metrics of the run's model on ``data``'s labeled images (labels unknown to the model are skipped)."""
     import json
 
-    from labeltune.core.model import CONFIG_FILE
+    from labeltune.core.model import CONFIG_FILE, MODEL_FILE
 
-    classes = json.loads((Path(run_dir) / CONFIG_FILE).read_text())["model"]["classes"]
+    config_path = Path(run_dir) / CONFIG_FILE
+    if not config_path.is_file() or not (Path(run_dir) / MODEL_FILE).is_file():
+        raise UnusableInputError(f"{run_dir} is not a finished run (no {CONFIG_FILE} / {MODEL_FILE})")
+    try:
+        classes = list(json.loads(config_path.read_text(encoding="utf-8"))["model"]["classes"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UnusableInputError(f"cannot read the classes of the run in {run_dir}: {exc!r}") from None
     skipped = list(data.skipped)
     usable = []
     for sample in data.labeled:

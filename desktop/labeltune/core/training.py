@@ -347,6 +347,12 @@ def _fit(
     model_config = ModelConfig.for_backbone(config.backbone, data.classes, config.input_size)
     model_config.head_hidden = config.head_hidden
     model: Any = build_classifier(model_config, state)  # Classifier: normalize, trunk, top, head
+    if state is None:
+        # From random weights, BatchNorm statistics must follow the weights quickly; MobileNetV3's
+        # momentum of 0.01 leaves them far behind on a small data set (validation at chance level).
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.momentum is not None:
+                module.momentum = max(module.momentum, 0.1)
     del state
     stop_event = stop_event or threading.Event()
 
@@ -544,7 +550,7 @@ def _calibrated_batchnorm(
         return 0.0
     start = time.perf_counter()
     calibrate_batchnorm(frozen, paths, input_size, device)
-    buffers = {k: v.detach().cpu().contiguous() for k, v in frozen.state_dict().items() if "running_" in k}
+    buffers = {k: v.detach().cpu().contiguous() for k, v in frozen.named_buffers()}
     cache.put_blob("batchnorm", save_tensors(buffers))
     return time.perf_counter() - start
 
