@@ -15,8 +15,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+DEMO_DATA ?= ../shared/data/corn_leaf/images
+
+# Until the desktop app lands, `make run` is the command-line demo: list the backbones, then train a
+# features model on the corn-leaf photos (random weights work offline; use --weights imagenet online).
 run: $(STAMP)
-	$(BIN)/labeltune demo
+	$(BIN)/labeltune backbones
+	@if [ -d "$(DEMO_DATA)" ]; then \
+		$(BIN)/labeltune scan "$(DEMO_DATA)" && \
+		$(BIN)/labeltune train "$(DEMO_DATA)" --backbone resnet18 --weights none --strategy features \
+			--epochs 10 --out runs/demo && \
+		$(BIN)/labeltune predict runs/demo "$(DEMO_DATA)" --out runs/demo/predictions.csv > /dev/null && \
+		echo "predictions written to runs/demo/predictions.csv"; \
+	else $(BIN)/labeltune --help; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check desktop tests bench
@@ -26,7 +37,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q --durations=15
 
 test: lint typecheck pytest
 

@@ -174,6 +174,38 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_project(args: argparse.Namespace) -> int:
+    """Create a project folder, optionally importing a class folder or CSV into it."""
+    from labeltune.core.datasets import scan
+    from labeltune.core.project import Project
+
+    data = None
+    if args.source:
+        with _progress_bar(not args.json) as progress:
+            data = scan(args.source, progress=progress)
+    with Project.create(Path(args.folder), name=args.name) as project:
+        if data is not None:
+            project.add_source(data.root)
+            project.add_samples(data.samples, source="import")
+        summary = {
+            "project": str(project.folder),
+            "classes": project.counts(),
+            "unlabeled": project.unlabeled_count(),
+            "skipped": [s.to_json() for s in data.skipped] if data else [],
+        }
+    if args.json:
+        _emit_json(summary)
+        return 0
+    print(f"created project {summary['project']}")
+    classes: dict[str, int] = summary["classes"]  # type: ignore[assignment]
+    for name, count in classes.items():
+        print(f"  {name:<30}{count:>7}")
+    print(f"  {'(unlabeled)':<30}{summary['unlabeled']:>7}")
+    if data is not None:
+        _print_skipped(data.skipped)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or resume) a run."""
     from labeltune.core import training
@@ -278,6 +310,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         [r["class"] for r in metrics["per_class"]], metrics["confusion_matrix"], strict=True
     ):
         print(f"  {name:<26}" + "".join(f"{v:>6}" for v in row))
+    if metrics.get("seen_in_training"):
+        print(
+            f"note: {metrics['seen_in_training']} of these images were used to train this model, "
+            "so these figures are optimistic; evaluate on images the run did not train on"
+        )
     if metrics["skipped"]:
         sys.stderr.write(f"skipped {len(metrics['skipped'])} file(s); see --json for reasons\n")
     return 0
@@ -289,6 +326,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UsageError("--min-confidence must be between 0 and 1")
+    if args.top_k < 1:
+        raise UsageError("--top-k must be at least 1")
     paths, skipped = inference.collect_inputs(args.inputs)
     with _progress_bar(not args.json) as progress, _stop_on_ctrl_c() as stop:
         predictions, bad = inference.predict_files(
@@ -357,6 +396,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="class folder, path,label CSV, or project folder")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_scan)
+
+    p = sub.add_parser("project", help="create a project (labels in a crash-safe store)")
+    psub = p.add_subparsers(dest="project_command", required=True, parser_class=_Parser)
+    q = psub.add_parser("new", help="create a project folder, importing images from a folder or CSV")
+    q.add_argument("folder")
+    q.add_argument("--from", dest="source", default=None, metavar="DATA", help="class folder or CSV")
+    q.add_argument("--name", default=None)
+    q.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_project)
 
     p = sub.add_parser("train", help="fine-tune a backbone on labeled images")
     p.add_argument("data", nargs="?", help="class folder, path,label CSV, or project folder")

@@ -113,6 +113,18 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield Env(base, data, special, base / "cache", base / "store")
 
 
+@pytest.fixture(autouse=True)
+def _module_dirs(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees this module's cache and store (set after any conftest-wide isolation fixture).
+
+    The module-scoped runs below are made before function-scoped fixtures run, so the tests must use the
+    same folders for the feature cache to be shared (``seconds_features == 0`` on a second run).
+    """
+    monkeypatch.setenv("LABELTUNE_CACHE_DIR", str(env.cache))
+    monkeypatch.setenv("LABELTUNE_DATA_DIR", str(env.store))
+    monkeypatch.setenv("LABELTUNE_WEIGHTS_BASE_URL", OFFLINE_URL)
+
+
 def _quiet_main(args: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -158,7 +170,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys)
+    code, out, _ = run(capsys)
     assert code == 0
     assert "usage: labeltune" in out
     for command in ("backbones", "weights", "scan", "train", "evaluate", "predict", "export"):
@@ -216,7 +228,7 @@ def test_scan_json(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     assert classes["alpha"] in (PER_CLASS, PER_CLASS + 1)  # +1 if the truncated file passes the header check
     assert summary["unlabeled"] == 1
     skipped = {Path(s["path"]).name: s["reason"] for s in summary["skipped"]}
-    assert "corrupt.jpg" in skipped and skipped["corrupt.jpg"]
+    assert skipped.get("corrupt.jpg")
     assert "notes.txt" not in skipped and ".DS_Store" not in skipped
 
 
@@ -232,7 +244,7 @@ def test_scan_text(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_train_json_summary(env: Env, trained: tuple[dict[str, Any], Path]) -> None:
     summary, run_dir = trained
-    assert TRAIN_REQUIRED <= set(summary)
+    assert set(summary) >= TRAIN_REQUIRED
     assert Path(summary["run_dir"]) == run_dir
     assert summary["backbone"] == "resnet18"
     assert summary["strategy"] == "features"
@@ -331,7 +343,7 @@ def test_train_text_output(env: Env, capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run(capsys, "train", env.data, *FAST, "--epochs", "1", "--out", env.base / "run-text")
     assert code == 0, err
     assert "validation accuracy" in out
-    assert "train, " in out and "validation images" in out
+    assert any("train, " in line and "validation images" in line for line in out.splitlines())
     assert "corrupt.jpg" in err and "Traceback" not in err
 
 
@@ -410,7 +422,7 @@ def test_predict_csv_top_k_and_sort_into(
 ) -> None:
     out_csv = env.base / "predictions.csv"
     sorted_dir = env.base / "sorted"
-    code, out, err = run(
+    code, _, err = run(
         capsys,
         "predict",
         trained[1],
@@ -611,6 +623,7 @@ BAD_INPUT: list[tuple[str, Callable[[Env, dict[str, Path], Path], list[object]],
         lambda e, b, r: ["predict", r, e.data, "--min-confidence", "2"],
         "confidence",
     ),
+    ("predict-top-k-0", lambda e, b, r: ["predict", r, e.data, "--top-k", "0"], "top-k"),
     ("evaluate-non-run", lambda e, b, r: ["evaluate", e.data, e.data], "not a finished run"),
     ("evaluate-missing-data", lambda e, b, r: ["evaluate", r, e.base / "nope"], "does not exist"),
     ("evaluate-other-classes", lambda e, b, r: ["evaluate", r, b["one_class"]], None),
@@ -666,6 +679,39 @@ def test_failed_train_leaves_no_half_run(
     assert not run_dir.exists()
 
 
+@pytest.fixture(scope="module")
+def damaged_runs(env: Env, trained: tuple[dict[str, Any], Path]) -> dict[str, Path]:
+    runs = {}
+    for name, (file, content) in {
+        "garbage-model": ("model.safetensors", b"this is not safetensors"),
+        "empty-config": ("config.json", b"{}"),
+        "config-not-json": ("config.json", b"{not json"),
+    }.items():
+        runs[name] = env.base / "damaged" / name
+        shutil.copytree(trained[1], runs[name])
+        (runs[name] / file).write_bytes(content)
+    return runs
+
+
+@pytest.mark.parametrize("damage", ["garbage-model", "empty-config", "config-not-json"])
+def test_predict_and_evaluate_a_damaged_run(
+    damage: str, env: Env, damaged_runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = damaged_runs[damage]
+    assert_usage_error(*run(capsys, "predict", run_dir, env.special["unlabeled"]))
+    assert_usage_error(*run(capsys, "evaluate", run_dir, env.data))
+
+
+@pytest.mark.xfail(reason="export._load does not turn a SafetensorError into a LabelTuneError", strict=False)
+def test_export_a_damaged_run(
+    env: Env, damaged_runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("labeltune.core.export")
+    out_file = env.base / "export-damaged.pt"
+    run_dir = damaged_runs["garbage-model"]
+    assert_usage_error(*run(capsys, "export", run_dir, "--format", "torchscript", "--out", out_file))
+
+
 # ------------------------------------------------------------------------------------------ console entry
 
 
@@ -684,7 +730,7 @@ def test_python_m_labeltune_train_json(env: Env, trained: tuple[dict[str, Any], 
     assert "Traceback" not in result.stderr
     assert result.stdout.lstrip().startswith("{") and result.stdout.rstrip().endswith("}")
     summary = json.loads(result.stdout)  # the whole of stdout is one JSON object
-    assert TRAIN_REQUIRED <= set(summary)
+    assert set(summary) >= TRAIN_REQUIRED
     assert summary["epochs_run"] == 1
     assert Path(summary["run_dir"]) == run_dir
     assert "\r" not in result.stdout and "it/s" not in result.stdout

@@ -172,6 +172,22 @@ def test_unknown_file_type_is_reported(tmp_path: Path) -> None:
     assert ".xyz" in entry.reason
 
 
+def test_symlinked_class_folders_are_followed_without_loops(
+    tmp_path: Path, dataset: tuple[Path, dict[str, Path]]
+) -> None:
+    root = tmp_path / "linked"
+    root.mkdir()
+    try:
+        (root / "alpha").symlink_to(dataset[0] / "gamma", target_is_directory=True)
+    except (OSError, NotImplementedError):
+        pytest.skip("cannot make symlinks here")
+    (root / "beta").mkdir()
+    _image((0, 0, 0), np.random.default_rng(4)).save(root / "beta" / "x.png")
+    (root / "beta" / "loop").symlink_to(root, target_is_directory=True)  # a link back to the top
+    data = scan(root)
+    assert data.counts() == {"alpha": PER_CLASS, "beta": 1}
+
+
 def test_summary_is_json(scanned: Dataset) -> None:
     summary = json.loads(json.dumps(scanned.summary()))
     assert summary["classes"] == scanned.counts()

@@ -52,7 +52,7 @@ def test_each_strategy_learns_a_separable_set(image_folder, tmp_path, strategy, 
     for name in ("config.json", "history.csv", "metrics.json", "model.safetensors", "manifest.csv"):
         assert (tmp_path / "run" / name).is_file(), name
     # the saved model reproduces the validation accuracy on its own
-    model, model_config = load_model(tmp_path / "run")
+    _, model_config = load_model(tmp_path / "run")
     assert model_config.classes == ["class0", "class1", "class2"]
     with open(tmp_path / "run" / "manifest.csv") as handle:
         val_rows = [r for r in csv.DictReader(handle) if r["split"] == "val"]

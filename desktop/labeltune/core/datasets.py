@@ -87,7 +87,15 @@ class Dataset:
 
 
 def _walk_images(folder: Path) -> Iterable[Path]:
-    for dirpath, dirnames, filenames in os.walk(folder):
+    # Symlinked folders are followed (data is often linked in from shared storage); a folder already
+    # visited (a link to a parent, two links to one place) is not read again, so links cannot loop.
+    visited: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in visited:
+            dirnames[:] = []
+            continue
+        visited.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith("."):

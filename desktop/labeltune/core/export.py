@@ -55,10 +55,13 @@ FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_OPSET = 18
 ONNX_INPUT = "image"
 ONNX_OUTPUTS = ("logits", "probabilities")
-#: Verification tolerance: max |logit difference| <= RTOL * max(1, max |logit|).
-RTOL = 1e-4
-#: Absolute tolerance on the ONNX ``probabilities`` output.
-PROB_ATOL = 1e-4
+#: Verification tolerance: max |logit difference| <= RTOL * max(1, max |logit|). PyTorch's own float32
+#: error on deep nets reaches ~1e-4 of the logit scale (measured 6e-5 against float64 on inception_v3),
+#: and onnxruntime differs by as much; genuine export bugs (wrong layer, normalisation, channel order)
+#: give differences of the order of the logits themselves.
+RTOL = 1e-3
+#: Rounding slack on the ONNX ``probabilities`` beyond what the logit difference explains.
+PROB_ATOL = 1e-5
 #: Batch sizes checked after export; the export itself traces batch size 2, so both test the batch axis.
 VERIFY_BATCHES = (3, 1)
 VERIFY_SEED = 0
@@ -353,11 +356,13 @@ def _compare(
     import numpy as np
     import torch
 
-    worst, scale = 0.0, 1.0
+    worst, worst_prob, scale = 0.0, 0.0, 1.0
     for index, batch_size in enumerate(VERIFY_BATCHES):
         batch = _example_batch(config, batch_size, VERIFY_SEED + 10 * index)
         with torch.no_grad():
             reference = model(batch).numpy()
+        if not np.all(np.isfinite(reference)):
+            raise LabelTuneError("the run's model gives non-finite logits on random images; not exporting it")
         try:
             outputs = run(batch)
         except Exception as exc:
@@ -368,22 +373,26 @@ def _compare(
                 f"the exported {fmt} model gives shape {logits.shape} for a batch of {batch_size}, "
                 f"expected {reference.shape}"
             )
+        worst = max(worst, float(np.max(np.abs(logits - reference))))  # NaN stays NaN (max(0, nan))
         if not np.all(np.isfinite(logits)):
-            raise LabelTuneError(f"the exported {fmt} model gives non-finite logits")
-        worst = max(worst, float(np.max(np.abs(logits - reference))))
+            worst = math.inf
         scale = max(scale, float(np.max(np.abs(reference))))
         if len(outputs) > 1:
             expected = torch.softmax(torch.from_numpy(reference), dim=1).numpy()
-            prob_diff = float(np.max(np.abs(np.asarray(outputs[1]) - expected)))
-            if not prob_diff <= PROB_ATOL:
-                raise LabelTuneError(
-                    f"the exported {fmt} model's probabilities differ from PyTorch's by {prob_diff:.3g}"
-                )
+            diff = np.abs(np.asarray(outputs[1]) - expected)
+            worst_prob = max(worst_prob, float(np.max(diff)) if np.all(np.isfinite(diff)) else math.inf)
     tolerance = RTOL * scale
     if not worst <= tolerance:  # also catches NaN
         raise LabelTuneError(
             f"the exported {fmt} model's logits differ from PyTorch's by {worst:.3g} "
             f"(tolerance {tolerance:.3g}); the file was deleted"
+        )
+    # softmax is 1/2-Lipschitz in the max norm: logits off by d give probabilities off by at most d / 2.
+    prob_tolerance = 0.5 * worst + PROB_ATOL
+    if not worst_prob <= prob_tolerance:
+        raise LabelTuneError(
+            f"the exported {fmt} model's probabilities differ from PyTorch's by {worst_prob:.3g} "
+            f"(tolerance {prob_tolerance:.3g}); the file was deleted"
         )
     return worst, tolerance
 

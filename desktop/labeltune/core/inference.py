@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from labeltune.core.datasets import Dataset, SkippedFile, scan_folder
-from labeltune.core.errors import ImageDecodeError, UnusableInputError
+from labeltune.core.errors import ImageDecodeError, LabelTuneError, UnusableInputError
 from labeltune.core.features import images_to_tensor
 from labeltune.core.imaging import is_image_file, load_array
 from labeltune.core.metrics import classification_metrics, top_k
@@ -75,7 +75,12 @@ def predict_files(
     from labeltune.core.device import inference_precision, memory_format, select_device
 
     dev = select_device(device)
-    model, config = load_model(run_dir, dev)
+    try:
+        model, config = load_model(run_dir, dev)
+    except LabelTuneError:
+        raise
+    except Exception as exc:  # damaged config.json / model.safetensors (SafetensorError, KeyError, ...)
+        raise UnusableInputError(f"cannot load the model of {run_dir}: {type(exc).__name__}: {exc}") from None
     model.to(memory_format=memory_format(dev))
     k = max(1, min(k, len(config.classes)))
     predictions: list[Prediction] = []
@@ -141,7 +146,20 @@ def evaluate_run(
     y_pred = np.asarray([classes.index(p.label) for p in predictions], dtype=np.int64)
     metrics = classification_metrics(y_true, y_pred, classes)
     metrics["skipped"] = [s.to_json() for s in skipped + bad]
+    metrics["seen_in_training"] = _count_training_overlap(Path(run_dir), [p.path for p in predictions])
     return metrics
+
+
+def _count_training_overlap(run_dir: Path, paths: Sequence[Path]) -> int:
+    """How many of ``paths`` (by content) the run trained on: their metrics are optimistic."""
+    from labeltune.core.hashing import file_sha256
+
+    manifest = run_dir / "manifest.csv"
+    if not manifest.is_file():
+        return 0
+    with open(manifest, newline="", encoding="utf-8") as handle:
+        trained = {row["sha256"] for row in csv.DictReader(handle) if row["split"] == "train"}
+    return sum(file_sha256(path) in trained for path in paths)
 
 
 def write_predictions_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
