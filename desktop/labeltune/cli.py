@@ -244,10 +244,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         _emit_json(summary)
     else:
         print(f"run: {summary['run_dir']}")
-        classes = ", ".join(summary["classes"])
+        names = summary["classes"]
+        classes = ", ".join(names) if len(names) <= 8 else f"{len(names)} classes"
         print(
-            f"{summary['backbone']} / {summary['strategy']}: {summary['train_size']} train, "
-            f"{summary['val_size']} validation images, classes {classes}"
+            f"{summary['backbone']} / {summary['strategy']}: {summary['train_size']} training and "
+            f"{summary['val_size']} validation images; classes: {classes}"
         )
         if summary["val_accuracy"] is not None:
             acc, f1 = summary["val_accuracy"], summary["val_macro_f1"]
