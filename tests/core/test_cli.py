@@ -343,7 +343,8 @@ def test_train_text_output(env: Env, capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run(capsys, "train", env.data, *FAST, "--epochs", "1", "--out", env.base / "run-text")
     assert code == 0, err
     assert "validation accuracy" in out
-    assert any("train, " in line and "validation images" in line for line in out.splitlines())
+    # train and validation sizes on one line (a line break once split that sentence in two)
+    assert any("train" in line and "validation images" in line for line in out.splitlines())
     assert "corrupt.jpg" in err and "Traceback" not in err
 
 
@@ -670,7 +671,6 @@ def test_train_imagenet_offline_says_how_to_import(env: Env, capsys: pytest.Capt
     assert out == ""
 
 
-@pytest.mark.xfail(reason="training.train writes manifest.csv before the weights are resolved", strict=False)
 def test_failed_train_leaves_no_half_run(
     env: Env, bad: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -702,7 +702,6 @@ def test_predict_and_evaluate_a_damaged_run(
     assert_usage_error(*run(capsys, "evaluate", run_dir, env.data))
 
 
-@pytest.mark.xfail(reason="export._load does not turn a SafetensorError into a LabelTuneError", strict=False)
 def test_export_a_damaged_run(
     env: Env, damaged_runs: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

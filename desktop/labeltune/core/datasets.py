@@ -16,7 +16,7 @@ from pathlib import Path
 
 from labeltune.core.errors import ImageDecodeError, UnusableInputError
 from labeltune.core.imaging import MAX_PIXELS, is_image_file, probe
-from labeltune.core.progress import ProgressCallback, no_progress
+from labeltune.core.progress import Progress, ProgressCallback, no_progress
 
 PROJECT_FILE = "project.json"
 
@@ -116,15 +116,8 @@ def _check(
                 continue
         samples.append(Sample(path, label, group))
         if i % 64 == 0 or i + 1 == len(paths):
-            progress_report(progress, i + 1, len(paths))
+            progress(Progress("scan", i + 1, len(paths)))
     return samples, skipped
-
-
-def progress_report(progress: ProgressCallback, done: int, total: int) -> None:
-    """Report scanning progress."""
-    from labeltune.core.progress import Progress
-
-    progress(Progress("scan", done, total))
 
 
 def scan_folder(

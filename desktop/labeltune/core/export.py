@@ -144,11 +144,14 @@ def _read_run_config(run_dir: Path) -> dict[str, Any]:
 
 
 def _load(run_dir: Path) -> tuple[nn.Module, ModelConfig]:
+    from safetensors import SafetensorError
+
     try:
         return load_model(run_dir, device="cpu")
     except LabelTuneError:
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError, SafetensorError) as exc:
+        # A damaged or foreign config.json / model.safetensors (bad header, wrong shapes, missing keys).
         raise UnusableInputError(f"cannot rebuild the model of {run_dir}: {exc}") from None
 
 
@@ -434,8 +437,10 @@ def _read_manifest(run_dir: Path) -> dict[str, Any] | None:
         per_label.setdefault(split, Counter())[label] += 1
     data["columns"] = columns
     data["images"] = len(rows)
-    data["counts_per_split"] = dict(sorted(splits.items()))
-    data["counts_per_split_and_label"] = {s: dict(sorted(c.items())) for s, c in sorted(per_label.items())}
+    order = {name: i for i, name in enumerate(("train", "val", "validation", "test"))}
+    split_names = sorted(splits, key=lambda name: (order.get(name, len(order)), name))
+    data["counts_per_split"] = {name: splits[name] for name in split_names}
+    data["counts_per_split_and_label"] = {name: dict(sorted(per_label[name].items())) for name in split_names}
     return data
 
 
@@ -539,6 +544,7 @@ def build_card(
             "seed": VERIFY_SEED,
             "max_abs_diff_logits": max_abs_diff,
             "tolerance": tolerance,
+            "tolerance_rule": f"{RTOL:g} * max(1, max |PyTorch logit|)",
             "passed": True,
         },
         "software": software,
@@ -560,7 +566,7 @@ def _fmt_value(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) <= 1.0 else f"{value:.6g}"
+        return f"{value:.4g}"
     if isinstance(value, (dict, list)):
         return "`" + json.dumps(value) + "`"
     return str(value)
@@ -601,7 +607,7 @@ def render_card_markdown(card: dict[str, Any]) -> str:
     size = inp["size"]
     fmt_title = "ONNX" if file["format"] == "onnx" else "TorchScript"
     if "opset" in file:
-        fmt_title += f" (opset {file['opset']})"
+        fmt_title += f" opset {file['opset']}"
     lines = [
         f"# Model card: {file['name']}",
         "",
@@ -658,7 +664,7 @@ def render_card_markdown(card: dict[str, Any]) -> str:
         if "images" in data:
             lines += [f"- Images: {data['images']}", ""]
             per_label = data.get("counts_per_split_and_label", {})
-            labels: list[str] = []
+            labels = [name for name in card["classes"] if any(name in c for c in per_label.values())]
             for counts in per_label.values():
                 labels += [name for name in counts if name not in labels]
             rows = [

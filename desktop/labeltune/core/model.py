@@ -134,13 +134,18 @@ def load_model(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple
     """Rebuild a run's model from ``config.json`` + ``model.safetensors`` (no pickle involved)."""
     from safetensors.torch import load_file
 
-    from labeltune.core.errors import UnusableInputError
+    from labeltune.core.errors import LabelTuneError, UnusableInputError
 
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file() or not (run_dir / MODEL_FILE).is_file():
         raise UnusableInputError(f"{run_dir} is not a finished run (no {CONFIG_FILE} / {MODEL_FILE})")
-    config = ModelConfig.from_json(json.loads(config_path.read_text())["model"])
-    model = build_classifier(config)
-    model.load_state_dict(load_file(str(run_dir / MODEL_FILE), device="cpu"))
+    try:
+        config = ModelConfig.from_json(json.loads(config_path.read_text(encoding="utf-8"))["model"])
+        model = build_classifier(config)
+        model.load_state_dict(load_file(str(run_dir / MODEL_FILE), device="cpu"))
+    except LabelTuneError:
+        raise
+    except Exception as exc:  # damaged JSON, truncated safetensors, wrong shapes: all mean "not usable"
+        raise UnusableInputError(f"cannot load the model in {run_dir}: {type(exc).__name__}: {exc}") from None
     return model.to(device).eval(), config

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -24,7 +25,7 @@ import numpy as np
 from labeltune import __version__
 from labeltune.core.backbones import get_spec
 from labeltune.core.datasets import Dataset, SkippedFile
-from labeltune.core.errors import UnusableInputError
+from labeltune.core.errors import LabelTuneError, UnusableInputError
 from labeltune.core.features import (
     FeatureCache,
     FeatureKey,
@@ -34,8 +35,8 @@ from labeltune.core.features import (
 )
 from labeltune.core.hashing import file_sha256
 from labeltune.core.metrics import classification_metrics
-from labeltune.core.model import CONFIG_FILE, ModelConfig, build_classifier, save_model
-from labeltune.core.progress import Progress, ProgressCallback, no_progress
+from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
+from labeltune.core.progress import Progress, ProgressCallback, StoppedError, no_progress
 from labeltune.core.splits import groups_from_regex, split_indices
 from labeltune.core.trainer import (
     Callback,
@@ -280,9 +281,17 @@ def train(
     config.validate()
     prepared = prepare_data(data, config, progress)
     run_dir = Path(run_dir)
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(run_dir, prepared)
-    return _fit(run_dir, config, prepared, None, progress, stop_event, callbacks, cache_root, start, data)
+    try:
+        write_manifest(run_dir, prepared)
+        return _fit(run_dir, config, prepared, None, progress, stop_event, callbacks, cache_root, start, data)
+    except (LabelTuneError, StoppedError):
+        # A run that failed before it had a model (weights missing, stopped while caching features) leaves
+        # no half-made folder behind for the runs list to show.
+        if created and not (run_dir / MODEL_FILE).exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def resume(
@@ -306,6 +315,7 @@ def resume(
     if epochs is not None:
         config.epochs = epochs
     prepared = read_manifest(run_dir, stored["model"]["classes"])
+    prepared.skipped = [SkippedFile(**item) for item in (stored.get("data") or {}).get("skipped", [])]
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     return _fit(
         run_dir, config, prepared, checkpoint, progress, stop_event, callbacks, cache_root, start, None
@@ -488,7 +498,7 @@ def _fit(
     optimizer = torch.optim.AdamW(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
 
-    _write_config(run_dir, config, model_config, weights_id, describe_device(device), source)
+    _write_config(run_dir, config, model_config, weights_id, describe_device(device), source, data.skipped)
     trainer = Trainer(
         trainable,
         optimizer,
@@ -577,6 +587,7 @@ def _write_config(
     weights_id: str,
     device: str,
     source: Dataset | None,
+    skipped: Sequence[SkippedFile] = (),
 ) -> None:
     path = run_dir / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.is_file() else {}
@@ -588,6 +599,10 @@ def _write_config(
         "weights_id": weights_id,
         "device": device,
         "data": previous.get("data")
-        or ({"source": str(source.root), "kind": source.kind} if source is not None else None),
+        or (
+            {"source": str(source.root), "kind": source.kind, "skipped": [x.to_json() for x in skipped]}
+            if source is not None
+            else None
+        ),
     }
     path.write_text(json.dumps(content, indent=2))
