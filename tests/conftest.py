@@ -45,3 +45,17 @@ def image_folder(tmp_path: Path) -> Callable[..., Path]:
         return write_class_folder(tmp_path / "data", **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Qt tests run offscreen unless a display was asked for (QT_QPA_PLATFORM set by the caller)."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings files go to a per-test directory."""
+    monkeypatch.setenv("LABELTUNE_CONFIG_DIR", str(tmp_path / "config"))

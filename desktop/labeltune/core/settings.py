@@ -1,0 +1,81 @@
+"""User preferences: a typed, human-readable JSON file in the platform's user config dir.
+
+Window geometry and dock state live in ``QSettings`` (Qt's own business); everything a user chooses lives
+here, so it can be read, diffed and reset (docs/adr/0006-settings.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MAX_RECENT = 10
+
+
+def config_dir() -> Path:
+    """``$LABELTUNE_CONFIG_DIR``, else the platform's user config dir for LabelTune."""
+    env = os.environ.get("LABELTUNE_CONFIG_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("labeltune"))
+
+
+@dataclass
+class Settings:
+    """Preferences that outlive a session."""
+
+    recent_projects: list[str] = field(default_factory=list)
+    auto_advance: bool = True
+    backbone: str = "resnet18"
+    strategy: str = "features"
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float = 0.0  # 0: the strategy's default
+    augment: bool = True
+    device: str = "auto"
+    weights: str = "imagenet"
+    thumbnail_size: int = 128
+
+    @classmethod
+    def path(cls) -> Path:
+        """Where the settings file lives."""
+        return config_dir() / "settings.json"
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Read the settings file; unknown keys are ignored and a damaged file gives the defaults."""
+        path = cls.path()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable settings file %s: %s", path, exc)
+            return cls()
+        known = {f.name: f for f in fields(cls)}
+        values = {}
+        defaults = cls()
+        for key, value in data.items() if isinstance(data, dict) else ():
+            if key in known and isinstance(value, type(getattr(defaults, key))):
+                values[key] = value
+        return cls(**values)
+
+    def save(self) -> None:
+        """Write the settings atomically."""
+        path = self.path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        tmp.replace(path)
+
+    def add_recent(self, project: Path | str) -> None:
+        """Put ``project`` first in the recent projects list."""
+        text = str(Path(project).resolve())
+        self.recent_projects = [text, *(p for p in self.recent_projects if p != text)][:MAX_RECENT]

@@ -1,0 +1,53 @@
+"""Training in a worker thread: epoch records and batch progress become signals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labeltune.core.trainer import Callback, EpochRecord, Trainer
+from labeltune.workers.tasks import Worker
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    """Sent once training proper starts (after features are cached)."""
+
+    epochs: int
+    batches_per_epoch: int
+
+
+class _SignalCallback(Callback):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.worker.event.emit(TrainingStarted(trainer.epochs, len(trainer.train_batches)))
+        for record in trainer.state.history:  # a resumed run shows its earlier epochs
+            self.worker.event.emit(record)
+
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+        self.worker.event.emit(record)
+
+
+class TrainWorker(Worker):
+    """Runs :func:`labeltune.core.training.train` (or ``resume``) on a data source."""
+
+    def __init__(self, data_source: Path, config: Any, run_dir: Path, resume: bool = False) -> None:
+        super().__init__()
+        self.data_source = Path(data_source)
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+
+    def work(self) -> Any:
+        """Scan the data and train; returns the :class:`~labeltune.core.training.RunResult`."""
+        from labeltune.core import training
+        from labeltune.core.datasets import scan
+
+        callbacks = [_SignalCallback(self)]
+        if self.resume:
+            return training.resume(self.run_dir, self.report, self.stop_event, callbacks)
+        data = scan(self.data_source, progress=self.report)
+        return training.train(data, self.config, self.run_dir, self.report, self.stop_event, callbacks)
