@@ -22,7 +22,7 @@ def test_training_worker_reports_epochs_and_result(qtbot, image_folder, tmp_path
     data = image_folder()
     controller = TaskController()
     events: list[object] = []
-    controller.event.connect(events.append)
+    controller.reported.connect(events.append)
     with qtbot.waitSignal(controller.finished, timeout=120000) as blocker:
         controller.start(TrainWorker(data, tiny_config(), tmp_path / "run"))
     result = blocker.args[0]
@@ -41,7 +41,7 @@ def test_stop_mid_run_keeps_a_usable_model(qtbot, image_folder, tmp_path):
         if isinstance(event, EpochRecord) and event.epoch == 1:
             controller.stop()
 
-    controller.event.connect(stop_after_first_epoch)
+    controller.reported.connect(stop_after_first_epoch)
     with qtbot.waitSignal(controller.finished, timeout=120000) as blocker:
         controller.start(TrainWorker(data, tiny_config(strategy="full", epochs=30), tmp_path / "run"))
     result = blocker.args[0]
@@ -69,7 +69,7 @@ def test_resume_through_the_worker(qtbot, image_folder, tmp_path, epochs):
     with qtbot.waitSignal(controller.finished, timeout=120000):
         controller.start(TrainWorker(data, tiny_config(epochs=epochs), tmp_path / "run"))
     events: list[object] = []
-    controller.event.connect(events.append)
+    controller.reported.connect(events.append)
     with qtbot.waitSignal(controller.finished, timeout=120000) as blocker:
         controller.start(TrainWorker(data, None, tmp_path / "run", resume=True))
     assert blocker.args[0].epochs_run == epochs

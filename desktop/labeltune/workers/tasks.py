@@ -27,7 +27,7 @@ class Worker(QObject):
     """Base worker: ``work()`` runs in the thread; progress is throttled to about 10 signals a second."""
 
     progressed = Signal(object)  # Progress
-    event = Signal(object)  # job-specific events (e.g. an EpochRecord)
+    reported = Signal(object)  # job-specific events (e.g. an EpochRecord)
     finished = Signal(object)  # the result of work(), or None when stopped
     failed = Signal(str, str)  # a readable message, details (traceback) to copy
 
@@ -84,7 +84,7 @@ class TaskController(QObject):
 
     started = Signal()
     progressed = Signal(object)
-    event = Signal(object)
+    reported = Signal(object)
     finished = Signal(object)
     failed = Signal(str, str)
     running_changed = Signal(bool)
@@ -107,7 +107,7 @@ class TaskController(QObject):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.progressed.connect(self.progressed)
-        worker.event.connect(self.event)
+        worker.reported.connect(self.reported)
         worker.finished.connect(self._on_worker_finished)
         worker.failed.connect(self._on_worker_failed)
         self._thread, self._worker = thread, worker

@@ -23,12 +23,12 @@ class _SignalCallback(Callback):
         self.worker = worker
 
     def on_fit_start(self, trainer: Trainer) -> None:
-        self.worker.event.emit(TrainingStarted(trainer.epochs, len(trainer.train_batches)))
+        self.worker.reported.emit(TrainingStarted(trainer.epochs, len(trainer.train_batches)))
         for record in trainer.state.history:  # a resumed run shows its earlier epochs
-            self.worker.event.emit(record)
+            self.worker.reported.emit(record)
 
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
-        self.worker.event.emit(record)
+        self.worker.reported.emit(record)
 
 
 class TrainWorker(Worker):
