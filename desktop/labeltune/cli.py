@@ -474,6 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=logging.INFO if args.verbose else logging.WARNING,
             format="%(levelname)s %(name)s: %(message)s",
         )
+        for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # exporter internals, even with --verbose
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
         if func is None:
             parser.print_help()

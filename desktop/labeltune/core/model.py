@@ -142,8 +142,12 @@ def load_model(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple
         raise UnusableInputError(f"{run_dir} is not a finished run (no {CONFIG_FILE} / {MODEL_FILE})")
     try:
         config = ModelConfig.from_json(json.loads(config_path.read_text(encoding="utf-8"))["model"])
-        model = build_classifier(config)
-        model.load_state_dict(load_file(str(run_dir / MODEL_FILE), device="cpu"))
+        import torch
+
+        state = load_file(str(run_dir / MODEL_FILE), device="cpu")
+        with torch.device("meta"):  # no time spent initialising weights that are replaced at once
+            model = build_classifier(config)
+        model.load_state_dict(state, assign=True)
     except LabelTuneError:
         raise
     except Exception as exc:  # damaged JSON, truncated safetensors, wrong shapes: all mean "not usable"
