@@ -1,0 +1,1 @@
+"""The desktop app: widgets, panels, dialogs and item models; no ML logic (that lives in ``core``)."""

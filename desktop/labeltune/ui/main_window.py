@@ -1,0 +1,209 @@
+"""The main window: composes the start page, the project pages, menus and actions. No logic of its own."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QStackedWidget, QTabWidget
+
+from labeltune.core.settings import Settings
+from labeltune.ui.about import show_about
+from labeltune.ui.errors import show_error
+from labeltune.ui.import_dialog import ImportDialog
+from labeltune.ui.label_page import LabelPage
+from labeltune.ui.results_panel import ResultsPanel
+from labeltune.ui.session import ProjectSession
+from labeltune.ui.start_page import StartPage
+from labeltune.ui.train_panel import TrainPanel
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    """Start page, or the open project's Label / Train / Results tabs."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or Settings.load()
+        self.session = ProjectSession(self.settings, self)
+        self.setAcceptDrops(True)
+        self.resize(1280, 820)
+
+        self.start_page = StartPage(self.settings)
+        self.label_page = LabelPage(self.session)
+        self.train_panel = TrainPanel(self.session)
+        self.results_panel = ResultsPanel(self.session)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.label_page, "&Label")
+        self.tabs.addTab(self.train_panel, "&Train")
+        self.tabs.addTab(self.results_panel, "&Results")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.start_page)
+        self.stack.addWidget(self.tabs)
+        self.setCentralWidget(self.stack)
+        self._build_menus()
+
+        self.start_page.new_project_requested.connect(self.new_project)
+        self.start_page.open_project_requested.connect(self.open_project)
+        self.start_page.demo_requested.connect(self.open_demo)
+        self.session.project_opened.connect(self._on_session_project_opened)
+        self.session.project_closed.connect(self._on_session_project_closed)
+        self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
+        self._update_title()
+        self._restore_geometry()
+
+    # -- menus --------------------------------------------------------------------------------------
+    def _action(
+        self,
+        text: str,
+        slot: object,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None = None,
+        tip: str = "",
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.setToolTip(tip or text.replace("&", ""))
+        action.triggered.connect(slot)  # type: ignore[arg-type]
+        return action
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction(
+            self._action(
+                "&New project from folder…",
+                self.new_project,
+                QKeySequence.StandardKey.New,
+                "Create a project from a folder of images (sub-folders are classes)",
+            )
+        )
+        file_menu.addAction(
+            self._action("&Open project…", self.choose_project, QKeySequence.StandardKey.Open)
+        )
+        self.import_action = self._action(
+            "&Import images…",
+            self.import_into_project,
+            "Ctrl+I",
+            "Add images from a folder or CSV to the open project",
+        )
+        file_menu.addAction(self.import_action)
+        self.close_action = self._action("&Close project", self.session.close, "Ctrl+W")
+        file_menu.addAction(self.close_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = self._action("&Undo label", self.label_page.undo, QKeySequence.StandardKey.Undo)
+        self.redo_action = self._action("&Redo label", self.label_page.redo, "Ctrl+Shift+Z")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("&About LabelTune", lambda: show_about(self)))
+        self._set_project_actions_enabled(False)
+
+    def _set_project_actions_enabled(self, enabled: bool) -> None:
+        for action in (self.import_action, self.close_action, self.undo_action, self.redo_action):
+            action.setEnabled(enabled)
+
+    # -- project life cycle -------------------------------------------------------------------------
+    def new_project(self) -> None:
+        """Pick a folder of images and create a project from it (with an import summary first)."""
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images (sub-folders are classes)")
+        if folder:
+            self.import_folder(Path(folder))
+
+    def import_folder(self, folder: Path, into_project: bool = False) -> None:
+        """Show the import summary for ``folder``; on accept create (or extend) the project."""
+        dialog = ImportDialog(folder, self.session if into_project else None, self)
+        if dialog.exec() and dialog.project is not None:
+            if into_project:
+                self.session.notify_samples_added()
+            else:
+                self.session.adopt(dialog.project)
+
+    def import_into_project(self) -> None:
+        """Add a folder of images to the open project."""
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images to add")
+        if folder:
+            self.import_folder(Path(folder), into_project=True)
+
+    def choose_project(self) -> None:
+        """Pick an existing project folder."""
+        folder = QFileDialog.getExistingDirectory(self, "Open a LabelTune project folder")
+        if folder:
+            self.open_project(folder)
+
+    def open_project(self, folder: str) -> None:
+        """Open a project folder, reporting problems instead of failing."""
+        try:
+            self.session.open(Path(folder))
+        except Exception as error:  # a damaged or foreign folder must not take the app down
+            show_error(self, "Cannot open project", str(error))
+
+    def open_demo(self, name: str) -> None:
+        """Write the demo project (once) to the user data dir and open it."""
+        from labeltune.core.demos import demo_project_dir, write_demo
+
+        try:
+            folder = demo_project_dir(name)
+            if not (folder / "project.json").exists():
+                write_demo(name, folder)
+            self.session.open(folder)
+        except Exception as error:
+            show_error(self, "Cannot open the demo", str(error))
+
+    def _on_session_project_opened(self, project: object) -> None:
+        self.stack.setCurrentWidget(self.tabs)
+        self.tabs.setCurrentWidget(self.label_page)
+        self._set_project_actions_enabled(True)
+        self._update_title()
+
+    def _on_session_project_closed(self) -> None:
+        self.start_page.refresh()
+        self.stack.setCurrentWidget(self.start_page)
+        self._set_project_actions_enabled(False)
+        self._update_title()
+
+    def _on_train_panel_run_finished(self, run_dir: object) -> None:
+        self.session.notify_runs_changed()
+
+    def _update_title(self) -> None:
+        project = self.session.project
+        self.setWindowTitle(f"{project.name} — LabelTune" if project is not None else "LabelTune")
+
+    # -- drag and drop ------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Accept folders and files dropped from a file manager."""
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """A dropped folder becomes a new project, or is added to the open one."""
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        folders = [p for p in paths if p.is_dir()] or list({p.parent for p in paths})
+        if folders:
+            event.acceptProposedAction()
+            self.import_folder(folders[0], into_project=self.session.project is not None)
+
+    # -- window state -------------------------------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        qsettings = QSettings("LabelTune", "LabelTune")
+        geometry = qsettings.value("window/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop background work, close the project and remember the window geometry."""
+        self.train_panel.shutdown()
+        self.label_page.shutdown()
+        QSettings("LabelTune", "LabelTune").setValue("window/geometry", self.saveGeometry())
+        self.session.close()
+        self.settings.save()
+        super().closeEvent(event)
+
+
+__all__ = ["MainWindow", "Qt"]

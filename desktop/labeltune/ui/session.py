@@ -1,0 +1,137 @@
+"""The open project, shared by all panels: every change goes through here and is announced by a signal.
+
+Each label is committed to the project's SQLite store (one short transaction) before the signal goes out,
+so the next key press already sees it and a crash a moment later loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from labeltune.core.project import Project
+from labeltune.core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ProjectSession(QObject):
+    """Holds the open :class:`Project` and tells panels what changed."""
+
+    project_opened = Signal(object)  # Project
+    project_closed = Signal()
+    labels_changed = Signal(list)  # sample ids whose label changed
+    classes_changed = Signal()
+    samples_changed = Signal()  # samples added (import)
+    runs_changed = Signal()
+    current_changed = Signal(int)  # sample id shown in the large view
+
+    def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.project: Project | None = None
+        self.current_id: int | None = None
+
+    # -- project ------------------------------------------------------------------------------------
+    def open(self, folder: Path | str) -> Project:
+        """Open the project in ``folder`` (closing any open one)."""
+        project = Project.open(Path(folder))
+        self._set_project(project)
+        return project
+
+    def adopt(self, project: Project) -> None:
+        """Make an already opened project (e.g. just created by the import dialog) the open one."""
+        self._set_project(project)
+
+    def _set_project(self, project: Project) -> None:
+        self.close()
+        self.project = project
+        self.current_id = None
+        self.settings.add_recent(project.folder)
+        self.settings.save()
+        self.project_opened.emit(project)
+
+    def close(self) -> None:
+        """Close the open project, if any."""
+        if self.project is not None:
+            self.project.close()
+            self.project = None
+            self.current_id = None
+            self.project_closed.emit()
+
+    def require(self) -> Project:
+        """The open project (raises if none: a programming error in the caller)."""
+        if self.project is None:
+            raise RuntimeError("no project is open")
+        return self.project
+
+    # -- labels -------------------------------------------------------------------------------------
+    def set_label(self, sample_ids: Sequence[int], label: str | None) -> None:
+        """Label (or unlabel) samples as a person's decision; committed before the signal is emitted."""
+        project = self.require()
+        for sample_id in sample_ids:
+            project.set_label(sample_id, label, source="human")
+        self.labels_changed.emit(list(sample_ids))
+
+    def undo(self) -> int | None:
+        """Undo the last human label change; return the sample it touched."""
+        change = self.require().undo()
+        if change is None:
+            return None
+        self.labels_changed.emit([change.sample_id])
+        return change.sample_id
+
+    def redo(self) -> int | None:
+        """Redo the last undone label change; return the sample it touched."""
+        change = self.require().redo()
+        if change is None:
+            return None
+        self.labels_changed.emit([change.sample_id])
+        return change.sample_id
+
+    def set_current(self, sample_id: int | None) -> None:
+        """Show ``sample_id`` in the large view (and select it in the gallery)."""
+        if sample_id is not None and sample_id != self.current_id:
+            self.current_id = sample_id
+            self.current_changed.emit(sample_id)
+
+    # -- classes ------------------------------------------------------------------------------------
+    def add_class(self, name: str) -> None:
+        """Add a class (it gets the next free hotkey)."""
+        self.require().add_class(name)
+        self.classes_changed.emit()
+
+    def rename_class(self, old: str, new: str) -> None:
+        """Rename a class, relabeling its samples."""
+        self.require().rename_class(old, new)
+        self.classes_changed.emit()
+        self.labels_changed.emit([])
+
+    def merge_classes(self, sources: Sequence[str], target: str) -> None:
+        """Merge classes into ``target``."""
+        self.require().merge_classes(list(sources), target)
+        self.classes_changed.emit()
+        self.labels_changed.emit([])
+
+    def delete_class(self, name: str) -> None:
+        """Delete a class; its samples become unlabeled."""
+        self.require().delete_class(name)
+        self.classes_changed.emit()
+        self.labels_changed.emit([])
+
+    def reorder_classes(self, order: Sequence[str]) -> None:
+        """Change the class order (and so the 1-9 hotkeys)."""
+        self.require().reorder_classes(list(order))
+        self.classes_changed.emit()
+
+    def notify_samples_added(self) -> None:
+        """Tell panels that an import added samples."""
+        self.samples_changed.emit()
+        self.classes_changed.emit()
+
+    def notify_runs_changed(self) -> None:
+        """Tell panels that a run was recorded."""
+        self.runs_changed.emit()
