@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -370,6 +371,71 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Write a shipped demo as a project folder (or list the demos)."""
+    from labeltune.core import demos
+
+    if args.name is None:
+        rows = [
+            {
+                **spec.__dict__,
+                "images": len(demos.demo_items(spec.name)),
+                "classes": demos.demo_counts(spec.name),
+            }
+            for spec in demos.DEMOS.values()
+        ]
+        if args.json:
+            _emit_json(rows)
+            return 0
+        for row in rows:
+            print(f"{row['name']:<8}{row['title']} ({len(row['classes'])} classes, {row['images']} images)")
+            print(f"        {row['description']}")
+            print(f"        credit: {row['credit']}")
+        print("write one with: labeltune demo NAME [--out DIR]")
+        return 0
+    spec = demos.get_demo(args.name)
+    out = Path(args.out) if args.out else Path.cwd() / f"labeltune-demo-{spec.name}"
+    folder = demos.write_demo(spec.name, out)
+    counts = demos.demo_counts(spec.name)
+    if args.json:
+        _emit_json({"project": str(folder), "name": spec.title, "classes": counts})
+        return 0
+    print(f"wrote the {spec.title!r} demo project to {folder}")
+    for name, count in counts.items():
+        print(f"  {name:<30}{count:>7}")
+    print(f"open it with: labeltune gui {folder}")
+    return 0
+
+
+NO_DISPLAY_NOTE = "No display found, so the desktop app cannot start here; the commands above need none."
+
+
+def display_available(environ: Mapping[str, str] | None = None, platform: str | None = None) -> bool:
+    """Whether a window can be shown: false on Linux/BSD with no X11/Wayland display and no Qt platform."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return True
+    return any(environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    """Start the desktop app, optionally opening a project."""
+    project = Path(args.project) if args.project else None
+    if project is not None and not project.exists():
+        raise UsageError(f"gui: {project} does not exist")
+    if not display_available():
+        raise UsageError(
+            "gui: no display found (DISPLAY and WAYLAND_DISPLAY are not set); run it on a desktop, "
+            "or set QT_QPA_PLATFORM (e.g. offscreen)"
+        )
+    try:
+        from labeltune.app import run_gui
+    except ImportError as error:  # a headless install without PySide6
+        raise UsageError(f"gui: the desktop app cannot start ({error}); install PySide6") from None
+    return run_gui(project)
+
+
 # -- parser -------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
@@ -462,6 +528,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("--out", required=True, metavar="FILE")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo", help="write a demo project (corn leaves, reef fish) that ships with the app")
+    p.add_argument("name", nargs="?", metavar="NAME", help="corn or fish (omit to list the demos)")
+    p.add_argument("--out", default=None, metavar="DIR", help="default: ./labeltune-demo-NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("gui", help="start the desktop app (also what plain `labeltune` does)")
+    p.add_argument("project", nargs="?", metavar="PROJECT", help="project folder to open")
+    p.set_defaults(func=cmd_gui)
     return parser
 
 
@@ -478,8 +554,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
         func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
         if func is None:
-            parser.print_help()
-            return 0
+            if not display_available():
+                parser.print_help()
+                print(f"\n{NO_DISPLAY_NOTE}")
+                return 0
+            args.project = None
+            func = cmd_gui
         return func(args)
     except LabelTuneError as error:
         sys.stderr.write(f"labeltune: error: {error}\n")

@@ -169,12 +169,36 @@ def _rows(path: Path) -> list[dict[str, str]]:
 # ------------------------------------------------------------------------------------------ basics
 
 
-def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+def _no_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Linux machine without X11/Wayland and no Qt platform chosen (an SSH session on a server)."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_no_arguments_without_a_display_prints_help(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_display(monkeypatch)
     code, out, _ = run(capsys)
     assert code == 0
     assert "usage: labeltune" in out
-    for command in ("backbones", "weights", "scan", "train", "evaluate", "predict", "export"):
+    for command in ("backbones", "weights", "scan", "train", "evaluate", "predict", "export", "demo", "gui"):
         assert command in out
+    assert out.strip().splitlines()[-1] == cli.NO_DISPLAY_NOTE
+
+
+def test_no_arguments_with_a_display_starts_the_gui(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labeltune.app
+
+    _no_display(monkeypatch)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    calls: list[object] = []
+    monkeypatch.setattr(labeltune.app, "run_gui", lambda project=None: calls.append(project) or 0)
+    code, out, _ = run(capsys)
+    assert (code, calls, out) == (0, [None], "")
 
 
 def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
