@@ -414,6 +414,31 @@ def test_samples_filters(proj: Project) -> None:
         proj.samples(label="cat", unlabeled_only=True)
 
 
+def test_rows_match_samples(proj: Project, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "e.png"
+    proj.add_samples(
+        [
+            *_samples(proj.folder, [("a.png", "cat"), ("sub/b.png", None), ("c.png", "dog")]),
+            Sample(outside, "cat"),
+        ]
+    )
+    rows = proj.rows()
+    assert [(i, Path(p), label) for i, p, label in rows] == [
+        (proj.sample_id(s.path), s.path, s.label) for s in proj.samples()
+    ]
+    assert all(isinstance(p, str) and os.path.isabs(p) for _, p, _ in rows)
+    assert rows[1][1] == str(proj.folder / "sub" / "b.png")
+    assert rows[3][1] == str(outside)
+    assert [Path(p).name for _, p, _ in proj.rows(label="cat")] == ["a.png", "e.png"]
+    assert [Path(p).name for _, p, _ in proj.rows(unlabeled_only=True)] == ["b.png"]
+    ids = [i for i, _, _ in rows]
+    assert proj.rows(ids=[ids[2], ids[0], 999_999]) == [rows[0], rows[2]]  # import order, unknown left out
+    assert proj.rows(label="dog", ids=ids[:2]) == []
+    assert len(proj.rows(ids=range(1, 1200))) == 4  # more ids than one IN (...) chunk
+    with pytest.raises(ValueError):
+        proj.rows(label="cat", unlabeled_only=True)
+
+
 def test_counts_on_100k_samples(proj: Project) -> None:
     classes = ["c0", "c1", "c2", "c3", "c4"]
     samples = [

@@ -673,6 +673,50 @@ class Project:
         with self._lock:
             return [row[0] for row in self._db().execute(query + " ORDER BY id", params)]
 
+    def rows(
+        self,
+        label: str | None = None,
+        unlabeled_only: bool = False,
+        ids: Iterable[int] | None = None,
+    ) -> list[tuple[int, str, str | None]]:
+        """Return ``(id, absolute path, label)`` of samples in import order: a fast listing for galleries.
+
+        Paths are plain strings (no :class:`~pathlib.Path` objects), so listing 100 000 samples takes a
+        fraction of :meth:`samples`' time.  ``label`` keeps only that class, ``unlabeled_only`` only the
+        unlabeled samples and ``ids`` only those samples (unknown ids are left out).
+        """
+        if label is not None and unlabeled_only:
+            raise ValueError("give either label or unlabeled_only, not both")
+        clauses: list[str] = []
+        params: list[object] = []
+        if label is not None:
+            clauses.append("label = ?")
+            params.append(label)
+        elif unlabeled_only:
+            clauses.append("label IS NULL")
+        query = "SELECT id, path, label FROM samples"
+        with self._lock:
+            conn = self._db()
+            if ids is None:
+                where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+                found = conn.execute(query + where + " ORDER BY id", params).fetchall()
+            else:
+                wanted = sorted(set(ids))
+                found = []
+                for start in range(0, len(wanted), _CHUNK):
+                    chunk = wanted[start : start + _CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    where = " AND ".join([*clauses, f"id IN ({marks})"])
+                    found.extend(conn.execute(f"{query} WHERE {where} ORDER BY id", [*params, *chunk]))
+        prefix = os.path.join(self._folder, "")
+        isabs = os.path.isabs
+        if os.sep == "/":  # an absolute POSIX key starts with "/": cheaper than isabs() 100 000 times
+            return [(i, key if key[:1] == "/" else prefix + key, value) for i, key, value in found]
+        return [  # keys use "/": give native separators, as :meth:`samples` does
+            (i, key.replace("/", os.sep) if isabs(key) else prefix + key.replace("/", os.sep), value)
+            for i, key, value in found
+        ]
+
     def _lookup(self, conn: sqlite3.Connection, ref: SampleRef) -> tuple[int, str, str | None, str | None]:
         """Return ``(id, key, label, label_source)`` of a sample or raise UnusableInputError."""
         if isinstance(ref, bool):

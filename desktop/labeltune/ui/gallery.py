@@ -1,0 +1,366 @@
+"""The gallery: a virtualised grid of thumbnails with a label badge on each, and the filter that feeds it.
+
+A ``QListView`` in icon mode with uniform item sizes and batched layout paints only the rows on screen,
+so 100 000 samples scroll smoothly; after each scroll the view tells its model which rows are visible,
+so thumbnail requests for rows that scrolled away are dropped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette, QPen, QResizeEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from labeltune.core.project import Project
+from labeltune.ui.errors import show_error
+from labeltune.ui.gallery_model import (
+    CLASS_INDEX_ROLE,
+    LABEL_ROLE,
+    SAMPLE_ID_ROLE,
+    THUMBNAIL_STATE_ROLE,
+    GalleryFilter,
+    GalleryModel,
+    read_split_paths,
+)
+from labeltune.workers.tasks import FunctionWorker, TaskController
+
+Index = QModelIndex | QPersistentModelIndex
+
+#: Distinct class colours (Tableau 10) that read on light and dark themes; more classes rotate the hue.
+CLASS_COLOURS = (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+)  # fmt: skip
+_PADDING = 6
+
+
+def class_colour(index: int) -> QColor:
+    """Colour of the ``index``-th class (a neutral grey for -1: unlabeled)."""
+    if index < 0:
+        return QColor("#8c8c8c")
+    if index < len(CLASS_COLOURS):
+        return QColor(CLASS_COLOURS[index])
+    return QColor.fromHsv((index * 47) % 360, 150, 210)
+
+
+def text_colour_on(background: QColor) -> QColor:
+    """Black or white, whichever reads better on ``background``."""
+    luminance = 0.299 * background.red() + 0.587 * background.green() + 0.114 * background.blue()
+    return QColor(Qt.GlobalColor.black) if luminance > 150 else QColor(Qt.GlobalColor.white)
+
+
+class ThumbnailDelegate(QStyledItemDelegate):
+    """Paints a thumbnail (or its placeholder), the file name, and the label as a coloured badge."""
+
+    def __init__(self, thumbnail_size: int, parent: QWidget | None = None) -> None:
+        """Lay cells out for ``thumbnail_size`` px thumbnails."""
+        super().__init__(parent)
+        self.thumbnail_size = thumbnail_size
+
+    def cell_size(self, option_font: QFont) -> QSize:
+        """Size of one grid cell: the thumbnail plus two caption lines."""
+        line = QFontMetrics(option_font).height()
+        return QSize(self.thumbnail_size + 2 * _PADDING, self.thumbnail_size + 2 * line + 3 * _PADDING)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        """Every cell has the same size (the view uses uniform item sizes)."""
+        return self.cell_size(option.font)  # type: ignore[attr-defined]
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        """Draw one cell."""
+        rect: QRect = option.rect  # type: ignore[attr-defined]
+        palette: QPalette = option.palette  # type: ignore[attr-defined]
+        state = option.state  # type: ignore[attr-defined]
+        selected = bool(state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        cell = rect.adjusted(2, 2, -2, -2)
+        if selected:
+            highlight = palette.color(QPalette.ColorRole.Highlight)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(highlight)
+            painter.drawRoundedRect(cell, 4, 4)
+        size = self.thumbnail_size
+        box = QRect(rect.x() + (rect.width() - size) // 2, rect.y() + _PADDING, size, size)
+        self._paint_thumbnail(painter, palette, box, index)
+        class_index = int(index.data(CLASS_INDEX_ROLE))
+        label = index.data(LABEL_ROLE)
+        colour = class_colour(class_index)
+        if label is not None:
+            painter.setPen(QPen(colour, 3))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRect(box.adjusted(-1, -1, 1, 1))
+            self._paint_badge(painter, box, class_index, colour)
+        self._paint_caption(painter, option, rect, box, index, label, colour, selected)
+        if state & QStyle.StateFlag.State_HasFocus:
+            painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 2, Qt.PenStyle.DotLine))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(cell.adjusted(1, 1, -1, -1), 4, 4)
+        painter.restore()
+
+    @staticmethod
+    def _paint_thumbnail(painter: QPainter, palette: QPalette, box: QRect, index: Index) -> None:
+        image = index.data(Qt.ItemDataRole.DecorationRole)
+        state = index.data(THUMBNAIL_STATE_ROLE)
+        if state == "ready" and isinstance(image, QImage) and not image.isNull():
+            scaled = image.size().scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(QPoint(0, 0), scaled)
+            target.moveCenter(box.center())
+            painter.drawImage(target, image)
+            return
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(palette.color(QPalette.ColorRole.AlternateBase))
+        painter.drawRect(box)
+        muted = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+        painter.setPen(muted)
+        if state == "failed":
+            painter.setPen(QPen(muted, 2))
+            inset = box.width() // 3
+            inner = box.adjusted(inset, inset, -inset, -inset)
+            painter.drawLine(inner.topLeft(), inner.bottomRight())
+            painter.drawLine(inner.topRight(), inner.bottomLeft())
+            painter.drawText(
+                box.adjusted(0, 0, 0, -4),
+                Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
+                "unreadable",
+            )
+        else:
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
+
+    @staticmethod
+    def _paint_badge(painter: QPainter, box: QRect, class_index: int, colour: QColor) -> None:
+        if class_index < 0 or class_index >= 9:
+            return  # only classes with a hotkey get a number
+        badge = QRect(box.x() + 3, box.y() + 3, 18, 18)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        painter.drawRoundedRect(badge, 4, 4)
+        painter.setPen(text_colour_on(colour))
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, str(class_index + 1))
+
+    @staticmethod
+    def _paint_caption(
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        rect: QRect,
+        box: QRect,
+        index: Index,
+        label: str | None,
+        colour: QColor,
+        selected: bool,
+    ) -> None:
+        palette: QPalette = option.palette  # type: ignore[attr-defined]
+        font = QFont(option.font)  # type: ignore[attr-defined]
+        painter.setFont(font)
+        metrics = painter.fontMetrics()
+        line = metrics.height()
+        text_role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
+        left, width = rect.x() + _PADDING, rect.width() - 2 * _PADDING
+        name_rect = QRect(left, box.bottom() + _PADDING, width, line)
+        painter.setPen(palette.color(text_role))
+        name = metrics.elidedText(
+            str(index.data(Qt.ItemDataRole.DisplayRole)), Qt.TextElideMode.ElideMiddle, width
+        )
+        painter.drawText(name_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name)
+        label_rect = QRect(left, name_rect.bottom() + 2, width, line)
+        if label is None:
+            muted = palette.color(QPalette.ColorGroup.Disabled, text_role)
+            painter.setPen(muted)
+            painter.drawText(label_rect, Qt.AlignmentFlag.AlignCenter, "unlabeled")
+            return
+        text = metrics.elidedText(label, Qt.TextElideMode.ElideRight, width - 14)
+        text_width = metrics.horizontalAdvance(text)
+        dot_x = label_rect.center().x() - (text_width + 14) // 2
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(colour)
+        painter.drawEllipse(QRect(dot_x, label_rect.center().y() - 4, 9, 9))
+        painter.setPen(palette.color(text_role))
+        text_rect = QRect(dot_x + 14, label_rect.y(), text_width + 2, line)
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+
+
+class GalleryView(QListView):
+    """Grid of thumbnails; extended selection; only visible rows ask for thumbnails."""
+
+    def __init__(self, thumbnail_size: int = 128, parent: QWidget | None = None) -> None:
+        """Show ``thumbnail_size`` px thumbnails."""
+        super().__init__(parent)
+        self.setObjectName("galleryView")
+        self._delegate = ThumbnailDelegate(thumbnail_size, self)
+        self.setItemDelegate(self._delegate)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setUniformItemSizes(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(5000)
+        self.setWrapping(True)
+        self.setSpacing(0)
+        self.setGridSize(self._delegate.cell_size(self.font()))
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setDragEnabled(False)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.verticalScrollBar().setSingleStep(max(8, thumbnail_size // 3))
+        self.setToolTip("")
+        self.setAccessibleName("Gallery of images")
+        self.setWhatsThis(
+            "Thumbnails of the images in the current filter. Keys 1–9 label the selected images, "
+            "0 removes their label, Backspace undoes. Shift or Ctrl + click selects several."
+        )
+        self._retain_timer = QTimer(self)
+        self._retain_timer.setSingleShot(True)
+        self._retain_timer.setInterval(40)
+        self._retain_timer.timeout.connect(self._on_retain_timer_timeout)
+        self.verticalScrollBar().valueChanged.connect(self._on_scrollbar_value_changed)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Spread the columns over the full width (no ragged empty band on the right)."""
+        cell = self._delegate.cell_size(self.font())
+        width = self.viewport().width() - 2  # the list view wraps a row that fills the width exactly
+        columns = max(1, width // cell.width())
+        grid = QSize(max(cell.width(), width // columns), cell.height())
+        if grid != self.gridSize():
+            self.setGridSize(grid)
+        super().resizeEvent(event)
+
+    def visible_rows(self) -> tuple[int, int]:
+        """First and last row (inclusive, approximately: one grid line of slack) on screen."""
+        grid = self.gridSize()
+        columns = max(1, self.viewport().width() // max(1, grid.width()))
+        top = self.verticalScrollBar().value()
+        first_line = max(0, top // max(1, grid.height()) - 1)
+        last_line = (top + self.viewport().height()) // max(1, grid.height()) + 1
+        return first_line * columns, (last_line + 1) * columns - 1
+
+    def selected_rows(self) -> list[int]:
+        """Selected rows in ascending order."""
+        selection = self.selectionModel()
+        return sorted(index.row() for index in selection.selectedIndexes()) if selection else []
+
+    def selected_sample_ids(self) -> list[int]:
+        """Sample ids of the selected rows, in gallery order."""
+        model = self.model()
+        return [int(model.index(row, 0).data(SAMPLE_ID_ROLE)) for row in self.selected_rows()]
+
+    def select_row(self, row: int) -> None:
+        """Make ``row`` the current, only selected, visible row."""
+        model = self.model()
+        if model is None or not 0 <= row < model.rowCount():
+            return
+        index = model.index(row, 0)
+        self.selectionModel().setCurrentIndex(index, self.selectionModel().SelectionFlag.ClearAndSelect)
+        self.scrollTo(index)
+
+    def _on_scrollbar_value_changed(self, _value: int) -> None:
+        self._retain_timer.start()
+
+    def _on_retain_timer_timeout(self) -> None:
+        model = self.model()
+        if isinstance(model, GalleryModel):
+            first, last = self.visible_rows()
+            model.retain_thumbnail_requests(first, last)
+
+
+class FilterCombo(QComboBox):
+    """Chooses what the gallery shows: all, unlabeled, a class, or the latest run's train/val images.
+
+    A split is read from the run's ``manifest.csv`` in a worker thread; ``filter_chosen`` then carries
+    the filter and the set of file paths it lets through (empty for the other filters).
+    """
+
+    filter_chosen = Signal(object, object)  # GalleryFilter, frozenset of paths (split filters)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        """An empty combo box (see :meth:`rebuild`)."""
+        super().__init__(parent)
+        self.setObjectName("filterCombo")
+        self.setToolTip("Which images the gallery shows")
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self._run_dir: str | None = None
+        self._wanted_split: tuple[str, str] | None = None  # (run folder, "train" or "val")
+        self.split_task = TaskController(self)
+        self.split_task.finished.connect(self._on_split_task_finished)
+        self.split_task.failed.connect(self._on_split_task_failed)
+        self.activated.connect(self._on_activated)
+
+    def rebuild(self, project: Project | None, current: GalleryFilter) -> bool:
+        """List the filters of ``project``, keeping ``current``; False if it no longer exists."""
+        self.clear()
+        self._run_dir = None
+        if project is None or project.closed:
+            return True
+        self.addItem("All images", GalleryFilter("all"))
+        self.addItem("Unlabeled", GalleryFilter("unlabeled"))
+        for i, name in enumerate(project.classes):
+            self.addItem(f"{i + 1}: {name}" if i < 9 else name, GalleryFilter("class", name))
+        runs = project.runs()
+        if runs:
+            self._run_dir = str(runs[-1]["path"])
+            self.addItem("Training images (latest run)", GalleryFilter("split", "train"))
+            self.addItem("Validation images (latest run)", GalleryFilter("split", "val"))
+        index = self.index_of(current)
+        self.setCurrentIndex(max(0, index))
+        return index >= 0
+
+    def index_of(self, gallery_filter: GalleryFilter) -> int:
+        """Position of a filter in the list (-1: not offered)."""
+        for i in range(self.count()):
+            if self.itemData(i) == gallery_filter:
+                return i
+        return -1
+
+    def choose(self, gallery_filter: GalleryFilter) -> None:
+        """Select ``gallery_filter`` and announce it (a split once its files are read)."""
+        index = self.index_of(gallery_filter)
+        if index >= 0:
+            self.setCurrentIndex(index)
+        if gallery_filter.kind != "split":
+            self._wanted_split = None
+            self.filter_chosen.emit(gallery_filter, frozenset())
+        elif self._run_dir is not None:
+            self._wanted_split = (self._run_dir, str(gallery_filter.value))
+            self._start_split_task()
+
+    def shutdown(self) -> None:
+        """Wait for a manifest being read."""
+        self.split_task.shutdown()
+
+    def _on_activated(self, index: int) -> None:
+        data = self.itemData(index)
+        if isinstance(data, GalleryFilter):
+            self.choose(data)
+
+    def _start_split_task(self) -> None:
+        if self._wanted_split is None or self.split_task.is_running():
+            return  # the running task is followed by the newest wish when it finishes
+        run_dir, split = self._wanted_split
+        self.split_task.start(
+            FunctionWorker(lambda _progress, _stop: (run_dir, split, read_split_paths(Path(run_dir), split)))
+        )
+
+    def _on_split_task_finished(self, result: object) -> None:
+        if not isinstance(result, tuple) or self._wanted_split is None:
+            return
+        run_dir, split, paths = result
+        if (run_dir, split) != self._wanted_split:
+            self._start_split_task()
+            return
+        self.filter_chosen.emit(GalleryFilter("split", split), paths)
+
+    def _on_split_task_failed(self, message: str, details: str) -> None:
+        show_error(self, "Cannot read the training run's split", message, details)
+        self.choose(GalleryFilter("all"))

@@ -1,0 +1,297 @@
+"""The gallery's item model: one row per sample of the current filter, thumbnails filled in as they arrive.
+
+Rows come from one SQL query (:meth:`Project.rows`), kept as three plain lists in import (= id) order, so
+``data()`` never touches the disk or the database: a missing thumbnail is requested from the
+:class:`~labeltune.ui.thumbnails.ThumbnailLoader` and a placeholder shown until it arrives.  Decoded
+thumbnails are kept in a small LRU cache bounded in bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot
+from PySide6.QtGui import QImage
+
+from labeltune.core.project import Project
+from labeltune.ui.thumbnails import ThumbnailLoader
+
+FilterKind = Literal["all", "unlabeled", "class", "split"]
+ThumbnailState = Literal["loading", "ready", "failed"]
+Index = QModelIndex | QPersistentModelIndex
+Row = tuple[int, str, str | None]  # sample id, absolute path, label
+
+SAMPLE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+PATH_ROLE = Qt.ItemDataRole.UserRole + 2
+LABEL_ROLE = Qt.ItemDataRole.UserRole + 3
+CLASS_INDEX_ROLE = Qt.ItemDataRole.UserRole + 4  # position of the label in the class list, -1: none
+THUMBNAIL_STATE_ROLE = Qt.ItemDataRole.UserRole + 5  # "loading", "ready" or "failed"
+THUMBNAIL_ERROR_ROLE = Qt.ItemDataRole.UserRole + 6
+
+
+@dataclass(frozen=True)
+class GalleryFilter:
+    """Which samples the gallery shows: all, unlabeled, one class (``value``), or a run's split."""
+
+    kind: FilterKind = "all"
+    value: str | None = None  # the class name, or "train" / "val"
+
+    def matches(self, label: str | None) -> bool:
+        """Whether a sample with ``label`` belongs here (split membership is decided by path)."""
+        if self.kind == "unlabeled":
+            return label is None
+        if self.kind == "class":
+            return label == self.value
+        return True
+
+
+def _sample_id(row: Row) -> int:
+    return row[0]
+
+
+def read_split_paths(run_dir: Path, split: str) -> frozenset[str]:
+    """Files of a run's ``manifest.csv`` in ``split`` ("train" or "val"), as normalised path strings.
+
+    Plain Python (reads a file): call it in a worker thread.
+    """
+    with open(run_dir / "manifest.csv", newline="", encoding="utf-8") as handle:
+        return frozenset(
+            os.path.normpath(row["file"]) for row in csv.DictReader(handle) if row.get("split") == split
+        )
+
+
+class GalleryModel(QAbstractListModel):
+    """Samples of the open project under a :class:`GalleryFilter`, with lazily made thumbnails."""
+
+    def __init__(
+        self, loader: ThumbnailLoader | None = None, image_budget_mb: int = 64, parent: QObject | None = None
+    ) -> None:
+        """Show thumbnails from ``loader``; keep at most ``image_budget_mb`` of them in memory."""
+        super().__init__(parent)
+        self._project: Project | None = None
+        self._filter = GalleryFilter()
+        self._split_paths: frozenset[str] = frozenset()
+        self._rows: list[Row] = []  # in id (= import) order, so a row is found by binary search
+        self._class_index: dict[str, int] = {}
+        self._images: OrderedDict[int, QImage] = OrderedDict()
+        self._image_bytes = 0
+        self._image_budget = image_budget_mb * 2**20
+        self._failed: dict[int, str] = {}
+        self._placeholder = QImage()
+        self._loader = loader
+        if loader is not None:
+            loader.loaded.connect(self._on_loader_loaded)
+            loader.failed.connect(self._on_loader_failed)
+
+    # -- contents -----------------------------------------------------------------------------------
+    @property
+    def filter(self) -> GalleryFilter:
+        """The current filter."""
+        return self._filter
+
+    def set_project(self, project: Project | None) -> None:
+        """Show ``project`` (or nothing), with the filter reset to all samples."""
+        self._project = project
+        self._filter = GalleryFilter()
+        self._split_paths = frozenset()
+        self._images.clear()
+        self._image_bytes = 0
+        self._failed.clear()
+        if self._loader is not None:
+            self._loader.clear()
+        self.update_classes()
+        self.reload()
+
+    def set_filter(self, gallery_filter: GalleryFilter, split_paths: Iterable[str] = ()) -> None:
+        """Show only the samples ``gallery_filter`` lets through (for a split: those in ``split_paths``)."""
+        self._filter = gallery_filter
+        self._split_paths = frozenset(split_paths)
+        self.reload()
+
+    def reload(self) -> None:
+        """Query the rows again (after bulk changes: class renamed, samples imported)."""
+        self.beginResetModel()
+        self._rows = self._query()
+        self.endResetModel()
+
+    def _query(self) -> list[Row]:
+        project = self._project
+        if project is None or project.closed:
+            return []
+        kind = self._filter.kind
+        rows = project.rows(
+            label=self._filter.value if kind == "class" else None, unlabeled_only=kind == "unlabeled"
+        )
+        if kind == "split":
+            wanted = self._split_paths
+            rows = [row for row in rows if row[1] in wanted]
+        return rows
+
+    def update_classes(self) -> None:
+        """Take the project's class order (badges show the hotkey and colour of each class)."""
+        classes = self._project.classes if self._project is not None else []
+        self._class_index = {name: i for i, name in enumerate(classes)}
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), [CLASS_INDEX_ROLE])
+
+    def update_labels(self, sample_ids: Sequence[int]) -> None:
+        """Take new labels of ``sample_ids`` (empty: of everything); rows leave or join the filter."""
+        project = self._project
+        if not sample_ids or project is None:
+            self.reload()
+            return
+        for new in project.rows(ids=sample_ids):
+            row = self.row_of(new[0])
+            belongs = self._filter.matches(new[2])
+            if row >= 0 and belongs:
+                self._rows[row] = new
+                index = self.index(row)
+                self.dataChanged.emit(
+                    index, index, [LABEL_ROLE, CLASS_INDEX_ROLE, Qt.ItemDataRole.ToolTipRole]
+                )
+            elif row >= 0:
+                self.beginRemoveRows(QModelIndex(), row, row)
+                del self._rows[row]
+                self.endRemoveRows()
+            elif belongs and self._filter.kind != "split":  # e.g. an undo brings it back
+                row = self.insertion_row(new[0])
+                self.beginInsertRows(QModelIndex(), row, row)
+                self._rows.insert(row, new)
+                self.endInsertRows()
+
+    # -- lookups ------------------------------------------------------------------------------------
+    def row_of(self, sample_id: int) -> int:
+        """Row of a sample, or -1 if the filter hides it (a binary search)."""
+        row = bisect_left(self._rows, sample_id, key=_sample_id)
+        return row if row < len(self._rows) and self._rows[row][0] == sample_id else -1
+
+    def insertion_row(self, sample_id: int) -> int:
+        """Row where ``sample_id`` is or would be: the first row with an id not below it."""
+        return bisect_left(self._rows, sample_id, key=_sample_id)
+
+    def sample_id(self, row: int) -> int:
+        """Sample id of a row."""
+        return self._rows[row][0]
+
+    def path(self, row: int) -> str:
+        """Absolute file path of a row."""
+        return self._rows[row][1]
+
+    def label(self, row: int) -> str | None:
+        """Current label of a row."""
+        return self._rows[row][2]
+
+    def next_unlabeled_row(self, start: int, skip: Iterable[int] = (), limit: int | None = None) -> int:
+        """First row at or after ``start`` (wrapping round) whose sample is unlabeled; -1 if none.
+
+        ``limit`` looks at that many rows at most.
+        """
+        skipped = set(skip)
+        rows = self._rows
+        count = len(rows)
+        for offset in range(count if limit is None else min(count, limit)):
+            row = (start + offset) % count
+            if rows[row][2] is None and rows[row][0] not in skipped:
+                return row
+        return -1
+
+    def ids_in_rows(self, first: int, last: int) -> list[int]:
+        """Sample ids of rows ``first`` to ``last`` (inclusive, clamped)."""
+        return [row[0] for row in self._rows[max(0, first) : max(0, last + 1)]]
+
+    def retain_thumbnail_requests(self, first: int, last: int) -> None:
+        """Forget waiting thumbnail requests outside rows ``first``..``last`` (scrolled away)."""
+        if self._loader is not None:
+            self._loader.retain(set(self.ids_in_rows(first, last)))
+
+    def thumbnail_bytes(self) -> int:
+        """Memory held by decoded thumbnails (bounded by the budget given at construction)."""
+        return self._image_bytes
+
+    def thumbnail_state(self, sample_id: int) -> ThumbnailState:
+        """Whether the thumbnail of a sample is loading, ready or failed."""
+        if sample_id in self._images:
+            return "ready"
+        return "failed" if sample_id in self._failed else "loading"
+
+    # -- Qt model API -------------------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt API
+        """Number of samples shown."""
+        return 0 if parent.isValid() else len(self._rows)
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        """Items can be selected, not edited or dragged."""
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        """Name, thumbnail, tooltip and the custom roles of a row; no disk access."""
+        row = index.row()
+        if not index.isValid() or row >= len(self._rows):
+            return None
+        sample_id, path, label = self._rows[row]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return os.path.basename(path)
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self._thumbnail(sample_id, path)
+        if role == LABEL_ROLE:
+            return label
+        if role == CLASS_INDEX_ROLE:
+            return -1 if label is None else self._class_index.get(label, -1)
+        if role == SAMPLE_ID_ROLE:
+            return sample_id
+        if role == PATH_ROLE:
+            return path
+        if role == THUMBNAIL_STATE_ROLE:
+            return self.thumbnail_state(sample_id)
+        if role == THUMBNAIL_ERROR_ROLE:
+            return self._failed.get(sample_id)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            text = f"{os.path.basename(path)}\n{label if label is not None else 'Unlabeled'}\n{path}"
+            error = self._failed.get(sample_id)
+            return f"{text}\nUnreadable: {error}" if error else text
+        return None
+
+    def _thumbnail(self, sample_id: int, path: str) -> QImage:
+        image = self._images.get(sample_id)
+        if image is not None:
+            self._images.move_to_end(sample_id)
+            return image
+        if sample_id not in self._failed and self._loader is not None:
+            self._loader.request(sample_id, path)
+        return self._placeholder
+
+    @Slot(int, QImage)
+    def _on_loader_loaded(self, sample_id: int, image: QImage) -> None:
+        old = self._images.pop(sample_id, None)
+        if old is not None:
+            self._image_bytes -= old.sizeInBytes()
+        self._images[sample_id] = image
+        self._image_bytes += image.sizeInBytes()
+        while self._image_bytes > self._image_budget and len(self._images) > 1:
+            _key, dropped = self._images.popitem(last=False)
+            self._image_bytes -= dropped.sizeInBytes()
+        self._row_changed(sample_id)
+
+    @Slot(int, str)
+    def _on_loader_failed(self, sample_id: int, reason: str) -> None:
+        self._failed[sample_id] = reason
+        self._row_changed(sample_id)
+
+    def _row_changed(self, sample_id: int) -> None:
+        row = self.row_of(sample_id)
+        if row >= 0:
+            index = self.index(row)
+            self.dataChanged.emit(
+                index,
+                index,
+                [Qt.ItemDataRole.DecorationRole, THUMBNAIL_STATE_ROLE, Qt.ItemDataRole.ToolTipRole],
+            )
