@@ -244,17 +244,21 @@ def split_backbone(name: str, model: nn.Module) -> BackboneParts:
 
 def build_backbone(name: str, state_dict: dict[str, object] | None = None) -> BackboneParts:
     """Build backbone ``name`` with ``state_dict`` (torchvision key names) or random weights."""
-    model = build_torchvision(name)
-    if state_dict is not None:
-        spec = get_spec(name)
-        wanted = {k: v for k, v in state_dict.items() if not k.startswith(spec.dropped_prefixes)}
-        missing, unexpected = model.load_state_dict(wanted, strict=False)
-        missing = [k for k in missing if not k.startswith(spec.dropped_prefixes)]
-        if missing or unexpected:
-            from labeltune.core.errors import InvalidWeightsError
+    if state_dict is None:
+        return split_backbone(name, build_torchvision(name))
+    import torch
 
-            raise InvalidWeightsError(
-                f"weights do not fit {name}: {len(missing)} missing keys (e.g. {missing[:2]}), "
-                f"{len(unexpected)} unexpected keys (e.g. {unexpected[:2]})"
-            )
+    with torch.device("meta"):  # weights that are replaced at once need no (slow) initialisation
+        model = build_torchvision(name)
+    spec = get_spec(name)
+    wanted = {k: v for k, v in state_dict.items() if not k.startswith(spec.dropped_prefixes)}
+    missing, unexpected = model.load_state_dict(wanted, strict=False, assign=True)  # type: ignore[arg-type]
+    missing = [k for k in missing if not k.startswith(spec.dropped_prefixes)]
+    if missing or unexpected:
+        from labeltune.core.errors import InvalidWeightsError
+
+        raise InvalidWeightsError(
+            f"weights do not fit {name}: {len(missing)} missing keys (e.g. {missing[:2]}), "
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:2]})"
+        )
     return split_backbone(name, model)

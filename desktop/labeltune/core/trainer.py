@@ -165,10 +165,10 @@ class Trainer:
                 if record is None:  # stopped mid-epoch: the partial epoch does not count
                     break
                 self._after_epoch(record)
+            for callback in self.callbacks:  # before the best weights replace the last ones (checkpoints)
+                callback.on_fit_end(self)
             if self.state.best_state:
                 self.model.load_state_dict(self.state.best_state)
-            for callback in self.callbacks:
-                callback.on_fit_end(self)
         except BaseException as error:
             for callback in self.callbacks:
                 callback.on_exception(self, error)
