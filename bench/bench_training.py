@@ -22,7 +22,8 @@ a run from pretrained weights does not do. It is shown separately.
    re-run with ``threads=1`` shows what the head-training loop loses to thread synchronisation.
 4. *full* fine-tuning step time (training batches only: a callback times consecutive batches of an epoch)
    against a plain PyTorch loop on the same decoded tensors: same model, batch size, input size, AdamW,
-   fp32. Alternating order, medians. Target: within 5 % (ratio <= 1.05).
+   fp32. Rotating order, medians. Target: within 5 % (ratio <= 1.05). The plain loop again in LabelTune's
+   CPU memory format (channels_last) separates LabelTune's loop overhead from what that format wins.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import dataclasses
 import functools
 import io
 import json
@@ -61,7 +63,7 @@ from labeltune.core.imaging import is_image_file, load_array
 from labeltune.core.trainer import Callback, Trainer
 
 CORN_IMAGES = Path("/work/shared/data/corn_leaf/images")
-OUT_FILE = Path(__file__).resolve().parent / "out" / "training.json"
+OUT_DIR = Path(__file__).resolve().parent / "out"
 BATCH = 32
 EPOCHS = 10
 CALIBRATION = "BatchNorm calibration (compute / load)"
@@ -75,16 +77,18 @@ class Settings:
     input_size: int
     per_class: int | None  # images per class for 1-3 (None: all)
     rounds: int  # cold features runs and forward passes of each kind, alternating
-    warm_runs: int  # warm re-runs of each kind (default threads, threads=1), alternating
-    textbook_epochs: int  # measured, then extrapolated to EPOCHS
+    warm_runs: int  # per cold run: warm re-runs of each kind (default threads, threads=1), alternating
+    textbook_epochs: int  # per round (next to the cold features run), then extrapolated to EPOCHS
     full_backbone: str
     full_input_size: int
     full_steps: int  # training steps per engine epoch (train images = full_steps * BATCH)
-    full_rounds: int  # engine/plain pairs, alternating order
+    full_rounds: int  # rounds of LabelTune / plain / plain channels_last, in rotating order
 
 
-FULL = Settings("resnet18", 224, None, 2, 3, 2, "resnet18", 224, 4, 3)
-QUICK = Settings("resnet18", 160, 25, 1, 2, 1, "resnet18", 128, 3, 1)
+FULL = Settings("densenet201", 224, None, 2, 2, 1, "resnet18", 224, 4, 3)
+# Quick: the same images at 112 px (a quarter of the compute), single rounds; a smoke run, noisier.
+QUICK = Settings("resnet18", 112, None, 1, 2, 1, "resnet18", 128, 3, 3)
+EPOCH_FILES = "  of which per-epoch files (history, checkpoint.pt)"
 
 
 # -- data -----------------------------------------------------------------------------------------------
@@ -269,7 +273,7 @@ def _timed_parts() -> list[tuple[str, Any, str]]:
         ("extract_features (cache read / decode + backbone)", training, "extract_features"),
         ("_write_config", training, "_write_config"),
         ("Trainer.fit (10 epochs: head steps + validation)", Trainer, "fit"),
-        ("  of which per-epoch files (history, checkpoint.pt)", training._RunFilesCallback, "on_epoch_end"),
+        (EPOCH_FILES, training._RunFilesCallback, "on_epoch_end"),
         ("predict_batches (final validation)", training, "predict_batches"),
         ("save_model (model.safetensors)", training, "save_model"),
         ("write_history", training, "write_history"),
@@ -328,6 +332,20 @@ def import_seconds() -> dict[str, float]:
             ("import labeltune.cli + torch + torchvision.models", "import labeltune.cli, torchvision.models"),
         )
     }
+
+
+def hashing_speed(tmp: Path, dataset_bytes: int) -> dict[str, float]:
+    """``file_sha256`` throughput on a 64 MB file in the OS cache (every run hashes every file)."""
+    from labeltune.core.hashing import file_sha256
+
+    big = tmp / "hash-probe.bin"
+    big.write_bytes(np.random.default_rng(0).bytes(64 << 20))
+    file_sha256(big)
+    start = time.perf_counter()
+    file_sha256(big)
+    seconds = time.perf_counter() - start
+    big.unlink()
+    return {"mb_per_s": 64 * 1.048576 / seconds, "dataset_mb": dataset_bytes / 1e6}
 
 
 def cli_run(data_root: Path, s: Settings, cache_root: Path, out: Path, lr: float) -> dict[str, Any]:
@@ -390,18 +408,28 @@ class StepTimer(Callback):
 
 
 def plain_full_loop(
-    x: torch.Tensor, y: torch.Tensor, backbone: str, num_classes: int, steps: int, lr: float
+    x: torch.Tensor,
+    y: torch.Tensor,
+    backbone: str,
+    num_classes: int,
+    steps: int,
+    lr: float,
+    fmt: torch.memory_format = torch.contiguous_format,
 ) -> list[float]:
-    """Plain PyTorch full fine-tuning of one epoch on float NCHW tensors (normalised): AdamW, fp32."""
+    """Plain PyTorch full fine-tuning of one epoch on float NCHW tensors (normalised): AdamW, fp32.
+
+    ``fmt=torch.channels_last`` gives the model and each batch LabelTune's CPU memory format: that variant
+    tells LabelTune's loop overhead apart from what the memory format wins.
+    """
     torch.manual_seed(0)
-    model = torchvision_model(backbone, num_classes).train()
+    model = torchvision_model(backbone, num_classes).train().to(memory_format=fmt)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     criterion = nn.CrossEntropyLoss()
     order = torch.randperm(len(y))
     intervals, last = [], None
     for b in range(steps):
         index = order[b * BATCH : (b + 1) * BATCH]
-        loss = criterion(model(x[index]), y[index])
+        loss = criterion(model(x[index].contiguous(memory_format=fmt)), y[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -414,7 +442,7 @@ def plain_full_loop(
 
 
 def bench_full(s: Settings, tmp: Path, source: Path) -> dict[str, Any]:
-    """Engine *full* runs and plain loops on the same images, alternating; seconds per step."""
+    """Engine *full* runs and plain loops (NCHW, channels_last) on the same images, in rotating order."""
     folder = tmp / "full_data"
     n_train = s.full_steps * BATCH
     by_class: dict[str, list[Path]] = {}
@@ -440,28 +468,34 @@ def bench_full(s: Settings, tmp: Path, source: Path) -> dict[str, Any]:
         augment=False,
         patience=0,
     )
-    engine: list[float] = []
-    plain: list[float] = []
+    steps: dict[str, list[float]] = {"engine": [], "plain": [], "plain_cl": []}
     epoch_seconds: list[float] = []
+    files_seconds: list[float] = []  # per epoch: history.csv + checkpoint.pt
+    checkpoint_mb = 0.0
+    orders = [
+        ("engine", "plain", "plain_cl"),
+        ("plain_cl", "plain", "engine"),
+        ("plain", "engine", "plain_cl"),
+    ]
     for r in range(s.full_rounds):
-        for which in ("engine", "plain") if r % 2 == 0 else ("plain", "engine"):
+        for which in orders[r % len(orders)]:
             if which == "engine":
                 timer = StepTimer()
-                result = run_engine(
-                    folder, config, tmp / f"full-run{r}", tmp / f"full-cache{r}", callbacks=[timer]
-                )
+                with timing_patches() as parts:
+                    run_dir = tmp / f"full-run{r}"
+                    result = run_engine(folder, config, run_dir, tmp / f"full-cache{r}", callbacks=[timer])
                 if result.train_size != n_train:
                     raise RuntimeError(f"engine trained on {result.train_size} images, not {n_train}")
-                engine += timer.steps
+                steps[which] += timer.steps
                 epoch_seconds += [rec.seconds for rec in result.history]
+                files_seconds.append(parts.get(EPOCH_FILES, 0.0) / max(len(result.history), 1))
+                checkpoint_mb = (run_dir / training.CHECKPOINT_FILE).stat().st_size / 1e6
             else:
-                plain += plain_full_loop(
-                    x, y, s.full_backbone, len(classes), s.full_steps, config.resolved_lr()
-                )
-            print(
-                f"  full fine-tuning {which} {r + 1}: steps {fmt_list((engine if which == 'engine' else plain)[-(s.full_steps - 1) :])} s",
-                flush=True,
-            )
+                fmt = torch.channels_last if which == "plain_cl" else torch.contiguous_format
+                lr = config.resolved_lr()
+                steps[which] += plain_full_loop(x, y, s.full_backbone, len(classes), s.full_steps, lr, fmt)
+            latest = steps[which][-(s.full_steps - 1) :]
+            print(f"  full fine-tuning {which} {r + 1}: steps {fmt_list(latest)} s", flush=True)
     # Augmentation is on by default (off above, to train on the same tensors): its cost per batch.
     from labeltune.core.augment import augment_batch
 
@@ -473,11 +507,14 @@ def bench_full(s: Settings, tmp: Path, source: Path) -> dict[str, Any]:
     for _ in range(5):
         augment_batch(batch)
     return {
-        "engine_steps": engine,
-        "plain_steps": plain,
+        "engine_steps": steps["engine"],
+        "plain_steps": steps["plain"],
+        "plain_channels_last_steps": steps["plain_cl"],
         "engine_epoch_seconds": epoch_seconds,
         "augment_batch_seconds": (time.perf_counter() - start) / 5,
         "train_images": n_train,
+        "epoch_files_seconds": files_seconds,
+        "checkpoint_mb": checkpoint_mb,
     }
 
 
@@ -493,38 +530,56 @@ def measure(s: Settings, tmp: Path, profile: bool) -> dict[str, Any]:
         f"{torch.get_num_threads()} threads, bf16 autocast: {cpu_bf16_supported()}",
         flush=True,
     )
+    if hasattr(os, "getloadavg"):
+        print(f"load average at the start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)", flush=True)
     m: dict[str, Any] = {"source": source, "images": len(paths)}
 
-    # 1 + 3 (cold side): forward passes and cold features runs, alternating.
+    # 1, 2 and 3 (cold side): forward passes, cold features runs and the textbook loop, alternating, so
+    # that load from other processes falls on both sides of each ratio alike.
     fwd: dict[str, list[dict[str, float]]] = {"fp32": [], "opt": []}
     cold: list[training.RunResult] = []
     cold_parts: list[dict[str, float]] = []
+    books: list[dict[str, Any]] = []
+    warm: list[training.RunResult] = []  # 3 (warm side), right after each cold run, on its cache
+    warm1: list[training.RunResult] = []  # the same with threads=1
     for r in range(s.rounds):
-        for step in ("fp32", "features", "opt") if r % 2 == 0 else ("opt", "features", "fp32"):
-            if step == "features":
+        steps = (
+            ("fp32", "features", "textbook", "opt") if r % 2 == 0 else ("opt", "textbook", "features", "fp32")
+        )
+        for step in steps:
+            if step == "textbook":
+                books.append(textbook_loop(data_root, s.backbone, s.input_size, s.textbook_epochs, tmp))
+                print(f"  textbook loop {r + 1}: epochs {fmt_list(books[-1]['epoch_seconds'])} s", flush=True)
+            elif step == "features":
                 with timing_patches() as parts:
                     cold.append(run_engine(data_root, train_config(s), tmp / f"cold{r}", tmp / f"cache{r}"))
                 cold_parts.append(dict(parts))
                 print(f"  features cold run {r + 1}: {cold[-1].seconds_total:.2f} s", flush=True)
+                for w in range(s.warm_runs):  # same config, other learning rates
+                    for threads in (None, 1) if w % 2 == 0 else (1, None):
+                        config = train_config(s, lr=5e-4 / (w + 2), threads=threads)
+                        result = run_engine(
+                            data_root, config, tmp / f"warm{r}-{w}-{threads}", tmp / f"cache{r}"
+                        )
+                        (warm if threads is None else warm1).append(result)
+                    last, last1 = warm[-1].seconds_total, warm1[-1].seconds_total
+                    print(f"    warm re-run {w + 1}: {last:.3f} s, threads=1: {last1:.3f} s", flush=True)
             else:
                 fwd[step].append(forward_pass(paths, s.backbone, s.input_size, step == "opt"))
                 print(f"  forward pass {step} {r + 1}: {fwd[step][-1]['seconds']:.2f} s", flush=True)
     m |= {"forward": fwd, "cold": cold, "cold_parts": cold_parts}
+    m["textbook"] = {
+        "setup": median([b["setup"] for b in books]),
+        "epoch_seconds": [e for b in books for e in b["epoch_seconds"]],
+    }
+    m |= {"warm": warm, "warm_threads1": warm1}
 
-    # 3 (warm side): same config, other learning rates, on round 1's cache; default threads and threads=1.
-    warm: list[training.RunResult] = []
-    warm1: list[training.RunResult] = []
-    for w in range(s.warm_runs):
-        for threads in (None, 1) if w % 2 == 0 else (1, None):
-            config = train_config(s, lr=5e-4 / (w + 2), threads=threads)
-            result = run_engine(data_root, config, tmp / f"warm{w}-{threads}", tmp / "cache0")
-            (warm if threads is None else warm1).append(result)
-        print(
-            f"  warm re-run {w + 1}: {warm[-1].seconds_total:.3f} s, threads=1: {warm1[-1].seconds_total:.3f} s"
-        )
-    with timing_patches() as warm_parts:
-        warm_timed = run_engine(data_root, train_config(s, lr=3e-4), tmp / "warm-parts", tmp / "cache0")
-    m |= {"warm": warm, "warm_threads1": warm1, "warm_parts": warm_parts, "warm_timed": warm_timed}
+    # 3: one more warm re-run of each kind, its steps timed; then the CLI, cold and warm, and imports.
+    for threads in (None, 1):
+        with timing_patches() as parts:
+            config = train_config(s, lr=3e-4, threads=threads)
+            result = run_engine(data_root, config, tmp / f"warm-parts-{threads}", tmp / "cache0")
+        m["warm_timed" if threads is None else "warm_timed_threads1"] = (result, dict(parts))
     cli_warm = cli_run(data_root, s, tmp / "cache0", tmp / "cli-warm", 2.5e-4)
     cli_cold = cli_run(data_root, s, tmp / "cache-cli", tmp / "cli-cold", 1e-3)
     print(
@@ -532,12 +587,8 @@ def measure(s: Settings, tmp: Path, profile: bool) -> dict[str, Any]:
         flush=True,
     )
     m |= {"cli_warm": cli_warm, "cli_cold": cli_cold, "imports": import_seconds()}
+    m["hashing"] = hashing_speed(tmp, sum(p.stat().st_size for p in paths))
     m["profile"] = profile_warm_run(data_root, s, tmp / "cache0", tmp / "warm-prof") if profile else ""
-
-    # 2: the textbook loop.
-    book = textbook_loop(data_root, s.backbone, s.input_size, s.textbook_epochs, tmp)
-    print(f"  textbook loop: epochs {fmt_list(book['epoch_seconds'])} s", flush=True)
-    m["textbook"] = book
 
     # 4: full fine-tuning.
     m["full"] = bench_full(s, tmp, data_root)
@@ -596,7 +647,7 @@ def summarise(s: Settings, m: dict[str, Any]) -> list[dict[str, Any]]:
     row("1c   same minus BN calibration / fwd fp32", no_cal, fwd32, no_cal / fwd32, "<= 1.20", None)
     row(f"1d   same minus BN calibration / fwd {opt}", no_cal, fwd_opt, no_cal / fwd_opt, "<= 1.20", None)
     row(
-        f"2  textbook 10 ep ({s.textbook_epochs} run) / features",
+        f"2  textbook 10 ep (from {len(book['epoch_seconds'])}) / features",
         cold_total,
         book_10,
         book_10 / cold_total,
@@ -623,6 +674,25 @@ def summarise(s: Settings, m: dict[str, Any]) -> list[dict[str, Any]]:
         "<= 1.05",
         engine_step / plain_step <= 1.05,
     )
+    plain_cl = median(m["full"]["plain_channels_last_steps"])
+    row(
+        "4b full FT step LabelTune / plain channels_last",
+        engine_step,
+        plain_cl,
+        engine_step / plain_cl,
+        "<= 1.05",
+        None,
+    )
+    # Load from other processes only ever adds time: the fastest steps are the least disturbed figures.
+    fastest, fastest_cl = min(m["full"]["engine_steps"]), min(m["full"]["plain_channels_last_steps"])
+    row(
+        "4c   fastest steps: LabelTune / plain channels_last",
+        fastest,
+        fastest_cl,
+        fastest / fastest_cl,
+        "<= 1.05",
+        None,
+    )
     return rows
 
 
@@ -635,63 +705,85 @@ def report(s: Settings, m: dict[str, Any], rows: Sequence[dict[str, Any]]) -> No
         ("opt", "bf16 + channels_last" if cpu_bf16_supported() else "channels_last"),
     ):
         runs = fwd[key]
+        total, decode, forward = (median([f[k] for f in runs]) for k in ("seconds", "decode", "forward"))
         print(
-            f"   forward pass {label:<21} {median([f['seconds'] for f in runs]):7.2f} s  (decode "
-            f"{median([f['decode'] for f in runs]):.2f} s, backbone {median([f['forward'] for f in runs]):.2f} s)"
+            f"   forward pass {label:<21} {total:7.2f} s  (decode {decode:.2f} s, backbone {forward:.2f} s)"
         )
-    print(
-        f"   features run seconds_total    {median([r.seconds_total for r in cold]):7.2f} s  (runs {fmt_list([r.seconds_total for r in cold])})"
-    )
-    print(
-        f"   features run seconds_features {median([r.seconds_features for r in cold]):7.2f} s  (backbone incl. BN calibration)"
-    )
+    totals, features = [r.seconds_total for r in cold], [r.seconds_features for r in cold]
+    print(f"   features run seconds_total    {median(totals):7.2f} s  (runs {fmt_list(totals)})")
+    print(f"   features run seconds_features {median(features):7.2f} s  (runs {fmt_list(features)})")
     print(f"   where cold run 1's {cold[0].seconds_total:.2f} s go:")
     for label, secs in breakdown(m["cold_parts"][0], cold[0].seconds_total):
         print(f"     {label:<58} {secs:7.3f} s  {100 * secs / cold[0].seconds_total:5.1f} %")
     book = m["textbook"]
     print()
-    print(f"2. textbook loop: setup {book['setup']:.2f} s, epochs {fmt_list(book['epoch_seconds'])} s")
     print(
-        f"   {EPOCHS} epochs = setup + {EPOCHS} x fastest epoch = {m['derived']['textbook_10_epochs']:.1f} s (extrapolated)"
+        f"2. textbook loop: setup {book['setup']:.2f} s (median), epochs {fmt_list(book['epoch_seconds'])} s"
     )
+    book_10 = m["derived"]["textbook_10_epochs"]
+    print(f"   {EPOCHS} epochs = setup + {EPOCHS} x fastest epoch = {book_10:.1f} s (extrapolated)")
     print()
-    warm, timed = m["warm"], m["warm_timed"]
-    print(
-        f"3. warm re-run seconds_total {fmt_list([r.seconds_total for r in warm], 3)} s, seconds_features {fmt_list([r.seconds_features for r in warm], 3)} s"
-    )
+    warm = m["warm"]
+    totals, features = [r.seconds_total for r in warm], [r.seconds_features for r in warm]
+    print(f"3. warm re-run seconds_total {fmt_list(totals, 3)} s, seconds_features {fmt_list(features, 3)} s")
     print(f"   with threads=1: seconds_total {fmt_list([r.seconds_total for r in m['warm_threads1']], 3)} s")
-    print(f"   where one more warm re-run's {timed.seconds_total:.3f} s go:")
-    for label, secs in breakdown(m["warm_parts"], timed.seconds_total):
-        print(f"     {label:<58} {secs:7.3f} s  {100 * secs / timed.seconds_total:5.1f} %")
+    (timed, parts), (timed1, parts1) = m["warm_timed"], m["warm_timed_threads1"]
+    print(f"   where one more warm re-run's time goes{'default threads':>39}{'threads=1':>20}")
+    rows1 = dict(breakdown(parts1, timed1.seconds_total))
+    for label, secs in [*breakdown(parts, timed.seconds_total), ("seconds_total", timed.seconds_total)]:
+        secs1 = rows1.get(label, timed1.seconds_total)
+        print(
+            f"     {label:<58} {secs:7.3f} s {100 * secs / timed.seconds_total:5.1f} %"
+            f"  {secs1:7.3f} s {100 * secs1 / timed1.seconds_total:5.1f} %"
+        )
     for name in ("cli_cold", "cli_warm"):
         c = m[name]
         print(
-            f"   `labeltune train` {name[4:]:<4}: {c['wall']:6.2f} s wall; seconds_total {c['seconds_total']:.2f} s, "
-            f"seconds_features {c['seconds_features']:.2f} s"
+            f"   `labeltune train` {name[4:]:<4}: {c['wall']:6.2f} s wall; "
+            f"seconds_total {c['seconds_total']:.2f} s, seconds_features {c['seconds_features']:.2f} s"
         )
     for label, secs in m["imports"].items():
         print(f"     fresh interpreter: {label:<52} {secs:5.2f} s")
+    speed, mb = m["hashing"]["mb_per_s"], m["hashing"]["dataset_mb"]
+    per_image = median([r.seconds_features for r in cold]) / m["images"]
+    print(
+        f"   every run sha256-hashes every file (prepare_data): {speed:.0f} MB/s here, {mb:.1f} MB of images "
+        f"= {1000 * mb / speed:.0f} ms.\n   Not measured, projected: a 5 MB camera photo takes "
+        f"{5000 / speed:.1f} ms to hash, against {1000 * per_image:.1f} ms/image of backbone in the cold run."
+    )
     if m["profile"]:
         print("   cProfile of a warm re-run (cumulative):")
         print(m["profile"])
-    engine_step, plain_step = median(full["engine_steps"]), median(full["plain_steps"])
+    engine_step = median(full["engine_steps"])
     print()
+    n = full["train_images"]
     print(
-        f"4. full fine-tuning: {full['train_images']} training images, batch {BATCH}, {s.full_rounds} engine/plain pairs"
+        f"4. full fine-tuning: {n} training images, batch {BATCH}, {s.full_rounds} rounds in rotating order"
     )
-    print(
-        f"   LabelTune  {engine_step:.3f} s/step median ({BATCH / engine_step:5.1f} img/s), steps {fmt_list(full['engine_steps'])}"
-    )
-    print(
-        f"   plain loop {plain_step:.3f} s/step median ({BATCH / plain_step:5.1f} img/s), steps {fmt_list(full['plain_steps'])}"
-    )
+    for label, key in (
+        ("LabelTune          ", "engine_steps"),
+        ("plain loop (NCHW)  ", "plain_steps"),
+        ("plain channels_last", "plain_channels_last_steps"),
+    ):
+        step, fastest = median(full[key]), min(full[key])
+        print(
+            f"   {label} {step:.3f} s/step median ({BATCH / step:5.1f} img/s), fastest {fastest:.3f} s; "
+            f"steps {fmt_list(full[key])}"
+        )
     per_epoch = median(full["engine_epoch_seconds"])
     print(
-        f"   LabelTune EpochRecord.seconds median {per_epoch:.2f} s = {full['train_images'] / per_epoch:.1f} img/s (first batch's warm-up incl.)"
+        f"   LabelTune EpochRecord.seconds median {per_epoch:.2f} s = {n / per_epoch:.1f} img/s "
+        "(with the first batch's warm-up)"
+    )
+    files, mb = median(full["epoch_files_seconds"]), full["checkpoint_mb"]
+    print(
+        f"   after each epoch LabelTune writes history.csv + checkpoint.pt ({mb:.0f} MB): {files:.2f} s "
+        f"= {100 * files / per_epoch:.1f} % of an epoch here"
     )
     aug = full["augment_batch_seconds"]
     print(
-        f"   augmentation (on by default, off above): {1000 * aug:.0f} ms per batch = {100 * aug / engine_step:.1f} % of a step"
+        f"   augmentation (on by default, off above): {1000 * aug:.0f} ms per batch "
+        f"= {100 * aug / engine_step:.1f} % of a step"
     )
     print()
     header = f"{'measurement':<52} {'LabelTune s':>11} {'reference s':>11} {'ratio':>8} {'target':>8}  result"
@@ -730,10 +822,13 @@ def to_json(s: Settings, m: dict[str, Any], rows: Sequence[dict[str, Any]], quic
         "features_cold_parts": m["cold_parts"],
         "features_warm": runs(m["warm"]),
         "features_warm_threads1": runs(m["warm_threads1"]),
-        "warm_parts": m["warm_parts"] | {"seconds_total": m["warm_timed"].seconds_total},
+        "warm_parts": m["warm_timed"][1] | {"seconds_total": m["warm_timed"][0].seconds_total},
+        "warm_parts_threads1": m["warm_timed_threads1"][1]
+        | {"seconds_total": m["warm_timed_threads1"][0].seconds_total},
         "cli_cold": m["cli_cold"],
         "cli_warm": m["cli_warm"],
         "imports": m["imports"],
+        "hashing": m["hashing"],
         "textbook": m["textbook"],
         "derived": m["derived"],
         "full": m["full"],
@@ -744,14 +839,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images, smaller inputs (about 2 minutes)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of a warm re-run")
-    parser.add_argument("--out", type=Path, default=OUT_FILE, help=f"JSON results (default {OUT_FILE})")
+    parser.add_argument(
+        "--backbone",
+        default=None,
+        help="backbone of the features measurements (default: densenet201, the corn-leaf paper's recipe; "
+        "resnet18 with --quick)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="JSON results (default bench/out/training[-quick].json)"
+    )
     args = parser.parse_args(argv)
+    args.out = args.out or OUT_DIR / ("training-quick.json" if args.quick else "training.json")
     s = QUICK if args.quick else FULL
+    if args.backbone:
+        s = dataclasses.replace(s, backbone=args.backbone)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="labeltune-bench-") as tmp:
         m = measure(s, Path(tmp), args.profile)
     rows = summarise(s, m)
     report(s, m, rows)
+    if args.quick:
+        print("--quick: smaller inputs and single rounds, a smoke run; judge the targets by a full run.")
     load = f"; load average now {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     print(f"benchmark wall time {time.perf_counter() - start:.0f} s{load}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
