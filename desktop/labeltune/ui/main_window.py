@@ -52,7 +52,6 @@ class MainWindow(QMainWindow):
         self.start_page.demo_requested.connect(self.open_demo)
         self.session.project_opened.connect(self._on_session_project_opened)
         self.session.project_closed.connect(self._on_session_project_closed)
-        self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
         self._update_title()
         self._restore_geometry()
 
@@ -167,9 +166,6 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.start_page)
         self._set_project_actions_enabled(False)
         self._update_title()
-
-    def _on_train_panel_run_finished(self, run_dir: object) -> None:
-        self.session.notify_runs_changed()
 
     def _update_title(self) -> None:
         project = self.session.project

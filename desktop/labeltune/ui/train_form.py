@@ -1,0 +1,403 @@
+"""The training settings form: backbone, strategy, epochs, weights, device and advanced options."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QDoubleValidator, QShowEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from labeltune.core.backbones import get_spec
+from labeltune.core.errors import UnusableInputError
+from labeltune.core.progress import Progress
+from labeltune.core.training import DEFAULT_LR, TrainConfig
+from labeltune.ui.backbone_picker import BackbonePicker
+from labeltune.ui.errors import show_error
+from labeltune.ui.session import ProjectSession
+from labeltune.workers.tasks import FunctionWorker, TaskController
+
+log = logging.getLogger(__name__)
+
+STRATEGY_TEXT = {
+    "features": (
+        "Features — fastest",
+        "Keeps the pretrained network as it is and trains only a new last layer on its features: "
+        "seconds to minutes, and the best start for small data sets.",
+    ),
+    "partial": (
+        "Partial — fine-tune the top",
+        "Also retrains the network's top block(s) (AlexNet: its last two fully connected layers): "
+        "slower, can fit your images better when you have a few hundred per class.",
+    ),
+    "full": (
+        "Full — retrain everything",
+        "Retrains every layer: the slowest (a GPU helps a lot); worth it with many images that look "
+        "unlike everyday photos.",
+    ),
+}
+WEIGHTS_TEXT = {"imagenet": "ImageNet (pretrained)", "none": "Random (no pretraining)"}
+DEVICE_TEXT = {
+    "auto": "Automatic (GPU if there is one)",
+    "cpu": "CPU",
+    "cuda": "NVIDIA GPU (CUDA)",
+    "mps": "Apple GPU (MPS)",
+}
+PROJECT_SETTINGS_KEY = "train"
+
+
+def detect_devices(_progress: Callable[[Progress], None], _stop: threading.Event) -> dict[str, str]:
+    """Which devices PyTorch can use here, with a readable name each (runs in a worker: imports torch).
+
+    It also imports torchvision (which pulls in about a thousand modules, torch._dynamo and sympy among
+    them), so that this one-time cost is paid while the user reads the form, not after Start.
+    """
+    import torch
+    import torchvision  # noqa: F401 - warm-up, see above
+
+    from labeltune.core.device import describe_device
+
+    found: dict[str, str] = {}
+    if torch.cuda.is_available():
+        names = [describe_device(torch.device("cuda", i)) for i in range(torch.cuda.device_count())]
+        found["cuda"] = ", ".join(names)
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found["mps"] = describe_device(torch.device("mps"))
+    found["cpu"] = describe_device(torch.device("cpu"))
+    return found
+
+
+def device_summary(found: dict[str, str]) -> str:
+    """One line about the devices found."""
+    if "cuda" in found:
+        return f"GPU: {found['cuda']}"
+    if "mps" in found:
+        return f"GPU: {found['mps']}"
+    return f"No GPU found: training runs on the {found.get('cpu', 'CPU')}"
+
+
+class TrainSettingsForm(QWidget):
+    """All the choices of a training run; remembered in the settings file and the project."""
+
+    def __init__(self, session: ProjectSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.devices: dict[str, str] | None = None
+        self._device_controller = TaskController(self)
+        self._weights_file = ""
+
+        self.backbone_picker = BackbonePicker()
+        model_box = QGroupBox("Network")
+        QVBoxLayout(model_box).addWidget(self.backbone_picker)
+
+        self.strategy_combo = QComboBox()
+        for key, (title, explanation) in STRATEGY_TEXT.items():
+            self.strategy_combo.addItem(title, key)
+            self.strategy_combo.setItemData(
+                self.strategy_combo.count() - 1, explanation, Qt.ItemDataRole.ToolTipRole
+            )
+        self.strategy_combo.setToolTip("How much of the pretrained network is retrained on your images")
+        self.strategy_label = QLabel()
+        self.strategy_label.setWordWrap(True)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 1000)
+        self.epochs_spin.setToolTip("How many times training goes through all training images")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 1024)
+        self.batch_spin.setToolTip("Images per training step; lower it if the GPU runs out of memory")
+        self.lr_edit = QLineEdit()
+        validator = QDoubleValidator(0.0, 10.0, 8, self.lr_edit)
+        validator.setNotation(QDoubleValidator.Notation.ScientificNotation)
+        self.lr_edit.setValidator(validator)
+        self.lr_edit.setToolTip("Step size of learning; leave empty for the strategy's default")
+        self.augment_check = QCheckBox("Augment images (flips, crops, colour)")
+        self.augment_check.setToolTip(
+            "Show the network slightly changed copies of your images during training, so it generalises "
+            "better (used by the 'full' strategy)"
+        )
+        self.weights_combo = QComboBox()
+        for key, text in WEIGHTS_TEXT.items():
+            self.weights_combo.addItem(text, key)
+        self.weights_combo.addItem("From file…", "file")
+        self.weights_combo.setToolTip(
+            "Start from ImageNet-pretrained weights (recommended), from random weights, or from a "
+            ".pth/.safetensors file"
+        )
+        self.device_combo = QComboBox()
+        for key, text in DEVICE_TEXT.items():
+            self.device_combo.addItem(text, key)
+        self.device_combo.setToolTip("Where training runs; a GPU is many times faster for 'full'")
+        self.device_label = QLabel("Looking for a GPU…")
+        self.device_label.setWordWrap(True)
+        self.device_label.setToolTip("The devices PyTorch can use on this computer")
+        training_box = QGroupBox("Training")
+        form = QFormLayout(training_box)
+        form.addRow("&Strategy:", self.strategy_combo)
+        form.addRow(self.strategy_label)
+        form.addRow("&Epochs:", self.epochs_spin)
+        form.addRow("&Batch size:", self.batch_spin)
+        form.addRow("&Learning rate:", self.lr_edit)
+        form.addRow(self.augment_check)
+        form.addRow("&Weights:", self.weights_combo)
+        form.addRow("&Device:", self.device_combo)
+        form.addRow(self.device_label)
+
+        self.advanced_button = QToolButton()
+        self.advanced_button.setText("Advanced")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_button.setToolTip("Input size, validation share, grouping and early stopping")
+        self.advanced = QWidget()
+        self.input_size_spin = QSpinBox()
+        self.input_size_spin.setRange(0, 1024)
+        self.input_size_spin.setSingleStep(16)
+        self.input_size_spin.setSuffix(" px")
+        self.input_size_spin.setToolTip("Images are resized to this square size; 0 = the network's own size")
+        self.val_spin = QDoubleSpinBox()
+        self.val_spin.setRange(0.0, 0.9)
+        self.val_spin.setSingleStep(0.05)
+        self.val_spin.setDecimals(2)
+        self.val_spin.setToolTip("Share of labeled images kept aside to measure accuracy (0 = none)")
+        self.group_edit = QLineEdit()
+        self.group_edit.setPlaceholderText(r"e.g. ^(track\d+)_")
+        self.group_edit.setToolTip(
+            "A regular expression whose first group (or whole match) on the file name groups images that "
+            "must stay together, e.g. frames of one fish track, so they never straddle training and "
+            "validation"
+        )
+        self.patience_spin = QSpinBox()
+        self.patience_spin.setRange(0, 1000)
+        self.patience_spin.setSpecialValueText("never")
+        self.patience_spin.setToolTip("Stop after this many epochs without improvement on validation")
+        advanced_form = QFormLayout(self.advanced)
+        advanced_form.addRow("&Input size:", self.input_size_spin)
+        advanced_form.addRow("&Validation share:", self.val_spin)
+        advanced_form.addRow("&Group by:", self.group_edit)
+        advanced_form.addRow("Stop early &after:", self.patience_spin)
+        self.advanced.setVisible(False)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(model_box)
+        layout.addWidget(training_box)
+        layout.addWidget(self.advanced_button)
+        layout.addWidget(self.advanced)
+        layout.addStretch(1)
+
+        self.load_settings()
+        self.strategy_combo.currentIndexChanged.connect(self._on_strategy_combo_changed)
+        self.backbone_picker.backbone_changed.connect(self._on_backbone_picker_changed)
+        self.weights_combo.activated.connect(self._on_weights_combo_activated)
+        self.advanced_button.toggled.connect(self._on_advanced_button_toggled)
+        self.group_edit.textChanged.connect(self._on_group_edit_changed)
+        self._device_controller.finished.connect(self._on_device_controller_finished)
+        self._device_controller.failed.connect(self._on_device_controller_failed)
+        session.project_opened.connect(self._on_session_project_opened)
+
+    # -- values -------------------------------------------------------------------------------------
+    def load_settings(self) -> None:
+        """Show the remembered choices (settings file; advanced ones from the open project)."""
+        s = self.session.settings
+        self.backbone_picker.set_backbone(s.backbone)
+        self._select(self.strategy_combo, s.strategy)
+        self.epochs_spin.setValue(s.epochs)
+        self.batch_spin.setValue(s.batch_size)
+        self.lr_edit.setText(f"{s.learning_rate:g}" if s.learning_rate > 0 else "")
+        self.augment_check.setChecked(s.augment)
+        self._select(self.device_combo, s.device)
+        self.set_weights(s.weights)
+        project = self.session.project
+        stored: dict[str, Any] = (project.settings.get(PROJECT_SETTINGS_KEY) or {}) if project else {}
+        self.input_size_spin.setValue(int(stored.get("input_size") or 0))
+        self.val_spin.setValue(float(stored.get("val_fraction", 0.2)))
+        self.group_edit.setText(str(stored.get("group_by") or ""))
+        self.patience_spin.setValue(int(stored.get("patience", 5)))
+        self._update_explanations()
+
+    def save_settings(self) -> None:
+        """Remember the current choices."""
+        s = self.session.settings
+        s.backbone = self.backbone_picker.backbone()
+        s.strategy = self.strategy()
+        s.epochs = self.epochs_spin.value()
+        s.batch_size = self.batch_spin.value()
+        with contextlib.suppress(UnusableInputError):  # an unreadable entry keeps the remembered value
+            s.learning_rate = self._learning_rate() or 0.0
+        s.augment = self.augment_check.isChecked()
+        s.device = str(self.device_combo.currentData())
+        s.weights = self.weights()
+        try:
+            s.save()
+        except OSError as exc:
+            log.warning("cannot save the settings: %s", exc)
+        if self.session.project is not None:
+            self.session.project.save_settings(
+                **{
+                    PROJECT_SETTINGS_KEY: {
+                        "input_size": self.input_size_spin.value(),
+                        "val_fraction": self.val_spin.value(),
+                        "group_by": self.group_edit.text().strip(),
+                        "patience": self.patience_spin.value(),
+                    }
+                }
+            )
+
+    def strategy(self) -> str:
+        """The chosen strategy."""
+        return str(self.strategy_combo.currentData())
+
+    def weights(self) -> str:
+        """``imagenet``, ``none`` or a file path."""
+        key = str(self.weights_combo.currentData())
+        return self._weights_file if key == "file" else key
+
+    def set_weights(self, choice: str) -> None:
+        """Choose ``imagenet``, ``none`` or a weights file."""
+        if choice in WEIGHTS_TEXT:
+            self._select(self.weights_combo, choice)
+        elif choice:
+            self._weights_file = choice
+            index = self.weights_combo.findData("file")
+            self.weights_combo.setItemText(index, f"File: {Path(choice).name}")
+            self.weights_combo.setItemData(index, choice, Qt.ItemDataRole.ToolTipRole)
+            self.weights_combo.setCurrentIndex(index)
+
+    def config(self) -> TrainConfig:
+        """The run's :class:`TrainConfig`; raises :class:`UnusableInputError` for values that cannot work."""
+        group = self.group_edit.text().strip()
+        if group:
+            try:
+                re.compile(group)
+            except re.error as exc:
+                raise UnusableInputError(
+                    f"the group-by pattern {group!r} is not a valid regular expression: {exc}"
+                ) from None
+        weights = self.weights()
+        if not weights:
+            raise UnusableInputError("choose a weights file, or ImageNet or random weights")
+        config = TrainConfig(
+            backbone=self.backbone_picker.backbone(),
+            strategy=self.strategy(),
+            weights=weights,
+            epochs=self.epochs_spin.value(),
+            batch_size=self.batch_spin.value(),
+            lr=self._learning_rate(),
+            augment=self.augment_check.isChecked(),
+            device=str(self.device_combo.currentData()),
+            input_size=self.input_size_spin.value() or None,
+            val_fraction=self.val_spin.value(),
+            group_by=group or None,
+            patience=self.patience_spin.value(),
+        )
+        config.validate()
+        return config
+
+    def _learning_rate(self) -> float | None:
+        text = self.lr_edit.text().strip().replace(",", ".")
+        if not text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise UnusableInputError(f"the learning rate {text!r} is not a number (e.g. 0.001)") from None
+        return value if value > 0 else None
+
+    @staticmethod
+    def _select(combo: QComboBox, key: str) -> None:
+        index = combo.findData(key)
+        if index >= 0:
+            combo.setCurrentIndex(index)
+
+    # -- devices ------------------------------------------------------------------------------------
+    def detect_devices(self) -> None:
+        """Find the GPU in a worker thread (importing torch there keeps the window responsive)."""
+        if self.devices is None and not self._device_controller.is_running():
+            self._device_controller.start(FunctionWorker(detect_devices))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """The first time the form is shown, look for a GPU."""
+        super().showEvent(event)
+        self.detect_devices()
+
+    def shutdown(self) -> None:
+        """Wait for the device detection, if it is still running."""
+        self._device_controller.shutdown()
+
+    # -- slots --------------------------------------------------------------------------------------
+    def _update_explanations(self) -> None:
+        strategy = self.strategy()
+        self.strategy_label.setText(f"<small>{STRATEGY_TEXT[strategy][1]}</small>")
+        spec = get_spec(self.backbone_picker.backbone())
+        self.lr_edit.setPlaceholderText(f"default ({DEFAULT_LR[strategy]:g})")
+        self.input_size_spin.setSpecialValueText(f"network default ({spec.input_size} px)")
+
+    def _on_strategy_combo_changed(self, _index: int) -> None:
+        self._update_explanations()
+
+    def _on_backbone_picker_changed(self, _name: str) -> None:
+        self._update_explanations()
+
+    def _on_weights_combo_activated(self, index: int) -> None:
+        if self.weights_combo.itemData(index) != "file":
+            return
+        file, _ = QFileDialog.getOpenFileName(
+            self, "Weights file", str(Path.home()), "Weights (*.pth *.pt *.safetensors);;All files (*)"
+        )
+        if file:
+            self.set_weights(file)
+        elif not self._weights_file:
+            self._select(self.weights_combo, "imagenet")
+
+    def _on_advanced_button_toggled(self, checked: bool) -> None:
+        self.advanced.setVisible(checked)
+        self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if checked else Qt.ArrowType.RightArrow)
+
+    def _on_group_edit_changed(self, text: str) -> None:
+        try:
+            re.compile(text)
+            self.group_edit.setStyleSheet("")
+        except re.error as exc:
+            self.group_edit.setStyleSheet("color: red")
+            log.debug("invalid group-by pattern: %s", exc)
+
+    def _on_device_controller_finished(self, found: object) -> None:
+        if isinstance(found, dict):
+            self.devices = {str(k): str(v) for k, v in found.items()}
+            self.device_label.setText(f"<small>{device_summary(self.devices)}</small>")
+            for key in ("cuda", "mps"):
+                index = self.device_combo.findData(key)
+                if key in self.devices:
+                    self.device_combo.setItemText(index, f"{DEVICE_TEXT[key]}: {self.devices[key]}")
+
+    def _on_device_controller_failed(self, message: str, details: str) -> None:
+        self.device_label.setText(f"<small>Could not look for a GPU: {message}</small>")
+        show_error(
+            self,
+            "Cannot look for a GPU",
+            f"PyTorch could not check this computer's devices: {message}",
+            details,
+        )
+
+    def _on_session_project_opened(self, _project: object) -> None:
+        self.load_settings()

@@ -1,0 +1,340 @@
+"""The Train tab: settings on the left; Start/Stop, progress with ETA, live curves and the outcome.
+
+Training runs in a :class:`TrainWorker` thread; this panel only reacts to its controller's signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from labeltune.core.errors import UnusableInputError
+from labeltune.core.progress import Progress
+from labeltune.core.trainer import EpochRecord
+from labeltune.core.training import RunResult, TrainConfig, new_run_dir
+from labeltune.core.weights import weights_present
+from labeltune.ui.curves import TrainingCurvesView
+from labeltune.ui.errors import show_error
+from labeltune.ui.session import ProjectSession
+from labeltune.ui.train_form import TrainSettingsForm
+from labeltune.ui.train_status import EtaClock, duration_text, epoch_text, stage_text, summary_text
+from labeltune.ui.weights_dialog import IMAGENET, RANDOM, WeightsDialog
+from labeltune.workers.tasks import TaskController
+from labeltune.workers.training import TrainingStarted, TrainWorker
+
+log = logging.getLogger(__name__)
+
+
+class TrainPanel(QWidget):
+    """Trains a classifier on the open project's labeled images without freezing the window."""
+
+    run_finished = Signal(object)  # Path of the run folder (finished or stopped with a model)
+
+    def __init__(self, session: ProjectSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.controller = TaskController(self)
+        self.weights_dialog: WeightsDialog | None = None
+        self.last_result: RunResult | None = None
+        self._pending: TrainConfig | None = None
+        self._project_folder: Path | None = None
+        self._epochs = 0
+        self._eta = EtaClock()
+
+        self.form = TrainSettingsForm(session)
+        scroll = QScrollArea()
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(400)
+        scroll.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+
+        self.data_label = QLabel()
+        self.data_label.setWordWrap(True)
+        self.start_button = QPushButton("&Start training")
+        self.start_button.setToolTip(
+            "Train on the labeled images of this project with the settings on the left"
+        )
+        self.stop_button = QPushButton("St&op")
+        self.stop_button.setToolTip("Stop after the current step; the best model so far is kept")
+        self.resume_button = QPushButton("&Continue stopped run")
+        self.resume_button.setToolTip(
+            "Continue the stopped run from its last epoch, up to its planned epochs"
+        )
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.resume_button)
+        buttons.addStretch(1)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setToolTip("Progress of the current step of training")
+        # Labels whose text changes during training must not resize the plots below (a relayout repaints
+        # them, which is slow while training holds the GIL): one line each, clipped rather than widened.
+        self.stage_label = QLabel("Ready.")
+        self.stage_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.stage_label.setToolTip("What training is doing now")
+        self.eta_label = QLabel()
+        self.eta_label.setToolTip("Estimated time left, from the speed so far")
+        self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        stage = QHBoxLayout()
+        stage.addWidget(self.stage_label, 1)
+        stage.addWidget(self.eta_label)
+        self.epoch_label = QLabel(" ")
+        self.epoch_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.epoch_label.setToolTip("Scores of the last finished epoch")
+        self.curves = TrainingCurvesView()
+        self.summary_label = QLabel()
+        self.summary_label.setObjectName("trainSummary")
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # Room for the summary from the start, so that showing or clearing it does not resize the plots.
+        self.summary_label.setMinimumHeight(self.fontMetrics().lineSpacing() * 4 + 4)
+
+        right = QVBoxLayout()
+        right.addWidget(self.data_label)
+        right.addLayout(buttons)
+        right.addWidget(self.progress_bar)
+        right.addLayout(stage)
+        right.addWidget(self.epoch_label)
+        right.addWidget(self.curves, 1)
+        right.addWidget(self.summary_label)
+        layout = QHBoxLayout(self)
+        layout.addWidget(scroll)
+        layout.addLayout(right, 1)
+
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button.clicked.connect(self.resume)
+        self.controller.running_changed.connect(self._on_controller_running_changed)
+        self.controller.progressed.connect(self._on_controller_progressed)
+        self.controller.reported.connect(self._on_controller_reported)
+        self.controller.finished.connect(self._on_controller_finished)
+        self.controller.failed.connect(self._on_controller_failed)
+        self.form.epochs_spin.valueChanged.connect(self._on_form_epochs_changed)
+        session.project_opened.connect(self._on_session_project_opened)
+        session.project_closed.connect(self._on_session_project_closed)
+        self.curves.set_epochs(self.form.epochs_spin.value())
+        self._update_data_label()
+        self._update_buttons()
+
+    # -- actions ------------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        """Whether a training runs."""
+        return self.controller.is_running()
+
+    def start(self) -> None:
+        """Start training with the form's settings (asking for missing ImageNet weights first)."""
+        if self.session.project is None or self.is_running():
+            return
+        try:
+            config = self.form.config()
+        except UnusableInputError as error:
+            show_error(self, "Cannot start training", str(error))
+            return
+        self.form.save_settings()
+        if config.weights == IMAGENET and not weights_present(config.backbone):
+            self._pending = config
+            self.weights_dialog = WeightsDialog(config.backbone, self)
+            self.weights_dialog.finished.connect(self._on_weights_dialog_finished)
+            self.weights_dialog.open()
+            return
+        self._start_worker(
+            TrainWorker(self.session.project.folder, config, new_run_dir(self.session.project.runs_dir))
+        )
+
+    def resume(self) -> None:
+        """Continue the last stopped run from its checkpoint."""
+        result = self.last_result
+        if self.session.project is None or self.is_running() or result is None or not result.stopped:
+            return
+        self._start_worker(TrainWorker(self.session.project.folder, None, Path(result.run_dir), resume=True))
+
+    def stop(self) -> None:
+        """Ask the training to stop after the current step (it keeps the best model)."""
+        if self.is_running():
+            self.controller.stop()
+            self.stop_button.setEnabled(False)
+            self.stage_label.setText("Stopping after the current step; the best model so far is kept…")
+
+    def shutdown(self) -> None:
+        """Stop a running training and wait for it (the window is closing)."""
+        if self.weights_dialog is not None:
+            self.weights_dialog.shutdown()
+        self.controller.shutdown()
+        self.form.shutdown()
+
+    def _start_worker(self, worker: TrainWorker) -> None:
+        project = self.session.require()
+        self._project_folder = project.folder
+        self.last_result = None
+        self._epochs = 0
+        self._eta = EtaClock()
+        self.curves.clear(worker.config.epochs if worker.config is not None else 0)
+        self.epoch_label.setText(" ")
+        self.summary_label.clear()
+        self.eta_label.clear()
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.setFormat("%p%")
+        self.stage_label.setText("Starting…")
+        self.controller.start(worker)
+
+    # -- state --------------------------------------------------------------------------------------
+    def _update_buttons(self) -> None:
+        running = self.is_running()
+        has_project = self.session.project is not None
+        self.start_button.setEnabled(has_project and not running)
+        self.stop_button.setEnabled(running)
+        stopped = self.last_result is not None and self.last_result.stopped
+        self.resume_button.setEnabled(has_project and not running and stopped)
+        self.resume_button.setVisible(stopped and not running)
+        self.form.setEnabled(not running)
+
+    def _update_data_label(self) -> None:
+        project = self.session.project
+        if project is None:
+            self.data_label.setText("Open a project to train a model on its labeled images.")
+            return
+        counts = {name: n for name, n in project.counts().items() if n}
+        total = sum(counts.values())
+        if len(counts) < 2:
+            self.data_label.setText(
+                f"{total} labeled images in {len(counts)} class(es): "
+                "label images of at least two classes first."
+            )
+        else:
+            smallest = min(counts, key=lambda name: counts[name])
+            self.data_label.setText(
+                f"{total} labeled images in {len(counts)} classes "
+                f"(smallest: {smallest}, {counts[smallest]} images)."
+            )
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Refresh the data summary and weights status when the tab is shown."""
+        super().showEvent(event)
+        self._update_data_label()
+        self.form.backbone_picker.refresh()
+
+    # -- slots --------------------------------------------------------------------------------------
+    def _on_weights_dialog_finished(self, _code: int) -> None:
+        dialog, config = self.weights_dialog, self._pending
+        self._pending = None
+        self.form.backbone_picker.refresh()
+        if dialog is None or config is None or self.session.project is None:
+            return
+        if dialog.outcome == RANDOM:
+            self.form.set_weights(RANDOM)
+            self.form.save_settings()
+            config.weights = RANDOM
+        if dialog.outcome in (IMAGENET, RANDOM):
+            project = self.session.project
+            self._start_worker(TrainWorker(project.folder, config, new_run_dir(project.runs_dir)))
+        dialog.deleteLater()
+        self.weights_dialog = None
+
+    def _on_controller_running_changed(self, _running: bool) -> None:
+        self._update_buttons()
+
+    def _on_controller_progressed(self, progress: Progress) -> None:
+        if progress.total > 0:
+            self.progress_bar.setRange(0, progress.total)
+            self.progress_bar.setValue(min(progress.done, progress.total))
+        else:
+            self.progress_bar.setRange(0, 0)
+        if self.stop_button.isEnabled():  # keep the "Stopping…" text once Stop was pressed
+            detail = f" — {progress.message}" if progress.stage == "train" and progress.message else ""
+            self.stage_label.setText(f"{stage_text(progress)}{detail}")
+        left = self._eta.update(progress)
+        self.eta_label.setText("" if left is None else f"{duration_text(left)} left")
+
+    def _on_controller_reported(self, event: object) -> None:
+        if isinstance(event, TrainingStarted):
+            self._epochs = event.epochs
+            self.curves.set_epochs(event.epochs)
+        elif isinstance(event, EpochRecord):
+            self.curves.add_record(event)
+            self.epoch_label.setText(epoch_text(event, self._epochs))
+
+    def _on_controller_finished(self, result: object) -> None:
+        self.eta_label.clear()
+        self.curves.flush()
+        if not isinstance(result, RunResult):  # stopped before there was a model: nothing was kept
+            self.progress_bar.setRange(0, 100)
+            self.progress_bar.setValue(0)
+            self.stage_label.setText("Stopped before training began; nothing was saved.")
+            self._update_buttons()
+            return
+        self.last_result = result
+        if not result.stopped:
+            self.progress_bar.setRange(0, 100)
+            self.progress_bar.setValue(100)
+        self.stage_label.setText("Stopped." if result.stopped else "Done.")
+        self.summary_label.setText(summary_text(result))
+        self._record(result)
+        self._update_buttons()
+        self.run_finished.emit(Path(result.run_dir))
+
+    def _on_controller_failed(self, message: str, details: str) -> None:
+        self.eta_label.clear()
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(0)
+        self.stage_label.setText("Training failed.")
+        self.summary_label.setText(f"<b>Training failed</b>: {message}")
+        self._update_buttons()
+        show_error(self, "Training failed", message, details)
+
+    def _record(self, result: RunResult) -> None:
+        """List the run in its project (the open one, or its folder if another project is open now)."""
+        run_dir = Path(result.run_dir)
+        args: tuple[Any, ...] = (run_dir.name, run_dir, result.backbone, result.strategy, result.to_json())
+        project = self.session.project
+        try:
+            if project is not None and project.folder == self._project_folder:
+                project.record_run(*args)
+                self.session.notify_runs_changed()
+            elif self._project_folder is not None:
+                from labeltune.core.project import Project
+
+                with Project.open(self._project_folder) as other:
+                    other.record_run(*args)
+        except Exception as error:  # the run is on disk; failing to list it must not lose the result
+            log.exception("cannot record run %s", run_dir)
+            show_error(
+                self,
+                "Cannot list the run in the project",
+                f"The run is saved in {run_dir}, but it could not be added to the project: {error}",
+                traceback.format_exc(),
+            )
+
+    def _on_form_epochs_changed(self, epochs: int) -> None:
+        if not self.is_running() and not self.curves.records():
+            self.curves.set_epochs(epochs)  # the empty plots show the planned run
+
+    def _on_session_project_opened(self, _project: object) -> None:
+        self.last_result = None
+        self._update_data_label()
+        self._update_buttons()
+
+    def _on_session_project_closed(self) -> None:
+        self.stop()
+        self._update_data_label()
+        self._update_buttons()

@@ -1,0 +1,95 @@
+"""Readable status of a training run: stage names, time left (ETA), epoch and summary lines.
+
+Plain functions and one small class, no widgets: the Train panel shows what these return.
+"""
+
+from __future__ import annotations
+
+import time
+
+from labeltune.core.progress import Progress
+from labeltune.core.trainer import EpochRecord
+from labeltune.core.training import RunResult
+from labeltune.ui.metrics_table import percent
+
+STAGE_TEXT = {
+    "scan": "Checking the images",
+    "hash": "Reading the files",
+    "features": "Running the network over the images (kept for later runs)",
+    "train": "Training",
+}
+
+
+def stage_text(progress: Progress) -> str:
+    """A readable name for a progress stage."""
+    if progress.stage.startswith("download"):
+        return "Downloading the pretrained weights"
+    return STAGE_TEXT.get(progress.stage, progress.stage.capitalize())
+
+
+def duration_text(seconds: float) -> str:
+    """``about 45 s`` / ``about 3 min 20 s`` / ``about 1 h 5 min``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"about {seconds} s"
+    if seconds < 3600:
+        return f"about {seconds // 60} min {seconds % 60:02d} s"
+    return f"about {seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class EtaClock:
+    """Estimates the time left in a stage from its rate since the stage's first report."""
+
+    min_elapsed = 1.0
+
+    def __init__(self) -> None:
+        self.stage = ""
+        self._start = 0.0
+        self._done = 0
+
+    def update(self, progress: Progress, now: float | None = None) -> float | None:
+        """Seconds left in ``progress.stage``, or None while there is too little to go on."""
+        now = time.monotonic() if now is None else now
+        if progress.stage != self.stage or progress.done < self._done:
+            self.stage, self._start, self._done = progress.stage, now, progress.done
+            return None
+        elapsed, advanced = now - self._start, progress.done - self._done
+        if progress.total <= 0 or advanced <= 0 or elapsed < self.min_elapsed:
+            return None
+        return (progress.total - progress.done) * elapsed / advanced
+
+
+def epoch_text(record: EpochRecord, epochs: int) -> str:
+    """The metrics of one epoch, in one line."""
+    of = f"/{epochs}" if epochs else ""
+    seconds = f"{record.seconds:.1f} s" if record.seconds >= 0.05 else "< 0.1 s"
+    return (
+        f"Epoch {record.epoch}{of}: training loss {record.train_loss:.3f}, accuracy "
+        f"{percent(record.train_accuracy)} · validation loss {record.val_loss:.3f}, accuracy "
+        f"{percent(record.val_accuracy)}, macro-F1 {record.val_macro_f1:.3f} · {seconds}"
+    )
+
+
+def summary_text(result: RunResult) -> str:
+    """What a finished run achieved, in a few lines of rich text."""
+    summary = result.to_json()
+    lines = []
+    if result.stopped:
+        lines.append(f"<b>Stopped</b> after epoch {result.epochs_run}; the best model so far is saved.")
+    elif result.stopped_early:
+        lines.append(f"<b>Stopped early</b> after epoch {result.epochs_run}: validation stopped improving.")
+    else:
+        lines.append(f"<b>Finished</b> {result.epochs_run} epochs.")
+    accuracy = summary.get("val_accuracy")
+    if isinstance(accuracy, float):
+        lines.append(
+            f"Validation accuracy <b>{percent(accuracy)}</b>, balanced accuracy "
+            f"{percent(summary['val_balanced_accuracy'])}, macro-F1 {summary['val_macro_f1']:.3f} "
+            f"(best epoch {result.best_epoch}) on {result.val_size} images; {result.train_size} for training."
+        )
+    else:
+        lines.append(str(result.metrics.get("note", "No validation images, so no accuracy to report.")))
+    lines.append(f"{result.seconds_total:.0f} s in total. The Results tab has the details.")
+    if result.skipped:
+        lines.append(f"{len(result.skipped)} file(s) were skipped (unreadable or missing).")
+    return "<br>".join(lines)
