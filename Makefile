@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest bench clean-venv
+.PHONY: run demo test lint typecheck pytest bench screenshots clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 DEMO_DATA ?= ../shared/data/corn_leaf/images
 
-# Until the desktop app lands, `make run` is the command-line demo: list the backbones, then train a
-# features model on the corn-leaf photos (random weights work offline; use --weights imagenet online).
+# The desktop app: the start page offers new/open/recent projects and the offline demos.
 run: $(STAMP)
+	$(BIN)/labeltune
+
+# The command-line demo: train a features model on the corn-leaf photos and predict with it
+# (random weights work offline; use --weights imagenet where the weights can be downloaded).
+demo: $(STAMP)
 	$(BIN)/labeltune backbones
 	@if [ -d "$(DEMO_DATA)" ]; then \
 		$(BIN)/labeltune scan "$(DEMO_DATA)" && \
@@ -27,7 +31,8 @@ run: $(STAMP)
 			--epochs 10 --out runs/demo && \
 		$(BIN)/labeltune predict runs/demo "$(DEMO_DATA)" --out runs/demo/predictions.csv > /dev/null && \
 		echo "predictions written to runs/demo/predictions.csv"; \
-	else $(BIN)/labeltune --help; fi
+	else $(BIN)/labeltune demo corn --out runs/demo-project && \
+		$(BIN)/labeltune train runs/demo-project --backbone resnet18 --weights none --epochs 10; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check desktop tests bench
