@@ -162,7 +162,7 @@ def calibrate_batchnorm(
     used = 0
     with torch.no_grad(), inference_precision(device):
         for start in range(0, len(paths), batch_size):
-            arrays, _ = _decode_batch(paths[start : start + batch_size], input_size)
+            arrays, _ = decode_batch(paths[start : start + batch_size], input_size)
             good = [a for a in arrays if a is not None]
             if len(good) > 1:
                 module(images_to_tensor(good, device))
@@ -182,7 +182,8 @@ class ExtractionResult:
     seconds_backbone: float
 
 
-def _decode_batch(paths: Sequence[Path], size: int) -> tuple[list[np.ndarray | None], list[str | None]]:
+def decode_batch(paths: Sequence[Path], size: int) -> tuple[list[np.ndarray | None], list[str | None]]:
+    """Decode ``paths`` to ``size``-px arrays; a file that fails gives ``None`` and its reason."""
     arrays: list[np.ndarray | None] = []
     errors: list[str | None] = []
     for path in paths:
@@ -239,7 +240,7 @@ def extract_features(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as pool:
 
             def submit(batch: list[int]) -> Future[tuple[list[np.ndarray | None], list[str | None]]]:
-                return pool.submit(_decode_batch, [Path(paths[i]) for i in batch], input_size)
+                return pool.submit(decode_batch, [Path(paths[i]) for i in batch], input_size)
 
             pending = submit(batches[0])
             for n, batch in enumerate(batches):

@@ -466,9 +466,9 @@ def _fit(
     else:
         from labeltune.core.augment import augment_batch
         from labeltune.core.device import memory_format
-        from labeltune.core.features import _decode_batch
+        from labeltune.core.features import decode_batch
 
-        arrays, errors = _decode_batch(data.paths, model_config.input_size)
+        arrays, errors = decode_batch(data.paths, model_config.input_size)
         failed = {i: e for i, e in enumerate(errors) if e is not None}
         ok = [i for i in range(len(arrays)) if i not in failed]
         data = _drop_failed(data, ok, failed)
