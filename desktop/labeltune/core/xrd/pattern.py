@@ -1,0 +1,187 @@
+"""The `Pattern` every XRD reader returns, and the checks that build one from raw arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labeltune.core.errors import UnusableInputError
+
+MIN_POINTS = 10
+"""A pattern with fewer points than this is refused: it cannot hold a usable diffractogram."""
+
+WAVELENGTH_SOURCES = ("file", "setting", "unknown")
+
+
+class PatternReadError(UnusableInputError):
+    """A file could not be read as a powder pattern; the message (one line) says why."""
+
+
+class MissingWavelengthError(UnusableInputError):
+    """An operation needs the X-ray wavelength, and the pattern does not know it."""
+
+
+def valid_wavelength(value: float | None) -> float | None:
+    """Return `value` as a float when it is a plausible X-ray wavelength in Å (0.01-10), else None."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if not math.isfinite(number) or not 0.01 <= number <= 10.0:
+        return None
+    return number
+
+
+@dataclass(frozen=True, eq=False)
+class Pattern:
+    """One measured powder pattern: 2θ in degrees (ascending) and the intensity at each angle.
+
+    ``wavelength`` is Kα1 (Å) when known, ``wavelength2`` Kα2 when the file gives it and
+    ``ka2_ratio`` the Kα2/Kα1 intensity ratio. ``wavelength_source`` says where the wavelength
+    came from: ``"file"``, ``"setting"`` (the caller's project setting) or ``"unknown"``.
+    """
+
+    two_theta: np.ndarray
+    intensity: np.ndarray
+    wavelength: float | None
+    source: Path
+    format: str
+    wavelength2: float | None = None
+    ka2_ratio: float | None = None
+    wavelength_source: str = "unknown"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        """Number of points."""
+        return int(self.two_theta.shape[0])
+
+    def _require_wavelength(self) -> float:
+        if self.wavelength is None:
+            raise MissingWavelengthError(
+                f"{self.source.name}: the X-ray wavelength is not known; set it in the project settings"
+            )
+        return self.wavelength
+
+    def d_spacing(self) -> np.ndarray:
+        """The d-spacing (Å) of every point by Bragg's law, d = λ / (2 sin θ); needs the wavelength."""
+        wavelength = self._require_wavelength()
+        sin_theta = np.sin(np.radians(self.two_theta) / 2.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = wavelength / (2.0 * sin_theta)
+        return np.where(sin_theta > 0, d, np.inf)
+
+    def converted(self, wavelength: float) -> Pattern:
+        """The pattern re-expressed in 2θ for another wavelength (same d-spacings).
+
+        Points that have no solution at the new wavelength (λ' > 2d) are dropped; Kα2 and its
+        ratio are cleared, as they belong to the original source.
+        """
+        target = valid_wavelength(wavelength)
+        if target is None:
+            raise ValueError(f"not a usable wavelength: {wavelength!r} (Å, expected 0.01-10)")
+        d = self.d_spacing()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sin_new = target / (2.0 * d)
+        keep = np.isfinite(sin_new) & (sin_new > 0) & (sin_new <= 1.0)
+        two_theta = np.degrees(2.0 * np.arcsin(sin_new[keep]))
+        order = np.argsort(two_theta, kind="stable")
+        metadata = dict(self.metadata)
+        metadata["converted_from_wavelength"] = repr(self.wavelength)
+        return dataclasses.replace(
+            self,
+            two_theta=two_theta[order].astype(np.float64),
+            intensity=self.intensity[keep][order].copy(),
+            wavelength=target,
+            wavelength2=None,
+            ka2_ratio=None,
+            metadata=metadata,
+        )
+
+    def resampled(self, grid: np.ndarray, fill: float = 0.0) -> Pattern:
+        """The pattern linearly interpolated onto `grid` (2θ, ascending); `fill` outside the data."""
+        target = np.asarray(grid, dtype=np.float64)
+        if target.ndim != 1 or target.size == 0:
+            raise ValueError("the resampling grid must be a non-empty 1-D array of 2θ values")
+        if not np.all(np.isfinite(target)):
+            raise ValueError("the resampling grid holds NaN or infinite values")
+        if target.size > 1 and np.any(np.diff(target) <= 0):
+            raise ValueError("the resampling grid must be strictly ascending")
+        values = np.interp(target, self.two_theta, self.intensity, left=fill, right=fill)
+        return dataclasses.replace(self, two_theta=target.copy(), intensity=values.astype(np.float64))
+
+    def normalised(self) -> Pattern:
+        """The pattern scaled so that its largest intensity is 1 (unchanged when nothing is positive)."""
+        peak = float(np.max(self.intensity)) if len(self) else 0.0
+        if not peak > 0:
+            return dataclasses.replace(self, intensity=self.intensity.copy())
+        return dataclasses.replace(self, intensity=self.intensity / peak)
+
+
+def make_pattern(
+    two_theta: Any,
+    intensity: Any,
+    *,
+    source: Path,
+    format: str,
+    wavelength: float | None = None,
+    wavelength2: float | None = None,
+    ka2_ratio: float | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Pattern:
+    """Check raw arrays and build a `Pattern` (float64, sorted by ascending 2θ).
+
+    Raises `PatternReadError` (one-line message) for mismatched lengths, fewer than `MIN_POINTS`
+    points, NaN/infinite values, angles outside 0-180° or a scan that does not move.
+    The wavelength is taken as given (None when the file does not state it).
+    """
+    name = source.name
+    try:
+        x = np.asarray(two_theta, dtype=np.float64).reshape(-1)
+        y = np.asarray(intensity, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PatternReadError(f"{name}: the values are not numbers ({exc})") from None
+    if x.shape != y.shape:
+        raise PatternReadError(f"{name}: {x.size} angles but {y.size} intensities")
+    if x.size < MIN_POINTS:
+        raise PatternReadError(f"{name}: only {x.size} data points (at least {MIN_POINTS} are needed)")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        raise PatternReadError(f"{name}: the data hold NaN or infinite values")
+    if np.any(x < 0) or np.any(x >= 180):
+        raise PatternReadError(
+            f"{name}: 2θ values run from {x.min():g} to {x.max():g}; expected degrees between 0 and 180"
+        )
+    if float(x.max() - x.min()) <= 0:
+        raise PatternReadError(f"{name}: every point has the same angle ({x[0]:g}°)")
+    if np.any(np.diff(x) < 0):
+        order = np.argsort(x, kind="stable")
+        x, y = x[order], y[order]
+    w1 = valid_wavelength(wavelength)
+    return Pattern(
+        two_theta=np.ascontiguousarray(x),
+        intensity=np.ascontiguousarray(y),
+        wavelength=w1,
+        wavelength2=valid_wavelength(wavelength2) if w1 is not None else None,
+        ka2_ratio=_valid_ratio(ka2_ratio),
+        wavelength_source="file" if w1 is not None else "unknown",
+        source=source,
+        format=format,
+        metadata={str(k): str(v) for k, v in (metadata or {}).items()},
+    )
+
+
+def _valid_ratio(value: float | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and 0.0 <= number <= 1.0 else None
