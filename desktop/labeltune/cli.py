@@ -436,6 +436,48 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run_gui(project)
 
 
+def cmd_xrd(args: argparse.Namespace) -> int:
+    """Build an XRD reference library from CIF files."""
+    from labeltune.core.xrd.library import build_library
+
+    cifs: list[Path] = []
+    for item in args.cifs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            cifs.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() == ".cif"))
+        elif path.is_file():
+            cifs.append(path)
+        else:
+            raise UsageError(f"{path} does not exist")
+    if not cifs:
+        raise UsageError("no .cif files found in " + ", ".join(args.cifs))
+    low, high = args.two_theta
+    if not 0 < low < high < 180:
+        raise UsageError("--two-theta needs 0 < MIN < MAX < 180")
+    if not 0.1 < args.wavelength < 5:
+        raise UsageError("--wavelength is in ångström, e.g. 1.5406 for Cu Kα1")
+    library = build_library(cifs, Path(args.out), args.wavelength, (low, high))
+    summary = {
+        "library": str(Path(args.out)),
+        "wavelength": library.wavelength,
+        "two_theta_range": list(library.two_theta_range),
+        "phases": [
+            {"name": p.name, "formula": p.formula, "space_group": p.space_group, "n_peaks": p.n_peaks}
+            for p in library.phases
+        ],
+        "skipped": [{"path": path, "reason": reason} for path, reason in library.skipped],
+    }
+    if args.json:
+        _emit_json(summary)
+    else:
+        print(f"{len(library.phases)} phases written to {args.out} ({args.wavelength} Å, {low}-{high}° 2θ)")
+        for phase in library.phases:
+            print(f"  {phase.name:<24}{phase.formula:<14}{phase.space_group:<14}{phase.n_peaks:>5} peaks")
+        for cif, reason in library.skipped:
+            sys.stderr.write(f"skipped {cif}: {reason}\n")
+    return 0 if library.phases else 2
+
+
 # -- parser -------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
@@ -538,6 +580,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gui", help="start the desktop app (also what plain `labeltune` does)")
     p.add_argument("project", nargs="?", metavar="PROJECT", help="project folder to open")
     p.set_defaults(func=cmd_gui)
+    p = sub.add_parser("xrd", help="X-ray diffraction: reference libraries from CIF files")
+    xsub = p.add_subparsers(dest="xrd_command", required=True, parser_class=_Parser)
+    x = xsub.add_parser("library", help="compute reference peak lists from CIF files into a library folder")
+    x.add_argument("cifs", nargs="+", metavar="CIF_OR_DIR")
+    x.add_argument("--out", required=True, metavar="LIBRARY_DIR")
+    x.add_argument("--wavelength", type=float, default=1.5406, help="Å (default Cu Kα1 1.5406)")
+    x.add_argument("--two-theta", type=float, nargs=2, default=(10.0, 100.0), metavar=("MIN", "MAX"))
+    x.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_xrd)
+
     return parser
 
 
@@ -570,3 +622,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("labeltune: interrupted\n")
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
