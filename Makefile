@@ -35,8 +35,8 @@ demo: $(STAMP)
 		$(BIN)/labeltune train runs/demo-project --backbone resnet18 --weights none --epochs 10; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check desktop tests bench
-	$(BIN)/ruff format --check desktop tests bench
+	$(BIN)/ruff check desktop tests bench scripts
+	$(BIN)/ruff format --check desktop tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -48,6 +48,10 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# The README's screenshots, made by driving the real window offscreen (a short training run on the CPU).
+screenshots: $(STAMP)
+	$(BIN)/python scripts/make_screenshots.py --out docs/screenshots
 
 clean-venv:
 	rm -rf $(VENV)

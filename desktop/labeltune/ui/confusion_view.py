@@ -172,16 +172,20 @@ class ConfusionMatrixView(QWidget):
         bold.setBold(True)
         painter.setFont(bold)
         painter.setPen(text_colour)
+        # The axis titles are centred on the grid, but never narrower than their text (a small grid would
+        # clip them) nor starting left of the widget.
+        bold_metrics = QFontMetrics(bold)
+        width = max(grid.width(), bold_metrics.horizontalAdvance("Predicted class") + PAD)
+        x = max(0, min(left + (grid.width() - width) // 2, self.width() - width))
         painter.drawText(
-            QRect(left, PAD, grid.width(), metrics.height()), Qt.AlignmentFlag.AlignCenter, "Predicted class"
+            QRect(x, PAD, width, metrics.height()), Qt.AlignmentFlag.AlignCenter, "Predicted class"
         )
         painter.save()
         painter.translate(PAD, top + grid.height() / 2)
         painter.rotate(-90)
+        height = max(grid.height(), bold_metrics.horizontalAdvance("True class") + PAD)
         painter.drawText(
-            QRect(-grid.height() // 2, 0, grid.height(), metrics.height()),
-            Qt.AlignmentFlag.AlignCenter,
-            "True class",
+            QRect(-height // 2, 0, height, metrics.height()), Qt.AlignmentFlag.AlignCenter, "True class"
         )
         painter.restore()
         painter.setFont(self.font())

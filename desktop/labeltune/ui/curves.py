@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pyqtgraph as pg
@@ -25,6 +25,24 @@ from labeltune.core.trainer import EpochRecord
 TRAIN_COLOUR = "#3b82f6"
 VAL_COLOUR = "#f59e0b"
 REDRAW_INTERVAL_MS = 400
+
+
+SPLITS = ("train", "val")
+
+
+def points_in_corner(
+    corner: tuple[int, int], view: Sequence[Sequence[float]], points: Iterable[tuple[float, float]]
+) -> int:
+    """How many ``points`` lie where a legend in ``corner`` ((right, top), each 0 or 1) would be.
+
+    ``view`` is the plot's ``[[x0, x1], [y0, y1]]``; a one-row legend covers about 45 % of the width and
+    20 % of the height.
+    """
+    (x0, x1), (y0, y1) = view
+    right, top = corner
+    xs = (x1 - 0.45 * (x1 - x0), x1) if right else (x0, x0 + 0.45 * (x1 - x0))
+    ys = (y1 - 0.2 * (y1 - y0), y1) if top else (y0, y0 + 0.2 * (y1 - y0))
+    return sum(xs[0] <= x <= xs[1] and ys[0] <= y <= ys[1] for x, y in points)
 
 
 def nice_ceiling(value: float) -> float:
@@ -85,8 +103,8 @@ class TrainingCurvesView(QWidget):
             plot.disableAutoRange()
             plot.hideButtons()
             plot.setMinimumHeight(160)
-            # Losses fall, accuracies rise: each legend sits where its curves are not.
-            item.addLegend(offset=(-10, 10) if key == "loss" else (-10, -10))
+            # One row, so that it hides little; _place_legends moves it to a corner the curves leave free.
+            item.addLegend(colCount=2, horSpacing=12)
             self._curves[f"train_{key}"] = plot.plot(
                 [], [], pen=pg.mkPen(TRAIN_COLOUR, width=2), name="training"
             )
@@ -100,6 +118,7 @@ class TrainingCurvesView(QWidget):
                 symbolPen=None,
                 name="validation",
             )
+        self._legend_corners: dict[str, tuple[int, int]] = {}
         self.accuracy_plot.setYRange(0.0, 1.0, padding=0.02)
         self._set_x_range()
         self._set_loss_range(1.0)
@@ -108,6 +127,7 @@ class TrainingCurvesView(QWidget):
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.accuracy_plot)
         self._apply_palette()
+        self._place_legends()
 
     # -- data ---------------------------------------------------------------------------------------
     def clear(self, epochs: int = 0) -> None:
@@ -173,6 +193,31 @@ class TrainingCurvesView(QWidget):
             self._set_loss_range(top)
         for name, curve in self._curves.items():
             curve.setData(epochs, [float(getattr(r, name)) for r in self._records])
+        self._place_legends()
+
+    def _place_legends(self) -> None:
+        """Put each legend in the corner with the fewest points under it.
+
+        Losses usually fall from the top of their axis and accuracies rise, so bottom-left and
+        bottom-right come first; but an overfitting run's training loss lies along the bottom.
+        """
+        for key, plot, corners in (
+            ("loss", self.loss_plot, ((0, 0), (1, 1), (1, 0), (0, 1))),
+            ("accuracy", self.accuracy_plot, ((1, 0), (0, 1), (0, 0), (1, 1))),
+        ):
+            item = plot.getPlotItem()
+            view = item.viewRange()
+            points = [
+                (r.epoch, float(getattr(r, f"{split}_{key}"))) for r in self._records for split in SPLITS
+            ]
+            corner = min(corners, key=lambda c: points_in_corner(c, view, points))  # first of the emptiest
+            legend = item.legend
+            if legend is None or self._legend_corners.get(key) == corner:
+                continue
+            self._legend_corners[key] = corner
+            right, top = corner
+            anchor = (right, 1 - top)  # pyqtgraph's y runs downwards here
+            legend.anchor(itemPos=anchor, parentPos=anchor, offset=(-10 if right else 10, 10 if top else -10))
 
     def _set_x_range(self) -> None:
         last = max(self._epochs, 1)

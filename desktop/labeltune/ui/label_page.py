@@ -18,7 +18,16 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt
 from PySide6.QtGui import QKeyEvent, QKeySequence
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QMenu, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QSizePolicy,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from labeltune.core.project import Project
 from labeltune.core.thumbnails import ThumbnailCache
@@ -32,7 +41,7 @@ from labeltune.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
 
-KEY_HINT = "1–9 label · 0 remove label · Backspace undo · Ctrl+Shift+Z redo · ←/→ previous/next · +/−/F zoom"
+KEY_HINT = "1–9 label · 0 unlabel · Backspace undo · Ctrl+Shift+Z redo · ←/→ previous/next · +/−/F zoom"
 _SOURCE_TEXT = {"human": "by you", "import": "imported", "model": "accepted prediction"}
 _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
 
@@ -63,6 +72,9 @@ class LabelPage(QWidget):
         self.status_label = QLabel(KEY_HINT)
         self.status_label.setObjectName("labelStatusLabel")
         self.status_label.setToolTip(KEY_HINT)
+        # Its text changes with every key: it must not set the gallery's width (the splitter would move
+        # and the thumbnails reflow), so a long message is clipped instead (the tooltip has the keys).
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._build_layout()
 
         self.gallery.installEventFilter(self)

@@ -66,8 +66,11 @@ def facts_text(details: RunDetails) -> str:
         parts.append(f"{summary['train_size']} training / {summary.get('val_size')} validation images")
     if summary.get("seconds_total") is not None:
         parts.append(f"{float(summary['seconds_total']):.0f} s")
-    if summary.get("weights_id"):
-        parts.append(f"weights {summary['weights_id']}")
+    weights = str(summary.get("weights_id") or "")
+    if weights.startswith("random"):
+        parts.append("random weights (no pretraining)")
+    elif weights:
+        parts.append(f"weights {weights}")
     if details.config.get("device"):
         parts.append(str(details.config["device"]))
     size = (details.config.get("model") or {}).get("input_size")
@@ -136,6 +139,7 @@ class RunDetailsView(QWidget):
         self.tables.addWidget(self.curves)
         self.tables.setStretchFactor(0, 3)
         self.tables.setStretchFactor(1, 2)
+        self.tables.setSizes([300, 200])  # 3 : 2 from the start, not what the plots' size hints ask
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.title_label)
@@ -271,7 +275,7 @@ class ResultsPanel(QWidget):
         splitter.addWidget(self.stack)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([440, 840])
+        splitter.setSizes([480, 800])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 

@@ -138,8 +138,11 @@ class RunsListView(QTreeWidget):
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        # The model's name gives way (elided) when the list is narrow, so that the status stays readable
+        # ("stopped early" must not be cut to "stopped").
         self.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.header().setStretchLastSection(True)
+        self.header().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.header().setStretchLastSection(False)
         self.setToolTip(
             "Training runs of this project, newest first. Select one to see its results, "
             "or two (Ctrl+click) to compare them"

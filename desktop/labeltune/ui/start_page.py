@@ -158,6 +158,7 @@ class StartPage(QWidget):
         self.recent_empty = QLabel("No recent projects yet. Start from a folder of images, or open a demo.")
         self.recent_empty.setWordWrap(True)
         self.recent_empty.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.recent_empty.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.recent_note = QLabel()
         self.recent_note.setObjectName("recentNote")
         self.recent_note.setWordWrap(True)
@@ -172,7 +173,8 @@ class StartPage(QWidget):
         left.addWidget(self.open_button)
         left.addSpacing(12)
         left.addWidget(_section_title("Recent projects"))
-        left.addWidget(self.recent_empty)
+        # One of the two is shown; either takes the spare height, so the buttons above stay together.
+        left.addWidget(self.recent_empty, 1)
         left.addWidget(self.recent_list, 1)
         left.addWidget(self.recent_note)
         buttons = QHBoxLayout()
@@ -211,6 +213,14 @@ class StartPage(QWidget):
         outer.addWidget(subtitle)
         outer.addSpacing(16)
         outer.addLayout(columns, 1)
+
+        # Keyboard use: Fusion (the usual style on Linux) draws no focus indicator on a command link, and
+        # outside a dialog Enter presses a button only if it is an auto-default one.
+        self.setStyleSheet(
+            "QCommandLinkButton:focus { border: 1px solid palette(highlight); border-radius: 4px; }"
+        )
+        for button in (self.new_button, self.open_button, *self.demo_buttons.values()):
+            button.setAutoDefault(True)
 
         self.new_button.clicked.connect(self.new_project_requested)
         self.open_button.clicked.connect(self._on_open_button_clicked)

@@ -33,7 +33,14 @@ from labeltune.ui.curves import TrainingCurvesView
 from labeltune.ui.errors import show_error
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.train_form import TrainSettingsForm
-from labeltune.ui.train_status import EtaClock, duration_text, epoch_text, stage_text, summary_text
+from labeltune.ui.train_status import (
+    STAGE_TEXT,
+    EtaClock,
+    duration_text,
+    epoch_text,
+    stage_text,
+    summary_text,
+)
 from labeltune.ui.weights_dialog import IMAGENET, RANDOM, WeightsDialog
 from labeltune.workers.tasks import TaskController
 from labeltune.workers.training import TrainingStarted, TrainWorker
@@ -267,12 +274,20 @@ class TrainPanel(QWidget):
         self.eta_label.setText("" if left is None else f"{duration_text(left)} left")
 
     def _on_controller_reported(self, event: object) -> None:
+        # Progress reports are throttled (~10 a second) while epochs of a features run take milliseconds:
+        # the stage and the bar also follow these events, so they never show a finished earlier stage.
         if isinstance(event, TrainingStarted):
             self._epochs = event.epochs
             self.curves.set_epochs(event.epochs)
+            self.eta_label.clear()  # the estimate was for the stage before
+            if self.stop_button.isEnabled():
+                self.stage_label.setText(STAGE_TEXT["train"])
         elif isinstance(event, EpochRecord):
             self.curves.add_record(event)
             self.epoch_label.setText(epoch_text(event, self._epochs))
+            if self._epochs and self.stop_button.isEnabled():
+                self.progress_bar.setRange(0, self._epochs)
+                self.progress_bar.setValue(min(event.epoch, self._epochs))
 
     def _on_controller_finished(self, result: object) -> None:
         self.eta_label.clear()
