@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -39,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from labeltune import __version__
 from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.hashing import file_sha256
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, load_model
 from labeltune.core.progress import Progress, ProgressCallback
 
@@ -99,15 +99,6 @@ def _report(progress: ProgressCallback | None, done: int, message: str) -> None:
     logger.info("export: %s", message)
     if progress is not None:
         progress(Progress("export", done, _STEPS, message))
-
-
-def sha256_file(path: Path) -> str:
-    """Return the hex sha256 of the file at ``path``."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _normalise_format(fmt: str) -> str:
@@ -419,7 +410,7 @@ def _read_manifest(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / MANIFEST_FILE
     if not path.is_file():
         return None
-    data: dict[str, Any] = {"manifest_file": MANIFEST_FILE, "manifest_sha256": sha256_file(path)}
+    data: dict[str, Any] = {"manifest_file": MANIFEST_FILE, "manifest_sha256": file_sha256(path)}
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
@@ -737,7 +728,7 @@ def export_model(
     logger.info("exported %s to %s (max |logit diff| %.3g)", run_dir, out, max_abs_diff)
 
     _report(progress, 3, "writing the model card")
-    digest = sha256_file(out)
+    digest = file_sha256(out)
     card = build_card(
         run_dir=run_dir,
         run_config=run_config,

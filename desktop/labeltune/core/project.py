@@ -646,32 +646,19 @@ class Project:
         """
         from labeltune.core.datasets import Sample
 
-        if label is not None and unlabeled_only:
-            raise ValueError("give either label or unlabeled_only, not both")
-        query = "SELECT path, label, group_key FROM samples"
-        params: tuple[str, ...] = ()
-        if label is not None:
-            query += " WHERE label = ?"
-            params = (label,)
-        elif unlabeled_only:
-            query += " WHERE label IS NULL"
+        where, params = _label_filter(label, unlabeled_only)
         with self._lock:
-            rows = self._db().execute(query + " ORDER BY id", params).fetchall()
+            query = f"SELECT path, label, group_key FROM samples{where} ORDER BY id"
+            rows = self._db().execute(query, params).fetchall()
         return [Sample(self._abs(path), value, group) for path, value, group in rows]
 
     def sample_ids(self, label: str | None = None, unlabeled_only: bool = False) -> list[int]:
         """Database ids of the samples :meth:`samples` would return, in the same order."""
-        if label is not None and unlabeled_only:
-            raise ValueError("give either label or unlabeled_only, not both")
-        query = "SELECT id FROM samples"
-        params: tuple[str, ...] = ()
-        if label is not None:
-            query += " WHERE label = ?"
-            params = (label,)
-        elif unlabeled_only:
-            query += " WHERE label IS NULL"
+        where, params = _label_filter(label, unlabeled_only)
         with self._lock:
-            return [row[0] for row in self._db().execute(query + " ORDER BY id", params)]
+            return [
+                row[0] for row in self._db().execute(f"SELECT id FROM samples{where} ORDER BY id", params)
+            ]
 
     def rows(
         self,
@@ -1121,3 +1108,12 @@ def _split_sql(script: str) -> list[str]:
     if current.strip():
         raise ValueError(f"incomplete SQL statement: {current.strip()[:60]}")
     return statements
+
+
+def _label_filter(label: str | None, unlabeled_only: bool) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause (with a leading space, or empty) and parameters for a label filter."""
+    if label is not None and unlabeled_only:
+        raise ValueError("give either label or unlabeled_only, not both")
+    if label is not None:
+        return " WHERE label = ?", (label,)
+    return (" WHERE label IS NULL", ()) if unlabeled_only else ("", ())

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from labeltune.core.backbones import BackboneSpec, backbone_state_keys, get_spec
 from labeltune.core.errors import InvalidWeightsError, UnusableInputError, WeightsUnavailableError
+from labeltune.core.hashing import file_sha256
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ def import_weights(name: str, file: str | os.PathLike[str]) -> Path:
     """
     get_spec(name)
     path = _existing_file(file)
-    digest = _sha256_file(path)
+    digest = file_sha256(path)
     tensors = read_weights_file(name, path)
     stored = _write_store(name, tensors, source=path.name, sha256=digest)
     log.info("imported %s weights from %s (sha256 %s) into %s", name, path, digest[:12], stored)
@@ -449,11 +450,11 @@ def resolve_weights(
             download_weights(name, progress=progress, stop_event=stop_event)
         state = load_weights(name)
         path = weights_path(name)
-        digest = read_store_metadata(path).get("sha256") or _sha256_file(path)
+        digest = read_store_metadata(path).get("sha256") or file_sha256(path)
         return state, f"imagenet-{digest[: max(len(spec.sha256_prefix), 8)]}"
     path = _existing_file(choice)
     check_stop(stop_event)
-    digest = _sha256_file(path)
+    digest = file_sha256(path)
     return read_weights_file(name, path), f"file-{digest[:12]}"
 
 
@@ -476,14 +477,6 @@ def _existing_file(file: str | os.PathLike[str]) -> Path:
     if not path.is_file():
         raise UnusableInputError(f"not a weights file (a directory?): {path}")
     return path
-
-
-def _sha256_file(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1024 * 1024), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _looks_like_safetensors(path: Path) -> bool:
