@@ -437,7 +437,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
 
 def cmd_xrd(args: argparse.Namespace) -> int:
-    """Build an XRD reference library from CIF files."""
+    """XRD subcommands: ``library`` (CIF files to a reference library), ``simulate`` (training data)."""
+    if getattr(args, "xrd_command", "library") == "simulate":
+        return cmd_xrd_simulate(args)
     from labeltune.core.xrd.library import build_library
 
     cifs: list[Path] = []
@@ -476,6 +478,47 @@ def cmd_xrd(args: argparse.Namespace) -> int:
         for cif, reason in library.skipped:
             sys.stderr.write(f"skipped {cif}: {reason}\n")
     return 0 if library.phases else 2
+
+
+def cmd_xrd_simulate(args: argparse.Namespace) -> int:
+    """Simulate labelled multi-phase patterns from a reference library into a data folder."""
+    import time
+
+    from labeltune.core.xrd.library import LibraryError, load_library
+    from labeltune.core.xrd.simulate import SimulationConfig, simulate, write_simulated
+
+    if args.n < 1:
+        raise UsageError("--n must be at least 1")
+    if args.max_phases < 1:
+        raise UsageError("--max-phases must be at least 1")
+    try:
+        library = load_library(Path(args.library).expanduser())
+    except LibraryError as error:
+        raise UsageError(str(error)) from None
+    if not library.phases:
+        raise UsageError(f"{args.library}: the library has no phases")
+    config = SimulationConfig(max_phases=min(args.max_phases, len(library.phases)))
+    start = time.perf_counter()
+    batch = simulate(library, args.n, config, seed=args.seed)
+    seconds = time.perf_counter() - start
+    out = write_simulated(batch, library, Path(args.out))
+    summary = {
+        "out": str(out),
+        "n": len(batch),
+        "points": config.points,
+        "phases": len(library.phases),
+        "max_phases": config.max_phases,
+        "seed": args.seed,
+        "seconds": round(seconds, 3),
+    }
+    if args.json:
+        _emit_json(summary)
+    else:
+        print(
+            f"{len(batch)} patterns ({len(library.phases)} phases, up to {config.max_phases} each) "
+            f"written to {out}"
+        )
+    return 0
 
 
 # -- parser -------------------------------------------------------------------------------------------
@@ -587,6 +630,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, metavar="LIBRARY_DIR")
     x.add_argument("--wavelength", type=float, default=1.5406, help="Å (default Cu Kα1 1.5406)")
     x.add_argument("--two-theta", type=float, nargs=2, default=(10.0, 100.0), metavar=("MIN", "MAX"))
+    x.add_argument("--json", action="store_true")
+    x = xsub.add_parser("simulate", help="simulate labelled multi-phase patterns from a library folder")
+    x.add_argument("library", metavar="LIBRARY_DIR")
+    x.add_argument("--n", type=int, required=True, metavar="N", help="number of patterns")
+    x.add_argument("--max-phases", type=int, default=3, metavar="K", help="phases per pattern, at most")
+    x.add_argument("--seed", type=int, default=0, metavar="S")
+    x.add_argument("--out", required=True, metavar="DATA_DIR")
     x.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_xrd)
 
