@@ -209,6 +209,15 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or resume) a run."""
+    from labeltune import cli_xrd
+
+    domain = args.domain
+    if domain == "auto":
+        domain = "xrd" if args.data and cli_xrd.looks_like_xrd_source(Path(args.data)) else "image"
+    if domain == "xrd":
+        return cli_xrd.train(args, _progress_bar, _stop_on_ctrl_c, _emit_json)
+    if args.init:
+        raise UsageError("--init is for XRD runs (--domain xrd)")
     from labeltune.core import training
     from labeltune.core.datasets import scan
 
@@ -288,6 +297,12 @@ def _record_in_project(result: Any) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a run on labeled data."""
+    from labeltune.core.xrd.inference import is_xrd_run
+
+    if is_xrd_run(args.run_dir):
+        from labeltune import cli_xrd
+
+        return cli_xrd.evaluate(args, _progress_bar, _stop_on_ctrl_c, _emit_json)
     from labeltune.core.datasets import scan
     from labeltune.core.inference import evaluate_run
 
@@ -324,6 +339,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict files and folders."""
+    from labeltune.core.xrd.inference import is_xrd_run
+
+    if is_xrd_run(args.run_dir):
+        from labeltune import cli_xrd
+
+        return cli_xrd.predict(args, _progress_bar, _stop_on_ctrl_c, _emit_json)
     from labeltune.core import inference
 
     if not 0.0 <= args.min_confidence <= 1.0:
@@ -558,7 +579,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_project)
 
-    p = sub.add_parser("train", help="fine-tune a backbone on labeled images")
+    p = sub.add_parser("train", help="fine-tune a backbone on labeled images, or train an XRD model")
     p.add_argument("data", nargs="?", help="class folder, path,label CSV, or project folder")
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--strategy", default="features", choices=["features", "partial", "full"])
@@ -585,6 +606,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     p.add_argument("--out", default=None, metavar="RUN_DIR")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
+    p.add_argument(
+        "--domain",
+        default="auto",
+        choices=["auto", "image", "xrd"],
+        help="image or xrd (auto: xrd for a library, simulated set or folder with labels.csv of phases)",
+    )
+    p.add_argument("--init", default=None, metavar="RUN_DIR", help="xrd: start from this run (fine-tuning)")
+    p.add_argument(
+        "--patterns-per-epoch", type=int, default=8192, help="xrd: simulated patterns per epoch (8192)"
+    )
+    p.add_argument("--max-phases", type=int, default=3, help="xrd: phases per simulated pattern, at most")
+    p.add_argument("--monochromatic", action="store_true", help="xrd: no Kα2 in simulated patterns")
+    p.add_argument(
+        "--wavelength", type=float, default=None, help="xrd: Å, for labeled files that do not state theirs"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -592,10 +628,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("data")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument(
+        "--wavelength", type=float, default=None, help="xrd: Å, for files that do not state theirs"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify images with a trained run")
+    p = sub.add_parser("predict", help="classify images, or identify XRD phases, with a trained run")
     p.add_argument("run_dir")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--top-k", type=int, default=3)
@@ -605,6 +644,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-confidence", type=float, default=0.0, help="below this, --sort-into puts files in uncertain/"
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument(
+        "--wavelength",
+        type=float,
+        default=None,
+        help="xrd: Å, for files that do not state theirs (default: the model's, with a note)",
+    )
+    p.add_argument("--no-fit", action="store_true", help="xrd: network only, no least-squares fit")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

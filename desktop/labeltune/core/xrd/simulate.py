@@ -62,6 +62,8 @@ class SimulationConfig:
     max_phases: int = 3
     dirichlet_alpha: float = 1.0
     """Weight fractions ~ Dirichlet(alpha) over the present phases."""
+    min_fraction: float = 0.0
+    """Every present phase gets at least this weight fraction (the rest is Dirichlet-distributed)."""
     crystallite_nm: tuple[float, float] = (5.0, 1000.0)
     crystallite_phase_sigma: float = 0.3
     """Per-phase log-normal spread around the pattern's crystallite size (clipped to the range)."""
@@ -196,6 +198,9 @@ def _simulate_chunk(
         slot_ok = np.arange(k_max)[None, :] < k[:, None]
         w = rng.gamma(cfg.dirichlet_alpha, size=(n, k_max)) * slot_ok
         w /= w.sum(axis=1, keepdims=True)
+        if cfg.min_fraction > 0:
+            floor = np.minimum(cfg.min_fraction, 1.0 / k)[:, None]
+            w = (floor + (1.0 - floor * k[:, None]) * w) * slot_ok
     else:
         idx = np.flatnonzero(fixed > 0)
         k_max = len(idx)

@@ -1,0 +1,284 @@
+"""The XRD side of ``labeltune train``, ``predict`` and ``evaluate``: argument handling and output only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.progress import ProgressCallback
+
+PATTERN_SUFFIXES = {".xy", ".xye", ".xrdml", ".ras", ".rasx", ".raw", ".txt", ".dat", ".csv", ".cif"}
+
+
+class XrdUsageError(LabelTuneError):
+    """Bad XRD command-line usage."""
+
+
+def looks_like_xrd_source(path: Path) -> bool:
+    """Whether a training source is an XRD library, simulated set or labeled pattern folder."""
+    if (path / "library.json").is_file() or (path / "patterns.npy").is_file():
+        return True
+    if (path / "xrd_project.json").is_file():
+        return True
+    labels = path / "labels.csv"
+    if labels.is_file():
+        try:
+            header = labels.read_text(encoding="utf-8-sig").splitlines()[0]
+        except (OSError, IndexError, UnicodeDecodeError):
+            return False
+        return "phases" in [h.strip() for h in header.split(",")]
+    return False
+
+
+def collect_patterns(inputs: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Files and folders (recursively) → pattern files; unknown file types are reported."""
+    paths: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if (
+                    child.is_file()
+                    and child.suffix.lower() in PATTERN_SUFFIXES
+                    and child.name != "labels.csv"
+                ):
+                    paths.append(child)
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise UnusableInputError(f"{path} does not exist")
+    return paths, skipped
+
+
+def _check_wavelength(value: float | None) -> None:
+    if value is not None and not 0.1 < value < 5:
+        raise XrdUsageError("--wavelength is in ångström, e.g. 1.5406 for Cu Kα1")
+
+
+def train(
+    args: argparse.Namespace,
+    progress_bar: Callable[[bool], Any],
+    stop_on_ctrl_c: Callable[[], Any],
+    emit_json: Callable[[Any], None],
+) -> int:
+    """``labeltune train SOURCE --domain xrd``."""
+    from labeltune.core.xrd.training import XrdTrainConfig, train_xrd
+
+    if args.data is None:
+        raise XrdUsageError(
+            "train --domain xrd: give a library folder, simulated data folder or labeled folder"
+        )
+    if args.resume:
+        raise XrdUsageError("--resume is for image runs; an XRD run continues with --init RUN_DIR")
+    _check_wavelength(args.wavelength)
+    source = Path(args.data).expanduser()
+    if not source.is_dir():
+        raise XrdUsageError(f"{source} is not a folder")
+    config = XrdTrainConfig(
+        epochs=30 if args.epochs is None else args.epochs,
+        patterns_per_epoch=args.patterns_per_epoch,
+        batch_size=args.batch_size if args.batch_size != 32 else 128,
+        lr=args.lr,
+        seed=args.seed,
+        init=Path(args.init).expanduser() if args.init else None,
+        max_phases=args.max_phases,
+        monochromatic=args.monochromatic,
+        threads=args.threads,
+    )
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise XrdUsageError(str(exc)) from None
+    out = Path(args.out) if args.out else _default_run_dir(source)
+    with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
+        result = train_xrd(source, config, out, progress, stop, default_wavelength=args.wavelength)
+    summary = result.to_json()
+    if args.json:
+        emit_json(summary)
+    else:
+        val = result.metrics["simulated_validation"]
+        print(f"run: {result.run_dir}")
+        print(
+            f"{len(result.phases)} phases, {len(result.history)} epochs in "
+            f"{result.metrics['seconds']:.0f} s; simulated validation: exact phase sets "
+            f"{val['exact_accuracy']:.3f}, recall {val['recall']:.3f}, macro-F1 {val['macro_f1']:.3f}, "
+            f"network fraction error {val['fraction_mae_points']:.1f} points"
+        )
+        if "measured_training_set" in result.metrics:
+            m = result.metrics["measured_training_set"]
+            print(f"labeled measurements (seen in training): exact phase sets {m['exact_accuracy']:.3f}")
+        if result.stopped:
+            print(f"stopped by user; the best model so far is saved. Continue with --init {result.run_dir}")
+    return 130 if result.stopped else 0
+
+
+def _default_run_dir(source: Path) -> Path:
+    import time
+
+    base = source / "runs" if (source / "xrd_project.json").is_file() else Path.cwd() / "runs"
+    return base / time.strftime("xrd-%Y%m%d-%H%M%S")
+
+
+def _predict(
+    run_dir: str,
+    paths: Sequence[Path],
+    wavelength: float | None,
+    fit: bool,
+    progress: ProgressCallback,
+    stop: Any,
+) -> tuple[list[Any], list[tuple[str, str]], list[str]]:
+    """Predictions, skipped files and notes; files without a wavelength get the model's (and a note)."""
+    from labeltune.core.xrd.inference import load_xrd_model, predict_patterns
+
+    model = load_xrd_model(run_dir)
+    notes: list[str] = []
+    assumed = wavelength
+    if assumed is None:
+        assumed = model.library.wavelength
+    predictions, skipped = predict_patterns(
+        model, paths, default_wavelength=assumed, fit=fit, progress=progress, stop_event=stop
+    )
+    if wavelength is None:
+        from labeltune.core.xrd.readers import read_pattern
+
+        for p in predictions:
+            try:
+                stated = read_pattern(p.path).wavelength_source == "file"
+            except LabelTuneError:
+                stated = True
+            if not stated:
+                p.warnings.insert(
+                    0,
+                    f"the file states no wavelength: assumed {assumed} Å (the model's); "
+                    "give --wavelength if it was measured otherwise",
+                )
+        if any(not _stated(p) for p in predictions):
+            notes.append(
+                f"some files state no wavelength; assumed {assumed} Å (the model's library). "
+                "Give --wavelength if they were measured with another source."
+            )
+    return predictions, skipped, notes
+
+
+def _stated(prediction: Any) -> bool:
+    return not any(w.startswith("the file states no wavelength") for w in prediction.warnings)
+
+
+def predict(
+    args: argparse.Namespace,
+    progress_bar: Callable[[bool], Any],
+    stop_on_ctrl_c: Callable[[], Any],
+    emit_json: Callable[[Any], None],
+) -> int:
+    """``labeltune predict XRD_RUN PATTERN...``: phases, fractions, unexplained peaks."""
+    _check_wavelength(args.wavelength)
+    paths, skipped = collect_patterns(args.inputs)
+    with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
+        predictions, bad, notes = _predict(
+            args.run_dir, paths, args.wavelength, not args.no_fit, progress, stop
+        )
+    skipped += bad
+    if args.out:
+        Path(args.out).write_text(json.dumps([p.to_json() for p in predictions], indent=1), encoding="utf-8")
+    if args.json:
+        emit_json(
+            [p.to_json() for p in predictions] + [{"path": path, "error": why} for path, why in skipped]
+        )
+        return 0 if predictions or not skipped else 2
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
+    for p in predictions:
+        print(Path(p.path).name)
+        for call in p.phases:
+            frac = f"{call.fraction * 100:5.1f} wt%" if call.fraction is not None else ""
+            shift = (
+                f"  lattice {(call.lattice_scale - 1) * 100:+.2f} %" if call.lattice_scale is not None else ""
+            )
+            print(f"  {call.name:<22}{call.formula:<12}p={call.probability:.3f}  {frac}{shift}")
+        if p.residual is not None:
+            print(f"  fit residual Rwp {p.residual:.3f}, zero shift {p.zero_shift:+.3f}°")
+        for warning in p.warnings:
+            if not warning.startswith("the file states no wavelength"):
+                print(f"  ! {warning}")
+    for path, why in skipped:
+        sys.stderr.write(f"skipped {path}: {why}\n")
+    return 0 if predictions or not skipped else 2
+
+
+def evaluate(
+    args: argparse.Namespace,
+    progress_bar: Callable[[bool], Any],
+    stop_on_ctrl_c: Callable[[], Any],
+    emit_json: Callable[[Any], None],
+) -> int:
+    """``labeltune evaluate XRD_RUN LABELED_DIR``: phase-set metrics by formula, fraction error."""
+    from labeltune.core.xrd.metrics import label_key, phase_set_metrics
+    from labeltune.core.xrd.training import read_labels_csv
+
+    _check_wavelength(args.wavelength)
+    folder = Path(args.data).expanduser()
+    if not (folder / "labels.csv").is_file():
+        raise XrdUsageError(f"{folder} has no labels.csv (path,phases[,fractions])")
+    rows = read_labels_csv(folder)
+    with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
+        predictions, skipped, _notes = _predict(
+            args.run_dir, [r[0] for r in rows], args.wavelength, True, progress, stop
+        )
+    from labeltune.core.xrd.inference import load_xrd_model
+
+    library = load_xrd_model(args.run_dir).library
+    by_path = {Path(p.path).resolve(): p for p in predictions}
+    truth: list[set[str]] = []
+    pred: list[set[str]] = []
+    true_fr: list[dict[str, float] | None] = []
+    pred_fr: list[dict[str, float]] = []
+    per_file: list[dict[str, Any]] = []
+    for path, tokens, fractions in rows:
+        p = by_path.get(path.resolve())
+        if p is None:
+            continue
+        t = [label_key(tok, library) for tok in tokens]
+        truth.append(set(t))
+        pred.append({label_key(c.name, library) for c in p.phases})
+        true_fr.append(dict(zip(t, fractions, strict=True)) if fractions else None)
+        merged: dict[str, float] = {}
+        for c in p.phases:
+            key = label_key(c.name, library)
+            merged[key] = merged.get(key, 0.0) + (c.fraction or 0.0)
+        pred_fr.append(merged)
+        per_file.append(
+            {
+                "path": str(path),
+                "truth": sorted(truth[-1]),
+                "predicted": sorted(pred[-1]),
+                "exact": truth[-1] == pred[-1],
+                **({"true_fractions": true_fr[-1], "predicted_fractions": merged} if fractions else {}),
+            }
+        )
+    metrics = phase_set_metrics(truth, pred, true_fr, pred_fr).to_json()
+    metrics["files"] = per_file
+    metrics["skipped"] = [{"path": path, "error": why} for path, why in skipped]
+    if args.json:
+        emit_json(metrics)
+        return 0
+    print(
+        f"{metrics['n']} patterns: exact phase sets {metrics['exact_accuracy']:.3f}, "
+        f"precision {metrics['precision']:.3f}, recall {metrics['recall']:.3f}"
+        + (
+            f", weight-fraction error {metrics['fraction_mae_points']:.2f} points"
+            if "fraction_mae_points" in metrics
+            else ""
+        )
+    )
+    for row in per_file:
+        mark = "ok " if row["exact"] else "MISS"
+        print(f"  {mark} {Path(row['path']).name}: predicted {', '.join(row['predicted']) or '-'}")
+    for bad_path, why in skipped:
+        sys.stderr.write(f"skipped {bad_path}: {why}\n")
+    return 0

@@ -1,0 +1,90 @@
+"""Plain result records of XRD phase identification, shared by the fit, the model, the CLI and the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class UnexplainedPeak:
+    """A strong peak of the measurement that no identified phase accounts for.
+
+    ``height`` is the residual peak height relative to the measurement's strongest peak (0..1).
+    """
+
+    two_theta: float
+    d: float
+    height: float
+
+    def to_json(self) -> dict[str, float]:
+        """The peak as a JSON-ready dict (rounded)."""
+        return {"two_theta": round(self.two_theta, 3), "d": round(self.d, 4), "height": round(self.height, 4)}
+
+
+@dataclass(frozen=True)
+class PhaseCall:
+    """One phase the model considers: network probability, and the fitted weight fraction when present.
+
+    ``fraction`` is the least-squares weight fraction (0..1) when the fit ran, else the network's;
+    ``fraction_network`` is always the network's fraction head. ``lattice_scale`` is the fitted d-spacing
+    scale (1.0 = the CIF's lattice), ``shift_deg`` the resulting shift of the phase's strongest peak.
+    """
+
+    name: str
+    formula: str
+    probability: float
+    fraction: float | None = None
+    fraction_network: float | None = None
+    lattice_scale: float | None = None
+    shift_deg: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The call as a JSON-ready dict; ``None`` values are left out."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "formula": self.formula,
+            "probability": round(self.probability, 4),
+        }
+        for key in ("fraction", "fraction_network", "lattice_scale", "shift_deg"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = round(float(value), 5 if key == "lattice_scale" else 4)
+        return out
+
+
+@dataclass
+class XrdPrediction:
+    """Phases identified in one pattern.
+
+    ``phases`` are the phases called present, sorted by probability; ``candidates`` the next most likely
+    absent ones (for the app's "also considered" list). ``residual`` is the fit's weighted-profile
+    R factor (Rwp, 0..1) or ``None`` without a fit. ``activation`` maps a phase name to its class
+    activation over ``two_theta`` (0..1; which parts of the pattern drove that phase's probability).
+    """
+
+    path: str
+    phases: list[PhaseCall]
+    candidates: list[PhaseCall] = field(default_factory=list)
+    unexplained_peaks: list[UnexplainedPeak] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    residual: float | None = None
+    zero_shift: float | None = None
+    two_theta: np.ndarray | None = None
+    activation: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{path, phases, unexplained_peaks?, warnings?, residual?, zero_shift?, candidates}``."""
+        out: dict[str, Any] = {"path": self.path, "phases": [p.to_json() for p in self.phases]}
+        if self.unexplained_peaks:
+            out["unexplained_peaks"] = [p.to_json() for p in self.unexplained_peaks]
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        if self.residual is not None:
+            out["residual"] = round(self.residual, 4)
+        if self.zero_shift is not None:
+            out["zero_shift"] = round(self.zero_shift, 4)
+        out["candidates"] = [p.to_json() for p in self.candidates]
+        return out
