@@ -70,6 +70,24 @@ This subset was copied from the GitHub re-upload Callmewuxin/fish4konwledge, com
 """
 
 
+XRD_CREDITS = """\
+XRD phases demo — {count} measured powder X-ray diffraction patterns (Cu K-alpha, 2theta 10-100 deg,
+step 0.01 deg) of oxides and fluorides of the Li-Mn-Ti-O-F system, single phases and mixtures of 2-3
+phases. The phases present are given by each file name (Mn2O3+LiF.xy = Mn2O3 and LiF); polymorphs are not
+named (TiO2 may be anatase or rutile), so the demo labels them by formula. references/ holds the {cifs}
+reference crystal structures (CIF) of the system; the demo's peak library is computed from them.
+
+Source: XRD-AutoAnalyzer (Nathan J. Szymanski), GitHub repository njszym/XRD-AutoAnalyzer, commit bf32082,
+folder Example/ (the measured patterns and the reference CIFs).
+
+Licence: MIT License, Copyright (c) 2024 Nathan Szymanski; the full text is in LICENSE.MIT.txt.
+
+Please cite: N. J. Szymanski, C. J. Bartel, Y. Zeng, Q. Tu, G. Ceder, "Probabilistic Deep Learning Approach
+to Automate the Interpretation of Multi-phase Diffraction Spectra", Chemistry of Materials 33, 4204-4215
+(2021), doi:10.1021/acs.chemmater.1c01071.
+"""
+
+
 def _reset(folder: Path) -> None:
     if folder.exists():
         shutil.rmtree(folder)
@@ -140,11 +158,30 @@ def make_fish(shared: Path) -> None:
     )
 
 
+def make_xrd(shared: Path) -> None:
+    """All 8 measured patterns (labels from their file names) and the 56 reference CIFs, unchanged."""
+    source = shared / "xrd" / "li_mn_ti_o_f"
+    out = TARGET / "xrd"
+    _reset(out)
+    rows: list[dict[str, str]] = []
+    for folder, pattern in (("patterns", "*.xy"), ("references", "*.cif")):
+        (out / folder).mkdir()
+        for path in sorted((source / folder).glob(pattern)):
+            shutil.copyfile(path, out / folder / path.name)
+            if folder == "patterns":
+                rows.append({"path": f"patterns/{path.name}", "label": ";".join(path.stem.split("+"))})
+    _write_manifest(out / "manifest.csv", rows, ["path", "label"])
+    shutil.copyfile(source / "LICENSE.MIT.txt", out / "LICENSE.MIT.txt")
+    cifs = len(list((out / "references").glob("*.cif")))
+    (out / "CREDITS.txt").write_text(XRD_CREDITS.format(count=len(rows), cifs=cifs), encoding="utf-8")
+
+
 def main() -> None:
-    """Rebuild both demos."""
+    """Rebuild the demos."""
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "data"
     make_corn(shared)
     make_fish(shared)
+    make_xrd(shared)
     print(f"wrote demos to {TARGET}")
 
 

@@ -136,7 +136,7 @@ def test_write_demo_refuses_a_non_empty_folder_and_unknown_names(tmp_path: Path)
     with pytest.raises(UnusableInputError, match="not empty"):
         demos.write_demo("corn", tmp_path / "busy")
     assert [p.name for p in (tmp_path / "busy").iterdir()] == ["thesis.docx"]
-    with pytest.raises(UnusableInputError, match="unknown demo 'xrd2'; choose one of: corn, fish"):
+    with pytest.raises(UnusableInputError, match="unknown demo 'xrd2'; choose one of: corn, fish, xrd"):
         demos.write_demo("xrd2", tmp_path / "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
 
@@ -209,7 +209,8 @@ def test_cli_demo_text_defaults_to_the_working_directory(
 
 def test_cli_demo_errors_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "demo", "xrd2", "--out", tmp_path / "x")
-    assert code == 2 and err.strip() == "labeltune: error: unknown demo 'xrd2'; choose one of: corn, fish"
+    expected = "labeltune: error: unknown demo 'xrd2'; choose one of: corn, fish, xrd"
+    assert code == 2 and err.strip() == expected
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "a.txt").write_text("x")
     code, _, err = run(capsys, "demo", "corn", "--out", tmp_path / "busy")

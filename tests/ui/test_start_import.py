@@ -72,7 +72,7 @@ def test_start_page_lists_recent_projects_and_demos(qtbot, tmp_path: Path) -> No
     assert texts == ["Reef survey 2024", "deleted-project — not found"]
     assert page.missing_projects() == [gone]
     assert page.recent_list.isVisibleTo(page) and not page.recent_empty.isVisibleTo(page)
-    assert set(page.demo_buttons) == {"corn", "fish"}
+    assert set(page.demo_buttons) == {"corn", "fish", "xrd"}
     corn = page.demo_buttons["corn"]
     assert corn.text() == "Corn leaf disease"
     assert "4 classes, 120 images" in corn.description() and "CC0" in corn.description()

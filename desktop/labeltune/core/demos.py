@@ -7,7 +7,8 @@ collect ``labeltune``'s data files).  ``resources/make_demos.py`` rebuilds them 
 
 :func:`write_demo` turns a demo into an ordinary, self-contained project folder: the images are copied
 into ``<folder>/images/<class>/`` and imported with their labels (and, for the fish, their track ids as
-groups, so training splits keep each track on one side).
+groups, so training splits keep each track on one side). The XRD demo (``domain="xrd"``, its manifest's
+labels are phases joined by ``;``) becomes an XRD project instead: :mod:`labeltune.core.xrd.demo`.
 
 Standard library only (no Qt, no torch, no numpy at import time).
 """
@@ -73,6 +74,15 @@ DEMOS: dict[str, DemoSpec] = {
         credit="Fish4Knowledge ground truth, University of Edinburgh; Boom et al., ICPR 2012.",
         folder="fish",
     ),
+    "xrd": DemoSpec(
+        name="xrd",
+        title="XRD phases",
+        description="Measured powder X-ray diffraction patterns of Li-Mn-Ti oxides and LiF, one to three "
+        "phases each.",
+        credit="XRD-AutoAnalyzer example patterns (MIT); Szymanski et al., Chem. Mater. 2021.",
+        folder="xrd",
+        domain="xrd",
+    ),
 }
 
 
@@ -117,8 +127,11 @@ def demo_items(name: str) -> tuple[DemoItem, ...]:
 
 
 def demo_counts(name: str) -> dict[str, int]:
-    """Images per class of a demo, in the order the classes first appear in its manifest."""
-    return dict(Counter(item.label for item in demo_items(name)))
+    """Images per class of a demo, in the order the classes first appear in its manifest.
+
+    For a multi-label demo (XRD: ``label`` = phases joined by ``;``) the count of patterns per phase.
+    """
+    return dict(Counter(label for item in demo_items(name) for label in item.label.split(";")))
 
 
 def demo_credits(name: str) -> str:
@@ -173,10 +186,15 @@ def write_demo(
     or a stop leaves nothing behind.  Raises :class:`UnusableInputError` for an unknown demo or a
     ``folder`` that exists and is not empty.
     """
+    spec = get_demo(name)
+    if spec.domain == "xrd":
+        from labeltune.core.xrd.demo import write_xrd_demo
+
+        return write_xrd_demo(folder, progress, stop_event)
+
     from labeltune.core.datasets import Sample  # numpy/PIL: only when a demo is actually written
     from labeltune.core.project import Project
 
-    spec = get_demo(name)
     target = Path(os.path.abspath(folder))
     _check_target(target)
     items = demo_items(name)

@@ -23,7 +23,9 @@ DESCRIPTION = (
     "LabelTune helps scientists turn a folder of specimen photos into a trustworthy classifier without "
     "writing code: label the images, fine-tune a pretrained network (Inception-v3, DenseNet, AlexNet, "
     "ResNet, MobileNet) on your own GPU or CPU, see what it learned and where it errs, correct it, and "
-    "export it. Everything runs offline; your images never leave your computer."
+    "export it. Materials scientists do the same with powder X-ray diffraction patterns: label the phases "
+    "present, identify them with a 1-D network and a least-squares fit, and fine-tune it on their own "
+    "measurements. Everything runs offline; your data never leave your computer."
 )
 
 

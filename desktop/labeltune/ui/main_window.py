@@ -10,6 +10,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QStackedWidget, QTabWidget
 
 from labeltune.core.settings import Settings
+from labeltune.core.xrd.xrd_project import is_xrd_project
 from labeltune.ui.about import show_about
 from labeltune.ui.errors import show_error
 from labeltune.ui.import_dialog import ImportDialog
@@ -18,12 +19,14 @@ from labeltune.ui.results_panel import ResultsPanel
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.start_page import StartPage
 from labeltune.ui.train_panel import TrainPanel
+from labeltune.ui.xrd_new_dialog import XrdNewProjectDialog
+from labeltune.ui.xrd_page import XrdPage
 
 log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
-    """Start page, or the open project's Label / Train / Results tabs."""
+    """Start page, the open image project's Label / Train / Results tabs, or the open XRD project's page."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         super().__init__()
@@ -41,9 +44,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.label_page, "&Label")
         self.tabs.addTab(self.train_panel, "&Train")
         self.tabs.addTab(self.results_panel, "&Results")
+        self.xrd_page = XrdPage()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.tabs)
+        self.stack.addWidget(self.xrd_page)
         self.setCentralWidget(self.stack)
         self._build_menus()
 
@@ -52,6 +57,7 @@ class MainWindow(QMainWindow):
         self.start_page.demo_requested.connect(self.open_demo)
         self.session.project_opened.connect(self._on_session_project_opened)
         self.session.project_closed.connect(self._on_session_project_closed)
+        self.xrd_page.project_changed.connect(self._update_title)
         self._update_title()
         self._restore_geometry()
 
@@ -82,6 +88,13 @@ class MainWindow(QMainWindow):
             )
         )
         file_menu.addAction(
+            self._action(
+                "New &XRD project…",
+                self.new_xrd_project,
+                tip="Create a project of powder X-ray diffraction patterns, with a phase library",
+            )
+        )
+        file_menu.addAction(
             self._action("&Open project…", self.choose_project, QKeySequence.StandardKey.Open)
         )
         self.import_action = self._action(
@@ -91,13 +104,13 @@ class MainWindow(QMainWindow):
             "Add images from a folder or CSV to the open project",
         )
         file_menu.addAction(self.import_action)
-        self.close_action = self._action("&Close project", self.session.close, "Ctrl+W")
+        self.close_action = self._action("&Close project", self.close_project, "Ctrl+W")
         file_menu.addAction(self.close_action)
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
         edit_menu = self.menuBar().addMenu("&Edit")
-        self.undo_action = self._action("&Undo label", self.label_page.undo, QKeySequence.StandardKey.Undo)
-        self.redo_action = self._action("&Redo label", self.label_page.redo, "Ctrl+Shift+Z")
+        self.undo_action = self._action("&Undo label", self.undo, QKeySequence.StandardKey.Undo)
+        self.redo_action = self._action("&Redo label", self.redo, "Ctrl+Shift+Z")
         edit_menu.addAction(self.undo_action)
         edit_menu.addAction(self.redo_action)
         help_menu = self.menuBar().addMenu("&Help")
@@ -125,10 +138,34 @@ class MainWindow(QMainWindow):
                 self.session.adopt(dialog.project)
 
     def import_into_project(self) -> None:
-        """Add a folder of images to the open project."""
+        """Add a folder of images to the open project (or pattern files to the open XRD project)."""
+        if self.xrd_page.project is not None:
+            self.xrd_page.choose_patterns()
+            return
         folder = QFileDialog.getExistingDirectory(self, "Folder of images to add")
         if folder:
             self.import_folder(Path(folder), into_project=True)
+
+    def new_xrd_project(self) -> None:
+        """Ask for a folder, a phase library and optionally a model; create the XRD project and open it."""
+        dialog = XrdNewProjectDialog(self)
+        if dialog.exec() and dialog.project is not None:
+            self._show_xrd_project(dialog.project.folder)
+
+    def undo(self) -> None:
+        """Undo the last label change of the open project."""
+        (self.xrd_page if self.xrd_page.project is not None else self.label_page).undo()
+
+    def redo(self) -> None:
+        """Redo the last undone label change of the open project."""
+        (self.xrd_page if self.xrd_page.project is not None else self.label_page).redo()
+
+    def close_project(self) -> None:
+        """Close the open project, image or XRD."""
+        if self.xrd_page.project is not None:
+            self.xrd_page.close_project()
+            self._on_session_project_closed()
+        self.session.close()
 
     def choose_project(self) -> None:
         """Pick an existing project folder."""
@@ -136,12 +173,26 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_project(folder)
 
-    def open_project(self, folder: str) -> None:
-        """Open a project folder, reporting problems instead of failing."""
+    def open_project(self, folder: str | Path) -> None:
+        """Open a project folder (image or XRD), reporting problems instead of failing."""
         try:
-            self.session.open(Path(folder))
+            if is_xrd_project(folder):
+                self._show_xrd_project(Path(folder))
+            else:
+                self.session.open(Path(folder))
         except Exception as error:  # a damaged or foreign folder must not take the app down
             show_error(self, "Cannot open project", str(error))
+
+    def _show_xrd_project(self, folder: Path) -> None:
+        """Open an XRD project in the XRD page (closing any open project first)."""
+        self.session.close()
+        self.xrd_page.open(folder)
+        self.settings.add_recent(folder)
+        self.settings.save()
+        self.stack.setCurrentWidget(self.xrd_page)
+        self._set_project_actions_enabled(True)
+        self.import_action.setText("&Import patterns…")
+        self._update_title()
 
     def open_demo(self, name: str) -> None:
         """Write the demo project (once) to the user data dir and open it."""
@@ -149,13 +200,16 @@ class MainWindow(QMainWindow):
 
         try:
             folder = demo_project_dir(name)
-            if not (folder / "project.json").exists():
+            if not ((folder / "project.json").exists() or is_xrd_project(folder)):
                 write_demo(name, folder)
-            self.session.open(folder)
+            self.open_project(folder)
         except Exception as error:
             show_error(self, "Cannot open the demo", str(error))
 
     def _on_session_project_opened(self, project: object) -> None:
+        if self.xrd_page.project is not None:
+            self.xrd_page.close_project()
+        self.import_action.setText("&Import images…")
         self.stack.setCurrentWidget(self.tabs)
         self.tabs.setCurrentWidget(self.label_page)
         self._set_project_actions_enabled(True)
@@ -168,7 +222,7 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _update_title(self) -> None:
-        project = self.session.project
+        project = self.session.project or self.xrd_page.project
         self.setWindowTitle(f"{project.name} — LabelTune" if project is not None else "LabelTune")
 
     # -- drag and drop ------------------------------------------------------------------------------
@@ -180,6 +234,14 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event: QDropEvent) -> None:
         """A dropped folder becomes a new project, or is added to the open one."""
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths and is_xrd_project(paths[0]):
+            event.acceptProposedAction()
+            self.open_project(paths[0])
+            return
+        if paths and self.xrd_page.project is not None:  # pattern files (or folders) for the XRD project
+            event.acceptProposedAction()
+            self.xrd_page.import_patterns(paths)
+            return
         folders = [p for p in paths if p.is_dir()] or list({p.parent for p in paths})
         if folders:
             event.acceptProposedAction()
@@ -196,6 +258,7 @@ class MainWindow(QMainWindow):
         """Stop background work, close the project and remember the window geometry."""
         self.train_panel.shutdown()
         self.label_page.shutdown()
+        self.xrd_page.shutdown()
         QSettings("LabelTune", "LabelTune").setValue("window/geometry", self.saveGeometry())
         self.session.close()
         self.settings.save()

@@ -36,14 +36,15 @@ MISSING_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def project_title(folder: Path) -> str | None:
-    """The name stored in ``folder/project.json``, or ``None`` if the folder holds no readable project."""
-    try:
-        data = json.loads((folder / "project.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    return str(data.get("name") or folder.name)
+    """The name in ``folder``'s ``project.json`` (or ``xrd_project.json``); ``None`` without a project."""
+    for file in ("project.json", "xrd_project.json"):
+        try:
+            data = json.loads((folder / file).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return str(data.get("name") or folder.name)
+    return None
 
 
 def _section_title(text: str) -> QLabel:
@@ -144,7 +145,9 @@ class StartPage(QWidget):
         self.new_button.setObjectName("newProjectButton")
         self.new_button.setToolTip("Create a project from a folder of images (Ctrl+N)")
         self.open_button = QCommandLinkButton(
-            "&Open project…", "Open a LabelTune project folder (one that holds project.json)."
+            "&Open project…",
+            "Open a LabelTune project folder (one that holds project.json, or xrd_project.json for X-ray "
+            "diffraction patterns).",
         )
         self.open_button.setObjectName("openProjectButton")
         self.open_button.setToolTip("Open an existing LabelTune project folder (Ctrl+O)")
@@ -185,7 +188,10 @@ class StartPage(QWidget):
 
         right = QVBoxLayout()
         right.addWidget(_section_title("Demo projects"))
-        intro = QLabel("Ready-labeled images that ship with LabelTune: try labeling and training offline.")
+        intro = QLabel(
+            "Ready-labeled images and diffraction patterns that ship with LabelTune: try labeling and "
+            "training offline."
+        )
         intro.setWordWrap(True)
         right.addWidget(intro)
         self.demo_buttons: dict[str, QCommandLinkButton] = {}
@@ -240,6 +246,8 @@ class StartPage(QWidget):
         except Exception as error:  # a broken installation must not take the start page down
             log.warning("demo %s unavailable: %s", name, error)
             return f"{spec.description}\nNot available in this installation."
+        if spec.domain == "xrd":
+            return f"{spec.description} {images} patterns, {classes} phases.\nData: {spec.credit}"
         return f"{spec.description} {classes} classes, {images} images.\nData: {spec.credit}"
 
     def refresh(self) -> None:

@@ -14,6 +14,7 @@ large that dropped references can never bring it to zero.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import sys
 from collections.abc import Callable
@@ -68,10 +69,19 @@ def install_refcount_fix() -> bool:
         return False
     if not binding_drops_references():
         return False
-    before = sys.getrefcount(None)
-    for obj in _SINGLETONS:  # ob_refcnt is the first field of every object in a release build
-        ctypes.c_ssize_t.from_address(id(obj)).value += IMMORTAL_REFS
-    if sys.getrefcount(None) - before != IMMORTAL_REFS:  # not the layout we expected: undo
+    # A garbage collection between the two counts frees objects that refer to None and lowers its count
+    # by a few (or a few thousand): keep the collector out, and only call a far larger miss a wrong layout.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        before = sys.getrefcount(None)
+        for obj in _SINGLETONS:  # ob_refcnt is the first field of every object in a release build
+            ctypes.c_ssize_t.from_address(id(obj)).value += IMMORTAL_REFS
+        added = sys.getrefcount(None) - before
+    finally:
+        if collecting:
+            gc.enable()
+    if abs(added - IMMORTAL_REFS) > IMMORTAL_REFS // 1024:  # not the layout we expected: undo
         for obj in _SINGLETONS:
             ctypes.c_ssize_t.from_address(id(obj)).value -= IMMORTAL_REFS
         log.error("cannot work around PySide6's reference-count bug: the app may crash")

@@ -1,0 +1,120 @@
+"""File ▸ New XRD project…: a project folder, a phase library, optionally a model, and the wavelength."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from labeltune.core.xrd.demo import shipped_model
+from labeltune.core.xrd.xrd_project import CU_KA1, XrdProject, xrd_run_problem
+from labeltune.ui.xrd_project_bar import WARNING_COLOUR, WAVELENGTH_HELP
+
+
+def _folder_row(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(button)
+    return row
+
+
+class XrdNewProjectDialog(QDialog):
+    """Creates an :class:`XrdProject`; ``project`` holds it after the dialog is accepted."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New XRD project")
+        self.setObjectName("xrdNewProjectDialog")
+        self.resize(620, 0)
+        self.project: XrdProject | None = None
+        model = shipped_model()
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setPlaceholderText("a new or empty folder; pattern files are copied into it")
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("the folder's name")
+        self.library_edit = QLineEdit(str(model / "library") if model is not None else "")
+        self.library_edit.setPlaceholderText(
+            "folder with library.json (labeltune xrd library CIF… --out DIR)"
+        )
+        self.model_edit = QLineEdit(str(model) if model is not None else "")
+        self.model_edit.setPlaceholderText(
+            "optional: an XRD model run folder; train one later if you have none"
+        )
+        self.wavelength_spin = QDoubleSpinBox()
+        self.wavelength_spin.setRange(0.1, 5.0)
+        self.wavelength_spin.setDecimals(5)
+        self.wavelength_spin.setValue(CU_KA1)
+        self.wavelength_spin.setSuffix(" Å")
+        self.wavelength_spin.setToolTip(WAVELENGTH_HELP)
+        buttons = {}
+        for key, title in (("folder", "Project folder"), ("library", "Phase library"), ("model", "Model")):
+            button = QPushButton("Browse…")
+            button.clicked.connect(lambda _checked=False, k=key, t=title: self._browse(k, t))
+            buttons[key] = button
+        self.error_label = QLabel()
+        self.error_label.setObjectName("xrdNewProjectError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(f"color: {WARNING_COLOUR};")
+        form = QFormLayout()
+        form.addRow("Project &folder:", _folder_row(self.folder_edit, buttons["folder"]))
+        form.addRow("&Name:", self.name_edit)
+        form.addRow("Phase &library:", _folder_row(self.library_edit, buttons["library"]))
+        form.addRow("&Model (optional):", _folder_row(self.model_edit, buttons["model"]))
+        form.addRow("X-ray &wavelength:", self.wavelength_spin)
+        note = QLabel(
+            "The wavelength is used only for pattern files that do not state their own; you can change it "
+            "later. Phases are ticked from the library; the model identifies them."
+        )
+        note.setWordWrap(True)
+        self.button_box = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.button_box.accepted.connect(self.accept)
+        self.button_box.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.button_box)
+
+    def _browse(self, key: str, title: str) -> None:
+        edit = {"folder": self.folder_edit, "library": self.library_edit, "model": self.model_edit}[key]
+        folder = QFileDialog.getExistingDirectory(self, title, edit.text())
+        if folder:
+            edit.setText(folder)
+
+    def accept(self) -> None:
+        """Create the project; on a problem, say what is wrong and stay open."""
+        folder, library = self.folder_edit.text().strip(), self.library_edit.text().strip()
+        model = self.model_edit.text().strip()
+        if not folder or not library:
+            self.error_label.setText("Choose a project folder and a phase library.")
+            return
+        if model and (problem := xrd_run_problem(model)) is not None:
+            self.error_label.setText(problem)
+            return
+        try:
+            self.project = XrdProject.create(
+                Path(folder),
+                self.name_edit.text().strip() or Path(folder).name,
+                Path(library),
+                Path(model) if model else None,
+                self.wavelength_spin.value(),
+                wavelength_confirmed=True,  # a person chose it here
+            )
+        except Exception as error:  # a bad folder or library: say so, let the user fix it
+            self.error_label.setText(str(error))
+            return
+        super().accept()

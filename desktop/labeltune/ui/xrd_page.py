@@ -1,0 +1,469 @@
+"""The XRD project page: pattern list | pattern plot with "Model says" and "Fine-tune" | phases present.
+
+Labels are committed to the project (``labels.csv``) the moment a phase is ticked. Identifying phases,
+training and importing run in workers; the GUI thread only reads the one pattern it shows. Keys: Up/Down
+(in the pattern list or over the plot) move between patterns; Ctrl+Z / Ctrl+Shift+Z undo and redo.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QLabel,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from labeltune.core.xrd.library import Library, LibraryError, load_library
+from labeltune.core.xrd.pattern import Pattern, PatternReadError
+from labeltune.core.xrd.results import XrdPrediction
+from labeltune.core.xrd.xrd_project import XrdLabel, XrdProject, xrd_run_problem
+from labeltune.ui.errors import show_error
+from labeltune.ui.xrd_overlay import activation_on_pattern, build_stick_sets, unexplained_on_pattern
+from labeltune.ui.xrd_patterns import PatternListPanel
+from labeltune.ui.xrd_phases import WARNING_COLOUR, PhasePanel
+from labeltune.ui.xrd_plot import PatternPlot
+from labeltune.ui.xrd_project_bar import XrdProjectBar
+from labeltune.ui.xrd_results import PredictionPanel
+from labeltune.ui.xrd_train import XrdTrainPanel
+from labeltune.workers.tasks import TaskController
+from labeltune.workers.xrd import XrdPredictOutcome, XrdPredictWorker
+
+log = logging.getLogger(__name__)
+
+NO_MODEL_TEXT = (
+    "<b>No model yet</b>: fine-tune or choose one. Train one in the Fine-tune tab, or pick a model run "
+    "folder with <i>Choose model…</i> above."
+)
+
+
+class XrdPage(QWidget):
+    """Label, identify and fine-tune on one XRD project."""
+
+    project_changed = Signal()  # opened, closed or renamed: the window title follows
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: XrdProject | None = None
+        self._current: Path | None = None
+        self._pattern: Pattern | None = None
+        self._predictions: dict[str, XrdPrediction] = {}
+        self._libraries: dict[Path, Library | None] = {}
+        self._preview = ""
+        self._predict_folder: Path | None = None
+        self.predict_controller = TaskController(self)
+
+        self.project_bar = XrdProjectBar()
+
+        self.patterns_panel = PatternListPanel()
+        self.pattern_list = self.patterns_panel.list
+        self.import_controller = self.patterns_panel.import_controller
+
+        # -- centre: plot, model, fine-tune ------------------------------------------------------------
+        self.pattern_info = QLabel()
+        self.pattern_info.setObjectName("patternInfo")
+        self.pattern_info.setWordWrap(True)
+        self.plot = PatternPlot()
+        self.prediction_panel = PredictionPanel()
+        self.train_panel = XrdTrainPanel()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.prediction_panel, "Model says")
+        self.tabs.addTab(self.train_panel, "Fine-tune")
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(self.pattern_info)
+        top_layout.addWidget(self.plot, 1)
+        centre = QSplitter(Qt.Orientation.Vertical)
+        centre.addWidget(top)
+        centre.addWidget(self.tabs)
+        centre.setStretchFactor(0, 3)
+        centre.setStretchFactor(1, 2)
+        centre.setSizes([650, 250])
+
+        # -- right: phases present ---------------------------------------------------------------------
+        self.phase_panel = PhasePanel()
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.patterns_panel)
+        splitter.addWidget(centre)
+        splitter.addWidget(self.phase_panel)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([230, 800, 330])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.project_bar)
+        layout.addWidget(splitter, 1)
+
+        self.patterns_panel.current_changed.connect(self._show_current)
+        self.patterns_panel.imported.connect(self._on_patterns_panel_imported)
+        self.plot.plot.installEventFilter(self)
+        self.plot.installEventFilter(self)
+        self.project_bar.wavelength_set.connect(self.set_wavelength)
+        self.project_bar.model_chosen.connect(self.set_model)
+        self.phase_panel.label_edited.connect(self._on_phase_panel_label_edited)
+        self.phase_panel.phase_previewed.connect(self._on_phase_panel_phase_previewed)
+        self.prediction_panel.identify_requested.connect(self.identify)
+        self.prediction_panel.stop_requested.connect(self.predict_controller.stop)
+        self.prediction_panel.use_as_label_requested.connect(self.use_prediction_as_label)
+        self.prediction_panel.phase_selected.connect(self._on_prediction_panel_phase_selected)
+        self.predict_controller.progressed.connect(self.prediction_panel.set_progress)
+        self.predict_controller.finished.connect(self._on_predict_controller_finished)
+        self.predict_controller.failed.connect(self._on_predict_controller_failed)
+        self.predict_controller.running_changed.connect(self._on_predict_controller_running_changed)
+        self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
+        self.set_project(None)
+
+    # -- project ------------------------------------------------------------------------------------
+    def open(self, folder: Path | str) -> XrdProject:
+        """Open the XRD project in ``folder`` (raises XrdProjectError); the pattern list gets the focus."""
+        project = XrdProject.open(folder)
+        self.set_project(project)
+        self.pattern_list.setFocus()
+        return project
+
+    def set_project(self, project: XrdProject | None) -> None:
+        """Show ``project`` (``None``: nothing)."""
+        self.project = project
+        self._current, self._pattern, self._preview = None, None, ""
+        self._predictions.clear()
+        self._libraries.clear()
+        self.train_panel.set_project(project)
+        self.patterns_panel.project = project
+        self.phase_panel.set_library(None)
+        if project is not None:
+            try:
+                self.phase_panel.set_library(project.library())
+            except Exception as error:  # the labels still work; the phase list stays empty
+                show_error(self, "Cannot read the phase library", str(error))
+        self._update_project_bar()
+        self._fill_list()
+        self._update_prediction_state()
+        self.project_changed.emit()
+
+    def close_project(self) -> None:
+        """Close the open XRD project (background identification is stopped)."""
+        self.predict_controller.stop()
+        self.set_project(None)
+
+    def shutdown(self) -> None:
+        """Stop background work and wait for it (the window is closing)."""
+        self.predict_controller.shutdown()
+        self.patterns_panel.shutdown()
+        self.train_panel.shutdown()
+
+    def current_path(self) -> Path | None:
+        """The pattern shown."""
+        return self._current
+
+    # -- pattern list -------------------------------------------------------------------------------
+    def _fill_list(self, select: Path | None = None) -> None:
+        paths = [] if self.project is None else self.project.patterns()
+        current = self.patterns_panel.fill(paths, self._describe, select)
+        self._update_count()
+        self._show_current(current)
+
+    def _describe(self, path: Path) -> tuple[str, str]:
+        """A pattern's row in the list: mark, name, label; the tooltip adds what the model said."""
+        if self.project is None:
+            return path.name, ""
+        label = self.project.labels(path)
+        mark = "✓" if label.is_labeled else "·"
+        text = f"{mark} {path.name}\n    {label.summary() if label.is_labeled else 'not labeled'}"
+        prediction = self._predictions.get(self.project.key(path))
+        said = ""
+        if prediction is not None:
+            said = "\nModel says: " + (" + ".join(c.name for c in prediction.phases) or "no phase")
+        return text, f"{path.name}\nLabel: {label.summary() or 'none'}{said}"
+
+    def _update_count(self) -> None:
+        project = self.project
+        total = len(self.patterns_panel.paths())
+        self.patterns_panel.set_count_text(
+            "" if project is None else f"{project.labeled_count()} of {total} labeled"
+        )
+
+    def show_neighbour(self, step: int) -> None:
+        """Show the previous (-1) or next (+1) pattern."""
+        self.patterns_panel.show_neighbour(step)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Up/Down over the plot move between patterns (the list handles them itself)."""
+        if (
+            event.type() == QEvent.Type.KeyPress
+            and isinstance(event, QKeyEvent)
+            and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down)
+            and not event.modifiers()
+        ):
+            self.show_neighbour(-1 if event.key() == Qt.Key.Key_Up else 1)
+            return True
+        return super().eventFilter(watched, event)
+
+    def _show_current(self, path: Path | None) -> None:
+        self._current, self._pattern = path, None
+        if self.project is None or path is None:
+            self.plot.clear()
+            self.pattern_info.setText("Import patterns to start." if self.project is not None else "")
+            self.phase_panel.set_label(None)
+            self._show_prediction()
+            return
+        try:
+            self._pattern = self.project.read(path)
+        except (PatternReadError, OSError) as error:
+            self.plot.clear()
+            self.pattern_info.setText(f"<span style='color:{WARNING_COLOUR}'>{error}</span>")
+        else:
+            pattern = self._pattern
+            self.plot.set_pattern(pattern.two_theta, pattern.intensity, pattern.wavelength)
+            source = {"file": "stated in the file", "setting": "the project setting: the file does not say"}
+            wavelength = (
+                f"λ {pattern.wavelength:.5g} Å ({source.get(pattern.wavelength_source, 'unknown')})"
+                if pattern.wavelength is not None
+                else "wavelength unknown"
+            )
+            self.pattern_info.setText(
+                f"<b>{path.name}</b> · {len(pattern)} points, 2θ {pattern.two_theta[0]:.2f}–"
+                f"{pattern.two_theta[-1]:.2f}° · {wavelength}"
+            )
+        self.phase_panel.set_label(self.project.labels(path))
+        self._show_prediction()
+
+    # -- labels -------------------------------------------------------------------------------------
+    def _on_phase_panel_label_edited(self, label: XrdLabel) -> None:
+        if self.project is None or self._current is None:
+            return
+        try:
+            self.project.set_label(self._current, label.phases, label.fractions)
+        except Exception as error:  # not saved: show the label as it is on disk
+            show_error(self, "Cannot save the label", str(error))
+            self.phase_panel.set_label(self.project.labels(self._current))
+        self._after_label_change(self._current)
+
+    def _after_label_change(self, path: Path) -> None:
+        self.patterns_panel.refresh(path)
+        self._update_count()
+        self.train_panel.refresh()
+        self._update_overlay()
+
+    def set_label(self, phases: list[str], fractions: list[float] | None = None) -> None:
+        """Label the current pattern (as ticking would)."""
+        if self.project is not None and self._current is not None:
+            self.project.set_label(self._current, phases, fractions)
+            self.phase_panel.set_label(self.project.labels(self._current))
+            self._after_label_change(self._current)
+
+    def undo(self) -> None:
+        """Undo the last label change and show the pattern it touched."""
+        self._history_step(undo=True)
+
+    def redo(self) -> None:
+        """Redo the last undone label change and show the pattern it touched."""
+        self._history_step(undo=False)
+
+    def _history_step(self, undo: bool) -> None:
+        if self.project is None:
+            return
+        try:
+            path = self.project.undo() if undo else self.project.redo()
+        except Exception as error:
+            show_error(self, "Cannot undo" if undo else "Cannot redo", str(error))
+            return
+        if path is None:
+            return
+        if path != self._current:
+            self.patterns_panel.select(path)  # shows the pattern and its label
+        else:
+            self.phase_panel.set_label(self.project.labels(path))
+        self._after_label_change(path)
+
+    # -- import -------------------------------------------------------------------------------------
+    def choose_patterns(self) -> None:
+        """Ask for pattern files and import them."""
+        self.patterns_panel.choose_and_import()
+
+    def import_patterns(self, paths: list[Path]) -> None:
+        """Check and copy pattern files (or folders of them) into the project, in the background."""
+        self.patterns_panel.import_patterns(paths)
+
+    def _on_patterns_panel_imported(self, added: list[Path]) -> None:
+        self._fill_list(select=added[0] if added else self._current)
+
+    # -- settings: wavelength and model -------------------------------------------------------------
+    def _update_project_bar(self) -> None:
+        project = self.project
+        self.setEnabled(project is not None)
+        self.project_bar.show_project(project)
+        model = None if project is None else project.model_dir
+        self.prediction_panel.set_model_text(
+            NO_MODEL_TEXT if model is None else f"Model <b>{model.name}</b> identifies the phases."
+        )
+
+    def set_wavelength(self, value: float) -> None:
+        """Set and confirm the wavelength for files that do not state theirs; re-read the pattern."""
+        if self.project is None:
+            return
+        try:
+            self.project.set_wavelength(value, confirmed=True)
+        except Exception as error:
+            show_error(self, "Cannot set the wavelength", str(error))
+        self._predictions.clear()  # they were computed with the old wavelength
+        self._update_project_bar()
+        self._show_current(self._current)
+
+    def set_model(self, run_dir: Path | None) -> bool:
+        """Use the model in ``run_dir`` if it is an XRD run (else say why; ``None``: no model).
+
+        Returns whether the project's model changed to it.
+        """
+        if self.project is None:
+            return False
+        problem = None if run_dir is None else xrd_run_problem(run_dir)
+        if problem is not None:
+            show_error(self, "Not an XRD model", problem)
+            return False
+        try:
+            self.project.set_model(run_dir)
+        except Exception as error:
+            show_error(self, "Cannot use the model", str(error))
+            return False
+        self._predictions.clear()
+        self._update_project_bar()
+        self.train_panel.refresh()
+        self._show_prediction()
+        self._update_prediction_state()
+        return True
+
+    def _on_train_panel_run_finished(self, run_dir: Path) -> None:
+        if self.project is not None and self.project.model_dir == run_dir:
+            self._predictions.clear()
+            self._update_project_bar()
+            self._show_prediction()
+            self._update_prediction_state()
+
+    # -- identification -----------------------------------------------------------------------------
+    def identify(self, all_patterns: bool = False) -> None:
+        """Identify the phases in the current pattern (or all) with the project's model, in the background."""
+        project = self.project
+        if project is None or project.model_dir is None or self.predict_controller.is_running():
+            return
+        paths = project.patterns() if all_patterns else [p for p in [self._current] if p is not None]
+        if not paths:
+            return
+        self._predict_folder = project.folder
+        worker = XrdPredictWorker(project.model_dir, paths, project.wavelength, fit=True, activation=True)
+        self.predict_controller.start(worker)
+
+    def _on_predict_controller_finished(self, result: object) -> None:
+        if not isinstance(result, XrdPredictOutcome):
+            return  # stopped
+        project = self.project
+        if project is None or project.folder != self._predict_folder or project.model_dir != result.run_dir:
+            return  # another project or model by now: the results do not belong to it
+        for prediction in result.predictions:
+            self._predictions[project.key(prediction.path)] = prediction
+        self.patterns_panel.refresh()
+        self._show_prediction()
+        if result.skipped:
+            lines = "\n".join(f"{Path(path).name}: {reason}" for path, reason in result.skipped)
+            show_error(self, "Some patterns were not identified", f"{len(result.skipped)} skipped.", lines)
+
+    def _on_predict_controller_failed(self, message: str, details: str) -> None:
+        show_error(self, "Identifying phases failed", message, details)
+
+    def _on_predict_controller_running_changed(self, _running: bool) -> None:
+        self._update_prediction_state()
+
+    def _update_prediction_state(self) -> None:
+        project = self.project
+        self.prediction_panel.set_state(
+            has_model=project is not None and project.model_dir is not None,
+            has_pattern=self._current is not None,
+            busy=self.predict_controller.is_running(),
+        )
+
+    def prediction(self) -> XrdPrediction | None:
+        """The model's prediction for the current pattern, if it has one."""
+        if self.project is None or self._current is None:
+            return None
+        return self._predictions.get(self.project.key(self._current))
+
+    def _show_prediction(self) -> None:
+        prediction = self.prediction()
+        note = ""
+        if self.project is not None and self.project.model_dir is not None and self._current is not None:
+            note = "Press Identify phases to let the model name the phases in this pattern."
+        self.prediction_panel.show_prediction(prediction, note)
+        self._update_prediction_state()
+        self._update_overlay()
+
+    def use_prediction_as_label(self) -> None:
+        """Make the model's phases the label of the current pattern."""
+        prediction = self.prediction()
+        if prediction is not None and prediction.phases:
+            self.set_label([c.name for c in prediction.phases])
+
+    # -- overlay ------------------------------------------------------------------------------------
+    def _library_at(self, folder: Path) -> Library | None:
+        if folder not in self._libraries:
+            try:
+                self._libraries[folder] = load_library(folder)
+            except LibraryError:
+                self._libraries[folder] = None
+        return self._libraries[folder]
+
+    def _model_library(self) -> Library | None:
+        """The model run's own copy of its library (``<run>/library``), if it has one."""
+        model = None if self.project is None else self.project.model_dir
+        return None if model is None else self._library_at(model / "library")
+
+    def _update_overlay(self) -> None:
+        pattern, project = self._pattern, self.project
+        if pattern is None or project is None:
+            return
+        prediction, model_library = self.prediction(), self._model_library()
+        sticks = build_stick_sets(
+            pattern.wavelength,
+            project.labels(pattern.source),
+            prediction,
+            model_library,
+            self._library_at(project.library_dir),
+            self._preview,
+        )
+        self.plot.set_unexplained(
+            unexplained_on_pattern(
+                prediction,
+                None if model_library is None else model_library.wavelength,
+                pattern.wavelength,
+            )
+        )
+        self.plot.set_phases(sticks)
+        self._update_activation()
+
+    def _update_activation(self) -> None:
+        pattern, name = self._pattern, self.prediction_panel.selected_phase()
+        model_library = self._model_library()
+        activation = activation_on_pattern(
+            self.prediction(),
+            name,
+            None if model_library is None else model_library.wavelength,
+            None if pattern is None else pattern.wavelength,
+        )
+        if activation is None:
+            self.plot.set_activation(None)
+        else:
+            self.plot.set_activation(activation[0], activation[1], name)
+
+    def _on_prediction_panel_phase_selected(self, _name: str) -> None:
+        self._update_activation()
+
+    def _on_phase_panel_phase_previewed(self, name: str) -> None:
+        self._preview = name
+        self._update_overlay()
+
+
+__all__ = ["XrdPage"]

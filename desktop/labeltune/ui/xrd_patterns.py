@@ -1,0 +1,181 @@
+"""The XRD project's pattern list: file names, label summaries, a mark when labeled; importing more.
+
+The import (read every file to check it, copy it) runs in a worker; files it skips are listed with the
+reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from labeltune.core.xrd.readers import SUPPORTED_EXTENSIONS
+from labeltune.core.xrd.xrd_project import XrdProject
+from labeltune.ui.errors import show_error
+from labeltune.workers.tasks import FunctionWorker, TaskController
+
+PATH_ROLE = Qt.ItemDataRole.UserRole
+
+Describe = Callable[[Path], tuple[str, str]]
+"""(text, tooltip) of a pattern's row."""
+
+
+class PatternListPanel(QWidget):
+    """Lists the patterns; says which one is current and when the user wants to import more."""
+
+    current_changed = Signal(object)  # Path of the current pattern, or None
+    imported = Signal(list)  # the pattern files an import added to the project
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: XrdProject | None = None
+        self.import_controller = TaskController(self)
+        self._describe: Describe = lambda path: (path.name, str(path))
+        self.list = QListWidget()
+        self.list.setObjectName("patternList")
+        self.list.setToolTip("Patterns of the project; ✓ = labeled. Up/Down move between them")
+        self.list.setAlternatingRowColors(True)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("patternCount")
+        self.import_button = QPushButton("&Import patterns…")
+        self.import_button.setToolTip("Copy pattern files into the project (unreadable files are listed)")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(QLabel("Patterns"))
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.count_label)
+        layout.addWidget(self.import_button)
+        self.list.currentItemChanged.connect(self._on_list_current_changed)
+        self.import_button.clicked.connect(self.choose_and_import)
+        self.import_controller.finished.connect(self._on_import_controller_finished)
+        self.import_controller.failed.connect(self._on_import_controller_failed)
+        self.import_controller.running_changed.connect(self._on_import_controller_running_changed)
+
+    def fill(self, paths: Sequence[Path], describe: Describe, select: Path | None = None) -> Path | None:
+        """List ``paths`` (rows from ``describe``) and make ``select`` (or the first) current, silently.
+
+        Returns the current pattern.
+        """
+        self._describe = describe
+        self.list.blockSignals(True)
+        self.list.clear()
+        for path in paths:
+            item = QListWidgetItem()
+            item.setData(PATH_ROLE, str(path))
+            self.list.addItem(item)
+            self._describe_item(item)
+        row = self.row_of(select) if select is not None else -1
+        if row < 0 and self.list.count():
+            row = 0
+        self.list.setCurrentRow(row)
+        self.list.blockSignals(False)
+        return self.current_path()
+
+    def paths(self) -> list[Path]:
+        """The listed patterns, in order."""
+        return [self._path(self.list.item(row)) for row in range(self.list.count())]
+
+    def current_path(self) -> Path | None:
+        """The current pattern."""
+        item = self.list.currentItem()
+        return None if item is None else self._path(item)
+
+    def row_of(self, path: Path | None) -> int:
+        """The row of ``path`` (-1 when not listed)."""
+        for row in range(self.list.count()):
+            if path is not None and self._path(self.list.item(row)) == path:
+                return row
+        return -1
+
+    def select(self, path: Path) -> None:
+        """Make ``path`` current (emits :attr:`current_changed` when it changes)."""
+        row = self.row_of(path)
+        if row >= 0:
+            self.list.setCurrentRow(row)
+
+    def show_neighbour(self, step: int) -> None:
+        """Make the previous (-1) or next (+1) pattern current."""
+        count = self.list.count()
+        if count:
+            self.list.setCurrentRow(min(max(self.list.currentRow() + step, 0), count - 1))
+
+    def refresh(self, path: Path | None = None) -> None:
+        """Re-describe one row (or all of them)."""
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if path is None or self._path(item) == path:
+                self._describe_item(item)
+
+    def set_count_text(self, text: str) -> None:
+        """The line under the list (``6 of 8 labeled``)."""
+        self.count_label.setText(text)
+
+    # -- import -------------------------------------------------------------------------------------
+    def choose_and_import(self) -> None:
+        """Ask for pattern files and import them into the project."""
+        if self.project is None:
+            return
+        patterns = " ".join(f"*{ext}" for ext in SUPPORTED_EXTENSIONS)
+        files, _filter = QFileDialog.getOpenFileNames(
+            self, "Import powder patterns", "", f"Powder patterns ({patterns});;All files (*)"
+        )
+        if files:
+            self.import_patterns([Path(f) for f in files])
+
+    def import_patterns(self, paths: Sequence[Path]) -> None:
+        """Check and copy pattern files (or folders of them) into the project, in the background."""
+        project = self.project
+        if project is None or self.import_controller.is_running():
+            return
+        files = list(paths)
+        self.import_controller.start(
+            FunctionWorker(lambda progress, stop: project.import_patterns(files, progress, stop))
+        )
+
+    def shutdown(self) -> None:
+        """Stop an import and wait for it (the window is closing)."""
+        self.import_controller.shutdown()
+
+    def _on_import_controller_finished(self, result: object) -> None:
+        if not isinstance(result, tuple):
+            return  # stopped
+        added, skipped = result
+        self.imported.emit(list(added))
+        if skipped:
+            lines = "\n".join(f"{Path(path).name}: {reason}" for path, reason in skipped)
+            show_error(
+                self,
+                "Some files were not imported",
+                f"{len(added)} pattern(s) imported; {len(skipped)} file(s) skipped.",
+                lines,
+            )
+
+    def _on_import_controller_failed(self, message: str, details: str) -> None:
+        show_error(self, "Import failed", message, details)
+
+    def _on_import_controller_running_changed(self, running: bool) -> None:
+        self.import_button.setEnabled(not running)
+        self.import_button.setText("Importing…" if running else "&Import patterns…")
+
+    @staticmethod
+    def _path(item: QListWidgetItem) -> Path:
+        return Path(str(item.data(PATH_ROLE)))
+
+    def _describe_item(self, item: QListWidgetItem) -> None:
+        text, tooltip = self._describe(self._path(item))
+        item.setText(text)
+        item.setToolTip(tooltip)
+
+    def _on_list_current_changed(self, current: QListWidgetItem | None, _previous: object) -> None:
+        self.current_changed.emit(None if current is None else self._path(current))

@@ -1,0 +1,103 @@
+"""The XRD project's settings bar: its name, the X-ray wavelength (visible and confirmable) and the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from labeltune.core.xrd.xrd_project import CU_KA1, XrdProject
+
+WARNING_COLOUR = "#D55E00"
+WAVELENGTH_HELP = (
+    "X-ray wavelength used for pattern files that do not state their own (files that do keep theirs). "
+    "Kα1: Cu 1.5406, Co 1.78897, Mo 0.70932, Fe 1.93604, Cr 2.28970, Ag 0.55941 Å"
+)
+
+
+class XrdProjectBar(QWidget):
+    """Shows the project's settings; says when the user sets the wavelength or picks a model."""
+
+    wavelength_set = Signal(float)  # a value the user entered or confirmed
+    model_chosen = Signal(object)  # Path of a folder the user picked (not checked yet)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.name_label = QLabel()
+        self.name_label.setObjectName("xrdProjectName")
+        font = self.name_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.2)
+        font.setWeight(QFont.Weight.DemiBold)
+        self.name_label.setFont(font)
+        self.wavelength_spin = QDoubleSpinBox()
+        self.wavelength_spin.setObjectName("wavelengthSpin")
+        self.wavelength_spin.setRange(0.1, 5.0)
+        self.wavelength_spin.setDecimals(5)
+        self.wavelength_spin.setSingleStep(0.0001)
+        self.wavelength_spin.setSuffix(" Å")
+        self.wavelength_spin.setKeyboardTracking(False)  # one change per Enter / focus out / arrow
+        self.wavelength_spin.setToolTip(WAVELENGTH_HELP)
+        wavelength_label = QLabel("X-ray &wavelength:")
+        wavelength_label.setBuddy(self.wavelength_spin)
+        wavelength_label.setToolTip(WAVELENGTH_HELP)
+        self.wavelength_state = QLabel()
+        self.wavelength_state.setObjectName("wavelengthState")
+        self.confirm_button = QPushButton("&Confirm")
+        self.confirm_button.setToolTip("Yes: the patterns were measured with this wavelength")
+        self.model_label = QLabel()
+        self.model_label.setObjectName("modelLabel")
+        self.choose_model_button = QPushButton("Choose &model…")
+        self.choose_model_button.setToolTip("Use another XRD model run folder to identify phases")
+
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.name_label)
+        layout.addStretch(1)
+        layout.addWidget(wavelength_label)
+        layout.addWidget(self.wavelength_spin)
+        layout.addWidget(self.wavelength_state)
+        layout.addWidget(self.confirm_button)
+        layout.addSpacing(24)
+        layout.addWidget(self.model_label)
+        layout.addWidget(self.choose_model_button)
+
+        self.wavelength_spin.valueChanged.connect(self._on_wavelength_spin_value_changed)
+        self.confirm_button.clicked.connect(self._on_confirm_button_clicked)
+        self.choose_model_button.clicked.connect(self._on_choose_model_button_clicked)
+        self._shown_wavelength = CU_KA1
+        self.show_project(None)
+
+    def show_project(self, project: XrdProject | None) -> None:
+        """Show ``project``'s name, wavelength (and whether it is confirmed) and model."""
+        self.setEnabled(project is not None)
+        self.name_label.setText("" if project is None else project.name)
+        self._shown_wavelength = CU_KA1 if project is None else project.wavelength
+        self.wavelength_spin.blockSignals(True)
+        self.wavelength_spin.setValue(self._shown_wavelength)
+        self.wavelength_spin.blockSignals(False)
+        confirmed = project is not None and project.wavelength_confirmed
+        self.confirm_button.setVisible(project is not None and not confirmed)
+        self.wavelength_state.setText("✓ confirmed" if confirmed else "assumed: please confirm")
+        self.wavelength_state.setStyleSheet("" if confirmed else f"color: {WARNING_COLOUR};")
+        self.wavelength_state.setToolTip(
+            "Used only for files that do not state their own wavelength"
+            if confirmed
+            else "The default (Cu Kα1) is only an assumption until you confirm it or enter the right value"
+        )
+        model = None if project is None else project.model_dir
+        self.model_label.setText("Model: none yet" if model is None else f"Model: <b>{model.name}</b>")
+        self.model_label.setToolTip("" if model is None else str(model))
+
+    def _on_wavelength_spin_value_changed(self, value: float) -> None:
+        if abs(value - self._shown_wavelength) > 1e-9:
+            self.wavelength_set.emit(value)
+
+    def _on_confirm_button_clicked(self) -> None:
+        self.wavelength_set.emit(self.wavelength_spin.value())
+
+    def _on_choose_model_button_clicked(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "XRD model run folder (holds config.json)")
+        if folder:
+            self.model_chosen.emit(Path(folder))

@@ -1,0 +1,226 @@
+"""The "Model says" panel: the phases the XRD model found in a pattern, with its warnings, stated plainly.
+
+Drawing only: the page runs the prediction in a worker and hands the result here.
+"""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from labeltune.core.progress import Progress
+from labeltune.core.xrd.results import PhaseCall, XrdPrediction
+
+NAME_ROLE = Qt.ItemDataRole.UserRole
+COLUMNS = ("Phase", "Formula", "Probability", "Fraction", "Lattice shift")
+WARNING_COLOUR = "#D55E00"
+
+
+def percent_text(value: float | None, digits: int = 0) -> str:
+    """``97 %`` (or ``—`` when unknown)."""
+    return "—" if value is None else f"{value * 100:.{digits}f} %"
+
+
+def lattice_text(call: PhaseCall) -> str:
+    """``+0.31 % (−0.12°)``: the fitted lattice change and the shift of the strongest peak."""
+    parts = []
+    if call.lattice_scale is not None:
+        parts.append(f"{(call.lattice_scale - 1.0) * 100:+.2f} %")
+    if call.shift_deg is not None:
+        shift = f"{call.shift_deg:+.2f}°".replace("-", "−")
+        parts.append(f"({shift})" if parts else shift)
+    return " ".join(parts) or "—"
+
+
+def warnings_html(prediction: XrdPrediction) -> str:
+    """The prediction's doubts as short HTML lines: warnings, unexplained peaks, no phase found, fit."""
+    lines: list[str] = []
+    if not prediction.phases:
+        lines.append(
+            "No phase is likely enough to call present: the sample may hold a phase the library lacks "
+            "(unknown phase), or be amorphous."
+        )
+    lines.extend(html.escape(text) for text in prediction.warnings)
+    peaks = sorted(prediction.unexplained_peaks, key=lambda p: -p.height)
+    said = peaks and any(f"{peaks[0].two_theta:.1f}°" in text for text in prediction.warnings)
+    if peaks and not said:  # the fit's warnings often name them already
+        shown = ", ".join(f"{p.two_theta:.2f}° (d {p.d:.3f} Å, {p.height * 100:.0f} %)" for p in peaks[:5])
+        more = f" and {len(peaks) - 5} more" if len(peaks) > 5 else ""
+        lines.append(
+            f"{len(peaks)} strong peak(s) that no identified phase explains, at 2θ {shown}{more}: an "
+            "impurity, or a phase missing from the library?"
+        )
+    out = [f'<p style="color:{WARNING_COLOUR}; margin:0">⚠ {line}</p>' for line in lines]
+    if prediction.residual is not None:
+        fit = f"Fit of the identified phases: R<sub>wp</sub> {prediction.residual * 100:.1f} %"
+        if prediction.zero_shift is not None:
+            fit += f", zero shift {prediction.zero_shift:+.3f}°"
+        out.append(f"<p style='margin:0'>{fit}.</p>")
+    return "".join(out)
+
+
+class PredictionPanel(QWidget):
+    """Identify buttons, the table of phases the model found, and its warnings."""
+
+    identify_requested = Signal(bool)  # True: every pattern of the project, False: the current one
+    stop_requested = Signal()
+    use_as_label_requested = Signal()
+    phase_selected = Signal(str)  # a row chosen in the table ("" for none): show its activation
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._prediction: XrdPrediction | None = None
+        self.model_label = QLabel()
+        self.model_label.setObjectName("modelStatus")
+        self.model_label.setWordWrap(True)
+        self.identify_button = QPushButton("&Identify phases")
+        self.identify_button.setToolTip(
+            "Let the model identify the phases in this pattern (in the background)"
+        )
+        self.identify_all_button = QPushButton("Identify in &all patterns")
+        self.identify_all_button.setToolTip("Identify the phases in every pattern of the project")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop identifying; patterns already done keep their result")
+        self.use_button = QPushButton("&Use as label")
+        self.use_button.setToolTip("Tick exactly the phases the model found (saved at once; Ctrl+Z undoes)")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumHeight(14)
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.hide()
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("predictionTable")
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setToolTip(
+            "Phases the model found (bold) and the next most likely ones. Select a row to shade the parts "
+            "of the pattern behind that phase's probability"
+        )
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.warnings_label = QLabel()
+        self.warnings_label.setObjectName("predictionWarnings")
+        self.warnings_label.setWordWrap(True)
+        self.warnings_label.setTextFormat(Qt.TextFormat.RichText)
+        self.warnings_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.identify_button)
+        buttons.addWidget(self.identify_all_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.use_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.model_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.warnings_label)
+
+        self.identify_button.clicked.connect(lambda: self.identify_requested.emit(False))
+        self.identify_all_button.clicked.connect(lambda: self.identify_requested.emit(True))
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.use_button.clicked.connect(self.use_as_label_requested)
+        self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
+        self.set_state(has_model=False, has_pattern=False, busy=False)
+        self.show_prediction(None)
+
+    # -- state --------------------------------------------------------------------------------------
+    def set_model_text(self, text: str) -> None:
+        """What model is used (or that there is none, and what to do)."""
+        self.model_label.setText(text)
+
+    def set_state(self, *, has_model: bool, has_pattern: bool, busy: bool) -> None:
+        """Enable the buttons that make sense now."""
+        self.identify_button.setEnabled(has_model and has_pattern and not busy)
+        self.identify_all_button.setEnabled(has_model and has_pattern and not busy)
+        self.stop_button.setVisible(busy)
+        self.progress_bar.setVisible(busy)
+        if busy:
+            self.progress_bar.setRange(0, 0)
+        self.use_button.setEnabled(self._prediction is not None and bool(self._prediction.phases))
+
+    def set_progress(self, progress: Progress) -> None:
+        """Show how far identification is."""
+        if progress.total > 0:
+            self.progress_bar.setRange(0, progress.total)
+            self.progress_bar.setValue(min(progress.done, progress.total))
+
+    # -- content ------------------------------------------------------------------------------------
+    def prediction(self) -> XrdPrediction | None:
+        """The prediction shown."""
+        return self._prediction
+
+    def show_prediction(self, prediction: XrdPrediction | None, note: str = "") -> None:
+        """Show a prediction (``None``: an empty table and ``note``)."""
+        self._prediction = prediction
+        self.table.blockSignals(True)
+        self.table.setRowCount(0)
+        if prediction is not None:
+            calls = [(c, True) for c in prediction.phases] + [(c, False) for c in prediction.candidates]
+            self.table.setRowCount(len(calls))
+            for row, (call, present) in enumerate(calls):
+                self._fill_row(row, call, present)
+        self.table.blockSignals(False)
+        if prediction is None:
+            self.warnings_label.setText(html.escape(note))
+        else:
+            self.warnings_label.setText(warnings_html(prediction))
+        self.use_button.setEnabled(prediction is not None and bool(prediction.phases))
+        if prediction is not None and prediction.phases:
+            self.table.selectRow(0)
+        else:
+            self.phase_selected.emit("")
+
+    def _fill_row(self, row: int, call: PhaseCall, present: bool) -> None:
+        fraction = percent_text(call.fraction) if present else "—"
+        texts = (call.name, call.formula, percent_text(call.probability), fraction, lattice_text(call))
+        for column, text in enumerate(texts):
+            item = QTableWidgetItem(text)
+            item.setData(NAME_ROLE, call.name)
+            if column >= 2:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if present:
+                font = item.font()
+                font.setWeight(QFont.Weight.DemiBold)
+                item.setFont(font)
+                item.setToolTip(f"{call.name}: called present")
+            else:
+                item.setForeground(
+                    self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
+                )
+                item.setToolTip(f"{call.name}: considered, but not likely enough to call present")
+            self.table.setItem(row, column, item)
+
+    def selected_phase(self) -> str:
+        """The phase of the selected row ("" when none)."""
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return ""
+        item = self.table.item(rows[0].row(), 0)
+        return "" if item is None else str(item.data(NAME_ROLE))
+
+    def present_phases(self) -> list[str]:
+        """The phases the shown prediction calls present."""
+        return [] if self._prediction is None else [c.name for c in self._prediction.phases]
+
+    def _on_table_selection_changed(self) -> None:
+        self.phase_selected.emit(self.selected_phase())

@@ -1,0 +1,311 @@
+"""The XRD "Fine-tune" panel: train the phase network on the project's labeled patterns in the background.
+
+With a model, it fine-tunes that model on the labeled measurements (mixed with fresh simulated patterns);
+without one, it trains a new model from the library's simulated patterns. The finished run becomes the
+project's model. Training runs in an :class:`XrdTrainWorker`; this panel only follows its controller.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from labeltune.core.progress import Progress
+from labeltune.core.trainer import EpochRecord
+from labeltune.core.xrd.xrd_project import XrdProject
+from labeltune.ui.curves import TrainingCurvesView
+from labeltune.ui.errors import show_error
+from labeltune.ui.metrics_table import percent
+from labeltune.ui.train_status import EtaClock, duration_text
+from labeltune.workers.tasks import TaskController
+from labeltune.workers.training import TrainingStarted
+from labeltune.workers.xrd import XrdTrainWorker
+
+if TYPE_CHECKING:
+    from labeltune.core.xrd.training import XrdRunResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EPOCHS = 3  # a fine-tuning epoch (8192 patterns) takes about 1.5 min on a 16-core CPU
+
+
+def xrd_epoch_text(record: EpochRecord, epochs: int) -> str:
+    """One epoch in one line, in XRD words (exact match = every phase of a pattern right)."""
+    of = f"/{epochs}" if epochs else ""
+    return (
+        f"Epoch {record.epoch}{of}: training loss {record.train_loss:.3f} · validation loss "
+        f"{record.val_loss:.3f}, all phases right in {percent(record.val_accuracy)} of the simulated "
+        f"validation patterns, macro-F1 {record.val_macro_f1:.3f} · {record.seconds:.1f} s"
+    )
+
+
+def xrd_summary_text(result: XrdRunResult) -> str:
+    """What a finished XRD run achieved, as a few lines of rich text."""
+    metrics = result.metrics
+    epochs = len(result.history)
+    lines = [
+        f"<b>Stopped</b> after epoch {epochs}; the best model so far is kept."
+        if result.stopped
+        else f"<b>Finished</b> {epochs} epochs."
+    ]
+    simulated = metrics.get("simulated_validation") if isinstance(metrics, dict) else None
+    if isinstance(simulated, dict) and "exact_accuracy" in simulated:
+        lines.append(
+            f"All phases right in <b>{percent(float(simulated['exact_accuracy']))}</b> of "
+            f"{simulated.get('patterns', '?')} simulated validation patterns"
+            + (f", macro-F1 {float(simulated['macro_f1']):.3f}." if "macro_f1" in simulated else ".")
+        )
+    measured = metrics.get("measured_training_set") if isinstance(metrics, dict) else None
+    if isinstance(measured, dict) and "exact_accuracy" in measured:
+        lines.append(
+            f"On your {measured.get('patterns', '?')} labeled patterns (seen in training, so optimistic): "
+            f"{percent(float(measured['exact_accuracy']))} fully right."
+        )
+    lines.append(f"The project now uses this model: {Path(result.run_dir).name}.")
+    return "<br>".join(lines)
+
+
+class XrdTrainPanel(QWidget):
+    """Epochs, Start/Stop, progress with time left, live curves and the outcome of an XRD training."""
+
+    run_finished = Signal(object)  # Path of the new run folder (a usable model)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: XrdProject | None = None
+        self.controller = TaskController(self)
+        self.last_result: XrdRunResult | None = None
+        self.config_overrides: dict[str, object] = {}  # further XrdTrainConfig fields (e.g. batch_size)
+        self._epochs = 0
+        self._eta = EtaClock()
+        self._project_folder: Path | None = None
+
+        self.data_label = QLabel()
+        self.data_label.setObjectName("xrdTrainData")
+        self.data_label.setWordWrap(True)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 500)
+        self.epochs_spin.setValue(DEFAULT_EPOCHS)
+        self.epochs_spin.setToolTip("How many passes of training; Stop keeps the best model so far")
+        epochs_label = QLabel("&Epochs:")
+        epochs_label.setBuddy(self.epochs_spin)
+        self.start_button = QPushButton("&Start")
+        self.stop_button = QPushButton("St&op")
+        self.stop_button.setToolTip("Stop after the current step; the best model so far is kept")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(0)
+        self.stage_label = QLabel("Ready.")
+        self.stage_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.eta_label = QLabel()
+        self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.epoch_label = QLabel(" ")
+        self.epoch_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.curves = TrainingCurvesView()
+        self.curves.accuracy_plot.getPlotItem().setTitle("All phases right")
+        self.curves.accuracy_plot.setToolTip(
+            "Share of patterns whose every phase was called right, per epoch (validation: simulated)"
+        )
+        self.summary_label = QLabel()
+        self.summary_label.setObjectName("xrdTrainSummary")
+        self.summary_label.setWordWrap(True)
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        controls = QHBoxLayout()
+        controls.addWidget(epochs_label)
+        controls.addWidget(self.epochs_spin)
+        controls.addWidget(self.start_button)
+        controls.addWidget(self.stop_button)
+        controls.addStretch(1)
+        stage = QHBoxLayout()
+        stage.addWidget(self.stage_label, 1)
+        stage.addWidget(self.eta_label)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.data_label)
+        layout.addLayout(controls)
+        layout.addWidget(self.progress_bar)
+        layout.addLayout(stage)
+        layout.addWidget(self.epoch_label)
+        layout.addWidget(self.curves, 1)
+        layout.addWidget(self.summary_label)
+
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self.epochs_spin.valueChanged.connect(self._on_epochs_spin_value_changed)
+        self.controller.running_changed.connect(self._on_controller_running_changed)
+        self.controller.progressed.connect(self._on_controller_progressed)
+        self.controller.reported.connect(self._on_controller_reported)
+        self.controller.finished.connect(self._on_controller_finished)
+        self.controller.failed.connect(self._on_controller_failed)
+        self.curves.set_epochs(DEFAULT_EPOCHS)
+        self.refresh()
+
+    # -- state --------------------------------------------------------------------------------------
+    def set_project(self, project: XrdProject | None) -> None:
+        """Follow another project (a running training goes on and records its run in its own project)."""
+        self.project = project
+        self.refresh()
+
+    def is_running(self) -> bool:
+        """Whether a training runs."""
+        return self.controller.is_running()
+
+    def refresh(self) -> None:
+        """Update the data summary and the buttons (labels or the model changed)."""
+        running = self.is_running()
+        project = self.project
+        self.stop_button.setEnabled(running)
+        self.epochs_spin.setEnabled(not running)
+        if project is None:
+            self.data_label.setText("Open an XRD project to train a model on it.")
+            self.start_button.setEnabled(False)
+            return
+        labeled = project.labeled_count()
+        total = len(project.patterns())
+        if project.model_dir is not None:
+            self.start_button.setText("&Start fine-tuning")
+            self.start_button.setToolTip(
+                "Fine-tune the project's model on the labeled patterns, mixed with simulated ones so it "
+                "keeps the phases your patterns do not show"
+            )
+            if labeled:
+                self.data_label.setText(
+                    f"Fine-tunes <b>{project.model_dir.name}</b> on the {labeled} labeled pattern(s) of "
+                    f"{total}; the new run becomes the project's model."
+                )
+            else:
+                self.data_label.setText("Label some patterns first: fine-tuning learns from your labels.")
+            self.start_button.setEnabled(labeled > 0 and not running)
+        else:
+            self.start_button.setText("&Start training")
+            self.start_button.setToolTip("Train a new model on patterns simulated from the library")
+            self.data_label.setText(
+                "No model yet: train one here from patterns simulated from the library "
+                f"({project.library_dir.name}), or choose an existing model above. Then fine-tune it on "
+                "your labeled patterns."
+            )
+            self.start_button.setEnabled(not running)
+
+    # -- actions ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start (fine-)training with the chosen number of epochs."""
+        project = self.project
+        if project is None or self.is_running():
+            return
+        init = project.model_dir
+        source = project.folder if init is not None else project.library_dir
+        worker = XrdTrainWorker(
+            source,
+            init,
+            project.new_run_dir(),
+            {**self.config_overrides, "epochs": self.epochs_spin.value()},
+            wavelength=project.wavelength,
+        )
+        self._project_folder = project.folder
+        self.last_result = None
+        self._epochs = self.epochs_spin.value()
+        self._eta = EtaClock()
+        self.curves.clear(self._epochs)
+        self.epoch_label.setText(" ")
+        self.summary_label.clear()
+        self.eta_label.clear()
+        self.progress_bar.setRange(0, 0)
+        self.stage_label.setText("Starting (loading PyTorch the first time takes a few seconds)…")
+        self.controller.start(worker)
+
+    def stop(self) -> None:
+        """Ask the training to stop after the current step (the best model so far is kept)."""
+        if self.is_running():
+            self.controller.stop()
+            self.stop_button.setEnabled(False)
+            self.stage_label.setText("Stopping after the current step; the best model so far is kept…")
+
+    def shutdown(self) -> None:
+        """Stop a running training and wait for it (the window is closing)."""
+        self.controller.shutdown()
+
+    # -- slots --------------------------------------------------------------------------------------
+    def _on_epochs_spin_value_changed(self, epochs: int) -> None:
+        if not self.is_running() and not self.curves.records():
+            self.curves.set_epochs(epochs)
+
+    def _on_controller_running_changed(self, _running: bool) -> None:
+        self.refresh()
+
+    def _on_controller_progressed(self, progress: Progress) -> None:
+        if progress.total > 0:
+            self.progress_bar.setRange(0, progress.total)
+            self.progress_bar.setValue(min(progress.done, progress.total))
+        else:
+            self.progress_bar.setRange(0, 0)
+        if self.stop_button.isEnabled():  # keep the "Stopping…" text once Stop was pressed
+            detail = f" — {progress.message}" if progress.message else ""
+            self.stage_label.setText(f"{progress.stage}{detail}")
+        left = self._eta.update(progress)
+        self.eta_label.setText("" if left is None else f"{duration_text(left)} left in this epoch")
+
+    def _on_controller_reported(self, event: object) -> None:
+        if isinstance(event, TrainingStarted):
+            self._epochs = event.epochs
+            self.curves.set_epochs(event.epochs)
+        elif isinstance(event, EpochRecord):
+            self.curves.add_record(event)
+            self.epoch_label.setText(xrd_epoch_text(event, self._epochs))
+
+    def _on_controller_finished(self, result: object) -> None:
+        from labeltune.core.xrd.training import XrdRunResult  # the worker has loaded it (and torch)
+
+        self.eta_label.clear()
+        self.curves.flush()
+        if not isinstance(result, XrdRunResult) or not result.history:
+            self.progress_bar.setRange(0, 100)
+            self.progress_bar.setValue(0)
+            self.stage_label.setText("Stopped before the first epoch ended; the project keeps its model.")
+            self.refresh()
+            return
+        self.last_result = result
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(100)
+        self.stage_label.setText("Stopped." if result.stopped else "Done.")
+        run_dir = Path(result.run_dir)
+        self._adopt(run_dir)
+        self.summary_label.setText(xrd_summary_text(result))
+        self.refresh()
+        self.run_finished.emit(run_dir)
+
+    def _adopt(self, run_dir: Path) -> None:
+        """Make the new run the model of the project it was trained for."""
+        try:
+            if self.project is not None and self.project.folder == self._project_folder:
+                self.project.set_model(run_dir)
+            elif self._project_folder is not None:
+                XrdProject.open(self._project_folder).set_model(run_dir)
+        except Exception as error:  # the run is on disk: say where, do not lose it
+            log.exception("cannot set the model of %s", self._project_folder)
+            show_error(
+                self,
+                "Cannot use the new model",
+                f"The run is saved in {run_dir}, but the project could not be switched to it: {error}",
+            )
+
+    def _on_controller_failed(self, message: str, details: str) -> None:
+        self.eta_label.clear()
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(0)
+        self.stage_label.setText("Training failed.")
+        self.summary_label.setText(f"<b>Training failed</b>: {message}")
+        self.refresh()
+        show_error(self, "Training failed", message, details)

@@ -1,0 +1,110 @@
+"""XRD jobs in worker threads: phase identification of patterns, and fine-tuning the XRD network.
+
+Both import torch-using core modules inside :meth:`work`, so the window opens without loading torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labeltune.core.trainer import EpochRecord
+from labeltune.workers.tasks import Worker
+from labeltune.workers.training import TrainingStarted
+
+if TYPE_CHECKING:
+    from labeltune.core.xrd.results import XrdPrediction
+
+
+@dataclass
+class XrdPredictOutcome:
+    """What an identification run returns: one prediction per readable pattern, and the skipped files."""
+
+    run_dir: Path
+    predictions: list[XrdPrediction]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+class XrdPredictWorker(Worker):
+    """Identifies the phases in patterns with the XRD model in ``run_dir`` (fit and activation included)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        paths: Sequence[Path],
+        wavelength: float | None,
+        *,
+        fit: bool = True,
+        activation: bool = True,
+    ) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.paths = [Path(p) for p in paths]
+        self.wavelength = wavelength
+        self.fit = fit
+        self.activation = activation
+
+    def work(self) -> XrdPredictOutcome:
+        """Run :func:`labeltune.core.xrd.inference.predict_patterns`."""
+        from labeltune.core.xrd.inference import predict_patterns
+
+        predictions, skipped = predict_patterns(
+            self.run_dir,
+            self.paths,
+            default_wavelength=self.wavelength,
+            fit=self.fit,
+            activation=self.activation,
+            progress=self.report,
+            stop_event=self.stop_event,
+        )
+        return XrdPredictOutcome(self.run_dir, list(predictions), list(skipped))
+
+
+class XrdTrainWorker(Worker):
+    """Fine-tunes (or trains) the XRD network; reports :class:`TrainingStarted` and each epoch."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        init_run: Path | None,
+        out_dir: Path,
+        config: Any = None,  # an XrdTrainConfig, or a dict of its fields
+        *,
+        wavelength: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.init_run = None if init_run is None else Path(init_run)
+        self.out_dir = Path(out_dir)
+        self.config = config
+        self.wavelength = wavelength  # for measured files that do not state theirs
+
+    def work(self) -> Any:
+        """Run :func:`labeltune.core.xrd.training.train_xrd`; returns its ``XrdRunResult``."""
+        from labeltune.core.xrd.training import XrdTrainConfig, train_xrd
+
+        if isinstance(self.config, Mapping):  # built here, so the GUI thread never imports torch
+            config = XrdTrainConfig(**self.config)
+        else:
+            config = self.config if self.config is not None else XrdTrainConfig()
+        if self.init_run is not None:
+            config = dataclasses.replace(config, init=self.init_run)
+        return train_xrd(
+            self.data_dir,
+            config,
+            self.out_dir,
+            progress=self.report,
+            stop_event=self.stop_event,
+            on_epoch=self._on_epoch,
+            on_start=self._on_start,
+            default_wavelength=self.wavelength,
+        )
+
+    def _on_start(self, epochs: int, batches_per_epoch: int) -> None:
+        self.reported.emit(TrainingStarted(epochs, batches_per_epoch))
+
+    def _on_epoch(self, record: EpochRecord) -> None:
+        self.reported.emit(record)
