@@ -1,0 +1,312 @@
+"""The phase-quantification fit's data, model and linear solve.
+
+``FitData`` holds the measurement with Poisson weights and solves the linear part (phase scales >= 0,
+background) for given profiles (variable projection); ``Model`` turns parameters into profiles.
+
+Parameter vector of ``Model`` (n phases, m axis ratios):
+``[zero shift, a, b, s_1..s_n, c_1..c_n, eta_1..eta_n, t_1..t_m]``. The FWHM of phase j at Bragg angle θ
+is ``sqrt(a² + (b tan θ)² + (c_j / cos θ)²)`` (degrees), ``eta_j`` its Lorentzian fraction, ``s_j`` its
+d-spacing scale and each ``t`` the relative change of one group of equal cell axes (see ``Model``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from labeltune.core.xrd.library import Peaks
+from labeltune.core.xrd.peak_profile import phase_parts
+
+BACKGROUND_DEGREE = 5
+"""Degree of the background's Chebyshev polynomial (plus one low-angle term)."""
+MAX_SIZE_FWHM = 1.2
+"""Upper bound (degrees) of a phase's size broadening at θ = 0, about 7 nm crystallites for Cu Kα:
+broader peaks would let a weak phase pose as background."""
+_N_GLOBAL = 3  # zero shift, a, b
+_PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+
+@dataclass
+class Solution:
+    """The linear part of a fit: coefficients (phase scales, then background) and the weighted chi²."""
+
+    coef: np.ndarray
+    chi2: float
+    calculated: np.ndarray
+    background: np.ndarray
+
+
+class FitData:
+    """A measured pattern on the fitted range with Poisson weights and the background basis."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x = x
+        self.y = y
+        self.step = float(np.median(np.diff(x))) if len(x) > 1 else 1.0
+        floor = max(1e-3 * float(np.max(np.abs(y))), 1e-12)
+        self.sw = 1.0 / np.sqrt(np.maximum(y, floor))
+        t = 2.0 * (x - x[0]) / max(float(x[-1] - x[0]), 1e-12) - 1.0
+        columns = [np.ones_like(t), t]
+        for _ in range(2, BACKGROUND_DEGREE + 1):
+            columns.append(2.0 * t * columns[-1] - columns[-2])
+        columns.append(np.exp(-4.0 * (t + 1.0)))
+        self.basis = np.stack(columns, axis=1)
+        self.bw = self.basis * self.sw[:, None]
+        self.yw = y * self.sw
+        self.yy = float(self.yw @ self.yw)
+        self.gbb = self.bw.T @ self.bw
+        self.hb = self.bw.T @ self.yw
+
+    def binned(self, factor: int) -> FitData:
+        """The data averaged over ``factor`` consecutive points (itself when ``factor`` <= 1)."""
+        if factor <= 1:
+            return self
+        m = len(self.x) // factor
+        if m < 20:
+            return self
+        x = self.x[: m * factor].reshape(m, factor).mean(axis=1)
+        y = self.y[: m * factor].reshape(m, factor).mean(axis=1)
+        return FitData(x, y)
+
+    def solve(self, profiles: np.ndarray) -> Solution:
+        """Least squares of the phase ``profiles`` (N, n; scales >= 0) and the background."""
+        n = profiles.shape[1]
+        pw = profiles * self.sw[:, None]
+        k = n + self.basis.shape[1]
+        gram = np.empty((k, k))
+        gram[:n, :n] = pw.T @ pw
+        gram[:n, n:] = pw.T @ self.bw
+        gram[n:, :n] = gram[:n, n:].T
+        gram[n:, n:] = self.gbb
+        rhs = np.concatenate([pw.T @ self.yw, self.hb])
+        coef = _solve_nonnegative(gram, rhs, n)
+        chi2 = self.yy - 2.0 * float(coef @ rhs) + float(coef @ gram @ coef)
+        background = self.basis @ coef[n:]
+        return Solution(coef, max(chi2, 0.0), profiles @ coef[:n] + background, background)
+
+    def residual(self, profiles: np.ndarray) -> np.ndarray:
+        """Weighted residual vector of the best linear fit of ``profiles``."""
+        return (self.y - self.solve(profiles).calculated) * self.sw
+
+
+def _solve_nonnegative(gram: np.ndarray, rhs: np.ndarray, n_constrained: int) -> np.ndarray:
+    """Minimise c'Gc - 2c'h with c[:n_constrained] >= 0 (active set: drop the most negative scale)."""
+    k = len(rhs)
+    free = np.ones(k, dtype=bool)
+    free[:n_constrained] = np.diag(gram)[:n_constrained] > 0
+    coef = np.zeros(k)
+    for _ in range(n_constrained + 1):
+        idx = np.flatnonzero(free)
+        sub = gram[np.ix_(idx, idx)]
+        norm = np.sqrt(np.maximum(np.diag(sub), 1e-300))
+        sol = np.linalg.lstsq(sub / norm[:, None] / norm[None, :], rhs[idx] / norm, rcond=1e-12)[0] / norm
+        coef = np.zeros(k)
+        coef[idx] = sol
+        negative = np.flatnonzero(coef[:n_constrained] < 0)
+        if negative.size == 0:
+            break
+        free[negative[np.argmin(coef[negative])]] = False
+    coef[:n_constrained] = np.maximum(coef[:n_constrained], 0.0)
+    return coef
+
+
+def _axis_groups(cell: tuple[float, float, float, float, float, float]) -> list[list[int]]:
+    """Cell axes that must scale together to keep the metric's symmetry (equal lengths tie)."""
+    a, b, c = cell[:3]
+
+    def same(u: float, v: float) -> bool:
+        return abs(u - v) <= 1e-4 * max(u, v)
+
+    if same(a, b) and same(b, c):
+        return [[0, 1, 2]]
+    if same(a, b):
+        return [[0, 1], [2]]
+    if same(b, c):
+        return [[0], [1, 2]]
+    if same(a, c):
+        return [[0, 2], [1]]
+    return [[0], [1], [2]]
+
+
+def _metric_terms(
+    peaks: Peaks, cell: tuple[float, float, float, float, float, float]
+) -> tuple[np.ndarray, list[list[int]]]:
+    """Per-peak terms q (n, 6) with 1/d² = sum q_k / (s_i s_j) over the axis pairs, and axis groups.
+
+    Falls back to isotropic scaling (q = 1/d², one group) when the cell does not reproduce the
+    library's d-spacings.
+    """
+    a, b, c = cell[:3]
+    cos_a, cos_b, cos_g = np.cos(np.radians(cell[3:]))
+    metric = np.array(
+        [
+            [a * a, a * b * cos_g, a * c * cos_b],
+            [a * b * cos_g, b * b, b * c * cos_a],
+            [a * c * cos_b, b * c * cos_a, c * c],
+        ]
+    )
+    h = peaks.hkl.astype(np.float64)
+    q = np.zeros((len(peaks), 6))
+    try:
+        recip = np.linalg.inv(metric)
+    except np.linalg.LinAlgError:
+        recip = None
+    if recip is not None and len(peaks):
+        for k, (i, j) in enumerate(_PAIRS):
+            q[:, k] = (1.0 if i == j else 2.0) * h[:, i] * h[:, j] * recip[i, j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = 1.0 / np.sqrt(q.sum(axis=1))
+        if np.all(np.abs(d / peaks.d - 1.0) < 1e-4):
+            return q, _axis_groups(cell)
+    q[:] = 0.0
+    q[:, 0] = 1.0 / peaks.d**2
+    return q, [[0, 1, 2]]
+
+
+class Model:
+    """The phases' peak lists and how parameters turn into their unit-scale profiles.
+
+    Beyond the parameters in the module docstring, a phase whose cell has unequal axes gets one
+    relative scale ``t`` per further group of equal axes (e.g. c/a of a tetragonal cell): CIF lattices
+    are often wrong anisotropically (a DFT-relaxed c axis), which one d multiplier cannot absorb.
+    """
+
+    def __init__(
+        self,
+        peaks: list[Peaks],
+        cells: list[tuple[float, float, float, float, float, float]],
+        wavelength: float,
+        wavelength2: float | None,
+    ) -> None:
+        self.n = len(peaks)
+        self.rel = [p.intensity / 100.0 for p in peaks]
+        self.wavelength = wavelength
+        self.wavelength2 = wavelength2
+        self.terms: list[np.ndarray] = []
+        self.axis_param: list[list[int | None]] = []  # per phase, per axis: index of its t parameter
+        self.extra_phase: list[int] = []
+        first_extra = _N_GLOBAL + 3 * self.n
+        for j, (p, cell) in enumerate(zip(peaks, cells, strict=True)):
+            q, groups = _metric_terms(p, cell)
+            self.terms.append(q)
+            owner: list[int | None] = [None, None, None]
+            for group in groups[1:]:
+                for axis in group:
+                    owner[axis] = first_extra + len(self.extra_phase)
+                self.extra_phase.append(j)
+            self.axis_param.append(owner)
+        self.n_params = first_extra + len(self.extra_phase)
+
+    def initial(self, fwhm: float) -> np.ndarray:
+        """Start values: no shift, FWHM ``fwhm`` everywhere, eta 0.5, CIF lattices."""
+        extra = np.zeros(len(self.extra_phase))
+        n = self.n
+        return np.concatenate([[0.0, fwhm, 0.0], np.ones(n), np.zeros(n), np.full(n, 0.5), extra])
+
+    def index_s(self, j: int) -> int:
+        """Index of phase j's lattice scale."""
+        return _N_GLOBAL + j
+
+    def index_c(self, j: int) -> int:
+        """Index of phase j's size-broadening FWHM (at θ = 0)."""
+        return _N_GLOBAL + self.n + j
+
+    def index_eta(self, j: int) -> int:
+        """Index of phase j's Lorentzian fraction."""
+        return _N_GLOBAL + 2 * self.n + j
+
+    def axis_scales(self, params: np.ndarray, j: int) -> np.ndarray:
+        """Phase j's a, b, c multipliers."""
+        s = float(params[self.index_s(j)])
+        return np.array([s * (1.0 + (params[k] if k is not None else 0.0)) for k in self.axis_param[j]])
+
+    def d_spacings(self, params: np.ndarray, j: int) -> np.ndarray:
+        """Phase j's d-spacings with the fitted cell."""
+        s = self.axis_scales(params, j)
+        factors = np.array([1.0 / (s[i] * s[k]) for i, k in _PAIRS])
+        return 1.0 / np.sqrt(np.maximum(self.terms[j] @ factors, 1e-300))
+
+    def lattice(self, params: np.ndarray) -> np.ndarray:
+        """Each phase's isotropic-equivalent lattice scale, (V / V_cif) ** (1/3)."""
+        return np.array([float(np.prod(self.axis_scales(params, j))) ** (1.0 / 3.0) for j in range(self.n)])
+
+    def fwhm(self, params: np.ndarray, j: int, theta: float) -> float:
+        """Phase j's FWHM (degrees) at Bragg angle ``theta`` (radians)."""
+        a, b, c = params[1], params[2], params[self.index_c(j)]
+        return float(math.sqrt(a * a + (b * math.tan(theta)) ** 2 + (c / math.cos(theta)) ** 2))
+
+    def bounds(self, limit: float) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of every parameter; lattice scales within 1 ± ``limit``."""
+        n, m = self.n, len(self.extra_phase)
+        lo = np.concatenate(
+            [[-1.0, 0.005, 0.0], np.full(n, 1.0 - limit), np.zeros(2 * n), np.full(m, -limit)]
+        )
+        hi = np.concatenate(
+            [
+                [1.0, 2.0, 2.0],
+                np.full(n, 1.0 + limit),
+                np.full(n, MAX_SIZE_FWHM),
+                np.ones(n),
+                np.full(m, limit),
+            ]
+        )
+        return lo, hi
+
+    def steps(self) -> np.ndarray:
+        """Finite-difference steps."""
+        n, m = self.n, len(self.extra_phase)
+        return np.concatenate(
+            [[2e-3, 2e-3, 2e-3], np.full(n, 2e-5), np.full(n, 2e-3), np.full(n, 1e-2), np.full(m, 2e-5)]
+        )
+
+    def phase_of(self, k: int) -> int | None:
+        """The phase a parameter belongs to, None for a global one."""
+        if k < _N_GLOBAL:
+            return None
+        if k < _N_GLOBAL + 3 * self.n:
+            return (k - _N_GLOBAL) % self.n
+        return self.extra_phase[k - _N_GLOBAL - 3 * self.n]
+
+    def parts(self, x: np.ndarray, params: np.ndarray, ratio: float, j: int) -> np.ndarray:
+        """Phase j's unit-scale profile on ``x`` as Lorentzian and Gaussian parts, (2, len(x))."""
+        return phase_parts(
+            x,
+            self.d_spacings(params, j),
+            self.rel[j],
+            self.wavelength,
+            zero_shift=float(params[0]),
+            fwhm_of_theta=(float(params[1]), float(params[2]), float(params[self.index_c(j)])),
+            wavelength2=self.wavelength2,
+            ka2_ratio=ratio,
+        )
+
+    def all_parts(self, x: np.ndarray, params: np.ndarray, ratio: float) -> np.ndarray:
+        """Every phase's parts, (n, 2, len(x))."""
+        out = np.zeros((self.n, 2, len(x)))
+        for j in range(self.n):
+            out[j] = self.parts(x, params, ratio, j)
+        return out
+
+    def updated_parts(
+        self, x: np.ndarray, params: np.ndarray, ratio: float, parts: np.ndarray, k: int
+    ) -> np.ndarray:
+        """``parts`` recomputed after parameter k changed (only what depends on it)."""
+        if _N_GLOBAL + 2 * self.n <= k < _N_GLOBAL + 3 * self.n:  # a Lorentzian fraction
+            return parts
+        j = self.phase_of(k)
+        if j is None:
+            return self.all_parts(x, params, ratio)
+        out = parts.copy()
+        out[j] = self.parts(x, params, ratio, j)
+        return out
+
+    def combine(self, parts: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """Profiles (len(x), n) from parts with the Lorentzian fractions in ``params``."""
+        eta = params[_N_GLOBAL + 2 * self.n : _N_GLOBAL + 3 * self.n, None]
+        return (eta * parts[:, 0, :] + (1.0 - eta) * parts[:, 1, :]).T
+
+    def profiles(self, x: np.ndarray, params: np.ndarray, ratio: float) -> np.ndarray:
+        """Every phase's profile, (len(x), n)."""
+        return self.combine(self.all_parts(x, params, ratio), params)

@@ -1,0 +1,296 @@
+"""Weight fractions of known phases by a least-squares fit of their calculated patterns to a measurement.
+
+The model: ``y(2θ) = sum_j scale_j * profile_j(2θ) + background(2θ)`` where ``profile_j`` is phase j's
+unit-scale calculated pattern (``peak_profile``): its library reflections with the cell scaled by
+``s_j`` (plus, for non-cubic cells, one relative scale per further group of equal axes: CIF lattices are
+often wrong anisotropically), a common 2θ zero shift, pseudo-Voigt peaks with
+FWHM(θ) = sqrt(a² + (b tan θ)² + (c_j / cos θ)²) (instrument + strain, per-phase crystallite size) and a
+per-phase Lorentzian fraction, and Kα2 copies. The background is a Chebyshev polynomial (degree 5) plus a
+low-angle term. See ``fit_engine`` for the parameter vector.
+
+For fixed non-linear parameters the scales (>= 0) and the background are a linear least-squares problem,
+solved exactly inside every evaluation (variable projection). The lattice scales are first found by a
+grid search with broadened peaks (so that misplaced peaks still overlap), then every non-linear
+parameter is refined by Levenberg-Marquardt with numerical derivatives, on the data binned to about
+five points per FWHM (``fit_refine``). Weights are Poisson, 1 / max(observed, floor).
+
+Weight fractions follow the simulator's physics (``simulate``): the integrated intensity of phase j is
+proportional to ``w_j * scattering_power_j`` with the scattering power of the phase's true cell, which
+varies as 1 / V, so ``w_j ∝ scale_j * s_j³ / scattering_power_j`` normalised to sum 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from labeltune.core.progress import check_stop
+from labeltune.core.xrd.fit_engine import FitData, Model
+from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
+from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
+from labeltune.core.xrd.peak_profile import bragg_two_theta, calculated_profile, ka2_wavelength
+from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
+from labeltune.core.xrd.results import UnexplainedPeak
+
+__all__ = ["FitResult", "PhaseFit", "calculated_profile", "fit_phases"]
+
+log = logging.getLogger(__name__)
+
+WAVELENGTH_TOLERANCE = 1e-3
+"""Largest difference (Å) between the pattern's and the library's wavelength."""
+LATTICE_SEARCH = 0.015
+"""The lattice-scale grid search covers 1 ± this."""
+LATTICE_LIMIT = 0.02
+"""Refinement keeps every lattice scale within 1 ± this."""
+RWP_WARNING = 0.25
+"""A fit with a larger Rwp gets a warning."""
+DEFAULT_KA2_RATIO = 0.5
+KA2_PREFERENCE = 0.01
+"""When the file does not say, no Kα2 must fit this much better (relative chi²) to be chosen."""
+MAX_ITERATIONS = 30
+"""Most Levenberg-Marquardt iterations per refinement."""
+BIN_PER_FWHM = 5.0
+"""The non-linear refinement runs on the data binned to about this many points per FWHM."""
+MIN_FIT_POINTS = 20
+VOLUME_POWER = 3.0
+"""Scattering power per weight varies as 1 / V: w ∝ scale * lattice_scale ** VOLUME_POWER / power."""
+
+
+@dataclass(frozen=True)
+class PhaseFit:
+    """One fitted phase: weight fraction (0..1), intensity scale and the fitted lattice and width.
+
+    ``shift_deg`` is the 2θ shift of the phase's strongest peak caused by ``lattice_scale`` (+ = higher
+    angle, zero shift not included); ``fwhm_deg`` the fitted FWHM at that peak.
+    """
+
+    name: str
+    formula: str
+    weight_fraction: float
+    scale: float
+    lattice_scale: float
+    shift_deg: float
+    fwhm_deg: float
+
+
+@dataclass
+class FitResult:
+    """The fit of known phases to one pattern, on the fitted 2θ range.
+
+    ``rwp`` is the weighted-profile R factor (0..1); ``ka2`` whether Kα2 was modelled. ``components``
+    maps a phase name to its calculated contribution (without background) on ``two_theta``.
+    """
+
+    phases: list[PhaseFit]
+    zero_shift: float
+    rwp: float
+    ka2: bool
+    two_theta: np.ndarray
+    observed: np.ndarray
+    calculated: np.ndarray
+    background: np.ndarray
+    components: dict[str, np.ndarray] = field(default_factory=dict)
+    unexplained_peaks: list[UnexplainedPeak] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _check_inputs(pattern: Pattern, library: Library, names: Sequence[str]) -> list[str]:
+    if pattern.wavelength is None:
+        raise MissingWavelengthError(f"{pattern.source.name}: the X-ray wavelength is not known")
+    if abs(pattern.wavelength - library.wavelength) > WAVELENGTH_TOLERANCE:
+        raise ValueError(
+            f"{pattern.source.name}: measured at {pattern.wavelength:.5f} Å but the library is for "
+            f"{library.wavelength:.5f} Å; convert the pattern first"
+        )
+    unknown = [n for n in names if n not in library.peaks]
+    if unknown:
+        raise KeyError(f"not in the library: {', '.join(map(repr, unknown))}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"a phase is named twice: {list(names)}")
+    return list(names)
+
+
+def _ka2_options(pattern: Pattern, library: Library, ka2: bool | None) -> tuple[float | None, list[float]]:
+    """(Kα2 wavelength, Kα2 ratios to try); ratio 0 = no Kα2."""
+    wavelength2 = pattern.wavelength2 or ka2_wavelength(library.wavelength)
+    if ka2 is False or wavelength2 is None:
+        return None, [0.0]
+    file_ratio = pattern.ka2_ratio if pattern.wavelength2 is not None else None
+    if ka2 is True:
+        return wavelength2, [file_ratio or DEFAULT_KA2_RATIO]
+    if file_ratio is not None:
+        return wavelength2, [file_ratio]
+    return wavelength2, [DEFAULT_KA2_RATIO, 0.0]
+
+
+def fit_phases(
+    pattern: Pattern,
+    library: Library,
+    names: Sequence[str],
+    *,
+    ka2: bool | None = None,
+    stop_event: threading.Event | None = None,
+) -> FitResult:
+    """Fit the calculated patterns of library phases ``names`` to ``pattern``; weight fractions and Rwp.
+
+    ``pattern`` must be at the library's wavelength (``ValueError`` otherwise; convert it first);
+    unknown names raise ``KeyError``. ``ka2``: None = the file's Kα2 when it states one, else the better
+    fit of Kα2 (ratio 0.5) and none; True/False force it. Only the library's 2θ range is fitted. With no
+    names only the background is fitted and every strong peak is reported unexplained.
+    ``stop_event`` is checked between steps (``StoppedError``).
+    """
+    names = _check_inputs(pattern, library, names)
+    lo = max(library.two_theta_range[0], float(pattern.two_theta[0]))
+    hi = min(library.two_theta_range[1], float(pattern.two_theta[-1]))
+    keep = (pattern.two_theta >= lo) & (pattern.two_theta <= hi)
+    if int(keep.sum()) < MIN_FIT_POINTS:
+        raise ValueError(
+            f"{pattern.source.name}: fewer than {MIN_FIT_POINTS} points inside the library's 2θ range "
+            f"{library.two_theta_range[0]:g}-{library.two_theta_range[1]:g}°"
+        )
+    x = pattern.two_theta[keep].astype(np.float64)
+    y = pattern.intensity[keep].astype(np.float64)
+    wavelength = float(pattern.wavelength)  # type: ignore[arg-type]
+    wavelength2, ratios = _ka2_options(pattern, library, ka2)
+    peaks = [library.peaks[n] for n in names]
+    full = FitData(x, y)
+    fwhm0 = estimate_fwhm(x, y)
+    model = Model(peaks, [library.phase(n).cell for n in names], wavelength, wavelength2)
+    params = model.initial(fwhm0)
+    check_stop(stop_event)
+    if names:
+        params = lattice_search(model, full, params, fwhm0, max(ratios), LATTICE_SEARCH, stop_event)
+    work = full.binned(max(1, int(fwhm0 / BIN_PER_FWHM / full.step)))
+    params, ratio = _refine(model, work, params, ratios, bool(names), stop_event)
+    profiles = model.profiles(full.x, params, ratio)
+    solution = full.solve(profiles)
+    calc = solution.calculated
+    background = solution.background
+    components = {n: solution.coef[j] * profiles[:, j] for j, n in enumerate(names)}
+    rwp = math.sqrt(max(solution.chi2, 0.0) / full.yy) if full.yy > 0 else 0.0
+    phases = _phase_fits(library, names, model, params, solution.coef[: len(names)], wavelength)
+    fwhm_now = float(np.median([p.fwhm_deg for p in phases])) if phases else fwhm0
+    unexplained = residual_peaks(x, y, calc, background, fwhm_now, wavelength)
+    outside = {n for j, n in enumerate(names) if not profiles[:, j].any()}
+    warnings = _warnings(phases, unexplained, rwp, names, outside, (float(x[0]), float(x[-1])))
+    return FitResult(
+        phases=phases,
+        zero_shift=float(params[0]),
+        rwp=rwp,
+        ka2=ratio > 0,
+        two_theta=x,
+        observed=y,
+        calculated=calc,
+        background=background,
+        components=components,
+        unexplained_peaks=unexplained,
+        warnings=warnings,
+    )
+
+
+def _refine(
+    model: Model,
+    work: FitData,
+    params: np.ndarray,
+    ratios: list[float],
+    any_phase: bool,
+    stop_event: threading.Event | None,
+) -> tuple[np.ndarray, float]:
+    """Levenberg-Marquardt for the first Kα2 ratio; the others start from its result.
+
+    The best fit wins; no Kα2 (ratio 0) only when it fits clearly better (``KA2_PREFERENCE``).
+    """
+    if not any_phase:
+        return params, ratios[0]
+
+    def refined(start: np.ndarray, ratio: float, iterations: int) -> tuple[float, float, np.ndarray]:
+        fitted = levenberg_marquardt(model, work, start, ratio, LATTICE_LIMIT, stop_event, iterations)
+        chi2 = work.solve(model.profiles(work.x, fitted, ratio)).chi2
+        log.debug("Kα2 ratio %.2f: chi2 %.6g", ratio, chi2)
+        return chi2 * (1.0 if ratio > 0 else 1.0 + KA2_PREFERENCE), ratio, fitted
+
+    best = refined(params, ratios[0], MAX_ITERATIONS)
+    for ratio in ratios[1:]:
+        trial = refined(best[2], ratio, 8)
+        if trial[0] < best[0]:
+            best = refined(trial[2], ratio, MAX_ITERATIONS)
+    return best[2], best[1]
+
+
+def _phase_fits(
+    library: Library,
+    names: list[str],
+    model: Model,
+    params: np.ndarray,
+    scales: np.ndarray,
+    wavelength: float,
+) -> list[PhaseFit]:
+    phases = [library.phase(n) for n in names]
+    lattice = model.lattice(params)
+    amounts = np.array(
+        [
+            max(float(scales[j]), 0.0) * lattice[j] ** VOLUME_POWER / phases[j].scattering_power
+            for j in range(len(names))
+        ]
+    )
+    total = float(amounts.sum())
+    fractions = amounts / total if total > 0 else np.zeros(len(names))
+    out = []
+    for j, phase in enumerate(phases):
+        peaks = library.peaks[phase.name]
+        k = int(np.argmax(peaks.intensity)) if len(peaks) else 0
+        at_cif, _ = bragg_two_theta(peaks.d[k : k + 1], wavelength)
+        scaled, _ = bragg_two_theta(model.d_spacings(params, j)[k : k + 1], wavelength)
+        if not len(peaks):
+            at_cif = scaled = np.zeros(1)
+        out.append(
+            PhaseFit(
+                name=phase.name,
+                formula=phase.formula,
+                weight_fraction=float(fractions[j]),
+                scale=float(scales[j]),
+                lattice_scale=float(lattice[j]),
+                shift_deg=float(scaled[0] - at_cif[0]),
+                fwhm_deg=model.fwhm(params, j, math.radians(float(scaled[0])) / 2.0),
+            )
+        )
+    return out
+
+
+def _warnings(
+    phases: list[PhaseFit],
+    unexplained: list[UnexplainedPeak],
+    rwp: float,
+    names: list[str],
+    outside: set[str],
+    fitted: tuple[float, float],
+) -> list[str]:
+    out = []
+    if unexplained:
+        where = ", ".join(f"{p.two_theta:.1f}°" for p in unexplained)
+        out.append(
+            f"strong peaks at 2θ {where} fit no identified phase: "
+            "an unknown phase or amorphous content may be present"
+        )
+    if names and rwp > RWP_WARNING:
+        out.append(f"the fit is poor (Rwp {rwp:.2f}): a phase may be missing or misidentified")
+    for p in phases:
+        if p.name in outside:
+            out.append(f"{p.name}: no reflections in the fitted range {fitted[0]:.1f}-{fitted[1]:.1f}° 2θ")
+            continue
+        if abs(p.lattice_scale - 1.0) > LATTICE_LIMIT * 0.98:
+            out.append(
+                f"{p.name}: the lattice had to be scaled by {100 * (p.lattice_scale - 1):+.1f} %, "
+                "the limit: the phase may be misidentified"
+            )
+        if p.weight_fraction < 0.005:
+            out.append(
+                f"{p.name}: fitted with almost no weight ({100 * p.weight_fraction:.1f} %): probably absent"
+            )
+    return out

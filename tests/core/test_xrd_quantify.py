@@ -1,0 +1,268 @@
+"""Weight fractions by fitting calculated patterns (``core.xrd.quantify``): simulated and real patterns."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labeltune.core.progress import StoppedError
+from labeltune.core.xrd.library import Library, Peaks, Phase, build_library
+from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern, make_pattern
+from labeltune.core.xrd.peak_profile import bragg_two_theta
+from labeltune.core.xrd.quantify import calculated_profile, fit_phases
+from labeltune.core.xrd.readers import read_pattern
+from labeltune.core.xrd.simulate import SimulationConfig, simulate
+
+WAVELENGTH = 1.5406
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "xrd"
+LMTOF = DATA / "li_mn_ti_o_f"
+needs_data = pytest.mark.skipif(not LMTOF.is_dir(), reason="shared XRD data not present")
+
+FCC = [(1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1), (2, 2, 2), (4, 0, 0), (3, 3, 1), (4, 2, 0), (4, 2, 2)]
+PRIMITIVE = [
+    (1, 0, 0),
+    (1, 1, 0),
+    (1, 1, 1),
+    (2, 0, 0),
+    (2, 1, 0),
+    (2, 1, 1),
+    (2, 2, 0),
+    (3, 0, 0),
+    (3, 1, 0),
+]
+# a large cell: many peaks, so a misplaced lattice has many false partial matches
+DENSE = sorted(
+    {
+        (h, k, m)
+        for h in range(9)
+        for k in range(h + 1)
+        for m in range(k + 1)
+        if 2 < h * h + k * k + m * m < 70
+    }
+)
+
+
+def _cubic_phase(name: str, a: float, hkls: list[tuple[int, int, int]], power: float) -> tuple[Phase, Peaks]:
+    """A made-up cubic phase: d from the cell, intensities falling with angle (strongest = 100)."""
+    hkl = np.array(hkls, dtype=np.int64)
+    d = a / np.sqrt((hkl**2).sum(axis=1))
+    two_theta, ok = bragg_two_theta(d, WAVELENGTH)
+    keep = ok & (two_theta > 10) & (two_theta < 100)
+    intensity = (
+        100.0
+        * np.exp(-0.03 * (two_theta - two_theta[keep].min()))[keep]
+        * (1 + 0.5 * np.cos(np.arange(keep.sum())))
+    )
+    intensity = 100.0 * intensity / intensity.max()
+    order = np.argsort(two_theta[keep])
+    peaks = Peaks(
+        two_theta[keep][order],
+        d[keep][order],
+        intensity[order],
+        hkl[keep][order],
+        np.full(int(keep.sum()), 8),
+    )
+    phase = Phase(
+        name=name,
+        formula=name,
+        space_group="P 1",
+        space_group_number=1,
+        cell=(a, a, a, 90.0, 90.0, 90.0),
+        volume=a**3,
+        density=5.0,
+        z=4,
+        source="test",
+        abs_intensity_max=power,
+        abs_intensity_sum=power,
+        scattering_power=power,
+        n_peaks=len(peaks),
+    )
+    return phase, peaks
+
+
+@pytest.fixture(scope="module")
+def library() -> Library:
+    """Four synthetic cubic phases with different scattering powers."""
+    lib = Library(wavelength=WAVELENGTH, two_theta_range=(10.0, 100.0))
+    phases = (
+        ("A", 4.21, FCC, 10.0),
+        ("B", 3.37, PRIMITIVE, 4.0),
+        ("C", 5.63, FCC, 7.0),
+        ("D", 8.93, DENSE, 6.0),
+    )
+    for name, a, hkls, power in phases:
+        phase, peaks = _cubic_phase(name, a, hkls, power)
+        lib.phases.append(phase)
+        lib.peaks[name] = peaks
+    return lib
+
+
+def _pattern(x: np.ndarray, y: np.ndarray, wavelength: float | None = WAVELENGTH) -> Pattern:
+    return make_pattern(x, y, source=Path("test.xy"), format="xy", wavelength=wavelength)
+
+
+def _simulated(library: Library, composition: dict[str, float], seed: int, **config: object) -> Pattern:
+    settings: dict[str, object] = {
+        "points": 4501,
+        "wavelength": WAVELENGTH,
+        "texture_sigma": 0.0,
+        "impurity_probability": 0.0,
+        "crystallite_nm": (80.0, 500.0),
+        "max_counts": (20000.0, 20000.0),
+        "ka2_probability": 1.0,
+    }
+    settings.update(config)
+    batch = simulate(library, 1, SimulationConfig(**settings), seed, composition=composition)  # type: ignore[arg-type]
+    return _pattern(batch.two_theta, batch.x[0] * 20000.0)
+
+
+def test_fractions_recovered_from_simulated_mixtures(library: Library) -> None:
+    truth = {"A": 0.2, "B": 0.5, "C": 0.3}
+    errors = []
+    for seed in range(3):
+        pattern = _simulated(library, truth, seed, strain=0.006, displacement_deg=0.05)
+        result = fit_phases(pattern, library, list(truth))
+        assert result.ka2
+        assert result.rwp < 0.05
+        assert sum(p.weight_fraction for p in result.phases) == pytest.approx(1.0)
+        errors += [abs(p.weight_fraction - truth[p.name]) for p in result.phases]
+        assert result.unexplained_peaks == []
+        assert result.warnings == []
+    assert max(errors) < 0.02, errors
+    assert float(np.mean(errors)) < 0.01, errors
+
+
+def test_lattice_scale_zero_shift_and_width_recovered(library: Library) -> None:
+    # lattices 1.1-1.2 % off with sharp peaks: high-angle peaks sit 1° away, out of any local search's reach
+    x = np.linspace(10.0, 100.0, 9001)
+    truth = {"A": 0.989, "D": 1.012}
+    a = calculated_profile(
+        library, "A", x, lattice_scale=0.989, zero_shift=0.06, fwhm_deg=0.08, ka2_ratio=0.5
+    )
+    d = calculated_profile(
+        library, "D", x, lattice_scale=1.012, zero_shift=0.06, fwhm_deg=0.08, ka2_ratio=0.5
+    )
+    expected = 500.0 * a + 300.0 * d + 200.0 + 100.0 * np.exp(-(x - 10.0) / 15.0)
+    y = np.random.default_rng(0).poisson(expected).astype(np.float64)
+    result = fit_phases(_pattern(x, y), library, ["A", "D"], ka2=True)
+    fit = {p.name: p for p in result.phases}
+    assert result.zero_shift == pytest.approx(0.06, abs=0.01)
+    for name, scale in truth.items():
+        assert fit[name].lattice_scale == pytest.approx(scale, abs=3e-4)
+        strongest = library.peaks[name].d[np.argmax(library.peaks[name].intensity)]
+        expected_shift = float(
+            np.diff(bragg_two_theta(np.array([strongest, strongest * scale]), WAVELENGTH)[0])[0]
+        )
+        assert fit[name].shift_deg == pytest.approx(expected_shift, abs=0.01)
+        assert fit[name].fwhm_deg == pytest.approx(0.08, abs=0.01)
+    assert fit["A"].shift_deg > 0.15 and fit["D"].shift_deg < -0.15  # smaller d = higher angle
+    # w ∝ scale * s^3 / scattering power
+    ratio = (500.0 * 0.989**3 / 10.0) / (300.0 * 1.012**3 / 6.0)
+    assert fit["A"].weight_fraction / fit["D"].weight_fraction == pytest.approx(ratio, rel=0.03)
+    expected_rwp = math.sqrt(len(y) / float(y.sum()))  # counting noise alone
+    assert expected_rwp * 0.95 < result.rwp < expected_rwp * 1.05
+    assert set(result.components) == {"A", "D"}
+    explained = result.components["A"] + result.components["D"] + result.background
+    np.testing.assert_allclose(explained, result.calculated, rtol=1e-9, atol=1e-9)
+
+
+def test_omitted_phase_gives_unexplained_peak_and_warning(library: Library) -> None:
+    pattern = _simulated(library, {"A": 0.5, "B": 0.5}, 7, strain=0.0, displacement_deg=0.0)
+    complete = fit_phases(pattern, library, ["A", "B"])
+    assert complete.unexplained_peaks == []
+    partial = fit_phases(pattern, library, ["A"])
+    assert partial.rwp > 2 * complete.rwp
+    b = library.peaks["B"]
+    strongest = float(b.two_theta[np.argmax(b.intensity)])
+    found = [p for p in partial.unexplained_peaks if abs(p.two_theta - strongest) < 0.15]
+    assert found, (strongest, partial.unexplained_peaks)
+    assert found[0].d == pytest.approx(float(b.d[np.argmax(b.intensity)]), rel=2e-3)
+    assert 0.05 < found[0].height <= 1.0
+    assert any("fit no identified phase" in w for w in partial.warnings)
+
+
+def test_no_phases_fits_background_and_reports_every_strong_peak(library: Library) -> None:
+    pattern = _simulated(library, {"C": 1.0}, 3, strain=0.0, displacement_deg=0.0)
+    result = fit_phases(pattern, library, [])
+    assert result.phases == [] and result.components == {}
+    c = library.peaks["C"]
+    strongest = float(c.two_theta[np.argmax(c.intensity)])
+    assert any(abs(p.two_theta - strongest) < 0.15 for p in result.unexplained_peaks)
+    assert result.warnings
+
+
+def test_calculated_profile_has_unit_area_per_strongest_peak(library: Library) -> None:
+    x = np.linspace(10.0, 100.0, 18001)
+    step = x[1] - x[0]
+    one = calculated_profile(library, "A", x, fwhm_deg=0.1, eta=0.0)
+    total = float(library.peaks["A"].intensity.sum()) / 100.0
+    assert one.sum() * step == pytest.approx(total, rel=0.01)
+    lorentz = calculated_profile(library, "A", x, fwhm_deg=0.1, eta=1.0)
+    assert lorentz.sum() * step == pytest.approx(total, rel=0.02)
+    doublet = calculated_profile(library, "A", x, fwhm_deg=0.1, eta=0.0, ka2_ratio=0.5)
+    assert doublet.sum() * step == pytest.approx(1.5 * total, rel=0.01)
+    with pytest.raises(KeyError, match="nope"):
+        calculated_profile(library, "nope", x)
+
+
+def test_bad_input_raises(library: Library) -> None:
+    x = np.linspace(10.0, 100.0, 901)
+    y = 100.0 + calculated_profile(library, "A", x)
+    with pytest.raises(ValueError, match="convert"):
+        fit_phases(_pattern(x, y, wavelength=1.7890), library, ["A"])
+    with pytest.raises(MissingWavelengthError):
+        fit_phases(_pattern(x, y, wavelength=None), library, ["A"])
+    with pytest.raises(KeyError, match="'Zn'"):
+        fit_phases(_pattern(x, y), library, ["A", "Zn"])
+    with pytest.raises(ValueError, match="twice"):
+        fit_phases(_pattern(x, y), library, ["A", "A"])
+    with pytest.raises(ValueError, match="range"):
+        fit_phases(_pattern(np.linspace(100.5, 120.0, 100), np.ones(100)), library, ["A"])
+
+
+def test_stop_event_stops_the_fit(library: Library) -> None:
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(StoppedError):
+        fit_phases(_simulated(library, {"A": 1.0}, 1), library, ["A"], stop_event=stop)
+
+
+@pytest.fixture(scope="module")
+def real_library(tmp_path_factory: pytest.TempPathFactory) -> Library:
+    names = ("LiF_225", "Mn2O3_206", "MnO_225", "TiO2_136", "TiO2_141")
+    cifs = [LMTOF / "references" / f"{n}.cif" for n in names]
+    return build_library(
+        cifs, tmp_path_factory.mktemp("lib"), wavelength=WAVELENGTH, two_theta_range=(10, 100)
+    )
+
+
+@needs_data
+def test_real_mixture_fits_and_omitted_phase_is_found(real_library: Library) -> None:
+    pattern = read_pattern(LMTOF / "patterns" / "Mn2O3+LiF.xy", default_wavelength=WAVELENGTH)
+    both = fit_phases(pattern, real_library, ["Mn2O3_206", "LiF_225"])
+    assert both.rwp < 0.05 and both.ka2
+    assert both.unexplained_peaks == [] and both.warnings == []
+    lif = next(p for p in both.phases if p.name == "LiF_225")
+    assert lif.lattice_scale == pytest.approx(0.990, abs=0.002)  # the CIF's a = 4.067 Å, LiF is 4.027 Å
+    assert 0.3 < lif.weight_fraction < 0.8
+    alone = fit_phases(pattern, real_library, ["Mn2O3_206"])
+    assert alone.rwp > 2 * both.rwp
+    # LiF 111 and 200 at 38.7° and 45.0°
+    for angle in (38.7, 45.0):
+        assert any(abs(p.two_theta - angle) < 0.15 for p in alone.unexplained_peaks), alone.unexplained_peaks
+    assert any("38.7°" in w for w in alone.warnings)
+
+
+@needs_data
+def test_real_pattern_picks_the_right_polymorph(real_library: Library) -> None:
+    pattern = read_pattern(LMTOF / "patterns" / "TiO2+MnO.xy", default_wavelength=WAVELENGTH)
+    anatase = fit_phases(pattern, real_library, ["TiO2_141", "MnO_225"])
+    rutile = fit_phases(pattern, real_library, ["TiO2_136", "MnO_225"])
+    assert anatase.rwp < 0.07
+    assert rutile.rwp > 1.5 * anatase.rwp
+    assert anatase.unexplained_peaks == []
+    assert math.isclose(sum(p.weight_fraction for p in anatase.phases), 1.0)
