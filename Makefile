@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test lint typecheck pytest bench screenshots clean-venv
+.PHONY: run demo test lint typecheck pytest bench screenshots xrd-model clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,15 @@ bench: $(STAMP)
 # The README's screenshots, made by driving the real window offscreen (a short training run on the CPU).
 screenshots: $(STAMP)
 	$(BIN)/python scripts/make_screenshots.py --out docs/screenshots
+
+# The shipped XRD model (models/xrd-li-mn-ti-o-f): library from the 56 Li-Mn-Ti-O-F CIFs, then training on
+# patterns simulated on the fly. Seeded; about 10 minutes on a 2-core CPU.
+XRD_REFERENCES ?= ../shared/data/xrd/li_mn_ti_o_f/references
+XRD_EPOCHS ?= 40
+xrd-model: $(STAMP)
+	$(BIN)/labeltune xrd library $(XRD_REFERENCES) --out build/xrd-li-mn-ti-o-f-library
+	$(BIN)/labeltune train build/xrd-li-mn-ti-o-f-library --domain xrd --epochs $(XRD_EPOCHS) --seed 0 \
+		--threads 2 --out models/xrd-li-mn-ti-o-f
 
 clean-venv:
 	rm -rf $(VENV)

@@ -127,6 +127,22 @@ def activation_on_pattern(
     return two_theta[keep], values[keep]
 
 
+def fitted_curve_on_pattern(
+    prediction: XrdPrediction | None, model_wavelength: float | None, pattern_wavelength: float | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The fitted profile on the pattern's 2θ axis, or ``None`` when the prediction has no fit."""
+    if prediction is None or prediction.fit_two_theta is None or prediction.calculated is None:
+        return None
+    two_theta = np.asarray(prediction.fit_two_theta, dtype=np.float64)
+    values = np.asarray(prediction.calculated, dtype=np.float64)
+    if model_wavelength is not None and pattern_wavelength is not None:
+        two_theta = convert_two_theta(two_theta, model_wavelength, pattern_wavelength)
+    keep = np.isfinite(two_theta)
+    if keep.sum() < 2 or values.shape != two_theta.shape:
+        return None
+    return two_theta[keep], values[keep]
+
+
 def unexplained_on_pattern(
     prediction: XrdPrediction | None, model_wavelength: float | None, pattern_wavelength: float | None
 ) -> list[float]:

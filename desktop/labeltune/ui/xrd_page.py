@@ -25,7 +25,12 @@ from labeltune.core.xrd.pattern import Pattern, PatternReadError
 from labeltune.core.xrd.results import XrdPrediction
 from labeltune.core.xrd.xrd_project import XrdLabel, XrdProject, xrd_run_problem
 from labeltune.ui.errors import show_error
-from labeltune.ui.xrd_overlay import activation_on_pattern, build_stick_sets, unexplained_on_pattern
+from labeltune.ui.xrd_overlay import (
+    activation_on_pattern,
+    build_stick_sets,
+    fitted_curve_on_pattern,
+    unexplained_on_pattern,
+)
 from labeltune.ui.xrd_patterns import PatternListPanel
 from labeltune.ui.xrd_phases import WARNING_COLOUR, PhasePanel
 from labeltune.ui.xrd_plot import PatternPlot
@@ -441,6 +446,9 @@ class XrdPage(QWidget):
                 pattern.wavelength,
             )
         )
+        model_wavelength = None if model_library is None else model_library.wavelength
+        fitted = fitted_curve_on_pattern(prediction, model_wavelength, pattern.wavelength)
+        self.plot.set_calculated(*(fitted if fitted is not None else (None, None)))
         self.plot.set_phases(sticks)
         self._update_activation()
 

@@ -167,6 +167,8 @@ class XrdModel:
             zero_shift=float(result.zero_shift) if result is not None else None,
             two_theta=self.grid,
             activation=maps,
+            fit_two_theta=np.asarray(result.two_theta) if result is not None else None,
+            calculated=np.asarray(result.calculated) if result is not None else None,
         )
 
     def _fit(self, pattern: Pattern, called: list[int]) -> Any:

@@ -25,7 +25,7 @@ class XrdNetConfig:
     kernels: tuple[int, ...] = (9, 7, 5, 5, 3)
     pools: tuple[int, ...] = (3, 3, 2, 2, 2)
     hidden: int = 256
-    dropout: float = 0.3
+    dropout: float = 0.1
 
     def to_json(self) -> dict[str, object]:
         """The configuration as JSON builtins."""
@@ -103,24 +103,35 @@ def network_fractions(fraction_logits: torch.Tensor, present: torch.Tensor) -> t
     return torch.nan_to_num(out, nan=0.0)
 
 
-def class_activation(net: XrdNet, x: torch.Tensor, phase_indices: list[int]) -> torch.Tensor:
-    """Grad-CAM over 2θ for one pattern ``x`` (points,): (len(phase_indices), points), each 0..1.
+def class_activation(
+    net: XrdNet, x: torch.Tensor, phase_indices: list[int], smooth: int = 15
+) -> torch.Tensor:
+    """Class activation over 2θ for one pattern ``x`` (points,): (len(phase_indices), points), each 0..1.
 
-    The gradient of a phase's presence logit with respect to the trunk output, averaged over positions,
-    weights the trunk channels; the positive part of the weighted sum, upsampled to the input grid, shows
-    which parts of the pattern raised that phase's probability.
+    Gradient x (input - background) of a phase's presence logit: how much each point's intensity above
+    the local background raised that phase's logit, positive part only, smoothed over ``smooth``
+    points (0.3° on the 0.02° grid) so that whole peaks light up. The background (a rolling minimum
+    over 2°) is left out, or a high background would light up everywhere. Grad-CAM on the last conv
+    block was tried first: its 72-point cells and averaged channel weights often gave empty or off-peak
+    maps on measured patterns.
     """
     net.eval()
-    feats = net.features(x[None]).detach().requires_grad_(True)
-    logits, _ = net.head(feats)
+    inp = x.detach().float()[None].clone().requires_grad_(True)
+    logits, _ = net(inp)
+    kernel = torch.ones(1, 1, smooth) / smooth
+    with torch.no_grad():
+        scaled = inp / inp.amax().clamp_min(1e-12)
+        window = 101
+        floor = -torch.nn.functional.max_pool1d(-scaled[None], window, stride=1, padding=window // 2)[0]
+        floor = torch.nn.functional.avg_pool1d(floor[None], window, stride=1, padding=window // 2,
+                                               count_include_pad=False)[0]  # fmt: skip
+        above = torch.relu(scaled - floor)
     rows = []
     for index in phase_indices:
-        (grad,) = torch.autograd.grad(logits[0, index], feats, retain_graph=True)
-        weights = grad.mean(dim=2, keepdim=True)
-        cam = torch.relu((weights * feats).sum(dim=1))  # (1, positions)
-        cam = torch.nn.functional.interpolate(cam[None], size=x.shape[-1], mode="linear", align_corners=False)
-        cam = cam[0, 0]
-        rows.append(cam / cam.max().clamp_min(1e-12))
+        (grad,) = torch.autograd.grad(logits[0, index], inp, retain_graph=True)
+        saliency = torch.relu(grad * above)  # (1, points)
+        saliency = torch.nn.functional.conv1d(saliency[None], kernel, padding=smooth // 2)[0, 0]
+        rows.append(saliency / saliency.max().clamp_min(1e-12))
     if not rows:
         return torch.zeros((0, x.shape[-1]))
     return torch.stack(rows).detach()

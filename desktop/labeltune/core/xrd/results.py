@@ -61,8 +61,9 @@ class XrdPrediction:
 
     ``phases`` are the phases called present, sorted by probability; ``candidates`` the next most likely
     absent ones (for the app's "also considered" list). ``residual`` is the fit's weighted-profile
-    R factor (Rwp, 0..1) or ``None`` without a fit. ``activation`` maps a phase name to its class
-    activation over ``two_theta`` (0..1; which parts of the pattern drove that phase's probability).
+    R factor (Rwp, 0..1) or ``None`` without a fit; ``calculated`` is the fitted profile on
+    ``fit_two_theta``. ``activation`` maps a phase name to its class activation over ``two_theta``
+    (0..1; which parts of the pattern drove that phase's probability).
     """
 
     path: str
@@ -74,6 +75,10 @@ class XrdPrediction:
     zero_shift: float | None = None
     two_theta: np.ndarray | None = None
     activation: dict[str, np.ndarray] = field(default_factory=dict)
+    fit_two_theta: np.ndarray | None = None
+    """2θ of the fitted profile (the library's wavelength), when the fit ran."""
+    calculated: np.ndarray | None = None
+    """The fitted profile (phases + background) in the measurement's intensity units."""
 
     def to_json(self) -> dict[str, Any]:
         """``{path, phases, unexplained_peaks?, warnings?, residual?, zero_shift?, candidates}``."""
