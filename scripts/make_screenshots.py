@@ -9,6 +9,8 @@ Run: ``.venv/bin/python scripts/make_screenshots.py [--out docs/screenshots] [--
 - ``training.png``: the Train tab during a *features* run (ResNet-18, random weights: nothing is
   downloaded), grabbed when the fifth epoch is reported;
 - ``results.png``: the Results tab after that run, with scores, per-class table and confusion matrix.
+- ``xrd.png``: the *XRD phases* demo, a three-phase measured pattern identified by the shipped model
+  (sticks, fitted profile, activation of the selected phase; skipped when the model is not there).
 
 Everything happens in a temporary folder: ``LABELTUNE_DATA_DIR``, ``LABELTUNE_CACHE_DIR``,
 ``LABELTUNE_CONFIG_DIR`` and Qt's own settings point there, so the user's settings and recent projects
@@ -258,6 +260,27 @@ def run(out: Path, base: Path, epochs: int) -> None:
     )
     settle(500)
     save(window, out / "results.png")
+
+    # -- XRD ---------------------------------------------------------------------------------------------
+    from labeltune.core.xrd.shipped import shipped_model_dir
+
+    if shipped_model_dir() is None:
+        print("no shipped XRD model (make xrd-model): xrd.png skipped")
+    else:
+        window.open_demo("xrd")
+        xrd = window.xrd_page
+        wait_until(lambda: xrd.project is not None, 30, "the XRD demo project")
+        assert xrd.project is not None
+        target = next(p for p in xrd.project.patterns() if p.name.startswith("Li2MnO3+MnO+TiO2"))
+        xrd.patterns_panel.select(target)
+        settle(300)
+        done: list[object] = []
+        xrd.predict_controller.finished.connect(done.append)
+        xrd.predict_controller.failed.connect(lambda message, _details: done.append(message))
+        xrd.identify()
+        wait_until(lambda: bool(done) and not xrd.predict_controller.is_running(), 120, "the XRD prediction")
+        settle(500)
+        save(window, out / "xrd.png")
     window.close()
     settle(200)
 

@@ -409,7 +409,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _emit_json(rows)
             return 0
         for row in rows:
-            print(f"{row['name']:<8}{row['title']} ({len(row['classes'])} classes, {row['images']} images)")
+            kinds, items = ("phases", "patterns") if row.get("domain") == "xrd" else ("classes", "images")
+            print(f"{row['name']:<8}{row['title']} ({len(row['classes'])} {kinds}, {row['images']} {items})")
             print(f"        {row['description']}")
             print(f"        credit: {row['credit']}")
         print("write one with: labeltune demo NAME [--out DIR]")
@@ -424,6 +425,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"wrote the {spec.title!r} demo project to {folder}")
     for name, count in counts.items():
         print(f"  {name:<30}{count:>7}")
+    if spec.domain == "xrd":
+        model = json.loads((folder / "xrd_project.json").read_text(encoding="utf-8")).get("model")
+        print(f"identify its phases with: labeltune predict {model or 'MODEL_RUN'} {folder / 'patterns'}")
     print(f"open it with: labeltune gui {folder}")
     return 0
 
@@ -660,8 +664,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("demo", help="write a demo project (corn leaves, reef fish) that ships with the app")
-    p.add_argument("name", nargs="?", metavar="NAME", help="corn or fish (omit to list the demos)")
+    p = sub.add_parser(
+        "demo", help="write a demo project (corn leaves, reef fish, XRD phases) that ships with the app"
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="corn, fish or xrd (omit to list the demos)")
     p.add_argument("--out", default=None, metavar="DIR", help="default: ./labeltune-demo-NAME")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_demo)

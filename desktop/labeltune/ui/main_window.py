@@ -202,6 +202,8 @@ class MainWindow(QMainWindow):
             folder = demo_project_dir(name)
             if not ((folder / "project.json").exists() or is_xrd_project(folder)):
                 write_demo(name, folder)
+            elif is_xrd_project(folder):
+                _adopt_shipped_model(folder)
             self.open_project(folder)
         except Exception as error:
             show_error(self, "Cannot open the demo", str(error))
@@ -266,3 +268,14 @@ class MainWindow(QMainWindow):
 
 
 __all__ = ["MainWindow", "Qt"]
+
+
+def _adopt_shipped_model(folder: Path) -> None:
+    """A demo written before the shipped XRD model was installed gets it now (if it still has none)."""
+    from labeltune.core.xrd.shipped import shipped_model_dir
+    from labeltune.core.xrd.xrd_project import XrdProject
+
+    project = XrdProject.open(folder)
+    shipped = shipped_model_dir()
+    if project.model_dir is None and shipped is not None:
+        project.set_model(shipped)
