@@ -241,3 +241,15 @@ def test_label_key_maps_phase_names_to_formulas(library: Library) -> None:
     assert label_key("TiO2_136") == "TiO2"
     with pytest.raises(FormulaError):
         resolve_label("ZnO", library)
+
+
+def test_formula_labels_match_a_library_phase_stored_without_hydrogen(tmp_path: Path) -> None:
+    from labeltune.core.xrd.library import Phase
+
+    def phase(name: str, formula: str) -> Phase:
+        return Phase(name, formula, "P 1", 1, (4, 4, 4, 90, 90, 90), 64.0, 3.0, 1, "x.cif", 1.0, 1.0, 1.0)
+
+    library = Library(1.5406, (10.0, 100.0), [phase("La(OH)3_176", "LaO3"), phase("TiO2_141", "TiO2")])
+    assert resolve_label("La(OH)3", library) == [0]
+    assert label_key("La(OH)3", library) == label_key("La(OH)3_176", library) == "LaO3"
+    assert resolve_label("TiO2", library) == [1]

@@ -62,16 +62,40 @@ def canonical_formula(text: str) -> str:
     return formula
 
 
+def _without_hydrogen(formula: str) -> str:
+    counts = {el: n for el, n in parse_formula(formula).items() if el not in ("H", "D")}
+    return reduced_formula(counts)[0] if counts else ""
+
+
+def _formula_matches(token: str, library: Library) -> list[int]:
+    """Library indices whose formula is ``token``'s, or failing that equal once hydrogen is left out.
+
+    X-ray CIFs often omit H: a La(OH)3 structure may read as LaO3.
+    """
+    key = canonical_formula(token)
+    keys = [canonical_formula(phase.formula) for phase in library.phases]
+    matches = [i for i, k in enumerate(keys) if k == key]
+    if not matches:
+        bare = _without_hydrogen(key)
+        matches = [i for i, k in enumerate(keys) if bare and _without_hydrogen(k) == bare]
+    return matches
+
+
 def label_key(token: str, library: Library | None = None) -> str:
     """The comparison key of one label token.
 
-    A library phase name gives its phase's formula; anything else is read as a formula itself.
+    A library phase name gives its phase's formula; anything else is read as a formula itself (the
+    formula of the library phase it stands for, when the library holds it without hydrogen).
     """
     if library is not None:
         for phase in library.phases:
             if phase.name == token:
                 return canonical_formula(phase.formula)
     base = token.split("_")[0] if "_" in token else token
+    if library is not None:
+        matches = _formula_matches(base, library)
+        if matches:
+            return canonical_formula(library.phases[matches[0]].formula)
     return canonical_formula(base)
 
 
@@ -80,8 +104,7 @@ def resolve_label(token: str, library: Library) -> list[int]:
     names = library.names
     if token in names:
         return [names.index(token)]
-    key = canonical_formula(token)
-    matches = [i for i, phase in enumerate(library.phases) if canonical_formula(phase.formula) == key]
+    matches = _formula_matches(token, library)
     if not matches:
         raise FormulaError(f"{token!r} is neither a phase of the library nor the formula of one")
     return matches
