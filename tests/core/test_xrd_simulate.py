@@ -74,6 +74,15 @@ def test_shapes_dtypes_and_fractions(library: Library) -> None:
     assert len(simulate(library, 0, seed=0)) == 0
 
 
+def test_min_fraction_floors_every_present_phase(library: Library) -> None:
+    batch = simulate(library, 400, SimulationConfig(max_phases=3, min_fraction=0.1), seed=3)
+    present = batch.fractions[batch.present]
+    assert present.min() >= 0.1 - 1e-6
+    assert np.allclose(batch.fractions.sum(axis=1), 1.0, atol=1e-5)
+    loose = simulate(library, 400, SimulationConfig(max_phases=3), seed=3)
+    assert loose.fractions[loose.present].min() < 0.05  # without the floor, faint phases happen
+
+
 def test_seeded(library: Library) -> None:
     a = simulate(library, 40, seed=7)
     b = simulate(library, 40, seed=7)
