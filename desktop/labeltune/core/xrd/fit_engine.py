@@ -4,9 +4,11 @@
 background) for given profiles (variable projection); ``Model`` turns parameters into profiles.
 
 Parameter vector of ``Model`` (n phases, m axis ratios):
-``[zero shift, a, b, s_1..s_n, c_1..c_n, eta_1..eta_n, t_1..t_m]``. The FWHM of phase j at Bragg angle θ
-is ``sqrt(a² + (b tan θ)² + (c_j / cos θ)²)`` (degrees), ``eta_j`` its Lorentzian fraction, ``s_j`` its
+``[zero shift, a, b, P, s_1..s_n, c_1..c_n, eta_1..eta_n, t_1..t_m]``. The FWHM of phase j at Bragg angle
+θ is ``sqrt(a² + (b tan θ)² + (c_j / cos θ)²)`` (degrees), ``eta_j`` its Lorentzian fraction, ``s_j`` its
 d-spacing scale and each ``t`` the relative change of one group of equal cell axes (see ``Model``).
+``P`` is the peak asymmetry (axial divergence) shared by all phases: half-widths (1 ± P / tan 2θ) FWHM / 2
+on the low / high-angle side (``peak_profile.phase_parts``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ BACKGROUND_DEGREE = 5
 MAX_SIZE_FWHM = 1.2
 """Upper bound (degrees) of a phase's size broadening at θ = 0, about 7 nm crystallites for Cu Kα:
 broader peaks would let a weak phase pose as background."""
-_N_GLOBAL = 3  # zero shift, a, b
+MAX_ASYMMETRY = 0.3
+"""Upper bound of the asymmetry P: at 2θ = 25° the low-angle half-width is then 1.6 x the high-angle one."""
+WIDTH_START = 0.1
+"""Start value of the strain and size width terms, relative to the measured FWHM."""
+INDEX_ZERO, INDEX_A, INDEX_B, INDEX_ASYMMETRY = 0, 1, 2, 3
+_N_GLOBAL = 4  # zero shift, a, b, asymmetry
 _PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 
 
@@ -200,10 +207,18 @@ class Model:
         self.n_params = first_extra + len(self.extra_phase)
 
     def initial(self, fwhm: float) -> np.ndarray:
-        """Start values: no shift, FWHM ``fwhm`` everywhere, eta 0.5, CIF lattices."""
+        """Start values: no shift, symmetric peaks, FWHM ``fwhm`` everywhere, eta 0.5, CIF lattices.
+
+        The strain and size terms b and c start at ``WIDTH_START`` x ``fwhm``, not 0: the FWHM depends on
+        them quadratically, so at 0 their gradient vanishes and the refinement could not move them.
+        """
         extra = np.zeros(len(self.extra_phase))
         n = self.n
-        return np.concatenate([[0.0, fwhm, 0.0], np.ones(n), np.zeros(n), np.full(n, 0.5), extra])
+        f = WIDTH_START
+        a = fwhm * math.sqrt(1.0 - 2.0 * f * f)
+        return np.concatenate(
+            [[0.0, a, f * fwhm, 0.0], np.ones(n), np.full(n, f * fwhm), np.full(n, 0.5), extra]
+        )
 
     def index_s(self, j: int) -> int:
         """Index of phase j's lattice scale."""
@@ -234,18 +249,18 @@ class Model:
 
     def fwhm(self, params: np.ndarray, j: int, theta: float) -> float:
         """Phase j's FWHM (degrees) at Bragg angle ``theta`` (radians)."""
-        a, b, c = params[1], params[2], params[self.index_c(j)]
+        a, b, c = params[INDEX_A], params[INDEX_B], params[self.index_c(j)]
         return float(math.sqrt(a * a + (b * math.tan(theta)) ** 2 + (c / math.cos(theta)) ** 2))
 
     def bounds(self, limit: float) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of every parameter; lattice scales within 1 ± ``limit``."""
         n, m = self.n, len(self.extra_phase)
         lo = np.concatenate(
-            [[-1.0, 0.005, 0.0], np.full(n, 1.0 - limit), np.zeros(2 * n), np.full(m, -limit)]
+            [[-1.0, 0.005, 0.0, 0.0], np.full(n, 1.0 - limit), np.zeros(2 * n), np.full(m, -limit)]
         )
         hi = np.concatenate(
             [
-                [1.0, 2.0, 2.0],
+                [1.0, 2.0, 2.0, MAX_ASYMMETRY],
                 np.full(n, 1.0 + limit),
                 np.full(n, MAX_SIZE_FWHM),
                 np.ones(n),
@@ -258,7 +273,7 @@ class Model:
         """Finite-difference steps."""
         n, m = self.n, len(self.extra_phase)
         return np.concatenate(
-            [[2e-3, 2e-3, 2e-3], np.full(n, 2e-5), np.full(n, 2e-3), np.full(n, 1e-2), np.full(m, 2e-5)]
+            [[2e-3, 2e-3, 2e-3, 2e-3], np.full(n, 2e-5), np.full(n, 2e-3), np.full(n, 1e-2), np.full(m, 2e-5)]
         )
 
     def phase_of(self, k: int) -> int | None:
@@ -276,10 +291,11 @@ class Model:
             self.d_spacings(params, j),
             self.rel[j],
             self.wavelength,
-            zero_shift=float(params[0]),
-            fwhm_of_theta=(float(params[1]), float(params[2]), float(params[self.index_c(j)])),
+            zero_shift=float(params[INDEX_ZERO]),
+            fwhm_of_theta=(float(params[INDEX_A]), float(params[INDEX_B]), float(params[self.index_c(j)])),
             wavelength2=self.wavelength2,
             ka2_ratio=ratio,
+            asymmetry=float(params[INDEX_ASYMMETRY]),
         )
 
     def all_parts(self, x: np.ndarray, params: np.ndarray, ratio: float) -> np.ndarray:

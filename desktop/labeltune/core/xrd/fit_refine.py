@@ -9,7 +9,7 @@ import threading
 import numpy as np
 
 from labeltune.core.progress import check_stop
-from labeltune.core.xrd.fit_engine import FitData, Model
+from labeltune.core.xrd.fit_engine import INDEX_A, INDEX_B, INDEX_ZERO, FitData, Model
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def lattice_search(
         step = 0.5 * width / per_unit
         work = data.binned(max(1, int(width / 6.0 / data.step)))
         q = p.copy()
-        q[1], q[2] = width, 0.0  # a, b; and no size broadening:
+        q[INDEX_A], q[INDEX_B] = width, 0.0  # and no size broadening:
         q[[model.index_c(j) for j in range(n)]] = 0.0
         for _ in range(2):
             for j in range(n):
@@ -66,7 +66,8 @@ def lattice_search(
                     values = np.arange(q[k] - 4 * step, q[k] + 4.5 * step, step)
                 p[k] = scan(work, q, k, values)
         if not coarse:
-            p[0] = scan(work, q, 0, np.clip(np.arange(-4.0, 4.01, 0.5) * width, -1.0, 1.0))
+            zeros = np.clip(np.arange(-4.0, 4.01, 0.5) * width, -1.0, 1.0)
+            p[INDEX_ZERO] = scan(work, q, INDEX_ZERO, zeros)
             for j in range(n):
                 k = model.index_s(j)
                 p[k] = scan(work, q, k, np.arange(q[k] - 3 * step, q[k] + 3.5 * step, step))

@@ -2,7 +2,8 @@
 
 A phase's *unit-scale* profile is ``sum_k intensity_k / 100 * pV_k(2θ)`` with unit-area pseudo-Voigt
 peaks, so the phase's strongest reflection has area 1 (intensity x degrees). Its position follows the
-d-spacings multiplied by a lattice scale ``s`` (Bragg's law) plus a constant 2θ zero shift. Peaks are
+d-spacings multiplied by a lattice scale ``s`` (Bragg's law) plus a constant 2θ zero shift. Optionally a
+peak is split (``asymmetry``): axial divergence gives low-angle peaks a tail towards lower 2θ. Peaks are
 evaluated inside ``±REACH`` FWHM of their centre (the ~1.6 % of a Lorentzian's area beyond that is left
 to the background), which keeps the cost proportional to the number of peaks times their width.
 """
@@ -19,6 +20,8 @@ REACH = 12.0
 """Half-width, in FWHM, of the window in which each Lorentzian is evaluated."""
 GAUSS_REACH = 3.0
 """The same for Gaussians (exp(-4 ln2 · 9) ≈ 1e-11)."""
+MAX_SKEW = 0.6
+"""Largest split of a peak's half-widths, (1 ± A) FWHM / 2."""
 
 KA_PAIRS = (
     (1.54056, 1.54439),  # Cu
@@ -51,9 +54,20 @@ def bragg_two_theta(d: np.ndarray, wavelength: float) -> tuple[np.ndarray, np.nd
 
 
 def _window_sum(
-    x: np.ndarray, centres: np.ndarray, fwhm: np.ndarray, area: np.ndarray, reach: float, gaussian: bool
+    x: np.ndarray,
+    centres: np.ndarray,
+    fwhm: np.ndarray,
+    area: np.ndarray,
+    reach: float,
+    gaussian: bool,
+    skew: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Sum of unit-area Lorentzians (or Gaussians) times ``area``, each within ``reach`` FWHM."""
+    """Sum of unit-area Lorentzians (or Gaussians) times ``area``, each within ``reach`` FWHM.
+
+    ``skew`` (|A| < 1 per peak) splits a peak at its maximum: the low-angle half has half-width
+    (1 + A) FWHM / 2, the high-angle half (1 - A) FWHM / 2, the height is unchanged (so are the area
+    and the FWHM).
+    """
     n = len(x)
     step = float(np.min(np.diff(x))) if n > 1 else 1.0
     out = np.zeros(n)
@@ -62,12 +76,15 @@ def _window_sum(
     for g in np.unique(group):
         sel = group == g
         c, h, a = centres[sel], fwhm[sel], area[sel]
-        half = reach * float(h.max())
+        k = skew[sel][:, None] if skew is not None else None
+        half = reach * float(h.max()) * (1.0 + (float(np.abs(k).max()) if k is not None else 0.0))
         width = int(min(n, math.ceil(2.0 * half / step) + 2))
         start = np.minimum(np.searchsorted(x, c - half), n - 1)
         grid = np.concatenate([x, x[-1] + step * np.arange(1, width + 1)])
         idx = start[:, None] + np.arange(width)[None, :]
         q = (grid[idx] - c[:, None]) * (1.0 / h)[:, None]
+        if k is not None:
+            q /= np.where(q < 0.0, 1.0 + k, 1.0 - k)
         q *= q
         if gaussian:
             values = np.exp(-_GAUSS_EXP * q) * (_GAUSS_NORM * a / h)[:, None]
@@ -78,11 +95,18 @@ def _window_sum(
     return out
 
 
-def pseudo_voigt_parts(x: np.ndarray, centres: np.ndarray, fwhm: np.ndarray, area: np.ndarray) -> np.ndarray:
+def pseudo_voigt_parts(
+    x: np.ndarray,
+    centres: np.ndarray,
+    fwhm: np.ndarray,
+    area: np.ndarray,
+    skew: np.ndarray | None = None,
+) -> np.ndarray:
     """(2, len(x)): the Lorentzian and the Gaussian sums of a pseudo-Voigt peak list on ascending ``x``.
 
-    Peak k has centre ``centres[k]``, FWHM ``fwhm[k]`` (degrees) and area ``area[k]``; the profile
-    with Lorentzian fraction eta is ``eta * parts[0] + (1 - eta) * parts[1]``.
+    Peak k has centre ``centres[k]``, FWHM ``fwhm[k]`` (degrees), area ``area[k]`` and, optionally,
+    split ``skew[k]`` (see ``_window_sum``); the profile with Lorentzian fraction eta is
+    ``eta * parts[0] + (1 - eta) * parts[1]``.
     """
     out = np.zeros((2, len(x)))
     if len(x) == 0 or len(centres) == 0:
@@ -91,8 +115,9 @@ def pseudo_voigt_parts(x: np.ndarray, centres: np.ndarray, fwhm: np.ndarray, are
     inside = (centres + half >= x[0]) & (centres - half <= x[-1]) & (area != 0)
     if inside.any():
         c, h, a = centres[inside], fwhm[inside], area[inside]
-        out[0] = _window_sum(x, c, h, a, REACH, gaussian=False)
-        out[1] = _window_sum(x, c, h, a, GAUSS_REACH, gaussian=True)
+        k = skew[inside] if skew is not None else None
+        out[0] = _window_sum(x, c, h, a, REACH, gaussian=False, skew=k)
+        out[1] = _window_sum(x, c, h, a, GAUSS_REACH, gaussian=True, skew=k)
     return out
 
 
@@ -118,21 +143,30 @@ def phase_parts(
     fwhm_of_theta: tuple[float, float, float],
     wavelength2: float | None,
     ka2_ratio: float,
+    asymmetry: float = 0.0,
 ) -> np.ndarray:
     """Lorentzian and Gaussian parts (2, len(x)) of a unit-scale profile with d-spacings ``d``.
 
-    FWHM(θ) = sqrt(a² + (b tan θ)² + (c / cos θ)²) for ``fwhm_of_theta`` = (a, b, c).
+    FWHM(θ) = sqrt(a² + (b tan θ)² + (c / cos θ)²) for ``fwhm_of_theta`` = (a, b, c). ``asymmetry``
+    P splits each peak by A = P / tan 2θ (clipped to ±``MAX_SKEW``, see ``_window_sum``): the
+    axial-divergence asymmetry, strongest at low angles and reversed above 90°.
     """
     a, b, c = fwhm_of_theta
     centres, theta, ok = peak_positions(d, wavelength, zero_shift=zero_shift)
     fwhm = np.sqrt(a * a + (b * np.tan(theta)) ** 2 + (c / np.cos(theta)) ** 2)
     centres, fwhm, area = centres[ok], fwhm[ok], rel[ok]
     if wavelength2 is not None and ka2_ratio > 0:
-        centres2, _, ok2 = peak_positions(d[ok], wavelength2, zero_shift=zero_shift)
+        centres2, theta2, ok2 = peak_positions(d[ok], wavelength2, zero_shift=zero_shift)
         centres = np.concatenate([centres, centres2[ok2]])
         fwhm = np.concatenate([fwhm, fwhm[ok2]])
         area = np.concatenate([area, ka2_ratio * area[ok2]])
-    return pseudo_voigt_parts(x, centres, np.maximum(fwhm, 1e-4), area)
+        theta = np.concatenate([theta[ok], theta2[ok2]])
+    else:
+        theta = theta[ok]
+    skew = None
+    if asymmetry:
+        skew = np.clip(asymmetry / np.tan(2.0 * theta), -MAX_SKEW, MAX_SKEW)
+    return pseudo_voigt_parts(x, centres, np.maximum(fwhm, 1e-4), area, skew)
 
 
 def calculated_profile(

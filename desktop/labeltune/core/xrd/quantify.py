@@ -4,9 +4,10 @@ The model: ``y(2θ) = sum_j scale_j * profile_j(2θ) + background(2θ)`` where `
 unit-scale calculated pattern (``peak_profile``): its library reflections with the cell scaled by
 ``s_j`` (plus, for non-cubic cells, one relative scale per further group of equal axes: CIF lattices are
 often wrong anisotropically), a common 2θ zero shift, pseudo-Voigt peaks with
-FWHM(θ) = sqrt(a² + (b tan θ)² + (c_j / cos θ)²) (instrument + strain, per-phase crystallite size) and a
-per-phase Lorentzian fraction, and Kα2 copies. The background is a Chebyshev polynomial (degree 5) plus a
-low-angle term. See ``fit_engine`` for the parameter vector.
+FWHM(θ) = sqrt(a² + (b tan θ)² + (c_j / cos θ)²) (instrument + strain, per-phase crystallite size), a
+per-phase Lorentzian fraction and a common low-angle asymmetry (axial divergence), and Kα2 copies. The
+background is a Chebyshev polynomial (degree 5) plus a low-angle term. See ``fit_engine`` for the
+parameter vector.
 
 For fixed non-linear parameters the scales (>= 0) and the background are a linear least-squares problem,
 solved exactly inside every evaluation (variable projection). The lattice scales are first found by a
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labeltune.core.progress import check_stop
-from labeltune.core.xrd.fit_engine import FitData, Model
+from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, FitData, Model
 from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
@@ -83,8 +84,9 @@ class PhaseFit:
 class FitResult:
     """The fit of known phases to one pattern, on the fitted 2θ range.
 
-    ``rwp`` is the weighted-profile R factor (0..1); ``ka2`` whether Kα2 was modelled. ``components``
-    maps a phase name to its calculated contribution (without background) on ``two_theta``.
+    ``rwp`` is the weighted-profile R factor (0..1); ``ka2`` whether Kα2 was modelled; ``asymmetry`` the
+    fitted peak asymmetry P (half-widths (1 ± P / tan 2θ) FWHM / 2 on the low / high-angle side).
+    ``components`` maps a phase name to its calculated contribution (without background) on ``two_theta``.
     """
 
     phases: list[PhaseFit]
@@ -98,6 +100,7 @@ class FitResult:
     components: dict[str, np.ndarray] = field(default_factory=dict)
     unexplained_peaks: list[UnexplainedPeak] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    asymmetry: float = 0.0
 
 
 def _check_inputs(pattern: Pattern, library: Library, names: Sequence[str]) -> list[str]:
@@ -181,7 +184,7 @@ def fit_phases(
     warnings = _warnings(phases, unexplained, rwp, names, outside, (float(x[0]), float(x[-1])))
     return FitResult(
         phases=phases,
-        zero_shift=float(params[0]),
+        zero_shift=float(params[INDEX_ZERO]),
         rwp=rwp,
         ka2=ratio > 0,
         two_theta=x,
@@ -191,6 +194,7 @@ def fit_phases(
         components=components,
         unexplained_peaks=unexplained,
         warnings=warnings,
+        asymmetry=float(params[INDEX_ASYMMETRY]),
     )
 
 

@@ -9,7 +9,8 @@ Physics (per pattern, phases drawn from a peak :class:`~labeltune.core.xrd.libra
   ``Peaks.intensity / 100`` the peak's intensity relative to the phase's strongest,
   ``I_j,hkl = const * w_j * scattering_power_j * intensity_hkl / 100``. ``w`` are *weight* fractions;
   heights are not normalised per phase.
-* **Peak positions.** Lattice strain scales every d of a phase by ``1 + e`` (2θ recomputed by Bragg);
+* **Peak positions.** Lattice strain scales every d of a phase by ``1 + e`` (2θ recomputed by Bragg)
+  and its intensity per unit weight by ``(1 + e)^-3`` (scattering power ∝ 1 / V);
   sample displacement shifts 2θ by ``delta * cos θ``; Kα2 (probability ``ka2_probability``, unless
   ``monochromatic``) adds a copy of every peak at ``2 asin(λ2 / 2d)`` with ``ka2_ratio`` intensity.
 * **Peak shape.** Unit-area pseudo-Voigt with mixing ``eta`` and FWHM ``sqrt(H_inst^2 + H_size^2)``,
@@ -229,7 +230,8 @@ def _simulate_chunk(
     pk = table.offsets[slot_phase][rep] + within
     pat = slot_pat[rep]
     d = table.d[pk] * strain[slot_pat, slot_k][rep]
-    amp = table.amp[pk] * w[slot_pat, slot_k][rep]
+    # intensity per unit weight varies as 1 / V: a strained cell scatters (1 + e)^-3 as much
+    amp = table.amp[pk] * w[slot_pat, slot_k][rep] / strain[slot_pat, slot_k][rep] ** 3
     if cfg.texture_sigma > 0:
         amp = amp * np.exp(cfg.texture_sigma * rng.standard_normal(total))
     size_pk = size[slot_pat, slot_k][rep]
