@@ -187,9 +187,9 @@ def predict(
     if args.out:
         Path(args.out).write_text(json.dumps([p.to_json() for p in predictions], indent=1), encoding="utf-8")
     if args.json:
-        emit_json(
-            [p.to_json() for p in predictions] + [{"path": path, "error": why} for path, why in skipped]
-        )
+        rows = [p.to_json() for p in predictions] + [{"path": path, "error": why} for path, why in skipped]
+        order = {str(path): i for i, path in enumerate(paths)}  # one object per file, in the order given
+        emit_json(sorted(rows, key=lambda row: order.get(str(row["path"]), len(order))))
         return 0 if predictions or not skipped else 2
     for note in notes:
         sys.stderr.write(f"note: {note}\n")

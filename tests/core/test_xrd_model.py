@@ -253,3 +253,15 @@ def test_formula_labels_match_a_library_phase_stored_without_hydrogen(tmp_path: 
     assert resolve_label("La(OH)3", library) == [0]
     assert label_key("La(OH)3", library) == label_key("La(OH)3_176", library) == "LaO3"
     assert resolve_label("TiO2", library) == [1]
+
+
+@needs_data
+def test_a_pattern_outside_the_library_range_is_reported_not_fatal(
+    trained: tuple[Path, list[float]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _ = trained
+    two_theta = np.linspace(110.0, 140.0, 600)
+    far = _write_xy(tmp_path / "far.xy", two_theta, 0.1 + np.exp(-(((two_theta - 120) / 0.1) ** 2)))
+    assert main(["predict", str(run), str(far), "--json", "--wavelength", "1.5406"]) == 2
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["path"] == str(far) and "range" in row["error"]

@@ -318,7 +318,8 @@ def test_new_xrd_project_dialog_creates_a_project_or_says_why(qtbot, demo: Path,
     dialog = XrdNewProjectDialog()
     qtbot.addWidget(dialog)
     dialog.folder_edit.setText(str(tmp_path / "mine"))
-    dialog.library_edit.setText(str(tmp_path))  # not a library
+    (tmp_path / "empty").mkdir()
+    dialog.library_edit.setText(str(tmp_path / "empty"))  # not a library, no CIF files either
     dialog.model_edit.clear()
     dialog.accept()
     assert dialog.project is None and "not a peak library" in dialog.error_label.text()
@@ -335,3 +336,22 @@ def test_new_xrd_project_dialog_creates_a_project_or_says_why(qtbot, demo: Path,
     assert (
         project.wavelength_confirmed and project.library_dir == demo / "library" and project.model_dir is None
     )
+
+
+def test_new_xrd_project_from_a_folder_of_cif_files(qtbot, demo: Path, tmp_path: Path) -> None:
+    from labeltune.ui.xrd_new_dialog import XrdNewProjectDialog
+
+    cifs = tmp_path / "cifs"
+    cifs.mkdir()
+    for name in ("MnO_225.cif", "TiO2_141.cif"):
+        shutil.copy(demo / "references" / name, cifs / name)
+    dialog = XrdNewProjectDialog()
+    qtbot.addWidget(dialog)
+    dialog.folder_edit.setText(str(tmp_path / "from-cifs"))
+    dialog.library_edit.setText(str(cifs))
+    dialog.model_edit.clear()
+    dialog.accept()
+    assert dialog.project is not None, dialog.error_label.text()
+    project = XrdProject.open(tmp_path / "from-cifs")
+    assert project.library_dir == tmp_path / "from-cifs" / "library"
+    assert project.library().names == ["MnO_225", "TiO2_141"]

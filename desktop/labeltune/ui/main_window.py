@@ -53,6 +53,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
 
         self.start_page.new_project_requested.connect(self.new_project)
+        self.start_page.new_xrd_project_requested.connect(self.new_xrd_project)
         self.start_page.open_project_requested.connect(self.open_project)
         self.start_page.demo_requested.connect(self.open_demo)
         self.session.project_opened.connect(self._on_session_project_opened)

@@ -119,6 +119,7 @@ class StartPage(QWidget):
     """What the window shows while no project is open."""
 
     new_project_requested = Signal()
+    new_xrd_project_requested = Signal()
     open_project_requested = Signal(str)  # a project folder
     demo_requested = Signal(str)  # a key of labeltune.core.demos.DEMOS
 
@@ -133,7 +134,8 @@ class StartPage(QWidget):
         font.setWeight(QFont.Weight.Bold)
         title.setFont(font)
         subtitle = QLabel(
-            "Label your images and fine-tune a pretrained network on them — offline, on your own computer."
+            "Label your images or diffraction patterns and fine-tune a network on them — offline, on your "
+            "own computer."
         )
         subtitle.setWordWrap(True)
 
@@ -144,6 +146,13 @@ class StartPage(QWidget):
         )
         self.new_button.setObjectName("newProjectButton")
         self.new_button.setToolTip("Create a project from a folder of images (Ctrl+N)")
+        self.new_xrd_button = QCommandLinkButton(
+            "New &XRD project…",
+            "Powder X-ray diffraction patterns: pick a folder for the project and a reference library built "
+            "from CIF files; label the phases present and identify them with a trained model.",
+        )
+        self.new_xrd_button.setObjectName("newXrdProjectButton")
+        self.new_xrd_button.setToolTip("Create a project for X-ray diffraction patterns")
         self.open_button = QCommandLinkButton(
             "&Open project…",
             "Open a LabelTune project folder (one that holds project.json, or xrd_project.json for X-ray "
@@ -173,6 +182,7 @@ class StartPage(QWidget):
         left = QVBoxLayout()
         left.addWidget(_section_title("Start"))
         left.addWidget(self.new_button)
+        left.addWidget(self.new_xrd_button)
         left.addWidget(self.open_button)
         left.addSpacing(12)
         left.addWidget(_section_title("Recent projects"))
@@ -225,10 +235,11 @@ class StartPage(QWidget):
         self.setStyleSheet(
             "QCommandLinkButton:focus { border: 1px solid palette(highlight); border-radius: 4px; }"
         )
-        for button in (self.new_button, self.open_button, *self.demo_buttons.values()):
+        for button in (self.new_button, self.new_xrd_button, self.open_button, *self.demo_buttons.values()):
             button.setAutoDefault(True)
 
         self.new_button.clicked.connect(self.new_project_requested)
+        self.new_xrd_button.clicked.connect(self.new_xrd_project_requested)
         self.open_button.clicked.connect(self._on_open_button_clicked)
         self.recent_list.itemActivated.connect(self._on_recent_list_item_activated)
         self.recent_list.currentItemChanged.connect(self._on_recent_list_current_changed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -46,7 +47,7 @@ class XrdNewProjectDialog(QDialog):
         self.name_edit.setPlaceholderText("the folder's name")
         self.library_edit = QLineEdit(str(model / "library") if model is not None else "")
         self.library_edit.setPlaceholderText(
-            "folder with library.json (labeltune xrd library CIF… --out DIR)"
+            "a library folder (library.json), or a folder of CIF files to build one from"
         )
         self.model_edit = QLineEdit(str(model) if model is not None else "")
         self.model_edit.setPlaceholderText(
@@ -89,6 +90,29 @@ class XrdNewProjectDialog(QDialog):
         layout.addWidget(self.error_label)
         layout.addWidget(self.button_box)
 
+    def _library_from_cifs(self, source: Path, project: Path) -> Path:
+        """``source`` itself when it is a library; a folder of CIFs is built into ``project/library``."""
+        if (source / "library.json").is_file() or not source.is_dir():
+            return source
+        cifs = sorted(p for p in source.rglob("*") if p.suffix.lower() == ".cif")
+        if not cifs:
+            return source  # XrdProject.create says what is wrong with it
+        from PySide6.QtGui import QGuiApplication
+
+        from labeltune.core.xrd.library import build_library
+
+        self.error_label.setText(f"Computing the peak lists of {len(cifs)} CIF files…")
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:  # gemmi takes ~15 ms per CIF: a short wait in this modal dialog
+            target = project / "library"
+            library = build_library(cifs, target, self.wavelength_spin.value())
+        finally:
+            QGuiApplication.restoreOverrideCursor()
+        if not library.phases:
+            reasons = "; ".join(reason for _path, reason in library.skipped[:3])
+            raise ValueError(f"none of the {len(cifs)} CIF files could be used: {reasons}")
+        return target
+
     def _browse(self, key: str, title: str) -> None:
         edit = {"folder": self.folder_edit, "library": self.library_edit, "model": self.model_edit}[key]
         folder = QFileDialog.getExistingDirectory(self, title, edit.text())
@@ -106,10 +130,11 @@ class XrdNewProjectDialog(QDialog):
             self.error_label.setText(problem)
             return
         try:
+            library_dir = self._library_from_cifs(Path(library), Path(folder))
             self.project = XrdProject.create(
                 Path(folder),
                 self.name_edit.text().strip() or Path(folder).name,
-                Path(library),
+                library_dir,
                 Path(model) if model else None,
                 self.wavelength_spin.value(),
                 wavelength_confirmed=True,  # a person chose it here

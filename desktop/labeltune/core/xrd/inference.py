@@ -298,7 +298,7 @@ def predict_patterns(
             predictions.extend(
                 model.predict_many([pattern], fit=fit, activation=activation, stop_event=stop_event)
             )
-        except UnusableInputError as exc:
+        except (UnusableInputError, ValueError) as exc:  # e.g. no overlap with the library's 2θ range
             skipped.append((str(pattern.source), str(exc)))
     report(Progress("Identifying phases", len(patterns), len(patterns)))
     return predictions, skipped
