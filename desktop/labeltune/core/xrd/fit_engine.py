@@ -52,7 +52,9 @@ class FitData:
         self.x = x
         self.y = y
         self.step = float(np.median(np.diff(x))) if len(x) > 1 else 1.0
-        floor = max(1e-3 * float(np.max(np.abs(y))), 1e-12)
+        # 1 % of the maximum: background-subtracted or rescaled profiles (RRUFF "processed") have points
+        # near zero whose Poisson weights would swamp the peaks; raw counts sit above this anyway
+        floor = max(1e-2 * float(np.max(np.abs(y))), 1e-12)
         self.sw = 1.0 / np.sqrt(np.maximum(y, floor))
         t = 2.0 * (x - x[0]) / max(float(x[-1] - x[0]), 1e-12) - 1.0
         columns = [np.ones_like(t), t]
