@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from labeltune.core.demos import (
     CREDITS,
@@ -26,6 +27,9 @@ from labeltune.core.demos import (
 )
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+
+if TYPE_CHECKING:
+    from labeltune.core.xrd.library import Library
 
 __all__ = ["XRD_DEMO", "shipped_model", "write_xrd_demo"]
 
@@ -80,7 +84,9 @@ def write_xrd_demo(
                 (references / cif.name).write_bytes(cif.read_bytes())
         check_stop(stop_event)
         progress(Progress("library", 0, 0, "computing reference peaks"))
-        library = build_library(sorted(references.glob("*.cif")), staging / LIBRARY)
+        library = _shipped_library(sorted(references.glob("*.cif")))
+        if library is None:
+            library = build_library(sorted(references.glob("*.cif")), staging / LIBRARY)
         if not library.phases:
             raise UnusableInputError("the demo's reference structures gave no usable phases")
         library.phases = [  # project-relative sources, so the folder can move
@@ -108,3 +114,23 @@ def write_xrd_demo(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return folder
+
+
+def _shipped_library(cifs: list[Path]) -> Library | None:
+    """The shipped model's library when it was built from these same CIFs, else None.
+
+    Reading it is instant; computing the 56 peak lists takes ~0.5 s (in the GUI thread, when the app
+    writes the demo).
+    """
+    from labeltune.core.xrd.library import LibraryError, load_library
+    from labeltune.core.xrd.xrd_project import CU_KA1
+
+    model = shipped_model()
+    if model is None:
+        return None
+    try:
+        library = load_library(model / "library")
+    except LibraryError:
+        return None
+    same = sorted(library.names) == sorted(p.stem for p in cifs) and abs(library.wavelength - CU_KA1) < 1e-4
+    return library if same else None
