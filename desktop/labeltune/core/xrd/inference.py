@@ -38,10 +38,12 @@ MIN_FRACTION = 0.005
 WEAK_FRACTION = 0.02
 """...and below this when the network was not sure (probability < ``SURE``)."""
 SURE = 0.8
-CANDIDATE_FLOOR = 0.02
+CANDIDATE_FLOOR = 0.005
 """Uncalled phases above this probability are tried when peaks stay unexplained."""
-MAX_TRIES = 4
+MAX_TRIES = 6
 GAIN = 0.85
+NEEDED = 1.02
+"""An unsure phase is dropped when the fit without it has an Rwp at most this factor of the fit with it."""
 """An added phase must bring the residual (Rwp) below this share of the previous one."""
 
 
@@ -194,6 +196,17 @@ class XrdModel:
             notes.append(f"dropped by the fit (no weight in the pattern): {', '.join(dropped)}")
             called = keep
             result = self._fit(pattern, called)
+        # 1b. a phase the network was unsure of must earn its place: without it the fit must be worse
+        for j in [j for j in called if probs[j] < SURE]:
+            if len(called) < 2:
+                break
+            rest = [k for k in called if k != j]
+            without = self._fit(pattern, rest)
+            if without.rwp <= result.rwp * NEEDED:
+                notes.append(
+                    f"{self.names[j]} dropped: the fit is as good without it (probability {probs[j]:.2f})"
+                )
+                called, result = rest, without
         # 2. polymorphs: same formula, considered by the network, fits better
         for pos, j in enumerate(list(called)):
             rivals = [
