@@ -44,6 +44,10 @@ MAX_TRIES = 6
 GAIN = 0.85
 NEEDED = 1.02
 """An unsure phase is dropped when the fit without it has an Rwp at most this factor of the fit with it."""
+MINOR = 0.05
+MINOR_NEEDED = 1.10
+"""A phase fitted below ``MINOR`` weight fraction must lower Rwp by 10 % to stay: small, shifted fits of a
+wrong phase to a few stray peaks (impurities, phases outside the library) are the usual false positives."""
 """An added phase must bring the residual (Rwp) below this share of the previous one."""
 
 
@@ -196,16 +200,21 @@ class XrdModel:
             notes.append(f"dropped by the fit (no weight in the pattern): {', '.join(dropped)}")
             called = keep
             result = self._fit(pattern, called)
-        # 1b. a phase the network was unsure of must earn its place: without it the fit must be worse
-        for j in [j for j in called if probs[j] < SURE]:
+        # 1b. an unsure or minor phase must earn its place: without it the fit must be clearly worse
+        weights = {f.name: f.weight_fraction for f in result.phases}
+        doubtful = [j for j in called if probs[j] < SURE or weights.get(self.names[j], 0.0) < MINOR]
+        for j in doubtful:
             if len(called) < 2:
                 break
             rest = [k for k in called if k != j]
             without = self._fit(pattern, rest)
-            if without.rwp <= result.rwp * NEEDED:
-                notes.append(
-                    f"{self.names[j]} dropped: the fit is as good without it (probability {probs[j]:.2f})"
+            minor = {f.name: f.weight_fraction for f in result.phases}.get(self.names[j], 0.0) < MINOR
+            needed = MINOR_NEEDED if minor else NEEDED
+            if without.rwp <= result.rwp * needed:
+                why = (
+                    "a minor phase that barely improves the fit" if minor else "the fit is as good without it"
                 )
+                notes.append(f"{self.names[j]} dropped: {why} (probability {probs[j]:.2f})")
                 called, result = rest, without
         # 2. polymorphs: same formula, considered by the network, fits better
         for pos, j in enumerate(list(called)):
