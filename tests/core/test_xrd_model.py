@@ -265,3 +265,33 @@ def test_a_pattern_outside_the_library_range_is_reported_not_fatal(
     assert main(["predict", str(run), str(far), "--json", "--wavelength", "1.5406"]) == 2
     (row,) = json.loads(capsys.readouterr().out)
     assert row["path"] == str(far) and "range" in row["error"]
+
+
+@needs_data
+def test_the_fit_drops_a_wrong_call_and_adds_a_missed_phase(
+    library: Library, trained: tuple[Path, list[float]], tmp_path: Path
+) -> None:
+    from labeltune.core.xrd.inference import load_xrd_model
+    from labeltune.core.xrd.readers import read_pattern
+
+    model = load_xrd_model(trained[0])
+    cfg = SimulationConfig(two_theta_min=20.0, two_theta_max=70.0, points=2501, max_counts=(5e4, 5e4),
+                           impurity_probability=0.0, monochromatic=True)  # fmt: skip
+    batch = simulate(library, 1, cfg, seed=7, composition={"1000017": 0.6, "9012601": 0.4})
+    pattern = read_pattern(
+        _write_xy(tmp_path / "mix.xy", batch.two_theta, batch.x[0]), default_wavelength=1.5406
+    )
+    names = model.names
+    x = np.zeros(len(model.grid), dtype=np.float32)
+    logits = np.zeros(len(names), dtype=np.float32)
+    # the network (as if) sure of corundum and fluorite (absent), unsure of quartz (present, p = 0.3)
+    probs = np.full(len(names), 0.001)
+    probs[names.index("1000017")] = 0.99
+    probs[names.index("1000043")] = 0.95
+    probs[names.index("9012601")] = 0.3
+    prediction = model._decide(pattern, x, probs, logits, fit=True, activation=False)
+    assert {p.name for p in prediction.phases} == {"1000017", "9012601"}
+    assert any("1000043" in w and "dropped" in w for w in prediction.warnings)
+    assert any("9012601 added by the fit" in w for w in prediction.warnings)
+    fractions = {p.name: p.fraction for p in prediction.phases}
+    assert fractions["1000017"] == pytest.approx(0.6, abs=0.05)

@@ -188,34 +188,7 @@ class XrdModel:
         notes: list[str] = []
         pattern = self._at_library_wavelength(pattern)
         result = self._fit(pattern, called)
-        # 1. drop phases the fit does not need
-        weights = {f.name: f.weight_fraction for f in result.phases}
-        keep = [
-            j
-            for j in called
-            if weights.get(self.names[j], 0.0) >= (MIN_FRACTION if probs[j] >= SURE else WEAK_FRACTION)
-        ]
-        if keep and len(keep) < len(called):
-            dropped = [self.names[j] for j in called if j not in keep]
-            notes.append(f"dropped by the fit (no weight in the pattern): {', '.join(dropped)}")
-            called = keep
-            result = self._fit(pattern, called)
-        # 1b. an unsure or minor phase must earn its place: without it the fit must be clearly worse
-        weights = {f.name: f.weight_fraction for f in result.phases}
-        doubtful = [j for j in called if probs[j] < SURE or weights.get(self.names[j], 0.0) < MINOR]
-        for j in doubtful:
-            if len(called) < 2:
-                break
-            rest = [k for k in called if k != j]
-            without = self._fit(pattern, rest)
-            minor = {f.name: f.weight_fraction for f in result.phases}.get(self.names[j], 0.0) < MINOR
-            needed = MINOR_NEEDED if minor else NEEDED
-            if without.rwp <= result.rwp * needed:
-                why = (
-                    "a minor phase that barely improves the fit" if minor else "the fit is as good without it"
-                )
-                notes.append(f"{self.names[j]} dropped: {why} (probability {probs[j]:.2f})")
-                called, result = rest, without
+        called, result = self._prune(pattern, called, result, probs, notes)
         # 2. polymorphs: same formula, considered by the network, fits better
         for pos, j in enumerate(list(called)):
             rivals = [
@@ -236,6 +209,7 @@ class XrdModel:
                     j = int(k)
         # 3. unexplained peaks: try likely uncalled phases
         tries = 0
+        added: list[int] = []
         for k in np.argsort(-probs):
             if not result.unexplained_peaks or tries >= MAX_TRIES:
                 break
@@ -256,7 +230,55 @@ class XrdModel:
                     f"(probability {probs[k]:.2f})"
                 )
                 called, result = trial, other
+                added.append(k)
+        if added:  # a phase called only to cover the added one's peaks is no longer needed
+            called, result = self._prune(pattern, called, result, probs, notes, keep=added)
         return called, result, notes
+
+    def _prune(
+        self,
+        pattern: Pattern,
+        called: list[int],
+        result: Any,
+        probs: np.ndarray,
+        notes: list[str],
+        keep: Sequence[int] = (),
+    ) -> tuple[list[int], Any]:
+        """Drop the phases the fit does not need (never those in ``keep``)."""
+        # 1. no weight in the pattern
+        weights = {f.name: f.weight_fraction for f in result.phases}
+        kept = [
+            j
+            for j in called
+            if j in keep
+            or weights.get(self.names[j], 0.0) >= (MIN_FRACTION if probs[j] >= SURE else WEAK_FRACTION)
+        ]
+        if kept and len(kept) < len(called):
+            dropped = [self.names[j] for j in called if j not in kept]
+            notes.append(f"dropped by the fit (no weight in the pattern): {', '.join(dropped)}")
+            called = kept
+            result = self._fit(pattern, called)
+        # 2. an unsure or minor phase must earn its place: without it the fit must be clearly worse
+        weights = {f.name: f.weight_fraction for f in result.phases}
+        doubtful = [
+            j
+            for j in called
+            if j not in keep and (probs[j] < SURE or weights.get(self.names[j], 0.0) < MINOR)
+        ]
+        for j in doubtful:
+            if len(called) < 2:
+                break
+            rest = [k for k in called if k != j]
+            without = self._fit(pattern, rest)
+            minor = {f.name: f.weight_fraction for f in result.phases}.get(self.names[j], 0.0) < MINOR
+            needed = MINOR_NEEDED if minor else NEEDED
+            if without.rwp <= result.rwp * needed:
+                why = (
+                    "a minor phase that barely improves the fit" if minor else "the fit is as good without it"
+                )
+                notes.append(f"{self.names[j]} dropped: {why} (probability {probs[j]:.2f})")
+                called, result = rest, without
+        return called, result
 
     def _at_library_wavelength(self, pattern: Pattern) -> Pattern:
         if pattern.wavelength is None:
