@@ -295,3 +295,21 @@ def test_the_fit_drops_a_wrong_call_and_adds_a_missed_phase(
     assert any("9012601 added by the fit" in w for w in prediction.warnings)
     fractions = {p.name: p.fraction for p in prediction.phases}
     assert fractions["1000017"] == pytest.approx(0.6, abs=0.05)
+
+
+@needs_data
+def test_train_on_a_simulated_data_folder(
+    library: Library, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert library.path is not None
+    data = tmp_path / "sim"
+    assert main(["xrd", "simulate", str(library.path), "--n", "300", "--seed", "1", "--out", str(data)]) == 0
+    capsys.readouterr()
+    code = main(
+        ["train", str(data), "--epochs", "2", "--out", str(tmp_path / "run"), "--json"]
+    )  # auto domain
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["domain"] == "xrd" and summary["epochs"] == 2 and summary["phases"] == len(library.phases)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["source_kind"] == "simulated" and config["grid"]["points"] == 4501
