@@ -202,7 +202,7 @@ def predict(
             )
             print(f"  {call.name:<22}{call.formula:<12}p={call.probability:.3f}  {frac}{shift}")
         if p.residual is not None:
-            print(f"  fit residual Rwp {p.residual:.3f}, zero shift {p.zero_shift:+.3f}°")
+            print(f"  fit residual Rwp {p.residual * 100:.1f} %, zero shift {p.zero_shift:+.3f}°")
         for warning in p.warnings:
             if not warning.startswith("the file states no wavelength"):
                 print(f"  ! {warning}")
@@ -226,13 +226,26 @@ def evaluate(
     if not (folder / "labels.csv").is_file():
         raise XrdUsageError(f"{folder} has no labels.csv (path,phases[,fractions])")
     rows = read_labels_csv(folder)
+    from labeltune.core.xrd.inference import load_xrd_model
+    from labeltune.core.xrd.metrics import FormulaError, resolve_label
+
+    library = load_xrd_model(args.run_dir).library
+    unknown = set()
+    for _path, tokens, _fractions in rows:
+        for token in tokens:
+            try:
+                resolve_label(token, library)
+            except FormulaError:
+                unknown.add(token)
+    if unknown:
+        raise XrdUsageError(
+            f"labels.csv names phases the model does not know: {', '.join(sorted(unknown))} "
+            "(use the library's phase names or their formulas)"
+        )
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
         predictions, skipped, _notes = _predict(
             args.run_dir, [r[0] for r in rows], args.wavelength, True, progress, stop
         )
-    from labeltune.core.xrd.inference import load_xrd_model
-
-    library = load_xrd_model(args.run_dir).library
     by_path = {Path(p.path).resolve(): p for p in predictions}
     truth: list[set[str]] = []
     pred: list[set[str]] = []
@@ -278,7 +291,9 @@ def evaluate(
     )
     for row in per_file:
         mark = "ok " if row["exact"] else "MISS"
-        print(f"  {mark} {Path(row['path']).name}: predicted {', '.join(row['predicted']) or '-'}")
+        labeled = "" if row["exact"] else f" (labeled {', '.join(row['truth'])})"
+        print(f"  {mark} {Path(row['path']).name}: predicted {', '.join(row['predicted']) or '-'}{labeled}")
+    print("phases are compared by reduced formula: polymorphs of one formula count as the same phase")
     for bad_path, why in skipped:
         sys.stderr.write(f"skipped {bad_path}: {why}\n")
     return 0

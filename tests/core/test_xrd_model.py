@@ -313,3 +313,22 @@ def test_train_on_a_simulated_data_folder(
     assert summary["domain"] == "xrd" and summary["epochs"] == 2 and summary["phases"] == len(library.phases)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["source_kind"] == "simulated" and config["grid"]["points"] == 4501
+
+
+@needs_data
+def test_cli_explains_xrd_mix_ups(
+    library: Library, trained: tuple[Path, list[float]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert library.path is not None
+    xy = _write_xy(tmp_path / "p.xy", np.linspace(20, 70, 2501), np.ones(2501))
+    assert main(["predict", str(library.path), str(xy)]) == 2  # a library where a model belongs
+    assert "reference library, not a trained model" in capsys.readouterr().err
+    data = tmp_path / "labeled"
+    data.mkdir()
+    (data / "p.xy").write_text(xy.read_text())
+    (data / "labels.csv").write_text("path,phases\np.xy,Si02\n")  # a zero for an O
+    assert main(["evaluate", str(trained[0]), str(data), "--wavelength", "1.5406"]) == 2
+    assert "Si02" in capsys.readouterr().err
+    (data / "labels.csv").write_text("path,phases,fractions\np.xy,TiO2;SiO2,70;50\n")
+    with pytest.raises(UnusableInputError, match="sum to 1"):
+        read_labels_csv(data)

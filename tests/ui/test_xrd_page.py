@@ -110,9 +110,9 @@ def test_weight_fractions_are_saved_with_the_label(page: XrdPage, demo: Path) ->
     assert rows(demo)["patterns/Mn2O3+LiF.xy"] == ("Mn2O3;LiF", "0.5;0.5")
     spin = panel.fraction_spin("LiF")
     assert spin is not None
-    spin.setValue(30.0)
-    assert rows(demo)["patterns/Mn2O3+LiF.xy"] == ("Mn2O3;LiF", "0.5;0.3")
-    assert panel.sum_label.text() == "sum 80.0 %" and "100 %" in panel.sum_label.toolTip()
+    spin.setValue(30.0)  # 50 + 30: the phases stay saved, the fractions wait until they add up
+    assert rows(demo)["patterns/Mn2O3+LiF.xy"] == ("Mn2O3;LiF", "")
+    assert panel.sum_label.text().startswith("sum 80.0 %") and "100 %" in panel.sum_label.toolTip()
     panel.fractions_box.setChecked(False)
     assert rows(demo)["patterns/Mn2O3+LiF.xy"] == ("Mn2O3;LiF", "")
 
@@ -226,7 +226,10 @@ def test_identify_shows_predictions_sticks_activation_and_use_as_label(
     assert page.prediction() is not None
     select(page, "MnO2.xy")
     qtbot.mouseClick(page.prediction_panel.use_button, Qt.MouseButton.LeftButton)
-    assert rows(demo)["patterns/MnO2.xy"] == (";".join(c.name for c in prediction.phases), "")
+    phases, fractions = rows(demo)["patterns/MnO2.xy"]
+    assert phases == ";".join(c.name for c in prediction.phases)
+    if len(prediction.phases) > 1:  # the fitted weight fractions come along
+        assert sum(float(v) for v in fractions.split(";")) == pytest.approx(1.0, abs=0.01)
     assert page.phase_panel.ticked() == [c.name for c in prediction.phases]
 
 
@@ -355,3 +358,41 @@ def test_new_xrd_project_from_a_folder_of_cif_files(qtbot, demo: Path, tmp_path:
     project = XrdProject.open(tmp_path / "from-cifs")
     assert project.library_dir == tmp_path / "from-cifs" / "library"
     assert project.library().names == ["MnO_225", "TiO2_141"]
+
+
+def test_an_unusual_wavelength_is_asked_about_and_kept_out_on_no(
+    page: XrdPage, demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    bar = page.project_bar
+    asked: list[str] = []
+
+    def answer(_parent: object, _title: str, text: str, *args: object) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    bar.wavelength_spin.setValue(1.0)  # what typing "154" leaves in the box
+    assert asked and "1.00000" in asked[0]
+    assert bar.wavelength_spin.value() == pytest.approx(1.5406)
+    assert json.loads((demo / "xrd_project.json").read_text())["wavelength"] == pytest.approx(1.5406)
+    bar.wavelength_spin.setValue(0.70932)  # Mo Kα1: no question
+    assert len(asked) == 1
+    assert json.loads((demo / "xrd_project.json").read_text())["wavelength"] == pytest.approx(0.70932)
+
+
+def test_weight_fractions_are_saved_only_when_they_add_up(page: XrdPage, demo: Path) -> None:
+    select(page, "Mn2O3+LiF.xy")
+    panel = page.phase_panel
+    panel.fractions_box.setChecked(True)
+    spin = panel.fraction_spin(panel.ticked()[0])
+    assert spin is not None
+    spin.setValue(70.0)  # 70 + 50: not saved
+    assert rows(demo)["patterns/Mn2O3+LiF.xy"] == ("Mn2O3;LiF", "")
+    assert "not saved" in panel.sum_label.text()
+    other = panel.fraction_spin(panel.ticked()[1])
+    assert other is not None
+    other.setValue(30.0)
+    phases, fractions = rows(demo)["patterns/Mn2O3+LiF.xy"]
+    assert phases == "Mn2O3;LiF" and [float(v) for v in fractions.split(";")] == pytest.approx([0.7, 0.3])

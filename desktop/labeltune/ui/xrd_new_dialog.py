@@ -69,11 +69,17 @@ class XrdNewProjectDialog(QDialog):
         self.error_label.setWordWrap(True)
         self.error_label.setStyleSheet(f"color: {WARNING_COLOUR};")
         form = QFormLayout()
-        form.addRow("Project &folder:", _folder_row(self.folder_edit, buttons["folder"]))
-        form.addRow("&Name:", self.name_edit)
-        form.addRow("Phase &library:", _folder_row(self.library_edit, buttons["library"]))
-        form.addRow("&Model (optional):", _folder_row(self.model_edit, buttons["model"]))
-        form.addRow("X-ray &wavelength:", self.wavelength_spin)
+        rows: list[tuple[str, QWidget, QWidget | QHBoxLayout]] = [
+            ("Project &folder:", self.folder_edit, _folder_row(self.folder_edit, buttons["folder"])),
+            ("&Name:", self.name_edit, self.name_edit),
+            ("Phase &library:", self.library_edit, _folder_row(self.library_edit, buttons["library"])),
+            ("&Model (optional):", self.model_edit, _folder_row(self.model_edit, buttons["model"])),
+            ("X-ray &wavelength:", self.wavelength_spin, self.wavelength_spin),
+        ]
+        for text, buddy, field in rows:  # a QLabel with a buddy: the & becomes a mnemonic, not a character
+            label = QLabel(text)
+            label.setBuddy(buddy)
+            form.addRow(label, field)
         note = QLabel(
             "The wavelength is used only for pattern files that do not state their own; you can change it "
             "later. Phases are ticked from the library; the model identifies them."

@@ -242,8 +242,11 @@ class XrdPage(QWidget):
     def _on_phase_panel_label_edited(self, label: XrdLabel) -> None:
         if self.project is None or self._current is None:
             return
+        fractions = label.fractions
+        if fractions is not None and abs(sum(fractions) - 1.0) > 0.02:
+            fractions = None  # phases are saved at once; fractions once they add up to 100 %
         try:
-            self.project.set_label(self._current, label.phases, label.fractions)
+            self.project.set_label(self._current, label.phases, fractions)
         except Exception as error:  # not saved: show the label as it is on disk
             show_error(self, "Cannot save the label", str(error))
             self.phase_panel.set_label(self.project.labels(self._current))
@@ -410,7 +413,12 @@ class XrdPage(QWidget):
         """Make the model's phases the label of the current pattern."""
         prediction = self.prediction()
         if prediction is not None and prediction.phases:
-            self.set_label([c.name for c in prediction.phases])
+            fractions = [c.fraction for c in prediction.phases]
+            known = all(f is not None for f in fractions) and len(prediction.phases) > 1
+            self.set_label(
+                [c.name for c in prediction.phases],
+                [round(float(f or 0.0), 4) for f in fractions] if known else None,
+            )
 
     # -- overlay ------------------------------------------------------------------------------------
     def _library_at(self, folder: Path) -> Library | None:

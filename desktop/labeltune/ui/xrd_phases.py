@@ -69,7 +69,10 @@ class PhasePanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(PHASE_COLUMN, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(FORMULA_COLUMN, QHeaderView.ResizeMode.ResizeToContents)
+        # the name matters most: a long formula (e.g. a clinker phase) must not squeeze it away
+        header.setSectionResizeMode(FORMULA_COLUMN, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(FORMULA_COLUMN, 110)
+        header.setMinimumSectionSize(60)
         header.setSectionResizeMode(FRACTION_COLUMN, QHeaderView.ResizeMode.Fixed)
         header.resizeSection(FRACTION_COLUMN, 78)
         self.fractions_box = QCheckBox("&Weight fractions")
@@ -224,9 +227,9 @@ class PhasePanel(QWidget):
             self.sum_label.clear()
             return
         total = sum(self._fractions) * 100.0
-        self.sum_label.setText(f"sum {total:.1f} %")
-        off = abs(total - 100.0) > 0.5
-        self.sum_label.setToolTip("Weight fractions should add up to 100 %" if off else "")
+        off = abs(total - 100.0) > 2.0
+        self.sum_label.setText(f"sum {total:.1f} %" + (": not saved until 100 %" if off else ""))
+        self.sum_label.setToolTip("Weight fractions are saved once they add up to 100 % (±2)" if off else "")
         self.sum_label.setStyleSheet(f"color: {WARNING_COLOUR};" if off else "")
 
     # -- slots --------------------------------------------------------------------------------------

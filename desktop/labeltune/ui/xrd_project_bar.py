@@ -6,7 +6,15 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QWidget,
+)
 
 from labeltune.core.xrd.xrd_project import CU_KA1, XrdProject
 
@@ -15,6 +23,22 @@ WAVELENGTH_HELP = (
     "X-ray wavelength used for pattern files that do not state their own (files that do keep theirs). "
     "Kα1: Cu 1.5406, Co 1.78897, Mo 0.70932, Fe 1.93604, Cr 2.28970, Ag 0.55941 Å"
 )
+
+
+USUAL_WAVELENGTHS = {
+    "Cu Kα1": 1.54056,
+    "Cu Kα": 1.54184,
+    "Co Kα1": 1.78897,
+    "Mo Kα1": 0.70932,
+    "Fe Kα1": 1.93604,
+    "Cr Kα1": 2.28970,
+    "Ag Kα1": 0.55941,
+}
+
+
+def is_usual_wavelength(value: float) -> bool:
+    """Whether ``value`` (Å) is within 0.002 Å of a usual laboratory anode's Kα line."""
+    return any(abs(value - wl) <= 0.002 for wl in USUAL_WAVELENGTHS.values())
 
 
 class XrdProjectBar(QWidget):
@@ -91,8 +115,25 @@ class XrdProjectBar(QWidget):
         self.model_label.setToolTip("" if model is None else str(model))
 
     def _on_wavelength_spin_value_changed(self, value: float) -> None:
-        if abs(value - self._shown_wavelength) > 1e-9:
-            self.wavelength_set.emit(value)
+        if abs(value - self._shown_wavelength) <= 1e-9:
+            return
+        if not is_usual_wavelength(value) and not self._confirm_unusual(value):
+            self.wavelength_spin.blockSignals(True)
+            self.wavelength_spin.setValue(self._shown_wavelength)
+            self.wavelength_spin.blockSignals(False)
+            return
+        self.wavelength_set.emit(value)
+
+    def _confirm_unusual(self, value: float) -> bool:
+        """Ask before using a wavelength that is no usual anode's line (a typo such as 154 reads as 1)."""
+        lines = ", ".join(f"{name} {wl:.4f}" for name, wl in USUAL_WAVELENGTHS.items())
+        answer = QMessageBox.question(
+            self,
+            "Unusual X-ray wavelength",
+            f"Use {value:.5f} Å for the pattern files that do not state their wavelength?\n\n"
+            f"It is not the Kα line of a usual anode ({lines} Å).",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     def _on_confirm_button_clicked(self) -> None:
         self.wavelength_set.emit(self.wavelength_spin.value())

@@ -7,6 +7,7 @@ project's model. Training runs in an :class:`XrdTrainWorker`; this panel only fo
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,20 +53,26 @@ def xrd_epoch_text(record: EpochRecord, epochs: int) -> str:
     )
 
 
-def xrd_summary_text(result: XrdRunResult) -> str:
-    """What a finished XRD run achieved, as a few lines of rich text."""
+def xrd_summary_text(result: XrdRunResult, previous: Path | None = None) -> str:
+    """What a finished XRD run achieved, as a few lines of rich text.
+
+    ``previous`` is the model it started from: its simulated-validation score is shown beside the new one.
+    """
     metrics = result.metrics
     epochs = len(result.history)
+    unit = "epoch" if epochs == 1 else "epochs"
     lines = [
-        f"<b>Stopped</b> after epoch {epochs}; the best model so far is kept."
+        f"<b>Stopped</b> after {epochs} {unit}; the best model so far is kept."
         if result.stopped
-        else f"<b>Finished</b> {epochs} epochs."
+        else f"<b>Finished</b> {epochs} {unit}."
     ]
     simulated = metrics.get("simulated_validation") if isinstance(metrics, dict) else None
     if isinstance(simulated, dict) and "exact_accuracy" in simulated:
+        before = _simulated_exact(previous)
+        was = f" (was {percent(before)} with {previous.name})" if before is not None and previous else ""
         lines.append(
             f"All phases right in <b>{percent(float(simulated['exact_accuracy']))}</b> of "
-            f"{simulated.get('patterns', '?')} simulated validation patterns"
+            f"{simulated.get('patterns', '?')} simulated validation patterns{was}"
             + (f", macro-F1 {float(simulated['macro_f1']):.3f}." if "macro_f1" in simulated else ".")
         )
     measured = metrics.get("measured_training_set") if isinstance(metrics, dict) else None
@@ -76,6 +83,17 @@ def xrd_summary_text(result: XrdRunResult) -> str:
         )
     lines.append(f"The project now uses this model: {Path(result.run_dir).name}.")
     return "<br>".join(lines)
+
+
+def _simulated_exact(run_dir: Path | None) -> float | None:
+    """A run's simulated-validation exact-set accuracy from its metrics.json, if it has one."""
+    if run_dir is None:
+        return None
+    try:
+        data = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        return float(data["simulated_validation"]["exact_accuracy"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class XrdTrainPanel(QWidget):
@@ -216,6 +234,7 @@ class XrdTrainPanel(QWidget):
             wavelength=project.wavelength,
         )
         self._project_folder = project.folder
+        self._started_from = init
         self.last_result = None
         self._epochs = self.epochs_spin.value()
         self._eta = EtaClock()
@@ -283,7 +302,7 @@ class XrdTrainPanel(QWidget):
         self.stage_label.setText("Stopped." if result.stopped else "Done.")
         run_dir = Path(result.run_dir)
         self._adopt(run_dir)
-        self.summary_label.setText(xrd_summary_text(result))
+        self.summary_label.setText(xrd_summary_text(result, getattr(self, "_started_from", None)))
         self.refresh()
         self.run_finished.emit(run_dir)
 

@@ -297,6 +297,8 @@ def is_xrd_run(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` holds an XRD run (its config.json says ``"domain": "xrd"``)."""
     import json
 
+    if (Path(run_dir) / "library.json").is_file():
+        return True  # a library given where a run belongs: the XRD path explains the mix-up
     try:
         data = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -283,7 +283,7 @@ def _warnings(
             "an unknown phase or amorphous content may be present"
         )
     if names and rwp > RWP_WARNING:
-        out.append(f"the fit is poor (Rwp {rwp:.2f}): a phase may be missing or misidentified")
+        out.append(f"the fit is poor (Rwp {rwp * 100:.0f} %): a phase may be missing or misidentified")
     for p in phases:
         if p.name in outside:
             out.append(f"{p.name}: no reflections in the fitted range {fitted[0]:.1f}-{fitted[1]:.1f}° 2θ")

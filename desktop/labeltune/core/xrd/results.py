@@ -81,10 +81,9 @@ class XrdPrediction:
     """The fitted profile (phases + background) in the measurement's intensity units."""
 
     def to_json(self) -> dict[str, Any]:
-        """``{path, phases, unexplained_peaks?, warnings?, residual?, zero_shift?, candidates}``."""
+        """``{path, phases, unexplained_peaks, warnings?, residual?, zero_shift?, candidates}``."""
         out: dict[str, Any] = {"path": self.path, "phases": [p.to_json() for p in self.phases]}
-        if self.unexplained_peaks:
-            out["unexplained_peaks"] = [p.to_json() for p in self.unexplained_peaks]
+        out["unexplained_peaks"] = [p.to_json() for p in self.unexplained_peaks]
         if self.warnings:
             out["warnings"] = list(self.warnings)
         if self.residual is not None:

@@ -171,6 +171,11 @@ def read_labels_csv(folder: Path) -> list[tuple[Path, list[str], list[float] | N
                 total = sum(fractions)
                 if total > 1.5:  # percent
                     fractions = [v / 100.0 for v in fractions]
+                    total /= 100.0
+                if abs(total - 1.0) > 0.02 or min(fractions) < 0:
+                    raise UnusableInputError(
+                        f"{path}:{line}: weight fractions must be >= 0 and sum to 1 (or 100 %), not {total:g}"
+                    )
             p = Path(rel)
             rows.append((p if p.is_absolute() else folder / p, tokens, fractions))
     if not rows:
@@ -326,6 +331,13 @@ def save_xrd_model(run_dir: Path, net: XrdNet) -> None:
 def read_run_config(run_dir: Path) -> dict[str, Any]:
     """A finished XRD run's ``config.json`` (raises UnusableInputError)."""
     path = Path(run_dir) / CONFIG_FILE
+    if not Path(run_dir).is_dir():
+        raise UnusableInputError(f"{run_dir}: no such folder (expected an XRD run folder)")
+    if (Path(run_dir) / LIBRARY_FILE).is_file():
+        raise UnusableInputError(
+            f"{run_dir} is a reference library, not a trained model: train one with "
+            f"labeltune train {run_dir} --domain xrd --out RUN_DIR"
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
