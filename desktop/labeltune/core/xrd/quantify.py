@@ -181,7 +181,8 @@ def fit_phases(
     fwhm_now = float(np.median([p.fwhm_deg for p in phases])) if phases else fwhm0
     unexplained = residual_peaks(x, y, calc, background, fwhm_now, wavelength)
     outside = {n for j, n in enumerate(names) if not profiles[:, j].any()}
-    warnings = _warnings(phases, unexplained, rwp, names, outside, (float(x[0]), float(x[-1])))
+    on_phase = _on_calculated_peaks(unexplained, x, calc - background, float(np.max(y)), fwhm_now)
+    warnings = _warnings(phases, unexplained, rwp, names, outside, (float(x[0]), float(x[-1])), on_phase)
     return FitResult(
         phases=phases,
         zero_shift=float(params[INDEX_ZERO]),
@@ -267,6 +268,22 @@ def _phase_fits(
     return out
 
 
+def _on_calculated_peaks(
+    peaks: list[UnexplainedPeak], x: np.ndarray, net: np.ndarray, top: float, fwhm: float
+) -> set[float]:
+    """2θ of the unexplained peaks that sit on a calculated peak of an identified phase.
+
+    That is: within one FWHM the calculated profile above background reaches 10 % of the residual
+    peak's height — a peak measured much stronger than calculated, not one where nothing is calculated.
+    """
+    out: set[float] = set()
+    for p in peaks:
+        window = np.abs(x - p.two_theta) <= max(fwhm, 1e-3)
+        if window.any() and float(np.max(net[window])) >= 0.1 * p.height * top:
+            out.add(p.two_theta)
+    return out
+
+
 def _warnings(
     phases: list[PhaseFit],
     unexplained: list[UnexplainedPeak],
@@ -274,13 +291,23 @@ def _warnings(
     names: list[str],
     outside: set[str],
     fitted: tuple[float, float],
+    on_phase: set[float] | None = None,
 ) -> list[str]:
     out = []
-    if unexplained:
-        where = ", ".join(f"{p.two_theta:.1f}°" for p in unexplained)
+    on_phase = on_phase or set()
+    new = [p for p in unexplained if p.two_theta not in on_phase]
+    stronger = [p for p in unexplained if p.two_theta in on_phase]
+    if new:
+        where = ", ".join(f"{p.two_theta:.1f}°" for p in new)
         out.append(
             f"strong peaks at 2θ {where} fit no identified phase: "
             "an unknown phase or amorphous content may be present"
+        )
+    if stronger:
+        where = ", ".join(f"{p.two_theta:.1f}°" for p in stronger)
+        out.append(
+            f"peaks at 2θ {where} are much stronger than the identified phases predict there: "
+            "preferred orientation (texture), or an unknown phase on top"
         )
     if names and rwp > RWP_WARNING:
         out.append(f"the fit is poor (Rwp {rwp * 100:.0f} %): a phase may be missing or misidentified")
