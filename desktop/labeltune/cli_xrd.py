@@ -96,8 +96,19 @@ def train(
     except ValueError as exc:
         raise XrdUsageError(str(exc)) from None
     out = Path(args.out) if args.out else _default_run_dir(source)
+
+    def on_epoch(record: Any) -> None:  # one line per epoch on stderr: training takes minutes
+        if not args.json:
+            sys.stderr.write(
+                f"\repoch {record.epoch}/{config.epochs}: loss {record.train_loss:.4f}, simulated validation "
+                f"exact sets {record.val_accuracy:.3f}, recall {record.val_balanced_accuracy:.3f} "
+                f"({record.seconds:.0f} s)\n"
+            )
+
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
-        result = train_xrd(source, config, out, progress, stop, default_wavelength=args.wavelength)
+        result = train_xrd(
+            source, config, out, progress, stop, on_epoch=on_epoch, default_wavelength=args.wavelength
+        )
     summary = result.to_json()
     if args.json:
         emit_json(summary)
