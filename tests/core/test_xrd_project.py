@@ -12,7 +12,7 @@ import pytest
 
 from labeltune.core import demos
 from labeltune.core.xrd import xrd_project
-from labeltune.core.xrd.demo import shipped_model
+from labeltune.core.xrd.demo import shipped_model, write_xrd_demo
 from labeltune.core.xrd.library import Library, Peaks, Phase, save_library
 from labeltune.core.xrd.xrd_project import (
     LABELS_FILE,
@@ -317,3 +317,31 @@ def test_the_training_reader_accepts_a_project_folder(project: XrdProject) -> No
         (first, ["A_1", "B_2"], [0.25, 0.75]),
         (second, ["BO2"], None),
     ]
+
+
+def test_identifications_are_kept_for_the_same_model(tmp_path: Path) -> None:
+    from labeltune.core.xrd.results import PhaseCall, UnexplainedPeak, XrdPrediction
+
+    folder = write_xrd_demo(tmp_path / "demo")
+    project = XrdProject.open(folder)
+    project.set_model(tmp_path / "model-a")
+    pattern = project.patterns()[0]
+    call = PhaseCall("MnO_225", "MnO", 0.97, fraction=0.6, fraction_network=0.55, lattice_scale=1.001)
+    prediction = XrdPrediction(
+        str(pattern), [call], [PhaseCall("TiO2_141", "TiO2", 0.02)], [UnexplainedPeak(18.2, 4.87, 0.06)],
+        ["strong peaks at 2θ 18.2°"], residual=0.05, zero_shift=0.01,
+    )  # fmt: skip
+    project.save_predictions([prediction])
+    again = XrdProject.open(folder).load_predictions()
+    (key,) = again
+    assert key == project.key(pattern)
+    loaded = again[key]
+    assert loaded.path == str(pattern) and loaded.phases[0] == call
+    assert loaded.unexplained_peaks[0].two_theta == pytest.approx(18.2) and loaded.residual == pytest.approx(
+        0.05
+    )
+    project.set_model(tmp_path / "model-b")  # another model: its own identifications only
+    assert XrdProject.open(folder).load_predictions() == {}
+    (folder / "predictions.json").write_text("{not json")
+    project.set_model(tmp_path / "model-a")
+    assert project.load_predictions() == {}

@@ -231,6 +231,10 @@ def test_identify_shows_predictions_sticks_activation_and_use_as_label(
     if len(prediction.phases) > 1:  # the fitted weight fractions come along
         assert sum(float(v) for v in fractions.split(";")) == pytest.approx(1.0, abs=0.01)
     assert page.phase_panel.ticked() == [c.name for c in prediction.phases]
+    page.set_project(XrdProject.open(demo))  # reopened: the identifications are still there
+    select(page, "MnO2.xy")
+    reopened = page.prediction()
+    assert reopened is not None and [c.name for c in reopened.phases] == [c.name for c in prediction.phases]
 
 
 def test_a_failing_identification_is_shown(page: XrdPage, qtbot, tmp_path: Path) -> None:

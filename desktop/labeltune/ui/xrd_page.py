@@ -146,6 +146,8 @@ class XrdPage(QWidget):
                 self.phase_panel.set_library(project.library())
             except Exception as error:  # the labels still work; the phase list stays empty
                 show_error(self, "Cannot read the phase library", str(error))
+        if project is not None:
+            self._predictions.update(project.load_predictions())  # the last identifications, if any
         self._update_project_bar()
         self._fill_list()
         self._update_prediction_state()
@@ -374,6 +376,10 @@ class XrdPage(QWidget):
             return  # another project or model by now: the results do not belong to it
         for prediction in result.predictions:
             self._predictions[project.key(prediction.path)] = prediction
+        try:
+            project.save_predictions(result.predictions)
+        except OSError as error:  # shown now; only the next opening will lack them
+            log.warning("cannot save the identifications: %s", error)
         self.patterns_panel.refresh()
         self._show_prediction()
         if result.skipped:

@@ -19,6 +19,11 @@ class UnexplainedPeak:
     d: float
     height: float
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> UnexplainedPeak:
+        """Rebuild from :meth:`to_json` output."""
+        return cls(float(data["two_theta"]), float(data["d"]), float(data["height"]))
+
     def to_json(self) -> dict[str, float]:
         """The peak as a JSON-ready dict (rounded)."""
         return {"two_theta": round(self.two_theta, 3), "d": round(self.d, 4), "height": round(self.height, 4)}
@@ -40,6 +45,17 @@ class PhaseCall:
     fraction_network: float | None = None
     lattice_scale: float | None = None
     shift_deg: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PhaseCall:
+        """Rebuild from :meth:`to_json` output."""
+        optional = ("fraction", "fraction_network", "lattice_scale", "shift_deg")
+        return cls(
+            str(data["name"]),
+            str(data["formula"]),
+            float(data["probability"]),
+            **{k: float(data[k]) for k in optional if data.get(k) is not None},
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The call as a JSON-ready dict; ``None`` values are left out."""
@@ -92,3 +108,16 @@ class XrdPrediction:
             out["zero_shift"] = round(self.zero_shift, 4)
         out["candidates"] = [p.to_json() for p in self.candidates]
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> XrdPrediction:
+        """Rebuild from :meth:`to_json` output (without the arrays: activation and fitted profile)."""
+        return cls(
+            path=str(data["path"]),
+            phases=[PhaseCall.from_json(p) for p in data.get("phases", [])],
+            candidates=[PhaseCall.from_json(p) for p in data.get("candidates", [])],
+            unexplained_peaks=[UnexplainedPeak.from_json(p) for p in data.get("unexplained_peaks", [])],
+            warnings=[str(w) for w in data.get("warnings", [])],
+            residual=None if data.get("residual") is None else float(data["residual"]),
+            zero_shift=None if data.get("zero_shift") is None else float(data["zero_shift"]),
+        )

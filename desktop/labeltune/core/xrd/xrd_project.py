@@ -55,6 +55,7 @@ __all__ = [
 PROJECT_FILE = "xrd_project.json"
 LABELS_FILE = "labels.csv"
 PATTERNS_DIR = "patterns"
+PREDICTIONS_FILE = "predictions.json"
 RUNS_DIR = "runs"
 VERSION = 1
 CU_KA1 = 1.5406
@@ -262,6 +263,48 @@ class XrdProject:
     def _resolve(self, stored: str) -> Path:
         path = Path(stored)
         return path if path.is_absolute() else self.folder.joinpath(*PurePosixPath(stored).parts)
+
+    def save_predictions(self, predictions: Iterable[Any]) -> None:
+        """Keep the model's latest identifications (``XrdPrediction``s) in ``predictions.json``.
+
+        Keyed by pattern and tagged with the model, so reopening the project shows them again.
+        """
+        path = self.folder / PREDICTIONS_FILE
+        model = self.model_dir
+        stored: dict[str, Any] = {"model": None if model is None else str(model), "patterns": {}}
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(old, dict) and old.get("model") == stored["model"]:
+                stored["patterns"] = dict(old.get("patterns") or {})
+        except (OSError, ValueError):
+            pass
+        for prediction in predictions:
+            data = prediction.to_json()
+            data["path"] = self.key(prediction.path)
+            stored["patterns"][data["path"]] = data
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def load_predictions(self) -> dict[str, Any]:
+        """The saved identifications of the current model: pattern key -> ``XrdPrediction``.
+
+        Empty when there are none, they belong to another model, or the file is damaged.
+        """
+        from labeltune.core.xrd.results import XrdPrediction
+
+        try:
+            stored = json.loads((self.folder / PREDICTIONS_FILE).read_text(encoding="utf-8"))
+            model = self.model_dir
+            if not isinstance(stored, dict) or stored.get("model") != (None if model is None else str(model)):
+                return {}
+            out = {}
+            for key, data in (stored.get("patterns") or {}).items():
+                prediction = XrdPrediction.from_json({**data, "path": str(self.folder / key)})
+                out[str(key)] = prediction
+            return out
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
 
     def key(self, path: str | os.PathLike[str]) -> str:
         """The project-relative POSIX path used in ``labels.csv`` for a pattern file."""
