@@ -116,20 +116,23 @@ def class_activation(
     maps on measured patterns.
     """
     net.eval()
-    inp = x.detach().float()[None].clone().requires_grad_(True)
-    logits, _ = net(inp)
+    # gradients with respect to the network's prepared input [x, sqrt(x)], not the raw pattern: the
+    # derivative of sqrt is infinite at zero intensity, and amax's backward spreads the NaN everywhere
+    prepared = prepare_input(x.detach()[None]).requires_grad_(True)
+    logits, _ = net.head(net.trunk(prepared))
     kernel = torch.ones(1, 1, smooth) / smooth
+    window = 101
     with torch.no_grad():
-        scaled = inp / inp.amax().clamp_min(1e-12)
-        window = 101
-        floor = -torch.nn.functional.max_pool1d(-scaled[None], window, stride=1, padding=window // 2)[0]
-        floor = torch.nn.functional.avg_pool1d(floor[None], window, stride=1, padding=window // 2,
-                                               count_include_pad=False)[0]  # fmt: skip
-        above = torch.relu(scaled - floor)
+        values = prepared.detach()
+        floor = -torch.nn.functional.max_pool1d(-values, window, stride=1, padding=window // 2)
+        floor = torch.nn.functional.avg_pool1d(
+            floor, window, stride=1, padding=window // 2, count_include_pad=False
+        )
+        above = torch.relu(values - floor)  # (1, 2, points)
     rows = []
     for index in phase_indices:
-        (grad,) = torch.autograd.grad(logits[0, index], inp, retain_graph=True)
-        saliency = torch.relu(grad * above)  # (1, points)
+        (grad,) = torch.autograd.grad(logits[0, index], prepared, retain_graph=True)
+        saliency = torch.relu((grad * above).sum(dim=1))  # (1, points)
         saliency = torch.nn.functional.conv1d(saliency[None], kernel, padding=smooth // 2)[0, 0]
         rows.append(saliency / saliency.max().clamp_min(1e-12))
     if not rows:
