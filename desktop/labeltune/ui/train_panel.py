@@ -38,6 +38,7 @@ from labeltune.ui.train_status import (
     EtaClock,
     duration_text,
     epoch_text,
+    show_progress,
     stage_text,
     summary_text,
 )
@@ -262,11 +263,7 @@ class TrainPanel(QWidget):
         self._update_buttons()
 
     def _on_controller_progressed(self, progress: Progress) -> None:
-        if progress.total > 0:
-            self.progress_bar.setRange(0, progress.total)
-            self.progress_bar.setValue(min(progress.done, progress.total))
-        else:
-            self.progress_bar.setRange(0, 0)
+        show_progress(self.progress_bar, progress)
         if self.stop_button.isEnabled():  # keep the "Stopping…" text once Stop was pressed
             detail = f" — {progress.message}" if progress.stage == "train" and progress.message else ""
             self.stage_label.setText(f"{stage_text(progress)}{detail}")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 
+from PySide6.QtWidgets import QProgressBar
+
 from labeltune.core.progress import Progress
 from labeltune.core.trainer import EpochRecord
 from labeltune.core.training import RunResult
@@ -18,6 +20,15 @@ STAGE_TEXT = {
     "features": "Running the network over the images (kept for later runs)",
     "train": "Training",
 }
+
+
+def show_progress(bar: QProgressBar, progress: Progress) -> None:
+    """A determinate bar when the total is known, a busy one otherwise."""
+    if progress.total > 0:
+        bar.setRange(0, progress.total)
+        bar.setValue(min(progress.done, progress.total))
+    else:
+        bar.setRange(0, 0)
 
 
 def stage_text(progress: Progress) -> str:

@@ -105,6 +105,25 @@ def build_stick_sets(
     return sticks
 
 
+def _on_pattern_axis(
+    two_theta: np.ndarray | None,
+    values: np.ndarray | None,
+    model_wavelength: float | None,
+    pattern_wavelength: float | None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``values`` over the model's 2θ axis, moved to the pattern's axis (same d-spacings)."""
+    if two_theta is None or values is None:
+        return None
+    x = np.asarray(two_theta, dtype=np.float64)
+    y = np.asarray(values, dtype=np.float64)
+    if model_wavelength is not None and pattern_wavelength is not None:
+        x = convert_two_theta(x, model_wavelength, pattern_wavelength)
+    keep = np.isfinite(x)
+    if keep.sum() < 2 or y.shape != x.shape:
+        return None
+    return x[keep], y[keep]
+
+
 def activation_on_pattern(
     prediction: XrdPrediction | None,
     name: str,
@@ -115,32 +134,22 @@ def activation_on_pattern(
 
     The model saw the pattern converted to its library's wavelength; its grid is converted back.
     """
-    if prediction is None or prediction.two_theta is None or name not in prediction.activation:
+    if prediction is None or name not in prediction.activation:
         return None
-    two_theta = np.asarray(prediction.two_theta, dtype=np.float64)
-    values = np.asarray(prediction.activation[name], dtype=np.float64)
-    if model_wavelength is not None and pattern_wavelength is not None:
-        two_theta = convert_two_theta(two_theta, model_wavelength, pattern_wavelength)
-    keep = np.isfinite(two_theta)
-    if keep.sum() < 2 or values.shape != two_theta.shape:
-        return None
-    return two_theta[keep], values[keep]
+    return _on_pattern_axis(
+        prediction.two_theta, prediction.activation[name], model_wavelength, pattern_wavelength
+    )
 
 
 def fitted_curve_on_pattern(
     prediction: XrdPrediction | None, model_wavelength: float | None, pattern_wavelength: float | None
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The fitted profile on the pattern's 2θ axis, or ``None`` when the prediction has no fit."""
-    if prediction is None or prediction.fit_two_theta is None or prediction.calculated is None:
+    if prediction is None:
         return None
-    two_theta = np.asarray(prediction.fit_two_theta, dtype=np.float64)
-    values = np.asarray(prediction.calculated, dtype=np.float64)
-    if model_wavelength is not None and pattern_wavelength is not None:
-        two_theta = convert_two_theta(two_theta, model_wavelength, pattern_wavelength)
-    keep = np.isfinite(two_theta)
-    if keep.sum() < 2 or values.shape != two_theta.shape:
-        return None
-    return two_theta[keep], values[keep]
+    return _on_pattern_axis(
+        prediction.fit_two_theta, prediction.calculated, model_wavelength, pattern_wavelength
+    )
 
 
 def unexplained_on_pattern(

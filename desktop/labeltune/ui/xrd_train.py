@@ -30,7 +30,7 @@ from labeltune.core.xrd.xrd_project import XrdProject
 from labeltune.ui.curves import TrainingCurvesView
 from labeltune.ui.errors import show_error
 from labeltune.ui.metrics_table import percent
-from labeltune.ui.train_status import EtaClock, duration_text
+from labeltune.ui.train_status import EtaClock, duration_text, show_progress
 from labeltune.workers.tasks import TaskController
 from labeltune.workers.training import TrainingStarted
 from labeltune.workers.xrd import XrdTrainWorker
@@ -266,11 +266,7 @@ class XrdTrainPanel(QWidget):
         self.refresh()
 
     def _on_controller_progressed(self, progress: Progress) -> None:
-        if progress.total > 0:
-            self.progress_bar.setRange(0, progress.total)
-            self.progress_bar.setValue(min(progress.done, progress.total))
-        else:
-            self.progress_bar.setRange(0, 0)
+        show_progress(self.progress_bar, progress)
         if self.stop_button.isEnabled():  # keep the "Stopping…" text once Stop was pressed
             detail = f" — {progress.message}" if progress.message else ""
             self.stage_label.setText(f"{progress.stage}{detail}")
