@@ -219,6 +219,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.init:
         raise UsageError("--init is for XRD runs (--domain xrd)")
     from labeltune.core import training
+    from labeltune.core.backbones import DEFAULT_BACKBONE
     from labeltune.core.datasets import scan
 
     with _progress_bar(not args.json) as progress, _stop_on_ctrl_c() as stop:
@@ -228,13 +229,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.data is None:
                 raise UsageError("train: give DATA (a folder, CSV or project) or --resume RUN_DIR")
             config = training.TrainConfig(
-                backbone=args.backbone,
+                backbone=args.backbone or DEFAULT_BACKBONE,
                 strategy=args.strategy,
                 weights=args.weights,
-                epochs=10 if args.epochs is None else args.epochs,
+                epochs=0 if args.epochs is None else _positive(args.epochs, "--epochs"),
                 batch_size=args.batch_size,
                 lr=args.lr,
                 val_fraction=args.val_fraction,
+                folds=args.folds,
+                fold=args.fold - 1,
                 group_by=args.group_by,
                 seed=args.seed,
                 device=args.device,
@@ -264,6 +267,19 @@ def cmd_train(args: argparse.Namespace) -> int:
             acc, f1 = summary["val_accuracy"], summary["val_macro_f1"]
             epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}"
             print(f"validation accuracy {acc:.3f}, macro-F1 {f1:.3f} ({epochs})")
+        calibration = result.metrics.get("calibration") or {}
+        if calibration.get("n"):
+            print(
+                f"confidence calibrated: temperature {calibration['temperature']:.2f}, expected calibration "
+                f"error {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
+                + ("" if calibration.get("cross_fitted") else " (in-sample: few validation images)")
+            )
+        unfamiliar = result.metrics.get("unfamiliar") or {}
+        if unfamiliar.get("val_unfamiliar_rate") is not None:
+            print(
+                f"unfamiliar-image check: flags {unfamiliar['val_unfamiliar_rate']:.0%} of the validation "
+                f"images (target {unfamiliar['false_alarm_target']:.0%})"
+            )
         print(
             f"{summary['seconds_total']:.1f} s in total, {summary['seconds_features']:.1f} s in the backbone"
         )
@@ -271,6 +287,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.stopped:
             print(f"stopped by user; the best model so far is saved. Continue with --resume {result.run_dir}")
     return 130 if result.stopped else 0
+
+
+def _positive(value: int, option: str) -> int:
+    if value < 1:
+        raise UsageError(f"{option} must be at least 1")
+    return value
 
 
 def _runs_base(data: Any) -> Path:
@@ -327,6 +349,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         [r["class"] for r in metrics["per_class"]], metrics["confusion_matrix"], strict=True
     ):
         print(f"  {name:<26}" + "".join(f"{v:>6}" for v in row))
+    unfamiliar = metrics.get("unfamiliar") or {}
+    if unfamiliar.get("available"):
+        line = f"unfamiliar (unlike the training images): {unfamiliar['count']} of {metrics['n']}"
+        flagged, rest = unfamiliar.get("accuracy_unfamiliar"), unfamiliar.get("accuracy_familiar")
+        if flagged is not None:
+            line += f"; accuracy {flagged:.3f} on those" + (f", {rest:.3f} on the rest" if rest is not None else "")
+        print(line)
     if metrics.get("seen_in_training"):
         print(
             f"note: {metrics['seen_in_training']} of these images were used to train this model, "
@@ -368,7 +397,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
         return 0
     for p in predictions:
-        print(f"{p.path}\t{p.label}\t{p.confidence:.3f}")
+        print(f"{p.path}\t{p.label}\t{p.confidence:.3f}" + ("\tunfamiliar" if p.unfamiliar else ""))
+    unfamiliar = sum(p.unfamiliar for p in predictions)
+    if unfamiliar:
+        print(
+            f"{unfamiliar} of {len(predictions)} images look unlike the images this model was trained on "
+            "(marked unfamiliar): do not trust their predictions without a look",
+            file=sys.stderr,
+        )
     if args.out:
         print(f"wrote {len(predictions)} predictions to {args.out}", file=sys.stderr)
     if counts:
@@ -585,15 +621,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fine-tune a backbone on labeled images, or train an XRD model")
     p.add_argument("data", nargs="?", help="class folder, path,label CSV, or project folder")
-    p.add_argument("--backbone", default="resnet18")
+    p.add_argument(
+        "--backbone",
+        default=None,
+        help="default efficientnet_lite0 (its ImageNet weights ship with LabelTune); see `labeltune backbones`",
+    )
     p.add_argument("--strategy", default="features", choices=["features", "partial", "full"])
     p.add_argument(
         "--weights", default="imagenet", help="imagenet, none (random), or a .pth/.safetensors file"
     )
-    p.add_argument("--epochs", type=int, default=None, help="default 10")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="default 30 for features, 10 for partial and full; xrd 30"
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 features/partial, 3e-4 full")
     p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="k-fold cross-validation: split into N stratified (and grouped) folds; validate on --fold",
+    )
+    p.add_argument("--fold", type=int, default=1, metavar="K", help="with --folds: validate on fold K (1..N)")
     p.add_argument(
         "--group-by",
         default=None,

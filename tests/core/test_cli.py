@@ -210,10 +210,21 @@ def test_backbones_json(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     rows = json.loads(out)
     by_name = {row["name"]: row for row in rows}
-    assert set(by_name) == {"alexnet", "densenet201", "inception_v3", "resnet18", "mobilenet_v3_large"}
+    assert set(by_name) == {
+        "efficientnet_lite0",
+        "alexnet",
+        "densenet201",
+        "inception_v3",
+        "resnet18",
+        "mobilenet_v3_large",
+    }
     for row in rows:
         assert isinstance(row["input_size"], int) and isinstance(row["feature_dim"], int)
-        assert row["weights_present"] is False
+        # the empty store holds nothing; only the bundled network's weights are here, offline
+        assert row["weights_present"] is (row["name"] == "efficientnet_lite0")
+        assert row["bundled"] is (row["name"] == "efficientnet_lite0")
+    assert by_name["efficientnet_lite0"]["feature_dim"] == 1280
+    assert by_name["efficientnet_lite0"]["download_mb"] == 0
     assert by_name["inception_v3"]["input_size"] == 299
     assert by_name["resnet18"]["input_size"] == 224
     assert by_name["densenet201"]["feature_dim"] == 1920
@@ -232,8 +243,12 @@ def test_weights_list_json_uses_data_dir(env: Env, capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "weights", "list", "--json")
     assert code == 0
     infos = json.loads(out)
-    assert len(infos) == 5
+    assert len(infos) == 6
     for info in infos:
+        if info["name"] == "efficientnet_lite0":  # ships inside a Python package, not in the store
+            assert info["present"] is True and "bundled" in info["source"]
+            assert Path(info["path"]).name == "efficientnet-lite0-57934424.pth"
+            continue
         assert info["present"] is False
         assert Path(info["path"]).is_relative_to(env.store)
         assert info["url"].startswith(OFFLINE_URL)
@@ -469,6 +484,8 @@ def test_predict_csv_top_k_and_sort_into(
         "path",
         "label",
         "confidence",
+        "ood_score",
+        "unfamiliar",
         "top1_label",
         "top1_probability",
         "top2_label",
@@ -486,10 +503,14 @@ def test_predict_csv_top_k_and_sort_into(
 
     copied = {p.name: p.parent.name for p in sorted_dir.rglob("*") if p.is_file()}
     assert len(copied) == len(rows)  # counts add up to the readable inputs
-    assert set(copied.values()) <= classes | {"uncertain"}
+    assert set(copied.values()) <= classes | {"uncertain", "unfamiliar"}
     for row in rows:
         name = Path(row["path"]).name
-        expected = row["label"] if float(row["confidence"]) >= 0.99 else "uncertain"
+        assert row["unfamiliar"] == str(float(row["ood_score"]) > 1).lower()
+        if row["unfamiliar"] == "true":
+            expected = "unfamiliar"
+        else:
+            expected = row["label"] if float(row["confidence"]) >= 0.99 else "uncertain"
         assert copied[name] == expected, row
     assert (env.data / "unlabeled.png").exists()  # copied, not moved
 
@@ -520,8 +541,9 @@ def test_predict_single_file_text(
 ) -> None:
     code, out, _ = run(capsys, "predict", trained[1], env.special["unlabeled"])
     assert code == 0
-    path, label, confidence = out.strip().split("\t")
+    path, label, confidence, *flag = out.strip().split("\t")
     assert Path(path).name == "unlabeled.png" and label in CLASSES and 0 < float(confidence) <= 1
+    assert flag in ([], ["unfamiliar"])
 
 
 # ------------------------------------------------------------------------------------------ export

@@ -70,8 +70,10 @@ def test_second_run_reuses_cached_features(image_folder, tmp_path):
     second = train(data, config(lr=5e-3), tmp_path / "b", cache_root=tmp_path / "cache")
     assert first.seconds_features > 0
     assert second.seconds_features == 0.0
-    files = list((tmp_path / "cache" / "features").glob("*.sqlite"))
+    files = list((tmp_path / "cache" / "features").glob("*-pooled-*.sqlite"))
     assert len(files) == 1
+    # the probe statistics of the unfamiliar-input score are cached beside them, once
+    assert len(list((tmp_path / "cache" / "features").glob("*-probes-*.sqlite"))) == 1
     # the two models share the frozen backbone exactly (including calibrated BatchNorm statistics)
     a, b = (
         load_file(str(tmp_path / "a" / "model.safetensors")),
@@ -163,7 +165,7 @@ def test_cached_augmented_views_are_stored(image_folder, tmp_path):
     result = train(data, config(cached_views=2, epochs=2), tmp_path / "run", cache_root=tmp_path / "cache")
     import sqlite3
 
-    (db,) = (tmp_path / "cache" / "features").glob("*.sqlite")
+    (db,) = (tmp_path / "cache" / "features").glob("*-pooled-*.sqlite")
     rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM features").fetchone()[0]
     assert rows == 20 * 3  # original + 2 augmented views per image
     assert result.train_size == 16

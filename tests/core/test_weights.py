@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import save_file
 
 from labeltune.core import weights as W
-from labeltune.core.backbones import backbone_state_keys, build_torchvision, get_spec
+from labeltune.core.backbones import backbone_state_keys, build_architecture, get_spec
 from labeltune.core.errors import InvalidWeightsError, UnusableInputError, WeightsUnavailableError
 from labeltune.core.progress import Progress, StoppedError
 
@@ -45,10 +45,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real torchvision-format files (random weights): mobilenet .pth/.safetensors, resnet18 .pth."""
     root = tmp_path_factory.mktemp("weights-files")
     torch.manual_seed(0)
-    mobilenet = build_torchvision(NAME).state_dict()
+    mobilenet = build_architecture(NAME).state_dict()
     torch.save(mobilenet, root / SPEC.weights_filename)
     save_file({k: v.contiguous() for k, v in mobilenet.items()}, str(root / "mobilenet.safetensors"))
-    torch.save(build_torchvision("resnet18").state_dict(), root / "resnet18.pth")
+    torch.save(build_architecture("resnet18").state_dict(), root / "resnet18.pth")
     return {
         "pth": root / SPEC.weights_filename,
         "safetensors": root / "mobilenet.safetensors",
@@ -380,7 +380,7 @@ def test_garbage_files_are_refused(tmp_path: Path) -> None:
 
 def test_old_densenet_keys_and_missing_batchnorm_counters() -> None:
     # Official DenseNet checkpoints predate 'norm1' names and BatchNorm's num_batches_tracked.
-    state = build_torchvision("densenet201").state_dict()
+    state = build_architecture("densenet201").state_dict()
     old = {
         k.replace(".norm1.", ".norm.1.").replace(".conv2.", ".conv.2."): v
         for k, v in state.items()

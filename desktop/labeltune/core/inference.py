@@ -1,4 +1,9 @@
-"""Using a trained run: predict files with top-k probabilities, evaluate on labeled data, sort files."""
+"""Using a trained run: predict files with top-k probabilities, evaluate on labeled data, sort files.
+
+Probabilities are calibrated (softmax of the logits over the run's fitted temperature), and every
+prediction carries an ``ood_score`` — above 1 the input is ``unfamiliar``, unlike the images the model was
+trained on (core/familiarity.py). Runs made before either existed predict with temperature 1 and no score.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,10 @@ from labeltune.core.model import load_model
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 
 
+UNFAMILIAR_FOLDER = "unfamiliar"
+UNCERTAIN_FOLDER = "uncertain"
+
+
 @dataclass
 class Prediction:
     """The model's answer for one file."""
@@ -29,6 +38,13 @@ class Prediction:
     label: str
     confidence: float
     top: list[tuple[str, float]]
+    #: How unlike the training images this one is (above 1: unfamiliar); ``None`` for older runs.
+    ood_score: float | None = None
+
+    @property
+    def unfamiliar(self) -> bool:
+        """Whether the input is unlike the training data (its prediction deserves less trust)."""
+        return self.ood_score is not None and self.ood_score > 1.0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -37,6 +53,8 @@ class Prediction:
             "label": self.label,
             "confidence": round(self.confidence, 6),
             "top_k": [{"label": lab, "probability": round(p, 6)} for lab, p in self.top],
+            "ood_score": None if self.ood_score is None else round(self.ood_score, 4),
+            "unfamiliar": self.unfamiliar if self.ood_score is not None else None,
         }
 
 
@@ -73,15 +91,19 @@ def predict_files(
     import torch
 
     from labeltune.core.device import inference_precision, memory_format, select_device
+    from labeltune.core.familiarity import Familiarity
+    from labeltune.core.probes import probed_classifier
 
     dev = select_device(device)
     try:
         model, config = load_model(run_dir, dev)
+        familiarity = Familiarity.load(Path(run_dir))
     except LabelTuneError:
         raise
     except Exception as exc:  # damaged config.json / model.safetensors (SafetensorError, KeyError, ...)
         raise UnusableInputError(f"cannot load the model of {run_dir}: {type(exc).__name__}: {exc}") from None
     model.to(memory_format=memory_format(dev))
+    probed = probed_classifier(model, config.backbone) if familiarity is not None else None
     k = max(1, min(k, len(config.classes)))
     predictions: list[Prediction] = []
     skipped: list[SkippedFile] = []
@@ -95,17 +117,37 @@ def predict_files(
             except ImageDecodeError as exc:
                 skipped.append(SkippedFile(str(path), str(exc)))
         if arrays:
+            scores: list[float | None] = [None] * len(arrays)
             with torch.inference_mode(), inference_precision(dev):
-                logits = model(images_to_tensor(arrays, dev)).float()
-            probabilities = torch.softmax(logits, 1).cpu().numpy()
+                x = images_to_tensor(arrays, dev)
+                if probed is not None and familiarity is not None:
+                    logits, pooled, stats = probed(x)
+                    scores = list(familiarity_scores(familiarity, pooled.float().cpu(), stats.float().cpu()))
+                else:
+                    logits = model(x)
+            probabilities = torch.softmax(logits.float() / config.temperature, 1).cpu().numpy()
             index, values = top_k(probabilities, k)
             for row, path in enumerate(kept):
                 top = [
                     (config.classes[int(i)], float(v)) for i, v in zip(index[row], values[row], strict=True)
                 ]
-                predictions.append(Prediction(path, top[0][0], top[0][1], top))
+                predictions.append(Prediction(path, top[0][0], top[0][1], top, scores[row]))
         progress(Progress("predict", min(start + batch_size, len(paths)), len(paths)))
     return predictions, skipped
+
+
+def familiarity_scores(familiarity: Any, pooled: Any, stats: Any) -> list[float]:
+    """``ood_score`` of each row from the pooled features and the probe statistics of an image model."""
+    from labeltune.core.probes import CONTENT, PROBE_NAMES
+
+    arrays = {CONTENT: np.asarray(pooled, dtype=np.float32)}
+    start = 0
+    stats = np.asarray(stats, dtype=np.float32)
+    for name in PROBE_NAMES:
+        width = familiarity.densities[name].means.shape[1]
+        arrays[name] = stats[:, start : start + width]
+        start += width
+    return [float(v) for v in familiarity.score(arrays)]
 
 
 def evaluate_run(
@@ -145,9 +187,27 @@ def evaluate_run(
     y_true = np.asarray([truth[p.path] for p in predictions], dtype=np.int64)
     y_pred = np.asarray([classes.index(p.label) for p in predictions], dtype=np.int64)
     metrics = classification_metrics(y_true, y_pred, classes)
+    metrics["unfamiliar"] = unfamiliar_summary(predictions, y_true == y_pred)
     metrics["skipped"] = [s.to_json() for s in skipped + bad]
     metrics["seen_in_training"] = _count_training_overlap(Path(run_dir), [p.path for p in predictions])
     return metrics
+
+
+def unfamiliar_summary(predictions: Sequence[Prediction], correct: np.ndarray | None = None) -> dict[str, Any]:
+    """How many predictions are unfamiliar, and (with ``correct``) the accuracy among those and the rest."""
+    scored = [p for p in predictions if p.ood_score is not None]
+    if not scored:
+        return {"available": False, "note": "this run has no unfamiliar-input score (made before it existed)"}
+    flags = np.asarray([p.unfamiliar for p in predictions])
+    summary: dict[str, Any] = {
+        "available": True,
+        "count": int(flags.sum()),
+        "share": round(float(flags.mean()), 4),
+    }
+    if correct is not None and len(correct) == len(flags):
+        summary["accuracy_familiar"] = round(float(correct[~flags].mean()), 4) if (~flags).any() else None
+        summary["accuracy_unfamiliar"] = round(float(correct[flags].mean()), 4) if flags.any() else None
+    return summary
 
 
 def _count_training_overlap(run_dir: Path, paths: Sequence[Path]) -> int:
@@ -163,15 +223,20 @@ def _count_training_overlap(run_dir: Path, paths: Sequence[Path]) -> int:
 
 
 def write_predictions_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
-    """Write ``path,label,confidence`` plus ``top1_label,top1_probability,...`` columns."""
-    header = ["path", "label", "confidence"]
+    """Write ``path,label,confidence,ood_score,unfamiliar`` plus ``top1_label,top1_probability,...``.
+
+    ``ood_score`` and ``unfamiliar`` are empty for runs made before the score existed.
+    """
+    header = ["path", "label", "confidence", "ood_score", "unfamiliar"]
     for i in range(1, k + 1):
         header += [f"top{i}_label", f"top{i}_probability"]
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for p in predictions:
-            row: list[Any] = [str(p.path), p.label, f"{p.confidence:.6f}"]
+            score = "" if p.ood_score is None else f"{p.ood_score:.4f}"
+            flag = "" if p.ood_score is None else str(p.unfamiliar).lower()
+            row: list[Any] = [str(p.path), p.label, f"{p.confidence:.6f}", score, flag]
             for label, prob in p.top[:k]:
                 row += [label, f"{prob:.6f}"]
             row += [""] * (len(header) - len(row))
@@ -181,10 +246,17 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], k: int)
 def sort_into(
     predictions: Sequence[Prediction], out_dir: Path, min_confidence: float = 0.0
 ) -> dict[str, int]:
-    """Copy files into ``out_dir/<class>/`` (or ``uncertain/`` below ``min_confidence``); return counts."""
+    """Copy files into ``out_dir/<class>/``; return counts per folder.
+
+    Unfamiliar inputs go to ``unfamiliar/`` (the model's answer for them is not to be trusted, whatever its
+    confidence), the rest below ``min_confidence`` (calibrated) to ``uncertain/``.
+    """
     counts: dict[str, int] = {}
     for p in predictions:
-        folder = p.label if p.confidence >= min_confidence else "uncertain"
+        if p.unfamiliar:
+            folder = UNFAMILIAR_FOLDER
+        else:
+            folder = p.label if p.confidence >= min_confidence else UNCERTAIN_FOLDER
         target_dir = Path(out_dir) / folder
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / p.path.name

@@ -34,6 +34,8 @@ class ModelConfig:
     head_dropout: float = 0.2
     preprocessing: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Confidence = softmax(logits / temperature), fitted on the validation split (core/calibration.py).
+    temperature: float = 1.0
 
     @classmethod
     def for_backbone(cls, backbone: str, classes: list[str], input_size: int | None = None) -> ModelConfig:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from labeltune.core.errors import UnusableInputError
 
-__all__ = ["MAX_VAL_FRACTION", "groups_from_regex", "split_indices"]
+__all__ = ["MAX_VAL_FRACTION", "fold_indices", "groups_from_regex", "split_indices"]
 
 #: Largest accepted validation fraction: beyond it too little is left to train on.
 MAX_VAL_FRACTION = 0.9
@@ -102,6 +102,62 @@ def _choose_val(units: list[_Unit], fraction: float) -> list[_Unit]:
     return chosen
 
 
+def _units(
+    labels: Sequence[str], seed: int, groups: Sequence[str | None] | None, keys: Sequence[str] | None
+) -> dict[str, list[_Unit]]:
+    """The units (samples or groups) of each class, with their ranks."""
+    n = len(labels)
+    if groups is not None and len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} entries for {n} labels")
+    if keys is not None and len(keys) != n:
+        raise ValueError(f"keys has {len(keys)} entries for {n} labels")
+    sample_keys = [str(key) for key in keys] if keys is not None else [str(i) for i in range(n)]
+    members: dict[str, list[int]] = defaultdict(list)
+    for i in range(n):
+        group = groups[i] if groups is not None else None
+        # "\x00" keeps a sample's own group apart from any user group of the same name.
+        members[f"\x00{sample_keys[i]}" if group is None else str(group)].append(i)
+    by_class: dict[str, list[_Unit]] = defaultdict(list)
+    for key, indices in members.items():
+        label = _majority([str(labels[i]) for i in indices])
+        by_class[label].append(_Unit(key=key, rank=_rank(seed, key), members=indices, label=label))
+    return by_class
+
+
+def fold_indices(
+    labels: Sequence[str],
+    folds: int,
+    fold: int,
+    seed: int = 0,
+    groups: Sequence[str | None] | None = None,
+    *,
+    keys: Sequence[str] | None = None,
+) -> tuple[list[int], list[int]]:
+    """Split into ``(train, val)`` for k-fold cross-validation: validation is fold ``fold`` (0-based) of ``folds``.
+
+    Stratified and grouped like :func:`split_indices`: per class, units (samples, or whole groups) are
+    dealt in rank order, largest first among groups, to the fold holding the fewest of that class so far,
+    so every sample is in exactly one fold's validation set and the folds of a class differ by at most one
+    unit's size.
+    """
+    if folds < 2:
+        raise UnusableInputError(f"cross-validation needs at least 2 folds, got {folds}")
+    if not 0 <= fold < folds:
+        raise UnusableInputError(f"fold {fold + 1} does not exist: choose 1 to {folds}")
+    assignment = [0] * len(labels)
+    by_class = _units(labels, seed, groups, keys)
+    for label in sorted(by_class):
+        counts = [0] * folds
+        for unit in sorted(by_class[label], key=lambda unit: (-len(unit.members), unit.rank)):
+            target = min(range(folds), key=lambda k: (counts[k], k))
+            counts[target] += len(unit.members)
+            for i in unit.members:
+                assignment[i] = target
+    val = [i for i, k in enumerate(assignment) if k == fold]
+    train = [i for i, k in enumerate(assignment) if k != fold]
+    return train, val
+
+
 def split_indices(
     labels: Sequence[str],
     val_fraction: float = 0.2,
@@ -127,24 +183,9 @@ def split_indices(
     """
     fraction = _check_fraction(val_fraction)
     n = len(labels)
-    if groups is not None and len(groups) != n:
-        raise ValueError(f"groups has {len(groups)} entries for {n} labels")
-    if keys is not None and len(keys) != n:
-        raise ValueError(f"keys has {len(keys)} entries for {n} labels")
+    by_class = _units(labels, seed, groups, keys)
     if fraction == 0.0:
         return list(range(n)), []
-
-    sample_keys = [str(key) for key in keys] if keys is not None else [str(i) for i in range(n)]
-    members: dict[str, list[int]] = defaultdict(list)
-    for i in range(n):
-        group = groups[i] if groups is not None else None
-        # "\x00" keeps a sample's own group apart from any user group of the same name.
-        members[f"\x00{sample_keys[i]}" if group is None else str(group)].append(i)
-
-    by_class: dict[str, list[_Unit]] = defaultdict(list)
-    for key, indices in members.items():
-        label = _majority([str(labels[i]) for i in indices])
-        by_class[label].append(_Unit(key=key, rank=_rank(seed, key), members=indices, label=label))
 
     val: list[int] = []
     for label in sorted(by_class):

