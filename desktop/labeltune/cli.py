@@ -354,7 +354,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         line = f"unfamiliar (unlike the training images): {unfamiliar['count']} of {metrics['n']}"
         flagged, rest = unfamiliar.get("accuracy_unfamiliar"), unfamiliar.get("accuracy_familiar")
         if flagged is not None:
-            line += f"; accuracy {flagged:.3f} on those" + (f", {rest:.3f} on the rest" if rest is not None else "")
+            line += f"; accuracy {flagged:.3f} on those" + (
+                f", {rest:.3f} on the rest" if rest is not None else ""
+            )
         print(line)
     if metrics.get("seen_in_training"):
         print(
@@ -624,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backbone",
         default=None,
-        help="default efficientnet_lite0 (its ImageNet weights ship with LabelTune); see `labeltune backbones`",
+        help="default efficientnet_lite0 (its ImageNet weights ship with LabelTune); see: labeltune backbones",
     )
     p.add_argument("--strategy", default="features", choices=["features", "partial", "full"])
     p.add_argument(

@@ -178,8 +178,9 @@ def test_torchscript_export_matches_pytorch(resnet_run: Path, ts_export: ExportR
     for batch_size in (3, 5):
         batch = torch.rand(batch_size, 3, 32, 32, generator=generator)
         with torch.no_grad():
-            logits = loaded(batch).numpy()
+            logits, probabilities = (t.numpy() for t in loaded(batch))
         _assert_close(logits, _reference(resnet_run, batch))
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
 @pytest.mark.parametrize("which", ["onnx", "torchscript"])
@@ -208,7 +209,8 @@ def test_model_card(which: str, request: pytest.FixtureRequest, resnet_run: Path
     assert data["counts_per_split_and_label"]["train"] == {"a": 2, "b": 1}
     assert card["verification"]["max_abs_diff_logits"] == result.max_abs_diff
     outputs = [o["name"] for o in card["outputs"]]
-    assert outputs == (["logits", "probabilities"] if which == "onnx" else ["logits"])
+    assert outputs == ["logits", "probabilities"]  # this bare run has no unfamiliar-input statistics
+    assert card["calibration"]["temperature"] == 1.0 and card["unfamiliar"] is None
 
     assert result.markdown_path is not None
     md = result.markdown_path.read_text(encoding="utf-8")

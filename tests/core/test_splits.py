@@ -302,3 +302,41 @@ def test_fish4knowledge_grouped_split_by_trajectory() -> None:
             assert label in val_labels, label
     # Roughly 20% overall even though whole trajectories move.
     assert 0.15 < len(val) / len(rows) < 0.25
+
+
+# ------------------------------------------------------------------------------------------ k-fold
+
+
+def test_folds_cover_every_sample_once_stratified() -> None:
+    from labeltune.core.splits import fold_indices
+
+    labels = ["a"] * 10 + ["b"] * 7 + ["c"] * 3
+    seen: list[int] = []
+    for fold in range(3):
+        train, val = fold_indices(labels, 3, fold, seed=1)
+        assert sorted(train + val) == list(range(len(labels)))
+        counts = Counter(labels[i] for i in val)
+        assert counts["a"] in (3, 4) and counts["b"] in (2, 3) and counts["c"] == 1
+        seen += val
+    assert sorted(seen) == list(range(len(labels)))
+
+
+def test_folds_keep_groups_together() -> None:
+    from labeltune.core.splits import fold_indices
+
+    labels = ["a"] * 12 + ["b"] * 12
+    groups = [f"g{i // 3}" for i in range(24)]  # 8 groups of 3
+    for fold in range(4):
+        _, val = fold_indices(labels, 4, fold, seed=0, groups=groups)
+        in_val = {groups[i] for i in val}
+        assert all(groups[i] not in in_val for i in range(24) if i not in val)
+        assert len(val) == 6
+
+
+def test_folds_reject_bad_numbers() -> None:
+    from labeltune.core.splits import fold_indices
+
+    with pytest.raises(UnusableInputError):
+        fold_indices(["a", "b"], 1, 0)
+    with pytest.raises(UnusableInputError, match="fold 4"):
+        fold_indices(["a", "b"], 3, 3)

@@ -172,7 +172,9 @@ def calibrate(
     before = expected_calibration_error(_probabilities(logits, 1.0, multilabel), targets, multilabel)
     folds = _folds(n, groups, seed)
     if folds is None:
-        after = expected_calibration_error(_probabilities(logits, temperature, multilabel), targets, multilabel)
+        after = expected_calibration_error(
+            _probabilities(logits, temperature, multilabel), targets, multilabel
+        )
         return CalibrationReport(temperature, before, after, n, False, multilabel=multilabel)
     crossed = np.zeros((n, logits.shape[1]), dtype=np.float64)
     for fold in range(CV_FOLDS):

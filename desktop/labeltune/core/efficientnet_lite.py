@@ -136,7 +136,7 @@ class EfficientNetLite(nn.Module):
             cin = cin if i == 0 else round_channels(cin, variant.width)
             cout = round_channels(cout, variant.width)
             # The lite variants keep the first and the last stage at one block.
-            n = repeats if i in (0, last) else int(math.ceil(variant.depth * repeats))
+            n = repeats if i in (0, last) else math.ceil(variant.depth * repeats)
             for j in range(n):
                 blocks.append(MBConv(cin if j == 0 else cout, cout, kernel, stride if j == 0 else 1, expand))
         self._blocks = nn.ModuleList(blocks)
@@ -183,5 +183,5 @@ def _stage_starts(variant: LiteVariant) -> list[int]:
     starts, index, last = [], 0, len(STAGES) - 1
     for i, (repeats, *_rest) in enumerate(STAGES):
         starts.append(index)
-        index += repeats if i in (0, last) else int(math.ceil(variant.depth * repeats))
+        index += repeats if i in (0, last) else math.ceil(variant.depth * repeats)
     return starts

@@ -1,23 +1,28 @@
 """Export a finished run's model to ONNX or TorchScript, check it, and write a model card beside it.
 
-The exported model has the same contract as the PyTorch one (see :mod:`labeltune.core.model`): it takes
-``image``, float32 RGB in ``[0, 1]`` with shape ``(N, 3, S, S)`` (any ``N``), normalises inside, and
-returns ``logits`` over the run's classes in the order of ``config.classes``.
+The exported model takes ``image``, float32 RGB in ``[0, 1]`` with shape ``(N, 3, S, S)`` (any ``N``),
+normalises inside (see :mod:`labeltune.core.model`), and returns, in this order:
 
-* **ONNX** (opset 18, one self-contained ``.onnx`` file, dynamic batch axis) has two outputs:
-  ``logits`` and ``probabilities`` (their softmax), so consumers in other languages need not write a
-  softmax. It is produced by the ``torch.export``-based exporter (``torch.onnx.export(dynamo=True)``,
-  which needs *onnxscript*); if that exporter fails, the legacy TorchScript-based exporter is tried.
-* **TorchScript** (``torch.jit.trace``, saved with ``torch.jit.save``) returns the logits only, like the
-  PyTorch model. ``torch.jit`` is deprecated in recent PyTorch; its warnings are silenced here.
+* ``logits`` over the run's classes in the order of ``config.classes``;
+* ``probabilities``: the *calibrated* confidence, ``softmax(logits / T)`` with the run's fitted temperature
+  (core/calibration.py), the same numbers ``labeltune predict`` reports;
+* ``ood_score`` (runs that have one): how unlike the training images the input is; above 1 it is
+  *unfamiliar* (core/familiarity.py). The densities and the threshold are constants inside the model.
 
-Both files embed a small JSON description (classes, input size, preprocessing, mean/std): in ONNX as the
-``labeltune`` metadata property, in TorchScript as the extra file ``labeltune.json``.
+Both formats have these outputs: ONNX (opset 18, one self-contained ``.onnx`` file, dynamic batch axis,
+made by the ``torch.export``-based exporter, which needs *onnxscript*, with the legacy TorchScript-based
+exporter as a fallback) as named outputs, TorchScript (``torch.jit.trace``, saved with ``torch.jit.save``;
+``torch.jit`` is deprecated in recent PyTorch, its warnings are silenced here) as a tuple.
+
+Both files embed a small JSON description (classes, input size, preprocessing, mean/std, outputs,
+temperature): in ONNX as the ``labeltune`` metadata property, in TorchScript as the extra file
+``labeltune.json``.
 
 After writing, the file is loaded back with its own runtime (onnxruntime, ``torch.jit.load``) and run on a
-fixed random batch; if its logits differ from PyTorch's by more than ``RTOL * max(1, max |logit|)`` the
-file is deleted and :class:`LabelTuneError` is raised. The model card is ``<out>.card.json`` (machine
-readable) and ``<out>.card.md`` (for people).
+fixed random batch; if its logits differ from PyTorch's by more than ``RTOL * max(1, max |logit|)`` (or its
+other outputs by more than what that explains) the file is deleted and :class:`LabelTuneError` is raised.
+The model card is ``<out>.card.json`` (machine readable) and ``<out>.card.md`` (for people); it carries the
+temperature and the unfamiliar-score statistics.
 """
 
 from __future__ import annotations
@@ -55,6 +60,9 @@ FORMATS: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_OPSET = 18
 ONNX_INPUT = "image"
 ONNX_OUTPUTS = ("logits", "probabilities")
+OOD_OUTPUT = "ood_score"
+#: Relative tolerance of the exported ``ood_score`` (float32 Mahalanobis distances through another runtime).
+OOD_RTOL = 1e-2
 #: Verification tolerance: max |logit difference| <= RTOL * max(1, max |logit|). PyTorch's own float32
 #: error on deep nets reaches ~1e-4 of the logit scale (measured 6e-5 against float64 on inception_v3),
 #: and onnxruntime differs by as much; genuine export bugs (wrong layer, normalisation, channel order)
@@ -146,7 +154,17 @@ def _load(run_dir: Path) -> tuple[nn.Module, ModelConfig]:
         raise UnusableInputError(f"cannot rebuild the model of {run_dir}: {exc}") from None
 
 
-def _embedded_metadata(config: ModelConfig, fmt: str) -> dict[str, Any]:
+def _load_familiarity(run_dir: Path) -> Any:
+    from labeltune.core.familiarity import Familiarity
+
+    try:
+        return Familiarity.load(run_dir)
+    except Exception as exc:  # a damaged file: export without the score rather than not at all
+        logger.warning("ignoring the unreadable unfamiliar-input statistics of %s: %s", run_dir, exc)
+        return None
+
+
+def _embedded_metadata(config: ModelConfig, fmt: str, outputs: list[str] | None = None) -> dict[str, Any]:
     """Return the small description stored inside the exported file itself."""
     return {
         "labeltune_version": __version__,
@@ -165,7 +183,9 @@ def _embedded_metadata(config: ModelConfig, fmt: str) -> dict[str, Any]:
         "normalization_inside_model": True,
         "mean": list(config.mean),
         "std": list(config.std),
-        "outputs": list(ONNX_OUTPUTS) if fmt == "onnx" else ["logits"],
+        "outputs": outputs or list(ONNX_OUTPUTS),
+        "temperature": config.temperature,
+        "unfamiliar_when_ood_score_above": 1.0 if outputs and OOD_OUTPUT in outputs else None,
     }
 
 
@@ -197,21 +217,45 @@ def _example_batch(config: ModelConfig, batch: int, seed: int) -> torch.Tensor:
     return torch.rand(batch, 3, size, size, generator=generator, dtype=torch.float32)
 
 
-def _with_probabilities(model: nn.Module) -> nn.Module:
-    """Wrap ``model`` so it returns ``(logits, softmax(logits))``."""
+def _deployable(model: nn.Module, config: ModelConfig, familiarity: Any) -> nn.Module:
+    """Wrap ``model``: ``(logits, calibrated probabilities[, ood_score])``; ``.output_names`` says which."""
     import torch
     from torch import nn
 
-    class WithProbabilities(nn.Module):
+    from labeltune.core.familiarity import torch_scorer
+    from labeltune.core.probes import CONTENT, PROBE_NAMES, probed_classifier
+
+    temperature = float(config.temperature)
+
+    class Calibrated(nn.Module):
         def __init__(self, inner: nn.Module) -> None:
             super().__init__()
             self.inner = inner
+            self.output_names = list(ONNX_OUTPUTS)
 
         def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             logits = self.inner(image)
-            return logits, torch.softmax(logits, dim=1)
+            return logits, torch.softmax(logits / temperature, dim=1)
 
-    return WithProbabilities(model).eval()
+    class CalibratedWithScore(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.probed = probed_classifier(inner, config.backbone)
+            self.scorer = torch_scorer(familiarity, [CONTENT, *PROBE_NAMES])
+            self.early = int(familiarity.densities[PROBE_NAMES[0]].means.shape[1])
+            self.output_names = [*ONNX_OUTPUTS, OOD_OUTPUT]
+
+        def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            logits, pooled, stats = self.probed(image)
+            score = self.scorer(pooled, stats[:, : self.early], stats[:, self.early :])
+            return logits, torch.softmax(logits / temperature, dim=1), score
+
+    wrapped = Calibrated(model) if familiarity is None else CalibratedWithScore(model)
+    return wrapped.eval()
+
+
+def _output_names(module: nn.Module) -> list[str]:
+    return list(getattr(module, "output_names", ONNX_OUTPUTS))
 
 
 def _check_onnx_dependencies() -> None:
@@ -237,7 +281,7 @@ def _export_onnx_dynamo(model: nn.Module, example: torch.Tensor, path: Path, met
         (example,),
         dynamo=True,
         input_names=[ONNX_INPUT],
-        output_names=list(ONNX_OUTPUTS),
+        output_names=_output_names(model),
         opset_version=ONNX_OPSET,
         dynamic_shapes=({0: batch},),
         optimize=True,
@@ -261,9 +305,9 @@ def _export_onnx_legacy(model: nn.Module, example: torch.Tensor, path: Path, met
             str(path),
             dynamo=False,
             input_names=[ONNX_INPUT],
-            output_names=list(ONNX_OUTPUTS),
+            output_names=_output_names(model),
             opset_version=ONNX_OPSET,
-            dynamic_axes={name: {0: "batch"} for name in (ONNX_INPUT, *ONNX_OUTPUTS)},
+            dynamic_axes={name: {0: "batch"} for name in (ONNX_INPUT, *_output_names(model))},
         )
     proto = onnx.load(str(path))
     entry = proto.metadata_props.add()
@@ -275,9 +319,9 @@ def _write_onnx(model: nn.Module, config: ModelConfig, path: Path) -> str:
     """Write the ONNX file to ``path``; return which exporter made it."""
     import torch
 
-    wrapped = _with_probabilities(model)
+    wrapped = model
     example = _example_batch(config, 2, VERIFY_SEED + 1)
-    metadata = json.dumps(_embedded_metadata(config, "onnx"))
+    metadata = json.dumps(_embedded_metadata(config, "onnx", _output_names(model)))
     try:
         with torch.no_grad():
             _export_onnx_dynamo(wrapped, example, path, metadata)
@@ -302,7 +346,7 @@ def _write_torchscript(model: nn.Module, config: ModelConfig, path: Path) -> str
     import torch
 
     example = _example_batch(config, 2, VERIFY_SEED + 1)
-    extra = {"labeltune.json": json.dumps(_embedded_metadata(config, "torchscript"))}
+    extra = {"labeltune.json": json.dumps(_embedded_metadata(config, "torchscript", _output_names(model)))}
     with _quiet_torch_deprecations(), torch.no_grad():
         traced = torch.jit.trace(model, (example,), check_trace=False)
         torch.jit.save(traced, str(path), _extra_files=extra)
@@ -320,7 +364,7 @@ def _runner(fmt: str, path: Path) -> Callable[[torch.Tensor], list[np.ndarray]]:
         session = ort.InferenceSession(path.read_bytes(), providers=["CPUExecutionProvider"])
 
         def run_onnx(batch: torch.Tensor) -> list[np.ndarray]:
-            return list(session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: batch.numpy()}))
+            return list(session.run(None, {ONNX_INPUT: batch.numpy()}))
 
         return run_onnx
 
@@ -330,7 +374,8 @@ def _runner(fmt: str, path: Path) -> Callable[[torch.Tensor], list[np.ndarray]]:
 
     def run_script(batch: torch.Tensor) -> list[np.ndarray]:
         with torch.no_grad():
-            return [loaded(batch).numpy()]
+            out = loaded(batch)
+        return [t.numpy() for t in out] if isinstance(out, (tuple, list)) else [out.numpy()]
 
     return run_script
 
@@ -350,17 +395,21 @@ def _compare(
     import numpy as np
     import torch
 
-    worst, worst_prob, scale = 0.0, 0.0, 1.0
+    names = _output_names(model)
+    worst, worst_prob, worst_ood, scale = 0.0, 0.0, 0.0, 1.0
     for index, batch_size in enumerate(VERIFY_BATCHES):
         batch = _example_batch(config, batch_size, VERIFY_SEED + 10 * index)
         with torch.no_grad():
-            reference = model(batch).numpy()
+            references = [t.numpy() for t in model(batch)]
+        reference = references[0]
         if not np.all(np.isfinite(reference)):
             raise LabelTuneError("the run's model gives non-finite logits on random images; not exporting it")
         try:
             outputs = run(batch)
         except Exception as exc:
             raise LabelTuneError(f"the exported {fmt} file fails on a batch of {batch_size}: {exc}") from exc
+        if len(outputs) != len(names):
+            raise LabelTuneError(f"the exported {fmt} model gives {len(outputs)} outputs, expected {names}")
         logits = np.asarray(outputs[0])
         if logits.shape != reference.shape:
             raise LabelTuneError(
@@ -371,22 +420,31 @@ def _compare(
         if not np.all(np.isfinite(logits)):
             worst = math.inf
         scale = max(scale, float(np.max(np.abs(reference))))
-        if len(outputs) > 1:
-            expected = torch.softmax(torch.from_numpy(reference), dim=1).numpy()
-            diff = np.abs(np.asarray(outputs[1]) - expected)
-            worst_prob = max(worst_prob, float(np.max(diff)) if np.all(np.isfinite(diff)) else math.inf)
+        expected = torch.softmax(torch.from_numpy(reference) / config.temperature, dim=1).numpy()
+        diff = np.abs(np.asarray(outputs[1]) - expected)
+        worst_prob = max(worst_prob, float(np.max(diff)) if np.all(np.isfinite(diff)) else math.inf)
+        if OOD_OUTPUT in names:
+            ood, ref_ood = np.asarray(outputs[2]), references[2]
+            rel = np.abs(ood - ref_ood) / np.maximum(1.0, np.abs(ref_ood))
+            worst_ood = max(worst_ood, float(np.max(rel)) if np.all(np.isfinite(rel)) else math.inf)
     tolerance = RTOL * scale
     if not worst <= tolerance:  # also catches NaN
         raise LabelTuneError(
             f"the exported {fmt} model's logits differ from PyTorch's by {worst:.3g} "
             f"(tolerance {tolerance:.3g}); the file was deleted"
         )
-    # softmax is 1/2-Lipschitz in the max norm: logits off by d give probabilities off by at most d / 2.
-    prob_tolerance = 0.5 * worst + PROB_ATOL
+    # softmax is 1/2-Lipschitz in the max norm: logits off by d give probabilities off by at most d / 2
+    # (d / 2T after the temperature).
+    prob_tolerance = 0.5 * worst / min(config.temperature, 1.0) + PROB_ATOL
     if not worst_prob <= prob_tolerance:
         raise LabelTuneError(
             f"the exported {fmt} model's probabilities differ from PyTorch's by {worst_prob:.3g} "
             f"(tolerance {prob_tolerance:.3g}); the file was deleted"
+        )
+    if not worst_ood <= OOD_RTOL:
+        raise LabelTuneError(
+            f"the exported {fmt} model's ood_score differs from PyTorch's by {worst_ood:.3g} (relative; "
+            f"tolerance {OOD_RTOL:g}); the file was deleted"
         )
     return worst, tolerance
 
@@ -457,6 +515,7 @@ def build_card(
     exporter: str,
     max_abs_diff: float,
     tolerance: float,
+    familiarity: Any = None,
 ) -> dict[str, Any]:
     """Return the machine-readable model card of an exported file."""
     import torch
@@ -484,13 +543,23 @@ def build_card(
             "description": "unnormalised class scores; argmax is the predicted class",
         },
     ]
-    if fmt == "onnx":
+    outputs.append(
+        {
+            "name": "probabilities",
+            "shape": ["N", len(config.classes)],
+            "dtype": "float32",
+            "description": f"calibrated confidence: softmax(logits / {config.temperature:.4g}), the "
+            "temperature fitted on the validation split",
+        }
+    )
+    if familiarity is not None:
         outputs.append(
             {
-                "name": "probabilities",
-                "shape": ["N", len(config.classes)],
+                "name": OOD_OUTPUT,
+                "shape": ["N"],
                 "dtype": "float32",
-                "description": "softmax of the logits",
+                "description": "how unlike the training images the input is; above 1 it is unfamiliar "
+                "and its prediction deserves less trust",
             }
         )
     train = run_config.get("train")
@@ -528,6 +597,25 @@ def build_card(
         },
         "outputs": outputs,
         "head": {"hidden": config.head_hidden, "dropout": config.head_dropout},
+        "calibration": {
+            "temperature": config.temperature,
+            "applied_to": "probabilities = softmax(logits / temperature)",
+            "report": (_read_metrics(run_dir) or {}).get("calibration"),
+        },
+        "unfamiliar": (
+            {
+                "output": OOD_OUTPUT,
+                "unfamiliar_when_above": 1.0,
+                "false_alarm_target": familiarity.false_alarm,
+                "representations": {
+                    name: {"dims": int(d.means.shape[1]), "components": int(d.components.shape[0])}
+                    for name, d in familiarity.densities.items()
+                },
+                "report": familiarity.report,
+            }
+            if familiarity is not None
+            else None
+        ),
         "model_extra": config.extra,
         "verification": {
             "runtime": "onnxruntime (CPU)" if fmt == "onnx" else "torch.jit.load",
@@ -592,6 +680,45 @@ def _md_metrics(metrics: Any) -> list[str]:
     return lines
 
 
+def _md_reliability(card: dict[str, Any]) -> list[str]:
+    """The card's sections on calibrated confidence and unfamiliar inputs."""
+    calibration = card.get("calibration") or {}
+    report = calibration.get("report") or {}
+    lines = ["## Confidence", ""]
+    lines.append(
+        f"`probabilities` are calibrated: softmax(logits / {calibration.get('temperature', 1.0):.4g}), the "
+        "temperature fitted on the run's validation images (temperature scaling)."
+    )
+    if report.get("n"):
+        lines.append(
+            f"Expected calibration error {report['ece_before']:.3f} before, {report['ece_after']:.3f} after "
+            f"({report.get('note', '')})."
+        )
+    lines += ["", "## Unfamiliar inputs", ""]
+    unfamiliar = card.get("unfamiliar")
+    if not unfamiliar:
+        lines += ["This run has no unfamiliar-input score (made before LabelTune had one).", ""]
+        return lines
+    info = unfamiliar.get("report") or {}
+    lines.append(
+        f"`{unfamiliar['output']}` measures how unlike the training images an input is; above "
+        f"{unfamiliar['unfamiliar_when_above']:g} the input is unfamiliar and its prediction deserves less "
+        f"trust. The threshold flags about {unfamiliar['false_alarm_target']:.0%} of images like the "
+        "training ones"
+        + (
+            f" (measured on the validation images: {info['val_unfamiliar_rate']:.1%})."
+            if info.get("val_unfamiliar_rate") is not None
+            else "."
+        )
+    )
+    lines.append("")
+    lines += _md_table(
+        ["representation", "dimensions", "principal directions"],
+        [[name, v["dims"], v["components"]] for name, v in unfamiliar["representations"].items()],
+    )
+    return lines
+
+
 def render_card_markdown(card: dict[str, Any]) -> str:
     """Return the human-readable model card (Markdown) for a card from :func:`build_card`."""
     file, inp, norm, verify = card["file"], card["input"], card["normalization"], card["verification"]
@@ -633,10 +760,12 @@ def render_card_markdown(card: dict[str, Any]) -> str:
         "## Outputs",
         "",
         *[
-            f"- `{o['name']}`: {o['dtype']}, shape N x {o['shape'][1]}; {o['description']}."
+            f"- `{o['name']}`: {o['dtype']}, shape {' x '.join(str(d) for d in o['shape'])}; "
+            f"{o['description']}."
             for o in card["outputs"]
         ],
         "",
+        *_md_reliability(card),
         "## Metrics",
         "",
         *_md_metrics(card.get("metrics")),
@@ -710,17 +839,19 @@ def export_model(
 
     _report(progress, 0, f"loading the model of {run_dir.name}")
     model, config = _load(run_dir)
+    familiarity = _load_familiarity(run_dir)
+    deployable = _deployable(model, config, familiarity)
     _report(progress, 1, f"exporting {config.backbone} to {fmt}")
     try:
         writer = _write_onnx if fmt == "onnx" else _write_torchscript
         try:
-            exporter = writer(model, config, partial)
+            exporter = writer(deployable, config, partial)
         except LabelTuneError:
             raise
         except Exception as exc:
             raise LabelTuneError(f"{fmt} export of {config.backbone} failed: {exc}") from exc
         _report(progress, 2, "checking the exported model against PyTorch")
-        max_abs_diff, tolerance = _verify(model, config, fmt, partial)
+        max_abs_diff, tolerance = _verify(deployable, config, fmt, partial)
         partial.replace(out)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -739,6 +870,7 @@ def export_model(
         exporter=exporter,
         max_abs_diff=max_abs_diff,
         tolerance=tolerance,
+        familiarity=familiarity,
     )
     card_path, md_path = _card_paths(out)
     _write_text_atomic(card_path, json.dumps(card, indent=2, ensure_ascii=False) + "\n")

@@ -1,4 +1,4 @@
-"""'This input is unlike the training data': a density model of a run's representations and its threshold.
+"""Telling 'this input is unlike the training data': densities of a run's representations, a threshold.
 
 A model is right on only about 1 in 5 field photos when it was trained on lab photos, and it cannot tell by
 itself. After training, this module fits, on the training items, one Gaussian density per *representation*
@@ -85,7 +85,13 @@ class GaussianDensity:
         total = eigen.sum() / dim
         noise = float(max(rest, 1e-6 * total, 1e-12))
         variances = np.maximum(eigen[:k], noise)
-        return cls(means.astype(np.float32), vt[:k].astype(np.float32), variances.astype(np.float32), noise, normalize)
+        return cls(
+            means.astype(np.float32),
+            vt[:k].astype(np.float32),
+            variances.astype(np.float32),
+            noise,
+            normalize,
+        )
 
     def distance(self, x: np.ndarray) -> np.ndarray:
         """Squared Mahalanobis distance to the nearest mean, ``(N,)`` (not divided by ``scale``)."""
@@ -180,7 +186,9 @@ class Familiarity:
             )
             for name, info in meta["parts"].items()
         }
-        return cls(densities, float(meta["threshold"]), float(meta["false_alarm"]), dict(meta.get("report", {})))
+        return cls(
+            densities, float(meta["threshold"]), float(meta["false_alarm"]), dict(meta.get("report", {}))
+        )
 
 
 def fit_familiarity(
@@ -225,7 +233,9 @@ def fit_familiarity(
     combined = np.max(np.stack(list(reference.values())), 0)
     val_combined = np.zeros(0)
     if val is not None and len(next(iter(val.values()), [])):
-        val_parts = [densities[name].distance(np.asarray(val[name])) / densities[name].scale for name in densities]
+        val_parts = [
+            densities[name].distance(np.asarray(val[name])) / densities[name].scale for name in densities
+        ]
         val_combined = np.max(np.stack(val_parts), 0)
     pooled = np.concatenate([combined, val_combined])
     # Conformal rank: the ceil((n + 1)(1 - a))-th smallest keeps the false-alarm rate at or below a.
@@ -236,11 +246,13 @@ def fit_familiarity(
         "95th percentile; threshold at the conformal (1 - false alarm) quantile",
         "representations": {name: int(np.asarray(x).shape[1]) for name, x in train.items()},
         "false_alarm_target": false_alarm,
-        "reference_items": int(len(pooled)),
+        "reference_items": len(pooled),
         "cross_fitted": folds is not None,
         "train_unfamiliar_rate": round(float(np.mean(combined > threshold)), 4),
-        "val_items": int(len(val_combined)),
-        "val_unfamiliar_rate": round(float(np.mean(val_combined > threshold)), 4) if len(val_combined) else None,
+        "val_items": len(val_combined),
+        "val_unfamiliar_rate": round(float(np.mean(val_combined > threshold)), 4)
+        if len(val_combined)
+        else None,
     }
     return Familiarity(densities, threshold, false_alarm, report)
 

@@ -25,7 +25,6 @@ from labeltune.core.metrics import classification_metrics, top_k
 from labeltune.core.model import load_model
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 
-
 UNFAMILIAR_FOLDER = "unfamiliar"
 UNCERTAIN_FOLDER = "uncertain"
 
@@ -193,7 +192,9 @@ def evaluate_run(
     return metrics
 
 
-def unfamiliar_summary(predictions: Sequence[Prediction], correct: np.ndarray | None = None) -> dict[str, Any]:
+def unfamiliar_summary(
+    predictions: Sequence[Prediction], correct: np.ndarray | None = None
+) -> dict[str, Any]:
     """How many predictions are unfamiliar, and (with ``correct``) the accuracy among those and the rest."""
     scored = [p for p in predictions if p.ood_score is not None]
     if not scored:

@@ -16,7 +16,7 @@ compute the score inside the model).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labeltune.core.backbones import get_spec
 
@@ -74,7 +74,11 @@ def _modules() -> tuple[type, type]:
         """``normalize`` → ``trunk`` (→ ``top``), returning ``(output, [early stats | mid stats])``."""
 
         def __init__(
-            self, normalize: nn.Module, trunk: nn.Module, top: nn.Module | None, taps: Sequence[tuple[int, ...]]
+            self,
+            normalize: nn.Module,
+            trunk: nn.Module,
+            top: nn.Module | None,
+            taps: Sequence[tuple[int, ...]],
         ) -> None:
             super().__init__()
             self.normalize, self.trunk = normalize, trunk
@@ -95,7 +99,7 @@ def _modules() -> tuple[type, type]:
             self.taps = [tuple(t) for t in taps]
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            m = self.model
+            m: Any = self.model
             out, tapped = run_tapped(m.trunk, m.normalize(x), self.taps)
             pooled = m.top(out)
             stats = [channel_stats(t) for t in tapped if t is not None]
@@ -108,7 +112,8 @@ def probed_frozen(model: nn.Module, backbone: str, with_top: bool) -> nn.Module:
     """The frozen part of ``model`` (normalize, trunk and, if ``with_top``, top) returning probes too."""
     probed_trunk, _ = _modules()
     taps = get_spec(backbone).probe_taps
-    return probed_trunk(model.normalize, model.trunk, model.top if with_top else None, taps)  # type: ignore[arg-type]
+    m: Any = model
+    return probed_trunk(m.normalize, m.trunk, m.top if with_top else None, taps)  # type: ignore[no-any-return]
 
 
 def probed_classifier(model: nn.Module, backbone: str) -> nn.Module:
@@ -122,12 +127,13 @@ def probe_dims(model: nn.Module, backbone: str, input_size: int) -> tuple[int, .
     import torch
 
     taps = get_spec(backbone).probe_taps
-    was_training = model.training
-    model.eval()
+    m: Any = model
+    was_training = m.training
+    m.eval()
     with torch.no_grad():
-        x = torch.zeros(1, 3, input_size, input_size, device=next(model.parameters()).device)
-        _, tapped = run_tapped(model.trunk, model.normalize(x), taps)  # type: ignore[operator]
-    model.train(was_training)
+        x = torch.zeros(1, 3, input_size, input_size, device=next(m.parameters()).device)
+        _, tapped = run_tapped(m.trunk, m.normalize(x), taps)
+    m.train(was_training)
     return tuple(channel_stats(t).shape[1] for t in tapped if t is not None)
 
 

@@ -133,7 +133,7 @@ def fold_indices(
     *,
     keys: Sequence[str] | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Split into ``(train, val)`` for k-fold cross-validation: validation is fold ``fold`` (0-based) of ``folds``.
+    """Split into ``(train, val)`` for k-fold cross-validation, validating on fold ``fold`` (0-based).
 
     Stratified and grouped like :func:`split_indices`: per class, units (samples, or whole groups) are
     dealt in rank order, largest first among groups, to the fold holding the fewest of that class so far,

@@ -24,9 +24,9 @@ import numpy as np
 
 from labeltune import __version__
 from labeltune.core.backbones import DEFAULT_BACKBONE, get_spec
+from labeltune.core.calibration import calibrate as calibrate_confidence
 from labeltune.core.datasets import Dataset, SkippedFile
 from labeltune.core.errors import LabelTuneError, UnusableInputError
-from labeltune.core.calibration import calibrate as calibrate_confidence
 from labeltune.core.familiarity import fit_familiarity
 from labeltune.core.features import (
     FeatureCache,
@@ -38,7 +38,14 @@ from labeltune.core.features import (
 from labeltune.core.hashing import HashCache
 from labeltune.core.metrics import classification_metrics
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
-from labeltune.core.probes import CONTENT, PROBE_NAMES, probe_dims, probed_classifier, probed_frozen, split_probes
+from labeltune.core.probes import (
+    CONTENT,
+    PROBE_NAMES,
+    probe_dims,
+    probed_classifier,
+    probed_frozen,
+    split_probes,
+)
 from labeltune.core.progress import Progress, ProgressCallback, StoppedError, no_progress
 from labeltune.core.splits import fold_indices, groups_from_regex, split_indices
 from labeltune.core.trainer import (
@@ -600,14 +607,14 @@ def _fit(
     # Post-fit: calibrated confidence and the unfamiliar-input score (docs/adr/0012).
     if not state_out.stopped_by_user or state_out.epoch > 0:
         progress(Progress("reliability", 0, 1, "calibrating confidence"))
-        calibration = calibrate_confidence(
+        confidence_report = calibrate_confidence(
             logits.numpy(),
             targets.numpy(),
             groups=np.asarray(data.groups, dtype=object)[data.is_val] if data.groups is not None else None,
             seed=config.seed,
         )
-        model_config.temperature = calibration.temperature
-        metrics["calibration"] = calibration.to_json()
+        model_config.temperature = confidence_report.temperature
+        metrics["calibration"] = confidence_report.to_json()
         representations = _representations(
             model, config, data, x_all, probes_all, transform, device, model_config.input_size
         )

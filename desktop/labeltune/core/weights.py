@@ -270,8 +270,8 @@ def _load_bundled(name: str, path: Path) -> dict[str, torch.Tensor]:
     digest = _bundled_sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
     if spec.sha256 and digest != spec.sha256:
         raise InvalidWeightsError(
-            f"the bundled {name} weights {path} are damaged or not the official file (sha256 {digest[:16]}... "
-            f"instead of {spec.sha256[:16]}...); {fetch_instructions(name)}"
+            f"the bundled {name} weights {path} are damaged or not the official file "
+            f"(sha256 {digest[:16]}... instead of {spec.sha256[:16]}...); {fetch_instructions(name)}"
         )
     return read_weights_file(name, path)
 
