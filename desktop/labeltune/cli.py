@@ -626,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backbone",
         default=None,
-        help="default efficientnet_lite0 (its ImageNet weights ship with LabelTune); see: labeltune backbones",
+        help="default efficientnet_lite0, whose ImageNet weights ship with LabelTune",
     )
     p.add_argument("--strategy", default="features", choices=["features", "partial", "full"])
     p.add_argument(
