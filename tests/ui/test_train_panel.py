@@ -264,10 +264,19 @@ def test_missing_weights_offline_explains_and_offers_random_weights(
     monkeypatch.setenv("LABELTUNE_WEIGHTS_BASE_URL", f"http://127.0.0.1:{closed_port()}")
     session = make_session(weights="imagenet")
     panel = make_panel(session)
+    picker = panel.form.backbone_picker
+    # ResNet-18 was remembered, but its weights are not here: the network that works offline is chosen
+    assert picker.backbone() == "efficientnet_lite0"
+    assert "EfficientNet-Lite0" in picker.offline_label.text() and "ResNet" not in picker.offline_label.text()
+    assert not picker.get_weights_button.isVisible()
+    picker.set_backbone("resnet18")  # the user insists
+    assert picker.get_weights_button.isVisible() and picker.use_offline_button.isVisible()
+    assert "not on this computer" in picker.info.text()
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     dialog = panel.weights_dialog
     assert dialog is not None and dialog.isVisible() and not panel.is_running()
     assert "labeltune weights import" in dialog.manual_label.text()
+    assert dialog.bundled_button.isVisible()
 
     with qtbot.waitSignal(dialog.controller.failed, timeout=30_000):
         qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
@@ -282,6 +291,50 @@ def test_missing_weights_offline_explains_and_offers_random_weights(
     config = json.loads((blocker.args[0] / "config.json").read_text())
     assert config["train"]["weights"] == "none"
     assert panel.form.weights() == "none" and Settings.load().weights == "none"
+
+
+def test_missing_weights_dialog_offers_the_bundled_network(qtbot, make_session, make_panel, monkeypatch):
+    monkeypatch.setenv("LABELTUNE_WEIGHTS_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    session = make_session(weights="imagenet")
+    panel = make_panel(session)
+    panel.form.backbone_picker.set_backbone("densenet201")
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    dialog = panel.weights_dialog
+    assert dialog is not None and dialog.bundled_button.isVisible()
+    with qtbot.waitSignal(panel.run_finished, timeout=TIMEOUT) as blocker:
+        qtbot.mouseClick(dialog.bundled_button, Qt.MouseButton.LeftButton)
+    config = json.loads((blocker.args[0] / "config.json").read_text())
+    assert config["train"]["backbone"] == "efficientnet_lite0" and config["train"]["weights"] == "imagenet"
+    assert config["weights_id"] == "imagenet-57934424"
+    assert panel.form.backbone_picker.backbone() == "efficientnet_lite0"
+    assert Settings.load().backbone == "efficientnet_lite0"
+
+
+def test_picker_switches_to_the_offline_network_and_asks_for_weights(qtbot, make_session, make_panel):
+    panel = make_panel(make_session(backbone="", weights="imagenet"))
+    picker = panel.form.backbone_picker
+    assert picker.backbone() == "efficientnet_lite0"
+    assert "ready offline" in picker.combo.currentText()
+    assert "come with LabelTune" in picker.info.text()
+    picker.set_backbone("inception_v3")
+    assert "MB download" in picker.combo.currentText()
+    with qtbot.waitSignal(picker.weights_requested) as blocker:
+        qtbot.mouseClick(picker.get_weights_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == ["inception_v3"]
+    dialog = panel.form.weights_dialog
+    assert dialog is not None and dialog.isVisible()
+    with qtbot.waitSignal(dialog.finished):
+        qtbot.mouseClick(dialog.bundled_button, Qt.MouseButton.LeftButton)
+    assert picker.backbone() == "efficientnet_lite0" and not picker.get_weights_button.isVisible()
+
+
+def test_epochs_default_follows_the_strategy(make_session, make_panel):
+    panel = make_panel(make_session(epochs=0))
+    form = panel.form
+    assert form.epochs_spin.value() == 0 and form.epochs_spin.text() == "default (30)"
+    assert form.config().epochs == 30
+    form.strategy_combo.setCurrentIndex(form.strategy_combo.findData("full"))
+    assert form.epochs_spin.text() == "default (10)" and form.config().epochs == 10
 
 
 @pytest.fixture(scope="module")

@@ -759,6 +759,12 @@ class Project:
         result.update(sorted(found.items()))  # labels outside the class list (should not happen)
         return result
 
+    def group_count(self) -> int:
+        """Return how many distinct groups (e.g. fish tracks) the samples carry (0: none are grouped)."""
+        with self._lock:
+            query = "SELECT COUNT(DISTINCT group_key) FROM samples WHERE group_key IS NOT NULL"
+            return int(self._db().execute(query).fetchone()[0])
+
     def unlabeled_count(self) -> int:
         """Return the number of samples without a label."""
         with self._lock:

@@ -33,9 +33,9 @@ class Settings:
 
     recent_projects: list[str] = field(default_factory=list)
     auto_advance: bool = True
-    backbone: str = "resnet18"
+    backbone: str = ""  # "": the most accurate network whose ImageNet weights are here
     strategy: str = "features"
-    epochs: int = 10
+    epochs: int = 0  # 0: the strategy's default
     batch_size: int = 32
     learning_rate: float = 0.0  # 0: the strategy's default
     augment: bool = True

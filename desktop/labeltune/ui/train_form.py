@@ -27,10 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labeltune.core.backbones import get_spec
+from labeltune.core.backbones import DEFAULT_BACKBONE, get_spec
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress
-from labeltune.core.training import DEFAULT_LR, TrainConfig
+from labeltune.core.training import DEFAULT_EPOCHS, DEFAULT_LR, TrainConfig
+from labeltune.core.weights import weights_present
 from labeltune.ui.backbone_picker import BackbonePicker
 from labeltune.ui.errors import show_error
 from labeltune.ui.session import ProjectSession
@@ -105,6 +106,7 @@ class TrainSettingsForm(QWidget):
         self.devices: dict[str, str] | None = None
         self._device_controller = TaskController(self)
         self._weights_file = ""
+        self.weights_dialog: Any = None  # the download/import dialog opened from the picker
 
         self.backbone_picker = BackbonePicker()
         model_box = QGroupBox("Network")
@@ -120,7 +122,7 @@ class TrainSettingsForm(QWidget):
         self.strategy_label = QLabel()
         self.strategy_label.setWordWrap(True)
         self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 1000)
+        self.epochs_spin.setRange(0, 1000)  # 0 shows as the strategy's default
         self.epochs_spin.setToolTip("How many times training goes through all training images")
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 1024)
@@ -195,6 +197,10 @@ class TrainSettingsForm(QWidget):
         advanced_form.addRow("&Input size:", self.input_size_spin)
         advanced_form.addRow("&Validation share:", self.val_spin)
         advanced_form.addRow("&Group by:", self.group_edit)
+        self.groups_label = QLabel()
+        self.groups_label.setObjectName("groupsLabel")
+        self.groups_label.setWordWrap(True)
+        advanced_form.addRow(self.groups_label)
         advanced_form.addRow("Stop early &after:", self.patience_spin)
         self.advanced.setVisible(False)
 
@@ -210,6 +216,7 @@ class TrainSettingsForm(QWidget):
         self.strategy_combo.currentIndexChanged.connect(self._on_strategy_combo_changed)
         self.backbone_picker.backbone_changed.connect(self._on_backbone_picker_changed)
         self.weights_combo.activated.connect(self._on_weights_combo_activated)
+        self.backbone_picker.weights_requested.connect(self._on_backbone_picker_weights_requested)
         self.advanced_button.toggled.connect(self._on_advanced_button_toggled)
         self.group_edit.textChanged.connect(self._on_group_edit_changed)
         self._device_controller.finished.connect(self._on_device_controller_finished)
@@ -220,7 +227,10 @@ class TrainSettingsForm(QWidget):
     def load_settings(self) -> None:
         """Show the remembered choices (settings file; advanced ones from the open project)."""
         s = self.session.settings
-        self.backbone_picker.set_backbone(s.backbone)
+        if s.backbone and (s.weights != "imagenet" or weights_present(s.backbone)):
+            self.backbone_picker.set_backbone(s.backbone)
+        else:  # nothing chosen yet, or a network whose ImageNet weights are not here: one that works
+            self.backbone_picker.preselect()
         self._select(self.strategy_combo, s.strategy)
         self.epochs_spin.setValue(s.epochs)
         self.batch_spin.setValue(s.batch_size)
@@ -234,6 +244,14 @@ class TrainSettingsForm(QWidget):
         self.val_spin.setValue(float(stored.get("val_fraction", 0.2)))
         self.group_edit.setText(str(stored.get("group_by") or ""))
         self.patience_spin.setValue(int(stored.get("patience", 5)))
+        groups = project.group_count() if project is not None else 0
+        self.groups_label.setText(
+            f"<small>The import gave {groups} groups (e.g. fish tracks or plants); each stays on one side "
+            "of the split, so validation never sees near-copies of training images.</small>"
+            if groups
+            else ""
+        )
+        self.groups_label.setVisible(bool(groups))
         self._update_explanations()
 
     def save_settings(self) -> None:
@@ -301,7 +319,7 @@ class TrainSettingsForm(QWidget):
             backbone=self.backbone_picker.backbone(),
             strategy=self.strategy(),
             weights=weights,
-            epochs=self.epochs_spin.value(),
+            epochs=self.epochs_spin.value(),  # 0: the strategy's default
             batch_size=self.batch_spin.value(),
             lr=self._learning_rate(),
             augment=self.augment_check.isChecked(),
@@ -342,7 +360,9 @@ class TrainSettingsForm(QWidget):
         self.detect_devices()
 
     def shutdown(self) -> None:
-        """Wait for the device detection, if it is still running."""
+        """Wait for the device detection (and a download started from the picker), if still running."""
+        if self.weights_dialog is not None:
+            self.weights_dialog.shutdown()
         self._device_controller.shutdown()
 
     # -- slots --------------------------------------------------------------------------------------
@@ -351,6 +371,7 @@ class TrainSettingsForm(QWidget):
         self.strategy_label.setText(f"<small>{STRATEGY_TEXT[strategy][1]}</small>")
         spec = get_spec(self.backbone_picker.backbone())
         self.lr_edit.setPlaceholderText(f"default ({DEFAULT_LR[strategy]:g})")
+        self.epochs_spin.setSpecialValueText(f"default ({DEFAULT_EPOCHS[strategy]})")
         self.input_size_spin.setSpecialValueText(f"network default ({spec.input_size} px)")
 
     def _on_strategy_combo_changed(self, _index: int) -> None:
@@ -369,6 +390,28 @@ class TrainSettingsForm(QWidget):
             self.set_weights(file)
         elif not self._weights_file:
             self._select(self.weights_combo, "imagenet")
+
+    def _on_backbone_picker_weights_requested(self, backbone: str) -> None:
+        from labeltune.ui.weights_dialog import WeightsDialog
+
+        if self.weights_dialog is not None:
+            return
+        self.weights_dialog = WeightsDialog(backbone, self)
+        self.weights_dialog.finished.connect(self._on_weights_dialog_finished)
+        self.weights_dialog.open()
+
+    def _on_weights_dialog_finished(self, _code: int) -> None:
+        from labeltune.ui.weights_dialog import BUNDLED, RANDOM
+
+        dialog, self.weights_dialog = self.weights_dialog, None
+        if dialog is None:
+            return
+        if dialog.outcome == BUNDLED:
+            self.backbone_picker.set_backbone(DEFAULT_BACKBONE)
+        elif dialog.outcome == RANDOM:
+            self.set_weights(RANDOM)
+        self.backbone_picker.refresh()
+        dialog.deleteLater()
 
     def _on_advanced_button_toggled(self, checked: bool) -> None:
         self.advanced.setVisible(checked)

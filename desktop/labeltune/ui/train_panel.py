@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltune.core.backbones import DEFAULT_BACKBONE
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress
 from labeltune.core.trainer import EpochRecord
@@ -42,7 +43,7 @@ from labeltune.ui.train_status import (
     stage_text,
     summary_text,
 )
-from labeltune.ui.weights_dialog import IMAGENET, RANDOM, WeightsDialog
+from labeltune.ui.weights_dialog import BUNDLED, IMAGENET, RANDOM, WeightsDialog
 from labeltune.workers.tasks import TaskController
 from labeltune.workers.training import TrainingStarted, TrainWorker
 
@@ -253,7 +254,11 @@ class TrainPanel(QWidget):
             self.form.set_weights(RANDOM)
             self.form.save_settings()
             config.weights = RANDOM
-        if dialog.outcome in (IMAGENET, RANDOM):
+        elif dialog.outcome == BUNDLED:
+            self.form.backbone_picker.set_backbone(DEFAULT_BACKBONE)
+            self.form.save_settings()
+            config.backbone = DEFAULT_BACKBONE
+        if dialog.outcome in (IMAGENET, RANDOM, BUNDLED):
             project = self.session.project
             self._start_worker(TrainWorker(project.folder, config, new_run_dir(project.runs_dir)))
         dialog.deleteLater()

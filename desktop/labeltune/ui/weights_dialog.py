@@ -1,4 +1,5 @@
-"""Getting a backbone's missing ImageNet weights: download them, import a file, or use random weights."""
+"""Getting a backbone's missing ImageNet weights: download them, import a file, train the network whose
+weights ship with LabelTune instead, or use random weights."""
 
 from __future__ import annotations
 
@@ -20,22 +21,31 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labeltune.core.backbones import get_spec
+from labeltune.core.backbones import DEFAULT_BACKBONE, get_spec
 from labeltune.core.progress import Progress
-from labeltune.core.weights import download_weights, fetch_instructions, import_weights, weights_url
+from labeltune.core.weights import (
+    download_weights,
+    fetch_instructions,
+    import_weights,
+    weights_present,
+    weights_url,
+)
 from labeltune.ui.errors import show_error
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
-#: What the dialog ended with (``outcome``): the weights are now present, or train from random weights.
+#: What the dialog ended with (``outcome``): the weights are now present, train from random weights, or
+#: train the backbone whose ImageNet weights ship with LabelTune instead (:data:`BUNDLED`).
 IMAGENET = "imagenet"
 RANDOM = "none"
+BUNDLED = "bundled"
 
 
 class WeightsDialog(QDialog):
     """Download or import the ImageNet weights of ``backbone``; or choose random weights instead.
 
-    Accepted with ``outcome`` :data:`IMAGENET` once the weights are in the store, or :data:`RANDOM` when
-    the user chose to train without them; rejected when cancelled.
+    Accepted with ``outcome`` :data:`IMAGENET` once the weights are in the store, :data:`BUNDLED` when the
+    user chose the network that works offline instead, or :data:`RANDOM` when they chose to train without
+    pretraining; rejected when cancelled.
     """
 
     def __init__(self, backbone: str, parent: QWidget | None = None) -> None:
@@ -48,11 +58,19 @@ class WeightsDialog(QDialog):
         self.setObjectName("weightsDialog")
         self.controller = TaskController(self)
 
+        bundled = get_spec(DEFAULT_BACKBONE)
+        self.bundled_available = backbone != DEFAULT_BACKBONE and weights_present(DEFAULT_BACKBONE)
+        offline = (
+            f"train <b>{html.escape(bundled.title)}</b> instead, whose ImageNet weights come with LabelTune "
+            "(works offline, usually as accurate), "
+            if self.bundled_available
+            else ""
+        )
         intro = QLabel(
             f"Training from ImageNet weights needs the pretrained <b>{html.escape(spec.title)}</b> weights "
             f"({spec.weights_mb:.0f} MB), which are not on this computer yet.<br><br>"
-            "Download them now, import a file you downloaded elsewhere, or train from random weights "
-            "(much less accurate unless you have many images)."
+            f"Download them now, import a file you downloaded elsewhere, {offline}or train from random "
+            "weights (much less accurate unless you have many images)."
         )
         intro.setWordWrap(True)
         self.manual_label = QLabel(
@@ -78,10 +96,15 @@ class WeightsDialog(QDialog):
         )
         self.random_button = QPushButton("Train with &random weights")
         self.random_button.setToolTip("Start from untrained weights instead (no download needed)")
+        self.bundled_button = QPushButton(f"&Use {bundled.title}")
+        self.bundled_button.setToolTip(
+            f"Train {bundled.title} instead: its ImageNet weights ship with LabelTune, nothing to download"
+        )
+        self.bundled_button.setVisible(self.bundled_available)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the download, or close without training")
         buttons = QHBoxLayout()
-        for button in (self.download_button, self.import_button, self.random_button):
+        for button in (self.download_button, self.import_button, self.bundled_button, self.random_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.cancel_button)
@@ -98,6 +121,7 @@ class WeightsDialog(QDialog):
         self.download_button.clicked.connect(self.start_download)
         self.import_button.clicked.connect(self.choose_file)
         self.random_button.clicked.connect(self._on_random_button_clicked)
+        self.bundled_button.clicked.connect(self._on_bundled_button_clicked)
         self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
         self.controller.progressed.connect(self._on_controller_progressed)
         self.controller.finished.connect(self._on_controller_finished)
@@ -186,6 +210,10 @@ class WeightsDialog(QDialog):
         self.outcome = RANDOM
         self.accept()
 
+    def _on_bundled_button_clicked(self) -> None:
+        self.outcome = BUNDLED
+        self.accept()
+
     def _on_cancel_button_clicked(self) -> None:
         if self.controller.is_running():
             self._set_status("Stopping…")
@@ -194,7 +222,7 @@ class WeightsDialog(QDialog):
             self.reject()
 
     def _on_controller_running_changed(self, running: bool) -> None:
-        for button in (self.download_button, self.import_button, self.random_button):
+        for button in (self.download_button, self.import_button, self.bundled_button, self.random_button):
             button.setEnabled(not running)
         self.cancel_button.setText("Stop" if running else "Cancel")
         if not running:
