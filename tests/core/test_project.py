@@ -89,7 +89,7 @@ def test_project_json_content(tmp_path: Path) -> None:
         project.add_source(folder / "data")
         project.add_source(tmp_path / "elsewhere")
     data = json.loads((folder / PROJECT_FILE).read_text(encoding="utf-8"))
-    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert data["schema_version"] == SCHEMA_VERSION == 2
     assert data["name"] == "N"
     assert data["domain"] == "image"
     assert data["classes"] == ["x", "y"]
@@ -154,7 +154,7 @@ def test_newer_database_is_refused(proj: Project) -> None:
     with _raw(proj) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(NewerSchemaError, match="database schema 2"):
+    with pytest.raises(NewerSchemaError, match=f"database schema {SCHEMA_VERSION + 1}"):
         Project.open(proj.folder)
 
 
@@ -162,21 +162,24 @@ def test_migration_hook_runs_once(proj: Project, monkeypatch: pytest.MonkeyPatch
     proj.close()
     calls: list[int] = []
 
-    def to_v2(conn: sqlite3.Connection, meta: dict[str, object]) -> None:
+    def to_next(conn: sqlite3.Connection, meta: dict[str, object]) -> None:
         calls.append(1)
         conn.execute("ALTER TABLE samples ADD COLUMN width INTEGER")
         meta["settings"] = {"migrated": True}
 
-    monkeypatch.setattr(project_module, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(project_module.MIGRATIONS, 1, to_v2)
+    monkeypatch.setattr(project_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(project_module.MIGRATIONS, SCHEMA_VERSION, to_next)
     with Project.open(proj.folder) as project:
         assert project.settings == {"migrated": True}
     assert calls == [1]
     conn = _raw(proj)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
     assert "width" in [row[1] for row in conn.execute("PRAGMA table_info(samples)")]
     conn.close()
-    assert json.loads((proj.folder / PROJECT_FILE).read_text(encoding="utf-8"))["schema_version"] == 2
+    assert (
+        json.loads((proj.folder / PROJECT_FILE).read_text(encoding="utf-8"))["schema_version"]
+        == SCHEMA_VERSION + 1
+    )
     with Project.open(proj.folder):
         pass
     assert calls == [1]
@@ -184,12 +187,32 @@ def test_migration_hook_runs_once(proj: Project, monkeypatch: pytest.MonkeyPatch
 
 def test_missing_migration_is_an_error(proj: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     proj.close()
-    monkeypatch.setattr(project_module, "SCHEMA_VERSION", 2)
-    with pytest.raises(LabelTuneError, match="no migration from project schema 1"):
+    monkeypatch.setattr(project_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(LabelTuneError, match=f"no migration from project schema {SCHEMA_VERSION}"):
         Project.open(proj.folder)
     conn = _raw(proj)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # rolled back
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION  # rolled back
     conn.close()
+
+
+def test_schema_1_projects_gain_the_ood_score_column(proj: Project) -> None:
+    proj.record_run("r1", proj.folder / "runs" / "r1", "resnet18", "features", {})
+    proj.close()
+    conn = _raw(proj)  # make it a schema-1 project, as LabelTune 0.1 wrote them
+    conn.execute("ALTER TABLE predictions DROP COLUMN ood_score")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    meta = json.loads((proj.folder / PROJECT_FILE).read_text(encoding="utf-8"))
+    meta["schema_version"] = 1
+    (proj.folder / PROJECT_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    with Project.open(proj.folder) as project:
+        project.add_samples(_samples(project.folder, [("a.png", "cat")]))
+        project.add_predictions("r1", [(project.folder / "a.png", "cat", 0.9, [("cat", 0.9)], 2.5)])
+        (prediction,) = project.predictions("r1")
+        assert prediction.ood_score == 2.5 and prediction.unfamiliar
+        assert project.latest_predicted_run() == "r1"
+        assert list(project.prediction_map("r1").values()) == [("cat", 0.9, 2.5)]
 
 
 def test_missing_database_is_recreated(proj: Project) -> None:

@@ -135,6 +135,38 @@ def predict_files(
     return predictions, skipped
 
 
+def predict_project(
+    project_folder: Path | str,
+    run_id: str,
+    run_dir: Path | str,
+    device: str = "auto",
+    progress: ProgressCallback = no_progress,
+    stop_event: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Predict every image of a project with one of its runs and store the predictions in the project.
+
+    Labeled and unlabeled images alike, with calibrated confidence and ``ood_score``, so the app can show
+    what the model says about each and mark the unfamiliar ones. Returns counts.
+    """
+    from labeltune.core.project import Project
+
+    with Project.open(Path(project_folder)) as project:
+        paths = [sample.path for sample in project.samples()]
+    predictions, skipped = predict_files(
+        run_dir, paths, k=3, device=device, progress=progress, stop_event=stop_event
+    )
+    with Project.open(Path(project_folder)) as project:
+        stored = project.add_predictions(
+            run_id, [(p.path, p.label, p.confidence, p.top, p.ood_score) for p in predictions]
+        )
+    return {
+        "run_id": run_id,
+        "predicted": stored,
+        "unfamiliar": sum(p.unfamiliar for p in predictions),
+        "skipped": [s.to_json() for s in skipped],
+    }
+
+
 def familiarity_scores(familiarity: Any, pooled: Any, stats: Any) -> list[float]:
     """``ood_score`` of each row from the pooled features and the probe statistics of an image model."""
     from labeltune.core.probes import CONTENT, PROBE_NAMES

@@ -66,7 +66,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of both ``project.json`` and the SQLite schema (``PRAGMA user_version``) this code writes."""
 
 PROJECT_FILE = "project.json"
@@ -88,6 +88,16 @@ It receives the open connection (inside the transaction that also bumps ``user_v
 ``project.json`` content as a dict, which it may change in place; the dict is written before the
 transaction commits, so a step may meet a dict it already changed once (keep that part idempotent).
 """
+
+
+def _add_ood_score(conn: sqlite3.Connection, _meta: dict[str, Any]) -> None:
+    """Schema 1 → 2: predictions carry the unfamiliar-input score (core/familiarity.py)."""
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(predictions)")]
+    if "ood_score" not in columns:
+        conn.execute("ALTER TABLE predictions ADD COLUMN ood_score REAL")
+
+
+MIGRATIONS[1] = _add_ood_score
 
 _SCHEMA = """
 CREATE TABLE samples (
@@ -139,6 +149,7 @@ CREATE TABLE predictions (
     label TEXT NOT NULL,
     confidence REAL NOT NULL,
     topk TEXT NOT NULL DEFAULT '[]',     -- JSON list of [label, probability]
+    ood_score REAL,                      -- above 1: unlike the run's training images (schema 2)
     PRIMARY KEY (run_id, sample_id)
 ) WITHOUT ROWID;
 """
@@ -176,6 +187,12 @@ class Prediction:
     label: str
     confidence: float
     topk: list[tuple[str, float]]
+    ood_score: float | None = None  # above 1: the image is unlike the run's training images
+
+    @property
+    def unfamiliar(self) -> bool:
+        """Whether the image is unlike the images the run was trained on."""
+        return self.ood_score is not None and self.ood_score > 1.0
 
 
 @dataclass(frozen=True)
@@ -1056,24 +1073,25 @@ class Project:
     def add_predictions(
         self,
         run_id: str,
-        rows: Iterable[tuple[str | os.PathLike[str], str, float, Sequence[tuple[str, float]]]],
+        rows: Iterable[tuple[Any, ...]],
     ) -> int:
-        """Store ``(path, label, confidence, topk)`` predictions of a recorded run; return how many.
+        """Store ``(path, label, confidence, topk[, ood_score])`` predictions of a recorded run.
 
-        A later prediction for the same run and sample replaces the earlier one.  Paths that are not
-        samples of the project are skipped (and logged).
+        Returns how many were stored. A later prediction for the same run and sample replaces the earlier
+        one.  Paths that are not samples of the project are skipped (and logged).
         """
-        by_key: dict[str, tuple[str, float, str]] = {}
-        for path, label, confidence, topk in rows:
+        by_key: dict[str, tuple[str, float, str, float | None]] = {}
+        for path, label, confidence, topk, *rest in rows:
             topk_json = json.dumps([[str(name), float(p)] for name, p in topk])
-            by_key[self._key(path)] = (str(label), float(confidence), topk_json)
+            ood = float(rest[0]) if rest and rest[0] is not None else None
+            by_key[self._key(path)] = (str(label), float(confidence), topk_json, ood)
         with self._write() as conn:
             self._require_run(conn, run_id)
             ids = self._rows_for_keys(conn, list(by_key))
             values = [(run_id, ids[key][0], *pred) for key, pred in by_key.items() if key in ids]
             conn.executemany(
-                "INSERT OR REPLACE INTO predictions (run_id, sample_id, label, confidence, topk) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO predictions (run_id, sample_id, label, confidence, topk, ood_score) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 values,
             )
         skipped = len(by_key) - len(values)
@@ -1089,14 +1107,42 @@ class Project:
             conn = self._db()
             self._require_run(conn, run_id)
             rows = conn.execute(
-                "SELECT s.path, p.label, p.confidence, p.topk FROM predictions p "
+                "SELECT s.path, p.label, p.confidence, p.topk, p.ood_score FROM predictions p "
                 "JOIN samples s ON s.id = p.sample_id WHERE p.run_id = ? ORDER BY s.id",
                 (run_id,),
             ).fetchall()
         return [
-            Prediction(self._abs(path), label, confidence, [(str(n), float(p)) for n, p in json.loads(topk)])
-            for path, label, confidence, topk in rows
+            Prediction(
+                self._abs(path), label, confidence, [(str(n), float(p)) for n, p in json.loads(topk)], ood
+            )
+            for path, label, confidence, topk, ood in rows
         ]
+
+    def latest_predicted_run(self) -> str | None:
+        """The newest recorded run that has stored predictions, or ``None``."""
+        with self._lock:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT r.id FROM runs r WHERE EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id) "
+                    "ORDER BY r.created DESC, r.id DESC LIMIT 1"
+                )
+                .fetchone()
+            )
+        return str(row[0]) if row else None
+
+    def prediction_map(self, run_id: str) -> dict[int, tuple[str, float, float | None]]:
+        """``sample id → (label, confidence, ood_score)`` of a run's stored predictions (one query)."""
+        with self._lock:
+            rows = (
+                self._db()
+                .execute(
+                    "SELECT sample_id, label, confidence, ood_score FROM predictions WHERE run_id = ?",
+                    (run_id,),
+                )
+                .fetchall()
+            )
+        return {int(i): (str(label), float(conf), ood) for i, label, conf, ood in rows}
 
 
 def _split_sql(script: str) -> list[str]:

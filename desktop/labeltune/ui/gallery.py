@@ -28,6 +28,7 @@ from labeltune.ui.gallery_model import (
     LABEL_ROLE,
     SAMPLE_ID_ROLE,
     THUMBNAIL_STATE_ROLE,
+    UNFAMILIAR_ROLE,
     GalleryFilter,
     GalleryModel,
     read_split_paths,
@@ -35,6 +36,9 @@ from labeltune.ui.gallery_model import (
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
 Index = QModelIndex | QPersistentModelIndex
+
+#: The mark of an image the model finds unlike its training images (amber, readable on both themes).
+UNFAMILIAR_COLOUR = "#e8a317"
 
 #: Distinct class colours (Tableau 10) that read on light and dark themes; more classes rotate the hue.
 CLASS_COLOURS = (
@@ -101,6 +105,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(box.adjusted(-1, -1, 1, 1))
             self._paint_badge(painter, box, class_index, colour)
+        if index.data(UNFAMILIAR_ROLE):
+            self._paint_unfamiliar(painter, box)
         self._paint_caption(painter, option, rect, box, index, label, colour, selected)
         if state & QStyle.StateFlag.State_HasFocus:
             painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 2, Qt.PenStyle.DotLine))
@@ -136,6 +142,20 @@ class ThumbnailDelegate(QStyledItemDelegate):
             )
         else:
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
+
+    @staticmethod
+    def _paint_unfamiliar(painter: QPainter, box: QRect) -> None:
+        """A '?' in an amber circle at the top right: the model has not seen images like this one."""
+        mark = QRect(box.right() - 21, box.y() + 3, 18, 18)
+        colour = QColor(UNFAMILIAR_COLOUR)
+        painter.setPen(QPen(QColor(Qt.GlobalColor.black), 1))
+        painter.setBrush(colour)
+        painter.drawEllipse(mark)
+        painter.setPen(text_colour_on(colour))
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        painter.drawText(mark, Qt.AlignmentFlag.AlignCenter, "?")
 
     @staticmethod
     def _paint_badge(painter: QPainter, box: QRect, class_index: int, colour: QColor) -> None:
@@ -297,8 +317,12 @@ class FilterCombo(QComboBox):
         self.split_task.failed.connect(self._on_split_task_failed)
         self.activated.connect(self._on_activated)
 
-    def rebuild(self, project: Project | None, current: GalleryFilter) -> bool:
-        """List the filters of ``project``, keeping ``current``; False if it no longer exists."""
+    def rebuild(self, project: Project | None, current: GalleryFilter, unfamiliar: int = 0) -> bool:
+        """List the filters of ``project``, keeping ``current``; False if it no longer exists.
+
+        ``unfamiliar`` is how many images the newest checked run finds unfamiliar (their filter is offered
+        when there are any).
+        """
         self.clear()
         self._run_dir = None
         if project is None or project.closed:
@@ -312,6 +336,8 @@ class FilterCombo(QComboBox):
             self._run_dir = str(runs[-1]["path"])
             self.addItem("Training images (latest run)", GalleryFilter("split", "train"))
             self.addItem("Validation images (latest run)", GalleryFilter("split", "val"))
+        if unfamiliar:
+            self.addItem(f"Unfamiliar to the model ({unfamiliar})", GalleryFilter("unfamiliar"))
         index = self.index_of(current)
         self.setCurrentIndex(max(0, index))
         return index >= 0

@@ -23,7 +23,7 @@ from PySide6.QtGui import QImage
 from labeltune.core.project import Project
 from labeltune.ui.thumbnails import ThumbnailLoader
 
-FilterKind = Literal["all", "unlabeled", "class", "split"]
+FilterKind = Literal["all", "unlabeled", "class", "split", "unfamiliar"]
 ThumbnailState = Literal["loading", "ready", "failed"]
 Index = QModelIndex | QPersistentModelIndex
 Row = tuple[int, str, str | None]  # sample id, absolute path, label
@@ -34,11 +34,17 @@ LABEL_ROLE = Qt.ItemDataRole.UserRole + 3
 CLASS_INDEX_ROLE = Qt.ItemDataRole.UserRole + 4  # position of the label in the class list, -1: none
 THUMBNAIL_STATE_ROLE = Qt.ItemDataRole.UserRole + 5  # "loading", "ready" or "failed"
 THUMBNAIL_ERROR_ROLE = Qt.ItemDataRole.UserRole + 6
+#: ``(label, confidence, ood_score)`` the newest checked run gave the sample, or ``None``.
+PREDICTION_ROLE = Qt.ItemDataRole.UserRole + 7
+UNFAMILIAR_ROLE = Qt.ItemDataRole.UserRole + 8  # bool: unlike the images that run was trained on
+Prediction = tuple[str, float, float | None]
 
 
 @dataclass(frozen=True)
 class GalleryFilter:
-    """Which samples the gallery shows: all, unlabeled, one class (``value``), or a run's split."""
+    """Which samples the gallery shows: all, unlabeled, one class (``value``), a run's split, or the images
+    the newest checked run finds unfamiliar.
+    """
 
     kind: FilterKind = "all"
     value: str | None = None  # the class name, or "train" / "val"
@@ -84,6 +90,8 @@ class GalleryModel(QAbstractListModel):
         self._image_bytes = 0
         self._image_budget = image_budget_mb * 2**20
         self._failed: dict[int, str] = {}
+        self._predictions: dict[int, Prediction] = {}
+        self._predicted_run: str | None = None
         self._placeholder = QImage()
         self._loader = loader
         if loader is not None:
@@ -124,7 +132,10 @@ class GalleryModel(QAbstractListModel):
     def _query(self) -> list[Row]:
         project = self._project
         if project is None or project.closed:
+            self._predictions, self._predicted_run = {}, None
             return []
+        self._predicted_run = project.latest_predicted_run()
+        self._predictions = project.prediction_map(self._predicted_run) if self._predicted_run else {}
         kind = self._filter.kind
         rows = project.rows(
             label=self._filter.value if kind == "class" else None, unlabeled_only=kind == "unlabeled"
@@ -132,7 +143,27 @@ class GalleryModel(QAbstractListModel):
         if kind == "split":
             wanted = self._split_paths
             rows = [row for row in rows if row[1] in wanted]
+        elif kind == "unfamiliar":
+            rows = [row for row in rows if self.is_unfamiliar(row[0])]
         return rows
+
+    @property
+    def predicted_run(self) -> str | None:
+        """The run whose stored predictions are shown (the newest checked one), or ``None``."""
+        return self._predicted_run
+
+    def prediction(self, sample_id: int) -> Prediction | None:
+        """``(label, confidence, ood_score)`` of a sample from the newest checked run, or ``None``."""
+        return self._predictions.get(sample_id)
+
+    def is_unfamiliar(self, sample_id: int) -> bool:
+        """Whether the newest checked run found the sample unlike its training images."""
+        found = self._predictions.get(sample_id)
+        return found is not None and found[2] is not None and found[2] > 1.0
+
+    def unfamiliar_count(self) -> int:
+        """How many samples the newest checked run found unfamiliar."""
+        return sum(1 for _label, _conf, ood in self._predictions.values() if ood is not None and ood > 1.0)
 
     def update_classes(self) -> None:
         """Take the project's class order (badges show the hotkey and colour of each class)."""
@@ -254,8 +285,17 @@ class GalleryModel(QAbstractListModel):
             return self.thumbnail_state(sample_id)
         if role == THUMBNAIL_ERROR_ROLE:
             return self._failed.get(sample_id)
+        if role == PREDICTION_ROLE:
+            return self._predictions.get(sample_id)
+        if role == UNFAMILIAR_ROLE:
+            return self.is_unfamiliar(sample_id)
         if role == Qt.ItemDataRole.ToolTipRole:
             text = f"{os.path.basename(path)}\n{label if label is not None else 'Unlabeled'}\n{path}"
+            predicted = self._predictions.get(sample_id)
+            if predicted is not None:
+                text += f"\nModel: {predicted[0]} ({100 * predicted[1]:.0f} %)"
+                if self.is_unfamiliar(sample_id):
+                    text += " — unfamiliar: unlike the images it was trained on"
             error = self._failed.get(sample_id)
             return f"{text}\nUnreadable: {error}" if error else text
         return None

@@ -46,6 +46,21 @@ _SOURCE_TEXT = {"human": "by you", "import": "imported", "model": "accepted pred
 _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
 
 
+def model_text(prediction: tuple[str, float, float | None] | None, label: str | None) -> str:
+    """What the newest checked model says about an image, for the line under the large view."""
+    if prediction is None:
+        return ""
+    predicted, confidence, ood = prediction
+    agrees = "" if label is None or predicted == label else " (disagrees)"
+    text = f" · model: {html.escape(predicted)} {100 * confidence:.0f} %{agrees}"
+    if ood is not None and ood > 1.0:
+        text += (
+            " · <span style='color:#b36b00'><b>? unfamiliar</b>: unlike the images the model was trained on, "
+            "do not trust its answer</span>"
+        )
+    return text
+
+
 class LabelPage(QWidget):
     """Everything for labeling the open project's images."""
 
@@ -95,6 +110,7 @@ class LabelPage(QWidget):
         session.classes_changed.connect(self._on_session_classes_changed)
         session.samples_changed.connect(self._on_session_samples_changed)
         session.runs_changed.connect(self._rebuild_filters)
+        session.predictions_changed.connect(self._on_session_predictions_changed)
         session.current_changed.connect(self._on_session_current_changed)
         if session.project is not None:
             self._on_session_project_opened(session.project)
@@ -288,8 +304,17 @@ class LabelPage(QWidget):
 
     # -- filters ------------------------------------------------------------------------------------
     def _rebuild_filters(self) -> None:
-        if not self.filter_combo.rebuild(self.session.project, self.model.filter):
+        unfamiliar = self.model.unfamiliar_count()
+        if not self.filter_combo.rebuild(self.session.project, self.model.filter, unfamiliar):
             self.model.set_filter(GalleryFilter("all"))  # the class shown was renamed or deleted
+
+    def _on_session_predictions_changed(self) -> None:
+        current = self.gallery.currentIndex()
+        sample_id = self.model.sample_id(current.row()) if current.isValid() else None
+        self.model.reload()  # the newest checked run's predictions, and its unfamiliar images
+        self._rebuild_filters()
+        if sample_id is not None:
+            self._on_session_current_changed(sample_id)
 
     def _on_filter_combo_filter_chosen(self, gallery_filter: GalleryFilter, paths: frozenset[str]) -> None:
         self.model.set_filter(gallery_filter, paths)
@@ -391,6 +416,7 @@ class LabelPage(QWidget):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last.time))
             source = _SOURCE_TEXT.get(last.source, last.source)
             info = f"<b>{html.escape(label)}</b>{key} · {source}, {when}"
+        info += model_text(self.model.prediction(sample_id), label)
         self.image_view.show_image(path, name, info)
         row = self.model.row_of(sample_id)
         if row >= 0:  # decode where the next key press will probably go: the next, or next unlabeled

@@ -260,6 +260,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop background work, close the project and remember the window geometry."""
         self.train_panel.shutdown()
+        self.results_panel.shutdown()
         self.label_page.shutdown()
         self.xrd_page.shutdown()
         QSettings("LabelTune", "LabelTune").setValue("window/geometry", self.saveGeometry())

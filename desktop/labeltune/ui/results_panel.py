@@ -1,6 +1,8 @@
 """The Results tab: the project's runs; one run's scores, per-class table and confusion matrix; two compared.
 
-Only small files are read here (metrics.json, history.csv, config.json): fine in the GUI thread.
+Only small files are read here (metrics.json, history.csv, config.json): fine in the GUI thread. *Check
+all images* predicts the project's images with the selected run in a worker thread and stores the
+predictions (calibrated confidence, unfamiliar-input score), which the Label tab then shows.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QScrollArea,
     QSplitter,
     QStackedWidget,
@@ -22,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from labeltune.ui.confusion_view import ConfusionMatrixView
 from labeltune.ui.curves import TrainingCurvesView
+from labeltune.ui.errors import show_error
 from labeltune.ui.metrics_table import ComparisonTable, PerClassTable, compare_rows, percent
 from labeltune.ui.runs_list import (
     RunDetails,
@@ -32,6 +36,7 @@ from labeltune.ui.runs_list import (
     run_title,
 )
 from labeltune.ui.session import ProjectSession
+from labeltune.workers.tasks import FunctionWorker, TaskController
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,30 @@ def facts_text(details: RunDetails) -> str:
     return " · ".join(parts)
 
 
+def reliability_text(details: RunDetails) -> str:
+    """How far the run's confidence can be trusted, and how it spots unfamiliar images, in words."""
+    metrics = details.metrics or {}
+    parts = []
+    calibration = metrics.get("calibration") or {}
+    if calibration.get("n"):
+        parts.append(
+            f"Confidence is calibrated on the validation images: calibration error "
+            f"{100 * calibration['ece_before']:.1f} % → {100 * calibration['ece_after']:.1f} %"
+            + ("" if calibration.get("cross_fitted") else " (few images: measured in-sample)")
+            + "."
+        )
+    unfamiliar = metrics.get("unfamiliar") or {}
+    if unfamiliar.get("val_unfamiliar_rate") is not None:
+        parts.append(
+            f"Images unlike the training images are marked unfamiliar; the check flags "
+            f"{100 * unfamiliar['val_unfamiliar_rate']:.0f} % of the validation images "
+            f"(aimed at {100 * unfamiliar['false_alarm_target']:.0f} %)."
+        )
+    elif details.has_evaluation:
+        parts.append("This run was made before LabelTune could spot unfamiliar images.")
+    return " ".join(parts)
+
+
 class _Figure(QFrame):
     """A caption above a large number."""
 
@@ -116,6 +145,21 @@ class RunDetailsView(QWidget):
         self.problem_label = QLabel()
         self.problem_label.setWordWrap(True)
         self.problem_label.setObjectName("problemLabel")
+        self.reliability_label = QLabel()
+        self.reliability_label.setWordWrap(True)
+        self.reliability_label.setObjectName("reliabilityLabel")
+        self.check_button = QPushButton("C&heck all images")
+        self.check_button.setObjectName("checkButton")
+        self.check_button.setToolTip(
+            "Predict every image of the project with this model: the Label tab then shows what it says about "
+            "each image, how sure it is, and marks the images unlike anything it was trained on"
+        )
+        self.check_label = QLabel()
+        self.check_label.setObjectName("checkLabel")
+        self.check_label.setWordWrap(True)
+        check = QHBoxLayout()
+        check.addWidget(self.check_button)
+        check.addWidget(self.check_label, 1)
         self.figures = {key: _Figure(caption, tip) for key, caption, tip in HEADLINE}
         figures = QHBoxLayout()
         for figure in self.figures.values():
@@ -146,6 +190,8 @@ class RunDetailsView(QWidget):
         layout.addWidget(self.status_label)
         layout.addLayout(figures)
         layout.addWidget(self.facts_label)
+        layout.addWidget(self.reliability_label)
+        layout.addLayout(check)
         layout.addWidget(self.problem_label)
         layout.addWidget(self.tables, 1)
 
@@ -170,6 +216,10 @@ class RunDetailsView(QWidget):
             figure.value.setToolTip(f"{value:.4f}" if isinstance(value, (int, float)) else "no value")
         self.problem_label.setText(details.problem)
         self.problem_label.setVisible(bool(details.problem))
+        reliability = reliability_text(details)
+        self.reliability_label.setText(f"<small>{reliability}</small>" if reliability else "")
+        self.reliability_label.setVisible(bool(reliability))
+        self.check_button.setEnabled(details.has_evaluation)
         if details.has_evaluation:
             self.per_class.set_metrics(metrics.get("per_class", []))
             classes = [c["class"] for c in metrics.get("per_class", [])] or list(summary.get("classes", []))
@@ -279,7 +329,14 @@ class ResultsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
+        self.check_controller = TaskController(self)
+        self._checking: str | None = None  # id of the run whose check is running
         self.runs_list.selection_changed.connect(self._on_runs_list_selection_changed)
+        self.details_view.check_button.clicked.connect(self._on_check_button_clicked)
+        self.check_controller.progressed.connect(self._on_check_controller_progressed)
+        self.check_controller.finished.connect(self._on_check_controller_finished)
+        self.check_controller.failed.connect(self._on_check_controller_failed)
+        self.check_controller.running_changed.connect(self._on_check_controller_running_changed)
         session.project_opened.connect(self._on_session_project_opened)
         session.project_closed.connect(self._on_session_project_closed)
         session.runs_changed.connect(self._on_session_runs_changed)
@@ -298,8 +355,64 @@ class ResultsPanel(QWidget):
             self.runs_list.select_ids([str(self.runs_list.runs()[0]["id"])])
         self._show_selection(self.runs_list.selected_runs())
 
+    def check_images(self) -> None:
+        """Predict all the project's images with the shown run, in a worker thread."""
+        project = self.session.project
+        details = self.details_view.details
+        if project is None or details is None or self.check_controller.is_running():
+            return
+        folder, run_id, run_dir = project.folder, str(details.run["id"]), str(details.run["path"])
+
+        def check(progress: Any, stop: Any) -> dict[str, Any]:
+            from labeltune.core.inference import predict_project
+
+            return predict_project(folder, run_id, run_dir, progress=progress, stop_event=stop)
+
+        self._checking = run_id
+        self.details_view.check_label.setText("Checking the images…")
+        self.check_controller.start(FunctionWorker(check))
+
+    def shutdown(self) -> None:
+        """Stop a running check and wait for it (the window is closing)."""
+        self.check_controller.stop()
+        self.check_controller.shutdown()
+
+    def _on_check_button_clicked(self) -> None:
+        if self.check_controller.is_running():
+            self.check_controller.stop()
+        else:
+            self.check_images()
+
+    def _on_check_controller_running_changed(self, running: bool) -> None:
+        self.details_view.check_button.setText("Stop checking" if running else "C&heck all images")
+
+    def _on_check_controller_progressed(self, progress: Any) -> None:
+        if progress.total:
+            self.details_view.check_label.setText(f"Checking the images… {progress.done} of {progress.total}")
+
+    def _on_check_controller_finished(self, result: object) -> None:
+        if not isinstance(result, dict):
+            self.details_view.check_label.setText("Stopped; nothing was stored.")
+            return
+        unfamiliar = int(result["unfamiliar"])
+        text = f"Checked {result['predicted']} images."
+        if unfamiliar:
+            text += (
+                f" <b>{unfamiliar} look unlike the training images</b>: see them in the Label tab "
+                "(Show: Unfamiliar to the model)."
+            )
+        else:
+            text += " None looks unlike the training images. The Label tab shows what the model says."
+        self.details_view.check_label.setText(text)
+        self.session.notify_predictions_changed()
+
+    def _on_check_controller_failed(self, message: str, details: str) -> None:
+        self.details_view.check_label.setText("The check failed.")
+        show_error(self, "Cannot check the images", message, details)
+
     def _on_session_project_opened(self, _project: object) -> None:
         self.runs_list.set_runs([])
+        self.details_view.check_label.clear()
         self.refresh()
 
     def _on_session_project_closed(self) -> None:

@@ -27,6 +27,7 @@ class ProjectSession(QObject):
     classes_changed = Signal()
     samples_changed = Signal()  # samples added (import)
     runs_changed = Signal()
+    predictions_changed = Signal()  # a run's predictions of the project's images were stored
     current_changed = Signal(int)  # sample id shown in the large view
 
     def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
@@ -135,3 +136,7 @@ class ProjectSession(QObject):
     def notify_runs_changed(self) -> None:
         """Tell panels that a run was recorded."""
         self.runs_changed.emit()
+
+    def notify_predictions_changed(self) -> None:
+        """Tell panels that a run's predictions of the project's images were stored."""
+        self.predictions_changed.emit()

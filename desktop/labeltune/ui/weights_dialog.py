@@ -1,5 +1,8 @@
-"""Getting a backbone's missing ImageNet weights: download them, import a file, train the network whose
-weights ship with LabelTune instead, or use random weights."""
+"""Getting a backbone's missing ImageNet weights: download, import, the bundled network, or random weights.
+
+The dialog offers to download the official file, to import one downloaded elsewhere, to train the network
+whose weights ship with LabelTune instead, or to train from random weights.
+"""
 
 from __future__ import annotations
 
