@@ -1124,7 +1124,8 @@ class Project:
             row = (
                 self._db()
                 .execute(
-                    "SELECT r.id FROM runs r WHERE EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id) "
+                    "SELECT r.id FROM runs r "
+                    "WHERE EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id) "
                     "ORDER BY r.created DESC, r.id DESC LIMIT 1"
                 )
                 .fetchone()

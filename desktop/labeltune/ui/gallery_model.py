@@ -42,8 +42,9 @@ Prediction = tuple[str, float, float | None]
 
 @dataclass(frozen=True)
 class GalleryFilter:
-    """Which samples the gallery shows: all, unlabeled, one class (``value``), a run's split, or the images
-    the newest checked run finds unfamiliar.
+    """Which samples the gallery shows: all, unlabeled, one class (``value``), a split, or unfamiliar ones.
+
+    ``unfamiliar``: the images the newest checked run finds unlike its training images.
     """
 
     kind: FilterKind = "all"
