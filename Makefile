@@ -22,17 +22,16 @@ run: $(STAMP)
 	$(BIN)/labeltune
 
 # The command-line demo: train a features model on the corn-leaf photos and predict with it
-# (random weights work offline; use --weights imagenet where the weights can be downloaded).
+# (EfficientNet-Lite0, whose ImageNet weights ship with LabelTune: works offline).
 demo: $(STAMP)
 	$(BIN)/labeltune backbones
 	@if [ -d "$(DEMO_DATA)" ]; then \
 		$(BIN)/labeltune scan "$(DEMO_DATA)" && \
-		$(BIN)/labeltune train "$(DEMO_DATA)" --backbone resnet18 --weights none --strategy features \
-			--epochs 10 --out runs/demo && \
+		$(BIN)/labeltune train "$(DEMO_DATA)" --strategy features --out runs/demo && \
 		$(BIN)/labeltune predict runs/demo "$(DEMO_DATA)" --out runs/demo/predictions.csv > /dev/null && \
 		echo "predictions written to runs/demo/predictions.csv"; \
 	else $(BIN)/labeltune demo corn --out runs/demo-project && \
-		$(BIN)/labeltune train runs/demo-project --backbone resnet18 --weights none --epochs 10; fi
+		$(BIN)/labeltune train runs/demo-project; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check desktop tests bench scripts

@@ -1,14 +1,17 @@
 """Make the README's screenshots by driving the real main window (offscreen unless a display is set).
 
-Run: ``.venv/bin/python scripts/make_screenshots.py [--out docs/screenshots] [--epochs 15] [--keep]``
+Run: ``.venv/bin/python scripts/make_screenshots.py [--out docs/screenshots] [--epochs 30] [--keep]``
 (or ``make screenshots``). It writes four PNGs:
 
 - ``start-page.png``: the start page with two recent projects;
 - ``labeling.png``: a corn-leaf project (a copy of the shipped demo with a quarter of its photos
   unlabeled) on the Label tab, after a few images were labeled with the number keys;
-- ``training.png``: the Train tab during a *features* run (ResNet-18, random weights: nothing is
-  downloaded), grabbed when the fifth epoch is reported;
-- ``results.png``: the Results tab after that run, with scores, per-class table and confusion matrix.
+- ``training.png``: the Train tab during a *features* run with the defaults (EfficientNet-Lite0, whose
+  ImageNet weights ship with LabelTune: nothing is downloaded), grabbed when the fifth epoch is reported;
+- ``results.png``: the Results tab after that run, with scores, per-class table and confusion matrix,
+  after *Check all images*;
+- ``unfamiliar.png``: the Label tab showing the images that run finds unfamiliar (the survey holds an
+  out-of-focus photo, a photo taken at dusk and a fish photo filed by mistake).
 - ``xrd.png``: the *XRD phases* demo, a three-phase measured pattern identified by the shipped model
   (sticks, fitted profile, activation of the selected phase; skipped when the model is not there).
 
@@ -142,6 +145,17 @@ def make_labeling_project(base: Path) -> tuple[Path, dict[str, str]]:
         target = images / f"IMG_{number:04d}{photo.suffix.lower()}"
         photo.rename(target)
         truth[str(target)] = class_dir.name
+    # Photos unlike the rest, as surveys have them: out of focus, at dusk, and one that is not a leaf.
+    from PIL import Image, ImageEnhance, ImageFilter
+
+    leaf = Image.open(sorted((images / "Common_Rust").iterdir())[-1]).convert("RGB")
+    leaf.filter(ImageFilter.GaussianBlur(7)).save(images / "IMG_1101.jpg", quality=90)
+    ImageEnhance.Brightness(leaf.rotate(90)).enhance(0.3).save(images / "IMG_1102.jpg", quality=90)
+    fish = write_demo("fish", base / "fish-copy")
+    Image.open(sorted((fish / "images").rglob("*.png"))[3]).convert("RGB").resize((256, 256)).save(
+        images / "IMG_1103.jpg", quality=90
+    )
+    shutil.rmtree(fish)
     shutil.rmtree(demo)
     folder = base / "Corn field survey"
     dataset = scan(images)
@@ -175,7 +189,7 @@ def run(out: Path, base: Path, epochs: int) -> None:
     print("writing the projects…")
     survey, truth = make_labeling_project(base / "projects")
     fish = write_demo("fish", demo_project_dir("fish"))
-    settings = Settings(backbone="resnet18", strategy="features", weights="none", epochs=epochs)
+    settings = Settings(strategy="features", epochs=epochs)  # the network that works offline is preselected
     settings.add_recent(fish)
     settings.add_recent(survey)
     settings.save()
@@ -228,8 +242,7 @@ def run(out: Path, base: Path, epochs: int) -> None:
     window.tabs.setCurrentWidget(panel)
     form = panel.form
     form.epochs_spin.setValue(epochs)
-    form.set_weights("none")
-    form.backbone_picker.set_backbone("resnet18")
+    assert form.backbone_picker.backbone() == "efficientnet_lite0" and form.weights() == "imagenet"
     form.strategy_combo.setCurrentIndex(form.strategy_combo.findData("features"))
     wait_until(lambda: form.devices is not None, 120, "the device check (imports torch)")
     settle(300)
@@ -258,8 +271,28 @@ def run(out: Path, base: Path, epochs: int) -> None:
         20,
         "the run's results",
     )
+    details = window.results_panel.details_view
+    checked: list[bool] = []
+    window.session.predictions_changed.connect(lambda: checked.append(True))
+    details.check_button.click()
+    wait_until(lambda: bool(checked), 300, "the check of all images")
     settle(500)
     save(window, out / "results.png")
+
+    # -- unfamiliar images -------------------------------------------------------------------------------
+    from labeltune.ui.gallery_model import GalleryFilter
+
+    window.tabs.setCurrentWidget(window.label_page)
+    page.filter_combo.choose(GalleryFilter("unfamiliar"))
+    wait_until(
+        lambda: model.filter.kind == "unfamiliar" and model.rowCount() > 0, 20, "the unfamiliar images"
+    )
+    page.gallery.select_row(0)
+    page.gallery.setFocus()
+    wait_until(lambda: (page.gallery.viewport().update(), thumbnails_arrived())[1], 60, "the thumbnails")
+    wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
+    settle(500)
+    save(window, out / "unfamiliar.png")
 
     # -- XRD ---------------------------------------------------------------------------------------------
     from labeltune.core.xrd.shipped import shipped_model_dir
@@ -289,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, make the screenshots in an isolated temporary folder; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", default="docs/screenshots", help="folder for the PNGs")
-    parser.add_argument("--epochs", type=int, default=15, help="epochs of the training run (at least 5)")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs of the training run (at least 5)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     args = parser.parse_args(argv)
     if args.epochs < 5:

@@ -387,6 +387,47 @@ def test_train_text_output(env: Env, capsys: pytest.CaptureFixture[str]) -> None
     assert "corrupt.jpg" in err and "Traceback" not in err
 
 
+def test_train_without_backbone_uses_the_bundled_network_offline(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the weights store is empty and downloads fail here (OFFLINE_URL): the default needs neither
+    code, out, err = run(
+        capsys, "train", env.data, "--input-size", "32", "--epochs", "2", "--out", env.base / "run-default"
+    )
+    assert code == 0, err
+    assert "efficientnet_lite0 / features" in out
+    assert "confidence calibrated" in out and "unfamiliar-image check" in out
+    config = json.loads((env.base / "run-default" / "config.json").read_text())
+    assert config["weights_id"] == "imagenet-57934424" and config["train"]["backbone"] == "efficientnet_lite0"
+
+
+def test_train_k_fold(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    sides = []
+    for fold in (1, 2):
+        out_dir = env.base / f"run-fold{fold}"
+        code, out, err = run(
+            capsys,
+            "train",
+            env.data,
+            *FAST,
+            "--epochs",
+            "1",
+            "--folds",
+            "2",
+            "--fold",
+            fold,
+            "--out",
+            out_dir,
+            "--json",
+        )
+        assert code == 0, err
+        with open(out_dir / "manifest.csv", newline="", encoding="utf-8") as handle:
+            sides.append({row["file"]: row["split"] for row in csv.DictReader(handle)})
+    assert sides[0].keys() == sides[1].keys()
+    # two folds: what one validates on, the other trains on
+    assert all({sides[0][f], sides[1][f]} == {"train", "val"} for f in sides[0])
+
+
 def test_ctrl_c_during_training_exits_130_and_keeps_the_model(
     env: Env, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -657,6 +698,8 @@ BAD_INPUT: list[tuple[str, Callable[[Env, dict[str, Path], Path], list[object]],
         "fit",
     ),
     ("zero-epochs", lambda e, b, r: ["train", e.data, *FAST, "--epochs", "0"], "epochs"),
+    ("fold-out-of-range", lambda e, b, r: ["train", e.data, *FAST, "--folds", "3", "--fold", "4"], "fold"),
+    ("one-fold", lambda e, b, r: ["train", e.data, *FAST, "--folds", "1"], "folds"),
     ("zero-batch-size", lambda e, b, r: ["train", e.data, *FAST, "--batch-size", "0"], None),
     ("bad-val-fraction", lambda e, b, r: ["train", e.data, *FAST, "--val-fraction", "1.5"], None),
     ("bad-lr", lambda e, b, r: ["train", e.data, *FAST, "--lr", "-1"], None),

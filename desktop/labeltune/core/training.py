@@ -607,27 +607,21 @@ def _fit(
     # Post-fit: calibrated confidence and the unfamiliar-input score (docs/adr/0012).
     if not state_out.stopped_by_user or state_out.epoch > 0:
         progress(Progress("reliability", 0, 1, "calibrating confidence"))
-        confidence_report = calibrate_confidence(
-            logits.numpy(),
-            targets.numpy(),
-            groups=np.asarray(data.groups, dtype=object)[data.is_val] if data.groups is not None else None,
-            seed=config.seed,
+        metrics.update(
+            _fit_reliability(
+                run_dir,
+                model,
+                model_config,
+                config,
+                data,
+                logits,
+                targets,
+                x_all,
+                probes_all,
+                transform,
+                device,
+            )
         )
-        model_config.temperature = confidence_report.temperature
-        metrics["calibration"] = confidence_report.to_json()
-        representations = _representations(
-            model, config, data, x_all, probes_all, transform, device, model_config.input_size
-        )
-        train_mask = ~data.is_val
-        familiarity = fit_familiarity(
-            {name: rep[train_mask] for name, rep in representations.items()},
-            data.labels[train_mask],
-            [g for g, v in zip(data.groups, data.is_val, strict=True) if not v] if data.groups else None,
-            {name: rep[data.is_val] for name, rep in representations.items()},
-            seed=config.seed,
-        )
-        familiarity.save(run_dir)
-        metrics["unfamiliar"] = familiarity.report
         progress(Progress("reliability", 1, 1, "calibrating confidence"))
     save_model(run_dir, model.cpu(), model_config)
     _write_config(run_dir, config, model_config, weights_id, describe_device(device), source, data.skipped)
@@ -655,17 +649,78 @@ def _fit(
     return result
 
 
+#: At most this many training (and validation) items fit the unfamiliar-input densities: a random
+#: subset describes the distribution as well, and bounds the time and memory on 100 000-image projects.
+RELIABILITY_MAX_TRAIN = 20_000
+RELIABILITY_MAX_VAL = 5_000
+
+
+def _fit_reliability(
+    run_dir: Path,
+    model: Any,
+    model_config: ModelConfig,
+    config: TrainConfig,
+    data: PreparedData,
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    x_all: torch.Tensor,
+    probes_all: np.ndarray | None,
+    transform: Any,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Fit the temperature (into ``model_config``) and the unfamiliar-input densities (into ``run_dir``).
+
+    Returns the ``calibration`` and ``unfamiliar`` entries of ``metrics.json``.
+    """
+    groups = np.asarray(data.groups, dtype=object) if data.groups is not None else None
+    report = calibrate_confidence(
+        logits.numpy(),
+        targets.numpy(),
+        groups=groups[data.is_val] if groups is not None else None,
+        seed=config.seed,
+    )
+    model_config.temperature = report.temperature
+    out: dict[str, Any] = {"calibration": report.to_json()}
+    rng = np.random.default_rng(config.seed)
+    train_idx = np.flatnonzero(~data.is_val)
+    val_idx = np.flatnonzero(data.is_val)
+    if len(train_idx) > RELIABILITY_MAX_TRAIN:
+        train_idx = np.sort(rng.choice(train_idx, RELIABILITY_MAX_TRAIN, replace=False))
+    if len(val_idx) > RELIABILITY_MAX_VAL:
+        val_idx = np.sort(rng.choice(val_idx, RELIABILITY_MAX_VAL, replace=False))
+    chosen = np.concatenate([train_idx, val_idx])
+    reps = _representations(
+        model, config, x_all, probes_all, transform, device, model_config.input_size, chosen
+    )
+    n_train = len(train_idx)
+    try:
+        familiarity = fit_familiarity(
+            {name: rep[:n_train] for name, rep in reps.items()},
+            data.labels[train_idx],
+            [groups[i] for i in train_idx] if groups is not None else None,
+            {name: rep[n_train:] for name, rep in reps.items()},
+            seed=config.seed,
+        )
+    except ValueError as error:  # e.g. a single training image: nothing to describe
+        log.warning("no unfamiliar-input score for %s: %s", run_dir, error)
+        out["unfamiliar"] = {"note": f"not available: {error}"}
+        return out
+    familiarity.save(run_dir)
+    out["unfamiliar"] = familiarity.report
+    return out
+
+
 def _representations(
     model: Any,
     config: TrainConfig,
-    data: PreparedData,
     x_all: torch.Tensor,
     probes_all: np.ndarray | None,
     transform: Any,
     device: torch.device,
     input_size: int,
+    indices: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Every labeled item's representations for the unfamiliar-input score (:mod:`labeltune.core.probes`).
+    """Representations of the items at ``indices`` for the unfamiliar-input score (core/probes.py).
 
     *features*: the cached pooled features and probe statistics; *partial*: the trained top on the cached
     trunk output, and the cached probes; *full*: one pass of the final model over the decoded images.
@@ -676,6 +731,10 @@ def _representations(
 
     model.eval()
     batch = max(config.batch_size, 64)
+    chosen = torch.from_numpy(np.asarray(indices, dtype=np.int64))
+    x_all = x_all[chosen]
+    if probes_all is not None:
+        probes_all = np.asarray(probes_all)[indices]
     if config.strategy == "features":
         content = x_all.float().numpy()
     elif config.strategy == "partial":

