@@ -47,17 +47,18 @@ _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
 
 
 def model_text(prediction: tuple[str, float, float | None] | None, label: str | None) -> str:
-    """What the newest checked model says about an image, for the line under the large view."""
+    """What the newest checked model says about an image, for the line above the large view.
+
+    An unfamiliar image (unlike the model's training images: its answer deserves little trust) is marked
+    like its thumbnail, with an amber '?'.
+    """
     if prediction is None:
         return ""
     predicted, confidence, ood = prediction
     agrees = "" if label is None or predicted == label else " (disagrees)"
     text = f" · model: {html.escape(predicted)} {100 * confidence:.0f} %{agrees}"
-    if ood is not None and ood > 1.0:
-        text += (
-            " · <span style='color:#b36b00'><b>? unfamiliar</b>: unlike the images the model was trained on, "
-            "do not trust its answer</span>"
-        )
+    if ood is not None and ood > 1.0:  # short: the line must fit beside the large view (its tooltip too)
+        text += " · <span style='color:#b36b00'><b>? unfamiliar</b> to the model</span>"
     return text
 
 
