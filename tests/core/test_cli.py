@@ -405,7 +405,7 @@ def test_train_k_fold(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     sides = []
     for fold in (1, 2):
         out_dir = env.base / f"run-fold{fold}"
-        code, out, err = run(
+        code, _out, err = run(
             capsys,
             "train",
             env.data,

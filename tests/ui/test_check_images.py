@@ -65,7 +65,7 @@ def test_check_all_images_marks_the_unfamiliar_ones(qtbot, project: Path) -> Non
     assert model.index(row).data(UNFAMILIAR_ROLE) is True
     session.set_current(model.sample_id(row))
     info = labels.image_view.info_label.text()
-    assert "model:" in info and "unfamiliar to the model" in info
+    assert "model:" in info and "unfamiliar</b> to the model" in info
     offered = [labels.filter_combo.itemText(i) for i in range(labels.filter_combo.count())]
     assert any(text.startswith("Unfamiliar to the model") for text in offered)
     labels.filter_combo.choose(GalleryFilter("unfamiliar"))
