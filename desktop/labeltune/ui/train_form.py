@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labeltune.core.backbones import DEFAULT_BACKBONE, get_spec
+from labeltune.core.backbones import BACKBONES, DEFAULT_BACKBONE, get_spec
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress
 from labeltune.core.training import DEFAULT_EPOCHS, DEFAULT_LR, TrainConfig
@@ -227,7 +227,8 @@ class TrainSettingsForm(QWidget):
     def load_settings(self) -> None:
         """Show the remembered choices (settings file; advanced ones from the open project)."""
         s = self.session.settings
-        if s.backbone and (s.weights != "imagenet" or weights_present(s.backbone)):
+        known = s.backbone in BACKBONES  # a settings file from another version may name another network
+        if known and (s.weights != "imagenet" or weights_present(s.backbone)):
             self.backbone_picker.set_backbone(s.backbone)
         else:  # nothing chosen yet, or a network whose ImageNet weights are not here: one that works
             self.backbone_picker.preselect()
