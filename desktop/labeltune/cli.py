@@ -144,10 +144,19 @@ def cmd_weights(args: argparse.Namespace) -> int:
             _emit_json([{**info.__dict__, "path": str(info.path)} for info in infos])
         else:
             for info in infos:
-                state = f"present ({info.path})" if info.present else f"missing ({info.download_mb:.0f} MB)"
+                if info.present:
+                    state = f"present, {info.source or 'imported'} ({info.path})"
+                else:
+                    state = (
+                        f"not downloaded ({info.download_mb:.0f} MB; labeltune weights download {info.name})"
+                    )
                 print(f"{info.name:<20}{state}")
         return 0
     if args.weights_command == "download":
+        bundled = weights.bundled_weights_file(args.name)
+        if bundled is not None:
+            print(f"{args.name}: the ImageNet weights ship with LabelTune, nothing to download ({bundled})")
+            return 0
         with _progress_bar(True) as progress, _stop_on_ctrl_c() as stop:
             path = weights.download_weights(args.name, progress=progress, stop_event=stop)
         print(f"{args.name}: ImageNet weights stored in {path}")
@@ -235,9 +244,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                 epochs=0 if args.epochs is None else _positive(args.epochs, "--epochs"),
                 batch_size=args.batch_size,
                 lr=args.lr,
-                val_fraction=args.val_fraction,
+                val_fraction=0.2 if args.val_fraction is None else args.val_fraction,
                 folds=args.folds,
-                fold=args.fold - 1,
+                fold=_fold(args),
                 group_by=args.group_by,
                 seed=args.seed,
                 device=args.device,
@@ -268,6 +277,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}"
             print(f"validation accuracy {acc:.3f}, macro-F1 {f1:.3f} ({epochs})")
         calibration = result.metrics.get("calibration") or {}
+        if calibration and not calibration.get("n"):
+            print("confidence not calibrated: no validation images (--val-fraction 0)")
         if calibration.get("n"):
             print(
                 f"confidence calibrated: temperature {calibration['temperature']:.2f}, expected calibration "
@@ -287,6 +298,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.stopped:
             print(f"stopped by user; the best model so far is saved. Continue with --resume {result.run_dir}")
     return 130 if result.stopped else 0
+
+
+def _fold(args: argparse.Namespace) -> int:
+    """The 0-based validation fold of ``--folds N --fold K`` (K counts from 1), checking the pair."""
+    if not args.folds:
+        if args.fold is not None:
+            raise UsageError("--fold needs --folds N (the number of folds to split into)")
+        return 0
+    if args.val_fraction is not None:
+        raise UsageError(
+            "--val-fraction and --folds are alternatives: with --folds, a fold is the validation"
+        )
+    if not 2 <= args.folds <= 100:
+        raise UsageError("--folds must be between 2 and 100")
+    if args.fold is None or not 1 <= args.fold <= args.folds:
+        raise UsageError(f"give --fold K with K from 1 to {args.folds}: the fold to validate on")
+    return int(args.fold) - 1
 
 
 def _positive(value: int, option: str) -> int:
@@ -364,7 +392,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             "so these figures are optimistic; evaluate on images the run did not train on"
         )
     if metrics["skipped"]:
-        sys.stderr.write(f"skipped {len(metrics['skipped'])} file(s); see --json for reasons\n")
+        from labeltune.core.datasets import SkippedFile
+
+        _print_skipped([SkippedFile(s["path"], s["reason"]) for s in metrics["skipped"]])
     return 0
 
 
@@ -389,7 +419,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     skipped += bad
     if args.out:
-        inference.write_predictions_csv(Path(args.out), predictions, args.top_k)
+        k = max((len(p.top) for p in predictions), default=args.top_k)  # no empty columns past the classes
+        inference.write_predictions_csv(Path(args.out), predictions, k)
     counts = (
         inference.sort_into(predictions, Path(args.sort_into), args.min_confidence) if args.sort_into else {}
     )
@@ -408,10 +439,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.out:
-        print(f"wrote {len(predictions)} predictions to {args.out}", file=sys.stderr)
+        noun = "prediction" if len(predictions) == 1 else "predictions"
+        print(f"wrote {len(predictions)} {noun} to {args.out}", file=sys.stderr)
     if counts:
         print(
-            "sorted into " + str(args.sort_into) + ": " + ", ".join(f"{k} {v}" for k, v in counts.items()),
+            "sorted into "
+            + str(args.sort_into)
+            + ": "
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
             file=sys.stderr,
         )
     _print_skipped(skipped)
@@ -424,8 +459,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     result = export_model(Path(args.run_dir), Path(args.out), args.format)
     print(
-        f"wrote {result.path} and its model card {result.card_path} "
-        f"(checked against PyTorch: max difference {result.max_abs_diff:.2e})"
+        f"wrote {result.path} and its model card {result.markdown_path} (for people) and {result.card_path} "
+        f"(checked against PyTorch in float32: max difference {result.max_abs_diff:.2e})"
     )
     return 0
 
@@ -637,7 +672,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 features/partial, 3e-4 full")
-    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument(
+        "--val-fraction", type=float, default=None, help="share of images kept for validation (default 0.2)"
+    )
     p.add_argument(
         "--folds",
         type=int,
@@ -645,7 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="k-fold cross-validation: split into N stratified (and grouped) folds; validate on --fold",
     )
-    p.add_argument("--fold", type=int, default=1, metavar="K", help="with --folds: validate on fold K (1..N)")
+    p.add_argument(
+        "--fold", type=int, default=None, metavar="K", help="with --folds: validate on fold K (1..N)"
+    )
     p.add_argument(
         "--group-by",
         default=None,
@@ -660,7 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cached-views", type=int, default=0, help="augmented views per image to cache")
     p.add_argument("--patience", type=int, default=5, help="early stopping patience in epochs (0: off)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
-    p.add_argument("--out", default=None, metavar="RUN_DIR")
+    p.add_argument(
+        "--out", default=None, metavar="RUN_DIR", help="the new run's folder (default: runs/<time>-<id>)"
+    )
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a stopped run")
     p.add_argument(
         "--domain",

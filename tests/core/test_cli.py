@@ -401,6 +401,26 @@ def test_train_without_backbone_uses_the_bundled_network_offline(
     assert config["weights_id"] == "imagenet-57934424" and config["train"]["backbone"] == "efficientnet_lite0"
 
 
+def test_validation_fraction_0_writes_valid_json(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = env.base / "run-no-val"
+    code, out, err = run(
+        capsys, "train", env.data, *FAST, "--epochs", "1", "--val-fraction", "0", "--out", out_dir
+    )
+    assert code == 0, err
+    assert "confidence not calibrated" in out
+
+    def no_nan(name: str) -> None:
+        raise AssertionError(f"{name} in metrics.json is not JSON")
+
+    metrics = json.loads((out_dir / "metrics.json").read_text(), parse_constant=no_nan)
+    assert metrics["calibration"]["n"] == 0 and metrics["calibration"]["ece_before"] is None
+
+
+def test_weights_download_of_the_bundled_network(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "weights", "download", "efficientnet_lite0")
+    assert code == 0 and "nothing to download" in out
+
+
 def test_train_k_fold(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     sides = []
     for fold in (1, 2):
@@ -700,6 +720,19 @@ BAD_INPUT: list[tuple[str, Callable[[Env, dict[str, Path], Path], list[object]],
     ("zero-epochs", lambda e, b, r: ["train", e.data, *FAST, "--epochs", "0"], "epochs"),
     ("fold-out-of-range", lambda e, b, r: ["train", e.data, *FAST, "--folds", "3", "--fold", "4"], "fold"),
     ("one-fold", lambda e, b, r: ["train", e.data, *FAST, "--folds", "1"], "folds"),
+    ("fold-without-folds", lambda e, b, r: ["train", e.data, *FAST, "--fold", "2"], "--folds"),
+    ("folds-without-fold", lambda e, b, r: ["train", e.data, *FAST, "--folds", "3"], "--fold"),
+    (
+        "folds-and-val-fraction",
+        lambda e, b, r: ["train", e.data, *FAST, "--folds", "3", "--fold", "1", "--val-fraction", "0.3"],
+        "alternatives",
+    ),
+    (
+        "group-by-matches-nothing",
+        lambda e, b, r: ["train", e.data, *FAST, "--group-by", "nomatch_(\\d+)"],
+        "none",
+    ),
+    ("out-holds-a-run", lambda e, b, r: ["train", e.data, *FAST, "--out", r], "already holds a run"),
     ("zero-batch-size", lambda e, b, r: ["train", e.data, *FAST, "--batch-size", "0"], None),
     ("bad-val-fraction", lambda e, b, r: ["train", e.data, *FAST, "--val-fraction", "1.5"], None),
     ("bad-lr", lambda e, b, r: ["train", e.data, *FAST, "--lr", "-1"], None),

@@ -53,9 +53,13 @@ class CalibrationReport:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready, with a sentence saying how the figures were measured."""
         out: dict[str, Any] = asdict(self)
-        out["ece_before"] = round(self.ece_before, 5)
-        out["ece_after"] = round(self.ece_after, 5)
+        # NaN (no validation items) is not JSON: None says "not measured"
+        out["ece_before"] = round(self.ece_before, 5) if math.isfinite(self.ece_before) else None
+        out["ece_after"] = round(self.ece_after, 5) if math.isfinite(self.ece_after) else None
         out["temperature"] = round(self.temperature, 5)
+        if self.n == 0:
+            out["note"] = "no validation items: the confidence is not calibrated (temperature 1)"
+            return out
         out["note"] = (
             f"ECE on {self.n} validation items; 'after' is cross-fitted ({CV_FOLDS} folds: each fold scaled "
             "by a temperature fitted on the others)"

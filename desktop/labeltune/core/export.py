@@ -680,19 +680,46 @@ def _md_metrics(metrics: Any) -> list[str]:
     return lines
 
 
+#: What each representation of the unfamiliar check looks at, for people reading the card.
+REPRESENTATION_WORDS = {
+    "content": "what the network sees in the image (the pooled features its last layer reads)",
+    "early": "colour, brightness and sharpness (channel statistics of an early layer)",
+    "mid": "textures and backgrounds (channel statistics of a middle layer)",
+}
+
+
 def _md_reliability(card: dict[str, Any]) -> list[str]:
-    """The card's sections on calibrated confidence and unfamiliar inputs."""
+    """The card's sections on calibrated confidence and unfamiliar inputs, in plain words."""
     calibration = card.get("calibration") or {}
     report = calibration.get("report") or {}
+    temperature = float(calibration.get("temperature", 1.0))
     lines = ["## Confidence", ""]
-    lines.append(
-        f"`probabilities` are calibrated: softmax(logits / {calibration.get('temperature', 1.0):.4g}), the "
-        "temperature fitted on the run's validation images (temperature scaling)."
-    )
     if report.get("n"):
+        direction = (
+            "was under-confident, so its scores are sharpened"
+            if temperature < 1
+            else "was over-confident, so its scores are softened"
+        )
         lines.append(
-            f"Expected calibration error {report['ece_before']:.3f} before, {report['ece_after']:.3f} after "
-            f"({report.get('note', '')})."
+            "`probabilities` are calibrated on the run's validation images: an answer given with 80 % "
+            "confidence is right about 80 times in 100 on images like them. The raw network "
+            f"{direction} (probabilities = softmax(logits / T), T = {temperature:.4g})."
+        )
+        lines.append(
+            "The expected calibration error — the average gap between the confidence and how often the "
+            f"answer is right — fell from {100 * report['ece_before']:.1f} % "
+            f"to {100 * report['ece_after']:.1f} % "
+            + (
+                "(measured cross-fitted: each part of the validation images scored with a temperature "
+                "fitted on the others)."
+                if report.get("cross_fitted")
+                else "(measured on the same few images the temperature was fitted on: optimistic)."
+            )
+        )
+    else:
+        lines.append(
+            f"`probabilities` = softmax(logits / {temperature:.4g}); the run had no validation images to "
+            "calibrate them on."
         )
     lines += ["", "## Unfamiliar inputs", ""]
     unfamiliar = card.get("unfamiliar")
@@ -702,20 +729,24 @@ def _md_reliability(card: dict[str, Any]) -> list[str]:
     info = unfamiliar.get("report") or {}
     lines.append(
         f"`{unfamiliar['output']}` measures how unlike the training images an input is; above "
-        f"{unfamiliar['unfamiliar_when_above']:g} the input is unfamiliar and its prediction deserves less "
-        f"trust. The threshold flags about {unfamiliar['false_alarm_target']:.0%} of images like the "
-        "training ones"
+        f"{unfamiliar['unfamiliar_when_above']:g} the input is **unfamiliar** and the model's answer "
+        "deserves little trust, whatever its confidence. The threshold is set so that about "
+        f"{unfamiliar['false_alarm_target']:.0%} of images like the training ones are flagged"
         + (
-            f" (measured on the validation images: {info['val_unfamiliar_rate']:.1%})."
+            f" (on the validation images: {info['val_unfamiliar_rate']:.1%})."
             if info.get("val_unfamiliar_rate") is not None
             else "."
         )
+        + " It compares each input with the training images in three ways and flags it when any of them "
+        "is far off:"
     )
     lines.append("")
-    lines += _md_table(
-        ["representation", "dimensions", "principal directions"],
-        [[name, v["dims"], v["components"]] for name, v in unfamiliar["representations"].items()],
-    )
+    lines += [
+        f"- {REPRESENTATION_WORDS.get(name, name)}: {v['dims']} numbers, described by their "
+        f"{v['components']} main directions of variation"
+        for name, v in unfamiliar["representations"].items()
+    ]
+    lines.append("")
     return lines
 
 

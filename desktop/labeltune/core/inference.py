@@ -264,7 +264,7 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], k: int)
     for i in range(1, k + 1):
         header += [f"top{i}_label", f"top{i}_probability"]
     with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         for p in predictions:
             score = "" if p.ood_score is None else f"{p.ood_score:.4f}"

@@ -122,7 +122,9 @@ class TrainConfig:
         if self.lr is not None and not (0 < self.lr < 10):
             raise UnusableInputError(f"--lr {self.lr} is out of range (0, 10)")
         if self.folds and not (2 <= self.folds <= 100 and 0 <= self.fold < self.folds):
-            raise UnusableInputError(f"--fold must be 1 to --folds ({self.folds}), and --folds at least 2")
+            raise UnusableInputError(
+                f"cross-validation needs 2 to 100 folds (got {self.folds}) and a validation fold among them"
+            )
         if self.input_size is not None and self.input_size < 16:
             raise UnusableInputError("input size must be at least 16 px")
 
@@ -167,6 +169,10 @@ class RunResult:
             "stopped_early": self.stopped_early,
             "seconds_total": round(self.seconds_total, 3),
             "seconds_features": round(self.seconds_features, 3),
+            "temperature": (self.metrics.get("calibration") or {}).get("temperature"),
+            "ece_before": (self.metrics.get("calibration") or {}).get("ece_before"),
+            "ece_after": (self.metrics.get("calibration") or {}).get("ece_after"),
+            "val_unfamiliar_rate": (self.metrics.get("unfamiliar") or {}).get("val_unfamiliar_rate"),
             "skipped": [s.to_json() for s in self.skipped],
         }
 
@@ -221,6 +227,12 @@ def prepare_data(
                 progress(Progress("hash", i, len(samples), "reading files"))
     if config.group_by:
         groups = list(groups_from_regex([p.name for p in paths], config.group_by))
+        if paths and all(g is None for g in groups):
+            # A typo would silently give an ungrouped split, and near-copies on both sides of it.
+            raise UnusableInputError(
+                f"the group pattern {config.group_by!r} matches none of the {len(paths)} file names "
+                f"(e.g. {paths[0].name!r}); fix it, or leave grouping out"
+            )
     use_groups = any(g is not None for g in groups)
     label_names = [classes[i] for i in labels]
     if config.folds:
@@ -247,7 +259,7 @@ def prepare_data(
 def write_manifest(run_dir: Path, data: PreparedData) -> None:
     """Write ``manifest.csv``: file, sha256, label, split."""
     with open(run_dir / MANIFEST_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["file", "sha256", "label", "split"])
         for path, digest, label, val in zip(data.paths, data.hashes, data.labels, data.is_val, strict=True):
             writer.writerow([str(path), digest, data.classes[int(label)], "val" if val else "train"])
@@ -319,7 +331,7 @@ def write_history(run_dir: Path, history: Sequence[EpochRecord]) -> None:
     """Write ``history.csv`` (one row per epoch)."""
     names = list(EpochRecord.__dataclass_fields__)
     with open(run_dir / HISTORY_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(names)
         for record in history:
             writer.writerow([getattr(record, n) for n in names])
@@ -346,6 +358,11 @@ def train(
     config.validate()
     prepared = prepare_data(data, config, progress, cache_root)
     run_dir = Path(run_dir)
+    if (run_dir / CONFIG_FILE).exists() or (run_dir / MODEL_FILE).exists():
+        raise UnusableInputError(
+            f"{run_dir} already holds a run; choose another folder (its model is not overwritten), or "
+            "continue that run with --resume"
+        )
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -183,7 +183,7 @@ def compute_peaks(
 
 def _write_peaks(path: Path, peaks: Peaks) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+        writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(_CSV_HEADER)
         for i in range(len(peaks)):
             h, k, l = (int(v) for v in peaks.hkl[i])  # noqa: E741

@@ -401,7 +401,7 @@ def write_simulated(batch: SimulatedBatch, library: Library, out_dir: str | Path
     np.save(out / "patterns.npy", batch.x.astype(np.float16))
     names = batch.phase_names
     with (out / "labels.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+        writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(["index", "phases", *names])
         for i in range(len(batch)):
             here = ";".join(names[j] for j in np.flatnonzero(batch.present[i]))

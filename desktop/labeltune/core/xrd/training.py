@@ -305,7 +305,7 @@ def _evaluate(net: XrdNet, x: torch.Tensor, present: torch.Tensor, fractions: to
 def _write_history(run_dir: Path, history: Sequence[EpochRecord]) -> None:
     names = list(EpochRecord.__dataclass_fields__)
     with open(run_dir / HISTORY_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(names)
         for record in history:
             writer.writerow([getattr(record, n) for n in names])
