@@ -234,6 +234,29 @@ def test_unknown_class_key_labels_nothing(qtbot: QtBot, page: LabelPage, project
     assert "no class 7" in page.status_label.text().lower()
 
 
+def test_number_keys_label_after_the_filter_was_used(qtbot: QtBot, page: LabelPage, project: Project) -> None:
+    """Issue 9.1: the "Show:" combo kept the keyboard, and "1" switched the filter to "1: class0"."""
+    combo = page.filter_combo
+    combo.setCurrentIndex(combo.findText("Unlabeled"))
+    combo.activated.emit(combo.currentIndex())  # as when the user picks it with the mouse
+    unlabeled = project.sample_ids(unlabeled_only=True)
+    assert page.session.current_id == unlabeled[0]
+    combo.setFocus()  # the keyboard is still on the combo box, as after a click
+    qtbot.keyClick(combo, Qt.Key.Key_1)
+    assert combo.currentText() == "Unlabeled" and page.model.filter == GalleryFilter("unlabeled")
+    assert _committed_label(project, unlabeled[0]) == "class0"
+    qtbot.keyClick(page.auto_advance_box, Qt.Key.Key_2)  # the same from the auto-advance box
+    assert _committed_label(project, unlabeled[1]) == "class1"
+    qtbot.keyClick(combo, Qt.Key.Key_Backspace)  # undo too
+    assert _committed_label(project, unlabeled[1]) is None
+    qtbot.keyClick(combo, Qt.Key.Key_Down)  # other keys still move through the filters
+    assert combo.currentText() != "Unlabeled"
+    # after a click in the class list, digits label too (they used to search the list for "3")
+    current = page.session.current_id
+    qtbot.keyClick(page.class_panel.tree, Qt.Key.Key_3)
+    assert current is not None and _committed_label(project, current) == "class2"
+
+
 def test_filters_change_the_rows_and_labeled_images_leave_unlabeled(
     qtbot: QtBot, page: LabelPage, project: Project
 ) -> None:

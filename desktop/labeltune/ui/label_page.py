@@ -46,6 +46,16 @@ _SOURCE_TEXT = {"human": "by you", "import": "imported", "model": "accepted pred
 _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
 
 
+def _is_label_key(event: QKeyEvent, digits_only: bool = False) -> bool:
+    """Whether a key labels or undoes: 0-9, Delete, Backspace, Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y."""
+    modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+    key = event.key()
+    if modifiers == Qt.KeyboardModifier.NoModifier:
+        return key in _DIGITS or (not digits_only and key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace))
+    ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+    return (key, modifiers) in ((Qt.Key.Key_Z, ctrl), (Qt.Key.Key_Z, ctrl | shift), (Qt.Key.Key_Y, ctrl))
+
+
 def model_text(prediction: tuple[str, float, float | None] | None, label: str | None) -> str:
     """What the newest checked model says about an image, for the line above the large view.
 
@@ -95,6 +105,10 @@ class LabelPage(QWidget):
 
         self.gallery.installEventFilter(self)
         self.image_view.view.installEventFilter(self)
+        # The bar's controls keep the keyboard after a click; labeling keys pressed there still label
+        # (a combo box would otherwise take "1" as a search for the filter "1: <class>").
+        for control in (self.filter_combo, self.auto_advance_box, self.class_panel.tree):
+            control.installEventFilter(self)
         self.gallery.selectionModel().currentChanged.connect(self._on_gallery_current_changed)
         self.gallery.doubleClicked.connect(self._on_gallery_double_clicked)
         self.gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -264,10 +278,17 @@ class LabelPage(QWidget):
 
     # -- keys ---------------------------------------------------------------------------------------
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Label keys in the gallery and the image view."""
-        in_page = watched is self.gallery or watched is self.image_view.view
-        if in_page and event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+        """Label keys in the gallery and the image view, and from the bar's controls above the gallery."""
+        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event)
+        if watched is self.gallery or watched is self.image_view.view:
             return self._handle_key(event, in_gallery=watched is self.gallery)
+        in_bar = watched is self.filter_combo or watched is self.auto_advance_box
+        # In the class list Delete and Backspace keep their meaning there (delete the class): digits label.
+        in_classes = watched is self.class_panel.tree
+        if (in_bar or in_classes) and _is_label_key(event, digits_only=in_classes):
+            self.gallery.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return self._handle_key(event, in_gallery=True)
         return super().eventFilter(watched, event)
 
     def _handle_key(self, event: QKeyEvent, in_gallery: bool) -> bool:
@@ -319,6 +340,7 @@ class LabelPage(QWidget):
 
     def _on_filter_combo_filter_chosen(self, gallery_filter: GalleryFilter, paths: frozenset[str]) -> None:
         self.model.set_filter(gallery_filter, paths)
+        self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)  # labeling goes on with the keys
 
     def _on_class_panel_class_activated(self, name: object) -> None:
         self.set_filter(GalleryFilter("unlabeled") if name is None else GalleryFilter("class", str(name)))
