@@ -597,6 +597,30 @@ def test_predict_json_reports_broken_inputs(
         assert sum(t["probability"] for t in item["top_k"]) == pytest.approx(1, abs=1e-4)
 
 
+def test_predict_on_a_project_folder_means_its_samples(
+    env: Env, trained: tuple[dict[str, Any], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 9.11: predict recursed into the project's cache/thumbnails and listed its database files."""
+    folder = env.base / "predict-project"
+    code, _out, err = run(capsys, "project", "new", folder, "--from", env.data)
+    assert code == 0, err
+    thumbs = folder / "cache" / "thumbnails"
+    thumbs.mkdir(parents=True, exist_ok=True)
+    shutil.copy(env.special["unlabeled"], thumbs / "thumb.png")
+    (folder / "labeltune.sqlite-wal").write_bytes(b"")
+    code, out, err = run(capsys, "predict", trained[1], folder, "--json")
+    assert code == 0, err
+    items = json.loads(out)
+    predicted = [Path(i["path"]) for i in items if "error" not in i]
+    with Project.open(folder) as project:
+        samples = {s.path for s in project.samples()}
+    assert predicted and set(predicted) <= samples
+    assert not any(
+        "cache" in p.parts or p.name.startswith("labeltune.sqlite")
+        for p in map(Path, (i["path"] for i in items))
+    )
+
+
 def test_predict_single_file_text(
     env: Env, trained: tuple[dict[str, Any], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -58,12 +58,22 @@ class Prediction:
 
 
 def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], list[SkippedFile]]:
-    """Expand files and folders (recursively) into image paths; report what is not an image."""
+    """Expand files and folders (recursively) into image paths; report what is not an image.
+
+    A project folder stands for its samples (labeled and unlabeled), not for everything under it: its
+    thumbnail cache, database and runs are not inputs.
+    """
+    from labeltune.core.datasets import PROJECT_FILE, scan_project
+
     paths: list[Path] = []
     skipped: list[SkippedFile] = []
     for item in inputs:
         path = Path(item).expanduser()
-        if path.is_dir():
+        if path.is_dir() and (path / PROJECT_FILE).is_file():
+            project = scan_project(path.resolve())
+            paths.extend(s.path for s in project.samples)
+            skipped.extend(project.skipped)
+        elif path.is_dir():
             found = scan_folder(path.resolve(), check=False)
             paths.extend(s.path for s in found.samples)
             skipped.extend(found.skipped)
