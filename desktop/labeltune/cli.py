@@ -622,6 +622,8 @@ def cmd_xrd_simulate(args: argparse.Namespace) -> int:
 # -- parser -------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to document the CLI)."""
+    from labeltune.core.backbones import BACKBONES  # plain data, no torch
+
     parser = _Parser(prog="labeltune", description="Label images and fine-tune pretrained networks, offline.")
     parser.add_argument("--version", action="version", version=f"labeltune {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
@@ -661,7 +663,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backbone",
         default=None,
-        help="default efficientnet_lite0, whose ImageNet weights ship with LabelTune",
+        help="default efficientnet_lite0, whose ImageNet weights ship with LabelTune; the others: "
+        + ", ".join(name for name in BACKBONES if name != "efficientnet_lite0")
+        + " (labeltune backbones says more)",
     )
     p.add_argument("--strategy", default="features", choices=["features", "partial", "full"])
     p.add_argument(

@@ -543,6 +543,7 @@ def test_predict_csv_top_k_and_sort_into(
         rows = list(reader)
     assert reader.fieldnames == [
         "path",
+        "predicted",
         "label",
         "confidence",
         "ood_score",
@@ -555,7 +556,7 @@ def test_predict_csv_top_k_and_sort_into(
     assert len(rows) == READABLE_LABELED + 1  # + the unlabeled image; the two broken files are skipped
     classes = {"alpha", "beta", "gamma"}
     for row in rows:
-        assert row["label"] == row["top1_label"] in classes
+        assert row["predicted"] == row["label"] == row["top1_label"] in classes
         assert row["top2_label"] in classes and row["top2_label"] != row["top1_label"]
         p1, p2 = float(row["top1_probability"]), float(row["top2_probability"])
         assert float(row["confidence"]) == p1
@@ -592,7 +593,7 @@ def test_predict_json_reports_broken_inputs(
     for item in good:
         assert item["label"] in ("alpha", "beta", "gamma")
         assert len(item["top_k"]) == 3
-        assert item["top_k"][0]["label"] == item["label"]
+        assert item["top_k"][0]["label"] == item["label"] == item["predicted"]
         assert item["confidence"] == pytest.approx(item["top_k"][0]["probability"])
         assert sum(t["probability"] for t in item["top_k"]) == pytest.approx(1, abs=1e-4)
 

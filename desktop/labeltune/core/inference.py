@@ -49,7 +49,8 @@ class Prediction:
         """JSON-ready form."""
         return {
             "path": str(self.path),
-            "label": self.label,
+            "predicted": self.label,
+            "label": self.label,  # the same; kept for scripts written before "predicted"
             "confidence": round(self.confidence, 6),
             "top_k": [{"label": lab, "probability": round(p, 6)} for lab, p in self.top],
             "ood_score": None if self.ood_score is None else round(self.ood_score, 4),
@@ -266,11 +267,13 @@ def _count_training_overlap(run_dir: Path, paths: Sequence[Path]) -> int:
 
 
 def write_predictions_csv(path: Path, predictions: Sequence[Prediction], k: int) -> None:
-    """Write ``path,label,confidence,ood_score,unfamiliar`` plus ``top1_label,top1_probability,...``.
+    """Write ``path,predicted,label,confidence,ood_score,unfamiliar`` and ``top<i>_label,top<i>_probability``.
 
-    ``ood_score`` and ``unfamiliar`` are empty for runs made before the score existed.
+    ``predicted`` is the model's answer (``label`` repeats it for scripts written before ``predicted``
+    existed: it is not the true class). ``ood_score`` and ``unfamiliar`` are empty for runs made before the
+    score existed.
     """
-    header = ["path", "label", "confidence", "ood_score", "unfamiliar"]
+    header = ["path", "predicted", "label", "confidence", "ood_score", "unfamiliar"]
     for i in range(1, k + 1):
         header += [f"top{i}_label", f"top{i}_probability"]
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -279,7 +282,7 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], k: int)
         for p in predictions:
             score = "" if p.ood_score is None else f"{p.ood_score:.4f}"
             flag = "" if p.ood_score is None else str(p.unfamiliar).lower()
-            row: list[Any] = [str(p.path), p.label, f"{p.confidence:.6f}", score, flag]
+            row: list[Any] = [str(p.path), p.label, p.label, f"{p.confidence:.6f}", score, flag]
             for label, prob in p.top[:k]:
                 row += [label, f"{prob:.6f}"]
             row += [""] * (len(header) - len(row))
