@@ -273,9 +273,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{summary['val_size']} validation images; classes: {classes}"
         )
         if summary["val_accuracy"] is not None:
+            from labeltune.core.metrics import headline_warnings
+
             acc, f1 = summary["val_accuracy"], summary["val_macro_f1"]
             epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}"
-            print(f"validation accuracy {acc:.3f}, macro-F1 {f1:.3f} ({epochs})")
+            low, high = result.metrics.get("accuracy_interval", (0.0, 1.0))
+            print(
+                f"validation accuracy {acc:.3f} (95 % interval {low:.2f}-{high:.2f} on {summary['val_size']} "
+                f"images), macro-F1 {f1:.3f} ({epochs})"
+            )
+            for warning in headline_warnings(summary["val_size"], summary["weights_id"], (low, high)):
+                print(f"warning: {warning}")
         calibration = result.metrics.get("calibration") or {}
         if calibration and not calibration.get("n"):
             print("confidence not calibrated: no validation images (--val-fraction 0)")

@@ -381,7 +381,8 @@ def test_group_by_keeps_groups_on_one_side(env: Env, capsys: pytest.CaptureFixtu
 def test_train_text_output(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "train", env.data, *FAST, "--epochs", "1", "--out", env.base / "run-text")
     assert code == 0, err
-    assert "validation accuracy" in out
+    assert "validation accuracy" in out and "95 % interval" in out
+    assert "warning: Trained from random weights" in out
     # train and validation sizes on one line (a line break once split that sentence in two)
     assert any("train" in line and "validation images" in line for line in out.splitlines())
     assert "corrupt.jpg" in err and "Traceback" not in err

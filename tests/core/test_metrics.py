@@ -255,3 +255,29 @@ def test_balanced_accuracy_is_mean_recall_over_true_classes(data: tuple[list[int
     m = classification_metrics(y_true, y_pred, [f"c{i}" for i in range(k)])
     recalls = [row["recall"] for row in m["per_class"] if row["support"] > 0]
     assert m["balanced_accuracy"] == pytest.approx(sum(recalls) / len(recalls))
+
+
+# ------------------------------------------------------------------------------------------ honest numbers
+
+
+def test_wilson_interval_known_values() -> None:
+    from labeltune.core.metrics import wilson_interval
+
+    low, high = wilson_interval(17, 19)
+    assert low == pytest.approx(0.686, abs=0.002) and high == pytest.approx(0.971, abs=0.002)
+    low, high = wilson_interval(19, 19)  # "100 %" from 19 images is 83-100 %
+    assert low == pytest.approx(0.832, abs=0.002) and high == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(1, 1)[0] < 0.25  # one validation image proves next to nothing
+
+
+def test_metrics_carry_the_accuracy_interval_and_warnings() -> None:
+    from labeltune.core.metrics import headline_warnings
+
+    m = classification_metrics(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), ["a", "b"])
+    low, high = m["accuracy_interval"]
+    assert low < m["accuracy"] < high
+    few = headline_warnings(4, "imagenet-57934424", m["accuracy_interval"])
+    assert len(few) == 1 and "Only 4 validation images" in few[0] and f"{100 * low:.0f}" in few[0]
+    assert any("random weights" in w for w in headline_warnings(400, "random-seed0"))
+    assert headline_warnings(400, "imagenet-57934424") == []

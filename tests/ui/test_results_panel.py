@@ -186,3 +186,18 @@ def test_cell_colours_keep_the_text_readable():
     assert readable_text_colour(QColor("white")) == QColor("black")
     assert readable_text_colour(QColor("#1d4ed8")) == QColor("white")
     assert mix(QColor("white"), QColor("black"), 0.5) == QColor(128, 128, 128)
+
+
+def test_headline_figures_say_how_many_images_and_warn(panel, trained):
+    """Issue 9.5: a big "100 %" from a handful of validation images, from random weights, said nothing."""
+    run_id = trained["ids"][0]
+    metrics = metrics_of(trained, run_id)
+    panel.runs_list.select_ids([run_id])
+    view = panel.details_view
+    n = metrics["n"]
+    detail = view.figures["accuracy"].detail.text()
+    assert f"of {n}" in detail and "95 % interval" in detail
+    assert f"on {n} validation images" in view.figures["macro_f1"].detail.text()
+    warning = view.warning_label.text()
+    assert view.warning_label.isVisibleTo(view)
+    assert f"Only {n} validation images" in warning and "random weights" in warning

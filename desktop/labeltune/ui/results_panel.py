@@ -84,6 +84,22 @@ def facts_text(details: RunDetails) -> str:
     return " · ".join(parts)
 
 
+def headline_details(details: RunDetails) -> tuple[dict[str, str], list[str]]:
+    """The small line under each headline figure (how many images, the interval) and the warnings."""
+    from labeltune.core.metrics import headline_warnings, wilson_interval
+
+    metrics, summary = details.metrics or {}, details.summary
+    n = metrics.get("n") or summary.get("val_size")
+    accuracy = metrics.get("accuracy", summary.get("val_accuracy"))
+    if not isinstance(n, int) or n <= 0 or not isinstance(accuracy, (int, float)):
+        return {}, []
+    right = round(float(accuracy) * n)
+    interval = metrics.get("accuracy_interval") or list(wilson_interval(right, n))
+    lines = {key: f"on {n} validation images" for key, _, _ in HEADLINE}
+    lines["accuracy"] = f"{right} of {n} · 95 % interval {100 * interval[0]:.0f}–{100 * interval[1]:.0f} %"
+    return lines, headline_warnings(n, str(summary.get("weights_id") or ""), interval)
+
+
 def reliability_text(details: RunDetails) -> str:
     """How far the run's confidence can be trusted, and how it spots unfamiliar images, in words."""
     metrics = details.metrics or {}
@@ -121,9 +137,12 @@ class _Figure(QFrame):
         font.setBold(True)
         self.value.setFont(font)
         self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail = QLabel()
+        self.detail.setObjectName("figureDetail")
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel(caption))
         layout.addWidget(self.value)
+        layout.addWidget(self.detail)
 
 
 class RunDetailsView(QWidget):
@@ -145,6 +164,10 @@ class RunDetailsView(QWidget):
         self.problem_label = QLabel()
         self.problem_label.setWordWrap(True)
         self.problem_label.setObjectName("problemLabel")
+        self.warning_label = QLabel()
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setObjectName("headlineWarning")
+        self.warning_label.setStyleSheet("color: #b36b00")
         self.reliability_label = QLabel()
         self.reliability_label.setWordWrap(True)
         self.reliability_label.setObjectName("reliabilityLabel")
@@ -190,6 +213,7 @@ class RunDetailsView(QWidget):
         layout.addWidget(self.status_label)
         layout.addLayout(figures)
         layout.addWidget(self.facts_label)
+        layout.addWidget(self.warning_label)
         layout.addWidget(self.reliability_label)
         layout.addLayout(check)
         layout.addWidget(self.problem_label)
@@ -210,10 +234,14 @@ class RunDetailsView(QWidget):
         self.facts_label.setText(facts_text(details))
         metrics = details.metrics or {}
         summary = details.summary
+        lines, warnings = headline_details(details)
         for key, figure in self.figures.items():
             value = metrics.get(key, summary.get(f"val_{key}"))
             figure.value.setText(percent(value))
             figure.value.setToolTip(f"{value:.4f}" if isinstance(value, (int, float)) else "no value")
+            figure.detail.setText(f"<small>{lines.get(key, '')}</small>")
+        self.warning_label.setText(" ".join(f"⚠ {w}" for w in warnings))
+        self.warning_label.setVisible(bool(warnings))
         self.problem_label.setText(details.problem)
         self.problem_label.setVisible(bool(details.problem))
         reliability = reliability_text(details)

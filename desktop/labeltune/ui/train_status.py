@@ -93,11 +93,18 @@ def summary_text(result: RunResult) -> str:
         lines.append(f"<b>Finished</b> {result.epochs_run} epochs.")
     accuracy = summary.get("val_accuracy")
     if isinstance(accuracy, float):
+        from labeltune.core.metrics import headline_warnings, wilson_interval
+
+        n = result.val_size
+        low, high = result.metrics.get("accuracy_interval") or wilson_interval(round(accuracy * n), n)
         lines.append(
-            f"Validation accuracy <b>{percent(accuracy)}</b>, balanced accuracy "
-            f"{percent(summary['val_balanced_accuracy'])}, macro-F1 {summary['val_macro_f1']:.3f} "
-            f"(best epoch {result.best_epoch}) on {result.val_size} images; {result.train_size} for training."
+            f"Validation accuracy <b>{percent(accuracy)}</b> "
+            f"(95 % interval {100 * low:.0f}–{100 * high:.0f} %), "
+            f"balanced accuracy {percent(summary['val_balanced_accuracy'])}, macro-F1 "
+            f"{summary['val_macro_f1']:.3f} (best epoch {result.best_epoch}) on {n} images; "
+            f"{result.train_size} for training."
         )
+        lines += [f"⚠ {w}" for w in headline_warnings(n, result.weights_id, (low, high))]
     else:
         lines.append(str(result.metrics.get("note", "No validation images, so no accuracy to report.")))
     lines.append(f"{result.seconds_total:.0f} s in total. The Results tab has the details.")
