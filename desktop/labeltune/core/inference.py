@@ -180,15 +180,11 @@ def predict_project(
 
 def familiarity_scores(familiarity: Any, pooled: Any, stats: Any) -> list[float]:
     """``ood_score`` of each row from the pooled features and the probe statistics of an image model."""
-    from labeltune.core.probes import CONTENT, PROBE_NAMES
+    from labeltune.core.probes import CONTENT, PROBE_NAMES, split_probes
 
+    dims = [familiarity.densities[name].means.shape[1] for name in PROBE_NAMES]
     arrays = {CONTENT: np.asarray(pooled, dtype=np.float32)}
-    start = 0
-    stats = np.asarray(stats, dtype=np.float32)
-    for name in PROBE_NAMES:
-        width = familiarity.densities[name].means.shape[1]
-        arrays[name] = stats[:, start : start + width]
-        start += width
+    arrays.update(split_probes(np.asarray(stats, dtype=np.float32), dims))  # type: ignore[arg-type]
     return [float(v) for v in familiarity.score(arrays)]
 
 

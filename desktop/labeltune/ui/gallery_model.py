@@ -116,7 +116,9 @@ class GalleryModel(QAbstractListModel):
         if self._loader is not None:
             self._loader.clear()
         self.update_classes()
+        self._predictions, self._predicted_run = {}, None
         self.reload()
+        self.load_predictions()
 
     def set_filter(self, gallery_filter: GalleryFilter, split_paths: Iterable[str] = ()) -> None:
         """Show only the samples ``gallery_filter`` lets through (for a split: those in ``split_paths``)."""
@@ -130,13 +132,28 @@ class GalleryModel(QAbstractListModel):
         self._rows = self._query()
         self.endResetModel()
 
-    def _query(self) -> list[Row]:
+    def load_predictions(self) -> None:
+        """Read the newest checked run's predictions (on opening, and when a check stored new ones).
+
+        Not part of :meth:`reload`: filters and label changes reload the rows often, the predictions
+        change only when a check finishes (one query over every sample of a large project).
+        """
         project = self._project
         if project is None or project.closed:
             self._predictions, self._predicted_run = {}, None
+        else:
+            self._predicted_run = project.latest_predicted_run()
+            self._predictions = project.prediction_map(self._predicted_run) if self._predicted_run else {}
+        if self._filter.kind == "unfamiliar":
+            self.reload()
+        elif self._rows:
+            roles = [PREDICTION_ROLE, UNFAMILIAR_ROLE, Qt.ItemDataRole.ToolTipRole]
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), roles)
+
+    def _query(self) -> list[Row]:
+        project = self._project
+        if project is None or project.closed:
             return []
-        self._predicted_run = project.latest_predicted_run()
-        self._predictions = project.prediction_map(self._predicted_run) if self._predicted_run else {}
         kind = self._filter.kind
         rows = project.rows(
             label=self._filter.value if kind == "class" else None, unlabeled_only=kind == "unlabeled"

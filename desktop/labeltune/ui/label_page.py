@@ -333,7 +333,7 @@ class LabelPage(QWidget):
     def _on_session_predictions_changed(self) -> None:
         current = self.gallery.currentIndex()
         sample_id = self.model.sample_id(current.row()) if current.isValid() else None
-        self.model.reload()  # the newest checked run's predictions, and its unfamiliar images
+        self.model.load_predictions()  # the newest checked run's answers, and its unfamiliar images
         self._rebuild_filters()
         if sample_id is not None:
             self._on_session_current_changed(sample_id)

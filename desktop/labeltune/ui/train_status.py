@@ -93,10 +93,10 @@ def summary_text(result: RunResult) -> str:
         lines.append(f"<b>Finished</b> {result.epochs_run} epochs.")
     accuracy = summary.get("val_accuracy")
     if isinstance(accuracy, float):
-        from labeltune.core.metrics import headline_warnings, wilson_interval
+        from labeltune.core.metrics import headline_warnings
 
         n = result.val_size
-        low, high = result.metrics.get("accuracy_interval") or wilson_interval(round(accuracy * n), n)
+        low, high = result.metrics["accuracy_interval"]  # a run of this version has it
         lines.append(
             f"Validation accuracy <b>{percent(accuracy)}</b> "
             f"(95 % interval {100 * low:.0f}–{100 * high:.0f} %), "
