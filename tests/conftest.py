@@ -57,5 +57,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings files go to a per-test directory."""
+    """Settings files, and new projects by default, go to a per-test directory."""
     monkeypatch.setenv("LABELTUNE_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("LABELTUNE_PROJECTS_DIR", str(tmp_path / "LabelTune projects"))

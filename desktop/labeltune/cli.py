@@ -660,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("project", help="create a project (labels in a crash-safe store)")
     psub = p.add_subparsers(dest="project_command", required=True, parser_class=_Parser)
     q = psub.add_parser("new", help="create a project folder, importing images from a folder or CSV")
-    q.add_argument("folder")
+    q.add_argument("folder", help="the project's own folder: new, or empty (the images stay where they are)")
     q.add_argument("--from", dest="source", default=None, metavar="DATA", help="class folder or CSV")
     q.add_argument("--name", default=None)
     q.add_argument("--json", action="store_true")

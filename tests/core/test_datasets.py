@@ -336,14 +336,15 @@ def test_project_folder_scan(tmp_path: Path, dataset: tuple[Path, dict[str, Path
     root = dataset[0]
     rng = np.random.default_rng(2)
     folder = tmp_path / "proj"
-    inside = folder / "images"
+    Project.create(folder, name="Plankton", classes=["zeta", "alpha"]).close()  # a new, empty folder
+    inside = folder / "images"  # images kept inside the project folder are found there too
     inside.mkdir(parents=True)
     for i in range(3):
         _image((200, 0, 0), rng).save(inside / f"inside{i}.png")
     gone = inside / "gone.png"
     _image((0, 0, 0), rng).save(gone)
     outside = [root / "beta" / "beta_sp00_0.jpg", root / "beta" / "beta_sp00_1.png"]
-    with Project.create(folder, name="Plankton", classes=["zeta", "alpha"]) as project:
+    with Project.open(folder) as project:
         project.add_samples(
             [
                 Sample(inside / "inside0.png", "alpha", "plate1"),

@@ -16,9 +16,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox, QWidget
 
 from labeltune.core.demos import demo_counts, demo_project_dir
+from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, check_stop
 from labeltune.core.project import Project
-from labeltune.core.settings import Settings
+from labeltune.core.settings import Settings, projects_dir
 from labeltune.ui import import_jobs
 from labeltune.ui.about import AboutDialog, about_html, show_about
 from labeltune.ui.import_dialog import ImportDialog
@@ -46,8 +47,10 @@ def messy_folder(image_folder: Callable[..., Path]) -> Path:
     return root
 
 
-def _scanned(qtbot, folder: Path, session: ProjectSession | None = None) -> ImportDialog:
-    dialog = ImportDialog(folder, session)
+def _scanned(
+    qtbot, folder: Path, session: ProjectSession | None = None, settings: Settings | None = None
+) -> ImportDialog:
+    dialog = ImportDialog(folder, session, settings=settings)
     qtbot.addWidget(dialog)
     with qtbot.waitSignal(dialog.scanned, timeout=WAIT):
         dialog.show()
@@ -164,20 +167,27 @@ def test_import_summary_shows_counts_and_skipped_files(qtbot, messy_folder: Path
     assert item.text(0) == "class0/corrupt.png"
     assert dialog.dataset is not None and item.text(1) == dialog.dataset.skipped[0].reason
     assert "image" in item.text(1)
-    assert dialog.name_edit.text() == "data" and dialog.location_edit.text() == str(messy_folder)
+    assert dialog.name_edit.text() == "data" and dialog.location_edit.text() == str(projects_dir())
+    assert dialog.location() == projects_dir() / "data"
     assert dialog.ok_button.isEnabled() and dialog.ok_button.text() == "Create project"
     assert not (messy_folder / "project.json").exists()  # nothing committed before OK
+    assert not projects_dir().exists()
 
 
-def test_ok_creates_the_project_with_those_samples(qtbot, messy_folder: Path) -> None:
+def test_ok_creates_the_project_in_a_folder_of_its_own(qtbot, messy_folder: Path) -> None:
     dialog = _scanned(qtbot, messy_folder)
-    dialog.name_edit.setText("Damselfish survey")
+    dialog.name_edit.setText("Damselfish survey: 2026/7")
+    assert dialog.location() == projects_dir() / "Damselfish survey- 2026-7"
+    assert "Creates the folder" in dialog.location_note.text()
     with qtbot.waitSignal(dialog.accepted, timeout=WAIT):
         qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     project = dialog.project
     assert project is not None and dialog.result() == QDialog.DialogCode.Accepted
     try:
-        assert project.folder == messy_folder and project.name == "Damselfish survey"
+        assert project.folder == projects_dir() / "Damselfish survey- 2026-7"
+        assert project.name == "Damselfish survey: 2026/7"
+        assert sorted(p.name for p in messy_folder.iterdir()) == ["class0", "class1", "class2", "loose.png"]
+        assert Settings.load().new_projects_folder() == projects_dir()  # remembered for the next one
         assert project.counts() == {"class0": 5, "class1": 4, "class2": 5}
         assert project.unlabeled_count() == 1
         assert project.sources == [messy_folder]
@@ -188,8 +198,9 @@ def test_ok_creates_the_project_with_those_samples(qtbot, messy_folder: Path) ->
 
 def test_project_can_be_saved_elsewhere(qtbot, messy_folder: Path, tmp_path: Path) -> None:
     dialog = _scanned(qtbot, messy_folder)
-    dialog.location_edit.setText(str(tmp_path / "projects" / "survey"))
-    assert "new project folder" in dialog.location_note.text()
+    dialog.name_edit.setText("survey")
+    dialog.location_edit.setText(str(tmp_path / "projects"))
+    assert "Creates the folder" in dialog.location_note.text()
     with qtbot.waitSignal(dialog.accepted, timeout=WAIT):
         qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     assert dialog.project is not None
@@ -197,6 +208,24 @@ def test_project_can_be_saved_elsewhere(qtbot, messy_folder: Path, tmp_path: Pat
         assert project.folder == tmp_path / "projects" / "survey"
         assert project.sample_count() == 15
     assert not (messy_folder / "project.json").exists()
+    again = _scanned(qtbot, messy_folder, settings=dialog.settings)
+    assert again.location_edit.text() == str(tmp_path / "projects")  # the last place is proposed again
+
+
+def test_a_non_empty_folder_is_refused(qtbot, messy_folder: Path, tmp_path: Path) -> None:
+    dialog = _scanned(qtbot, messy_folder)
+    dialog.location_edit.setText(str(tmp_path))
+    dialog.name_edit.setText("data")  # tmp_path/data is the image folder itself
+    assert dialog.location() == messy_folder
+    assert "already exists and holds other files" in dialog.location_note.text()
+    assert not dialog.ok_button.isEnabled()
+    dialog.name_edit.setText("data survey")
+    assert dialog.ok_button.isEnabled() and "Creates the folder" in dialog.location_note.text()
+    (tmp_path / "empty").mkdir()
+    dialog.name_edit.setText("empty")
+    assert dialog.ok_button.isEnabled() and "Uses the empty folder" in dialog.location_note.text()
+    with pytest.raises(UnusableInputError, match="not empty"):  # the core refuses too (CLI, scripts)
+        Project.create(messy_folder)
 
 
 def test_cancel_after_the_scan_commits_nothing(qtbot, messy_folder: Path) -> None:
@@ -258,11 +287,12 @@ def test_importing_into_an_open_project_adds_samples(qtbot, messy_folder: Path, 
 
 
 def test_a_folder_that_is_a_project_offers_to_open_it(qtbot, tmp_path: Path, image_folder) -> None:
-    folder = image_folder(classes=2, per_class=3)
-    created = _scanned(qtbot, folder)
+    images = image_folder(classes=2, per_class=3)
+    created = _scanned(qtbot, images)
     with qtbot.waitSignal(created.accepted, timeout=WAIT):
         qtbot.mouseClick(created.ok_button, Qt.MouseButton.LeftButton)
     assert created.project is not None
+    folder = created.project.folder
     created.project.close()
     dialog = _scanned(qtbot, folder)
     assert dialog.ok_button.text() == "Open existing project" and dialog.ok_button.isEnabled()
@@ -302,7 +332,7 @@ def test_a_failed_create_is_reported_and_leaves_nothing(qtbot, messy_folder: Pat
     blocker_file = tmp_path / "a-file"
     blocker_file.write_text("not a folder")
     dialog = _scanned(qtbot, messy_folder)
-    dialog.location_edit.setText(str(blocker_file / "project"))
+    dialog.location_edit.setText(str(blocker_file))
     with qtbot.waitSignal(dialog.controller.failed, timeout=WAIT):
         qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
     assert dialog.isVisible() and dialog.project is None

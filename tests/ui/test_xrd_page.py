@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from labeltune.core import demos
-from labeltune.core.settings import Settings
+from labeltune.core.settings import Settings, projects_dir
 from labeltune.core.xrd.xrd_project import LABELS_FILE, PROJECT_FILE, XrdProject
 from labeltune.ui import xrd_page as xrd_page_module
 from labeltune.ui.xrd_page import XrdPage
@@ -324,7 +324,17 @@ def test_new_xrd_project_dialog_creates_a_project_or_says_why(qtbot, demo: Path,
     assert "njszym/XRD-AutoAnalyzer" in about_html()  # the demo's credits reach the About box
     dialog = XrdNewProjectDialog()
     qtbot.addWidget(dialog)
-    dialog.folder_edit.setText(str(tmp_path / "mine"))
+    assert dialog.project_folder() == projects_dir() / "XRD project"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("someone else's file")
+    dialog.save_in_edit.setText(str(tmp_path))
+    dialog.name_edit.setText("mine")
+    assert "already exists and holds other files" in dialog.where_label.text()
+    dialog.accept()
+    assert dialog.project is None and "not empty" in dialog.error_label.text()
+    (tmp_path / "mine" / "notes.txt").unlink()
+    dialog.name_edit.setText("mine ")  # any edit re-checks the place
+    assert dialog.where_label.text() == f"The project is created in {tmp_path / 'mine'}."
     (tmp_path / "empty").mkdir()
     dialog.library_edit.setText(str(tmp_path / "empty"))  # not a library, no CIF files either
     dialog.model_edit.clear()
@@ -354,7 +364,8 @@ def test_new_xrd_project_from_a_folder_of_cif_files(qtbot, demo: Path, tmp_path:
         shutil.copy(demo / "references" / name, cifs / name)
     dialog = XrdNewProjectDialog()
     qtbot.addWidget(dialog)
-    dialog.folder_edit.setText(str(tmp_path / "from-cifs"))
+    dialog.save_in_edit.setText(str(tmp_path))
+    dialog.name_edit.setText("from-cifs")
     dialog.library_edit.setText(str(cifs))
     dialog.model_edit.clear()
     dialog.accept()

@@ -203,6 +203,9 @@ def write_demo(
     except OSError as exc:
         raise UnusableInputError(f"cannot write the demo to {target}: {exc}") from exc
     try:
+        classes = list(demo_counts(name))
+        # the project first, in the new empty staging folder; its images are then copied inside it
+        Project.create(staging, name=spec.title, domain=spec.domain, classes=classes).close()
         samples = []
         for done, item in enumerate(items):
             check_stop(stop_event)
@@ -217,8 +220,7 @@ def write_demo(
             if resource.is_file():
                 (staging / extra).write_bytes(resource.read_bytes())
         check_stop(stop_event)
-        classes = list(demo_counts(name))
-        with Project.create(staging, name=spec.title, domain=spec.domain, classes=classes) as project:
+        with Project.open(staging) as project:
             project.add_source(staging / "images")
             project.add_samples(samples, source="import")
         if target.is_dir():  # empty (checked above): a rename replaces it on POSIX, not on Windows

@@ -212,6 +212,39 @@ def is_project(folder: str | os.PathLike[str]) -> bool:
     return isinstance(data, dict) and isinstance(data.get("schema_version"), int)
 
 
+#: Files a file manager leaves in any folder it shows: they do not make a folder "not empty".
+_HOUSEKEEPING_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".directory"})
+
+
+def new_project_problem(folder: str | os.PathLike[str], allowed: Iterable[str] = ()) -> str | None:
+    """Why a new project cannot be made in ``folder`` (``None``: it is missing or empty).
+
+    Entries named in ``allowed`` (made for the new project, e.g. its library) do not count.
+    A project gets a folder of its own: its database, cache and runs are never scattered among other
+    files, and a folder of images is never turned into a project in place (the images are referred to
+    where they are).
+    """
+    path = Path(folder)
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return f"{path} is a file, not a folder"
+    if (path / PROJECT_FILE).exists():
+        return f"{path} already holds a LabelTune project; open it instead"
+    try:
+        ignored = _HOUSEKEEPING_FILES.union(allowed)
+        others = sorted(p.name for p in path.iterdir() if p.name not in ignored)
+    except OSError as exc:
+        return f"cannot look inside {path}: {exc.strerror or exc}"
+    if others:
+        example = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        return (
+            f"{path} is not empty ({len(others)} item{'s' if len(others) != 1 else ''}: {example}); a "
+            "project needs a new or empty folder of its own"
+        )
+    return None
+
+
 def _json_default(value: Any) -> Any:
     """Let ``json.dumps`` take numpy scalars and arrays (via ``tolist``) and paths, without numpy."""
     if isinstance(value, os.PathLike):
@@ -331,12 +364,13 @@ class Project:
     ) -> Project:
         """Make ``folder`` (created if missing) a new project and open it.
 
-        Raises :class:`UnusableInputError` if it already holds a project, the domain is unknown or a
-        class name is empty or repeated.
+        Raises :class:`UnusableInputError` if it is not new or empty (a project gets a folder of its own:
+        see :func:`new_project_problem`), the domain is unknown or a class name is empty or repeated.
         """
         path = Path(os.path.abspath(folder))
-        if (path / PROJECT_FILE).exists():
-            raise UnusableInputError(f"{path} already holds a LabelTune project; open it instead")
+        problem = new_project_problem(path)
+        if problem is not None:
+            raise UnusableInputError(problem)
         _check_domain(domain)
         class_list: list[str] = []
         for raw in classes:

@@ -27,6 +27,30 @@ def config_dir() -> Path:
     return Path(platformdirs.user_config_dir("labeltune"))
 
 
+def projects_dir() -> Path:
+    """Where new projects go unless the user picks another place.
+
+    ``$LABELTUNE_PROJECTS_DIR``, else ``LabelTune`` in the user's documents folder.  Each project is a
+    folder of its own inside it.
+    """
+    env = os.environ.get("LABELTUNE_PROJECTS_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_documents_dir()) / "LabelTune"
+
+
+_UNSAFE_IN_NAMES = frozenset('<>:"/\\|?*')
+
+
+def project_folder_name(name: str) -> str:
+    """A folder name for a project called ``name`` that works on Windows, macOS and Linux."""
+    cleaned = "".join("-" if ch in _UNSAFE_IN_NAMES or ord(ch) < 32 else ch for ch in name)
+    cleaned = cleaned.strip().rstrip(". ")
+    return cleaned if cleaned and cleaned not in {".", ".."} else "project"
+
+
 @dataclass
 class Settings:
     """Preferences that outlive a session."""
@@ -42,6 +66,7 @@ class Settings:
     device: str = "auto"
     weights: str = "imagenet"
     thumbnail_size: int = 128
+    projects_folder: str = ""  # "": projects_dir(); else the "Save in" folder last used for a new project
 
     @classmethod
     def path(cls) -> Path:
@@ -74,6 +99,10 @@ class Settings:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
         tmp.replace(path)
+
+    def new_projects_folder(self) -> Path:
+        """The folder the next new project is proposed in."""
+        return Path(self.projects_folder) if self.projects_folder else projects_dir()
 
     def add_recent(self, project: Path | str) -> None:
         """Put ``project`` first in the recent projects list."""

@@ -37,9 +37,10 @@ from PySide6.QtWidgets import (
 
 from labeltune.core.datasets import Dataset
 from labeltune.core.progress import Progress
-from labeltune.core.project import Project
+from labeltune.core.project import Project, new_project_problem
+from labeltune.core.settings import Settings, project_folder_name
 from labeltune.ui.errors import show_error
-from labeltune.ui.import_jobs import add_to_project_job, create_project_job, default_location, scan_job
+from labeltune.ui.import_jobs import add_to_project_job, create_project_job, scan_job
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.start_page import project_title
 from labeltune.workers.tasks import FunctionWorker, TaskController
@@ -47,10 +48,9 @@ from labeltune.workers.tasks import FunctionWorker, TaskController
 log = logging.getLogger(__name__)
 
 LOCATION_TIP = (
-    "Where the project is saved: project.json and labeltune.sqlite (labels, runs) are written into this "
-    "folder.\nThe default is the image folder itself, so the project travels with its images (move or copy "
-    "the folder and it still opens). Your images are never changed, moved or copied.\nChoose another "
-    "folder if the image folder is read-only or shared; the images are then referred to where they are."
+    "Where the project is saved: a folder named after the project is made here, and its labels, runs "
+    "and cache are written inside it.\nThe default is LabelTune in your documents folder. Your images "
+    "are never changed, moved or copied: the project refers to them where they are."
 )
 
 
@@ -60,10 +60,17 @@ class ImportDialog(QDialog):
     scanned = Signal(object)  # Dataset: the summary is shown
     committed = Signal(object)  # Project: created (or extended); the dialog accepts next
 
-    def __init__(self, folder: Path, session: ProjectSession | None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        session: ProjectSession | None,
+        parent: QWidget | None = None,
+        settings: Settings | None = None,
+    ) -> None:
         super().__init__(parent)
         self.folder = Path(folder)
         self.session = session
+        self.settings = settings if settings is not None else Settings.load()
         self.project: Project | None = None
         self.dataset: Dataset | None = None
         self._phase = "scan"  # scan -> summary -> commit (or "failed")
@@ -116,9 +123,10 @@ class ImportDialog(QDialog):
 
         is_csv = self.folder.suffix.lower() == ".csv"
         self.name_edit = QLineEdit(self.folder.stem if is_csv else self.folder.name)
+        self.name_edit.setPlaceholderText(self.name_edit.text())
         self.name_edit.setObjectName("nameEdit")
         self.name_edit.setToolTip("The project's name, shown in the window title and recent projects")
-        self.location_edit = QLineEdit(str(default_location(self.folder)))
+        self.location_edit = QLineEdit(str(self.settings.new_projects_folder()))
         self.location_edit.setObjectName("locationEdit")
         self.location_edit.setToolTip(LOCATION_TIP)
         browse = QPushButton("&Browse…")
@@ -171,6 +179,7 @@ class ImportDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.skipped_button.toggled.connect(self._on_skipped_button_toggled)
         self.location_edit.textChanged.connect(self._update_location_state)
+        self.name_edit.textChanged.connect(self._update_location_state)
         browse.clicked.connect(self._on_browse_clicked)
         self.controller.start(FunctionWorker(scan_job(self.folder)))
 
@@ -184,13 +193,33 @@ class ImportDialog(QDialog):
         """Whether a scan or a commit is running."""
         return self.controller.is_running()
 
-    def location(self) -> Path:
-        """The folder the new project will be saved in."""
+    def save_in(self) -> Path:
+        """The folder the new project's own folder is made in ("Save in")."""
         return Path(os.path.expanduser(self.location_edit.text().strip()))
 
+    def project_name(self) -> str:
+        """The new project's name (the image folder's name when left empty)."""
+        return self.name_edit.text().strip() or self.name_edit.placeholderText() or self.folder.name
+
+    def location(self) -> Path:
+        """The project's own folder: ``<Save in>/<project name>``, or the existing project offered."""
+        existing = self._existing_project_folder()
+        if existing is not None:
+            return existing
+        return self.save_in() / project_folder_name(self.project_name())
+
+    def _existing_project_folder(self) -> Path | None:
+        """A project the user more likely wants to open: the scanned folder or "Save in" itself."""
+        if self.into_project:
+            return None
+        candidates = [self.folder] if self.folder.is_dir() else []
+        if self.location_edit.text().strip():
+            candidates.append(self.save_in())
+        return next((c for c in candidates if project_title(c) is not None), None)
+
     def _existing_project(self) -> str | None:
-        text = self.location_edit.text().strip()
-        return project_title(self.location()) if text and not self.into_project else None
+        folder = self._existing_project_folder()
+        return project_title(folder) if folder is not None else None
 
     def _update_location_state(self) -> None:
         if self.into_project or self._phase != "summary":
@@ -212,13 +241,20 @@ class ImportDialog(QDialog):
             return
         else:
             where = self.location()
-            same = where == default_location(self.folder)
-            self.location_note.setText(
-                "The project files are added next to your images; the images stay as they are."
-                if same
-                else "A new project folder; your images stay where they are."
-            )
+            problem = new_project_problem(where)
             self.ok_button.setText("Create project")
+            if problem is not None:  # an existing, non-empty folder: never scatter files into it
+                self.location_note.setText(
+                    f"⚠ {where} already exists and holds other files. Choose another project name or "
+                    "another place to save in: a project gets a folder of its own."
+                )
+                self.ok_button.setEnabled(False)
+                return
+            exists = where.is_dir()
+            self.location_note.setText(
+                f"{'Uses the empty folder' if exists else 'Creates the folder'} {where} for the project's "
+                "labels, runs and cache. Your images stay where they are."
+            )
             self.ok_button.setEnabled(has_samples)
 
     def _show_summary(self, data: Dataset) -> None:
@@ -307,8 +343,7 @@ class ImportDialog(QDialog):
         if self.session is not None:
             job = add_to_project_job(self.dataset, self.session.require())
         else:
-            name = self.name_edit.text().strip() or self.folder.name
-            job = create_project_job(self.dataset, self.location(), name)
+            job = create_project_job(self.dataset, self.location(), self.project_name())
         self.controller.start(FunctionWorker(job))
 
     def _on_task_progressed(self, progress: Progress) -> None:
@@ -323,6 +358,10 @@ class ImportDialog(QDialog):
         if self._phase == "commit":
             assert isinstance(result, Project)
             self.project = result
+            if not self.into_project:  # the next new project is proposed beside this one
+                self.settings.projects_folder = str(result.folder.parent)
+                with contextlib.suppress(OSError):
+                    self.settings.save()
             self.committed.emit(result)
             super().accept()
         elif self._cancel_pending or result is None:
@@ -357,7 +396,10 @@ class ImportDialog(QDialog):
         self.skipped_tree.setVisible(shown and self.skipped_tree.topLevelItemCount() > 0)
 
     def _on_browse_clicked(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Save the project in", self.location_edit.text())
+        start = self.location_edit.text()
+        if not Path(start).is_dir():
+            start = str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Save the project in", start)
         if folder:
             self.location_edit.setText(folder)
 

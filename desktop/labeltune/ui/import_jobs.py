@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,14 +20,6 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[Progress], None]
 Job = Callable[[ProgressFn, threading.Event], object]
-
-
-def default_location(source: Path) -> Path:
-    """The image folder itself (a CSV's folder); ``<folder>-labeltune`` beside it if it is read-only."""
-    folder = source.parent if source.suffix.lower() == ".csv" and not source.is_dir() else source
-    if folder.is_dir() and not os.access(folder, os.W_OK):
-        return folder.with_name(f"{folder.name}-labeltune")
-    return folder
 
 
 def scan_job(source: Path) -> Callable[[ProgressFn, threading.Event], Dataset]:

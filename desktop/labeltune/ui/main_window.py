@@ -131,7 +131,7 @@ class MainWindow(QMainWindow):
 
     def import_folder(self, folder: Path, into_project: bool = False) -> None:
         """Show the import summary for ``folder``; on accept create (or extend) the project."""
-        dialog = ImportDialog(folder, self.session if into_project else None, self)
+        dialog = ImportDialog(folder, self.session if into_project else None, self, self.settings)
         if dialog.exec() and dialog.project is not None:
             if into_project:
                 self.session.notify_samples_added()
@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
 
     def new_xrd_project(self) -> None:
         """Ask for a folder, a phase library and optionally a model; create the XRD project and open it."""
-        dialog = XrdNewProjectDialog(self)
+        dialog = XrdNewProjectDialog(self, self.settings)
         if dialog.exec() and dialog.project is not None:
             self._show_xrd_project(dialog.project.folder)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -19,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltune.core.project import new_project_problem
+from labeltune.core.settings import Settings, project_folder_name
 from labeltune.core.xrd.demo import shipped_model
 from labeltune.core.xrd.xrd_project import CU_KA1, XrdProject, xrd_run_problem
 from labeltune.ui.xrd_project_bar import WARNING_COLOUR, WAVELENGTH_HELP
@@ -34,17 +37,23 @@ def _folder_row(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
 class XrdNewProjectDialog(QDialog):
     """Creates an :class:`XrdProject`; ``project`` holds it after the dialog is accepted."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, settings: Settings | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("New XRD project")
         self.setObjectName("xrdNewProjectDialog")
         self.resize(620, 0)
         self.project: XrdProject | None = None
+        self.settings = settings if settings is not None else Settings.load()
         model = shipped_model()
-        self.folder_edit = QLineEdit()
-        self.folder_edit.setPlaceholderText("a new or empty folder; pattern files are copied into it")
-        self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("the folder's name")
+        self.name_edit = QLineEdit("XRD project")
+        self.name_edit.setToolTip("The project's name; its folder is named after it")
+        self.save_in_edit = QLineEdit(str(self.settings.new_projects_folder()))
+        self.save_in_edit.setToolTip(
+            "A folder named after the project is made here; pattern files are copied into it"
+        )
+        self.where_label = QLabel()
+        self.where_label.setObjectName("xrdNewProjectWhere")
+        self.where_label.setWordWrap(True)
         self.library_edit = QLineEdit(str(model / "library") if model is not None else "")
         self.library_edit.setPlaceholderText(
             "a library folder (library.json), or a folder of CIF files to build one from"
@@ -60,7 +69,11 @@ class XrdNewProjectDialog(QDialog):
         self.wavelength_spin.setSuffix(" Å")
         self.wavelength_spin.setToolTip(WAVELENGTH_HELP)
         buttons = {}
-        for key, title in (("folder", "Project folder"), ("library", "Phase library"), ("model", "Model")):
+        for key, title in (
+            ("folder", "Save the project in"),
+            ("library", "Phase library"),
+            ("model", "Model"),
+        ):
             button = QPushButton("Browse…")
             button.clicked.connect(lambda _checked=False, k=key, t=title: self._browse(k, t))
             buttons[key] = button
@@ -70,8 +83,9 @@ class XrdNewProjectDialog(QDialog):
         self.error_label.setStyleSheet(f"color: {WARNING_COLOUR};")
         form = QFormLayout()
         rows: list[tuple[str, QWidget, QWidget | QHBoxLayout]] = [
-            ("Project &folder:", self.folder_edit, _folder_row(self.folder_edit, buttons["folder"])),
-            ("&Name:", self.name_edit, self.name_edit),
+            ("Project &name:", self.name_edit, self.name_edit),
+            ("Save &in:", self.save_in_edit, _folder_row(self.save_in_edit, buttons["folder"])),
+            ("", self.where_label, self.where_label),
             ("Phase &library:", self.library_edit, _folder_row(self.library_edit, buttons["library"])),
             ("&Model (optional):", self.model_edit, _folder_row(self.model_edit, buttons["model"])),
             ("X-ray &wavelength:", self.wavelength_spin, self.wavelength_spin),
@@ -95,6 +109,33 @@ class XrdNewProjectDialog(QDialog):
         layout.addWidget(note)
         layout.addWidget(self.error_label)
         layout.addWidget(self.button_box)
+        self.name_edit.textChanged.connect(self._update_where)
+        self.save_in_edit.textChanged.connect(self._update_where)
+        self._update_where()
+
+    def project_folder(self) -> Path | None:
+        """``<Save in>/<project name>``, or ``None`` while either is empty."""
+        name, save_in = self.name_edit.text().strip(), self.save_in_edit.text().strip()
+        if not name or not save_in:
+            return None
+        return Path(save_in).expanduser() / project_folder_name(name)
+
+    def _update_where(self) -> None:
+        folder = self.project_folder()
+        ok_button = self.button_box.button(QDialogButtonBox.StandardButton.Ok)
+        problem = (
+            new_project_problem(folder) if folder is not None else "Give the project a name and a place."
+        )
+        if problem is None:
+            self.where_label.setText(f"The project is created in {folder}.")
+        elif folder is not None:
+            self.where_label.setText(
+                f"⚠ {folder} already exists and holds other files: choose another name or place."
+            )
+        else:
+            self.where_label.setText(problem)
+        self.where_label.setStyleSheet("" if problem is None else f"color: {WARNING_COLOUR};")
+        ok_button.setEnabled(problem is None)
 
     def _library_from_cifs(self, source: Path, project: Path) -> Path:
         """``source`` itself when it is a library; a folder of CIFs is built into ``project/library``."""
@@ -120,26 +161,29 @@ class XrdNewProjectDialog(QDialog):
         return target
 
     def _browse(self, key: str, title: str) -> None:
-        edit = {"folder": self.folder_edit, "library": self.library_edit, "model": self.model_edit}[key]
+        edit = {"folder": self.save_in_edit, "library": self.library_edit, "model": self.model_edit}[key]
         folder = QFileDialog.getExistingDirectory(self, title, edit.text())
         if folder:
             edit.setText(folder)
 
     def accept(self) -> None:
         """Create the project; on a problem, say what is wrong and stay open."""
-        folder, library = self.folder_edit.text().strip(), self.library_edit.text().strip()
+        folder, library = self.project_folder(), self.library_edit.text().strip()
         model = self.model_edit.text().strip()
-        if not folder or not library:
-            self.error_label.setText("Choose a project folder and a phase library.")
+        if folder is None or not library:
+            self.error_label.setText("Give the project a name, a place to save it in and a phase library.")
+            return
+        if (problem := new_project_problem(folder)) is not None:
+            self.error_label.setText(problem)
             return
         if model and (problem := xrd_run_problem(model)) is not None:
             self.error_label.setText(problem)
             return
         try:
-            library_dir = self._library_from_cifs(Path(library), Path(folder))
+            library_dir = self._library_from_cifs(Path(library), folder)
             self.project = XrdProject.create(
-                Path(folder),
-                self.name_edit.text().strip() or Path(folder).name,
+                folder,
+                self.name_edit.text().strip(),
                 library_dir,
                 Path(model) if model else None,
                 self.wavelength_spin.value(),
@@ -148,4 +192,7 @@ class XrdNewProjectDialog(QDialog):
         except Exception as error:  # a bad folder or library: say so, let the user fix it
             self.error_label.setText(str(error))
             return
+        self.settings.projects_folder = str(folder.parent)
+        with contextlib.suppress(OSError):
+            self.settings.save()
         super().accept()

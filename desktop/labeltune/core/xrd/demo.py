@@ -100,6 +100,7 @@ def write_xrd_demo(
             model_dir=shipped_model(),
             wavelength=CU_KA1,
             wavelength_confirmed=True,  # the source states Cu K-alpha
+            prepared=(PATTERNS_DIR, CREDITS, LICENCE, REFERENCES),
         )
         for item in items:
             project.set_label(f"{PATTERNS_DIR}/{PurePosixPath(item.path).name}", item.label.split(";"))

@@ -182,12 +182,18 @@ class XrdProject:
         model_dir: str | os.PathLike[str] | None = None,
         wavelength: float = CU_KA1,
         wavelength_confirmed: bool = False,
+        prepared: Iterable[str] = (),
     ) -> XrdProject:
-        """Make ``folder`` (new, or without a project yet) an XRD project using the library ``library_dir``.
+        """Make ``folder`` (new or empty) an XRD project using the library ``library_dir``.
 
-        Raises :class:`XrdProjectError` when the folder already holds a project, the library cannot be
-        read or the wavelength is not plausible.
+        ``prepared`` names entries already written into ``folder`` for this project (a demo's patterns
+        and references); a library built inside it counts as prepared too.
+
+        Raises :class:`XrdProjectError` when the folder already holds a project or other files (only a
+        library built into it for this project may be there), the library cannot be read or the
+        wavelength is not plausible.
         """
+        from labeltune.core.project import new_project_problem
         from labeltune.core.xrd.library import LibraryError, load_library
         from labeltune.core.xrd.pattern import valid_wavelength
 
@@ -196,6 +202,11 @@ class XrdProject:
             raise XrdProjectError(f"{root} already holds a LabelTune project; open it instead")
         if root.exists() and not root.is_dir():
             raise XrdProjectError(f"{root} exists and is not a folder")
+        library_path = Path(os.path.abspath(library_dir))
+        built_inside = [library_path.name] if library_path.parent == root else []  # built for this project
+        problem = new_project_problem(root, allowed=[*built_inside, *prepared])
+        if problem is not None:
+            raise XrdProjectError(problem)
         checked = valid_wavelength(wavelength)
         if checked is None:
             raise XrdProjectError(f"not a usable wavelength: {wavelength!r} Å (expected 0.01-10)")
