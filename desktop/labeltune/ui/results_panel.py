@@ -8,6 +8,7 @@ predictions (calibrated confidence, unfamiliar-input score), which the Label tab
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -359,6 +360,7 @@ class ResultsPanel(QWidget):
 
         self.check_controller = TaskController(self)
         self._checking: str | None = None  # id of the run whose check is running
+        self._checking_folder: Path | None = None  # and the folder of its project
         self.runs_list.selection_changed.connect(self._on_runs_list_selection_changed)
         self.details_view.check_button.clicked.connect(self._on_check_button_clicked)
         self.check_controller.progressed.connect(self._on_check_controller_progressed)
@@ -396,7 +398,7 @@ class ResultsPanel(QWidget):
 
             return predict_project(folder, run_id, run_dir, progress=progress, stop_event=stop)
 
-        self._checking = run_id
+        self._checking, self._checking_folder = run_id, folder
         self.details_view.check_label.setText("Checking the images…")
         self.check_controller.start(FunctionWorker(check))
 
@@ -414,11 +416,17 @@ class ResultsPanel(QWidget):
     def _on_check_controller_running_changed(self, running: bool) -> None:
         self.details_view.check_button.setText("Stop checking" if running else "C&heck all images")
 
+    def _shows_checked_project(self) -> bool:
+        project = self.session.project
+        return project is not None and project.folder == self._checking_folder
+
     def _on_check_controller_progressed(self, progress: Any) -> None:
-        if progress.total:
+        if progress.total and self._shows_checked_project():
             self.details_view.check_label.setText(f"Checking the images… {progress.done} of {progress.total}")
 
     def _on_check_controller_finished(self, result: object) -> None:
+        if not self._shows_checked_project():  # its project was closed meanwhile
+            return
         if not isinstance(result, dict):
             self.details_view.check_label.setText("Stopped; nothing was stored.")
             return
@@ -435,7 +443,8 @@ class ResultsPanel(QWidget):
         self.session.notify_predictions_changed()
 
     def _on_check_controller_failed(self, message: str, details: str) -> None:
-        self.details_view.check_label.setText("The check failed.")
+        if self._shows_checked_project():
+            self.details_view.check_label.setText("The check failed.")
         show_error(self, "Cannot check the images", message, details)
 
     def _on_session_project_opened(self, _project: object) -> None:
@@ -444,6 +453,8 @@ class ResultsPanel(QWidget):
         self.refresh()
 
     def _on_session_project_closed(self) -> None:
+        self.check_controller.stop()  # its answers belong to the project being closed
+        self.details_view.check_label.clear()
         self.runs_list.set_runs([])
         self._show_selection([])
 

@@ -268,6 +268,8 @@ class TrainPanel(QWidget):
         self._update_buttons()
 
     def _on_controller_progressed(self, progress: Progress) -> None:
+        if not self._shows_run_project():  # a run of a project closed meanwhile, stopping
+            return
         show_progress(self.progress_bar, progress)
         if self.stop_button.isEnabled():  # keep the "Stopping…" text once Stop was pressed
             detail = f" — {progress.message}" if progress.stage == "train" and progress.message else ""
@@ -278,6 +280,8 @@ class TrainPanel(QWidget):
     def _on_controller_reported(self, event: object) -> None:
         # Progress reports are throttled (~10 a second) while epochs of a features run take milliseconds:
         # the stage and the bar also follow these events, so they never show a finished earlier stage.
+        if not self._shows_run_project():
+            return
         if isinstance(event, TrainingStarted):
             self._epochs = event.epochs
             self.curves.set_epochs(event.epochs)
@@ -292,6 +296,12 @@ class TrainPanel(QWidget):
                 self.progress_bar.setValue(min(event.epoch, self._epochs))
 
     def _on_controller_finished(self, result: object) -> None:
+        if not self._shows_run_project():  # the project was closed while its run stopped
+            if isinstance(result, RunResult):
+                self._record(result)  # listed in its own project, shown when that one is open again
+            self._show_blank()
+            self._update_buttons()
+            return
         self.eta_label.clear()
         self.curves.flush()
         if not isinstance(result, RunResult):  # stopped before there was a model: nothing was kept
@@ -311,6 +321,10 @@ class TrainPanel(QWidget):
         self.run_finished.emit(Path(result.run_dir))
 
     def _on_controller_failed(self, message: str, details: str) -> None:
+        if not self._shows_run_project():
+            self._update_buttons()
+            show_error(self, "Training of a closed project failed", message, details)
+            return
         self.eta_label.clear()
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)
@@ -346,8 +360,26 @@ class TrainPanel(QWidget):
         if not self.is_running() and not self.curves.records():
             self.curves.set_epochs(epochs)  # the empty plots show the planned run
 
-    def _on_session_project_opened(self, _project: object) -> None:
+    def _shows_run_project(self) -> bool:
+        """Whether the open project is the one the last (or running) training was for."""
+        project = self.session.project
+        return project is not None and project.folder == self._project_folder
+
+    def _show_blank(self, stage: str = "Ready.") -> None:
+        """Nothing of an earlier project's training: empty plots for the planned epochs."""
         self.last_result = None
+        self._epochs = 0
+        self.curves.clear(self.form.epochs_spin.value())
+        self.epoch_label.setText(" ")
+        self.summary_label.clear()
+        self.eta_label.clear()
+        self.progress_bar.setRange(0, 100)
+        self.progress_bar.setValue(0)
+        self.stage_label.setText(stage)
+
+    def _on_session_project_opened(self, _project: object) -> None:
+        if not self._shows_run_project():
+            self._show_blank()
         self._update_data_label()
         self._update_buttons()
 

@@ -111,6 +111,7 @@ class XrdTrainPanel(QWidget):
         self._epochs = 0
         self._eta = EtaClock()
         self._project_folder: Path | None = None
+        self._run_records: list[EpochRecord] = []  # the current (or last) run's epochs, for replay
 
         self.data_label = QLabel()
         self.data_label.setObjectName("xrdTrainData")
@@ -174,9 +175,43 @@ class XrdTrainPanel(QWidget):
 
     # -- state --------------------------------------------------------------------------------------
     def set_project(self, project: XrdProject | None) -> None:
-        """Follow another project (a running training goes on and records its run in its own project)."""
+        """Follow another project (a running training goes on and records its run in its own project).
+
+        The page shows only this project's training: another project's running run is named, its
+        curves come back when that project is shown again, and a finished one's outcome is not shown.
+        """
         self.project = project
+        if self._shows_run_project():
+            self._replay_run()
+        else:
+            self.last_result = None
+            self.curves.clear(self.epochs_spin.value())
+            self.epoch_label.setText(" ")
+            self.summary_label.clear()
+            self.eta_label.clear()
+            self.progress_bar.setRange(0, 100)
+            self.progress_bar.setValue(0)
+            running = self.is_running() and self._project_folder is not None
+            self.stage_label.setText(
+                f"Training a model for {self._project_folder.name} in the background…"
+                if running and self._project_folder is not None
+                else "Ready."
+            )
         self.refresh()
+
+    def _shows_run_project(self) -> bool:
+        """Whether the shown project is the one the last (or running) training was for."""
+        return self.project is not None and self.project.folder == self._project_folder
+
+    def _replay_run(self) -> None:
+        """Show the curves of this project's run again (it ran while another project was shown)."""
+        if not self._run_records or self.curves.records() == self._run_records:
+            return
+        self.curves.clear(self._epochs)
+        for record in self._run_records:
+            self.curves.add_record(record)
+        self.curves.flush()
+        self.epoch_label.setText(xrd_epoch_text(self._run_records[-1], self._epochs))
 
     def is_running(self) -> bool:
         """Whether a training runs."""
@@ -235,6 +270,7 @@ class XrdTrainPanel(QWidget):
         )
         self._project_folder = project.folder
         self._started_from = init
+        self._run_records = []
         self.last_result = None
         self._epochs = self.epochs_spin.value()
         self._eta = EtaClock()
@@ -266,6 +302,8 @@ class XrdTrainPanel(QWidget):
         self.refresh()
 
     def _on_controller_progressed(self, progress: Progress) -> None:
+        if not self._shows_run_project():  # another project's run, going on in the background
+            return
         show_progress(self.progress_bar, progress)
         if self.stop_button.isEnabled():  # keep the "Stopping…" text once Stop was pressed
             detail = f" — {progress.message}" if progress.message else ""
@@ -274,6 +312,12 @@ class XrdTrainPanel(QWidget):
         self.eta_label.setText("" if left is None else f"{duration_text(left)} left in this epoch")
 
     def _on_controller_reported(self, event: object) -> None:
+        if isinstance(event, EpochRecord):
+            self._run_records.append(event)
+        if not self._shows_run_project():
+            if isinstance(event, TrainingStarted):
+                self._epochs = event.epochs
+            return
         if isinstance(event, TrainingStarted):
             self._epochs = event.epochs
             self.curves.set_epochs(event.epochs)
@@ -292,11 +336,17 @@ class XrdTrainPanel(QWidget):
             self.stage_label.setText("Stopped before the first epoch ended; the project keeps its model.")
             self.refresh()
             return
+        run_dir = Path(result.run_dir)
+        if not self._shows_run_project():  # trained for another project: it gets the model, not this page
+            self._adopt(run_dir)
+            name = self._project_folder.name if self._project_folder is not None else "another project"
+            self.stage_label.setText(f"The new model of {name} is ready: open that project to see it.")
+            self.refresh()
+            return
         self.last_result = result
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(100)
         self.stage_label.setText("Stopped." if result.stopped else "Done.")
-        run_dir = Path(result.run_dir)
         self._adopt(run_dir)
         self.summary_label.setText(xrd_summary_text(result, getattr(self, "_started_from", None)))
         self.refresh()
@@ -318,6 +368,12 @@ class XrdTrainPanel(QWidget):
             )
 
     def _on_controller_failed(self, message: str, details: str) -> None:
+        if not self._shows_run_project():
+            name = self._project_folder.name if self._project_folder is not None else "another project"
+            self.stage_label.setText("Ready.")
+            self.refresh()
+            show_error(self, f"Training for {name} failed", message, details)
+            return
         self.eta_label.clear()
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)
