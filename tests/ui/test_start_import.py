@@ -48,7 +48,7 @@ def messy_folder(image_folder: Callable[..., Path]) -> Path:
 
 
 def _scanned(
-    qtbot, folder: Path, session: ProjectSession | None = None, settings: Settings | None = None
+    qtbot, folder: Path | list[Path], session: ProjectSession | None = None, settings: Settings | None = None
 ) -> ImportDialog:
     dialog = ImportDialog(folder, session, settings=settings)
     qtbot.addWidget(dialog)
@@ -388,3 +388,49 @@ def test_main_window_opens_a_demo(qtbot) -> None:
     qtbot.mouseClick(window.start_page.demo_buttons["fish"], Qt.MouseButton.LeftButton)
     assert "Reef fish" in window.windowTitle()
     window.close()
+
+
+# ------------------------------------------------------------------------------------ drag and drop
+
+
+def _drop(window: QWidget, paths: list[Path]) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+
+
+def test_dropped_files_are_what_is_imported(
+    qtbot, messy_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeltune.ui.main_window import MainWindow
+
+    window = MainWindow(Settings())
+    qtbot.addWidget(window)
+    asked: list[object] = []
+    monkeypatch.setattr(window, "import_folder", lambda source, into_project=False: asked.append(source))
+    one = messy_folder / "class2" / "img001.png"
+    _drop(window, [one])
+    _drop(window, [messy_folder])
+    assert asked == [[one], messy_folder]  # one file is one file, not its whole folder
+
+    dialog = _scanned(qtbot, [one, messy_folder / "loose.png", messy_folder / "class0" / "corrupt.png"])
+    assert dialog.dataset is not None
+    assert sorted(s.path.name for s in dialog.dataset.samples) == ["img001.png", "loose.png"]
+    assert _table(dialog) == {"(unlabeled)": "2"}
+    assert [Path(s.path).name for s in dialog.dataset.skipped] == ["corrupt.png"]
+    assert dialog.name_edit.text() == messy_folder.name
+    with qtbot.waitSignal(dialog.accepted, timeout=WAIT):
+        qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert dialog.project is not None
+    with dialog.project as project:
+        assert project.sample_count() == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +47,7 @@ class Dataset:
     """What a scan found."""
 
     root: Path
-    kind: str  # "folder", "csv" or "project"
+    kind: str  # "folder", "csv", "project" or "files" (picked one by one)
     samples: list[Sample]
     skipped: list[SkippedFile] = field(default_factory=list)
     class_order: list[str] = field(default_factory=list)
@@ -182,6 +182,38 @@ def scan_project(folder: Path) -> Dataset:
     present = [s for s in samples if s.path.exists()]
     skipped = [SkippedFile(str(s.path), "file not found (moved or deleted since import)") for s in missing]
     return Dataset(folder, "project", present, skipped, class_order=classes)
+
+
+def scan_files(
+    paths: Sequence[Path | str], check: bool = True, progress: ProgressCallback = no_progress
+) -> Dataset:
+    """Scan files picked one by one (dropped on the window): each is an unlabeled sample, nothing else.
+
+    A folder among them is scanned as a class folder; the dataset's root is the folder they share.
+    """
+    resolved = [Path(p).expanduser().resolve() for p in paths]
+    if not resolved:
+        raise UnusableInputError("no files were given")
+    found: list[tuple[Path, str | None, str | None]] = []
+    skipped: list[SkippedFile] = []
+    folders: list[Dataset] = []
+    for path in resolved:
+        if path.is_dir():
+            folders.append(scan_folder(path, check, progress))
+        elif not path.exists():
+            skipped.append(SkippedFile(str(path), "file not found"))
+        elif is_image_file(path):
+            found.append((path, None, None))
+        else:
+            skipped.append(
+                SkippedFile(str(path), f"not an image file type ({path.suffix or 'no extension'})")
+            )
+    samples, bad = _check(found, check, progress, MAX_PIXELS)
+    for data in folders:
+        samples += data.samples
+        skipped += data.skipped
+    root = Path(os.path.commonpath([p if p.is_dir() else p.parent for p in resolved]))
+    return Dataset(root, "files", samples, skipped + bad)
 
 
 def scan(source: Path | str, check: bool = True, progress: ProgressCallback = no_progress) -> Dataset:

@@ -9,8 +9,10 @@ at any point before that leaves no trace.
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -62,13 +64,19 @@ class ImportDialog(QDialog):
 
     def __init__(
         self,
-        folder: Path,
+        folder: Path | Sequence[Path],
         session: ProjectSession | None,
         parent: QWidget | None = None,
         settings: Settings | None = None,
     ) -> None:
         super().__init__(parent)
-        self.folder = Path(folder)
+        # a folder or CSV; or files picked one by one (dropped), which are all that is added
+        self.files: list[Path] | None = None
+        if isinstance(folder, Path):
+            self.folder = folder
+        else:
+            self.files = [Path(p) for p in folder]
+            self.folder = Path(os.path.commonpath([p if p.is_dir() else p.parent for p in self.files]))
         self.session = session
         self.settings = settings if settings is not None else Settings.load()
         self.project: Project | None = None
@@ -81,7 +89,13 @@ class ImportDialog(QDialog):
         self.setMinimumWidth(560)
         self.resize(680, 560)
 
-        heading = QLabel(f"<b>{'Add images from' if into is not None else 'Images in'}</b> {self.folder}")
+        if self.files is not None and len(self.files) == 1:
+            what = f"{self.files[0].name} in {self.folder}"
+        elif self.files is not None:
+            what = f"{len(self.files)} dropped items in {self.folder}"
+        else:
+            what = str(self.folder)
+        heading = QLabel(f"<b>{'Add' if into is not None else 'Images:'}</b> {html.escape(what)}")
         heading.setTextFormat(Qt.TextFormat.RichText)
         heading.setWordWrap(True)
         heading.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -181,7 +195,7 @@ class ImportDialog(QDialog):
         self.location_edit.textChanged.connect(self._update_location_state)
         self.name_edit.textChanged.connect(self._update_location_state)
         browse.clicked.connect(self._on_browse_clicked)
-        self.controller.start(FunctionWorker(scan_job(self.folder)))
+        self.controller.start(FunctionWorker(scan_job(self.folder if self.files is None else self.files)))
 
     # -- state --------------------------------------------------------------------------------------
     @property
@@ -212,7 +226,7 @@ class ImportDialog(QDialog):
         """A project the user more likely wants to open: the scanned folder or "Save in" itself."""
         if self.into_project:
             return None
-        candidates = [self.folder] if self.folder.is_dir() else []
+        candidates = [self.folder] if self.folder.is_dir() and self.files is None else []
         if self.location_edit.text().strip():
             candidates.append(self.save_in())
         return next((c for c in candidates if project_title(c) is not None), None)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from labeltune.core.datasets import Dataset, scan
+from labeltune.core.datasets import Dataset, scan, scan_files
 from labeltune.core.progress import Progress, check_stop
 from labeltune.core.project import DB_FILE, PROJECT_FILE, Project
 
@@ -22,15 +22,17 @@ ProgressFn = Callable[[Progress], None]
 Job = Callable[[ProgressFn, threading.Event], object]
 
 
-def scan_job(source: Path) -> Callable[[ProgressFn, threading.Event], Dataset]:
-    """Scan ``source`` (folder, CSV or project); stops between files when the stop event is set."""
+def scan_job(source: Path | Sequence[Path]) -> Callable[[ProgressFn, threading.Event], Dataset]:
+    """Scan ``source`` (a folder, CSV or project; or picked files); stops between files on the stop event."""
 
     def job(progress: ProgressFn, stop: threading.Event) -> Dataset:
         def report(p: Progress) -> None:
             check_stop(stop)  # scan() takes no stop event of its own
             progress(p)
 
-        return scan(source, progress=report)
+        if isinstance(source, Path):
+            return scan(source, progress=report)
+        return scan_files(source, progress=report)
 
     return job
 

@@ -129,8 +129,8 @@ class MainWindow(QMainWindow):
         if folder:
             self.import_folder(Path(folder))
 
-    def import_folder(self, folder: Path, into_project: bool = False) -> None:
-        """Show the import summary for ``folder``; on accept create (or extend) the project."""
+    def import_folder(self, folder: Path | list[Path], into_project: bool = False) -> None:
+        """Show the import summary for ``folder`` (or dropped files); on OK create or extend the project."""
         dialog = ImportDialog(folder, self.session if into_project else None, self, self.settings)
         if dialog.exec() and dialog.project is not None:
             if into_project:
@@ -235,7 +235,7 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:
-        """A dropped folder becomes a new project, or is added to the open one."""
+        """Dropped folders or files become a new project, or are added to the open one: only they."""
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
         if paths and is_xrd_project(paths[0]):
             event.acceptProposedAction()
@@ -245,10 +245,14 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.xrd_page.import_patterns(paths)
             return
-        folders = [p for p in paths if p.is_dir()] or list({p.parent for p in paths})
-        if folders:
-            event.acceptProposedAction()
-            self.import_folder(folders[0], into_project=self.session.project is not None)
+        if not paths:
+            return
+        event.acceptProposedAction()
+        into = self.session.project is not None
+        if len(paths) == 1 and (paths[0].is_dir() or paths[0].suffix.lower() == ".csv"):
+            self.import_folder(paths[0], into_project=into)  # a class folder, a CSV or a project
+        else:
+            self.import_folder(paths, into_project=into)  # what was dropped, and only that
 
     # -- window state -------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:
