@@ -434,3 +434,34 @@ def test_dropped_files_are_what_is_imported(
     assert dialog.project is not None
     with dialog.project as project:
         assert project.sample_count() == 2
+
+
+def test_a_single_click_on_a_recent_project_opens_it_once(qtbot, tmp_path: Path) -> None:
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    project = _make_project(tmp_path / "p", "P")
+    page = StartPage(Settings(recent_projects=[str(project)]))
+    qtbot.addWidget(page)
+    page.show()
+    qtbot.waitExposed(page)
+    opened: list[str] = []
+    page.open_project_requested.connect(opened.append)
+    centre = page.recent_list.visualItemRect(page.recent_list.item(0)).center()
+    qtbot.mouseClick(page.recent_list.viewport(), Qt.MouseButton.LeftButton, pos=centre)
+    assert opened == [str(project)]
+    opened.clear()
+    for kind in ("MouseButtonPress", "MouseButtonRelease", "MouseButtonDblClick", "MouseButtonRelease"):
+        event = QMouseEvent(  # what a real double click delivers
+            getattr(QEvent.Type, kind),
+            QPointF(centre),
+            page.recent_list.viewport().mapToGlobal(QPointF(centre)),
+            Qt.MouseButton.LeftButton,
+            Qt.MouseButton.NoButton if kind == "MouseButtonRelease" else Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        QApplication.sendEvent(page.recent_list.viewport(), event)
+    assert opened == [str(project)]  # opened once, not twice
+    qtbot.mouseClick(page.recent_list.viewport(), Qt.MouseButton.RightButton, pos=centre)
+    assert opened == [str(project)]  # a right click selects, for Forget

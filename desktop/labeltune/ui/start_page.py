@@ -6,8 +6,8 @@ import json
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QFontMetrics, QKeyEvent, QPainter, QPalette
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QSize, Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics, QKeyEvent, QMouseEvent, QPainter, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QStyle,
@@ -103,9 +104,13 @@ class _RecentDelegate(QStyledItemDelegate):
 
 
 class _RecentList(QListWidget):
-    """The recent projects; Delete removes the selected entry from the list (not from disk)."""
+    """The recent projects, like links: a click or Enter opens one.
+
+    Delete (or the right-click menu) removes the entry from the list, not from disk.
+    """
 
     delete_pressed = Signal()
+    _in_double_click = False  # the release that ends a double click opens nothing
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Delete/Backspace forget the selected entry; other keys as usual (Enter opens it)."""
@@ -113,6 +118,28 @@ class _RecentList(QListWidget):
             self.delete_pressed.emit()
             return
         super().keyPressEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        """A plain left click opens the entry (unless the style does that itself)."""
+        super().mouseReleaseEvent(event)
+        single_click_style = self.style().styleHint(
+            QStyle.StyleHint.SH_ItemView_ActivateItemOnSingleClick, None, self
+        )
+        plain = event.modifiers() == Qt.KeyboardModifier.NoModifier
+        second_of_double, self._in_double_click = self._in_double_click, False
+        if (
+            event.button() == Qt.MouseButton.LeftButton
+            and plain
+            and not (single_click_style or second_of_double)
+        ):
+            item = self.itemAt(event.position().toPoint())
+            if item is not None:
+                self.itemActivated.emit(item)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        """The first click of a double click has opened the entry already: nothing more."""
+        self._in_double_click = True
+        event.accept()
 
 
 class StartPage(QWidget):
@@ -164,7 +191,8 @@ class StartPage(QWidget):
         self.recent_list = _RecentList()
         self.recent_list.setObjectName("recentList")
         self.recent_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.recent_list.setToolTip("Double-click or press Enter to open; Delete forgets the entry")
+        self.recent_list.setToolTip("Click or press Enter to open; right-click or Delete to forget the entry")
+        self.recent_list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.recent_list.setItemDelegate(_RecentDelegate(self.recent_list))
         self.recent_list.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.recent_empty = QLabel("No recent projects yet. Start from a folder of images, or open a demo.")
@@ -244,6 +272,7 @@ class StartPage(QWidget):
         self.recent_list.itemActivated.connect(self._on_recent_list_item_activated)
         self.recent_list.currentItemChanged.connect(self._on_recent_list_current_changed)
         self.recent_list.delete_pressed.connect(self._on_forget_button_clicked)
+        self.recent_list.customContextMenuRequested.connect(self._on_recent_list_context_menu)
         self.forget_button.clicked.connect(self._on_forget_button_clicked)
         self.forget_missing_button.clicked.connect(self._on_forget_missing_button_clicked)
         self.refresh()
@@ -326,6 +355,16 @@ class StartPage(QWidget):
     def _on_recent_list_current_changed(self, *_items: object) -> None:
         self._set_note("")
         self._update_buttons()
+
+    def _on_recent_list_context_menu(self, position: QPoint) -> None:
+        item = self.recent_list.itemAt(position)
+        if item is None:
+            return
+        self.recent_list.setCurrentItem(item)
+        menu = QMenu(self.recent_list)
+        menu.addAction("&Open", lambda: self._on_recent_list_item_activated(item))
+        menu.addAction("&Forget (the project stays on disk)", self._on_forget_button_clicked)
+        menu.popup(self.recent_list.viewport().mapToGlobal(position))
 
     def _on_forget_button_clicked(self) -> None:
         item = self.recent_list.currentItem()
