@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -465,3 +466,47 @@ def test_a_single_click_on_a_recent_project_opens_it_once(qtbot, tmp_path: Path)
     assert opened == [str(project)]  # opened once, not twice
     qtbot.mouseClick(page.recent_list.viewport(), Qt.MouseButton.RightButton, pos=centre)
     assert opened == [str(project)]  # a right click selects, for Forget
+
+
+def test_a_project_open_elsewhere_asks_before_opening(
+    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import socket
+    import subprocess
+
+    from labeltune.core.project_lock import LOCK_FILE, read_lock
+    from labeltune.ui.main_window import MainWindow
+
+    folder = _make_project(tmp_path / "p", "P")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"host": socket.gethostname(), "pid": other.pid, "user": "ana", "since": "2026-12-06T09:30:00"}
+        (folder / LOCK_FILE).write_text(json.dumps(lock))
+        window = MainWindow(Settings())
+        qtbot.addWidget(window)
+        asked: list[str] = []
+        answer = QMessageBox.StandardButton.Cancel
+
+        def question(_parent: object, _title: str, text: str, *_args: object) -> QMessageBox.StandardButton:
+            asked.append(text)
+            return answer
+
+        monkeypatch.setattr(QMessageBox, "question", question)
+        window.open_project(folder)
+        assert window.session.project is None and len(asked) == 1
+        assert f"process {other.pid}" in asked[0] and "on this computer" in asked[0]
+        answer = QMessageBox.StandardButton.Open
+        window.open_project(folder)
+        assert window.session.project is not None
+        held = read_lock(folder)
+        assert held is not None and held.pid == os.getpid()  # now this window holds it
+        window.session.close()
+        assert not (folder / LOCK_FILE).exists()
+        window.open_project(folder)  # no lock (or only our own): no question
+        assert len(asked) == 2 and window.session.project is not None
+        window.close()
+        assert not (folder / LOCK_FILE).exists()
+    finally:
+        other.kill()
+        other.wait()

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QStackedWidget, QTabWidget
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QStackedWidget, QTabWidget
 
+from labeltune.core.project import Project
+from labeltune.core.project_lock import ProjectLock, other_holder
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.xrd_project import is_xrd_project
 from labeltune.ui.about import show_about
@@ -32,6 +34,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings or Settings.load()
         self.session = ProjectSession(self.settings, self)
+        self._lock: ProjectLock | None = None  # of the open project, image or XRD
         self.setAcceptDrops(True)
         self.resize(1280, 820)
 
@@ -175,7 +178,24 @@ class MainWindow(QMainWindow):
             self.open_project(folder)
 
     def open_project(self, folder: str | Path) -> None:
-        """Open a project folder (image or XRD), reporting problems instead of failing."""
+        """Open a project folder (image or XRD), reporting problems instead of failing.
+
+        A project that another LabelTune has open (its lock file names a live process, or another
+        computer) is opened only when the user says so.
+        """
+        holder = other_holder(folder) if self._held_folder() != Path(folder) else None
+        if holder is not None:
+            answer = QMessageBox.question(
+                self,
+                "Project already open",
+                f"{Path(folder).name} seems to be open in LabelTune {holder.describe()}.\n\n"
+                "Labeling it in two windows at once can lose labels: close it there first. If LabelTune "
+                "is no longer running there (the computer was switched off, say), open it anyway.",
+                QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Open:
+                return
         try:
             if is_xrd_project(folder):
                 self._show_xrd_project(Path(folder))
@@ -188,6 +208,7 @@ class MainWindow(QMainWindow):
         """Open an XRD project in the XRD page (closing any open project first)."""
         self.session.close()
         self.xrd_page.open(folder)
+        self._hold(self.xrd_page.project.folder if self.xrd_page.project is not None else None)
         self.settings.add_recent(folder)
         self.settings.save()
         self.stack.setCurrentWidget(self.xrd_page)
@@ -209,7 +230,20 @@ class MainWindow(QMainWindow):
         except Exception as error:
             show_error(self, "Cannot open the demo", str(error))
 
+    def _held_folder(self) -> Path | None:
+        return self._lock.folder if self._lock is not None else None
+
+    def _hold(self, folder: Path | None) -> None:
+        """Hold the lock of the project now open (``None``: of none), releasing the previous one."""
+        if self._lock is not None and (folder is None or self._lock.folder != folder):
+            self._lock.release()
+            self._lock = None
+        if folder is not None and self._lock is None:
+            self._lock = ProjectLock(folder)
+
     def _on_session_project_opened(self, project: object) -> None:
+        assert isinstance(project, Project)
+        self._hold(project.folder)
         if self.xrd_page.project is not None:
             self.xrd_page.close_project()
         self.import_action.setText("&Import images…")
@@ -219,6 +253,8 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _on_session_project_closed(self) -> None:
+        if self.xrd_page.project is None:
+            self._hold(None)
         self.start_page.refresh()
         self.stack.setCurrentWidget(self.start_page)
         self._set_project_actions_enabled(False)
@@ -269,6 +305,7 @@ class MainWindow(QMainWindow):
         self.xrd_page.shutdown()
         QSettings("LabelTune", "LabelTune").setValue("window/geometry", self.saveGeometry())
         self.session.close()
+        self._hold(None)
         self.settings.save()
         super().closeEvent(event)
 
