@@ -204,3 +204,79 @@ def test_overlay_draws_model_calls_label_polymorphs_and_a_thin_preview() -> None
     assert unexplained_on_pattern(prediction, CU, 1.78897)[0] == pytest.approx(
         math.degrees(2 * math.asin(1.78897 / (2 * bragg_d(30.0, CU))))
     )
+
+
+def _legend_hides(plot: PatternPlot) -> int:
+    """How many drawn points of the pattern lie under the legend, as it stands on screen."""
+    view_box = plot.plot.getPlotItem().vb
+    rect = view_box.mapSceneToView(plot.legend.sceneBoundingRect()).boundingRect()
+    x, y = plot._x, plot.displayed_intensity()
+    return int(
+        np.count_nonzero((x >= rect.left()) & (x <= rect.right()) & (y >= rect.top()) & (y <= rect.bottom()))
+    )
+
+
+def test_the_legend_keeps_off_the_peaks_and_stays_where_it_is_dragged(plot: PatternPlot, qtbot) -> None:
+    x = np.linspace(10.0, 80.0, 7001)
+    y = 200.0 + 5000.0 * np.exp(-(((x - 76.0) / 0.3) ** 2))  # the strongest peak far right, at the top
+    plot.set_pattern(x, y, CU)
+    plot.set_phases([sticks(f"P{i}_1", [20.0 + 5 * i], phase_colour(i)) for i in range(5)])
+    qtbot.wait(50)  # the legend lays out its five rows
+    plot._place_legend()
+    qtbot.wait(50)
+    assert plot.legend.corner == (0, 1)  # top left: the top right holds the peak
+    assert _legend_hides(plot) == 0
+
+    y = 200.0 + 5000.0 * np.exp(-(((x - 14.0) / 0.3) ** 2))  # now far left
+    plot.set_pattern(x, y, CU)
+    plot.set_phases([sticks(f"P{i}_1", [30.0 + 5 * i], phase_colour(i)) for i in range(5)])
+    qtbot.wait(50)
+    plot._place_legend()
+    qtbot.wait(50)
+    assert plot.legend.corner == (1, 1) and _legend_hides(plot) == 0
+
+    plot.legend.moved_by_user = True  # what a drag with the mouse sets (pyqtgraph moves the item)
+    plot.set_pattern(x[::-1].copy()[::-1], y[::-1].copy(), CU)  # the peak moves to the right again
+    plot.set_phases([sticks("Q_1", [30.0], phase_colour(0))])
+    assert plot.legend.corner == (1, 1)  # left where the user put it
+
+
+def test_training_curves_legends_avoid_the_curves(qtbot) -> None:
+    from labeltune.core.trainer import EpochRecord
+    from labeltune.ui.curves import TrainingCurvesView
+
+    view = TrainingCurvesView()
+    qtbot.addWidget(view)
+    view.resize(900, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    view.clear(10)
+    for epoch in range(1, 11):  # overfitting: training loss along the bottom, accuracies near the top
+        loss = max(0.02, 1.0 - 0.1 * epoch)
+        view.add_record(EpochRecord(epoch, loss, 0.99, 1.0, 0.95, 0.95, 0.95, 1e-3, 1.0))
+    view.flush()
+    for key, plot in (("loss", view.loss_plot), ("accuracy", view.accuracy_plot)):
+        item = plot.getPlotItem()
+        rect = item.vb.mapSceneToView(item.legend.sceneBoundingRect()).boundingRect()
+        xs, ys = [], []
+        for split in ("train", "val"):
+            x, y = view.curve_points(f"{split}_{key}")
+            xs += x
+            ys += y
+        hidden = [
+            (x, y)
+            for x, y in zip(xs, ys, strict=True)
+            if rect.left() <= x <= rect.right() and rect.top() <= y <= rect.bottom()
+        ]
+        assert hidden == [], key
+    assert view.accuracy_plot.getPlotItem().legend.corner == (1, 0)  # accuracies high: bottom right
+
+
+def test_best_corner_counts_the_points_under_a_legend_of_the_given_size() -> None:
+    from labeltune.ui.plot_legend import best_corner
+
+    view = [[0.0, 10.0], [0.0, 10.0]]
+    points = np.array([[9.5, 9.5], [9.0, 9.8], [0.5, 0.5]])
+    assert best_corner([(1, 1), (0, 1)], view, (3.0, 2.0), points) == (0, 1)
+    assert best_corner([(0, 0), (1, 0)], view, (3.0, 2.0), points) == (1, 0)
+    assert best_corner([(1, 1), (0, 0)], view, (0.2, 0.2), points) == (1, 1)  # a small legend fits between

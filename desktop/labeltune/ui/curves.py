@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from labeltune.core.trainer import EpochRecord
+from labeltune.ui.plot_legend import PlacedLegend, add_placed_legend
 
 #: Train / validation colours that read on light and dark backgrounds alike.
 TRAIN_COLOUR = "#3b82f6"
@@ -28,21 +30,6 @@ REDRAW_INTERVAL_MS = 400
 
 
 SPLITS = ("train", "val")
-
-
-def points_in_corner(
-    corner: tuple[int, int], view: Sequence[Sequence[float]], points: Iterable[tuple[float, float]]
-) -> int:
-    """How many ``points`` lie where a legend in ``corner`` ((right, top), each 0 or 1) would be.
-
-    ``view`` is the plot's ``[[x0, x1], [y0, y1]]``; a one-row legend covers about 45 % of the width and
-    20 % of the height.
-    """
-    (x0, x1), (y0, y1) = view
-    right, top = corner
-    xs = (x1 - 0.45 * (x1 - x0), x1) if right else (x0, x0 + 0.45 * (x1 - x0))
-    ys = (y1 - 0.2 * (y1 - y0), y1) if top else (y0, y0 + 0.2 * (y1 - y0))
-    return sum(xs[0] <= x <= xs[1] and ys[0] <= y <= ys[1] for x, y in points)
 
 
 def nice_ceiling(value: float) -> float:
@@ -104,7 +91,10 @@ class TrainingCurvesView(QWidget):
             plot.hideButtons()
             plot.setMinimumHeight(160)
             # One row, so that it hides little; _place_legends moves it to a corner the curves leave free.
-            item.addLegend(colCount=2, horSpacing=12)
+            # Losses usually fall from the top of their axis and accuracies rise, so the bottom corners
+            # come first; but an overfitting run's training loss lies along the bottom.
+            corners = ((0, 0), (1, 1), (1, 0), (0, 1)) if key == "loss" else ((1, 0), (0, 1), (0, 0), (1, 1))
+            add_placed_legend(item, corners, colCount=2, horSpacing=12)
             self._curves[f"train_{key}"] = plot.plot(
                 [], [], pen=pg.mkPen(TRAIN_COLOUR, width=2), name="training"
             )
@@ -118,7 +108,6 @@ class TrainingCurvesView(QWidget):
                 symbolPen=None,
                 name="validation",
             )
-        self._legend_corners: dict[str, tuple[int, int]] = {}
         self.accuracy_plot.setYRange(0.0, 1.0, padding=0.02)
         self._set_x_range()
         self._set_loss_range(1.0)
@@ -196,28 +185,14 @@ class TrainingCurvesView(QWidget):
         self._place_legends()
 
     def _place_legends(self) -> None:
-        """Put each legend in the corner with the fewest points under it.
-
-        Losses usually fall from the top of their axis and accuracies rise, so bottom-left and
-        bottom-right come first; but an overfitting run's training loss lies along the bottom.
-        """
-        for key, plot, corners in (
-            ("loss", self.loss_plot, ((0, 0), (1, 1), (1, 0), (0, 1))),
-            ("accuracy", self.accuracy_plot, ((1, 0), (0, 1), (0, 0), (1, 1))),
-        ):
-            item = plot.getPlotItem()
-            view = item.viewRange()
+        """Put each legend in the corner with the fewest points under it (unless the user moved it)."""
+        for key, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
+            legend = plot.getPlotItem().legend
             points = [
                 (r.epoch, float(getattr(r, f"{split}_{key}"))) for r in self._records for split in SPLITS
             ]
-            corner = min(corners, key=lambda c: points_in_corner(c, view, points))  # first of the emptiest
-            legend = item.legend
-            if legend is None or self._legend_corners.get(key) == corner:
-                continue
-            self._legend_corners[key] = corner
-            right, top = corner
-            anchor = (right, 1 - top)  # pyqtgraph's y runs downwards here
-            legend.anchor(itemPos=anchor, parentPos=anchor, offset=(-10 if right else 10, 10 if top else -10))
+            if isinstance(legend, PlacedLegend):
+                legend.place(np.array(points, dtype=np.float64).reshape(-1, 2))
 
     def _set_x_range(self) -> None:
         last = max(self._epochs, 1)

@@ -20,6 +20,8 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from labeltune.ui.plot_legend import add_placed_legend
+
 #: A qualitative palette that colour-blind readers can tell apart (Okabe & Ito 2008, then Tol's muted).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#882255", "#999933")
 FIT_COLOUR = "#7f7f7f"
@@ -131,8 +133,8 @@ class PatternPlot(QWidget):
         item.setDownsampling(auto=True, mode="peak")  # peak mode keeps narrow peaks when zoomed out
         self.plot.setMinimumHeight(220)
         self.plot.setToolTip("Drag to pan, scroll to zoom (over an axis: that axis only)")
-        self.legend = item.addLegend(offset=(-10, 10), labelTextSize="9pt")
-        self.legend.anchor(itemPos=(1, 0), parentPos=(1, 0), offset=(-10, 10))
+        # top right, or top left when peaks stand there; where the user drags it, it stays
+        self.legend = add_placed_legend(item, ((1, 1), (0, 1)), labelTextSize="9pt")
 
         self.activation_image = pg.ImageItem()
         self.activation_image.setZValue(-10)
@@ -181,6 +183,7 @@ class PatternPlot(QWidget):
         self.log_check.toggled.connect(self._on_log_check_toggled)
         self.reset_button.clicked.connect(self.reset_view)
         self.plot.scene().sigMouseMoved.connect(self._on_scene_mouse_moved)
+        item.vb.sigRangeChanged.connect(self._place_legend)
         self._apply_palette()
         self._set_readout_hint()
 
@@ -375,6 +378,20 @@ class PatternPlot(QWidget):
             self.legend.addItem(stick_item, sticks.legend_text())
         if marks[0].size:
             self.legend.addItem(self.unexplained_item, "peak no phase explains")
+        self._place_legend()
+
+    def _place_legend(self, *_args: object) -> None:
+        """Keep the legend off the pattern, the sticks and the fit as drawn now."""
+        if not self.legend.isVisible() or not self._x.size:
+            return
+        parts = [np.column_stack([self._x, self._display(self._y)])]
+        for stick_item in self.stick_items:
+            xs, ys = stick_item.getData()
+            if xs is not None and len(xs):
+                parts.append(np.column_stack([xs[1::2], ys[1::2]]))  # the stick tops
+        if self._calc is not None:
+            parts.append(np.column_stack([self._calc[0], self._display(self._calc[1])]))
+        self.legend.place(np.concatenate(parts))
 
     def _unexplained_points(self) -> tuple[np.ndarray, np.ndarray]:
         """Marker positions (as drawn): over each unexplained peak inside the pattern, a little above it."""
