@@ -145,6 +145,6 @@ def test_record_and_text() -> None:
     }
     assert grouping_record(None, [None] * 4, [False] * 4)["text"] == "not grouped"
     assert grouping_record(None, ["t", "t", None], [False] * 3)["text"] == (
-        "grouped by the import's groups — 1 groups (1 images on their own)"
+        "grouped by the import's groups — 1 groups (1 image on its own)"
     )
     assert grouping_text(None) == "grouping not recorded"

@@ -281,7 +281,9 @@ def grouping_text(record: dict[str, Any] | None) -> str:
         what = "the import's groups"
     text = f"grouped by {what} — {record['groups']} groups"
     alone = record.get("ungrouped_images") or 0
-    return text + (f" ({alone} images on their own)" if alone else "")
+    if alone:
+        text += " (1 image on its own)" if alone == 1 else f" ({alone} images on their own)"
+    return text
 
 
 @dataclass(frozen=True)

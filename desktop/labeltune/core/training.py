@@ -825,6 +825,10 @@ def _drop_failed(data: PreparedData, ok: Sequence[int], failed: dict[int, str]) 
         return data
     keep = np.asarray(ok, dtype=np.int64)
     skipped = data.skipped + [SkippedFile(str(data.paths[i]), reason) for i, reason in sorted(failed.items())]
+    grouping = data.grouping
+    if grouping is not None:  # the record counts the images that were actually used
+        groups = [data.groups[i] for i in keep] if data.groups is not None else [None] * len(keep)
+        grouping = grouping_record(grouping.get("spec"), groups, data.is_val[keep].tolist())
     return PreparedData(
         [data.paths[i] for i in keep],
         [data.hashes[i] for i in keep],
@@ -833,7 +837,7 @@ def _drop_failed(data: PreparedData, ok: Sequence[int], failed: dict[int, str]) 
         data.classes,
         skipped,
         [data.groups[i] for i in keep] if data.groups is not None else None,
-        data.grouping,
+        grouping,
     )
 
 
