@@ -272,6 +272,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{summary['backbone']} / {summary['strategy']}: {summary['train_size']} training and "
             f"{summary['val_size']} validation images; classes: {classes}"
         )
+        if summary.get("grouping"):
+            from labeltune.core.grouping import grouping_text
+
+            print(f"split: {grouping_text(summary['grouping'])}")
         if summary["val_accuracy"] is not None:
             from labeltune.core.metrics import headline_warnings
 
@@ -700,8 +704,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--group-by",
         default=None,
-        metavar="REGEX",
-        help="keep files whose names give the same match (first group) on one side of the split",
+        metavar="SPEC",
+        help="keep related images on one side of the split: none; folder (the folder each image sits in); "
+        "csv:COLUMN (of the CSV given as DATA; csv:group also reads a project's imported groups) or "
+        "csv:COLUMN@FILE (a CSV with path and COLUMN); regex:PATTERN or a plain regex (its first group in "
+        r"the file name, e.g. 'fish_(\d+)_'). Default: the groups the import carried, if any",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])

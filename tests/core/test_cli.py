@@ -378,6 +378,37 @@ def test_group_by_keeps_groups_on_one_side(env: Env, capsys: pytest.CaptureFixtu
     assert any(s == {"val"} for s in sides.values()) and any(s == {"train"} for s in sides.values())
 
 
+@pytest.mark.parametrize("kind", ["folder", "csv", "regex"])
+def test_group_by_choices_are_printed_and_recorded(
+    env: Env, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    if kind == "csv":  # a CSV of path,specimen chosen by the user (specimens 0-7 per class)
+        table = env.base / "specimens.csv"
+        rows = [
+            f"{path.relative_to(env.data).as_posix()},{path.parent.name}-{path.stem.split('_')[1]}"
+            for path in sorted(env.data.rglob("*_sp*"))
+        ]
+        table.write_text("path,specimen\n" + "\n".join(rows) + "\n")
+        spec, expected = (
+            f"csv:specimen@{table}",
+            "grouped by CSV column 'specimen' of specimens.csv — 24 groups",
+        )
+    elif kind == "folder":  # alpha, gamma and beta/batch2 besides beta
+        spec, expected = "folder", "grouped by folder — 4 groups"
+    else:
+        spec, expected = r"regex:_sp(\d+)_", r"grouped by file-name pattern _sp(\d+)_ — 8 groups"
+    run_dir = env.base / f"run-grouped-{kind}"
+    code, out, err = run(
+        capsys, "train", env.data, *FAST, "--epochs", "1", "--group-by", spec, "--out", run_dir
+    )
+    assert code == 0, err
+    assert f"split: {expected}" in out.splitlines(), out  # truncated.jpg is left out: no group of its own
+    record = json.loads((run_dir / "metrics.json").read_text())["summary"]["grouping"]
+    assert record["text"] == expected
+    summary = json.loads((run_dir / "metrics.json").read_text())["summary"]
+    assert (record["train_images"], record["val_images"]) == (summary["train_size"], summary["val_size"])
+
+
 def test_train_text_output(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "train", env.data, *FAST, "--epochs", "1", "--out", env.base / "run-text")
     assert code == 0, err

@@ -124,6 +124,20 @@ def test_write_fish_demo_keeps_track_ids_as_groups(tmp_path: Path) -> None:
     assert got == expected
 
 
+def test_fish_demo_presets_grouping_by_track_in_the_file_name(tmp_path: Path) -> None:
+    from labeltune.core.grouping import group_ids
+
+    folder = demos.write_demo("fish", tmp_path / "fish")
+    with Project.open(folder) as project:
+        spec = project.settings["train"]["group_by"]
+        samples = project.samples()
+    assert spec == r"regex:fish_(\d+)_"
+    # The pattern gives exactly the track ids of the manifest's group column.
+    assert group_ids(spec, [s.path for s in samples]) == [s.group for s in samples]
+    with Project.open(demos.write_demo("corn", tmp_path / "corn")) as project:
+        assert "train" not in project.settings
+
+
 def test_write_demo_into_an_empty_folder_works(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     demos.write_demo("corn", tmp_path / "empty")

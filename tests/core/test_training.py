@@ -158,6 +158,33 @@ def test_grouped_split_keeps_groups_together(image_folder, tmp_path):
     assert len(sides) == 10
     assert all(len(s) == 1 for s in sides.values())
     assert result.val_size % 4 == 0 and result.val_size > 0
+    # The run records its grouping: in the summary (metrics.json, the runs list) and in config.json.
+    expected = {
+        "kind": "pattern",
+        "spec": "regex:fish_([a-z0-9]+)_",
+        "pattern": "fish_([a-z0-9]+)_",
+        "groups": 10,
+        "ungrouped_images": 0,
+        "train_images": result.train_size,
+        "val_images": result.val_size,
+        "text": "grouped by file-name pattern fish_([a-z0-9]+)_ — 10 groups",
+    }
+    assert result.to_json()["grouping"] == expected
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["summary"]["grouping"] == expected
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["grouping"] == expected
+
+
+def test_a_grouping_that_leaves_nothing_to_validate_is_refused(image_folder, tmp_path):
+    data = scan(image_folder(classes=2, per_class=6))  # class folders: the folder of each image is its class
+    with pytest.raises(UnusableInputError, match="no image for validation"):
+        train(data, config(group_by="folder"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_ungrouped_run_says_so(image_folder, tmp_path):
+    result = train(scan(image_folder(classes=2, per_class=6)), config(epochs=1), tmp_path / "run")
+    assert result.to_json()["grouping"]["text"] == "not grouped"
+    assert result.to_json()["grouping"]["kind"] == "none"
 
 
 def test_cached_augmented_views_are_stored(image_folder, tmp_path):

@@ -221,10 +221,13 @@ def test_failing_training_shows_an_error_and_the_panel_stays_usable(
 
 def test_invalid_settings_are_reported_before_starting(qtbot, make_session, make_panel):
     panel = make_panel(make_session())
-    panel.form.group_edit.setText("(unclosed")
+    box = panel.form.group_box
+    box.kind_combo.setCurrentIndex(box.kind_combo.findData("pattern"))
+    box.preset_combo.setCurrentIndex(box.preset_combo.findData("custom"))
+    box.pattern_edit.setText("(unclosed")
     panel.start()
     qtbot.waitUntil(lambda: bool(error_boxes()))
-    assert "regular expression" in error_boxes()[0].text()
+    assert "invalid group regex '(unclosed'" in error_boxes()[0].text()
     assert not panel.is_running() and panel.start_button.isEnabled()
     close_error_boxes()
 

@@ -57,6 +57,7 @@ class DemoSpec:
     credit: str  # one line; the full credits are in the demo's CREDITS.txt
     folder: str  # resource folder under ``labeltune/resources/demos``
     domain: str = "image"
+    group_by: str = ""  # the Train tab's preset grouping (core/grouping.py), saved in the project
 
 
 DEMOS: dict[str, DemoSpec] = {
@@ -73,6 +74,8 @@ DEMOS: dict[str, DemoSpec] = {
         description="Underwater video crops of six reef fish species, one image per fish track.",
         credit="Fish4Knowledge ground truth, University of Edinburgh; Boom et al., ICPR 2012.",
         folder="fish",
+        # The file names are fish_<track>_<frame>.png: the track, also the manifest's group column.
+        group_by=r"regex:fish_(\d+)_",
     ),
     "xrd": DemoSpec(
         name="xrd",
@@ -223,6 +226,8 @@ def write_demo(
         with Project.open(staging) as project:
             project.add_source(staging / "images")
             project.add_samples(samples, source="import")
+            if spec.group_by:
+                project.save_settings(train={"group_by": spec.group_by})
         if target.is_dir():  # empty (checked above): a rename replaces it on POSIX, not on Windows
             target.rmdir()
         os.replace(staging, target)

@@ -35,6 +35,7 @@ from labeltune.core.features import (
     default_cache_root,
     extract_features,
 )
+from labeltune.core.grouping import GroupingSpec, group_ids, grouping_record
 from labeltune.core.hashing import HashCache
 from labeltune.core.metrics import classification_metrics
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
@@ -47,7 +48,7 @@ from labeltune.core.probes import (
     split_probes,
 )
 from labeltune.core.progress import Progress, ProgressCallback, StoppedError, no_progress
-from labeltune.core.splits import fold_indices, groups_from_regex, split_indices
+from labeltune.core.splits import fold_indices, split_indices
 from labeltune.core.trainer import (
     Callback,
     EpochRecord,
@@ -91,7 +92,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     folds: int = 0  # >= 2: k-fold cross-validation, validating on fold ``fold`` (0-based) instead
     fold: int = 0
-    group_by: str | None = None
+    group_by: str | None = None  # a grouping spec (core/grouping.py); None: the import's groups, if any
     seed: int = 0
     device: str = "auto"
     input_size: int | None = None  # None: the backbone's own (299 for Inception-v3, else 224)
@@ -127,6 +128,7 @@ class TrainConfig:
             )
         if self.input_size is not None and self.input_size < 16:
             raise UnusableInputError("input size must be at least 16 px")
+        GroupingSpec.parse(self.group_by)
 
 
 @dataclass
@@ -149,6 +151,7 @@ class RunResult:
     stopped_early: bool = False
     weights_id: str = ""
     history: list[EpochRecord] = field(default_factory=list)
+    grouping: dict[str, Any] | None = None  # core/grouping.py: grouping_record()
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -174,6 +177,7 @@ class RunResult:
             "ece_after": (self.metrics.get("calibration") or {}).get("ece_after"),
             "val_unfamiliar_rate": (self.metrics.get("unfamiliar") or {}).get("val_unfamiliar_rate"),
             "skipped": [s.to_json() for s in self.skipped],
+            "grouping": self.grouping,
         }
 
 
@@ -189,6 +193,8 @@ class PreparedData:
     skipped: list[SkippedFile]
     #: The group of each file (``None``: its own), where the split was grouped; ``None`` when unknown.
     groups: list[str | None] | None = None
+    #: How the split was grouped (core/grouping.py: grouping_record()); ``None`` when not known.
+    grouping: dict[str, Any] | None = None
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -225,14 +231,8 @@ def prepare_data(
             groups.append(sample.group)
             if i % 256 == 0:
                 progress(Progress("hash", i, len(samples), "reading files"))
-    if config.group_by:
-        groups = list(groups_from_regex([p.name for p in paths], config.group_by))
-        if paths and all(g is None for g in groups):
-            # A typo would silently give an ungrouped split, and near-copies on both sides of it.
-            raise UnusableInputError(
-                f"the group pattern {config.group_by!r} matches none of the {len(paths)} file names "
-                f"(e.g. {paths[0].name!r}); fix it, or leave grouping out"
-            )
+    spec = GroupingSpec.parse(config.group_by)
+    groups = group_ids(spec, paths, groups, data.root if data.kind == "csv" else None)
     use_groups = any(g is not None for g in groups)
     label_names = [classes[i] for i in labels]
     if config.folds:
@@ -245,6 +245,11 @@ def prepare_data(
         )
     is_val = np.zeros(len(paths), dtype=bool)
     is_val[list(val_idx)] = True
+    if use_groups and spec.kind != "auto" and not is_val.any() and (config.folds or config.val_fraction):
+        raise UnusableInputError(
+            f"grouping by {spec.describe()} leaves no image for validation: each class is a single group; "
+            "choose another grouping"
+        )
     return PreparedData(
         paths,
         hashes,
@@ -253,6 +258,7 @@ def prepare_data(
         classes,
         skipped,
         list(groups) if use_groups else None,
+        grouping_record(spec, groups if use_groups else [None] * len(paths), is_val.tolist()),
     )
 
 
@@ -398,6 +404,7 @@ def resume(
         config.epochs = epochs
     prepared = read_manifest(run_dir, stored["model"]["classes"])
     prepared.skipped = [SkippedFile(**item) for item in (stored.get("data") or {}).get("skipped", [])]
+    prepared.grouping = stored.get("grouping")
     checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     return _fit(
         run_dir, config, prepared, checkpoint, progress, stop_event, callbacks, cache_root, start, None
@@ -587,7 +594,16 @@ def _fit(
     optimizer = torch.optim.AdamW(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
 
-    _write_config(run_dir, config, model_config, weights_id, describe_device(device), source, data.skipped)
+    _write_config(
+        run_dir,
+        config,
+        model_config,
+        weights_id,
+        describe_device(device),
+        source,
+        data.skipped,
+        data.grouping,
+    )
     trainer = Trainer(
         trainable,
         optimizer,
@@ -641,7 +657,16 @@ def _fit(
         )
         progress(Progress("reliability", 1, 1, "calibrating confidence"))
     save_model(run_dir, model.cpu(), model_config)
-    _write_config(run_dir, config, model_config, weights_id, describe_device(device), source, data.skipped)
+    _write_config(
+        run_dir,
+        config,
+        model_config,
+        weights_id,
+        describe_device(device),
+        source,
+        data.skipped,
+        data.grouping,
+    )
     write_history(run_dir, state_out.history)
     result = RunResult(
         run_dir=run_dir,
@@ -660,6 +685,7 @@ def _fit(
         stopped_early=state_out.stopped_early,
         weights_id=weights_id,
         history=state_out.history,
+        grouping=data.grouping,
     )
     summary = result.to_json()
     (run_dir / METRICS_FILE).write_text(json.dumps({**metrics, "summary": summary}, indent=2))
@@ -799,6 +825,10 @@ def _drop_failed(data: PreparedData, ok: Sequence[int], failed: dict[int, str]) 
         return data
     keep = np.asarray(ok, dtype=np.int64)
     skipped = data.skipped + [SkippedFile(str(data.paths[i]), reason) for i, reason in sorted(failed.items())]
+    grouping = data.grouping
+    if grouping is not None:  # the record counts the images that were actually used
+        groups = [data.groups[i] for i in keep] if data.groups is not None else [None] * len(keep)
+        grouping = grouping_record(grouping.get("spec"), groups, data.is_val[keep].tolist())
     return PreparedData(
         [data.paths[i] for i in keep],
         [data.hashes[i] for i in keep],
@@ -807,6 +837,7 @@ def _drop_failed(data: PreparedData, ok: Sequence[int], failed: dict[int, str]) 
         data.classes,
         skipped,
         [data.groups[i] for i in keep] if data.groups is not None else None,
+        grouping,
     )
 
 
@@ -818,6 +849,7 @@ def _write_config(
     device: str,
     source: Dataset | None,
     skipped: Sequence[SkippedFile] = (),
+    grouping: dict[str, Any] | None = None,
 ) -> None:
     path = run_dir / CONFIG_FILE
     previous = json.loads(path.read_text()) if path.is_file() else {}
@@ -834,5 +866,6 @@ def _write_config(
             if source is not None
             else None
         ),
+        "grouping": grouping or previous.get("grouping"),
     }
     path.write_text(json.dumps(content, indent=2))

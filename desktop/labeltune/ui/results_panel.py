@@ -33,6 +33,7 @@ from labeltune.ui.runs_list import (
     RunsListView,
     backbone_title,
     created_text,
+    grouping_line,
     load_run_details,
     run_title,
 )
@@ -82,6 +83,9 @@ def facts_text(details: RunDetails) -> str:
     size = (details.config.get("model") or {}).get("input_size")
     if size:
         parts.append(f"{size} px input")
+    grouping = grouping_line(summary, details.config)
+    if grouping:
+        parts.append(f"split {grouping}")
     return " · ".join(parts)
 
 
@@ -272,6 +276,7 @@ SUMMARY_ROWS = (
     ("Best epoch", None, "best_epoch", 0),
     ("Epochs run", None, "epochs_run", 0),
     ("Seconds", None, "seconds_total", -1),
+    ("Split", None, None, 0),
 )
 
 
@@ -281,7 +286,8 @@ def summary_values(details: RunDetails) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, metric_key, summary_key, _ in SUMMARY_ROWS:
         value = metrics.get(metric_key) if metric_key else None
-        values[name] = value if value is not None else summary.get(summary_key)
+        values[name] = value if value is not None or not summary_key else summary.get(summary_key)
+    values["Split"] = grouping_line(summary, details.config) or None
     return values
 
 

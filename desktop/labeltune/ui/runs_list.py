@@ -40,6 +40,14 @@ def backbone_title(name: str) -> str:
     return spec.title if spec is not None else name
 
 
+def grouping_line(summary: dict[str, Any], config: dict[str, Any] | None = None) -> str:
+    """How a run's split was grouped, in words ("" for runs made before LabelTune recorded it)."""
+    from labeltune.core.grouping import grouping_text
+
+    record = summary.get("grouping") or (config or {}).get("grouping")
+    return grouping_text(record) if isinstance(record, dict) else ""
+
+
 def run_status(run: dict[str, Any]) -> str:
     """``finished``, ``stopped``, ``stopped early`` or ``no metrics`` for a recorded run."""
     summary = run.get("metrics") or {}
@@ -171,7 +179,8 @@ class RunsListView(QTreeWidget):
                     ]
                 )
                 item.setData(0, ID_ROLE, str(run["id"]))
-                tip = f"{run['id']}\n{run.get('path', '')}"
+                grouping = grouping_line(summary)
+                tip = f"{run['id']}\n{run.get('path', '')}" + (f"\nsplit {grouping}" if grouping else "")
                 for column in range(self.columnCount()):
                     item.setToolTip(column, tip)
                 self.addTopLevelItem(item)

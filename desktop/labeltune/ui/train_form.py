@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from labeltune.core.training import DEFAULT_EPOCHS, DEFAULT_LR, TrainConfig
 from labeltune.core.weights import weights_present
 from labeltune.ui.backbone_picker import BackbonePicker
 from labeltune.ui.errors import show_error
+from labeltune.ui.group_by import GroupByBox
 from labeltune.ui.session import ProjectSession
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
@@ -182,13 +182,7 @@ class TrainSettingsForm(QWidget):
         self.val_spin.setSingleStep(0.05)
         self.val_spin.setDecimals(2)
         self.val_spin.setToolTip("Share of labeled images kept aside to measure accuracy (0 = none)")
-        self.group_edit = QLineEdit()
-        self.group_edit.setPlaceholderText(r"e.g. ^(track\d+)_")
-        self.group_edit.setToolTip(
-            "A regular expression whose first group (or whole match) on the file name groups images that "
-            "must stay together, e.g. frames of one fish track, so they never straddle training and "
-            "validation"
-        )
+        self.group_box = GroupByBox()
         self.patience_spin = QSpinBox()
         self.patience_spin.setRange(0, 1000)
         self.patience_spin.setSpecialValueText("never")
@@ -196,11 +190,7 @@ class TrainSettingsForm(QWidget):
         advanced_form = QFormLayout(self.advanced)
         advanced_form.addRow("&Input size:", self.input_size_spin)
         advanced_form.addRow("&Validation share:", self.val_spin)
-        advanced_form.addRow("&Group by:", self.group_edit)
-        self.groups_label = QLabel()
-        self.groups_label.setObjectName("groupsLabel")
-        self.groups_label.setWordWrap(True)
-        advanced_form.addRow(self.groups_label)
+        advanced_form.addRow("&Group by:", self.group_box)
         advanced_form.addRow("Stop early &after:", self.patience_spin)
         self.advanced.setVisible(False)
 
@@ -218,7 +208,7 @@ class TrainSettingsForm(QWidget):
         self.weights_combo.activated.connect(self._on_weights_combo_activated)
         self.backbone_picker.weights_requested.connect(self._on_backbone_picker_weights_requested)
         self.advanced_button.toggled.connect(self._on_advanced_button_toggled)
-        self.group_edit.textChanged.connect(self._on_group_edit_changed)
+        self.val_spin.valueChanged.connect(self.group_box.set_val_fraction)
         self._device_controller.finished.connect(self._on_device_controller_finished)
         self._device_controller.failed.connect(self._on_device_controller_failed)
         session.project_opened.connect(self._on_session_project_opened)
@@ -243,17 +233,19 @@ class TrainSettingsForm(QWidget):
         stored: dict[str, Any] = (project.settings.get(PROJECT_SETTINGS_KEY) or {}) if project else {}
         self.input_size_spin.setValue(int(stored.get("input_size") or 0))
         self.val_spin.setValue(float(stored.get("val_fraction", 0.2)))
-        self.group_edit.setText(str(stored.get("group_by") or ""))
         self.patience_spin.setValue(int(stored.get("patience", 5)))
-        groups = project.group_count() if project is not None else 0
-        self.groups_label.setText(
-            f"<small>The import gave {groups} groups (e.g. fish tracks or plants); each stays on one side "
-            "of the split, so validation never sees near-copies of training images.</small>"
-            if groups
-            else ""
-        )
-        self.groups_label.setVisible(bool(groups))
+        self.load_group_samples()
+        self.group_box.set_val_fraction(self.val_spin.value())
+        self.group_box.set_spec_text(str(stored.get("group_by") or ""))
         self._update_explanations()
+
+    def load_group_samples(self) -> None:
+        """Give the group-by preview the project's file names, labels and imported groups (a quick query)."""
+        project = self.session.project
+        samples = project.samples() if project is not None else []
+        self.group_box.set_samples(
+            [s.path for s in samples], [s.label for s in samples], [s.group for s in samples]
+        )
 
     def save_settings(self) -> None:
         """Remember the current choices."""
@@ -277,7 +269,7 @@ class TrainSettingsForm(QWidget):
                     PROJECT_SETTINGS_KEY: {
                         "input_size": self.input_size_spin.value(),
                         "val_fraction": self.val_spin.value(),
-                        "group_by": self.group_edit.text().strip(),
+                        "group_by": self.group_box.spec_text(),
                         "patience": self.patience_spin.value(),
                     }
                 }
@@ -305,14 +297,7 @@ class TrainSettingsForm(QWidget):
 
     def config(self) -> TrainConfig:
         """The run's :class:`TrainConfig`; raises :class:`UnusableInputError` for values that cannot work."""
-        group = self.group_edit.text().strip()
-        if group:
-            try:
-                re.compile(group)
-            except re.error as exc:
-                raise UnusableInputError(
-                    f"the group-by pattern {group!r} is not a valid regular expression: {exc}"
-                ) from None
+        group = self.group_box.checked_spec()
         weights = self.weights()
         if not weights:
             raise UnusableInputError("choose a weights file, or ImageNet or random weights")
@@ -327,7 +312,7 @@ class TrainSettingsForm(QWidget):
             device=str(self.device_combo.currentData()),
             input_size=self.input_size_spin.value() or None,
             val_fraction=self.val_spin.value(),
-            group_by=group or None,
+            group_by=group,
             patience=self.patience_spin.value(),
         )
         config.validate()
@@ -359,6 +344,7 @@ class TrainSettingsForm(QWidget):
         """The first time the form is shown, look for a GPU."""
         super().showEvent(event)
         self.detect_devices()
+        self.load_group_samples()  # labels made on the Label tab since
 
     def shutdown(self) -> None:
         """Wait for the device detection (and a download started from the picker), if still running."""
@@ -417,14 +403,6 @@ class TrainSettingsForm(QWidget):
     def _on_advanced_button_toggled(self, checked: bool) -> None:
         self.advanced.setVisible(checked)
         self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if checked else Qt.ArrowType.RightArrow)
-
-    def _on_group_edit_changed(self, text: str) -> None:
-        try:
-            re.compile(text)
-            self.group_edit.setStyleSheet("")
-        except re.error as exc:
-            self.group_edit.setStyleSheet("color: red")
-            log.debug("invalid group-by pattern: %s", exc)
 
     def _on_device_controller_finished(self, found: object) -> None:
         if isinstance(found, dict):
