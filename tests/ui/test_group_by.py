@@ -26,6 +26,7 @@ TIMEOUT = 120_000
 
 def fish_project(folder: Path, imported_groups: bool = False) -> Path:
     """Two species, five tracks each, three frames per track: fish_<track>_<frame>.png (empty files)."""
+    Project.create(folder).close()  # a new project's folder, then its images inside it
     samples = []
     for k, species in enumerate(("Amphiprion", "Chromis")):
         (folder / "images" / species).mkdir(parents=True)
@@ -34,7 +35,7 @@ def fish_project(folder: Path, imported_groups: bool = False) -> Path:
                 path = folder / "images" / species / f"fish_{track:04d}_{frame:03d}.png"
                 path.write_bytes(b"")
                 samples.append(Sample(path, species, f"t{track}" if imported_groups else None))
-    with Project.create(folder) as project:
+    with Project.open(folder) as project:
         project.add_samples(samples, source="import")
     return folder
 
