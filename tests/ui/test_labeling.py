@@ -84,7 +84,7 @@ def test_class_keys_commit_at_once_and_advance_to_next_unlabeled(
 ) -> None:
     unlabeled = project.sample_ids(unlabeled_only=True)
     labeled = project.sample_ids(label="class0")
-    assert page.session.current_id == project.sample_ids()[0]  # the first image is shown on opening
+    assert page.session.current_id == page.model.sample_id(0)  # the first image is shown on opening
     _select(page, unlabeled[0])
     for n, sample_id in enumerate(unlabeled[:3], start=1):
         assert page.session.current_id == sample_id
@@ -108,7 +108,7 @@ def test_class_keys_commit_at_once_and_advance_to_next_unlabeled(
 def test_keys_work_in_the_image_view_and_it_shows_label_and_source(
     qtbot: QtBot, page: LabelPage, project: Project
 ) -> None:
-    first = project.sample_ids()[0]
+    first = page.model.sample_id(0)
     qtbot.waitUntil(lambda: page.image_view.state() == "ready")
     assert page.image_view.view.image_size() == (40, 40)
     assert page.image_view.title_label.text() == Path(project.sample(first).path).name
@@ -150,7 +150,7 @@ def test_keys_work_in_the_image_view_and_it_shows_label_and_source(
     )
     QApplication.sendEvent(page.image_view.view.viewport(), wheel)
     assert page.image_view.view.zoom() == pytest.approx(fitted * 1.25**2)
-    ids = project.sample_ids()
+    ids = [page.model.sample_id(row) for row in range(page.model.rowCount())]  # in the gallery's order
     _select(page, ids[-1])
     qtbot.keyClick(page.image_view.view, Qt.Key.Key_Right)  # the end: stays
     assert page.session.current_id == ids[-1]
@@ -449,3 +449,71 @@ def test_labels_made_with_keys_survive_closing_and_reopening(
         assert reopened.label_history(unlabeled[1])[-1].source == "human"
     finally:
         reopened.close()
+
+
+def test_every_class_past_the_ninth_is_reached_from_the_keyboard(
+    qtbot: QtBot, page: LabelPage, project: Project
+) -> None:
+    from labeltune.ui.class_chooser import class_matches
+
+    for name in [f"Species_{n:02d}_reef" for n in range(4, 13)] + ["Chromis_chrysura"]:
+        page.session.add_class(name)
+    assert len(project.classes) == 13
+    unlabeled = project.sample_ids(unlabeled_only=True)
+    _select(page, unlabeled[0])
+    qtbot.keyClick(page.gallery, Qt.Key.Key_L)
+    chooser = page.class_chooser
+    assert chooser.isVisible() and chooser.list.count() == 13
+    qtbot.keyClicks(chooser.search_edit, "chromis ch")  # words, any case, "_" matches a space
+    assert chooser.list.count() == 1
+    qtbot.keyClick(chooser.search_edit, Qt.Key.Key_Return)
+    assert not chooser.isVisible()
+    assert _committed_label(project, unlabeled[0]) == "Chromis_chrysura"
+    assert page.session.current_id == unlabeled[1]  # auto-advance, as with the digit keys
+    assert page.gallery.hasFocus() or QApplication.focusWidget() is None  # keys go on labeling
+
+    qtbot.keyClick(page.gallery, Qt.Key.Key_L)
+    qtbot.keyClicks(chooser.search_edit, "1")  # a number: 1, 10, 11, 12, 13
+    names = [chooser.list.item(r).data(Qt.ItemDataRole.UserRole) for r in range(chooser.list.count())]
+    assert names == [project.classes[i] for i in (0, 9, 10, 11, 12)]
+    qtbot.keyClick(chooser.search_edit, Qt.Key.Key_Down)
+    qtbot.keyClick(chooser.search_edit, Qt.Key.Key_Enter)
+    assert _committed_label(project, unlabeled[1]) == project.classes[9]
+    qtbot.keyClick(page.gallery, Qt.Key.Key_L)
+    qtbot.keyClick(chooser.search_edit, Qt.Key.Key_Escape)
+    assert not chooser.isVisible() and project.label_of(unlabeled[2]) is None
+    assert class_matches("reef 1", project.classes) == [9, 10, 11]  # every word must match
+
+
+def test_thumbnails_follow_file_names_with_numbers_in_number_order(
+    qtbot: QtBot, session: ProjectSession, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for name in ("fish_10_b.png", "fish_9_a.png", "Fish_2_c.png", "fish_100_a.png"):
+        Image.new("RGB", (8, 8)).save(folder / name)
+    project = Project.create(tmp_path / "proj", classes=["a"])
+    added = [folder / n for n in ("fish_10_b.png", "fish_9_a.png", "Fish_2_c.png", "fish_100_a.png")]
+    from labeltune.core.datasets import Sample
+
+    project.add_samples([Sample(p, None) for p in added])
+    page = LabelPage(session)
+    qtbot.addWidget(page)
+    session.adopt(project)
+    try:
+        names = [Path(page.model.path(r)).name for r in range(page.model.rowCount())]
+        assert names == ["Fish_2_c.png", "fish_9_a.png", "fish_10_b.png", "fish_100_a.png"]
+        page.order_combo.setCurrentIndex(page.order_combo.findData("added"))
+        page.order_combo.activated.emit(page.order_combo.currentIndex())
+        names = [Path(page.model.path(r)).name for r in range(page.model.rowCount())]
+        assert names == [p.name for p in added]
+        assert Settings.load().gallery_order == "added"  # remembered
+        page.model.set_order("name")
+        first = page.model.sample_id(0)
+        session.set_label([first], "a")  # a label change keeps the order and finds the row again
+        assert page.model.row_of(first) == 0 and page.model.label(0) == "a"
+    finally:
+        page.shutdown()
+        session.close()

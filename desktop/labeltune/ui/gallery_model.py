@@ -1,7 +1,9 @@
 """The gallery's item model: one row per sample of the current filter, thumbnails filled in as they arrive.
 
-Rows come from one SQL query (:meth:`Project.rows`), kept as three plain lists in import (= id) order, so
-``data()`` never touches the disk or the database: a missing thumbnail is requested from the
+Rows come from one SQL query (:meth:`Project.rows`), kept as a plain list in the chosen order (file name,
+in natural order so ``fish_2`` comes before ``fish_10``; folder and file name; or the order the images
+were added) and found again by binary search on that order, so ``data()`` never touches the disk or the
+database: a missing thumbnail is requested from the
 :class:`~labeltune.ui.thumbnails.ThumbnailLoader` and a placeholder shown until it arrives.  Decoded
 thumbnails are kept in a small LRU cache bounded in bytes.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -24,6 +27,13 @@ from labeltune.core.project import Project
 from labeltune.ui.thumbnails import ThumbnailLoader
 
 FilterKind = Literal["all", "unlabeled", "class", "split", "unfamiliar"]
+SortOrder = Literal["name", "folder", "added"]
+#: The gallery's orders, as offered to the user.
+SORT_ORDERS: dict[str, str] = {
+    "name": "File name",
+    "folder": "Folder, then file name",
+    "added": "Order added",
+}
 ThumbnailState = Literal["loading", "ready", "failed"]
 Index = QModelIndex | QPersistentModelIndex
 Row = tuple[int, str, str | None]  # sample id, absolute path, label
@@ -59,8 +69,27 @@ class GalleryFilter:
         return True
 
 
-def _sample_id(row: Row) -> int:
-    return row[0]
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that puts ``img2`` before ``img10`` (digit runs compare as numbers), case-insensitive."""
+    return tuple(
+        (1, int(part)) if i % 2 else (0, part)
+        for i, part in enumerate(_DIGITS.split(text.casefold()))
+        if part
+    )
+
+
+def order_key(row: Row, order: SortOrder) -> tuple[Any, ...]:
+    """Where ``row`` goes in ``order`` (ties, and "added", by sample id)."""
+    sample_id, path = row[0], row[1]
+    if order == "added":
+        return (sample_id,)
+    name = os.path.basename(path)
+    if order == "folder":
+        return (natural_key(os.path.dirname(path)), natural_key(name), sample_id)
+    return (natural_key(name), natural_key(os.path.dirname(path)), sample_id)
 
 
 def read_split_paths(run_dir: Path, split: str) -> frozenset[str]:
@@ -85,7 +114,9 @@ class GalleryModel(QAbstractListModel):
         self._project: Project | None = None
         self._filter = GalleryFilter()
         self._split_paths: frozenset[str] = frozenset()
-        self._rows: list[Row] = []  # in id (= import) order, so a row is found by binary search
+        self._rows: list[Row] = []  # in self._order, so a row is found by binary search
+        self._order: SortOrder = "name"
+        self._keys: dict[int, tuple[Any, ...]] = {}  # order key of every sample seen (also filtered out)
         self._class_index: dict[str, int] = {}
         self._images: OrderedDict[int, QImage] = OrderedDict()
         self._image_bytes = 0
@@ -119,6 +150,20 @@ class GalleryModel(QAbstractListModel):
         self._predictions, self._predicted_run = {}, None
         self.reload()
         self.load_predictions()
+
+    @property
+    def order(self) -> SortOrder:
+        """The order rows are shown in."""
+        return self._order
+
+    def set_order(self, order: SortOrder) -> None:
+        """Show the rows sorted by file name, folder and file name, or in the order they were added."""
+        if order not in SORT_ORDERS:
+            raise ValueError(f"unknown sort order {order!r}")
+        if order != self._order:
+            self._order = order
+            self._keys.clear()
+            self.reload()
 
     def set_filter(self, gallery_filter: GalleryFilter, split_paths: Iterable[str] = ()) -> None:
         """Show only the samples ``gallery_filter`` lets through (for a split: those in ``split_paths``)."""
@@ -163,7 +208,13 @@ class GalleryModel(QAbstractListModel):
             rows = [row for row in rows if row[1] in wanted]
         elif kind == "unfamiliar":
             rows = [row for row in rows if self.is_unfamiliar(row[0])]
-        return rows
+        return sorted(rows, key=self._key)
+
+    def _key(self, row: Row) -> tuple[Any, ...]:
+        key = self._keys.get(row[0])
+        if key is None:
+            key = self._keys[row[0]] = order_key(row, self._order)
+        return key
 
     @property
     def predicted_run(self) -> str | None:
@@ -210,6 +261,7 @@ class GalleryModel(QAbstractListModel):
                 del self._rows[row]
                 self.endRemoveRows()
             elif belongs and self._filter.kind != "split":  # e.g. an undo brings it back
+                self._key(new)
                 row = self.insertion_row(new[0])
                 self.beginInsertRows(QModelIndex(), row, row)
                 self._rows.insert(row, new)
@@ -218,12 +270,16 @@ class GalleryModel(QAbstractListModel):
     # -- lookups ------------------------------------------------------------------------------------
     def row_of(self, sample_id: int) -> int:
         """Row of a sample, or -1 if the filter hides it (a binary search)."""
-        row = bisect_left(self._rows, sample_id, key=_sample_id)
+        key = self._keys.get(sample_id)
+        if key is None:
+            return -1
+        row = bisect_left(self._rows, key, key=self._key)
         return row if row < len(self._rows) and self._rows[row][0] == sample_id else -1
 
     def insertion_row(self, sample_id: int) -> int:
-        """Row where ``sample_id`` is or would be: the first row with an id not below it."""
-        return bisect_left(self._rows, sample_id, key=_sample_id)
+        """Row where ``sample_id`` is or would be (the end if it was never shown)."""
+        key = self._keys.get(sample_id)
+        return len(self._rows) if key is None else bisect_left(self._rows, key, key=self._key)
 
     def sample_id(self, row: int) -> int:
         """Sample id of a row."""

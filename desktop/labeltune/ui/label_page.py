@@ -1,8 +1,9 @@
 """The Label page: class list, thumbnail gallery and large image view; keys 1–9 label, Backspace undoes.
 
 Keys (when the gallery or the image view has focus): 1–9 give the current image (or all selected images)
-the n-th class and, with auto-advance on, move to the next unlabeled image; 0 or Delete removes the
-label; Backspace or Ctrl+Z undoes, Ctrl+Shift+Z (or Ctrl+Y) redoes; ←/→ move to the previous/next image
+the n-th class and, with auto-advance on, move to the next unlabeled image; L opens a filterable list of
+every class (for the 10th and later, or to label by name); 0 or Delete removes the label;
+Backspace or Ctrl+Z undoes, Ctrl+Shift+Z (or Ctrl+Y) redoes; ←/→ move to the previous/next image
 in the gallery's order.  Each label is committed to SQLite (``ProjectSession.set_label``) before the key
 handler returns, so it is saved before the next key press is handled.
 """
@@ -20,6 +21,7 @@ from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt
 from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -31,27 +33,32 @@ from PySide6.QtWidgets import (
 
 from labeltune.core.project import Project
 from labeltune.core.thumbnails import ThumbnailCache
+from labeltune.ui.class_chooser import ClassChooser
 from labeltune.ui.class_panel import ClassPanel
 from labeltune.ui.errors import show_error
 from labeltune.ui.gallery import FilterCombo, GalleryView
-from labeltune.ui.gallery_model import GalleryFilter, GalleryModel
+from labeltune.ui.gallery_model import SORT_ORDERS, GalleryFilter, GalleryModel
 from labeltune.ui.image_view import ImageView
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
 
-KEY_HINT = "1–9 label · 0 unlabel · Backspace undo · Ctrl+Shift+Z redo · ←/→ previous/next · +/−/F zoom"
+KEY_HINT = (
+    "1–9 label · L label as… (any class, by name) · 0 unlabel · Backspace undo · Ctrl+Shift+Z redo · "
+    "←/→ previous/next · +/−/F zoom"
+)
 _SOURCE_TEXT = {"human": "by you", "import": "imported", "model": "accepted prediction"}
 _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
 
 
 def _is_label_key(event: QKeyEvent, digits_only: bool = False) -> bool:
-    """Whether a key labels or undoes: 0-9, Delete, Backspace, Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y."""
+    """Whether a key labels or undoes: 0-9, L, Delete, Backspace, Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y."""
     modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
     key = event.key()
     if modifiers == Qt.KeyboardModifier.NoModifier:
-        return key in _DIGITS or (not digits_only and key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace))
+        others = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_L)
+        return key in _DIGITS or (not digits_only and key in others)
     ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
     return (key, modifiers) in ((Qt.Key.Key_Z, ctrl), (Qt.Key.Key_Z, ctrl | shift), (Qt.Key.Key_Y, ctrl))
 
@@ -85,11 +92,21 @@ class LabelPage(QWidget):
         threads = max(1, min(4, (os.cpu_count() or 2) - 1))  # leave a core to the GUI thread
         self.loader = ThumbnailLoader(None, threads=threads, display_size=size, parent=self)
         self.model = GalleryModel(self.loader, parent=self)
+        if self.settings.gallery_order in SORT_ORDERS:
+            self.model.set_order(self.settings.gallery_order)  # type: ignore[arg-type]
         self.gallery = GalleryView(size)
         self.gallery.setModel(self.model)
         self.image_view = ImageView()
         self.class_panel = ClassPanel(session)
         self.filter_combo = FilterCombo()
+        self.order_combo = QComboBox()
+        self.order_combo.setObjectName("galleryOrderCombo")
+        self.order_combo.setToolTip("The order of the thumbnails (numbers in names sort as numbers)")
+        for key, text in SORT_ORDERS.items():
+            self.order_combo.addItem(text, key)
+        order = self.settings.gallery_order if self.settings.gallery_order in SORT_ORDERS else "name"
+        self.order_combo.setCurrentIndex(list(SORT_ORDERS).index(order))
+        self.class_chooser = ClassChooser(self)
         self.count_label = QLabel()
         self.count_label.setObjectName("galleryCountLabel")
         self.auto_advance_box = QCheckBox("Auto-advance")
@@ -107,7 +124,7 @@ class LabelPage(QWidget):
         self.image_view.view.installEventFilter(self)
         # The bar's controls keep the keyboard after a click; labeling keys pressed there still label
         # (a combo box would otherwise take "1" as a search for the filter "1: <class>").
-        for control in (self.filter_combo, self.auto_advance_box, self.class_panel.tree):
+        for control in (self.filter_combo, self.order_combo, self.auto_advance_box, self.class_panel.tree):
             control.installEventFilter(self)
         self.gallery.selectionModel().currentChanged.connect(self._on_gallery_current_changed)
         self.gallery.doubleClicked.connect(self._on_gallery_double_clicked)
@@ -117,6 +134,9 @@ class LabelPage(QWidget):
         self.model.rowsInserted.connect(self._update_count)
         self.model.rowsRemoved.connect(self._update_count)
         self.filter_combo.filter_chosen.connect(self._on_filter_combo_filter_chosen)
+        self.order_combo.activated.connect(self._on_order_combo_activated)
+        self.class_chooser.chosen.connect(self._on_class_chooser_chosen)
+        self.class_chooser.finished.connect(self._on_class_chooser_finished)
         self.auto_advance_box.toggled.connect(self._on_auto_advance_box_toggled)
         self.class_panel.class_activated.connect(self._on_class_panel_class_activated)
         session.project_opened.connect(self._on_session_project_opened)
@@ -138,6 +158,10 @@ class LabelPage(QWidget):
         bar.addWidget(show_label)
         bar.addWidget(self.filter_combo)
         bar.addWidget(self.count_label, 1)
+        order_label = QLabel("S&ort:")
+        order_label.setBuddy(self.order_combo)
+        bar.addWidget(order_label)
+        bar.addWidget(self.order_combo)
         bar.addWidget(self.auto_advance_box)
         middle = QWidget()
         middle_layout = QVBoxLayout(middle)
@@ -176,6 +200,23 @@ class LabelPage(QWidget):
         """Give the current (or all selected) images class ``name`` (any class, also past the 9th)."""
         if self.session.project is not None:
             self._apply_label(name, advance=self.settings.auto_advance)
+
+    def choose_class(self) -> None:
+        """Open the filterable list of every class; the class picked labels the current image(s)."""
+        project = self.session.project
+        if project is None:
+            return
+        if not project.classes:
+            self._say("No classes yet: add one in the list on the left")
+            return
+        ids = self._targets()
+        if not ids:
+            self._say("Select an image first")
+            return
+        targets = (
+            f"{len(ids):,} images" if len(ids) > 1 else self.image_view.title_label.text() or "the image"
+        )
+        self.class_chooser.ask(project.classes, targets)
 
     def remove_label(self) -> None:
         """Remove the label of the current (or all selected) images."""
@@ -223,10 +264,10 @@ class LabelPage(QWidget):
             self._say("Select an image first")
             return
         current = self.session.current_id
+        last = max(ids, key=self.model.insertion_row)  # the last target in the gallery's order
         if not self._run_updating(lambda: self.session.set_label(ids, label)):
             return
         message = f"{len(ids):,} image{'s' if len(ids) != 1 else ''} → {label or 'no label'}"
-        last = max(ids)  # rows are in id order: the last target in the gallery
         after = self.model.insertion_row(last) + (1 if self.model.row_of(last) >= 0 else 0)
         row = self.model.next_unlabeled_row(after) if advance and label is not None else -1
         if advance and label is not None and row < 0:
@@ -312,6 +353,8 @@ class LabelPage(QWidget):
             return False  # Shift/Ctrl + arrows extend the selection in the gallery
         elif key in _DIGITS and _DIGITS[key] > 0:
             self.assign_class(_DIGITS[key])
+        elif key == Qt.Key.Key_L:
+            self.choose_class()
         elif key in (Qt.Key.Key_0, Qt.Key.Key_Delete):
             self.remove_label()
         elif key == Qt.Key.Key_Backspace:
@@ -341,6 +384,24 @@ class LabelPage(QWidget):
     def _on_filter_combo_filter_chosen(self, gallery_filter: GalleryFilter, paths: frozenset[str]) -> None:
         self.model.set_filter(gallery_filter, paths)
         self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)  # labeling goes on with the keys
+
+    def _on_order_combo_activated(self, _index: int) -> None:
+        order = str(self.order_combo.currentData())
+        current = self.session.current_id
+        self.model.set_order(order)  # type: ignore[arg-type]
+        self.settings.gallery_order = order
+        self.settings.save()
+        row = self.model.row_of(current) if current is not None else -1
+        if row >= 0:
+            self._go_to_row(row)
+            self.gallery.scrollTo(self.model.index(row))
+        self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _on_class_chooser_chosen(self, name: str) -> None:
+        self.label_as(name)
+
+    def _on_class_chooser_finished(self, _result: int) -> None:
+        self.gallery.setFocus(Qt.FocusReason.PopupFocusReason)  # labeling goes on with the keys
 
     def _on_class_panel_class_activated(self, name: object) -> None:
         self.set_filter(GalleryFilter("unlabeled") if name is None else GalleryFilter("class", str(name)))
