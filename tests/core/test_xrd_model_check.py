@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
 from labeltune.cli import main
 from labeltune.core import demos
+from labeltune.core.progress import Progress
 from labeltune.core.xrd.library import build_library
 from labeltune.core.xrd.model_check import Comparison, MeasuredScore, fold_rows
 from labeltune.core.xrd.model_list import ADDED, BUNDLED, RUN, list_models
@@ -187,3 +189,19 @@ def test_the_model_list_reads_recorded_scores_and_keeps_added_models(
     assert (run.measured_exact, run.measured_patterns, run.simulated_exact) == (5, 8, 0.69)
     assert run.started_from == "bundled" and run.kept_previous
     assert added.measured_exact is None and added.created is not None and added.created.month == 3
+
+
+@needs_bundled
+def test_stop_during_the_check_keeps_the_folds_already_scored(demo_project: Path, tmp_path: Path) -> None:
+    stop = threading.Event()
+
+    def progress(p: Progress) -> None:
+        if p.stage.startswith("Checking on held-out patterns: fold 2/2"):
+            stop.set()
+
+    config = XrdTrainConfig(epochs=1, init=shipped_model_dir(), check_folds=2, **TINY)  # type: ignore[arg-type]
+    result = train_xrd(demo_project, config, tmp_path / "run", progress, stop, default_wavelength=1.5406)
+    comparison = result.metrics["comparison"]
+    assert not result.stopped and comparison["basis"] == "measured" and comparison["complete"] is False
+    assert comparison["new_score"]["patterns"] == comparison["previous_score"]["patterns"] == 4  # fold 1 only
+    assert "stopped early" in comparison["text"]
