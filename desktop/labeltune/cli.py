@@ -696,7 +696,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="k-fold cross-validation: split into N stratified (and grouped) folds; validate on --fold",
+        help="k-fold cross-validation: split into N stratified (and grouped) folds; validate on --fold. "
+        "xrd fine-tuning: folds of the held-out check against the --init model (default 5; 1: none)",
     )
     p.add_argument(
         "--fold", type=int, default=None, metavar="K", help="with --folds: validate on fold K (1..N)"

@@ -76,6 +76,8 @@ def train(
         )
     if args.resume:
         raise XrdUsageError("--resume is for image runs; an XRD run continues with --init RUN_DIR")
+    if args.fold is not None or args.folds < 0:
+        raise XrdUsageError("xrd: --folds N sets the folds of the held-out check; --fold is for image runs")
     _check_wavelength(args.wavelength)
     source = Path(args.data).expanduser()
     if not source.is_dir():
@@ -90,6 +92,7 @@ def train(
         max_phases=args.max_phases,
         monochromatic=args.monochromatic,
         threads=args.threads,
+        check_folds=args.folds or 5,
     )
     try:
         config.validate()
@@ -124,9 +127,22 @@ def train(
         if "measured_training_set" in result.metrics:
             m = result.metrics["measured_training_set"]
             print(f"labeled measurements (seen in training): exact phase sets {m['exact_accuracy']:.3f}")
+        _print_comparison(result.metrics.get("comparison"))
         if result.stopped:
             print(f"stopped by user; the best model so far is saved. Continue with --init {result.run_dir}")
     return 130 if result.stopped else 0
+
+
+def _print_comparison(comparison: Any) -> None:
+    """The fine-tune against its --init model, and which one to use (as the app decides)."""
+    if not isinstance(comparison, dict):
+        return
+    print(str(comparison.get("text", "")))
+    previous = Path(str(comparison.get("previous", ""))).name
+    if comparison.get("adopt"):
+        print(f"verdict: the fine-tuned model is better than {previous}: use it")
+    else:
+        print(f"verdict: keep {previous}; the fine-tuned model did not do better")
 
 
 def _default_run_dir(source: Path) -> Path:

@@ -14,10 +14,11 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from labeltune.core import demos
 from labeltune.core.settings import Settings, projects_dir
+from labeltune.core.xrd.shipped import shipped_model_dir
 from labeltune.core.xrd.xrd_project import LABELS_FILE, PROJECT_FILE, XrdProject
 from labeltune.ui import xrd_page as xrd_page_module
 from labeltune.ui.xrd_page import XrdPage
@@ -256,11 +257,20 @@ def test_choosing_a_folder_that_is_no_model_says_why(page: XrdPage, tmp_path: Pa
     assert "no config.json" in box.text() and page.project.model_dir is None  # type: ignore[union-attr]
 
 
-def test_fine_tuning_makes_the_new_run_the_projects_model(page: XrdPage, qtbot, tiny_run: Path) -> None:
+def test_a_fine_tune_that_does_better_becomes_the_projects_model(
+    page: XrdPage, qtbot, tiny_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeltune.core.xrd import model_check
+
+    def better(self: model_check.Comparison) -> None:  # two barely trained models: fix the verdict
+        self.winner = "new"
+
+    monkeypatch.setattr(model_check.Comparison, "decide", better)
     assert page.set_model(tiny_run)
     panel = page.train_panel
     assert "Fine-tunes" in panel.data_label.text() and "8 labeled" in panel.data_label.text()
-    panel.config_overrides = dict(TINY)
+    assert "switches only to a better model" in panel.data_label.text()
+    panel.config_overrides = {**TINY, "check_folds": 2}
     panel.epochs_spin.setValue(2)
     with qtbot.waitSignal(panel.controller.finished, timeout=TIMEOUT):
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
@@ -271,8 +281,62 @@ def test_fine_tuning_makes_the_new_run_the_projects_model(page: XrdPage, qtbot, 
     )
     assert XrdProject.open(project.folder).model_dir == project.model_dir
     assert [r.epoch for r in panel.curves.records()] == [1, 2]
-    assert "The project now uses this model" in panel.summary_label.text()
+    summary = panel.summary_label.text()
+    assert "The project now uses this model" in summary and "each held out of the fine-tuning once" in summary
+    assert "of 8, the current one (tiny) in" in summary and panel.use_anyway_button.isHidden()
     assert project.model_dir.name in page.project_bar.model_label.text()
+    models = page.models_panel
+    row = models.row_of(project.model_dir)
+    assert row >= 0 and models.entries[row].active and models.use_button(row).text() == "In use"
+
+
+@pytest.mark.skipif(shipped_model_dir() is None, reason="the bundled XRD model is not here")
+def test_a_worse_fine_tune_keeps_the_current_model_and_the_models_tab_switches(
+    page: XrdPage, qtbot, tiny_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled = shipped_model_dir()
+    assert bundled is not None and page.set_model(bundled)
+    panel = page.train_panel
+    panel.config_overrides = {**TINY, "check_folds": 2, "lr": 0.05}  # a learning rate that ruins it
+    panel.epochs_spin.setValue(1)
+    with qtbot.waitSignal(panel.controller.finished, timeout=TIMEOUT) as blocker:
+        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    tuned = Path(blocker.args[0].run_dir)
+    project = page.project
+    assert project is not None and project.model_dir == bundled  # kept
+    assert XrdProject.open(project.folder).model_dir == bundled
+    summary = panel.summary_label.text()
+    assert "the current one (xrd-li-mn-ti-o-f) in 7 of 8" in summary
+    assert "Kept the current model" in summary and "held-out labeled patterns" in summary
+    assert not panel.use_anyway_button.isHidden()
+
+    # the Models tab: both models with their recorded scores, the bundled one in use
+    qtbot.mouseClick(page.project_bar.models_button, Qt.MouseButton.LeftButton)
+    models = page.models_panel
+    assert page.tabs.currentWidget() is models
+    new_row, old_row = models.row_of(tuned), models.row_of(bundled)
+    assert old_row == 0 and models.entries[old_row].active and not models.entries[new_row].active
+    table = models.table
+    assert table.item(old_row, 1).text() == "7 of 8 fully right (88 %)"
+    heldout = json.loads((tuned / "metrics.json").read_text())["measured_heldout"]
+    assert heldout["exact"] < 7 and table.item(new_row, 1).text().startswith(f"{heldout['exact']} of 8 fully")
+    assert "was worse than it" in table.item(new_row, 0).text() and "in use" in table.item(old_row, 0).text()
+    assert table.item(old_row, 2).text() == "72.6 % of 1024" and table.item(new_row, 3).text()
+
+    # Use it anyway, then one click back to the bundled model
+    qtbot.mouseClick(panel.use_anyway_button, Qt.MouseButton.LeftButton)
+    assert project.model_dir == tuned and XrdProject.open(project.folder).model_dir == tuned
+    assert "The project now uses this model" in panel.summary_label.text()
+    assert models.entries[models.row_of(tuned)].active
+    qtbot.mouseClick(models.use_button(models.row_of(bundled)), Qt.MouseButton.LeftButton)
+    assert project.model_dir == bundled and models.entries[models.row_of(bundled)].active
+
+    # a model from another folder is added, and stays listed after switching away from it
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tiny_run))
+    qtbot.mouseClick(models.add_button, Qt.MouseButton.LeftButton)
+    assert project.model_dir == tiny_run and models.entries[models.row_of(tiny_run)].active
+    qtbot.mouseClick(models.use_button(models.row_of(bundled)), Qt.MouseButton.LeftButton)
+    assert project.model_dir == bundled and models.row_of(tiny_run) >= 0
 
 
 def test_a_failing_training_is_shown(page: XrdPage, qtbot, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from labeltune.core.xrd.pattern import Pattern, PatternReadError
 from labeltune.core.xrd.results import XrdPrediction
 from labeltune.core.xrd.xrd_project import XrdLabel, XrdProject, xrd_run_problem
 from labeltune.ui.errors import show_error
+from labeltune.ui.xrd_models import XrdModelsPanel
 from labeltune.ui.xrd_overlay import (
     activation_on_pattern,
     build_stick_sets,
@@ -43,8 +44,8 @@ from labeltune.workers.xrd import XrdPredictOutcome, XrdPredictWorker
 log = logging.getLogger(__name__)
 
 NO_MODEL_TEXT = (
-    "<b>No model yet</b>: fine-tune or choose one. Train one in the Fine-tune tab, or pick a model run "
-    "folder with <i>Choose model…</i> above."
+    "<b>No model yet</b>: fine-tune or choose one. Train one in the Fine-tune tab, or pick one in the "
+    "Models tab (<i>Models…</i> above)."
 )
 
 
@@ -77,10 +78,12 @@ class XrdPage(QWidget):
         self.plot = PatternPlot()
         self.prediction_panel = PredictionPanel()
         self.train_panel = XrdTrainPanel()
+        self.models_panel = XrdModelsPanel()
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.prediction_panel, "Model says")
         self.tabs.addTab(self.train_panel, "Fine-tune")
+        self.tabs.addTab(self.models_panel, "Models")
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
@@ -110,7 +113,9 @@ class XrdPage(QWidget):
         self.plot.plot.installEventFilter(self)
         self.plot.installEventFilter(self)
         self.project_bar.wavelength_set.connect(self.set_wavelength)
-        self.project_bar.model_chosen.connect(self.set_model)
+        self.project_bar.models_requested.connect(self._on_project_bar_models_requested)
+        self.models_panel.model_chosen.connect(self.set_model)
+        self.train_panel.use_requested.connect(self.set_model)
         self.phase_panel.label_edited.connect(self._on_phase_panel_label_edited)
         self.phase_panel.phase_previewed.connect(self._on_phase_panel_phase_previewed)
         self.prediction_panel.identify_requested.connect(self.identify)
@@ -139,6 +144,7 @@ class XrdPage(QWidget):
         self._predictions.clear()
         self._libraries.clear()
         self.train_panel.set_project(project)
+        self.models_panel.set_project(project)
         self.patterns_panel.project = project
         self.phase_panel.set_library(None)
         if project is not None:
@@ -344,11 +350,16 @@ class XrdPage(QWidget):
         self._predictions.clear()
         self._update_project_bar()
         self.train_panel.refresh()
+        self.models_panel.refresh()
         self._show_prediction()
         self._update_prediction_state()
         return True
 
+    def _on_project_bar_models_requested(self) -> None:
+        self.tabs.setCurrentWidget(self.models_panel)
+
     def _on_train_panel_run_finished(self, run_dir: Path) -> None:
+        self.models_panel.refresh()  # the new run is listed, adopted or not
         if self.project is not None and self.project.model_dir == run_dir:
             self._predictions.clear()
             self._update_project_bar()

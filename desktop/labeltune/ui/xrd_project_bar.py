@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -42,10 +39,10 @@ def is_usual_wavelength(value: float) -> bool:
 
 
 class XrdProjectBar(QWidget):
-    """Shows the project's settings; says when the user sets the wavelength or picks a model."""
+    """Shows the project's settings; says when the user sets the wavelength or asks for the models."""
 
     wavelength_set = Signal(float)  # a value the user entered or confirmed
-    model_chosen = Signal(object)  # Path of a folder the user picked (not checked yet)
+    models_requested = Signal()  # the user wants the list of the project's models
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -72,8 +69,10 @@ class XrdProjectBar(QWidget):
         self.confirm_button.setToolTip("Yes: the patterns were measured with this wavelength")
         self.model_label = QLabel()
         self.model_label.setObjectName("modelLabel")
-        self.choose_model_button = QPushButton("Choose &model…")
-        self.choose_model_button.setToolTip("Use another XRD model run folder to identify phases")
+        self.models_button = QPushButton("&Models…")
+        self.models_button.setToolTip(
+            "The project's models with their scores: switch to another one, or add one from a folder"
+        )
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -85,11 +84,11 @@ class XrdProjectBar(QWidget):
         layout.addWidget(self.confirm_button)
         layout.addSpacing(24)
         layout.addWidget(self.model_label)
-        layout.addWidget(self.choose_model_button)
+        layout.addWidget(self.models_button)
 
         self.wavelength_spin.valueChanged.connect(self._on_wavelength_spin_value_changed)
         self.confirm_button.clicked.connect(self._on_confirm_button_clicked)
-        self.choose_model_button.clicked.connect(self._on_choose_model_button_clicked)
+        self.models_button.clicked.connect(self.models_requested)
         self._shown_wavelength = CU_KA1
         self.show_project(None)
 
@@ -137,8 +136,3 @@ class XrdProjectBar(QWidget):
 
     def _on_confirm_button_clicked(self) -> None:
         self.wavelength_set.emit(self.wavelength_spin.value())
-
-    def _on_choose_model_button_clicked(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "XRD model run folder (holds config.json)")
-        if folder:
-            self.model_chosen.emit(Path(folder))

@@ -1,16 +1,18 @@
 """The XRD "Fine-tune" panel: train the phase network on the project's labeled patterns in the background.
 
 With a model, it fine-tunes that model on the labeled measurements (mixed with fresh simulated patterns);
-without one, it trains a new model from the library's simulated patterns. The finished run becomes the
-project's model. Training runs in an :class:`XrdTrainWorker`; this panel only follows its controller.
+without one, it trains a new model from the library's simulated patterns. A new model becomes the
+project's model; a fine-tune only when it did better than its predecessor on labeled patterns held out of
+its training (:mod:`labeltune.core.xrd.model_check`), otherwise the panel says so and offers *Use it
+anyway*. Training runs in an :class:`XrdTrainWorker`; this panel only follows its controller.
 """
 
 from __future__ import annotations
 
-import json
+import html
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -53,11 +55,21 @@ def xrd_epoch_text(record: EpochRecord, epochs: int) -> str:
     )
 
 
-def xrd_summary_text(result: XrdRunResult, previous: Path | None = None) -> str:
-    """What a finished XRD run achieved, as a few lines of rich text.
+def comparison_of(result: XrdRunResult) -> dict[str, Any] | None:
+    """The run's comparison with the model it was fine-tuned from (``metrics.json``), if it has one."""
+    metrics = result.metrics if isinstance(result.metrics, dict) else {}
+    comparison = metrics.get("comparison")
+    return comparison if isinstance(comparison, dict) else None
 
-    ``previous`` is the model it started from: its simulated-validation score is shown beside the new one.
-    """
+
+def should_adopt(result: XrdRunResult) -> bool:
+    """Whether the project should switch to the run: a new model, or one that beat its predecessor."""
+    comparison = comparison_of(result)
+    return comparison is None or comparison.get("adopt") is not False
+
+
+def xrd_summary_text(result: XrdRunResult, adopted: bool = True) -> str:
+    """What a finished XRD run achieved and which model the project uses now, as a few lines of rich text."""
     metrics = result.metrics
     epochs = len(result.history)
     unit = "epoch" if epochs == 1 else "epochs"
@@ -68,38 +80,37 @@ def xrd_summary_text(result: XrdRunResult, previous: Path | None = None) -> str:
     ]
     simulated = metrics.get("simulated_validation") if isinstance(metrics, dict) else None
     if isinstance(simulated, dict) and "exact_accuracy" in simulated:
-        before = _simulated_exact(previous)
-        was = f" (was {percent(before)} with {previous.name})" if before is not None and previous else ""
         lines.append(
             f"All phases right in <b>{percent(float(simulated['exact_accuracy']))}</b> of "
-            f"{simulated.get('patterns', '?')} simulated validation patterns{was}"
+            f"{simulated.get('patterns', '?')} simulated validation patterns"
             + (f", macro-F1 {float(simulated['macro_f1']):.3f}." if "macro_f1" in simulated else ".")
         )
-    measured = metrics.get("measured_training_set") if isinstance(metrics, dict) else None
-    if isinstance(measured, dict) and "exact_accuracy" in measured:
-        lines.append(
-            f"On your {measured.get('patterns', '?')} labeled patterns (seen in training, so optimistic): "
-            f"{percent(float(measured['exact_accuracy']))} fully right."
+    comparison = comparison_of(result)
+    if comparison is not None:
+        lines.append(html.escape(str(comparison.get("text", ""))))
+    name = Path(result.run_dir).name
+    if adopted:
+        lines.append(f"The project now uses this model: {name}.")
+    else:
+        previous = Path(str(comparison.get("previous", ""))).name if comparison else "the current model"
+        basis = (
+            "your held-out labeled patterns"
+            if comparison and comparison.get("basis") == "measured"
+            else ("simulated patterns")
         )
-    lines.append(f"The project now uses this model: {Path(result.run_dir).name}.")
+        lines.append(
+            f"<b>Kept the current model</b> ({html.escape(previous)}): the fine-tuned one did not do "
+            f"better on {basis}. It is saved as {html.escape(name)} (see the Models tab); "
+            "<i>Use it anyway</i> switches to it."
+        )
     return "<br>".join(lines)
-
-
-def _simulated_exact(run_dir: Path | None) -> float | None:
-    """A run's simulated-validation exact-set accuracy from its metrics.json, if it has one."""
-    if run_dir is None:
-        return None
-    try:
-        data = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-        return float(data["simulated_validation"]["exact_accuracy"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 class XrdTrainPanel(QWidget):
     """Epochs, Start/Stop, progress with time left, live curves and the outcome of an XRD training."""
 
-    run_finished = Signal(object)  # Path of the new run folder (a usable model)
+    run_finished = Signal(object)  # Path of the new run folder (a usable model, adopted or not)
+    use_requested = Signal(object)  # Path of a kept-out run the user wants to use anyway
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,6 +154,9 @@ class XrdTrainPanel(QWidget):
         self.summary_label.setObjectName("xrdTrainSummary")
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.use_anyway_button = QPushButton("&Use it anyway")
+        self.use_anyway_button.setToolTip("Switch the project to the fine-tuned model although it did worse")
+        self.use_anyway_button.setVisible(False)
 
         controls = QHBoxLayout()
         controls.addWidget(epochs_label)
@@ -161,9 +175,14 @@ class XrdTrainPanel(QWidget):
         layout.addWidget(self.epoch_label)
         layout.addWidget(self.curves, 1)
         layout.addWidget(self.summary_label)
+        use_row = QHBoxLayout()
+        use_row.addWidget(self.use_anyway_button)
+        use_row.addStretch(1)
+        layout.addLayout(use_row)
 
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
+        self.use_anyway_button.clicked.connect(self._on_use_anyway_button_clicked)
         self.epochs_spin.valueChanged.connect(self._on_epochs_spin_value_changed)
         self.controller.running_changed.connect(self._on_controller_running_changed)
         self.controller.progressed.connect(self._on_controller_progressed)
@@ -180,6 +199,8 @@ class XrdTrainPanel(QWidget):
         The page shows only this project's training: another project's running run is named, its
         curves come back when that project is shown again, and a finished one's outcome is not shown.
         """
+        if project is None or project.folder != self._project_folder:
+            self.use_anyway_button.setVisible(False)  # it offered a run of another project
         self.project = project
         if self._shows_run_project():
             self._replay_run()
@@ -238,7 +259,8 @@ class XrdTrainPanel(QWidget):
             if labeled:
                 self.data_label.setText(
                     f"Fine-tunes <b>{project.model_dir.name}</b> on the {labeled} labeled pattern(s) of "
-                    f"{total}; the new run becomes the project's model."
+                    f"{total}, then checks both models on labeled patterns held out of the fine-tuning "
+                    "(cross-validation): the project switches only to a better model."
                 )
             else:
                 self.data_label.setText("Label some patterns first: fine-tuning learns from your labels.")
@@ -269,9 +291,9 @@ class XrdTrainPanel(QWidget):
             wavelength=project.wavelength,
         )
         self._project_folder = project.folder
-        self._started_from = init
         self._run_records = []
         self.last_result = None
+        self.use_anyway_button.setVisible(False)
         self._epochs = self.epochs_spin.value()
         self._eta = EtaClock()
         self.curves.clear(self._epochs)
@@ -337,20 +359,40 @@ class XrdTrainPanel(QWidget):
             self.refresh()
             return
         run_dir = Path(result.run_dir)
-        if not self._shows_run_project():  # trained for another project: it gets the model, not this page
-            self._adopt(run_dir)
+        if not self._shows_run_project():  # trained for another project: its outcome is shown there
             name = self._project_folder.name if self._project_folder is not None else "another project"
-            self.stage_label.setText(f"The new model of {name} is ready: open that project to see it.")
+            if should_adopt(result):
+                self._adopt(run_dir)
+                self.stage_label.setText(f"The new model of {name} is ready: open that project to see it.")
+            else:
+                self.stage_label.setText(
+                    f"The fine-tuned model of {name} did no better; that project keeps its model."
+                )
             self.refresh()
             return
         self.last_result = result
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(100)
         self.stage_label.setText("Stopped." if result.stopped else "Done.")
-        self._adopt(run_dir)
-        self.summary_label.setText(xrd_summary_text(result, getattr(self, "_started_from", None)))
+        adopted = should_adopt(result)
+        if adopted:
+            self._adopt(run_dir)
+        self.summary_label.setText(xrd_summary_text(result, adopted))
+        self.use_anyway_button.setVisible(
+            not adopted and self.project is not None and self.project.folder == self._project_folder
+        )
         self.refresh()
         self.run_finished.emit(run_dir)
+
+    def _on_use_anyway_button_clicked(self) -> None:
+        result = self.last_result
+        if result is None:
+            return
+        run_dir = Path(result.run_dir)
+        self.use_requested.emit(run_dir)  # the page checks and sets it, and says why if it cannot
+        if self.project is not None and self.project.model_dir == run_dir:
+            self.use_anyway_button.setVisible(False)
+            self.summary_label.setText(xrd_summary_text(result, adopted=True))
 
     def _adopt(self, run_dir: Path) -> None:
         """Make the new run the model of the project it was trained for."""

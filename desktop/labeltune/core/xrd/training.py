@@ -20,12 +20,13 @@ The run folder holds ``config.json`` (``"domain": "xrd"``), ``model.safetensors`
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import math
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, StoppedError, check_stop, no_progress
 from labeltune.core.trainer import EpochRecord
 from labeltune.core.xrd.library import LIBRARY_FILE, Library, LibraryError, load_library
-from labeltune.core.xrd.metrics import FormulaError, resolve_label
+from labeltune.core.xrd.metrics import FormulaError, label_key, resolve_label
 from labeltune.core.xrd.model import XrdNet, XrdNetConfig, network_fractions
 from labeltune.core.xrd.simulate import SimulationConfig, simulate
 
@@ -73,6 +74,9 @@ class XrdTrainConfig:
     """Share of each fine-tuning batch taken from the labeled measurements."""
     fraction_weight: float = 1.0
     threads: int | None = None
+    check_folds: int = 5
+    """Fine-tuning from ``init`` on measurements: how many folds the held-out check splits the labeled
+    patterns into (fewer patterns: one fold each, i.e. leave-one-out); below 2, no held-out check."""
 
     def resolved_lr(self) -> float:
         """The peak learning rate actually used."""
@@ -126,6 +130,19 @@ class _Measured:
     groups: list[list[list[int]]]
     fractions: list[list[float] | None]
     paths: list[str]
+    keys: list[set[str]] = field(default_factory=list)
+    """Each pattern's labeled phases as formula keys (:func:`~labeltune.core.xrd.metrics.label_key`)."""
+
+    def subset(self, rows: Sequence[int]) -> _Measured:
+        """The patterns at ``rows``."""
+        idx = list(rows)
+        return _Measured(
+            self.x[idx],
+            [self.groups[i] for i in idx],
+            [self.fractions[i] for i in idx],
+            [self.paths[i] for i in idx],
+            [self.keys[i] for i in idx] if self.keys else [],
+        )
 
 
 def source_kind(source: Path) -> str:
@@ -210,18 +227,21 @@ def load_measured(
     groups: list[list[list[int]]] = []
     fractions: list[list[float] | None] = []
     paths: list[str] = []
+    keys: list[set[str]] = []
     problems: list[str] = []
     for path, tokens, fracs in read_labels_csv(folder):
         try:
             pattern = read_pattern(path, default_wavelength=default_wavelength)
             group = [resolve_label(t, library) for t in tokens]
+            key = {label_key(t, library) for t in tokens}
         except (UnusableInputError, FormulaError, OSError) as exc:
             problems.append(f"{path.name}: {exc}")
             continue
         xs.append(pattern_on_grid(pattern, library, grid))
         groups.append(group)
         fractions.append(fracs)
-        paths.append(str(path))
+        paths.append(str(Path(path).resolve()))
+        keys.append(key)
     if problems and not xs:
         raise UnusableInputError("no usable labeled pattern: " + "; ".join(problems[:5]))
     if problems:
@@ -229,7 +249,7 @@ def load_measured(
             f"{len(problems)} labeled pattern(s) cannot be used (fix or remove them from labels.csv): "
             + "; ".join(problems[:5])
         )
-    return _Measured(np.stack(xs), groups, fractions, paths)
+    return _Measured(np.stack(xs), groups, fractions, paths, keys)
 
 
 # -- losses -------------------------------------------------------------------------------------------
@@ -398,8 +418,10 @@ def train_xrd(
     kind = source_kind(source)
     init_net: XrdNet | None = None
     init_config: dict[str, Any] | None = None
+    init_state: dict[str, torch.Tensor] | None = None
     if config.init is not None:
         init_net, init_config, init_library = load_xrd_net(config.init)
+        init_state = {k: v.detach().clone() for k, v in init_net.state_dict().items()}
     if kind == "library":
         library = load_library(source)
     elif kind == "simulated":
@@ -477,16 +499,13 @@ def train_xrd(
     per_epoch = len(fixed_x) if fixed_x is not None else config.patterns_per_epoch
     batches = max(1, per_epoch // config.batch_size)
     total_steps = batches * config.epochs
-    lr = config.resolved_lr()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=total_steps, pct_start=0.15 if init_net is None else 0.05
-    )
+    optimizer, scheduler = _optimizer(net, config, total_steps, fine_tuning=init_net is not None)
     history: list[EpochRecord] = []
     best_loss = math.inf
     stopped = False
-    sim_seed = int(rng.integers(2**31))
-    write_config = _config_writer(run_dir, config, net, library, grid, source, kind)
+    fixed = None if fixed_x is None else (fixed_x, fixed_present, fixed_frac)
+    source_batches = _Batches(config, library, sim_config, measured, fixed, int(rng.integers(2**31)), rng)
+    write_config = _config_writer(run_dir, config, net, library, grid, source, kind, measured)
     write_config()
     if on_start is not None:
         on_start(config.epochs, batches)
@@ -499,53 +518,15 @@ def train_xrd(
             exact_sum = 0.0
             seen = 0
             n_labeled = 0
-            order = torch.randperm(len(fixed_x)) if fixed_x is not None else None
-            pool_x = pool_p = pool_f = None
-            for b in range(batches):
-                check_stop(stop_event)
-                if order is not None:
-                    assert fixed_x is not None and fixed_present is not None and fixed_frac is not None
-                    idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-                    xb, pb, fb = fixed_x[idx], fixed_present[idx], fixed_frac[idx]
-                else:
-                    n_sim = config.batch_size
-                    if measured is not None:
-                        n_sim = config.batch_size - round(config.batch_size * config.measured_share)
-                    if pool_x is None or len(pool_x) < n_sim:
-                        sim = simulate(library, max(512, n_sim), sim_config, seed=sim_seed)
-                        sim_seed += 1
-                        pool_x = torch.from_numpy(sim.x)
-                        pool_p = torch.from_numpy(sim.present)
-                        pool_f = torch.from_numpy(sim.fractions)
-                    assert pool_p is not None and pool_f is not None
-                    xb, pb, fb = pool_x[:n_sim], pool_p[:n_sim], pool_f[:n_sim]
-                    pool_x, pool_p, pool_f = pool_x[n_sim:], pool_p[n_sim:], pool_f[n_sim:]
-                groups = [[[int(j)] for j in torch.nonzero(row).flatten()] for row in pb]
-                frac_rows = fb
-                present_rows = pb
-                if measured is not None:
-                    xm, gm = _measured_batch(measured, config.batch_size - len(xb), rng)
-                    xb = torch.cat([xb, xm])
-                    groups = groups + gm
-                logits, frac_logits = net(xb)
-                loss = _presence_loss(logits, groups)
-                if len(frac_rows):
-                    n_f = len(frac_rows)
-                    loss = loss + config.fraction_weight * _fraction_loss(
-                        frac_logits[:n_f], frac_rows, present_rows
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            for b, batch in enumerate(source_batches.epoch(batches, stop_event)):
+                loss, exact = _step(net, optimizer, batch, config)
                 if step < total_steps - 1:
                     scheduler.step()
                 step += 1
-                with torch.no_grad():
-                    pred = logits[: len(present_rows)] > 0
-                    exact_sum += (pred == present_rows).all(dim=1).float().sum().item()
-                n_labeled += len(present_rows)
-                loss_sum += loss.item() * len(xb)
-                seen += len(xb)
+                exact_sum += exact
+                n_labeled += len(batch.present)
+                loss_sum += loss * len(batch.x)
+                seen += len(batch.x)
                 report(
                     Progress(
                         f"Epoch {epoch + 1}/{config.epochs}",
@@ -581,7 +562,159 @@ def train_xrd(
             _finish(run_dir, net, history, library, val_x, val_present, val_frac, measured, stopped=True)
             raise
     metrics = _finish(run_dir, net, history, library, val_x, val_present, val_frac, measured, stopped)
+    if init_state is not None:
+        from labeltune.core.xrd.model_check import compare_with_previous
+
+        comparison = compare_with_previous(
+            Path(str(config.init)),
+            init_state,
+            net.config,
+            library,
+            sim_config,
+            measured,
+            config,
+            (val_x, val_present, val_frac),
+            float(metrics["simulated_validation"]["exact_accuracy"]),
+            kind,
+            stopped,
+            report,
+            stop_event,
+        )
+        metrics.update(comparison.metrics_json())
+        _write_metrics(run_dir, metrics)
     return XrdRunResult(run_dir, history, metrics, stopped, library.names)
+
+
+@dataclass
+class _Batch:
+    """One training batch: inputs, label groups per pattern, and fractions/presence of the simulated rows."""
+
+    x: torch.Tensor
+    groups: list[list[list[int]]]
+    fractions: torch.Tensor
+    present: torch.Tensor
+
+
+class _Batches:
+    """Training batches: a fixed simulated set in random order, or fresh simulated patterns.
+
+    With measurements, every batch also draws ``measured_share`` of them (augmented).
+    """
+
+    def __init__(
+        self,
+        config: XrdTrainConfig,
+        library: Library,
+        sim_config: SimulationConfig,
+        measured: _Measured | None,
+        fixed: tuple[Any, Any, Any] | None,
+        sim_seed: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.config = config
+        self.library = library
+        self.sim_config = sim_config
+        self.measured = measured
+        self.fixed = fixed
+        self.sim_seed = sim_seed
+        self.rng = rng
+
+    def epoch(self, batches: int, stop_event: threading.Event | None) -> Iterator[_Batch]:
+        """The batches of one epoch (Stop is checked before each)."""
+        size = self.config.batch_size
+        order = torch.randperm(len(self.fixed[0])) if self.fixed is not None else None
+        pool_x = pool_p = pool_f = None
+        for b in range(batches):
+            check_stop(stop_event)
+            if order is not None:
+                assert self.fixed is not None
+                fixed_x, fixed_present, fixed_frac = self.fixed
+                idx = order[b * size : (b + 1) * size]
+                xb, pb, fb = fixed_x[idx], fixed_present[idx], fixed_frac[idx]
+            else:
+                n_sim = size
+                if self.measured is not None:
+                    n_sim = size - round(size * self.config.measured_share)
+                if pool_x is None or len(pool_x) < n_sim:
+                    wanted = max(n_sim, min(512, n_sim * (batches - b)))  # no more than the epoch needs
+                    sim = simulate(self.library, wanted, self.sim_config, seed=self.sim_seed)
+                    self.sim_seed += 1
+                    pool_x = torch.from_numpy(sim.x)
+                    pool_p = torch.from_numpy(sim.present)
+                    pool_f = torch.from_numpy(sim.fractions)
+                assert pool_p is not None and pool_f is not None
+                xb, pb, fb = pool_x[:n_sim], pool_p[:n_sim], pool_f[:n_sim]
+                pool_x, pool_p, pool_f = pool_x[n_sim:], pool_p[n_sim:], pool_f[n_sim:]
+            groups = [[[int(j)] for j in torch.nonzero(row).flatten()] for row in pb]
+            if self.measured is not None:
+                xm, gm = _measured_batch(self.measured, size - len(xb), self.rng)
+                xb = torch.cat([xb, xm])
+                groups = groups + gm
+            yield _Batch(xb, groups, fb, pb)
+
+
+def _optimizer(
+    net: XrdNet, config: XrdTrainConfig, total_steps: int, fine_tuning: bool
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.OneCycleLR]:
+    lr = config.resolved_lr()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=total_steps, pct_start=0.05 if fine_tuning else 0.15
+    )
+    return optimizer, scheduler
+
+
+def _step(
+    net: XrdNet, optimizer: torch.optim.Optimizer, batch: _Batch, config: XrdTrainConfig
+) -> tuple[float, float]:
+    """One optimisation step; returns the loss and how many simulated rows had every phase right."""
+    logits, frac_logits = net(batch.x)
+    loss = _presence_loss(logits, batch.groups)
+    if len(batch.fractions):
+        n_f = len(batch.fractions)
+        loss = loss + config.fraction_weight * _fraction_loss(
+            frac_logits[:n_f], batch.fractions, batch.present
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        pred = logits[: len(batch.present)] > 0
+        exact = (pred == batch.present).all(dim=1).float().sum().item()
+    return float(loss.item()), float(exact)
+
+
+def fine_tune_net(
+    net: XrdNet,
+    config: XrdTrainConfig,
+    library: Library,
+    sim_config: SimulationConfig,
+    measured: _Measured,
+    seed: int,
+    report: ProgressCallback,
+    stop_event: threading.Event | None,
+    stage: str,
+) -> XrdNet:
+    """Fine-tune ``net`` in place on ``measured`` as :func:`train_xrd` does; returns it in eval mode.
+
+    No validation and no files: these are the held-out check's per-fold models.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    batches = max(1, config.patterns_per_epoch // config.batch_size)
+    total_steps = batches * config.epochs
+    optimizer, scheduler = _optimizer(net, config, total_steps, fine_tuning=True)
+    source = _Batches(config, library, sim_config, measured, None, int(rng.integers(2**31)), rng)
+    step = 0
+    for epoch in range(config.epochs):
+        net.train()
+        for b, batch in enumerate(source.epoch(batches, stop_event)):
+            _step(net, optimizer, batch, config)
+            if step < total_steps - 1:
+                scheduler.step()
+            step += 1
+            report(Progress(f"{stage}, epoch {epoch + 1}/{config.epochs}", b + 1, batches))
+    return net.eval()
 
 
 def _measured_batch(
@@ -608,7 +741,10 @@ def _config_writer(
     grid: np.ndarray,
     source: Path,
     kind: str,
+    measured: _Measured | None,
 ) -> Callable[[], None]:
+    created = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
     def write() -> None:
         data = {
             "domain": DOMAIN,
@@ -622,7 +758,10 @@ def _config_writer(
             "train": config.to_json(),
             "source": str(source),
             "source_kind": kind,
+            "created": created,
         }
+        if measured is not None:  # so a later comparison knows which patterns this model has seen
+            data["measured_patterns"] = list(measured.paths)
         tmp = run_dir / (CONFIG_FILE + ".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         tmp.replace(run_dir / CONFIG_FILE)
@@ -676,8 +815,14 @@ def _finish(
             "exact_accuracy": round(exact / len(measured.x), 4),
             "note": "the patterns this run was fine-tuned on; evaluate on held-out measurements",
         }
-    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    _write_metrics(run_dir, metrics)
     return metrics
+
+
+def _write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    tmp = run_dir / (METRICS_FILE + ".tmp")
+    tmp.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    tmp.replace(run_dir / METRICS_FILE)
 
 
 __all__ = [

@@ -2,8 +2,9 @@
 
 Layout (every file is plain text, so a project can be read, diffed and trained on without the app)::
 
-    xrd_project.json   {"version": 1, "kind": "xrd", "name", "library", "model", "wavelength",
-                        "wavelength_confirmed"}; paths inside the project are stored relative to it
+    xrd_project.json   {"version": 1, "kind": "xrd", "name", "library", "model", "models" (every model
+                        used), "wavelength", "wavelength_confirmed"}; paths inside the project are
+                        stored relative to it
     patterns/          imported pattern files, copied here (names made unique)
     labels.csv         path,phases,fractions: path relative to the project, phases joined by ";",
                        weight fractions (0..1) ";"-joined in the same order, or empty
@@ -391,9 +392,21 @@ class XrdProject:
         self._save_meta()
 
     def set_model(self, run_dir: str | os.PathLike[str] | None) -> None:
-        """Use the model in ``run_dir`` (or none); written at once."""
-        self._meta["model"] = None if run_dir is None else self._stored(Path(run_dir))
+        """Use the model in ``run_dir`` (or none); written at once.
+
+        The project remembers every model it used (:meth:`used_models`), so one added from another folder
+        stays in its list of models.
+        """
+        stored = None if run_dir is None else self._stored(Path(run_dir))
+        self._meta["model"] = stored
+        used = [str(m) for m in self._meta.get("models") or [] if isinstance(m, str)]
+        if stored is not None and stored not in used:
+            self._meta["models"] = [*used, stored]
         self._save_meta()
+
+    def used_models(self) -> list[Path]:
+        """Every model folder this project has used, oldest first (they may since have been deleted)."""
+        return [self._resolve(m) for m in self._meta.get("models") or [] if isinstance(m, str)]
 
     def set_library(self, library_dir: str | os.PathLike[str]) -> None:
         """Use another reference library (checked first); written at once."""
