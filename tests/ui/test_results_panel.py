@@ -201,3 +201,40 @@ def test_headline_figures_say_how_many_images_and_warn(panel, trained):
     warning = view.warning_label.text()
     assert view.warning_label.isVisibleTo(view)
     assert f"Only {n} validation images" in warning and "random weights" in warning
+
+
+def test_a_25_class_confusion_matrix_keeps_its_names_in_view_and_names_the_mistakes(qtbot):
+    from PySide6.QtWidgets import QScrollArea
+
+    from labeltune.ui.confusion_view import top_confusions
+
+    n = 25
+    classes = [f"Species_{k:02d}_{'abcdefghijklmnopqrstuvwxy'[k] * 6}" for k in range(n)]
+    matrix = [[10 if r == c else 0 for c in range(n)] for r in range(n)]
+    matrix[3][7], matrix[20][21], matrix[20][2] = 6, 2, 2
+    view = ConfusionMatrixView()
+    view.set_matrix(matrix, classes)
+    scroll = QScrollArea()
+    scroll.setWidget(view)
+    scroll.setWidgetResizable(True)
+    scroll.resize(420, 360)  # much smaller than the grid: it scrolls
+    qtbot.addWidget(scroll)
+    scroll.show()
+    qtbot.waitExposed(scroll)
+    scroll.horizontalScrollBar().setValue(scroll.horizontalScrollBar().maximum())
+    scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
+    qtbot.wait(20)
+    dx, dy = view.header_offsets()
+    assert dx > 0 and dy > 0  # the headers moved with the scrolled view
+    image = scroll.viewport().grab().toImage()
+    window = view.palette().color(view.backgroundRole()).name()
+    left, top, _cell, _rotated = view._layout()
+    # The strip along the visible top edge is the column-name header, not a row of cells.
+    strip = [image.pixelColor(x, top // 2).name() for x in range(left + 5, image.width() - 5, 7)]
+    assert strip.count(window) > 0.6 * len(strip)
+    column = [image.pixelColor(left // 3, y).name() for y in range(top + 5, image.height() - 5, 7)]
+    assert column.count(window) > 0.6 * len(column)
+    assert top_confusions(matrix, classes, limit=2) == [
+        (classes[3], classes[7], 6, 0.375),
+        (classes[20], classes[2], 2, pytest.approx(2 / 14)),
+    ]

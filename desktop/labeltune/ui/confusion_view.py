@@ -1,4 +1,9 @@
-"""The confusion matrix as a coloured grid of counts (rows = true class, columns = predicted class)."""
+"""The confusion matrix as a coloured grid of counts (rows = true class, columns = predicted class).
+
+Legible with many classes (the 23 fish species, 25+): empty cells off the diagonal stay blank so the
+mistakes stand out, the class names stay in view while the grid scrolls (sticky headers), and
+:func:`top_confusions` lists the largest mistakes in words.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from PySide6.QtGui import (
     QHelpEvent,
     QKeyEvent,
     QMouseEvent,
+    QMoveEvent,
     QPainter,
     QPaintEvent,
     QPalette,
@@ -21,6 +27,20 @@ MIN_CELL = 22
 MAX_CELL = 72
 MAX_LABEL = 150
 PAD = 6
+
+
+def top_confusions(
+    matrix: Sequence[Sequence[int]], classes: Sequence[str], limit: int = 5
+) -> list[tuple[str, str, int, float]]:
+    """The largest mistakes: ``(true, predicted, count, share of the true class)``, biggest first."""
+    found = []
+    for row, counts in enumerate(matrix):
+        total = sum(counts)
+        for column, count in enumerate(counts):
+            if row != column and count > 0:
+                found.append((classes[row], classes[column], int(count), count / total if total else 0.0))
+    found.sort(key=lambda item: (-item[2], -item[3], item[0], item[1]))
+    return found[:limit]
 
 
 def mix(a: QColor, b: QColor, t: float) -> QColor:
@@ -152,6 +172,18 @@ class ConfusionMatrixView(QWidget):
         side = metrics.height() + PAD * 3 + label
         return QSize(side + n * cell + PAD, side + n * cell + PAD)
 
+    def header_offsets(self) -> tuple[int, int]:
+        """How far the row and column names are moved to stay in view of a scrolled parent."""
+        visible = self.visibleRegion().boundingRect()
+        if visible.isEmpty():
+            return 0, 0
+        return max(0, visible.left()), max(0, visible.top())
+
+    def moveEvent(self, event: QMoveEvent) -> None:
+        """Scrolling moves this widget inside its scroll area: repaint all, so the headers follow."""
+        super().moveEvent(event)
+        self.update()
+
     # -- painting -----------------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
         """Draw the axes, the cells and their counts."""
@@ -168,53 +200,6 @@ class ConfusionMatrixView(QWidget):
         label = self._label_width(metrics)
         grid = QRect(left, top, n * cell, n * cell)
 
-        bold = painter.font()
-        bold.setBold(True)
-        painter.setFont(bold)
-        painter.setPen(text_colour)
-        # The axis titles are centred on the grid, but never narrower than their text (a small grid would
-        # clip them) nor starting left of the widget.
-        bold_metrics = QFontMetrics(bold)
-        width = max(grid.width(), bold_metrics.horizontalAdvance("Predicted class") + PAD)
-        x = max(0, min(left + (grid.width() - width) // 2, self.width() - width))
-        painter.drawText(
-            QRect(x, PAD, width, metrics.height()), Qt.AlignmentFlag.AlignCenter, "Predicted class"
-        )
-        painter.save()
-        painter.translate(PAD, top + grid.height() / 2)
-        painter.rotate(-90)
-        height = max(grid.height(), bold_metrics.horizontalAdvance("True class") + PAD)
-        painter.drawText(
-            QRect(-height // 2, 0, height, metrics.height()), Qt.AlignmentFlag.AlignCenter, "True class"
-        )
-        painter.restore()
-        painter.setFont(self.font())
-
-        label_left = metrics.height() + PAD * 2
-        for i, name in enumerate(self._classes):
-            shown = metrics.elidedText(name, Qt.TextElideMode.ElideRight, label + 2)
-            painter.drawText(
-                QRect(label_left - 2, top + i * cell, label + 2, cell),
-                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                shown,
-            )
-            if rotated:
-                painter.save()
-                painter.translate(left + i * cell + cell / 2 - metrics.height() / 2, top - PAD)
-                painter.rotate(-90)
-                painter.drawText(
-                    QRect(0, 0, label + 2, metrics.height()),
-                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                    shown,
-                )
-                painter.restore()
-            else:
-                painter.drawText(
-                    QRect(left + i * cell, top - PAD - metrics.height(), cell, metrics.height()),
-                    Qt.AlignmentFlag.AlignCenter,
-                    metrics.elidedText(name, Qt.TextElideMode.ElideRight, cell),
-                )
-
         base = palette.color(QPalette.ColorRole.Base)
         accent = palette.color(QPalette.ColorRole.Highlight)
         border = palette.color(QPalette.ColorRole.Mid)
@@ -229,8 +214,66 @@ class ConfusionMatrixView(QWidget):
                 painter.fillRect(rect, fill)
                 painter.setPen(border)
                 painter.drawRect(rect.adjusted(0, 0, -1, -1))
-                painter.setPen(readable_text_colour(fill))
-                painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(self._matrix[row][column]))
+                count = self._matrix[row][column]
+                if count or row == column:  # blank zeros off the diagonal: the mistakes stand out
+                    painter.setPen(readable_text_colour(fill))
+                    painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(count))
+
+        # The names, on strips that stay at the visible edges while the grid scrolls.
+        dx, dy = self.header_offsets()
+        window = palette.color(QPalette.ColorRole.Window)
+        painter.fillRect(QRect(dx, top, left, grid.height()), window)
+        painter.fillRect(QRect(left, dy, grid.width(), top), window)
+        painter.fillRect(QRect(dx, dy, left, top), window)
+        painter.setFont(self.font())
+        painter.setPen(text_colour)
+        label_left = dx + metrics.height() + PAD * 2
+        for i, name in enumerate(self._classes):
+            shown = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, label + 2)
+            painter.drawText(
+                QRect(label_left - 2, top + i * cell, label + 2, cell),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                shown,
+            )
+            if rotated:
+                painter.save()
+                painter.translate(left + i * cell + cell / 2 - metrics.height() / 2, dy + top - PAD)
+                painter.rotate(-90)
+                painter.drawText(
+                    QRect(0, 0, label + 2, metrics.height()),
+                    Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                    shown,
+                )
+                painter.restore()
+            else:
+                painter.drawText(
+                    QRect(left + i * cell, dy + top - PAD - metrics.height(), cell, metrics.height()),
+                    Qt.AlignmentFlag.AlignCenter,
+                    metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, cell),
+                )
+
+        bold = painter.font()
+        bold.setBold(True)
+        painter.setFont(bold)
+        # The axis titles are centred on the grid's visible part, never narrower than their text.
+        bold_metrics = QFontMetrics(bold)
+        visible = self.visibleRegion().boundingRect()
+        span_left = max(left, visible.left()) if not visible.isEmpty() else left
+        span_right = min(grid.right(), visible.right()) if not visible.isEmpty() else grid.right()
+        width = max(span_right - span_left, bold_metrics.horizontalAdvance("Predicted class") + PAD)
+        x = max(0, min(span_left + (span_right - span_left - width) // 2, self.width() - width))
+        painter.drawText(
+            QRect(x, dy + PAD, width, metrics.height()), Qt.AlignmentFlag.AlignCenter, "Predicted class"
+        )
+        painter.save()
+        painter.translate(dx + PAD, top + grid.height() / 2)
+        painter.rotate(-90)
+        height = max(grid.height(), bold_metrics.horizontalAdvance("True class") + PAD)
+        painter.drawText(
+            QRect(-height // 2, 0, height, metrics.height()), Qt.AlignmentFlag.AlignCenter, "True class"
+        )
+        painter.restore()
+        painter.setFont(self.font())
         if self._current is not None and self.hasFocus():
             painter.setPen(text_colour)
             row, column = self._current

@@ -7,6 +7,7 @@ predictions (calibrated confidence, unfamiliar-input score), which the Label tab
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labeltune.ui.confusion_view import ConfusionMatrixView
+from labeltune.ui.confusion_view import ConfusionMatrixView, top_confusions
 from labeltune.ui.curves import TrainingCurvesView
 from labeltune.ui.errors import show_error
 from labeltune.ui.metrics_table import ComparisonTable, PerClassTable, compare_rows, percent
@@ -196,6 +197,10 @@ class RunDetailsView(QWidget):
 
         self.per_class = PerClassTable()
         self.confusion = ConfusionMatrixView()
+        self.confusions_label = QLabel()
+        self.confusions_label.setObjectName("topConfusions")
+        self.confusions_label.setWordWrap(True)
+        self.confusions_label.setToolTip("The largest mistakes of the confusion matrix, in words")
         scroll = QScrollArea()
         scroll.setWidget(self.confusion)
         scroll.setWidgetResizable(True)
@@ -222,6 +227,7 @@ class RunDetailsView(QWidget):
         layout.addWidget(self.reliability_label)
         layout.addLayout(check)
         layout.addWidget(self.problem_label)
+        layout.addWidget(self.confusions_label)
         layout.addWidget(self.tables, 1)
 
     def figure_text(self, key: str) -> str:
@@ -260,6 +266,17 @@ class RunDetailsView(QWidget):
         else:
             self.per_class.set_metrics([])
             self.confusion.set_matrix([], [])
+        mistakes = top_confusions(self.confusion.matrix(), self.confusion.classes())
+        self.confusions_label.setText(
+            "Most often confused: "
+            + "; ".join(
+                f"{html.escape(true)} taken for {html.escape(predicted)} {count}× ({share:.0%})"
+                for true, predicted, count, share in mistakes
+            )
+            if mistakes
+            else ""
+        )
+        self.confusions_label.setVisible(bool(mistakes))
         self.curves.set_history(details.history)
 
 
