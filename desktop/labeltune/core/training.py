@@ -35,6 +35,7 @@ from labeltune.core.features import (
     default_cache_root,
     extract_features,
 )
+from labeltune.core.file_problems import os_error_reason
 from labeltune.core.hashing import HashCache
 from labeltune.core.metrics import classification_metrics
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
@@ -218,7 +219,7 @@ def prepare_data(
             try:
                 hashes.append(hash_cache.sha256(sample.path))
             except OSError as exc:
-                skipped.append(SkippedFile(str(sample.path), f"cannot read: {exc.strerror or exc}"))
+                skipped.append(SkippedFile(str(sample.path), os_error_reason(exc)))
                 continue
             paths.append(sample.path)
             labels.append(classes.index(sample.label))  # type: ignore[arg-type]
