@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +43,12 @@ class SkippedFile:
     def to_json(self) -> dict[str, str]:
         """Return ``{"path": ..., "reason": ...}``."""
         return {"path": self.path, "reason": self.reason}
+
+
+def describe_skipped(skipped: Sequence[SkippedFile], limit: int = 3) -> str:
+    """``"cut.jpg: truncated JPEG (image data ends early); ... and 4 more"``: files named, with reasons."""
+    named = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in skipped[:limit])
+    return named + (f"; and {len(skipped) - limit} more" if len(skipped) > limit else "")
 
 
 @dataclass

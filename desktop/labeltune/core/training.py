@@ -25,7 +25,7 @@ import numpy as np
 from labeltune import __version__
 from labeltune.core.backbones import DEFAULT_BACKBONE, get_spec
 from labeltune.core.calibration import calibrate as calibrate_confidence
-from labeltune.core.datasets import Dataset, SkippedFile
+from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
 from labeltune.core.errors import LabelTuneError, UnusableInputError
 from labeltune.core.familiarity import fit_familiarity
 from labeltune.core.features import (
@@ -563,7 +563,10 @@ def _fit(
     if config.strategy == "partial" and config.augment and not config.cached_views:
         log.info("partial strategy trains on cached trunk outputs: augmentation needs cached views")
     if len(y_train) == 0:
-        raise UnusableInputError("no training images left after removing unreadable files")
+        raise UnusableInputError(
+            "no training images left after leaving out the files that cannot be read: "
+            + describe_skipped(data.skipped)
+        )
     for module in (model.normalize, model.trunk, model.top):
         module.requires_grad_(
             config.strategy == "full" or (config.strategy == "partial" and module is model.top)
