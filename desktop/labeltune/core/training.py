@@ -26,7 +26,7 @@ from labeltune import __version__
 from labeltune.core.backbones import DEFAULT_BACKBONE, get_spec
 from labeltune.core.calibration import calibrate as calibrate_confidence
 from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
-from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
 from labeltune.core.familiarity import fit_familiarity
 from labeltune.core.features import (
     FeatureCache,
@@ -119,9 +119,15 @@ class TrainConfig:
                 f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}"
             )
         if self.epochs < 1 or self.batch_size < 1:
-            raise UnusableInputError("--epochs and --batch-size must be at least 1")
+            raise UnusableInputError(
+                "the number of epochs and the batch size must be at least 1",
+                cli="--epochs and --batch-size must be at least 1",
+            )
         if self.lr is not None and not (0 < self.lr < 10):
-            raise UnusableInputError(f"--lr {self.lr} is out of range (0, 10)")
+            raise UnusableInputError(
+                f"the learning rate {self.lr} is out of range (0, 10)",
+                cli=f"--lr {self.lr} is out of range (0, 10)",
+            )
         if self.folds and not (2 <= self.folds <= 100 and 0 <= self.fold < self.folds):
             raise UnusableInputError(
                 f"cross-validation needs 2 to 100 folds (got {self.folds}) and a validation fold among them"
@@ -204,9 +210,13 @@ def prepare_data(
     classes = data.classes
     if len(classes) < 2:
         found = f"only {classes[0]!r}" if classes else "none"
+        needs = f"training needs at least 2 classes with labeled images in {data.root} (found {found})"
+        how = {
+            "folder": "put each class's images in its own sub-folder",
+            "csv": "give the images of at least 2 classes in the CSV's label column",
+        }.get(data.kind, "add a second class and label some of its images")
         raise UnusableInputError(
-            f"training needs at least 2 classes with labeled images in {data.root} (found {found}); "
-            "put each class's images in its own sub-folder"
+            f"{needs}; add a second class and label some of its images", cli=f"{needs}; {how}"
         )
     skipped = list(data.skipped)
     paths: list[Path] = []
@@ -360,10 +370,8 @@ def train(
     prepared = prepare_data(data, config, progress, cache_root)
     run_dir = Path(run_dir)
     if (run_dir / CONFIG_FILE).exists() or (run_dir / MODEL_FILE).exists():
-        raise UnusableInputError(
-            f"{run_dir} already holds a run; choose another folder (its model is not overwritten), or "
-            "continue that run with --resume"
-        )
+        taken = f"{run_dir} already holds a run; choose another folder (its model is not overwritten)"
+        raise UnusableInputError(taken, cli=f"{taken}, or continue that run with --resume")
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -399,7 +407,11 @@ def resume(
         config.epochs = epochs
     prepared = read_manifest(run_dir, stored["model"]["classes"])
     prepared.skipped = [SkippedFile(**item) for item in (stored.get("data") or {}).get("skipped", [])]
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # PyTorch's text (which suggests weights_only=False) goes to the log only
+        reason = describe_weights_error(exc, str(checkpoint_path))
+        raise UnusableInputError(f"cannot resume {run_dir}: {CHECKPOINT_FILE}: {reason}") from None
     return _fit(
         run_dir, config, prepared, checkpoint, progress, stop_event, callbacks, cache_root, start, None
     )
