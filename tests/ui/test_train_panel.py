@@ -281,7 +281,9 @@ def test_missing_weights_offline_explains_and_offers_random_weights(
 
     with qtbot.waitSignal(dialog.controller.failed, timeout=30_000):
         qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
-    assert "labeltune weights import" in dialog.status_label.text()
+    assert (
+        "Import file" in dialog.status_label.text() and "labeltune weights" not in dialog.status_label.text()
+    )
     qtbot.waitUntil(lambda: bool(error_boxes()))
     assert "labeltune weights import" in error_boxes()[0].text()
     close_error_boxes()
