@@ -37,6 +37,28 @@ def write_class_folder(
     return root
 
 
+#: The bad files of a user trial and the reason each must be shown with (issue 9, item 9).
+BAD_FILE_REASONS = {
+    "empty.jpg": "empty file (0 bytes)",
+    "notes.jpg": "not an image (looks like text)",
+    "cut.jpg": "truncated JPEG (image data ends early)",
+}
+
+
+def write_bad_files(folder: Path) -> dict[str, Path]:
+    """Write a 0-byte file, a text file renamed .jpg and a truncated JPEG into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("sample notes: leaf 12 was photographed twice\n" * 10)
+    rng = np.random.default_rng(7)
+    pixels = np.clip(rng.normal(120, 40, (96, 128, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(folder / "whole.jpg", quality=90)
+    data = (folder / "whole.jpg").read_bytes()
+    (folder / "whole.jpg").unlink()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
+    return {name: folder / name for name in BAD_FILE_REASONS}
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Callable[..., Path]:
     """Factory for generated class folders under a fresh temporary directory."""

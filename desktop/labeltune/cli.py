@@ -829,7 +829,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             func = cmd_gui
         return func(args)
     except LabelTuneError as error:
-        sys.stderr.write(f"labeltune: error: {error}\n")
+        sys.stderr.write(f"labeltune: error: {error.cli_message}\n")
         return 2
     except StoppedError:
         sys.stderr.write("labeltune: stopped\n")

@@ -234,7 +234,8 @@ def predict(
             if not warning.startswith("the file states no wavelength"):
                 print(f"  ! {warning}")
     for path, why in skipped:
-        sys.stderr.write(f"skipped {path}: {why}\n")
+        hint = "; give --wavelength" if why.endswith("does not state its X-ray wavelength") else ""
+        sys.stderr.write(f"skipped {path}: {why}{hint}\n")
     return 0 if predictions or not skipped else 2
 
 

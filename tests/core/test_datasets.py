@@ -105,9 +105,9 @@ def test_folder_scan_counts(scanned: Dataset, dataset: tuple[Path, dict[str, Pat
     assert scanned.root == root.resolve()
     assert scanned.classes == ["alpha", "beta", "gamma"]
     counts = scanned.counts()
-    # The truncated JPEG may pass the header check; then it is a sample and training reports it later.
-    truncated_listed = any(s.path == special["truncated"].resolve() for s in scanned.samples)
-    assert counts == {"alpha": PER_CLASS + int(truncated_listed), "beta": PER_CLASS, "gamma": PER_CLASS}
+    # The truncated JPEG passes a header check, but the scan decodes it: it is not a sample.
+    assert special["truncated"].resolve() not in {s.path for s in scanned.samples}
+    assert counts == {"alpha": PER_CLASS, "beta": PER_CLASS, "gamma": PER_CLASS}
     assert len(scanned.labeled) == sum(counts.values())
     assert all(s.path.is_absolute() and s.path.exists() for s in scanned.samples)
     assert all(s.group is None for s in scanned.samples)
@@ -129,11 +129,11 @@ def test_corrupt_file_is_skipped_with_reason(scanned: Dataset, dataset: tuple[Pa
 def test_truncated_file_is_never_dropped_silently(
     scanned: Dataset, dataset: tuple[Path, dict[str, Path]]
 ) -> None:
-    # Either the scan reports it, or it is a sample (and `train --json` reports it: see test_cli).
+    # The scan decodes every file, so the truncated JPEG is reported with its reason, not a sample.
     truncated = dataset[1]["truncated"].resolve()
-    in_samples = truncated in {s.path for s in scanned.samples}
-    in_skipped = truncated in _skipped_paths(scanned)
-    assert in_samples != in_skipped
+    assert truncated not in {s.path for s in scanned.samples}
+    (entry,) = [s for s in scanned.skipped if Path(s.path) == truncated]
+    assert entry.reason == "truncated JPEG (image data ends early)"
 
 
 def test_nested_folders_count_for_their_class(scanned: Dataset) -> None:
@@ -372,7 +372,7 @@ def test_project_folder_scan(tmp_path: Path, dataset: tuple[Path, dict[str, Path
     assert [s.path.name for s in data.unlabeled] == ["inside2.png"]
     assert {s.path.name: s.group for s in data.samples}["inside0.png"] == "plate1"
     (entry,) = data.skipped
-    assert Path(entry.path).name == "gone.png" and "not found" in entry.reason
+    assert Path(entry.path).name == "gone.png" and entry.reason == "missing (moved or deleted since import)"
 
 
 def test_project_scan_via_cli(

@@ -133,15 +133,30 @@ def test_stop_keeps_best_model_and_resume_finishes(image_folder, tmp_path):
 def test_unreadable_images_are_skipped_and_reported(image_folder, tmp_path):
     root = image_folder()
     good = (root / "class0" / "img000.png").read_bytes()
-    (root / "class0" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (root / "class0" / "truncated.png").write_bytes(good)
     (root / "class1" / "garbage.jpg").write_bytes(b"not an image at all")
     data = scan(root)
-    assert [Path(s.path).name for s in data.skipped] == ["garbage.jpg"]
+    assert [(Path(s.path).name, s.reason) for s in data.skipped] == [
+        ("garbage.jpg", "not an image (looks like text)")
+    ]
+    (root / "class0" / "truncated.png").write_bytes(good[: len(good) // 2])  # damaged after the scan
     result = train(data, config(), tmp_path / "run")
     reasons = {Path(s.path).name: s.reason for s in result.skipped}
-    assert set(reasons) == {"garbage.jpg", "truncated.png"}
-    assert "truncated" in reasons["truncated.png"] or "corrupt" in reasons["truncated.png"]
+    assert reasons == {
+        "garbage.jpg": "not an image (looks like text)",
+        "truncated.png": "truncated PNG (image data ends early)",
+    }
     assert result.train_size + result.val_size == 48
+
+
+def test_no_readable_images_left_names_the_files(image_folder, tmp_path):
+    root = image_folder(classes=2, per_class=2)
+    data = scan(root)
+    for sample in data.samples:
+        sample.path.write_bytes(b"")  # emptied after the scan (a sync tool, a full disk)
+    with pytest.raises(UnusableInputError, match=r"img000\.png: empty file \(0 bytes\)") as raised:
+        train(data, config(), tmp_path / "run")
+    assert "and 1 more" in str(raised.value)
 
 
 def test_grouped_split_keeps_groups_together(image_folder, tmp_path):

@@ -22,7 +22,13 @@ from safetensors.torch import save_file
 
 from labeltune.core import weights as W
 from labeltune.core.backbones import backbone_state_keys, build_architecture, get_spec
-from labeltune.core.errors import InvalidWeightsError, UnusableInputError, WeightsUnavailableError
+from labeltune.core.errors import (
+    INCOMPLETE,
+    NOT_WEIGHTS,
+    InvalidWeightsError,
+    UnusableInputError,
+    WeightsUnavailableError,
+)
 from labeltune.core.progress import Progress, StoppedError
 
 NAME = "mobilenet_v3_large"
@@ -162,7 +168,8 @@ def test_absent_weights(data_dir: Path) -> None:
     message = str(info.value)
     assert "\n" not in message
     assert SPEC.weights_url in message
-    assert f"labeltune weights import {NAME}" in message
+    assert f"labeltune weights import {NAME}" in info.value.cli_message
+    assert "Import file" in message  # the app's wording, no command line
     listed = {i.name: i for i in W.list_weights()}
     assert listed[NAME].present is False
     assert listed[NAME].source is None
@@ -207,7 +214,7 @@ def test_download_hash_mismatch_leaves_nothing(
     monkeypatch.setenv("LABELTUNE_WEIGHTS_BASE_URL", base_url(server))
     with pytest.raises(WeightsUnavailableError, match="sha256") as info:
         W.download_weights(NAME)
-    assert "labeltune weights import" in str(info.value)
+    assert "labeltune weights import" in info.value.cli_message
     assert store_leftovers(data_dir) == []
     assert not W.weights_present(NAME)
 
@@ -244,7 +251,8 @@ def test_download_offline_says_what_to_fetch(data_dir: Path) -> None:
     message = str(info.value)
     assert "\n" not in message
     assert url in message
-    assert f"labeltune weights import {NAME}" in message
+    assert f"labeltune weights import {NAME}" in info.value.cli_message
+    assert "Import file" in message  # the app's wording, no command line
     assert store_leftovers(data_dir) == []
 
 
@@ -351,8 +359,9 @@ def test_malicious_pickle_is_refused(tmp_path: Path, data_dir: Path) -> None:
     raw_file = tmp_path / "evil-raw.pth"
     raw_file.write_bytes(pickle.dumps(_Evil(marker), protocol=2))
     for file in (zip_file, raw_file):
-        with pytest.raises(InvalidWeightsError, match="safely"):
+        with pytest.raises(InvalidWeightsError, match="holds Python objects besides the weights") as info:
             W.import_weights(NAME, file)
+        assert "weights_only" not in str(info.value)  # PyTorch's unsafe advice is never passed on
         with pytest.raises(InvalidWeightsError):
             W.resolve_weights(NAME, str(file), seed=0)
     assert not marker.exists()
@@ -370,8 +379,9 @@ def test_garbage_files_are_refused(tmp_path: Path) -> None:
     ):
         file = tmp_path / name
         file.write_bytes(content)
-        with pytest.raises(InvalidWeightsError):
+        with pytest.raises(InvalidWeightsError) as info:
             W.import_weights(NAME, file)
+        assert str(info.value) in (f"{name}: {NOT_WEIGHTS}", f"{name}: {INCOMPLETE}")
     file = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), file)
     with pytest.raises(InvalidWeightsError, match="not a state dict"):
@@ -426,8 +436,9 @@ def test_resolve_imagenet_downloads_when_missing(
 
 def test_resolve_imagenet_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABELTUNE_WEIGHTS_BASE_URL", f"http://127.0.0.1:{closed_port()}")
-    with pytest.raises(WeightsUnavailableError, match="labeltune weights import"):
+    with pytest.raises(WeightsUnavailableError, match="Import file") as info:
         W.resolve_weights(NAME, "imagenet", seed=0)
+    assert "labeltune weights import" in info.value.cli_message and "labeltune" not in str(info.value)
 
 
 def test_resolve_file(files: dict[str, Path], original: dict[str, torch.Tensor]) -> None:

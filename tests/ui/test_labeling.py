@@ -15,6 +15,7 @@ from PySide6.QtGui import QImage, QWheelEvent
 from PySide6.QtWidgets import QApplication, QMenu, QMessageBox
 from pytestqt.qtbot import QtBot
 
+from conftest import write_bad_files
 from labeltune.core.datasets import Sample, scan
 from labeltune.core.project import DB_FILE, Project
 from labeltune.core.settings import Settings
@@ -372,15 +373,49 @@ def test_unreadable_file_shows_placeholder_with_reason(
         index = page.model.index(page.model.row_of(broken_id))
         page.gallery.scrollTo(index)
         qtbot.waitUntil(lambda: index.data(THUMBNAIL_STATE_ROLE) == "failed", timeout=10000)
-        assert "not an image" in index.data(THUMBNAIL_ERROR_ROLE)
-        assert "Unreadable: not an image" in index.data(Qt.ItemDataRole.ToolTipRole)
+        assert index.data(THUMBNAIL_ERROR_ROLE) == "not an image (looks like text)"
+        assert "Unreadable, not used: not an image (looks like text)" in index.data(
+            Qt.ItemDataRole.ToolTipRole
+        )
         _select(page, broken_id)
         qtbot.waitUntil(lambda: page.image_view.state() == "failed", timeout=10000)
-        assert "not an image" in page.image_view.view.message()
-        assert "not an image" in page.image_view.view.toolTip()
+        assert "not an image (looks like text)" in page.image_view.view.message()
+        assert "not an image (looks like text)" in page.image_view.view.toolTip()
+        assert "not labeled" in page.image_view.info_label.text()
         page.grab()
-        qtbot.keyClick(page.gallery, Qt.Key.Key_1)  # a broken image can still be labeled (e.g. "junk")
-        assert project.label_of(broken_id) == "class0"
+        qtbot.keyClick(page.gallery, Qt.Key.Key_1)  # not offered for labeling (issue 9.9)
+        assert project.label_of(broken_id) is None
+        assert "cannot be read (not an image (looks like text))" in page.status_label.text()
+    finally:
+        page.shutdown()
+
+
+def test_a_file_truncated_after_import_shows_its_reason_and_is_skipped_by_labeling(
+    qtbot: QtBot, session: ProjectSession, project: Project, tmp_path: Path
+) -> None:
+    unlabeled = project.sample_ids(unlabeled_only=True)
+    damaged = Path(project.sample(unlabeled[1]).path)
+    cut = write_bad_files(tmp_path / "bad")["cut.jpg"]
+    damaged.write_bytes(cut.read_bytes())  # the file changed on disk after the import
+    page = LabelPage(session)
+    qtbot.addWidget(page)
+    page.resize(900, 600)
+    page.show()
+    session.adopt(project)
+    try:
+        page.set_filter(GalleryFilter("unlabeled"))
+        _select(page, unlabeled[0])
+        qtbot.waitUntil(lambda: page.model.unreadable_reason(unlabeled[1]) is not None, timeout=10000)
+        assert page.model.unreadable_reason(unlabeled[1]) == "truncated JPEG (image data ends early)"
+        qtbot.keyClick(page.gallery, Qt.Key.Key_1)  # auto-advance passes over the unreadable file
+        assert project.label_of(unlabeled[0]) == "class0"
+        assert project.label_of(unlabeled[1]) is None
+        assert page.session.current_id == unlabeled[2]
+        _select(page, unlabeled[1])
+        qtbot.waitUntil(lambda: page.image_view.state() == "failed", timeout=10000)
+        assert "truncated JPEG (image data ends early)" in page.image_view.info_label.text()
+        qtbot.keyClick(page.gallery, Qt.Key.Key_2)
+        assert project.label_of(unlabeled[1]) is None
     finally:
         page.shutdown()
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import BAD_FILE_REASONS, write_bad_files
+
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt
@@ -167,12 +169,35 @@ def test_import_summary_shows_counts_and_skipped_files(qtbot, messy_folder: Path
     assert dialog.skipped_tree.topLevelItemCount() == 1
     assert item.text(0) == "class0/corrupt.png"
     assert dialog.dataset is not None and item.text(1) == dialog.dataset.skipped[0].reason
-    assert "image" in item.text(1)
+    assert item.text(1) == "damaged PNG (unreadable header)"
     assert dialog.name_edit.text() == "data" and dialog.location_edit.text() == str(projects_dir())
     assert dialog.location() == projects_dir() / "data"
     assert dialog.ok_button.isEnabled() and dialog.ok_button.text() == "Create project"
     assert not (messy_folder / "project.json").exists()  # nothing committed before OK
     assert not projects_dir().exists()
+
+
+def test_import_summary_names_each_bad_file_with_its_reason_and_leaves_them_out(
+    qtbot, image_folder: Callable[..., Path]
+) -> None:
+    root = image_folder(classes=2, per_class=3)
+    write_bad_files(root / "class0")
+    dialog = _scanned(qtbot, root)
+    assert _table(dialog) == {"class0": "3", "class1": "3"}  # the truncated JPEG is not counted
+    assert dialog.skipped_button.text().startswith("3 files skipped")
+    tree = dialog.skipped_tree
+    shown = {
+        tree.topLevelItem(i).text(0): tree.topLevelItem(i).text(1) for i in range(tree.topLevelItemCount())
+    }
+    assert shown == {f"class0/{name}": reason for name, reason in BAD_FILE_REASONS.items()}
+    with qtbot.waitSignal(dialog.accepted, timeout=WAIT):
+        qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
+    assert dialog.project is not None
+    try:
+        assert {s.path.name for s in dialog.project.samples()}.isdisjoint(BAD_FILE_REASONS)
+        assert dialog.project.sample_count() == 6
+    finally:
+        dialog.project.close()
 
 
 def test_ok_creates_the_project_in_a_folder_of_its_own(qtbot, messy_folder: Path) -> None:

@@ -278,14 +278,17 @@ def test_missing_weights_offline_explains_and_offers_random_weights(
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     dialog = panel.weights_dialog
     assert dialog is not None and dialog.isVisible() and not panel.is_running()
-    assert "labeltune weights import" in dialog.manual_label.text()
+    assert "Import file" in dialog.manual_label.text()  # GUI wording, no command line (issue 9.10)
+    assert "labeltune weights import" not in dialog.manual_label.text()
     assert dialog.bundled_button.isVisible()
 
     with qtbot.waitSignal(dialog.controller.failed, timeout=30_000):
         qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
-    assert "labeltune weights import" in dialog.status_label.text()
+    assert (
+        "Import file" in dialog.status_label.text() and "labeltune weights" not in dialog.status_label.text()
+    )
     qtbot.waitUntil(lambda: bool(error_boxes()))
-    assert "labeltune weights import" in error_boxes()[0].text()
+    assert "Import file" in error_boxes()[0].text() and "labeltune weights" not in error_boxes()[0].text()
     close_error_boxes()
     assert dialog.download_button.isEnabled()
 

@@ -1,8 +1,9 @@
 """Finding labeled and unlabeled images: class folders, ``path,label`` CSV files and project folders.
 
-Scanning reads only image headers (fast); a file that cannot be opened is reported in ``skipped`` with
-its path and reason, never dropped silently. Files that pass the header check but turn out to be truncated
-are reported later by the decoder, again as skipped files.
+Scanning decodes every image (JPEGs in draft mode, which still reads all their data), so a truncated file
+is caught here, not later in the gallery or in training: a file that cannot be used is reported in
+``skipped`` with its path and the specific reason :mod:`labeltune.core.file_problems` gives, never dropped
+silently. Several files are checked at once (Pillow decodes without holding the GIL).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import csv
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labeltune.core.errors import ImageDecodeError, UnusableInputError
-from labeltune.core.imaging import MAX_PIXELS, is_image_file, probe
+from labeltune.core.errors import UnusableInputError
+from labeltune.core.file_problems import MISSING, MISSING_SINCE_IMPORT, not_image_type_reason
+from labeltune.core.imaging import MAX_PIXELS, file_problem, is_image_file
 from labeltune.core.progress import Progress, ProgressCallback, no_progress
 
 PROJECT_FILE = "project.json"
@@ -40,6 +43,12 @@ class SkippedFile:
     def to_json(self) -> dict[str, str]:
         """Return ``{"path": ..., "reason": ...}``."""
         return {"path": self.path, "reason": self.reason}
+
+
+def describe_skipped(skipped: Sequence[SkippedFile], limit: int = 3) -> str:
+    """``"cut.jpg: truncated JPEG (image data ends early); ... and 4 more"``: files named, with reasons."""
+    named = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in skipped[:limit])
+    return named + (f"; and {len(skipped) - limit} more" if len(skipped) > limit else "")
 
 
 @dataclass
@@ -102,21 +111,29 @@ def _walk_images(folder: Path) -> Iterable[Path]:
                 yield Path(dirpath) / name
 
 
+#: Files checked per step: progress (and the import dialog's Cancel) between steps.
+_CHECK_CHUNK = 64
+
+
 def _check(
     paths: list[tuple[Path, str | None, str | None]], check: bool, progress: ProgressCallback, max_pixels: int
 ) -> tuple[list[Sample], list[SkippedFile]]:
     samples: list[Sample] = []
     skipped: list[SkippedFile] = []
-    for i, (path, label, group) in enumerate(paths):
-        if check:
-            try:
-                probe(path, max_pixels)
-            except ImageDecodeError as exc:
-                skipped.append(SkippedFile(str(path), str(exc)))
-                continue
-        samples.append(Sample(path, label, group))
-        if i % 64 == 0 or i + 1 == len(paths):
-            progress(Progress("scan", i + 1, len(paths)))
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers, thread_name_prefix="scan") as pool:
+        for start in range(0, len(paths), _CHECK_CHUNK):
+            chunk = paths[start : start + _CHECK_CHUNK]
+            if check:
+                problems = list(pool.map(lambda item: file_problem(item[0], max_pixels), chunk))
+            else:
+                problems = [None] * len(chunk)
+            for (path, label, group), problem in zip(chunk, problems, strict=True):
+                if problem is None:
+                    samples.append(Sample(path, label, group))
+                else:
+                    skipped.append(SkippedFile(str(path), problem))
+            progress(Progress("scan", start + len(chunk), len(paths)))
     return samples, skipped
 
 
@@ -132,9 +149,7 @@ def scan_folder(
         if is_image_file(path):
             found.append((path, label, None))
         elif path.suffix.lower() not in {".txt", ".csv", ".json", ".md", ".db", ".ini", ".sqlite"}:
-            skipped.append(
-                SkippedFile(str(path), f"not an image file type ({path.suffix or 'no extension'})")
-            )
+            skipped.append(SkippedFile(str(path), not_image_type_reason(path)))
     samples, bad = _check(found, check, progress, max_pixels)
     return Dataset(root, "folder", samples, skipped + bad)
 
@@ -164,7 +179,7 @@ def scan_csv(
         label = (row.get("label") or "").strip() or None
         group = (row.get("group") or "").strip() or None
         if not path.exists():
-            skipped.append(SkippedFile(str(path), "file not found"))
+            skipped.append(SkippedFile(str(path), MISSING))
             continue
         found.append((path.resolve(), label, group))
     samples, bad = _check(found, check, progress, max_pixels)
@@ -180,7 +195,7 @@ def scan_project(folder: Path) -> Dataset:
         classes = list(project.classes)
     missing = [s for s in samples if not s.path.exists()]
     present = [s for s in samples if s.path.exists()]
-    skipped = [SkippedFile(str(s.path), "file not found (moved or deleted since import)") for s in missing]
+    skipped = [SkippedFile(str(s.path), MISSING_SINCE_IMPORT) for s in missing]
     return Dataset(folder, "project", present, skipped, class_order=classes)
 
 

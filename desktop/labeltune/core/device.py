@@ -23,9 +23,15 @@ def select_device(choice: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise UnusableInputError("--device cuda: no CUDA GPU is available to PyTorch on this machine")
+        raise UnusableInputError(
+            "no CUDA GPU is available to PyTorch on this machine; train on the CPU instead",
+            cli="--device cuda: no CUDA GPU is available to PyTorch on this machine (use --device cpu)",
+        )
     if choice == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UnusableInputError("--device mps: Apple Metal (MPS) is not available on this machine")
+        raise UnusableInputError(
+            "Apple Metal (MPS) is not available on this machine; train on the CPU instead",
+            cli="--device mps: Apple Metal (MPS) is not available on this machine (use --device cpu)",
+        )
     if choice not in ("cpu", "cuda", "mps"):
         raise UnusableInputError(f"unknown device {choice!r}; use auto, cpu, cuda or mps")
     return torch.device(choice)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labeltune import __version__
-from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
 from labeltune.core.hashing import file_sha256
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, load_model
 from labeltune.core.progress import Progress, ProgressCallback
@@ -151,7 +151,8 @@ def _load(run_dir: Path) -> tuple[nn.Module, ModelConfig]:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, OSError, SafetensorError) as exc:
         # A damaged or foreign config.json / model.safetensors (bad header, wrong shapes, missing keys).
-        raise UnusableInputError(f"cannot rebuild the model of {run_dir}: {exc}") from None
+        reason = describe_weights_error(exc, str(run_dir))
+        raise UnusableInputError(f"cannot rebuild the model of {run_dir}: {reason}") from None
 
 
 def _load_familiarity(run_dir: Path) -> Any:

@@ -4,7 +4,8 @@ Handles EXIF orientation, grayscale, palette, alpha (composited on white), CMYK,
 refuses decompression bombs by pixel count, and decodes large JPEGs in draft mode (the decoder scales by
 1/2, 1/4 or 1/8 while decoding) so a 4000 px photo is not fully decoded to make a 224 px input.
 
-Every failure to read a file, whatever Pillow raised inside, comes out as :class:`ImageDecodeError`.
+Every failure to read a file, whatever Pillow raised inside, comes out as :class:`ImageDecodeError` with
+the specific reason :mod:`labeltune.core.file_problems` words ("truncated JPEG (image data ends early)").
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from labeltune.core.errors import ImageDecodeError
+from labeltune.core.file_problems import decode_failure_reason, open_failure_reason, unidentified_reason
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jfif"}
@@ -54,28 +56,22 @@ def is_image_file(path: Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _open(path: Path, max_pixels: int) -> Image.Image:
     try:
         image = Image.open(path, formats=_FORMATS)
-    except FileNotFoundError:
-        raise ImageDecodeError("file not found") from None
     except Image.UnidentifiedImageError:
-        raise ImageDecodeError("not an image, or a format LabelTune cannot read") from None
+        raise ImageDecodeError(unidentified_reason(path)) from None
     except Exception as exc:  # plugins raise OSError, SyntaxError, struct.error, ... on broken headers
-        raise ImageDecodeError(f"cannot open: {_reason(exc)}") from None
+        raise ImageDecodeError(open_failure_reason(path, exc)) from None
     width, height = image.size
     if width <= 0 or height <= 0:
         image.close()
-        raise ImageDecodeError("image has no pixels")
+        raise ImageDecodeError("damaged image (no pixels)")
     if width * height > max_pixels:
         image.close()
         raise ImageDecodeError(
-            f"{width}x{height} pixels exceeds the limit of {max_pixels} (possible decompression bomb)"
+            f"too large: {width}x{height} pixels exceeds the limit of {max_pixels} "
+            "(possible decompression bomb)"
         )
     return image
 
@@ -162,7 +158,29 @@ def decode_rgb(path: Path | str, size: int | None = None, max_pixels: int = MAX_
             image.load()
             return _to_rgb(_upright(image))
         except Exception as exc:  # OSError "truncated", SyntaxError, struct.error, MemoryError, ...
-            raise ImageDecodeError(f"truncated or corrupt image data: {_reason(exc)}") from None
+            raise ImageDecodeError(decode_failure_reason(path, image.format, exc)) from None
+
+
+#: Draft size for :func:`check_image`: JPEGs are decoded at 1/8 scale, which still reads all their data.
+_CHECK_SIZE = 64
+
+
+def check_image(path: Path | str, max_pixels: int = MAX_PIXELS) -> None:
+    """Decode all of ``path`` (JPEGs at reduced scale) or raise :class:`ImageDecodeError` saying why not.
+
+    A header check (:func:`probe`, or Pillow's ``verify()``) passes a truncated JPEG; decoding the data
+    does not.  Draft mode keeps this cheap for large photos: the decoder still reads every byte.
+    """
+    decode_rgb(path, _CHECK_SIZE, max_pixels)
+
+
+def file_problem(path: Path | str, max_pixels: int = MAX_PIXELS) -> str | None:
+    """Why ``path`` cannot be used as an image ("missing (file not found)", ...), or ``None`` if it can."""
+    try:
+        check_image(path, max_pixels)
+    except ImageDecodeError as exc:
+        return str(exc)
+    return None
 
 
 def load_array(path: Path | str, size: int, max_pixels: int = MAX_PIXELS) -> np.ndarray:

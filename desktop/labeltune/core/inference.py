@@ -20,6 +20,7 @@ import numpy as np
 from labeltune.core.datasets import Dataset, SkippedFile, scan_folder
 from labeltune.core.errors import ImageDecodeError, LabelTuneError, UnusableInputError
 from labeltune.core.features import images_to_tensor
+from labeltune.core.file_problems import not_image_type_reason
 from labeltune.core.imaging import is_image_file, load_array
 from labeltune.core.metrics import classification_metrics, top_k
 from labeltune.core.model import load_model
@@ -82,7 +83,7 @@ def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], list[Skipp
             if is_image_file(path):
                 paths.append(path.resolve())
             else:
-                skipped.append(SkippedFile(str(path), f"not an image file type ({path.suffix or 'none'})"))
+                skipped.append(SkippedFile(str(path), not_image_type_reason(path)))
         else:
             raise UnusableInputError(f"{path} does not exist")
     return paths, skipped

@@ -136,7 +136,7 @@ def load_model(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple
     """Rebuild a run's model from ``config.json`` + ``model.safetensors`` (no pickle involved)."""
     from safetensors.torch import load_file
 
-    from labeltune.core.errors import LabelTuneError, UnusableInputError
+    from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
 
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
@@ -144,6 +144,13 @@ def load_model(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple
         raise UnusableInputError(f"{run_dir} is not a finished run (no {CONFIG_FILE} / {MODEL_FILE})")
     try:
         config = ModelConfig.from_json(json.loads(config_path.read_text(encoding="utf-8"))["model"])
+    except LabelTuneError:
+        raise
+    except Exception as exc:  # damaged JSON, missing fields
+        raise UnusableInputError(
+            f"cannot load the model in {run_dir}: {config_path} is damaged ({exc!r})"
+        ) from None
+    try:
         import torch
 
         state = load_file(str(run_dir / MODEL_FILE), device="cpu")
@@ -152,6 +159,7 @@ def load_model(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple
         model.load_state_dict(state, assign=True)
     except LabelTuneError:
         raise
-    except Exception as exc:  # damaged JSON, truncated safetensors, wrong shapes: all mean "not usable"
-        raise UnusableInputError(f"cannot load the model in {run_dir}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # truncated safetensors, wrong shapes: a plain reason, the raw text in the log
+        reason = describe_weights_error(exc, str(run_dir / MODEL_FILE))
+        raise UnusableInputError(f"cannot load the model in {run_dir}: {MODEL_FILE}: {reason}") from None
     return model.to(device).eval(), config

@@ -24,6 +24,7 @@ from pathlib import Path
 from PIL import Image
 
 from labeltune.core.errors import ImageDecodeError
+from labeltune.core.file_problems import os_error_reason
 from labeltune.core.imaging import decode_rgb
 
 __all__ = ["THUMBNAIL_FORMAT_VERSION", "Thumbnail", "ThumbnailCache"]
@@ -78,10 +79,8 @@ class ThumbnailCache:
     def _stat(image_path: str | os.PathLike[str]) -> os.stat_result:
         try:
             return os.stat(image_path)
-        except FileNotFoundError:
-            raise ImageDecodeError("file not found") from None
         except OSError as exc:
-            raise ImageDecodeError(f"cannot read the file: {exc.strerror or exc}") from None
+            raise ImageDecodeError(os_error_reason(exc)) from None
 
     def load(self, image_path: str | os.PathLike[str]) -> Thumbnail:
         """Return the thumbnail of ``image_path``, from the cache or freshly made (and then cached).

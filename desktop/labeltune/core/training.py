@@ -25,8 +25,8 @@ import numpy as np
 from labeltune import __version__
 from labeltune.core.backbones import DEFAULT_BACKBONE, get_spec
 from labeltune.core.calibration import calibrate as calibrate_confidence
-from labeltune.core.datasets import Dataset, SkippedFile
-from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
+from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
 from labeltune.core.familiarity import fit_familiarity
 from labeltune.core.features import (
     FeatureCache,
@@ -35,6 +35,7 @@ from labeltune.core.features import (
     default_cache_root,
     extract_features,
 )
+from labeltune.core.file_problems import os_error_reason
 from labeltune.core.grouping import GroupingSpec, group_ids, grouping_record
 from labeltune.core.hashing import HashCache
 from labeltune.core.metrics import classification_metrics
@@ -119,9 +120,15 @@ class TrainConfig:
                 f"unknown strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}"
             )
         if self.epochs < 1 or self.batch_size < 1:
-            raise UnusableInputError("--epochs and --batch-size must be at least 1")
+            raise UnusableInputError(
+                "the number of epochs and the batch size must be at least 1",
+                cli="--epochs and --batch-size must be at least 1",
+            )
         if self.lr is not None and not (0 < self.lr < 10):
-            raise UnusableInputError(f"--lr {self.lr} is out of range (0, 10)")
+            raise UnusableInputError(
+                f"the learning rate {self.lr} is out of range (0, 10)",
+                cli=f"--lr {self.lr} is out of range (0, 10)",
+            )
         if self.folds and not (2 <= self.folds <= 100 and 0 <= self.fold < self.folds):
             raise UnusableInputError(
                 f"cross-validation needs 2 to 100 folds (got {self.folds}) and a validation fold among them"
@@ -209,9 +216,13 @@ def prepare_data(
     classes = data.classes
     if len(classes) < 2:
         found = f"only {classes[0]!r}" if classes else "none"
+        needs = f"training needs at least 2 classes with labeled images in {data.root} (found {found})"
+        how = {
+            "folder": "put each class's images in its own sub-folder",
+            "csv": "give the images of at least 2 classes in the CSV's label column",
+        }.get(data.kind, "add a second class and label some of its images")
         raise UnusableInputError(
-            f"training needs at least 2 classes with labeled images in {data.root} (found {found}); "
-            "put each class's images in its own sub-folder"
+            f"{needs}; add a second class and label some of its images", cli=f"{needs}; {how}"
         )
     skipped = list(data.skipped)
     paths: list[Path] = []
@@ -224,7 +235,7 @@ def prepare_data(
             try:
                 hashes.append(hash_cache.sha256(sample.path))
             except OSError as exc:
-                skipped.append(SkippedFile(str(sample.path), f"cannot read: {exc.strerror or exc}"))
+                skipped.append(SkippedFile(str(sample.path), os_error_reason(exc)))
                 continue
             paths.append(sample.path)
             labels.append(classes.index(sample.label))  # type: ignore[arg-type]
@@ -365,10 +376,8 @@ def train(
     prepared = prepare_data(data, config, progress, cache_root)
     run_dir = Path(run_dir)
     if (run_dir / CONFIG_FILE).exists() or (run_dir / MODEL_FILE).exists():
-        raise UnusableInputError(
-            f"{run_dir} already holds a run; choose another folder (its model is not overwritten), or "
-            "continue that run with --resume"
-        )
+        taken = f"{run_dir} already holds a run; choose another folder (its model is not overwritten)"
+        raise UnusableInputError(taken, cli=f"{taken}, or continue that run with --resume")
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -405,7 +414,11 @@ def resume(
     prepared = read_manifest(run_dir, stored["model"]["classes"])
     prepared.skipped = [SkippedFile(**item) for item in (stored.get("data") or {}).get("skipped", [])]
     prepared.grouping = stored.get("grouping")
-    checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # PyTorch's text (which suggests weights_only=False) goes to the log only
+        reason = describe_weights_error(exc, str(checkpoint_path))
+        raise UnusableInputError(f"cannot resume {run_dir}: {CHECKPOINT_FILE}: {reason}") from None
     return _fit(
         run_dir, config, prepared, checkpoint, progress, stop_event, callbacks, cache_root, start, None
     )
@@ -569,7 +582,10 @@ def _fit(
     if config.strategy == "partial" and config.augment and not config.cached_views:
         log.info("partial strategy trains on cached trunk outputs: augmentation needs cached views")
     if len(y_train) == 0:
-        raise UnusableInputError("no training images left after removing unreadable files")
+        raise UnusableInputError(
+            "no training images left after leaving out the files that cannot be read: "
+            + describe_skipped(data.skipped)
+        )
     for module in (model.normalize, model.trunk, model.top):
         module.requires_grad_(
             config.strategy == "full" or (config.strategy == "partial" and module is model.top)

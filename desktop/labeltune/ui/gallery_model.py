@@ -298,7 +298,7 @@ class GalleryModel(QAbstractListModel):
 
         ``limit`` looks at that many rows at most.
         """
-        skipped = set(skip)
+        skipped = set(skip).union(self._failed)  # an unreadable image is not offered for labeling
         rows = self._rows
         count = len(rows)
         for offset in range(count if limit is None else min(count, limit)):
@@ -319,6 +319,17 @@ class GalleryModel(QAbstractListModel):
     def thumbnail_bytes(self) -> int:
         """Memory held by decoded thumbnails (bounded by the budget given at construction)."""
         return self._image_bytes
+
+    def unreadable_reason(self, sample_id: int) -> str | None:
+        """Why a sample's file cannot be read now ("truncated JPEG ..."), or ``None`` if it could be read.
+
+        Such a sample is shown with its reason but neither labeled nor offered as the next to label.
+        """
+        return self._failed.get(sample_id)
+
+    def mark_unreadable(self, sample_id: int, reason: str) -> None:
+        """Record that a sample's file could not be decoded (the large view found out first)."""
+        self._on_loader_failed(sample_id, reason)
 
     def thumbnail_state(self, sample_id: int) -> ThumbnailState:
         """Whether the thumbnail of a sample is loading, ready or failed."""
@@ -371,7 +382,7 @@ class GalleryModel(QAbstractListModel):
                 if self.is_unfamiliar(sample_id):
                     text += " — unfamiliar: unlike the images it was trained on"
             error = self._failed.get(sample_id)
-            return f"{text}\nUnreadable: {error}" if error else text
+            return f"{text}\nUnreadable, not used: {error}" if error else text
         return None
 
     def _thumbnail(self, sample_id: int, path: str) -> QImage:

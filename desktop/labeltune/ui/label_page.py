@@ -63,6 +63,11 @@ def _is_label_key(event: QKeyEvent, digits_only: bool = False) -> bool:
     return (key, modifiers) in ((Qt.Key.Key_Z, ctrl), (Qt.Key.Key_Z, ctrl | shift), (Qt.Key.Key_Y, ctrl))
 
 
+def _unreadable_info(reason: str) -> str:
+    """The large view's line for a file that cannot be read: the reason, and that it is left out."""
+    return f"⚠ <b>Cannot be read:</b> {html.escape(reason)} · not labeled, not used for training"
+
+
 def model_text(prediction: tuple[str, float, float | None] | None, label: str | None) -> str:
     """What the newest checked model says about an image, for the line above the large view.
 
@@ -147,6 +152,7 @@ class LabelPage(QWidget):
         session.runs_changed.connect(self._rebuild_filters)
         session.predictions_changed.connect(self._on_session_predictions_changed)
         session.current_changed.connect(self._on_session_current_changed)
+        self.image_view.image_failed.connect(self._on_image_view_image_failed)
         if session.project is not None:
             self._on_session_project_opened(session.project)
 
@@ -263,11 +269,20 @@ class LabelPage(QWidget):
         if not ids:
             self._say("Select an image first")
             return
+        unreadable = [i for i in ids if self.model.unreadable_reason(i) is not None]
+        if label is not None and unreadable:  # an unreadable file is never labeled (nor trained on)
+            ids = [i for i in ids if i not in unreadable]
+            if not ids:
+                reason = self.model.unreadable_reason(unreadable[0])
+                self._say(f"Not labeled: this file cannot be read ({reason})")
+                return
         current = self.session.current_id
         last = max(ids, key=self.model.insertion_row)  # the last target in the gallery's order
         if not self._run_updating(lambda: self.session.set_label(ids, label)):
             return
         message = f"{len(ids):,} image{'s' if len(ids) != 1 else ''} → {label or 'no label'}"
+        if label is not None and unreadable:
+            message += f" · {len(unreadable):,} unreadable left out"
         after = self.model.insertion_row(last) + (1 if self.model.row_of(last) >= 0 else 0)
         row = self.model.next_unlabeled_row(after) if advance and label is not None else -1
         if advance and label is not None and row < 0:
@@ -491,7 +506,10 @@ class LabelPage(QWidget):
             return
         _id, path, label = rows[0]
         name = path.replace("\\", "/").rsplit("/", 1)[-1]
-        if label is None:
+        reason = self.model.unreadable_reason(sample_id)
+        if reason is not None:
+            info = _unreadable_info(reason)
+        elif label is None:
             info = "<i>Unlabeled</i> · press 1–9 to label"
         else:
             classes = project.classes
@@ -507,6 +525,15 @@ class LabelPage(QWidget):
             for ahead in (row + 1, self.model.next_unlabeled_row(row + 1, limit=64)):
                 if 0 <= ahead < self.model.rowCount() and ahead != row:
                     self.image_view.prefetch(self.model.path(ahead))
+
+    def _on_image_view_image_failed(self, path: str, reason: str) -> None:
+        """The file became unreadable since its thumbnail was made: stop offering it for labeling."""
+        current = self.session.current_id
+        row = self.model.row_of(current) if current is not None else -1
+        if current is None or row < 0 or self.model.path(row) != path:
+            return
+        self.model.mark_unreadable(current, reason)
+        self.image_view.set_info(_unreadable_info(reason))
 
     def _on_auto_advance_box_toggled(self, checked: bool) -> None:
         self.settings.auto_advance = checked

@@ -5,10 +5,14 @@ Plain functions and one small class, no widgets: the Train panel shows what thes
 
 from __future__ import annotations
 
+import html
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 from PySide6.QtWidgets import QProgressBar
 
+from labeltune.core.datasets import SkippedFile
 from labeltune.core.progress import Progress
 from labeltune.core.trainer import EpochRecord
 from labeltune.core.training import RunResult
@@ -109,5 +113,15 @@ def summary_text(result: RunResult) -> str:
         lines.append(str(result.metrics.get("note", "No validation images, so no accuracy to report.")))
     lines.append(f"{result.seconds_total:.0f} s in total. The Results tab has the details.")
     if result.skipped:
-        lines.append(f"{len(result.skipped)} file(s) were skipped (unreadable or missing).")
+        lines.append(skipped_text(result.skipped))
     return "<br>".join(lines)
+
+
+def skipped_text(skipped: Sequence[SkippedFile], limit: int = 5) -> str:
+    """The files a run left out, each named with its reason (rich text; the rest are in config.json)."""
+    count = len(skipped)
+    items = "".join(
+        f"<li>{html.escape(Path(s.path).name)}: {html.escape(s.reason)}</li>" for s in skipped[:limit]
+    )
+    more = f" ({count - limit} more are listed in the run's config.json)" if count > limit else ""
+    return f"⚠ {count} file{'s' if count != 1 else ''} left out{more}:<ul>{items}</ul>"

@@ -77,8 +77,7 @@ class WeightsDialog(QDialog):
         )
         intro.setWordWrap(True)
         self.manual_label = QLabel(
-            f"<small>Without internet here: {html.escape(fetch_instructions(backbone))}, "
-            "or use <i>Import file</i>.</small>"
+            f"<small>Without internet here: {html.escape(fetch_instructions(backbone, cli=False))}.</small>"
         )
         self.manual_label.setWordWrap(True)
         self.manual_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -329,9 +329,7 @@ def predict_patterns(
         try:
             pattern = read_pattern(path, default_wavelength=default_wavelength)
             if pattern.wavelength is None:
-                raise UnusableInputError(
-                    f"{Path(path).name}: the file does not state its X-ray wavelength; give --wavelength"
-                )
+                raise UnusableInputError(f"{Path(path).name}: the file does not state its X-ray wavelength")
         except (UnusableInputError, OSError) as exc:
             skipped.append((str(path), str(exc)))
             continue

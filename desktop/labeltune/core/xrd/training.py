@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labeltune.core.errors import UnusableInputError
+from labeltune.core.errors import UnusableInputError, describe_weights_error
 from labeltune.core.progress import Progress, ProgressCallback, StoppedError, check_stop, no_progress
 from labeltune.core.trainer import EpochRecord
 from labeltune.core.xrd.library import LIBRARY_FILE, Library, LibraryError, load_library
@@ -355,8 +355,9 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
         raise UnusableInputError(f"{run_dir}: no such folder (expected an XRD run folder)")
     if (Path(run_dir) / LIBRARY_FILE).is_file():
         raise UnusableInputError(
-            f"{run_dir} is a reference library, not a trained model: train one with "
-            f"labeltune train {run_dir} --domain xrd --out RUN_DIR"
+            f"{run_dir} is a reference library, not a trained model: train a model on it first",
+            cli=f"{run_dir} is a reference library, not a trained model: train one with "
+            f"labeltune train {run_dir} --domain xrd --out RUN_DIR",
         )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -382,9 +383,8 @@ def load_xrd_net(run_dir: Path) -> tuple[XrdNet, dict[str, Any], Library]:
     except LibraryError as exc:
         raise UnusableInputError(f"{run_dir}: its library copy cannot be read: {exc}") from None
     except Exception as exc:  # damaged safetensors, shape mismatch
-        raise UnusableInputError(
-            f"cannot load the XRD model in {run_dir}: {type(exc).__name__}: {exc}"
-        ) from None
+        reason = describe_weights_error(exc, str(run_dir / MODEL_FILE))
+        raise UnusableInputError(f"cannot load the XRD model in {run_dir}: {MODEL_FILE}: {reason}") from None
     return net.eval(), config, library
 
 
@@ -433,13 +433,17 @@ def train_xrd(
     else:
         if init_net is None:
             raise UnusableInputError(
-                f"{source} holds measured patterns: fine-tuning needs --init RUN_DIR, a pretrained XRD run "
-                "(for example the shipped models/xrd-li-mn-ti-o-f)"
+                f"{source} holds measured patterns: fine-tuning starts from a pretrained XRD model "
+                "(for example the shipped one); choose it first",
+                cli=f"{source} holds measured patterns: fine-tuning needs --init RUN_DIR, a pretrained XRD "
+                "run (for example the shipped models/xrd-li-mn-ti-o-f)",
             )
         library = init_library
     if init_net is not None and init_library.names != library.names:
         raise UnusableInputError(
-            f"--init {config.init} was trained on other phases than {source}: use the same library"
+            f"the starting model {config.init} was trained on other phases than {source}: "
+            "use the same library",
+            cli=f"--init {config.init} was trained on other phases than {source}: use the same library",
         )
     if config.threads:
         torch.set_num_threads(config.threads)

@@ -1,0 +1,143 @@
+"""Why a file cannot be used as an image, in the words every front end shows: the one place that decides.
+
+The scan, the import summary, training's skipped list, predict and evaluate, the gallery and the large view
+all show these reasons (through :class:`~labeltune.core.errors.ImageDecodeError`, raised by
+:mod:`labeltune.core.imaging`), so a user sees the same, specific reason for a file wherever it turns up:
+"empty file (0 bytes)", "not an image (looks like text)", "truncated JPEG (image data ends early)"...
+Pillow's own error text goes to the log, not to the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MISSING = "missing (file not found)"
+MISSING_SINCE_IMPORT = "missing (moved or deleted since import)"
+EMPTY = "empty file (0 bytes)"
+NOT_A_FILE = "a folder, not a file"
+#: Errors the operating system raised (as opposed to Pillow's decoders, which raise plain OSError).
+_SYSTEM_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError)
+
+#: Leading bytes of formats people put in image folders -> the reason shown.  Formats LabelTune reads
+#: appear too: if Pillow cannot identify a file that starts like one, its header is damaged.
+_SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
+    (0, b"\xff\xd8\xff", "damaged JPEG (unreadable header)"),
+    (0, b"\x89PNG\r\n\x1a\n", "damaged PNG (unreadable header)"),
+    (0, b"GIF8", "damaged GIF (unreadable header)"),
+    (0, b"II*\x00", "damaged TIFF (unreadable header)"),
+    (0, b"MM\x00*", "damaged TIFF (unreadable header)"),
+    (0, b"BM", "damaged BMP (unreadable header)"),
+    (8, b"WEBP", "damaged WebP (unreadable header)"),
+    (0, b"%PDF", "not an image (a PDF document)"),
+    (0, b"PK\x03\x04", "not an image (a ZIP archive or Office document)"),
+    (0, b"\x1f\x8b", "not an image (gzip-compressed data)"),
+    (0, b"7z\xbc\xaf", "not an image (a 7-Zip archive)"),
+    (0, b"\xd0\xcf\x11\xe0", "not an image (an old Office document)"),
+    (4, b"ftypheic", "unsupported format (HEIC photo; export it as JPEG)"),
+    (4, b"ftypheix", "unsupported format (HEIC photo; export it as JPEG)"),
+    (4, b"ftypmif1", "unsupported format (HEIF photo; export it as JPEG)"),
+    (4, b"ftypavif", "unsupported format (AVIF image; export it as JPEG or PNG)"),
+    (4, b"ftyp", "not an image (a video or audio file)"),
+    (0, b"\x00\x00\x00\x0cjP  ", "unsupported format (JPEG 2000)"),
+    (0, b"\xff\x4f\xff\x51", "unsupported format (JPEG 2000)"),
+    (0, b"8BPS", "unsupported format (Photoshop PSD; export it as PNG or TIFF)"),
+    (0, b"%!PS", "unsupported format (PostScript/EPS)"),
+    (0, b"\xc5\xd0\xd3\xc6", "unsupported format (PostScript/EPS)"),
+    (0, b"\x00\x00\x01\x00", "unsupported format (Windows icon)"),
+    (0, b"icns", "unsupported format (macOS icon)"),
+    (0, b"SIMPLE  =", "unsupported format (FITS)"),
+    (0, b"\x89HDF", "unsupported format (HDF5 data)"),
+    (0, b"RIFF", "not an image (a RIFF audio or video file)"),
+)
+
+
+def os_error_reason(exc: OSError) -> str:
+    """The reason for a file the operating system would not open or read."""
+    if isinstance(exc, FileNotFoundError):
+        return MISSING
+    if isinstance(exc, IsADirectoryError):
+        return NOT_A_FILE
+    if isinstance(exc, PermissionError):
+        return "cannot be read (permission denied)"
+    return f"cannot be read ({exc.strerror or exc})"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            text = head.decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+            return False
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+    return printable >= 0.95 * len(text)
+
+
+def unidentified_reason(path: Path | str) -> str:
+    """Why a file that Pillow could not identify as an image of a format we read is not one."""
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as exc:
+        return os_error_reason(exc)
+    if size == 0:
+        return EMPTY
+    for offset, magic, reason in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return reason
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if stripped.startswith(b"<svg") or (stripped.startswith(b"<?xml") and b"<svg" in stripped):
+        return "unsupported format (SVG drawing; export it as PNG)"
+    if stripped.startswith((b"<!doctype html", b"<html")):
+        return "not an image (a web page)"
+    if _looks_like_text(head):
+        return "not an image (looks like text)"
+    return "unsupported format (not an image type LabelTune reads)"
+
+
+def not_image_type_reason(path: Path | str) -> str:
+    """Why a file whose name has no image extension is left out."""
+    suffix = Path(path).suffix
+    if not suffix:
+        return "unsupported format (no extension)"
+    return f"unsupported format ({suffix} is not an image type)"
+
+
+def _format_name(image_format: str | None) -> str:
+    names = {"MPO": "JPEG", "WEBP": "WebP", "DIB": "BMP"}
+    return names.get(image_format or "", image_format or "image")
+
+
+def open_failure_reason(path: Path | str, exc: BaseException) -> str:
+    """Why opening (reading the header of) a file failed; Pillow's text goes to the log."""
+    if isinstance(exc, _SYSTEM_ERRORS):
+        return os_error_reason(exc)
+    log.debug("cannot open %s: %s: %s", path, type(exc).__name__, exc)
+    reason = unidentified_reason(path)
+    if reason.startswith(("damaged", "empty", "missing", "cannot", "a folder")):
+        return reason
+    return "damaged image (unreadable header)"
+
+
+def decode_failure_reason(path: Path | str, image_format: str | None, exc: BaseException) -> str:
+    """Why decoding the pixels of a file whose header was fine failed."""
+    log.debug("cannot decode %s: %s: %s", path, type(exc).__name__, exc)
+    name = _format_name(image_format)
+    if isinstance(exc, MemoryError):
+        return f"{name} too large to decode in memory"
+    text = str(exc).lower()
+    if isinstance(exc, EOFError) or "truncated" in text or "ends early" in text or "premature" in text:
+        return f"truncated {name} (image data ends early)"
+    if isinstance(exc, _SYSTEM_ERRORS):
+        return os_error_reason(exc)
+    if image_format == "WEBP" and "decoder" in text:  # libwebp says only "could not create decoder object"
+        return f"truncated or damaged {name} (image data cannot be decoded)"
+    return f"damaged {name} (image data cannot be decoded)"
