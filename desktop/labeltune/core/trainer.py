@@ -3,7 +3,11 @@
 The loop knows nothing about images, caches or Qt: it trains ``model`` on batches from a
 :class:`TensorBatches` source, evaluates after each epoch, keeps the best weights (highest validation
 balanced accuracy, ties broken by lower validation loss), stops early, and checks a ``threading.Event``
-every batch so a Stop button (or Ctrl+C in the CLI) ends it cleanly with the best model so far.
+so a Stop button (or Ctrl+C in the CLI) ends it cleanly with the best model so far.
+
+Stop is checked before each forward pass, between forward and backward, and between validation batches.
+A step that takes long (full fine-tuning of a large network on a CPU) is split into micro-batches with
+gradient accumulation, so that Stop is answered within about ``step_seconds`` (docs/adr/0015).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeltune.core.metrics import classification_metrics
+from labeltune.core.progress import StoppedError, check_stop
 
 if TYPE_CHECKING:
     import torch
@@ -122,6 +127,8 @@ class TrainerState:
     history: list[EpochRecord] = field(default_factory=list)
     stopped_by_user: bool = False
     stopped_early: bool = False
+    #: Validation logits (CPU) of the best epoch: a stopped run's metrics need no further pass.
+    best_val_logits: Any = None
 
 
 class Trainer:
@@ -141,6 +148,9 @@ class Trainer:
         stop_event: threading.Event | None = None,
         patience: int = 0,
         amp: bool = False,
+        micro_batch: int = 0,
+        step_seconds: float = 0.0,
+        min_micro_batch: int = 8,
     ) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.train_batches, self.val_batches = train, val
@@ -151,8 +161,15 @@ class Trainer:
         self.stop_event = stop_event or threading.Event()
         self.patience = patience
         self.amp = amp
+        #: Samples per forward/backward pass (0: the whole batch). With ``step_seconds`` > 0 it is chosen
+        #: from the measured speed so that one pass takes about that long, but never below
+        #: ``min_micro_batch`` (BatchNorm needs a few samples) unless ``micro_batch`` asks for it.
+        self.micro_batch = micro_batch
+        self.step_seconds = step_seconds
+        self.min_micro_batch = min_micro_batch
         self.state = TrainerState()
         self.should_stop = False
+        self._last_val_logits: Any = None
 
     # -- the loop -------------------------------------------------------------------------------------
     def fit(self) -> TrainerState:
@@ -185,23 +202,17 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         batches = len(self.train_batches)
         for b, (x, y) in enumerate(self.train_batches.batches(epoch)):
-            if self.stop_event.is_set():
+            step = self._train_step(x, y, scaler, device_type)
+            if step is None:  # stopped mid-epoch: the partial epoch does not count
                 self.state.stopped_by_user = True
                 return None
-            with torch.autocast(device_type, dtype=torch.float16, enabled=self.amp and device_type == "cuda"):
-                logits = self.model(x)
-                loss = self.loss_fn(logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(self.optimizer)
-            scaler.update()
-            value = float(loss.detach())
+            value, n_correct = step
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"training diverged (loss {value}) in epoch {epoch}; try a lower learning rate"
                 )
             total_loss += value * len(y)
-            correct += int((logits.detach().argmax(1) == y).sum())
+            correct += n_correct
             seen += len(y)
             for callback in self.callbacks:
                 callback.on_batch_end(self, b + 1, batches, value)
@@ -209,9 +220,13 @@ class Trainer:
             self.state.stopped_by_user = True
             return None
         lr = float(self.optimizer.param_groups[-1]["lr"])
-        if self.scheduler is not None:
+        try:
+            val = self.evaluate()
+        except StoppedError:
+            self.state.stopped_by_user = True
+            return None
+        if self.scheduler is not None:  # after validation, so that a stopped epoch leaves it untouched
             self.scheduler.step()
-        val = self.evaluate()
         return EpochRecord(
             epoch=epoch,
             train_loss=total_loss / max(seen, 1),
@@ -224,12 +239,69 @@ class Trainer:
             seconds=time.perf_counter() - start,
         )
 
+    def _train_step(
+        self, x: torch.Tensor, y: torch.Tensor, scaler: Any, device_type: str
+    ) -> tuple[float, int] | None:
+        """One optimisation step over the batch, in micro-batches; ``(mean loss, correct)``, None if stopped.
+
+        Gradients of the micro-batches add up (each loss weighted by its share of the batch), so the step
+        is the whole batch's step up to BatchNorm statistics and class weights within each micro-batch.
+        """
+        import torch
+
+        start = time.perf_counter()
+        n = len(y)
+        size = self._micro_size(n)
+        self.optimizer.zero_grad(set_to_none=True)
+        total, correct = 0.0, 0
+        for first in range(0, n, size):
+            if self.stop_event.is_set():
+                return None
+            xm, ym = x[first : first + size], y[first : first + size]
+            with torch.autocast(device_type, dtype=torch.float16, enabled=self.amp and device_type == "cuda"):
+                logits = self.model(xm)
+                loss = self.loss_fn(logits, ym)
+            if self.stop_event.is_set():  # the backward pass costs about twice the forward: skip it
+                return None
+            share = len(ym) / n
+            scaler.scale(loss * share if share < 1 else loss).backward()
+            total += float(loss.detach()) * share
+            correct += int((logits.detach().argmax(1) == ym).sum())
+        if self.stop_event.is_set():
+            return None
+        scaler.step(self.optimizer)
+        scaler.update()
+        self._learn_speed(n, time.perf_counter() - start)
+        return total, correct
+
+    def _micro_size(self, n: int) -> int:
+        if self.micro_batch > 0:
+            return min(self.micro_batch, n)
+        return n
+
+    def _learn_speed(self, n: int, seconds: float) -> None:
+        """Choose the micro-batch size from the last step's time (with ``step_seconds`` set)."""
+        if self.step_seconds <= 0 or n <= 0:
+            return
+        per_sample = seconds / n
+        if per_sample * n <= self.step_seconds * 1.5 and not self.micro_batch:
+            return
+        size = max(self.min_micro_batch, int(self.step_seconds / max(per_sample, 1e-9)))
+        self.micro_batch = 0 if size >= n else size
+
     def evaluate(self) -> dict[str, float]:
-        """Loss and metrics on the validation batches (NaN when there is no validation set)."""
+        """Loss and metrics on the validation batches (NaN when there is no validation set).
+
+        Raises :class:`~labeltune.core.progress.StoppedError` when Stop is pressed meanwhile.
+        """
+        self._last_val_logits = None
         if self.val_batches is None or len(self.val_batches) == 0:
             nan = float("nan")
             return {"loss": nan, "accuracy": nan, "balanced_accuracy": nan, "macro_f1": nan}
-        logits, y = predict_batches(self.model, self.val_batches, self.amp)
+        logits, y = predict_batches(
+            self.model, self.val_batches, self.amp, self.stop_event, chunk=self.micro_batch * 2
+        )
+        self._last_val_logits = logits
         import torch
 
         loss = float(torch.nn.functional.cross_entropy(logits, y))
@@ -254,6 +326,7 @@ class Trainer:
             state.best_score = score
             state.best_epoch = record.epoch
             state.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            state.best_val_logits = self._last_val_logits
             state.bad_epochs = 0
         else:
             state.bad_epochs += 1
@@ -277,6 +350,7 @@ class Trainer:
             "best_state": s.best_state,
             "bad_epochs": s.bad_epochs,
             "history": [r.to_json() for r in s.history],
+            "best_val_logits": s.best_val_logits,
             "extra": extra or {},
         }
 
@@ -293,26 +367,40 @@ class Trainer:
         s.best_state = dict(checkpoint["best_state"])
         s.bad_epochs = int(checkpoint["bad_epochs"])
         s.history = [EpochRecord(**r) for r in checkpoint["history"]]
+        s.best_val_logits = checkpoint.get("best_val_logits")
 
 
 def predict_batches(
-    model: nn.Module, batches: TensorBatches, amp: bool = False
+    model: nn.Module,
+    batches: TensorBatches,
+    amp: bool = False,
+    stop_event: threading.Event | None = None,
+    chunk: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (float32, CPU) and targets (CPU) of ``model`` over ``batches`` in eval mode."""
+    """Logits (float32, CPU) and targets (CPU) of ``model`` over ``batches`` in eval mode.
+
+    With ``stop_event``, Stop is checked before each forward pass of at most ``chunk`` samples (0: a whole
+    batch) and answered with :class:`~labeltune.core.progress.StoppedError`.
+    """
     import torch
 
     was_training = model.training
     model.eval()
     outs, ys = [], []
     device_type = batches.device.type
-    with (
-        torch.inference_mode(),
-        torch.autocast(device_type, torch.float16, enabled=amp and device_type == "cuda"),
-    ):
-        for x, y in batches.batches(0):
-            outs.append(model(x).float().cpu())
-            ys.append(y.cpu())
-    model.train(was_training)
+    try:
+        with (
+            torch.inference_mode(),
+            torch.autocast(device_type, torch.float16, enabled=amp and device_type == "cuda"),
+        ):
+            for x, y in batches.batches(0):
+                size = chunk if chunk > 0 else max(len(y), 1)
+                for first in range(0, len(y), size):
+                    check_stop(stop_event)
+                    outs.append(model(x[first : first + size]).float().cpu())
+                ys.append(y.cpu())
+    finally:
+        model.train(was_training)
     if not outs:
         return torch.zeros((0, 0)), torch.zeros((0,), dtype=torch.long)
     return torch.cat(outs), torch.cat(ys)

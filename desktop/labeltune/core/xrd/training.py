@@ -276,11 +276,18 @@ class _Eval:
     fraction_mae: float
 
 
-def _evaluate(net: XrdNet, x: torch.Tensor, present: torch.Tensor, fractions: torch.Tensor) -> _Eval:
+def _evaluate(
+    net: XrdNet,
+    x: torch.Tensor,
+    present: torch.Tensor,
+    fractions: torch.Tensor,
+    stop_event: threading.Event | None = None,
+) -> _Eval:
     net.eval()
     logits_all, frac_all = [], []
     with torch.no_grad():
         for i in range(0, len(x), 256):
+            check_stop(stop_event)
             logits, frac = net(x[i : i + 256])
             logits_all.append(logits)
             frac_all.append(frac)
@@ -534,6 +541,7 @@ def train_xrd(
                     loss = loss + config.fraction_weight * _fraction_loss(
                         frac_logits[:n_f], frac_rows, present_rows
                     )
+                check_stop(stop_event)  # between forward and backward: the backward costs the most
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -554,7 +562,7 @@ def train_xrd(
                         f"loss {loss_sum / max(seen, 1):.4f}",
                     )
                 )
-            ev = _evaluate(net, val_x, val_present, val_frac)
+            ev = _evaluate(net, val_x, val_present, val_frac, stop_event)
             record = EpochRecord(
                 epoch=epoch + 1,
                 train_loss=loss_sum / max(seen, 1),
