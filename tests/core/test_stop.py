@@ -145,17 +145,78 @@ def test_stop_during_validation_ends_it_and_the_epoch_does_not_count():
     assert optimizer.steps == 5
 
 
-def test_a_slow_step_is_split_so_that_one_pass_takes_about_step_seconds():
-    trainer, _ = make_trainer(CountingModel(), threading.Event())
-    trainer.step_seconds = 1.0
-    trainer._learn_speed(32, 0.5)  # fast: whole batches
-    assert trainer.micro_batch == 0
-    trainer._learn_speed(32, 2.0)  # 16 samples a second: one second is 16
-    assert trainer.micro_batch == 16
-    trainer._learn_speed(32, 20.0)  # slower still: never below 8, for BatchNorm
-    assert trainer.micro_batch == 8
-    trainer._learn_speed(32, 0.3)  # the machine got faster again
-    assert trainer.micro_batch == 0
+class Deep(torch.nn.Module):
+    """Three layers (an in-place ReLU between, as in ResNet and DenseNet); ``hook`` runs inside layer 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = torch.nn.ModuleList(
+            [torch.nn.Linear(4, 8), torch.nn.Linear(8, 8), torch.nn.Linear(8, 2)]
+        )
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.ran: list[int] = []
+        self.hook = lambda: None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            self.ran.append(i)
+            if i == 1:
+                self.hook()
+            if i < 2:
+                x = self.relu(x)
+        return x
+
+
+def deep_trainer(model: Deep, stop: threading.Event) -> tuple[Trainer, CountingSGD]:
+    torch.manual_seed(1)
+    x = torch.randn(16, 4)
+    y = (x[:, 0] > 0).long()
+    optimizer = CountingSGD(model.parameters(), lr=0.1)
+    batches = TensorBatches(x, y, 8, torch.device("cpu"))
+    return Trainer(
+        model, optimizer, torch.nn.functional.cross_entropy, batches, None, 2, 2, stop_event=stop
+    ), optimizer
+
+
+def test_stop_inside_a_forward_pass_skips_the_remaining_layers():
+    model, stop = Deep(), threading.Event()
+    trainer, optimizer = deep_trainer(model, stop)
+    model.hook = lambda: stop.set() if len(model.ran) > 3 else None  # in the second batch's layer 2
+    before = [p.detach().clone() for p in model.parameters()]
+    state = trainer.fit()
+    assert state.stopped_by_user
+    assert model.ran == [0, 1, 2, 0, 1]  # layer 3 of the stopped pass never ran
+    assert optimizer.steps == 1
+    assert all(p.grad is None for p in model.parameters())  # nothing half-computed is left behind
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_stop_inside_a_backward_pass_leaves_the_step_unapplied():
+    model, stop = Deep(), threading.Event()
+    trainer, optimizer = deep_trainer(model, stop)
+    arrived: list[str] = []
+
+    def last_layer_gradient(grad: torch.Tensor) -> torch.Tensor:
+        if not arrived:
+            stop.set()  # Stop pressed while the first backward pass runs
+        arrived.append("last")
+        return grad
+
+    model.layers[2].weight.register_hook(last_layer_gradient)
+    model.layers[0].weight.register_hook(lambda g: arrived.append("first"))
+    before = [p.detach().clone() for p in model.parameters()]
+    state = trainer.fit()
+    assert state.stopped_by_user and optimizer.steps == 0
+    assert arrived == ["last"]  # the backward pass ended before the first layer's gradient
+    arrived.clear()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    # the hooks are removed afterwards: the model trains normally again
+    stop.clear()
+    trainer.state.stopped_by_user = False
+    arrived.append("done")  # the stop above is not pressed again
+    assert trainer.fit().epoch == 2 and optimizer.steps == 4
 
 
 # -- a whole run ----------------------------------------------------------------------------------------
@@ -223,3 +284,37 @@ def test_a_stopped_run_reports_the_best_epochs_validation_without_another_pass(i
     best = result.history[result.best_epoch - 1]
     assert result.metrics["accuracy"] == pytest.approx(best.val_accuracy)
     assert result.to_json()["epochs_planned"] == 5
+
+
+def test_cli_resume_finishes_a_stopped_project_run(image_folder, tmp_path, capsys):
+    from labeltune import cli
+    from labeltune.core.project import Project
+
+    folder = tmp_path / "project"
+    with Project.create(folder) as project:
+        dataset = scan(image_folder())
+        project.add_source(dataset.root)
+        project.add_samples(dataset.samples)
+    stop = threading.Event()
+
+    def press_stop_in_epoch_2(p: Progress) -> None:
+        if p.stage == "train" and p.message.startswith("epoch 2/"):
+            stop.set()
+
+    run = folder / "runs" / "stopped"
+    result = train(scan(folder), tiny(strategy="full", epochs=3), run, press_stop_in_epoch_2, stop)
+    with Project.open(folder) as project:
+        project.record_run(run.name, run, result.backbone, result.strategy, result.to_json())
+    assert stopped_run(run) is not None
+
+    capsys.readouterr()
+    code = cli.main(["train", "--resume", str(run), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["stopped"] is False and summary["epochs_run"] == summary["epochs_planned"] == 3
+    assert summary["temperature"] is not None
+    with Project.open(folder) as project:
+        [row] = project.runs()
+    assert row["metrics"]["stopped"] is False and row["metrics"]["epochs_run"] == 3
+    assert stopped_run(run) is None

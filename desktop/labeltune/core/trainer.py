@@ -5,13 +5,15 @@ The loop knows nothing about images, caches or Qt: it trains ``model`` on batche
 balanced accuracy, ties broken by lower validation loss), stops early, and checks a ``threading.Event``
 so a Stop button (or Ctrl+C in the CLI) ends it cleanly with the best model so far.
 
-Stop is checked before each forward pass, between forward and backward, and between validation batches.
-A step that takes long (full fine-tuning of a large network on a CPU) is split into micro-batches with
-gradient accumulation, so that Stop is answered within about ``step_seconds`` (docs/adr/0015).
+Stop is checked inside each step, not only between steps: before every layer's forward pass and as each
+parameter's gradient arrives in the backward pass (hooks, :func:`stop_hooks`), so a step of full
+fine-tuning on a CPU that takes 15 s is left within about one layer's time; the step is then not applied
+(docs/adr/0015). Validation checks the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -149,8 +151,6 @@ class Trainer:
         patience: int = 0,
         amp: bool = False,
         micro_batch: int = 0,
-        step_seconds: float = 0.0,
-        min_micro_batch: int = 8,
     ) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.train_batches, self.val_batches = train, val
@@ -161,12 +161,8 @@ class Trainer:
         self.stop_event = stop_event or threading.Event()
         self.patience = patience
         self.amp = amp
-        #: Samples per forward/backward pass (0: the whole batch). With ``step_seconds`` > 0 it is chosen
-        #: from the measured speed so that one pass takes about that long, but never below
-        #: ``min_micro_batch`` (BatchNorm needs a few samples) unless ``micro_batch`` asks for it.
+        #: Samples per forward/backward pass (0: the whole batch); gradients of the passes add up.
         self.micro_batch = micro_batch
-        self.step_seconds = step_seconds
-        self.min_micro_batch = min_micro_batch
         self.state = TrainerState()
         self.should_stop = False
         self._last_val_logits: Any = None
@@ -242,52 +238,38 @@ class Trainer:
     def _train_step(
         self, x: torch.Tensor, y: torch.Tensor, scaler: Any, device_type: str
     ) -> tuple[float, int] | None:
-        """One optimisation step over the batch, in micro-batches; ``(mean loss, correct)``, None if stopped.
+        """One optimisation step over the batch (in micro-batches); ``(mean loss, correct)``, None if stopped.
 
-        Gradients of the micro-batches add up (each loss weighted by its share of the batch), so the step
-        is the whole batch's step up to BatchNorm statistics and class weights within each micro-batch.
+        Gradients of the micro-batches add up, each loss weighted by its share of the batch: the same step
+        as the whole batch's, up to BatchNorm statistics and class weights within each micro-batch.
         """
         import torch
 
-        start = time.perf_counter()
         n = len(y)
-        size = self._micro_size(n)
+        size = min(self.micro_batch, n) if self.micro_batch > 0 else n
         self.optimizer.zero_grad(set_to_none=True)
         total, correct = 0.0, 0
-        for first in range(0, n, size):
-            if self.stop_event.is_set():
-                return None
-            xm, ym = x[first : first + size], y[first : first + size]
-            with torch.autocast(device_type, dtype=torch.float16, enabled=self.amp and device_type == "cuda"):
-                logits = self.model(xm)
-                loss = self.loss_fn(logits, ym)
-            if self.stop_event.is_set():  # the backward pass costs about twice the forward: skip it
-                return None
-            share = len(ym) / n
-            scaler.scale(loss * share if share < 1 else loss).backward()
-            total += float(loss.detach()) * share
-            correct += int((logits.detach().argmax(1) == ym).sum())
-        if self.stop_event.is_set():
+        try:
+            with stop_hooks(self.model, self.stop_event):
+                for first in range(0, n, size):
+                    check_stop(self.stop_event)
+                    xm, ym = x[first : first + size], y[first : first + size]
+                    amp = self.amp and device_type == "cuda"
+                    with torch.autocast(device_type, dtype=torch.float16, enabled=amp):
+                        logits = self.model(xm)
+                        loss = self.loss_fn(logits, ym)
+                    check_stop(self.stop_event)  # the backward pass costs about twice the forward
+                    share = len(ym) / n
+                    scaler.scale(loss * share if share < 1 else loss).backward()
+                    total += float(loss.detach()) * share
+                    correct += int((logits.detach().argmax(1) == ym).sum())
+                check_stop(self.stop_event)
+        except StoppedError:
+            self.optimizer.zero_grad(set_to_none=True)  # the half-computed step is not applied
             return None
         scaler.step(self.optimizer)
         scaler.update()
-        self._learn_speed(n, time.perf_counter() - start)
         return total, correct
-
-    def _micro_size(self, n: int) -> int:
-        if self.micro_batch > 0:
-            return min(self.micro_batch, n)
-        return n
-
-    def _learn_speed(self, n: int, seconds: float) -> None:
-        """Choose the micro-batch size from the last step's time (with ``step_seconds`` set)."""
-        if self.step_seconds <= 0 or n <= 0:
-            return
-        per_sample = seconds / n
-        if per_sample * n <= self.step_seconds * 1.5 and not self.micro_batch:
-            return
-        size = max(self.min_micro_batch, int(self.step_seconds / max(per_sample, 1e-9)))
-        self.micro_batch = 0 if size >= n else size
 
     def evaluate(self) -> dict[str, float]:
         """Loss and metrics on the validation batches (NaN when there is no validation set).
@@ -390,6 +372,7 @@ def predict_batches(
     device_type = batches.device.type
     try:
         with (
+            stop_hooks(model, stop_event),
             torch.inference_mode(),
             torch.autocast(device_type, torch.float16, enabled=amp and device_type == "cuda"),
         ):
@@ -404,6 +387,37 @@ def predict_batches(
     if not outs:
         return torch.zeros((0, 0)), torch.zeros((0,), dtype=torch.long)
     return torch.cat(outs), torch.cat(ys)
+
+
+@contextlib.contextmanager
+def stop_hooks(model: nn.Module, stop_event: threading.Event | None) -> Iterator[None]:
+    """Within the block, ``model`` raises :class:`StoppedError` inside its forward and backward passes.
+
+    A forward pre-hook on every module with parameters of its own checks ``stop_event`` before the layer
+    runs; a hook on every trainable parameter checks it as the parameter's gradient arrives. Parameter
+    hooks, not module backward hooks: those wrap the layer's output, which in-place ReLUs then break.
+    """
+    if stop_event is None:
+        yield
+        return
+
+    def before_forward(_module: Any, _inputs: Any) -> None:
+        check_stop(stop_event)
+
+    def on_gradient(grad: Any) -> Any:
+        check_stop(stop_event)
+        return grad
+
+    handles: list[Any] = []
+    try:
+        for module in model.modules():
+            if any(True for _ in module.parameters(recurse=False)):
+                handles.append(module.register_forward_pre_hook(before_forward))
+        handles += [p.register_hook(on_gradient) for p in model.parameters() if p.requires_grad]
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:

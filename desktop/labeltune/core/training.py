@@ -74,8 +74,6 @@ METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "manifest.csv"
 #: Feature-cache stage of the probe statistics (core/probes.py): the frozen trunk's, shared by strategies.
 PROBE_STAGE = "probes"
-#: A training step longer than this is split into micro-batches, so Stop answers this fast (ADR 0015).
-STEP_SECONDS = 1.0
 
 
 @dataclass
@@ -608,7 +606,6 @@ def _fit(
         stop_event=stop_event,
         patience=config.patience,
         amp=device.type == "cuda",
-        step_seconds=STEP_SECONDS,
         callbacks=[
             _ProgressCallback(progress, config.epochs),
             _RunFilesCallback(run_dir, progress=progress),
