@@ -140,7 +140,12 @@ def _to_float16(array: np.ndarray) -> np.ndarray:
 
 
 def calibrate_batchnorm(
-    module: nn.Module, paths: Sequence[Path], input_size: int, device: torch.device, batch_size: int = 32
+    module: nn.Module,
+    paths: Sequence[Path],
+    input_size: int,
+    device: torch.device,
+    batch_size: int = 32,
+    stop_event: threading.Event | None = None,
 ) -> int:
     """Set the BatchNorm statistics of a randomly initialised ``module`` from real images.
 
@@ -162,6 +167,7 @@ def calibrate_batchnorm(
     used = 0
     with torch.no_grad(), inference_precision(device):
         for start in range(0, len(paths), batch_size):
+            check_stop(stop_event)
             arrays, _ = decode_batch(paths[start : start + batch_size], input_size)
             good = [a for a in arrays if a is not None]
             if len(good) > 1:
@@ -195,6 +201,27 @@ def decode_batch(paths: Sequence[Path], size: int) -> tuple[list[np.ndarray | No
         except ImageDecodeError as exc:
             arrays.append(None)
             errors.append(str(exc))
+    return arrays, errors
+
+
+def decode_all(
+    paths: Sequence[Path],
+    size: int,
+    progress: ProgressCallback = no_progress,
+    stop_event: threading.Event | None = None,
+    chunk: int = 64,
+) -> tuple[list[np.ndarray | None], list[str | None]]:
+    """:func:`decode_batch` over many files, ``chunk`` at a time, reporting progress and checking Stop."""
+    arrays: list[np.ndarray | None] = []
+    errors: list[str | None] = []
+    for start in range(0, len(paths), chunk):
+        check_stop(stop_event)
+        progress(Progress("decode", start, len(paths), "reading the images"))
+        a, e = decode_batch(paths[start : start + chunk], size)
+        arrays += a
+        errors += e
+    check_stop(stop_event)
+    progress(Progress("decode", len(paths), len(paths), "reading the images"))
     return arrays, errors
 
 

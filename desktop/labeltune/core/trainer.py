@@ -3,11 +3,17 @@
 The loop knows nothing about images, caches or Qt: it trains ``model`` on batches from a
 :class:`TensorBatches` source, evaluates after each epoch, keeps the best weights (highest validation
 balanced accuracy, ties broken by lower validation loss), stops early, and checks a ``threading.Event``
-every batch so a Stop button (or Ctrl+C in the CLI) ends it cleanly with the best model so far.
+so a Stop button (or Ctrl+C in the CLI) ends it cleanly with the best model so far.
+
+Stop is checked inside each step, not only between steps: before every layer's forward pass and as each
+parameter's gradient arrives in the backward pass (hooks, :func:`stop_hooks`), so a step of full
+fine-tuning on a CPU that takes 15 s is left within about one layer's time; the step is then not applied
+(docs/adr/0015). Validation checks the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeltune.core.metrics import classification_metrics
+from labeltune.core.progress import StoppedError, check_stop
 
 if TYPE_CHECKING:
     import torch
@@ -122,6 +129,8 @@ class TrainerState:
     history: list[EpochRecord] = field(default_factory=list)
     stopped_by_user: bool = False
     stopped_early: bool = False
+    #: Validation logits (CPU) of the best epoch: a stopped run's metrics need no further pass.
+    best_val_logits: Any = None
 
 
 class Trainer:
@@ -141,6 +150,7 @@ class Trainer:
         stop_event: threading.Event | None = None,
         patience: int = 0,
         amp: bool = False,
+        micro_batch: int = 0,
     ) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.train_batches, self.val_batches = train, val
@@ -151,8 +161,11 @@ class Trainer:
         self.stop_event = stop_event or threading.Event()
         self.patience = patience
         self.amp = amp
+        #: Samples per forward/backward pass (0: the whole batch); gradients of the passes add up.
+        self.micro_batch = micro_batch
         self.state = TrainerState()
         self.should_stop = False
+        self._last_val_logits: Any = None
 
     # -- the loop -------------------------------------------------------------------------------------
     def fit(self) -> TrainerState:
@@ -185,23 +198,17 @@ class Trainer:
         total_loss, correct, seen = 0.0, 0, 0
         batches = len(self.train_batches)
         for b, (x, y) in enumerate(self.train_batches.batches(epoch)):
-            if self.stop_event.is_set():
+            step = self._train_step(x, y, scaler, device_type)
+            if step is None:  # stopped mid-epoch: the partial epoch does not count
                 self.state.stopped_by_user = True
                 return None
-            with torch.autocast(device_type, dtype=torch.float16, enabled=self.amp and device_type == "cuda"):
-                logits = self.model(x)
-                loss = self.loss_fn(logits, y)
-            self.optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(self.optimizer)
-            scaler.update()
-            value = float(loss.detach())
+            value, n_correct = step
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"training diverged (loss {value}) in epoch {epoch}; try a lower learning rate"
                 )
             total_loss += value * len(y)
-            correct += int((logits.detach().argmax(1) == y).sum())
+            correct += n_correct
             seen += len(y)
             for callback in self.callbacks:
                 callback.on_batch_end(self, b + 1, batches, value)
@@ -209,9 +216,13 @@ class Trainer:
             self.state.stopped_by_user = True
             return None
         lr = float(self.optimizer.param_groups[-1]["lr"])
-        if self.scheduler is not None:
+        try:
+            val = self.evaluate()
+        except StoppedError:
+            self.state.stopped_by_user = True
+            return None
+        if self.scheduler is not None:  # after validation, so that a stopped epoch leaves it untouched
             self.scheduler.step()
-        val = self.evaluate()
         return EpochRecord(
             epoch=epoch,
             train_loss=total_loss / max(seen, 1),
@@ -224,12 +235,55 @@ class Trainer:
             seconds=time.perf_counter() - start,
         )
 
+    def _train_step(
+        self, x: torch.Tensor, y: torch.Tensor, scaler: Any, device_type: str
+    ) -> tuple[float, int] | None:
+        """One optimisation step over the batch (in micro-batches); ``(mean loss, correct)``, None if stopped.
+
+        Gradients of the micro-batches add up, each loss weighted by its share of the batch: the same step
+        as the whole batch's, up to BatchNorm statistics and class weights within each micro-batch.
+        """
+        import torch
+
+        n = len(y)
+        size = min(self.micro_batch, n) if self.micro_batch > 0 else n
+        self.optimizer.zero_grad(set_to_none=True)
+        total, correct = 0.0, 0
+        try:
+            with stop_hooks(self.model, self.stop_event):
+                for first in range(0, n, size):
+                    check_stop(self.stop_event)
+                    xm, ym = x[first : first + size], y[first : first + size]
+                    amp = self.amp and device_type == "cuda"
+                    with torch.autocast(device_type, dtype=torch.float16, enabled=amp):
+                        logits = self.model(xm)
+                        loss = self.loss_fn(logits, ym)
+                    check_stop(self.stop_event)  # the backward pass costs about twice the forward
+                    share = len(ym) / n
+                    scaler.scale(loss * share if share < 1 else loss).backward()
+                    total += float(loss.detach()) * share
+                    correct += int((logits.detach().argmax(1) == ym).sum())
+                check_stop(self.stop_event)
+        except StoppedError:
+            self.optimizer.zero_grad(set_to_none=True)  # the half-computed step is not applied
+            return None
+        scaler.step(self.optimizer)
+        scaler.update()
+        return total, correct
+
     def evaluate(self) -> dict[str, float]:
-        """Loss and metrics on the validation batches (NaN when there is no validation set)."""
+        """Loss and metrics on the validation batches (NaN when there is no validation set).
+
+        Raises :class:`~labeltune.core.progress.StoppedError` when Stop is pressed meanwhile.
+        """
+        self._last_val_logits = None
         if self.val_batches is None or len(self.val_batches) == 0:
             nan = float("nan")
             return {"loss": nan, "accuracy": nan, "balanced_accuracy": nan, "macro_f1": nan}
-        logits, y = predict_batches(self.model, self.val_batches, self.amp)
+        logits, y = predict_batches(
+            self.model, self.val_batches, self.amp, self.stop_event, chunk=self.micro_batch * 2
+        )
+        self._last_val_logits = logits
         import torch
 
         loss = float(torch.nn.functional.cross_entropy(logits, y))
@@ -254,6 +308,7 @@ class Trainer:
             state.best_score = score
             state.best_epoch = record.epoch
             state.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            state.best_val_logits = self._last_val_logits
             state.bad_epochs = 0
         else:
             state.bad_epochs += 1
@@ -277,6 +332,7 @@ class Trainer:
             "best_state": s.best_state,
             "bad_epochs": s.bad_epochs,
             "history": [r.to_json() for r in s.history],
+            "best_val_logits": s.best_val_logits,
             "extra": extra or {},
         }
 
@@ -293,29 +349,75 @@ class Trainer:
         s.best_state = dict(checkpoint["best_state"])
         s.bad_epochs = int(checkpoint["bad_epochs"])
         s.history = [EpochRecord(**r) for r in checkpoint["history"]]
+        s.best_val_logits = checkpoint.get("best_val_logits")
 
 
 def predict_batches(
-    model: nn.Module, batches: TensorBatches, amp: bool = False
+    model: nn.Module,
+    batches: TensorBatches,
+    amp: bool = False,
+    stop_event: threading.Event | None = None,
+    chunk: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (float32, CPU) and targets (CPU) of ``model`` over ``batches`` in eval mode."""
+    """Logits (float32, CPU) and targets (CPU) of ``model`` over ``batches`` in eval mode.
+
+    With ``stop_event``, Stop is checked before each forward pass of at most ``chunk`` samples (0: a whole
+    batch) and answered with :class:`~labeltune.core.progress.StoppedError`.
+    """
     import torch
 
     was_training = model.training
     model.eval()
     outs, ys = [], []
     device_type = batches.device.type
-    with (
-        torch.inference_mode(),
-        torch.autocast(device_type, torch.float16, enabled=amp and device_type == "cuda"),
-    ):
-        for x, y in batches.batches(0):
-            outs.append(model(x).float().cpu())
-            ys.append(y.cpu())
-    model.train(was_training)
+    try:
+        with (
+            stop_hooks(model, stop_event),
+            torch.inference_mode(),
+            torch.autocast(device_type, torch.float16, enabled=amp and device_type == "cuda"),
+        ):
+            for x, y in batches.batches(0):
+                size = chunk if chunk > 0 else max(len(y), 1)
+                for first in range(0, len(y), size):
+                    check_stop(stop_event)
+                    outs.append(model(x[first : first + size]).float().cpu())
+                ys.append(y.cpu())
+    finally:
+        model.train(was_training)
     if not outs:
         return torch.zeros((0, 0)), torch.zeros((0,), dtype=torch.long)
     return torch.cat(outs), torch.cat(ys)
+
+
+@contextlib.contextmanager
+def stop_hooks(model: nn.Module, stop_event: threading.Event | None) -> Iterator[None]:
+    """Within the block, ``model`` raises :class:`StoppedError` inside its forward and backward passes.
+
+    A forward pre-hook on every module with parameters of its own checks ``stop_event`` before the layer
+    runs; a hook on every trainable parameter checks it as the parameter's gradient arrives. Parameter
+    hooks, not module backward hooks: those wrap the layer's output, which in-place ReLUs then break.
+    """
+    if stop_event is None:
+        yield
+        return
+
+    def before_forward(_module: Any, _inputs: Any) -> None:
+        check_stop(stop_event)
+
+    def on_gradient(grad: Any) -> Any:
+        check_stop(stop_event)
+        return grad
+
+    handles: list[Any] = []
+    try:
+        for module in model.modules():
+            if any(True for _ in module.parameters(recurse=False)):
+                handles.append(module.register_forward_pre_hook(before_forward))
+        handles += [p.register_hook(on_gradient) for p in model.parameters() if p.requires_grad]
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -48,7 +48,7 @@ from labeltune.core.probes import (
     probed_frozen,
     split_probes,
 )
-from labeltune.core.progress import Progress, ProgressCallback, StoppedError, no_progress
+from labeltune.core.progress import Progress, ProgressCallback, StoppedError, check_stop, no_progress
 from labeltune.core.splits import fold_indices, split_indices
 from labeltune.core.trainer import (
     Callback,
@@ -159,6 +159,7 @@ class RunResult:
     weights_id: str = ""
     history: list[EpochRecord] = field(default_factory=list)
     grouping: dict[str, Any] | None = None  # core/grouping.py: grouping_record()
+    epochs_planned: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready summary."""
@@ -175,6 +176,7 @@ class RunResult:
             "val_macro_f1": self.metrics.get("macro_f1"),
             "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run,
+            "epochs_planned": self.epochs_planned,
             "stopped": self.stopped,
             "stopped_early": self.stopped_early,
             "seconds_total": round(self.seconds_total, 3),
@@ -314,9 +316,12 @@ class _RunFilesCallback(Callback):
     cost more than the epoch. The last epoch (and a Stop, early stop or error) always writes one.
     """
 
-    def __init__(self, run_dir: Path, interval: float = 30.0) -> None:
+    def __init__(
+        self, run_dir: Path, interval: float = 30.0, progress: ProgressCallback = no_progress
+    ) -> None:
         self.run_dir = run_dir
         self.interval = interval
+        self.progress = progress
         self._last = time.monotonic()
         self._saved_epoch = -1
 
@@ -337,6 +342,7 @@ class _RunFilesCallback(Callback):
 
         if trainer.state.epoch == self._saved_epoch:
             return
+        self.progress(Progress("save", 0, 1, "saving the model"))
         tmp = self.run_dir / (CHECKPOINT_FILE + ".tmp")
         torch.save(trainer.checkpoint(), tmp)
         tmp.replace(self.run_dir / CHECKPOINT_FILE)
@@ -494,7 +500,7 @@ def _fit(
         with FeatureCache(cache_root, key) as cache, FeatureCache(cache_root, probe_key) as probe_cache:
             if calibrate:
                 seconds_features += _calibrated_batchnorm(
-                    frozen, cache, calibrate, model_config.input_size, device
+                    frozen, cache, calibrate, model_config.input_size, device, stop_event
                 )
             extracted = extract_features(
                 probed_frozen(model, config.backbone, with_top=stage == "pooled"),
@@ -546,9 +552,9 @@ def _fit(
     else:
         from labeltune.core.augment import augment_batch
         from labeltune.core.device import memory_format
-        from labeltune.core.features import decode_batch
+        from labeltune.core.features import decode_all
 
-        arrays, errors = decode_batch(data.paths, model_config.input_size)
+        arrays, errors = decode_all(data.paths, model_config.input_size, progress, stop_event)
         failed = {i: e for i, e in enumerate(errors) if e is not None}
         ok = [i for i in range(len(arrays)) if i not in failed]
         data = _drop_failed(data, ok, failed)
@@ -632,7 +638,11 @@ def _fit(
         stop_event=stop_event,
         patience=config.patience,
         amp=device.type == "cuda",
-        callbacks=[_ProgressCallback(progress, config.epochs), _RunFilesCallback(run_dir), *callbacks],
+        callbacks=[
+            _ProgressCallback(progress, config.epochs),
+            _RunFilesCallback(run_dir, progress=progress),
+            *callbacks,
+        ],
     )
     if checkpoint is not None:
         trainer.restore(checkpoint)
@@ -646,32 +656,49 @@ def _fit(
     finally:
         torch.set_num_threads(threads)
 
-    if len(y_val):
+    stopped = state_out.stopped_by_user
+    if len(y_val) and state_out.best_val_logits is not None:  # the best epoch's, no second pass
+        logits, targets = state_out.best_val_logits, y_val
+        metrics = classification_metrics(targets.numpy(), logits.argmax(1).numpy(), data.classes)
+    elif len(y_val) and not stopped:
         logits, targets = predict_batches(trainable, val_batches)
         metrics = classification_metrics(targets.numpy(), logits.argmax(1).numpy(), data.classes)
     else:
         logits, targets = torch.zeros((0, len(data.classes))), torch.zeros((0,), dtype=torch.long)
-        metrics = {"note": "no validation set (val fraction 0)"}
+        metrics = {
+            "note": "stopped before the first epoch ended: no validation results yet"
+            if stopped
+            else "no validation set (val fraction 0)"
+        }
 
-    # Post-fit: calibrated confidence and the unfamiliar-input score (docs/adr/0012).
-    if not state_out.stopped_by_user or state_out.epoch > 0:
+    # Post-fit: calibrated confidence and the unfamiliar-input score (docs/adr/0012). A stopped run skips
+    # it (Stop must answer at once); continuing the run to its end fits them (docs/adr/0015).
+    if not stopped:
         progress(Progress("reliability", 0, 1, "calibrating confidence"))
-        metrics.update(
-            _fit_reliability(
-                run_dir,
-                model,
-                model_config,
-                config,
-                data,
-                logits,
-                targets,
-                x_all,
-                probes_all,
-                transform,
-                device,
+        try:
+            metrics.update(
+                _fit_reliability(
+                    run_dir,
+                    model,
+                    model_config,
+                    config,
+                    data,
+                    logits,
+                    targets,
+                    x_all,
+                    probes_all,
+                    transform,
+                    device,
+                    stop_event,
+                )
             )
-        )
+        except StoppedError:
+            stopped = True
+            model_config.temperature = 1.0
         progress(Progress("reliability", 1, 1, "calibrating confidence"))
+    if stopped:
+        metrics["unfamiliar"] = {"note": "not available: the run was stopped; continue it to fit the check"}
+    progress(Progress("save", 0, 1, "saving the model"))
     save_model(run_dir, model.cpu(), model_config)
     _write_config(
         run_dir,
@@ -697,14 +724,16 @@ def _fit(
         seconds_total=time.perf_counter() - start,
         seconds_features=seconds_features,
         skipped=data.skipped,
-        stopped=state_out.stopped_by_user,
+        stopped=stopped,
         stopped_early=state_out.stopped_early,
         weights_id=weights_id,
         history=state_out.history,
         grouping=data.grouping,
+        epochs_planned=config.epochs,
     )
     summary = result.to_json()
     (run_dir / METRICS_FILE).write_text(json.dumps({**metrics, "summary": summary}, indent=2))
+    progress(Progress("save", 1, 1, "saving the model"))
     return result
 
 
@@ -726,10 +755,12 @@ def _fit_reliability(
     probes_all: np.ndarray | None,
     transform: Any,
     device: torch.device,
+    stop_event: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Fit the temperature (into ``model_config``) and the unfamiliar-input densities (into ``run_dir``).
 
-    Returns the ``calibration`` and ``unfamiliar`` entries of ``metrics.json``.
+    Returns the ``calibration`` and ``unfamiliar`` entries of ``metrics.json``; raises
+    :class:`StoppedError` when Stop is pressed meanwhile (before anything is written).
     """
     groups = np.asarray(data.groups, dtype=object) if data.groups is not None else None
     report = calibrate_confidence(
@@ -749,8 +780,9 @@ def _fit_reliability(
         val_idx = np.sort(rng.choice(val_idx, RELIABILITY_MAX_VAL, replace=False))
     chosen = np.concatenate([train_idx, val_idx])
     reps = _representations(
-        model, config, x_all, probes_all, transform, device, model_config.input_size, chosen
+        model, config, x_all, probes_all, transform, device, model_config.input_size, chosen, stop_event
     )
+    check_stop(stop_event)
     n_train = len(train_idx)
     try:
         familiarity = fit_familiarity(
@@ -764,6 +796,7 @@ def _fit_reliability(
         log.warning("no unfamiliar-input score for %s: %s", run_dir, error)
         out["unfamiliar"] = {"note": f"not available: {error}"}
         return out
+    check_stop(stop_event)
     familiarity.save(run_dir)
     out["unfamiliar"] = familiarity.report
     return out
@@ -778,6 +811,7 @@ def _representations(
     device: torch.device,
     input_size: int,
     indices: np.ndarray,
+    stop_event: threading.Event | None = None,
 ) -> dict[str, np.ndarray]:
     """Representations of the items at ``indices`` for the unfamiliar-input score (core/probes.py).
 
@@ -789,7 +823,9 @@ def _representations(
     from labeltune.core.device import inference_precision
 
     model.eval()
-    batch = max(config.batch_size, 64)
+    # Full fine-tuning passes images through the whole network: batches of the training size, so that
+    # Stop (checked between them) answers about as fast as during training.
+    batch = config.batch_size if config.strategy == "full" else max(config.batch_size, 64)
     chosen = torch.from_numpy(np.asarray(indices, dtype=np.int64))
     x_all = x_all[chosen]
     if probes_all is not None:
@@ -800,6 +836,7 @@ def _representations(
         outs = []
         with torch.inference_mode(), inference_precision(device):
             for start in range(0, len(x_all), batch):
+                check_stop(stop_event)
                 outs.append(model.top(x_all[start : start + batch].to(device).float()).float().cpu())
         content = torch.cat(outs).numpy() if outs else np.zeros((0, 1), np.float32)
     else:
@@ -807,6 +844,7 @@ def _representations(
         pooled, stats = [], []
         with torch.inference_mode(), inference_precision(device):
             for start in range(0, len(x_all), batch):
+                check_stop(stop_event)
                 _, p, st = probed(transform(x_all[start : start + batch].to(device), False))
                 pooled.append(p.float().cpu())
                 stats.append(st.float().cpu())
@@ -819,7 +857,12 @@ def _representations(
 
 
 def _calibrated_batchnorm(
-    frozen: nn.Module, cache: FeatureCache, paths: list[Path], input_size: int, device: torch.device
+    frozen: nn.Module,
+    cache: FeatureCache,
+    paths: list[Path],
+    input_size: int,
+    device: torch.device,
+    stop_event: threading.Event | None = None,
 ) -> float:
     """Calibrate BatchNorm statistics once per cache (later runs load them); return the seconds spent."""
     from safetensors.torch import load as load_tensors
@@ -830,7 +873,7 @@ def _calibrated_batchnorm(
         frozen.load_state_dict(load_tensors(stored), strict=False)
         return 0.0
     start = time.perf_counter()
-    calibrate_batchnorm(frozen, paths, input_size, device)
+    calibrate_batchnorm(frozen, paths, input_size, device, stop_event=stop_event)
     buffers = {k: v.detach().cpu().contiguous() for k, v in frozen.named_buffers()}
     cache.put_blob("batchnorm", save_tensors(buffers))
     return time.perf_counter() - start

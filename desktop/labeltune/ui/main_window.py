@@ -62,8 +62,14 @@ class MainWindow(QMainWindow):
         self.session.project_opened.connect(self._on_session_project_opened)
         self.session.project_closed.connect(self._on_session_project_closed)
         self.xrd_page.project_changed.connect(self._update_title)
+        self.results_panel.continue_requested.connect(self._on_results_panel_continue_requested)
         self._update_title()
         self._restore_geometry()
+
+    def _on_results_panel_continue_requested(self, run_dir: Path) -> None:
+        """Continue a stopped run chosen in the runs list: the Train tab shows it training."""
+        if self.train_panel.resume_run(Path(run_dir)):
+            self.tabs.setCurrentWidget(self.train_panel)
 
     # -- menus --------------------------------------------------------------------------------------
     def _action(

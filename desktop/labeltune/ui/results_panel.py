@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -352,6 +352,8 @@ class RunComparisonView(QWidget):
 class ResultsPanel(QWidget):
     """Runs of the open project on the left; the selected run (or two compared) on the right."""
 
+    continue_requested = Signal(object)  # Path of a stopped run to continue (the Train tab does it)
+
     def __init__(self, session: ProjectSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
@@ -385,6 +387,7 @@ class ResultsPanel(QWidget):
         self._checking: str | None = None  # id of the run whose check is running
         self._checking_folder: Path | None = None  # and the folder of its project
         self.runs_list.selection_changed.connect(self._on_runs_list_selection_changed)
+        self.runs_list.continue_requested.connect(self.continue_requested)
         self.details_view.check_button.clicked.connect(self._on_check_button_clicked)
         self.check_controller.progressed.connect(self._on_check_controller_progressed)
         self.check_controller.finished.connect(self._on_check_controller_finished)

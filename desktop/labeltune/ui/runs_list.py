@@ -15,6 +15,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTreeWidget, QTreeWidgetItem, QWidget
 
 from labeltune.core.backbones import BACKBONES
+from labeltune.core.run_state import stopped_run
 from labeltune.core.trainer import EpochRecord
 
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -134,6 +135,7 @@ class RunsListView(QTreeWidget):
     """Recorded runs with their headline scores; multi-selection (Ctrl+click) for comparison."""
 
     selection_changed = Signal(list)  # the selected runs (dicts from Project.runs()), in list order
+    continue_requested = Signal(object)  # Path of a stopped run whose "Continue training" was chosen
 
     COLUMNS = ("Run", "Model", "Accuracy", "Macro-F1", "Status")
 
@@ -169,18 +171,21 @@ class RunsListView(QTreeWidget):
             for run in sorted(runs, key=lambda r: (r.get("created") or 0, str(r["id"])), reverse=True):
                 summary = run.get("metrics") or {}
                 accuracy, f1 = summary.get("val_accuracy"), summary.get("val_macro_f1")
+                stopped = stopped_run(Path(str(run.get("path", "")))) if summary.get("stopped") else None
                 item = QTreeWidgetItem(
                     [
                         created_text(run),
                         f"{backbone_title(str(run.get('backbone', '')))} · {run.get('strategy', '')}",
                         f"{accuracy:.3f}" if isinstance(accuracy, (int, float)) else "–",
                         f"{f1:.3f}" if isinstance(f1, (int, float)) else "–",
-                        run_status(run),
+                        stopped.describe() if stopped is not None else run_status(run),
                     ]
                 )
                 item.setData(0, ID_ROLE, str(run["id"]))
                 grouping = grouping_line(summary)
                 tip = f"{run['id']}\n{run.get('path', '')}" + (f"\nsplit {grouping}" if grouping else "")
+                if stopped is not None:
+                    tip += "\nRight-click ▸ Continue training to train its remaining epochs"
                 for column in range(self.columnCount()):
                     item.setToolTip(column, tip)
                 self.addTopLevelItem(item)
@@ -224,11 +229,22 @@ class RunsListView(QTreeWidget):
         item = self.itemAt(pos)
         if item is None:
             return
-        run = self._runs[str(item.data(0, ID_ROLE))]
+        self.menu_for(self._runs[str(item.data(0, ID_ROLE))]).popup(self.viewport().mapToGlobal(pos))
+
+    def menu_for(self, run: dict[str, Any]) -> QMenu:
+        """The context menu of ``run``: Continue training (a stopped run), Open run folder."""
         menu = QMenu(self)
+        stopped = (
+            stopped_run(Path(str(run.get("path", "")))) if (run.get("metrics") or {}).get("stopped") else None
+        )
+        if stopped is not None:
+            resume = menu.addAction(f"Continue training ({stopped.describe()})")
+            resume.setObjectName("continueRun")
+            resume.setToolTip("Train the remaining epochs of this run from where it stopped (Train tab)")
+            resume.triggered.connect(lambda: self.continue_requested.emit(stopped.run_dir))
         action = menu.addAction("Open run folder")
         action.setToolTip("Show the run's files (model, metrics, history) in the file manager")
         path = Path(str(run.get("path", "")))
         action.setEnabled(path.is_dir())
         action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
-        menu.popup(self.viewport().mapToGlobal(pos))
+        return menu

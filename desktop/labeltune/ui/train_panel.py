@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from labeltune.core.backbones import DEFAULT_BACKBONE
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress
+from labeltune.core.run_state import StoppedRun, stopped_run
 from labeltune.core.trainer import EpochRecord
 from labeltune.core.training import RunResult, TrainConfig, new_run_dir
 from labeltune.core.weights import weights_present
@@ -41,6 +42,7 @@ from labeltune.ui.train_status import (
     epoch_text,
     show_progress,
     stage_text,
+    stopping_text,
     summary_text,
 )
 from labeltune.ui.weights_dialog import BUNDLED, IMAGENET, RANDOM, WeightsDialog
@@ -48,6 +50,9 @@ from labeltune.workers.tasks import TaskController
 from labeltune.workers.training import TrainingStarted, TrainWorker
 
 log = logging.getLogger(__name__)
+
+
+RESUME_TIP = "Continue the stopped run from its last epoch, up to its planned epochs"
 
 
 class TrainPanel(QWidget):
@@ -61,6 +66,9 @@ class TrainPanel(QWidget):
         self.controller = TaskController(self)
         self.weights_dialog: WeightsDialog | None = None
         self.last_result: RunResult | None = None
+        #: The stopped run that Continue resumes: the last one here, or one found in the project's runs.
+        self.resumable: StoppedRun | None = None
+        self._resuming = False
         self._pending: TrainConfig | None = None
         self._project_folder: Path | None = None
         self._epochs = 0
@@ -84,9 +92,7 @@ class TrainPanel(QWidget):
         self.stop_button = QPushButton("St&op")
         self.stop_button.setToolTip("Stop after the current step; the best model so far is kept")
         self.resume_button = QPushButton("&Continue stopped run")
-        self.resume_button.setToolTip(
-            "Continue the stopped run from its last epoch, up to its planned epochs"
-        )
+        self.resume_button.setToolTip(RESUME_TIP)
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
@@ -143,6 +149,7 @@ class TrainPanel(QWidget):
         session.project_opened.connect(self._on_session_project_opened)
         session.project_closed.connect(self._on_session_project_closed)
         self.curves.set_epochs(self.form.epochs_spin.value())
+        self.resumable = self._newest_stopped_run()  # a stopped run survives a restart of the app
         self._update_data_label()
         self._update_buttons()
 
@@ -172,18 +179,24 @@ class TrainPanel(QWidget):
         )
 
     def resume(self) -> None:
-        """Continue the last stopped run from its checkpoint."""
-        result = self.last_result
-        if self.session.project is None or self.is_running() or result is None or not result.stopped:
-            return
-        self._start_worker(TrainWorker(self.session.project.folder, None, Path(result.run_dir), resume=True))
+        """Continue the stopped run (:attr:`resumable`) from its checkpoint."""
+        if self.resumable is not None:
+            self.resume_run(self.resumable.run_dir)
+
+    def resume_run(self, run_dir: Path) -> bool:
+        """Continue the stopped run in ``run_dir`` (e.g. chosen in the runs list); False if it cannot be."""
+        if self.session.project is None or self.is_running() or stopped_run(run_dir) is None:
+            return False
+        self._start_worker(TrainWorker(self.session.project.folder, None, Path(run_dir), resume=True))
+        self._resuming = True
+        return True
 
     def stop(self) -> None:
-        """Ask the training to stop after the current step (it keeps the best model)."""
+        """Ask the training to stop within the current step (it keeps the best model)."""
         if self.is_running():
             self.controller.stop()
             self.stop_button.setEnabled(False)
-            self.stage_label.setText("Stopping after the current step; the best model so far is kept…")
+            self.stage_label.setText(stopping_text("train"))
 
     def shutdown(self) -> None:
         """Stop a running training and wait for it (the window is closing)."""
@@ -196,6 +209,7 @@ class TrainPanel(QWidget):
         project = self.session.require()
         self._project_folder = project.folder
         self.last_result = None
+        self._resuming = False
         self._epochs = 0
         self._eta = EtaClock()
         self.curves.clear(worker.config.epochs if worker.config is not None else 0)
@@ -208,14 +222,27 @@ class TrainPanel(QWidget):
         self.controller.start(worker)
 
     # -- state --------------------------------------------------------------------------------------
+    def _newest_stopped_run(self) -> StoppedRun | None:
+        """The newest of the project's runs that was stopped and can be continued (its folder says so)."""
+        project = self.session.project
+        runs = project.runs() if project is not None else []
+        for run in sorted(runs, key=lambda r: (r.get("created") or 0, str(r["id"])), reverse=True):
+            if (run.get("metrics") or {}).get("stopped"):
+                found = stopped_run(Path(str(run["path"])))
+                if found is not None:
+                    return found
+        return None
+
     def _update_buttons(self) -> None:
         running = self.is_running()
         has_project = self.session.project is not None
         self.start_button.setEnabled(has_project and not running)
         self.stop_button.setEnabled(running)
-        stopped = self.last_result is not None and self.last_result.stopped
+        stopped = self.resumable is not None
         self.resume_button.setEnabled(has_project and not running and stopped)
         self.resume_button.setVisible(stopped and not running)
+        if self.resumable is not None:
+            self.resume_button.setToolTip(f"{RESUME_TIP} (this run: {self.resumable.describe()})")
         self.form.setEnabled(not running)
 
     def _update_data_label(self) -> None:
@@ -271,7 +298,9 @@ class TrainPanel(QWidget):
         if not self._shows_run_project():  # a run of a project closed meanwhile, stopping
             return
         show_progress(self.progress_bar, progress)
-        if self.stop_button.isEnabled():  # keep the "Stopping…" text once Stop was pressed
+        if not self.stop_button.isEnabled():  # Stop was pressed: say what it still waits for
+            self.stage_label.setText(stopping_text(progress.stage))
+        else:
             detail = f" — {progress.message}" if progress.stage == "train" and progress.message else ""
             self.stage_label.setText(f"{stage_text(progress)}{detail}")
         left = self._eta.update(progress)
@@ -307,10 +336,15 @@ class TrainPanel(QWidget):
         if not isinstance(result, RunResult):  # stopped before there was a model: nothing was kept
             self.progress_bar.setRange(0, 100)
             self.progress_bar.setValue(0)
-            self.stage_label.setText("Stopped before training began; nothing was saved.")
+            self.stage_label.setText(
+                "Stopped before training went on; the run is unchanged and can still be continued."
+                if self._resuming
+                else "Stopped before training began; nothing was saved."
+            )
             self._update_buttons()
             return
         self.last_result = result
+        self.resumable = stopped_run(result.run_dir) if result.stopped else None
         if not result.stopped:
             self.progress_bar.setRange(0, 100)
             self.progress_bar.setValue(100)
@@ -380,10 +414,12 @@ class TrainPanel(QWidget):
     def _on_session_project_opened(self, _project: object) -> None:
         if not self._shows_run_project():
             self._show_blank()
+        self.resumable = self._newest_stopped_run()
         self._update_data_label()
         self._update_buttons()
 
     def _on_session_project_closed(self) -> None:
         self.stop()
+        self.resumable = None
         self._update_data_label()
         self._update_buttons()

@@ -21,9 +21,28 @@ from labeltune.ui.metrics_table import percent
 STAGE_TEXT = {
     "scan": "Checking the images",
     "hash": "Reading the files",
+    "decode": "Reading the images",
     "features": "Running the network over the images (kept for later runs)",
     "train": "Training",
+    "reliability": "Calibrating the confidence and the unfamiliar-image check",
+    "save": "Saving the model",
 }
+
+#: What a stopping run still waits for, by the stage it reported last (Stop is checked between steps).
+STOPPING_TEXT = {
+    "train": "finishing the current batch…",
+    "features": "finishing the current batch of images…",
+    "decode": "finishing the current batch of images…",
+    "reliability": "leaving the calibration…",
+    "save": "saving the model…",
+}
+
+
+def stopping_text(stage: str) -> str:
+    """``Stopping — saving the model…``: what the user waits for after pressing Stop."""
+    if stage.startswith("download"):
+        return "Stopping — ending the download…"
+    return f"Stopping — {STOPPING_TEXT.get(stage, 'finishing the current step…')}"
 
 
 def show_progress(bar: QProgressBar, progress: Progress) -> None:

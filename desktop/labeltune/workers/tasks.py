@@ -37,18 +37,26 @@ class Worker(QObject):
         super().__init__()
         self.stop_event = threading.Event()
         self._last_progress = 0.0
+        self._last_stage = ""
 
     def work(self) -> Any:
         """Do the job (runs in the worker thread); override this plain method."""
         raise NotImplementedError
 
     def report(self, progress: Progress) -> None:
-        """Progress callback for core functions: emits at most every ``min_interval`` s (and the last one)."""
+        """Progress callback for core functions: emits at most every ``min_interval`` s.
+
+        The last report of a stage and the first of a new one always go through: they say what the job
+        is doing now ("saving the model" while the user waits for Stop).
+        """
         now = time.monotonic()
-        if now - self._last_progress >= self.min_interval or (
-            progress.total and progress.done >= progress.total
+        if (
+            now - self._last_progress >= self.min_interval
+            or (progress.total and progress.done >= progress.total)
+            or progress.stage != self._last_stage
         ):
             self._last_progress = now
+            self._last_stage = progress.stage
             self.progressed.emit(progress)
 
     @Slot()

@@ -296,11 +296,18 @@ class _Eval:
     fraction_mae: float
 
 
-def _evaluate(net: XrdNet, x: torch.Tensor, present: torch.Tensor, fractions: torch.Tensor) -> _Eval:
+def _evaluate(
+    net: XrdNet,
+    x: torch.Tensor,
+    present: torch.Tensor,
+    fractions: torch.Tensor,
+    stop_event: threading.Event | None = None,
+) -> _Eval:
     net.eval()
     logits_all, frac_all = [], []
     with torch.no_grad():
         for i in range(0, len(x), 256):
+            check_stop(stop_event)
             logits, frac = net(x[i : i + 256])
             logits_all.append(logits)
             frac_all.append(frac)
@@ -523,7 +530,7 @@ def train_xrd(
             seen = 0
             n_labeled = 0
             for b, batch in enumerate(source_batches.epoch(batches, stop_event)):
-                loss, exact = _step(net, optimizer, batch, config)
+                loss, exact = _step(net, optimizer, batch, config, stop_event)
                 if step < total_steps - 1:
                     scheduler.step()
                 step += 1
@@ -539,7 +546,7 @@ def train_xrd(
                         f"loss {loss_sum / max(seen, 1):.4f}",
                     )
                 )
-            ev = _evaluate(net, val_x, val_present, val_frac)
+            ev = _evaluate(net, val_x, val_present, val_frac, stop_event)
             record = EpochRecord(
                 epoch=epoch + 1,
                 train_loss=loss_sum / max(seen, 1),
@@ -669,7 +676,11 @@ def _optimizer(
 
 
 def _step(
-    net: XrdNet, optimizer: torch.optim.Optimizer, batch: _Batch, config: XrdTrainConfig
+    net: XrdNet,
+    optimizer: torch.optim.Optimizer,
+    batch: _Batch,
+    config: XrdTrainConfig,
+    stop_event: threading.Event | None = None,
 ) -> tuple[float, float]:
     """One optimisation step; returns the loss and how many simulated rows had every phase right."""
     logits, frac_logits = net(batch.x)
@@ -679,6 +690,7 @@ def _step(
         loss = loss + config.fraction_weight * _fraction_loss(
             frac_logits[:n_f], batch.fractions, batch.present
         )
+    check_stop(stop_event)  # between forward and backward: the backward costs the most
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -713,7 +725,7 @@ def fine_tune_net(
     for epoch in range(config.epochs):
         net.train()
         for b, batch in enumerate(source.epoch(batches, stop_event)):
-            _step(net, optimizer, batch, config)
+            _step(net, optimizer, batch, config, stop_event)
             if step < total_steps - 1:
                 scheduler.step()
             step += 1
