@@ -223,7 +223,7 @@ def test_classes_past_the_ninth_are_labeled_from_the_menu(page: LabelPage, proje
     menu.close()
     assert _committed_label(project, target) == "extra10"
     assert page.class_panel.counts()["extra10"] == 1
-    assert page.class_panel.tree.topLevelItem(10).text(0) == ""  # no hotkey past 9
+    assert page.class_panel.tree.topLevelItem(10).text(0) == "L"  # past 9: the L list
 
 
 def test_unknown_class_key_labels_nothing(qtbot: QtBot, page: LabelPage, project: Project) -> None:
@@ -552,3 +552,16 @@ def test_thumbnails_follow_file_names_with_numbers_in_number_order(
     finally:
         page.shutdown()
         session.close()
+
+
+def test_long_file_names_keep_their_track_id_on_two_caption_lines() -> None:
+    from labeltune.ui.gallery import caption_lines
+
+    def fits(text: str) -> bool:
+        return len(text) <= 18  # characters standing in for pixels
+
+    assert caption_lines("short.png", fits) == ("short.png", "")
+    first, second = caption_lines("fish_000001329595_03643.png", fits)
+    assert (first, second) == ("fish_000001329595_", "03643.png")  # the track id whole on line one
+    assert caption_lines("Corn_Blight (1056).JPG", fits) == ("Corn_Blight ", "(1056).JPG")
+    assert caption_lines("averyveryverylongnamewithoutbreaks.png", fits)[0] == "averyveryverylongn"

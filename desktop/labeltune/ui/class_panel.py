@@ -77,6 +77,7 @@ class ClassPanel(QWidget):
         self.tree.setColumnCount(3)
         self.tree.setHeaderLabels(["Key", "Class", "Images"])
         self.tree.setRootIsDecorated(False)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "Plectrogly…_dickii": both ends show
         self.tree.setUniformRowHeights(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -155,12 +156,14 @@ class ClassPanel(QWidget):
         self._unlabeled = project.unlabeled_count()
         classes = project.classes
         for i, name in enumerate(classes):
-            item = QTreeWidgetItem(["" if i >= 9 else str(i + 1), name, f"{self._counts.get(name, 0):,}"])
+            item = QTreeWidgetItem(["L" if i >= 9 else str(i + 1), name, f"{self._counts.get(name, 0):,}"])
             item.setData(0, NAME_ROLE, name)
             item.setIcon(NAME_COLUMN, _swatch(class_colour(i)))
-            item.setToolTip(
-                NAME_COLUMN, f"{name}: press {i + 1} to label" if i < 9 else f"{name} (no hotkey)"
+            tip = (
+                f"{name}: press {i + 1} to label" if i < 9 else f"{name}: press L and type its name to label"
             )
+            item.setToolTip(NAME_COLUMN, tip)
+            item.setToolTip(KEY_COLUMN, tip)
             self._align(item)
             self.tree.addTopLevelItem(item)
             item.setSelected(name in selected)

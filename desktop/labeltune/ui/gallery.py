@@ -7,6 +7,7 @@ so thumbnail requests for rows that scrolled away are dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal
@@ -64,6 +65,22 @@ def text_colour_on(background: QColor) -> QColor:
     return QColor(Qt.GlobalColor.black) if luminance > 150 else QColor(Qt.GlobalColor.white)
 
 
+def caption_lines(name: str, fits: Callable[[str], bool]) -> tuple[str, str]:
+    """A file name on up to two lines, broken after a ``_``, ``-``, ``.`` or space if it must be.
+
+    The latest break whose first part fits is taken, so ``fish_000001329595_03643.png`` keeps its track
+    id in view; the second line may still be too long (the caller elides it in the middle).
+    """
+    if fits(name):
+        return name, ""
+    breaks = [i + 1 for i, ch in enumerate(name[:-1]) if ch in "_-. " and i > 0]
+    fitting = [b for b in breaks if fits(name[:b])]
+    if fitting:
+        return name[: max(fitting)], name[max(fitting) :]
+    cut = max((i for i in range(1, len(name)) if fits(name[:i])), default=1)  # as many characters as fit
+    return name[:cut], name[cut:]
+
+
 class ThumbnailDelegate(QStyledItemDelegate):
     """Paints a thumbnail (or its placeholder), the file name, and the label as a coloured badge."""
 
@@ -73,9 +90,9 @@ class ThumbnailDelegate(QStyledItemDelegate):
         self.thumbnail_size = thumbnail_size
 
     def cell_size(self, option_font: QFont) -> QSize:
-        """Size of one grid cell: the thumbnail plus two caption lines."""
+        """Size of one grid cell: the thumbnail plus three caption lines (file name on two, label)."""
         line = QFontMetrics(option_font).height()
-        return QSize(self.thumbnail_size + 2 * _PADDING, self.thumbnail_size + 2 * line + 3 * _PADDING)
+        return QSize(self.thumbnail_size + 2 * _PADDING, self.thumbnail_size + 3 * line + 3 * _PADDING)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
         """Every cell has the same size (the view uses uniform item sizes)."""
@@ -191,19 +208,25 @@ class ThumbnailDelegate(QStyledItemDelegate):
         line = metrics.height()
         text_role = QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
         left, width = rect.x() + _PADDING, rect.width() - 2 * _PADDING
-        name_rect = QRect(left, box.bottom() + _PADDING, width, line)
         painter.setPen(palette.color(text_role))
-        name = metrics.elidedText(
-            str(index.data(Qt.ItemDataRole.DisplayRole)), Qt.TextElideMode.ElideMiddle, width
+        first, second = caption_lines(
+            str(index.data(Qt.ItemDataRole.DisplayRole)),
+            lambda text: metrics.horizontalAdvance(text) <= width,
         )
-        painter.drawText(name_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name)
+        second = metrics.elidedText(second, Qt.TextElideMode.ElideMiddle, width)
+        centred = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter
+        name_rect = QRect(left, box.bottom() + _PADDING, width, line)
+        painter.drawText(name_rect, centred, first)
+        name_rect = QRect(left, name_rect.bottom() + 1, width, line)
+        if second:
+            painter.drawText(name_rect, centred, second)
         label_rect = QRect(left, name_rect.bottom() + 2, width, line)
         if label is None:
             muted = palette.color(QPalette.ColorGroup.Disabled, text_role)
             painter.setPen(muted)
             painter.drawText(label_rect, Qt.AlignmentFlag.AlignCenter, "unlabeled")
             return
-        text = metrics.elidedText(label, Qt.TextElideMode.ElideRight, width - 14)
+        text = metrics.elidedText(label, Qt.TextElideMode.ElideMiddle, width - 14)
         text_width = metrics.horizontalAdvance(text)
         dot_x = label_rect.center().x() - (text_width + 14) // 2
         painter.setPen(Qt.PenStyle.NoPen)
