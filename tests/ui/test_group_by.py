@@ -227,3 +227,35 @@ def test_a_grouped_training_run_records_and_shows_its_grouping(qtbot, image_fold
         panel.shutdown()
         results.shutdown()
         session.close()
+
+
+def test_a_large_project_previews_in_a_worker_and_keeps_the_newest_edit(
+    qtbot, open_form, tmp_path, monkeypatch
+):
+    import threading
+
+    from labeltune.ui import group_by
+
+    monkeypatch.setattr(group_by, "SYNC_LIMIT", 0)  # every preview counts as large here
+    threads: list[str] = []
+    real = group_by.preview_grouping
+
+    def recording(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(group_by, "preview_grouping", recording)
+    form = open_form(fish_project(tmp_path / "p"))
+    box = form.group_box
+    choose(box, qtbot, "pattern")
+    qtbot.waitUntil(lambda: box.preview is not None and not box._controller.is_running(), timeout=5000)
+    assert threads and threading.main_thread().name not in threads  # never in the GUI thread
+    box.preset_combo.setCurrentIndex(box.preset_combo.findData(CUSTOM))
+    box.pattern_edit.setText(r"_(\d)")  # first digit of the track: 2 groups
+    box.update_preview()
+    assert box._controller.is_running() and "Working out the split" in box.preview_label.text()
+    box.pattern_edit.setText(r"_(\d+)_")  # edited while the worker computes
+    box.update_preview()
+    qtbot.waitUntil(lambda: not box._controller.is_running() and box.preview is not None, timeout=5000)
+    qtbot.waitUntil(lambda: "fish_<b>0000</b>_000.png" in box.preview_label.text(), timeout=5000)
+    assert box.preview.groups == 10  # the newest pattern, not the one computing when it was typed

@@ -3,7 +3,9 @@
 The choices are those of :mod:`labeltune.core.grouping`: nothing, the import's groups, a file-name pattern
 (ready-made ones or a custom regular expression), a column of a CSV file, or the folder of each image.
 The preview splits the labeled images from their names only (no image is opened), a quarter of a second
-after the last edit, so typing a pattern never waits on it.
+after the last edit, so typing a pattern never waits on it; for large projects (over
+:data:`SYNC_LIMIT` labeled images, where the split takes a noticeable fraction of a second) it is
+computed in a worker thread, and an edit made meanwhile is previewed when that one is done.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from labeltune.core.grouping import (
     csv_columns,
     preview_grouping,
 )
+from labeltune.workers.tasks import FunctionWorker, TaskController
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ KIND_TEXT = {
 CUSTOM = "custom"
 #: Milliseconds after the last edit before the preview is computed.
 DEBOUNCE_MS = 250
+#: Up to this many labeled images the preview is computed at once (tens of ms); beyond, in a worker.
+SYNC_LIMIT = 5000
 #: Per-class counts are listed up to this many classes.
 MAX_CLASSES_SHOWN = 8
 
@@ -149,6 +154,10 @@ class GroupByBox(QWidget):
         layout.addWidget(self.csv_row)
         layout.addWidget(self.preview_label)
 
+        self._controller = TaskController(self)
+        self._controller.finished.connect(self._on_controller_finished)
+        self._controller.failed.connect(self._on_controller_failed)
+        self._again = False  # an edit came while the worker computed the previous preview
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
@@ -252,25 +261,65 @@ class GroupByBox(QWidget):
         self._schedule()
 
     def update_preview(self) -> None:
-        """Compute the preview now (normally :data:`DEBOUNCE_MS` after the last edit)."""
+        """Compute the preview (normally :data:`DEBOUNCE_MS` after the last edit).
+
+        At once for up to :data:`SYNC_LIMIT` labeled images, else in a worker; ``preview_updated``
+        follows either way.
+        """
         self._timer.stop()
-        self.preview, self.error = None, ""
+        if self._controller.is_running():
+            self._again = True
+            return
+        labeled = sum(1 for label in self._labels if label is not None)
+        if not labeled:
+            self._show_preview(None, "", "No labeled images yet.")
+            return
+        spec, paths, labels = self.spec_text(), list(self._paths), list(self._labels)
+        imported, fraction = list(self._imported), self._val_fraction
+        if labeled <= SYNC_LIMIT:
+            try:
+                self._show_preview(preview_grouping(spec, paths, labels, imported, fraction), "")
+            except UnusableInputError as exc:
+                self._show_preview(None, str(exc))
+            return
+
+        def compute(_progress: object, _stop: object) -> GroupingPreview:
+            return preview_grouping(spec, paths, labels, imported, fraction)
+
+        self.preview_label.setText(f"<small>Working out the split of {labeled:,} images…</small>")
+        self._controller.start(FunctionWorker(compute))
+
+    def shutdown(self) -> None:
+        """Wait for a preview being computed (the window is closing)."""
+        self._timer.stop()
+        self._controller.shutdown()
+
+    def _show_preview(self, preview: GroupingPreview | None, error: str, note: str = "") -> None:
+        self.preview, self.error = preview, error
         kind = self.kind()
-        try:
-            if not any(label is not None for label in self._labels):
-                self.preview_label.setText("<small>No labeled images yet.</small>")
-            else:
-                self.preview = preview_grouping(
-                    self.spec_text(), self._paths, self._labels, self._imported, self._val_fraction
-                )
-                self.preview_label.setText(preview_html(self.preview, kind != NONE))
-        except UnusableInputError as exc:
-            self.error = str(exc)
-            self.preview_label.setText(
-                f'<small><span style="color: red">{html.escape(self.error)}</span></small>'
-            )
-        self.pattern_edit.setStyleSheet("color: red" if self.error and kind == PATTERN else "")
+        if error:
+            self.preview_label.setText(f'<small><span style="color: red">{html.escape(error)}</span></small>')
+        elif preview is not None:
+            self.preview_label.setText(preview_html(preview, kind != NONE))
+        else:
+            self.preview_label.setText(f"<small>{note}</small>")
+        self.pattern_edit.setStyleSheet("color: red" if error and kind == PATTERN else "")
         self.preview_updated.emit()
+
+    def _on_controller_finished(self, result: object) -> None:
+        if self._again:  # the settings changed meanwhile: this preview is out of date
+            self._again = False
+            self.update_preview()
+            return
+        if isinstance(result, GroupingPreview):
+            self._show_preview(result, "")
+
+    def _on_controller_failed(self, message: str, _details: str) -> None:
+        if self._again:
+            self._again = False
+            self.update_preview()
+            return
+        self._show_preview(None, message)
 
     # -- helpers ------------------------------------------------------------------------------------
     def _import_index(self) -> int:

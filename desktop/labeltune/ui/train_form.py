@@ -351,6 +351,7 @@ class TrainSettingsForm(QWidget):
         if self.weights_dialog is not None:
             self.weights_dialog.shutdown()
         self._device_controller.shutdown()
+        self.group_box.shutdown()
 
     # -- slots --------------------------------------------------------------------------------------
     def _update_explanations(self) -> None:
