@@ -128,11 +128,13 @@ def make_labeling_project(base: Path) -> tuple[Path, dict[str, str]]:
     away; the returned dict maps each such path to its true class.
     """
     from labeltune.core.datasets import scan
-    from labeltune.core.demos import write_demo
+    from labeltune.core.demos import demo_counts, write_demo
     from labeltune.core.project import Project
 
     demo = write_demo("corn", base / "demo-copy")
-    images = base / "Corn field survey" / "photos"
+    folder = base / "Corn field survey"  # the project's own folder first; its photos are kept inside it
+    Project.create(folder, name="Corn field survey", classes=sorted(demo_counts("corn"))).close()
+    images = folder / "photos"
     shutil.copytree(demo / "images", images)
     chosen = [
         (class_dir, photo)
@@ -157,10 +159,8 @@ def make_labeling_project(base: Path) -> tuple[Path, dict[str, str]]:
     )
     shutil.rmtree(fish)
     shutil.rmtree(demo)
-    folder = base / "Corn field survey"
     dataset = scan(images)
-    classes = sorted({s.label for s in dataset.samples if s.label is not None})
-    with Project.create(folder, name="Corn field survey", classes=classes) as project:
+    with Project.open(folder) as project:
         project.add_source(images)
         project.add_samples(dataset.samples)
     return folder, truth

@@ -234,6 +234,8 @@ def test_a_25_class_confusion_matrix_keeps_its_names_in_view_and_names_the_mista
     assert strip.count(window) > 0.6 * len(strip)
     column = [image.pixelColor(left // 3, y).name() for y in range(top + 5, image.height() - 5, 7)]
     assert column.count(window) > 0.6 * len(column)
+    corner = {image.pixelColor(x, y).name() for x in range(0, left, 3) for y in range(0, top, 3)}
+    assert corner == {window}  # no row name scrolled up into the column header, nor the other way
     assert top_confusions(matrix, classes, limit=2) == [
         (classes[3], classes[7], 6, 0.375),
         (classes[20], classes[2], 2, pytest.approx(2 / 14)),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import QEvent, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QFont,
     QFontMetrics,
     QHelpEvent,
     QKeyEvent,
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 MIN_CELL = 22
 MAX_CELL = 72
-MAX_LABEL = 150
+MAX_LABEL = 200
 PAD = 6
 
 
@@ -219,22 +220,44 @@ class ConfusionMatrixView(QWidget):
                     painter.setPen(readable_text_colour(fill))
                     painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, str(count))
 
-        # The names, on strips that stay at the visible edges while the grid scrolls.
+        # The names, on strips that stay at the visible edges while the grid scrolls: the row names'
+        # strip first (clipped below the column header), then the column names' strip over it (clipped
+        # right of the row names), then the corner.
         dx, dy = self.header_offsets()
+        visible = self.visibleRegion().boundingRect()
+        if visible.isEmpty():
+            visible = self.rect()
         window = palette.color(QPalette.ColorRole.Window)
+        bold = QFont(self.font())
+        bold.setBold(True)
+        bold_metrics = QFontMetrics(bold)
+
+        painter.save()
+        painter.setClipRect(QRect(dx, dy + top, left, max(0, visible.bottom() - dy - top + 1)))
         painter.fillRect(QRect(dx, top, left, grid.height()), window)
-        painter.fillRect(QRect(left, dy, grid.width(), top), window)
-        painter.fillRect(QRect(dx, dy, left, top), window)
-        painter.setFont(self.font())
         painter.setPen(text_colour)
         label_left = dx + metrics.height() + PAD * 2
         for i, name in enumerate(self._classes):
-            shown = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, label + 2)
             painter.drawText(
                 QRect(label_left - 2, top + i * cell, label + 2, cell),
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                shown,
+                metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, label + 2),
             )
+        rows_top, rows_bottom = max(top, dy + top), min(grid.bottom(), visible.bottom())
+        painter.setFont(bold)
+        painter.translate(dx + PAD, (rows_top + rows_bottom) / 2)
+        painter.rotate(-90)
+        height = max(rows_bottom - rows_top, bold_metrics.horizontalAdvance("True class") + PAD)
+        painter.drawText(
+            QRect(-height // 2, 0, height, metrics.height()), Qt.AlignmentFlag.AlignCenter, "True class"
+        )
+        painter.restore()
+
+        painter.save()
+        painter.setClipRect(QRect(dx + left, dy, max(0, visible.right() - dx - left + 1), top))
+        painter.fillRect(QRect(left, dy, grid.width(), top), window)
+        painter.setPen(text_colour)
+        for i, name in enumerate(self._classes):
             if rotated:
                 painter.save()
                 painter.translate(left + i * cell + cell / 2 - metrics.height() / 2, dy + top - PAD)
@@ -242,7 +265,7 @@ class ConfusionMatrixView(QWidget):
                 painter.drawText(
                     QRect(0, 0, label + 2, metrics.height()),
                     Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                    shown,
+                    metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, label + 2),
                 )
                 painter.restore()
             else:
@@ -251,28 +274,17 @@ class ConfusionMatrixView(QWidget):
                     Qt.AlignmentFlag.AlignCenter,
                     metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, cell),
                 )
-
-        bold = painter.font()
-        bold.setBold(True)
-        painter.setFont(bold)
-        # The axis titles are centred on the grid's visible part, never narrower than their text.
-        bold_metrics = QFontMetrics(bold)
-        visible = self.visibleRegion().boundingRect()
-        span_left = max(left, visible.left()) if not visible.isEmpty() else left
-        span_right = min(grid.right(), visible.right()) if not visible.isEmpty() else grid.right()
+        # "Predicted class" centred on the visible columns, never narrower than its text
+        span_left, span_right = max(left, dx + left), min(grid.right(), visible.right())
         width = max(span_right - span_left, bold_metrics.horizontalAdvance("Predicted class") + PAD)
-        x = max(0, min(span_left + (span_right - span_left - width) // 2, self.width() - width))
+        painter.setFont(bold)
         painter.drawText(
-            QRect(x, dy + PAD, width, metrics.height()), Qt.AlignmentFlag.AlignCenter, "Predicted class"
-        )
-        painter.save()
-        painter.translate(dx + PAD, top + grid.height() / 2)
-        painter.rotate(-90)
-        height = max(grid.height(), bold_metrics.horizontalAdvance("True class") + PAD)
-        painter.drawText(
-            QRect(-height // 2, 0, height, metrics.height()), Qt.AlignmentFlag.AlignCenter, "True class"
+            QRect(span_left + (span_right - span_left - width) // 2, dy + PAD, width, metrics.height()),
+            Qt.AlignmentFlag.AlignCenter,
+            "Predicted class",
         )
         painter.restore()
+        painter.fillRect(QRect(dx, dy, left, top), window)
         painter.setFont(self.font())
         if self._current is not None and self.hasFocus():
             painter.setPen(text_colour)

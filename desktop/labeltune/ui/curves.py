@@ -14,14 +14,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QHBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from labeltune.core.trainer import EpochRecord
-from labeltune.ui.plot_legend import PlacedLegend, add_placed_legend
 
 #: Train / validation colours that read on light and dark backgrounds alike.
 TRAIN_COLOUR = "#3b82f6"
@@ -90,11 +88,6 @@ class TrainingCurvesView(QWidget):
             plot.disableAutoRange()
             plot.hideButtons()
             plot.setMinimumHeight(160)
-            # One row, so that it hides little; _place_legends moves it to a corner the curves leave free.
-            # Losses usually fall from the top of their axis and accuracies rise, so the bottom corners
-            # come first; but an overfitting run's training loss lies along the bottom.
-            corners = ((0, 0), (1, 1), (1, 0), (0, 1)) if key == "loss" else ((1, 0), (0, 1), (0, 0), (1, 1))
-            add_placed_legend(item, corners, colCount=2, horSpacing=12)
             self._curves[f"train_{key}"] = plot.plot(
                 [], [], pen=pg.mkPen(TRAIN_COLOUR, width=2), name="training"
             )
@@ -111,12 +104,23 @@ class TrainingCurvesView(QWidget):
         self.accuracy_plot.setYRange(0.0, 1.0, padding=0.02)
         self._set_x_range()
         self._set_loss_range(1.0)
-        layout = QHBoxLayout(self)
+        # The key sits above the plots, outside them: at any size it covers no curve.
+        self.key_label = QLabel(
+            f'<span style="color:{TRAIN_COLOUR}">━━</span> training &nbsp;&nbsp; '
+            f'<span style="color:{VAL_COLOUR}">━●━</span> validation'
+        )
+        self.key_label.setObjectName("curvesKey")
+        self.key_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        plots = QHBoxLayout()
+        plots.setContentsMargins(0, 0, 0, 0)
+        plots.addWidget(self.loss_plot)
+        plots.addWidget(self.accuracy_plot)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.loss_plot)
-        layout.addWidget(self.accuracy_plot)
+        layout.setSpacing(0)
+        layout.addWidget(self.key_label)
+        layout.addLayout(plots, 1)
         self._apply_palette()
-        self._place_legends()
 
     # -- data ---------------------------------------------------------------------------------------
     def clear(self, epochs: int = 0) -> None:
@@ -182,17 +186,6 @@ class TrainingCurvesView(QWidget):
             self._set_loss_range(top)
         for name, curve in self._curves.items():
             curve.setData(epochs, [float(getattr(r, name)) for r in self._records])
-        self._place_legends()
-
-    def _place_legends(self) -> None:
-        """Put each legend in the corner with the fewest points under it (unless the user moved it)."""
-        for key, plot in (("loss", self.loss_plot), ("accuracy", self.accuracy_plot)):
-            legend = plot.getPlotItem().legend
-            points = [
-                (r.epoch, float(getattr(r, f"{split}_{key}"))) for r in self._records for split in SPLITS
-            ]
-            if isinstance(legend, PlacedLegend):
-                legend.place(np.array(points, dtype=np.float64).reshape(-1, 2))
 
     def _set_x_range(self) -> None:
         last = max(self._epochs, 1)
@@ -224,7 +217,7 @@ class TrainingCurvesView(QWidget):
                 axis.setPen(pg.mkPen(grid))
                 axis.setTextPen(pg.mkPen(text))
             legend = item.legend
-            if legend is not None:
+            if legend is not None:  # (the curves have their key above the plots; none inside)
                 legend.setLabelTextColor(text)
                 for _sample, label in legend.items:  # setLabelTextColor does not re-render existing labels
                     label.setText(label.text, color=text)
