@@ -148,3 +148,14 @@ def test_record_and_text() -> None:
         "grouped by the import's groups — 1 groups (1 image on its own)"
     )
     assert grouping_text(None) == "grouping not recorded"
+
+
+def test_a_ready_made_pattern_is_described_in_words_not_as_its_regex() -> None:
+    from labeltune.core.grouping import NAME_PRESETS, GroupingSpec
+
+    before_last = next(p for p in NAME_PRESETS if p.key == "before-last")
+    assert (
+        GroupingSpec.parse(f"regex:{before_last.pattern}").describe()
+        == "file name: text before the last _ or -"
+    )
+    assert GroupingSpec.parse(r"regex:fish_(\d+)_").describe() == r"file-name pattern fish_(\d+)_"

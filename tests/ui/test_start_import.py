@@ -453,6 +453,7 @@ def test_dropped_files_are_what_is_imported(
     assert dialog.dataset is not None
     assert sorted(s.path.name for s in dialog.dataset.samples) == ["img001.png", "loose.png"]
     assert _table(dialog) == {"(unlabeled)": "2"}
+    assert dialog.status.text().startswith("Found 2 images, unlabeled.")
     assert [Path(s.path).name for s in dialog.dataset.skipped] == ["corrupt.png"]
     assert dialog.name_edit.text() == messy_folder.name
     with qtbot.waitSignal(dialog.accepted, timeout=WAIT):

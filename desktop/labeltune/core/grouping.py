@@ -115,6 +115,9 @@ class GroupingSpec:
     def describe(self) -> str:
         r"""What the images are grouped by, in words (``file-name pattern fish_(\d+)_``)."""
         if self.kind == PATTERN:
+            preset = next((p for p in NAME_PRESETS if p.pattern == self.pattern), None)
+            if preset is not None:  # a ready-made pattern: its words, not its regex
+                return f"file name: {preset.title[0].lower()}{preset.title[1:]}"
             return f"file-name pattern {self.pattern}"
         if self.kind == CSV:
             where = f" of {PurePath(self.csv_file).name}" if self.csv_file else ""

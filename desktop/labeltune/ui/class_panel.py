@@ -134,6 +134,17 @@ class ClassPanel(QWidget):
         return button
 
     # -- contents -----------------------------------------------------------------------------------
+    def preferred_width(self, cap: int = 360) -> int:
+        """Width that shows every class name whole (up to ``cap`` px): key, swatch, name and count."""
+        metrics = self.tree.fontMetrics()
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        names = [item.text(NAME_COLUMN) for item in items if item is not None]
+        name = max((metrics.horizontalAdvance(n) for n in names), default=0) + 16 + 24  # swatch, padding
+        key = metrics.horizontalAdvance("Key") + 16
+        count = metrics.horizontalAdvance("Images") + 20
+        scrollbar = self.tree.verticalScrollBar().sizeHint().width()
+        return min(cap, max(170, key + name + count + scrollbar + 2 * self.tree.frameWidth() + 4))
+
     def counts(self) -> dict[str, int]:
         """Images per class as shown (in class order)."""
         return dict(self._counts)

@@ -29,11 +29,7 @@ from labeltune.ui.thumbnails import ThumbnailLoader
 FilterKind = Literal["all", "unlabeled", "class", "split", "unfamiliar"]
 SortOrder = Literal["name", "folder", "added"]
 #: The gallery's orders, as offered to the user.
-SORT_ORDERS: dict[str, str] = {
-    "name": "File name",
-    "folder": "Folder, then file name",
-    "added": "Order added",
-}
+SORT_ORDERS: dict[str, str] = {"name": "Name", "folder": "Folder", "added": "Order added"}
 ThumbnailState = Literal["loading", "ready", "failed"]
 Index = QModelIndex | QPersistentModelIndex
 Row = tuple[int, str, str | None]  # sample id, absolute path, label

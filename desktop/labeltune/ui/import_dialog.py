@@ -324,9 +324,18 @@ class ImportDialog(QDialog):
                 "(or a CSV with path and label columns)."
             )
         else:
+            found = labeled + unlabeled
+            if labeled and unlabeled:
+                what = (
+                    f": {labeled:,} in {len(counts)} class{'es' if len(counts) != 1 else ''}, "
+                    f"{unlabeled:,} unlabeled"
+                )
+            elif labeled:
+                what = f" in {len(counts)} class{'es' if len(counts) != 1 else ''}"
+            else:
+                what = ", unlabeled" if found != 1 else ", not labeled yet"
             self.status.setText(
-                f"Found {labeled + unlabeled:,} images: {labeled:,} in {len(counts)} "
-                f"class{'es' if len(counts) != 1 else ''}, {unlabeled:,} unlabeled. Nothing is saved yet."
+                f"Found {found:,} image{'s' if found != 1 else ''}{what}. Nothing is saved yet."
             )
         self.scanned.emit(data)
 

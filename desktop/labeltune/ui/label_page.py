@@ -17,8 +17,8 @@ import os
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt
-from PySide6.QtGui import QKeyEvent, QKeySequence
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, QTimer
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -44,9 +44,11 @@ from labeltune.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
 
-KEY_HINT = (
-    "1–9 label · L label as… (any class, by name) · 0 unlabel · Backspace undo · Ctrl+Shift+Z redo · "
-    "←/→ previous/next · +/−/F zoom"
+KEY_HINT = "1–9 label · L any class · 0 unlabel · Backspace undo · ←/→ move · +/−/F zoom"
+KEY_HELP = (
+    "1–9: label with the n-th class · L: label as any class, by name or number · 0 or Delete: remove "
+    "the label · Backspace or Ctrl+Z: undo · Ctrl+Shift+Z: redo · ←/→: previous/next image · "
+    "+/−/F: zoom in/out/fit"
 )
 _SOURCE_TEXT = {"human": "by you", "import": "imported", "model": "accepted prediction"}
 _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
@@ -93,6 +95,7 @@ class LabelPage(QWidget):
         self.session = session
         self.settings = session.settings
         self._updating = False  # a label change is being applied: ignore Qt's own current-row moves
+        self._fit_pending = False  # widen the class list when the page is next shown
         size = self.settings.thumbnail_size
         threads = max(1, min(4, (os.cpu_count() or 2) - 1))  # leave a core to the GUI thread
         self.loader = ThumbnailLoader(None, threads=threads, display_size=size, parent=self)
@@ -104,6 +107,12 @@ class LabelPage(QWidget):
         self.image_view = ImageView()
         self.class_panel = ClassPanel(session)
         self.filter_combo = FilterCombo()
+        # wide enough for "All images" or a class name ("All imag" was cut), not for the longest entry
+        self.filter_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.filter_combo.setMinimumContentsLength(14)
+        self.filter_combo.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
         self.order_combo = QComboBox()
         self.order_combo.setObjectName("galleryOrderCombo")
         self.order_combo.setToolTip("The order of the thumbnails (numbers in names sort as numbers)")
@@ -119,7 +128,7 @@ class LabelPage(QWidget):
         self.auto_advance_box.setToolTip("After a class key, jump to the next unlabeled image")
         self.status_label = QLabel(KEY_HINT)
         self.status_label.setObjectName("labelStatusLabel")
-        self.status_label.setToolTip(KEY_HINT)
+        self.status_label.setToolTip(KEY_HELP)
         # Its text changes with every key: it must not set the gallery's width (the splitter would move
         # and the thumbnails reflow), so a long message is clipped instead (the tooltip has the keys).
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -175,7 +184,7 @@ class LabelPage(QWidget):
         middle_layout.addLayout(bar)
         middle_layout.addWidget(self.gallery, 1)
         middle_layout.addWidget(self.status_label)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter = self.splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self.class_panel)
         splitter.addWidget(middle)
@@ -428,7 +437,26 @@ class LabelPage(QWidget):
         self.count_label.setText(f"{shown:,} of {total:,} images" if project is not None else "")
 
     # -- session and view events --------------------------------------------------------------------
+    def _fit_class_panel(self) -> None:
+        """Widen the class list so every class name shows whole (the gallery gives up the room)."""
+        sizes = self.splitter.sizes()
+        if not self.isVisible() or sum(sizes) == 0:  # not laid out yet: when the page is shown
+            self._fit_pending = True
+            return
+        self._fit_pending = False
+        wanted = self.class_panel.preferred_width()
+        if len(sizes) == 3 and sizes[0] < wanted:
+            give = min(wanted - sizes[0], max(0, sizes[1] - 420))  # keep three thumbnails across
+            self.splitter.setSizes([sizes[0] + give, sizes[1] - give, sizes[2]])
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Fit the class list to its names once the page is laid out."""
+        super().showEvent(event)
+        if self._fit_pending:
+            QTimer.singleShot(0, self._fit_class_panel)
+
     def _on_session_project_opened(self, project: Project) -> None:
+        self._fit_class_panel()
         size = self.settings.thumbnail_size
         self.loader.set_cache(ThumbnailCache(project.cache_dir / "thumbnails", size), size)
         self.image_view.forget()
@@ -449,6 +477,7 @@ class LabelPage(QWidget):
             self._refresh_current(current)
 
     def _on_session_classes_changed(self) -> None:
+        self._fit_class_panel()
         self.model.update_classes()
         self._rebuild_filters()
         if self.session.current_id is not None:

@@ -19,7 +19,7 @@ from labeltune.ui.import_dialog import ImportDialog
 from labeltune.ui.label_page import LabelPage
 from labeltune.ui.results_panel import ResultsPanel
 from labeltune.ui.session import ProjectSession
-from labeltune.ui.start_page import StartPage
+from labeltune.ui.start_page import StartPage, project_title
 from labeltune.ui.train_panel import TrainPanel
 from labeltune.ui.xrd_new_dialog import XrdNewProjectDialog
 from labeltune.ui.xrd_page import XrdPage
@@ -194,7 +194,8 @@ class MainWindow(QMainWindow):
             answer = QMessageBox.question(
                 self,
                 "Project already open",
-                f"{Path(folder).name} seems to be open in LabelTune {holder.describe()}.\n\n"
+                f"“{project_title(Path(folder)) or Path(folder).name}” seems to be open in LabelTune "
+                f"{holder.describe()}.\n\n"
                 "Labeling it in two windows at once can lose labels: close it there first. If LabelTune "
                 "is no longer running there (the computer was switched off, say), open it anyway.",
                 QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,

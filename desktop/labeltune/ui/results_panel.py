@@ -379,7 +379,7 @@ class ResultsPanel(QWidget):
         splitter.addWidget(self.stack)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([480, 800])
+        splitter.setSizes([330, 950])  # the run's details need the room (23×23 confusion matrices)
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 

@@ -54,7 +54,7 @@ def model_title(entry: ModelEntry) -> str:
     elif entry.started_from:
         notes.append(f"fine-tuned from {entry.started_from}")
     if entry.kept_previous:
-        notes.append("was worse than it")
+        notes.append("did no better than it: not used")
     if entry.active:
         notes.append("in use")
     return entry.name + (f" ({', '.join(notes)})" if notes else "")

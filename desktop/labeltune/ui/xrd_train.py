@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -144,7 +146,8 @@ class XrdTrainPanel(QWidget):
         self.eta_label = QLabel()
         self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.epoch_label = QLabel(" ")
-        self.epoch_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.epoch_label.setWordWrap(True)  # the whole line, on two if need be (it was cut off)
+        self.epoch_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.curves = TrainingCurvesView()
         self.curves.accuracy_plot.getPlotItem().setTitle("All phases right")
         self.curves.accuracy_plot.setToolTip(
@@ -167,18 +170,31 @@ class XrdTrainPanel(QWidget):
         stage = QHBoxLayout()
         stage.addWidget(self.stage_label, 1)
         stage.addWidget(self.eta_label)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.data_label)
-        layout.addLayout(controls)
-        layout.addWidget(self.progress_bar)
-        layout.addLayout(stage)
-        layout.addWidget(self.epoch_label)
-        layout.addWidget(self.curves, 1)
-        layout.addWidget(self.summary_label)
+        # Words on the left, curves on the right: the tab is short under the pattern plot, and stacked
+        # the curves would be squeezed to a few pixels (their axes cut off).
+        left = QVBoxLayout()
+        left.addWidget(self.data_label)
+        left.addLayout(controls)
+        left.addWidget(self.progress_bar)
+        left.addLayout(stage)
+        left.addWidget(self.epoch_label)
+        left.addWidget(self.summary_label)
         use_row = QHBoxLayout()
         use_row.addWidget(self.use_anyway_button)
         use_row.addStretch(1)
-        layout.addLayout(use_row)
+        left.addLayout(use_row)
+        left.addStretch(1)
+        words = QWidget()
+        words.setLayout(left)
+        scroll = QScrollArea()
+        scroll.setWidget(words)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        layout = QHBoxLayout(self)
+        layout.addWidget(scroll, 1)
+        layout.addWidget(self.curves, 1)
+        self.curves.setMinimumWidth(320)
 
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
