@@ -16,7 +16,7 @@ from labeltune.core.datasets import scan
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.model import load_model
 from labeltune.core.trainer import Callback, EpochRecord, Trainer, class_weights
-from labeltune.core.training import TrainConfig, resume, train
+from labeltune.core.training import DEFAULT_LR, TrainConfig, resume, train
 
 SMALL = {"resnet18": 32, "alexnet": 63, "densenet201": 32, "inception_v3": 107, "mobilenet_v3_large": 32}
 
@@ -279,3 +279,38 @@ def test_trainer_reports_exceptions_to_callbacks():
     with pytest.raises(RuntimeError):
         trainer.fit()
     assert len(seen) == 1 and isinstance(seen[0], RuntimeError)
+
+
+@pytest.mark.parametrize("frozen", [True, False])
+def test_frozen_batchnorm_keeps_the_pretrained_statistics_while_the_layers_learn(frozen: bool) -> None:
+    import torch
+
+    from labeltune.core.trainer import TensorBatches, Trainer
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 2)
+    )
+    bn = model[1]
+    bn.running_mean.fill_(0.0)
+    before_mean, before_weight = bn.running_mean.clone(), bn.weight.detach().clone()
+    x = torch.randn(32, 4) * 3 + 5  # far from the "pretrained" statistics
+    y = (x[:, 0] > 5).long()
+    batches = TensorBatches(x, y, 8, torch.device("cpu"), shuffle=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    Trainer(
+        model, optimizer, torch.nn.functional.cross_entropy, batches, None, 2, 2, frozen_batchnorm=frozen
+    ).fit()
+    assert torch.equal(bn.running_mean, before_mean) is frozen  # statistics kept only when frozen
+    assert not torch.equal(bn.weight.detach(), before_weight)  # its scale learns either way
+
+
+def test_full_fine_tuning_freezes_batchnorm_of_pretrained_weights_only(tmp_path: Path, image_folder) -> None:
+    data = scan(image_folder(classes=2, per_class=6, size=40))
+    config = TrainConfig(
+        backbone="resnet18", weights="none", strategy="full", input_size=32, epochs=1, batch_size=4
+    )
+    train(data, config, tmp_path / "random")
+    stored = json.loads((tmp_path / "random" / "config.json").read_text())
+    assert stored["train"]["freeze_batchnorm"] is False  # random weights: statistics must follow them
+    assert TrainConfig().freeze_batchnorm is None and DEFAULT_LR["full"] == 1e-3

@@ -320,7 +320,9 @@ def test_a_worse_fine_tune_keeps_the_current_model_and_the_models_tab_switches(
     assert table.item(old_row, 1).text() == "7 of 8 fully right (88 %)"
     heldout = json.loads((tuned / "metrics.json").read_text())["measured_heldout"]
     assert heldout["exact"] < 7 and table.item(new_row, 1).text().startswith(f"{heldout['exact']} of 8 fully")
-    assert "did no better than it" in table.item(new_row, 0).text() and "in use" in table.item(old_row, 0).text()
+    assert (
+        "did no better than it" in table.item(new_row, 0).text() and "in use" in table.item(old_row, 0).text()
+    )
     assert table.item(old_row, 2).text() == "72.6 % of 1024" and table.item(new_row, 3).text()
 
     # Use it anyway, then one click back to the bundled model

@@ -151,6 +151,7 @@ class Trainer:
         patience: int = 0,
         amp: bool = False,
         micro_batch: int = 0,
+        frozen_batchnorm: bool = False,
     ) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.train_batches, self.val_batches = train, val
@@ -163,6 +164,9 @@ class Trainer:
         self.amp = amp
         #: Samples per forward/backward pass (0: the whole batch); gradients of the passes add up.
         self.micro_batch = micro_batch
+        #: BatchNorm layers stay in eval mode while training (their statistics as pretrained; their scale
+        #: and shift still learn): small fine-tuning batches would otherwise pull the statistics away.
+        self.frozen_batchnorm = frozen_batchnorm
         self.state = TrainerState()
         self.should_stop = False
         self._last_val_logits: Any = None
@@ -193,6 +197,10 @@ class Trainer:
 
         start = time.perf_counter()
         self.model.train()
+        if self.frozen_batchnorm:
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         device_type = self.train_batches.device.type
         scaler = torch.amp.GradScaler("cuda", enabled=self.amp and device_type == "cuda")
         total_loss, correct, seen = 0.0, 0, 0

@@ -66,7 +66,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("features", "partial", "full")
-DEFAULT_LR = {"features": 1e-3, "partial": 1e-3, "full": 3e-4}
+#: The head's learning rate (full fine-tuning: the backbone gets ``backbone_lr_factor`` of it).
+DEFAULT_LR = {"features": 1e-3, "partial": 1e-3, "full": 1e-3}
 #: Epochs when none are given. A features epoch is a few milliseconds, and ten of them (30 steps on a
 #: 120-image project) left the linear head short of where it converges: 0.86 vs 0.92 on the corn demo.
 DEFAULT_EPOCHS = {"features": 30, "partial": 10, "full": 10}
@@ -89,6 +90,9 @@ class TrainConfig:
     batch_size: int = 32
     lr: float | None = None  # None: the strategy's default
     backbone_lr_factor: float = 0.1  # full fine-tuning: backbone learns this much slower than the head
+    #: Full fine-tuning of pretrained weights keeps BatchNorm statistics as pretrained (None: frozen
+    #: then, trained from random weights); see docs/adr/0018-full-fine-tuning-frozen-batchnorm.md.
+    freeze_batchnorm: bool | None = None
     weight_decay: float = 1e-4
     val_fraction: float = 0.2
     folds: int = 0  # >= 2: k-fold cross-validation, validating on fold ``fold`` (0-based) instead
@@ -462,6 +466,8 @@ def _fit(
     device = select_device(config.device)
     _seed_everything(config.seed)
     state, weights_id = resolve_weights(config.backbone, config.weights, config.seed, progress, stop_event)
+    if config.freeze_batchnorm is None:  # recorded resolved in config.json
+        config.freeze_batchnorm = config.strategy == "full" and not weights_id.startswith("random")
     model_config = ModelConfig.for_backbone(config.backbone, data.classes, config.input_size)
     model_config.head_hidden = config.head_hidden
     model: Any = build_classifier(model_config, state)  # Classifier: normalize, trunk, top, head
@@ -638,6 +644,7 @@ def _fit(
         stop_event=stop_event,
         patience=config.patience,
         amp=device.type == "cuda",
+        frozen_batchnorm=bool(config.freeze_batchnorm),
         callbacks=[
             _ProgressCallback(progress, config.epochs),
             _RunFilesCallback(run_dir, progress=progress),
