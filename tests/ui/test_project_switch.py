@@ -81,3 +81,28 @@ def test_xrd_training_view_belongs_to_its_project(qtbot, tmp_path: Path) -> None
 
     panel.set_project(one)  # back to the project that trained: its curves come back
     assert [r.epoch for r in panel.curves.records()] == [1, 2]
+
+
+def test_training_choices_belong_to_their_project(qtbot, tmp_path: Path) -> None:
+    first, second = _project(tmp_path, "first", 0), _project(tmp_path, "second", 1)
+    window = MainWindow(Settings(backbone="resnet18", weights="imagenet", epochs=10))
+    qtbot.addWidget(window)
+    form = window.train_panel.form
+    window.open_project(first)
+    form.set_weights("none")  # random weights, chosen for this project
+    form.epochs_spin.setValue(3)
+    form._select(form.strategy_combo, "partial")
+    form.save_settings()
+
+    window.open_project(second)  # never trained: the last choices, but not random weights
+    assert form.weights() == "imagenet"
+    assert form.epochs_spin.value() == 3 and form.strategy() == "partial"
+    form.epochs_spin.setValue(7)
+    form.save_settings()
+
+    window.open_project(first)  # its own choices come back
+    assert form.weights() == "none" and form.epochs_spin.value() == 3
+    window.open_project(second)
+    assert form.weights() == "imagenet" and form.epochs_spin.value() == 7
+    window.session.close()
+    window.close()

@@ -55,7 +55,12 @@ def make_session(qtbot, image_folder, tmp_path) -> Iterator[Callable[..., Projec
         values: dict[str, object] = dict(backbone="resnet18", weights="none", epochs=3, batch_size=8)
         values.update(settings)
         session = ProjectSession(Settings(**values))  # type: ignore[arg-type]
-        session.open(make_project(image_folder(classes=classes), tmp_path / "project"))
+        folder = make_project(image_folder(classes=classes), tmp_path / "project")
+        with Project.open(
+            folder
+        ) as project:  # the project's own last choices (random weights are per project)
+            project.save_settings(train={"choices": values})
+        session.open(folder)
         sessions.append(session)
         return session
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -215,8 +216,21 @@ class TrainSettingsForm(QWidget):
 
     # -- values -------------------------------------------------------------------------------------
     def load_settings(self) -> None:
-        """Show the remembered choices (settings file; advanced ones from the open project)."""
-        s = self.session.settings
+        """Show the open project's last choices.
+
+        A project without any gets the ones last used anywhere (the settings file), except random
+        weights, which are chosen per project.
+        """
+        project = self.session.project
+        stored: dict[str, Any] = (project.settings.get(PROJECT_SETTINGS_KEY) or {}) if project else {}
+        s = dataclasses.replace(self.session.settings)
+        own = stored.get("choices")
+        if isinstance(own, dict):
+            for key, value in own.items():
+                if hasattr(s, key) and isinstance(value, type(getattr(s, key))):
+                    setattr(s, key, value)
+        elif s.weights == "none":  # random weights were a choice for another project
+            s.weights = "imagenet"
         known = s.backbone in BACKBONES  # a settings file from another version may name another network
         if known and (s.weights != "imagenet" or weights_present(s.backbone)):
             self.backbone_picker.set_backbone(s.backbone)
@@ -229,8 +243,6 @@ class TrainSettingsForm(QWidget):
         self.augment_check.setChecked(s.augment)
         self._select(self.device_combo, s.device)
         self.set_weights(s.weights)
-        project = self.session.project
-        stored: dict[str, Any] = (project.settings.get(PROJECT_SETTINGS_KEY) or {}) if project else {}
         self.input_size_spin.setValue(int(stored.get("input_size") or 0))
         self.val_spin.setValue(float(stored.get("val_fraction", 0.2)))
         self.patience_spin.setValue(int(stored.get("patience", 5)))
@@ -267,6 +279,19 @@ class TrainSettingsForm(QWidget):
             self.session.project.save_settings(
                 **{
                     PROJECT_SETTINGS_KEY: {
+                        "choices": {
+                            key: getattr(s, key)
+                            for key in (
+                                "backbone",
+                                "strategy",
+                                "epochs",
+                                "batch_size",
+                                "learning_rate",
+                                "augment",
+                                "device",
+                                "weights",
+                            )
+                        },
                         "input_size": self.input_size_spin.value(),
                         "val_fraction": self.val_spin.value(),
                         "group_by": self.group_box.spec_text(),
