@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -250,6 +251,27 @@ class TrainSettingsForm(QWidget):
         self.group_box.set_val_fraction(self.val_spin.value())
         self.group_box.set_spec_text(str(stored.get("group_by") or ""))
         self._update_explanations()
+
+    def show_run_settings(self, run_dir: Path) -> None:
+        """Show the settings a run was started with (a continued run trains with those, not the form's)."""
+        try:
+            train = json.loads((run_dir / "config.json").read_text(encoding="utf-8")).get("train") or {}
+        except (OSError, ValueError, AttributeError) as exc:
+            log.warning("cannot read the settings of %s: %s", run_dir, exc)
+            return
+        if train.get("backbone") in BACKBONES:
+            self.backbone_picker.set_backbone(str(train["backbone"]))
+        self._select(self.strategy_combo, str(train.get("strategy", self.strategy())))
+        if isinstance(train.get("epochs"), int) and train["epochs"] > 0:
+            self.epochs_spin.setValue(train["epochs"])
+        if isinstance(train.get("batch_size"), int):
+            self.batch_spin.setValue(train["batch_size"])
+        lr = train.get("lr")
+        self.lr_edit.setText(f"{lr:g}" if isinstance(lr, (int, float)) and lr > 0 else "")
+        if isinstance(train.get("augment"), bool):
+            self.augment_check.setChecked(train["augment"])
+        if isinstance(train.get("weights"), str):
+            self.set_weights(train["weights"])
 
     def load_group_samples(self) -> None:
         """Give the group-by preview the project's file names, labels and imported groups (a quick query)."""

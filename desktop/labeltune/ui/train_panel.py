@@ -187,6 +187,7 @@ class TrainPanel(QWidget):
         """Continue the stopped run in ``run_dir`` (e.g. chosen in the runs list); False if it cannot be."""
         if self.session.project is None or self.is_running() or stopped_run(run_dir) is None:
             return False
+        self.form.show_run_settings(Path(run_dir))  # the form shows what this run trains with
         self._start_worker(TrainWorker(self.session.project.folder, None, Path(run_dir), resume=True))
         self._resuming = True
         return True
