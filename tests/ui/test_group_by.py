@@ -259,3 +259,30 @@ def test_a_large_project_previews_in_a_worker_and_keeps_the_newest_edit(
     qtbot.waitUntil(lambda: not box._controller.is_running() and box.preview is not None, timeout=5000)
     qtbot.waitUntil(lambda: "fish_<b>0000</b>_000.png" in box.preview_label.text(), timeout=5000)
     assert box.preview.groups == 10  # the newest pattern, not the one computing when it was typed
+
+
+def test_an_ungrouped_project_whose_names_carry_tracks_is_offered_a_grouping(qtbot, open_form, tmp_path):
+    form = open_form(fish_project(tmp_path / "p"))
+    box = form.group_box
+    assert box.kind() == "none"
+    with qtbot.waitSignal(box.preview_updated, timeout=5000):
+        box.update_preview()
+    assert box.suggestion is not None and box.suggestion.preset.key == "before-last"
+    assert box.suggestion.groups == 10 and "group by it" in box.preview_label.text()
+    with qtbot.waitSignal(box.preview_updated, timeout=5000):
+        box.preview_label.linkActivated.emit("preset:before-last")
+    assert box.kind() == "pattern" and box.preset_combo.currentData() == "before-last"
+    assert (
+        box.preview is not None and box.preview.groups == 10 and "group by it" not in box.preview_label.text()
+    )
+
+
+def test_names_that_only_carry_the_class_are_not_offered_a_grouping() -> None:
+    from labeltune.core.grouping import suggest_grouping
+
+    names = [Path(f"Corn_{c} ({i}).JPG") for c in ("Blight", "Rust", "Healthy") for i in range(20)]
+    labels = [str(p).split(" ")[0] for p in names]
+    assert suggest_grouping(names, labels) is None  # "Corn" or "Corn_Blight": the class, not a group
+    tracks = [Path(f"fish_{t:04d}_{f:03d}.png") for t in range(12) for f in range(3)]
+    found = suggest_grouping(tracks, ["a" if t < 6 else "b" for t in range(12) for _f in range(3)])
+    assert found is not None and found.groups == 12 and found.grouped_images == 36

@@ -37,12 +37,14 @@ __all__ = [
     "GroupExample",
     "GroupingPreview",
     "GroupingSpec",
+    "GroupingSuggestion",
     "NamePreset",
     "csv_columns",
     "group_ids",
     "grouping_record",
     "grouping_text",
     "preview_grouping",
+    "suggest_grouping",
 ]
 
 AUTO, NONE, PATTERN, CSV, FOLDER, IMPORT = "auto", "none", "pattern", "csv", "folder", "import"
@@ -387,3 +389,38 @@ def preview_grouping(
         examples=_examples(spec, kept, groups) if use else [],
         warnings=warnings,
     )
+
+
+@dataclass(frozen=True)
+class GroupingSuggestion:
+    """A ready-made file-name pattern that looks meaningful for these images, with what it would give."""
+
+    preset: NamePreset
+    groups: int
+    grouped_images: int  # images that share their group with at least one other
+    example: str  # one group's name
+
+
+def suggest_grouping(paths: Sequence[Path], labels: Sequence[str | None]) -> GroupingSuggestion | None:
+    """A file-name pattern worth offering when the user chose no grouping, or ``None``.
+
+    Offered when it puts at least a third of the labeled images together with others, in more groups
+    than twice the classes (a pattern that only finds the class in the name, ``Corn_Blight (12).jpg``,
+    is no grouping) and fewer groups than images. Names only: cheap enough to run on every preview.
+    """
+    chosen = [paths[i] for i, label in enumerate(labels) if label is not None]
+    classes = len({label for label in labels if label is not None})
+    best: GroupingSuggestion | None = None
+    for preset in NAME_PRESETS:
+        try:
+            ids = group_ids(GroupingSpec("pattern", pattern=preset.pattern), chosen)
+        except UnusableInputError:  # matches no name here
+            continue
+        sizes = Counter(g for g in ids if g is not None)
+        grouped = sum(n for n in sizes.values() if n > 1)
+        if len(sizes) <= max(3, 2 * classes) or len(sizes) >= len(chosen) or 3 * grouped < len(chosen):
+            continue
+        if best is None or grouped > best.grouped_images:
+            example = max(sizes, key=lambda g: (sizes[g], g))
+            best = GroupingSuggestion(preset, len(sizes), grouped, example)
+    return best

@@ -14,6 +14,7 @@ import html
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -35,8 +36,10 @@ from labeltune.core.grouping import (
     GroupExample,
     GroupingPreview,
     GroupingSpec,
+    GroupingSuggestion,
     csv_columns,
     preview_grouping,
+    suggest_grouping,
 )
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
@@ -134,7 +137,11 @@ class GroupByBox(QWidget):
         self.preview_label.setObjectName("groupPreview")
         self.preview_label.setWordWrap(True)
         self.preview_label.setTextFormat(Qt.TextFormat.RichText)
-        self.preview_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.preview_label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        )
+        self.preview_label.linkActivated.connect(self._on_preview_label_link_activated)
+        self.suggestion: GroupingSuggestion | None = None  # a file-name pattern offered when ungrouped
 
         self.pattern_row = QWidget()
         pattern_layout = QHBoxLayout(self.pattern_row)
@@ -272,19 +279,22 @@ class GroupByBox(QWidget):
             return
         labeled = sum(1 for label in self._labels if label is not None)
         if not labeled:
-            self._show_preview(None, "", "No labeled images yet.")
+            self._show_preview(None, note="No labeled images yet.")
             return
         spec, paths, labels = self.spec_text(), list(self._paths), list(self._labels)
         imported, fraction = list(self._imported), self._val_fraction
+        suggest = self.kind() == NONE  # nothing chosen: offer a file-name pattern that looks meaningful
+
+        def compute(_progress: object = None, _stop: object = None) -> tuple[GroupingPreview, Any]:
+            preview = preview_grouping(spec, paths, labels, imported, fraction)
+            return preview, suggest_grouping(paths, labels) if suggest else None
+
         if labeled <= SYNC_LIMIT:
             try:
-                self._show_preview(preview_grouping(spec, paths, labels, imported, fraction), "")
+                self._show_preview(*compute(), error="")
             except UnusableInputError as exc:
-                self._show_preview(None, str(exc))
+                self._show_preview(None, error=str(exc))
             return
-
-        def compute(_progress: object, _stop: object) -> GroupingPreview:
-            return preview_grouping(spec, paths, labels, imported, fraction)
 
         self.preview_label.setText(f"<small>Working out the split of {labeled:,} images…</small>")
         self._controller.start(FunctionWorker(compute))
@@ -294,13 +304,30 @@ class GroupByBox(QWidget):
         self._timer.stop()
         self._controller.shutdown()
 
-    def _show_preview(self, preview: GroupingPreview | None, error: str, note: str = "") -> None:
-        self.preview, self.error = preview, error
+    def _show_preview(
+        self,
+        preview: GroupingPreview | None,
+        suggestion: GroupingSuggestion | None = None,
+        *,
+        error: str = "",
+        note: str = "",
+    ) -> None:
+        self.preview, self.error, self.suggestion = preview, error, suggestion
         kind = self.kind()
         if error:
             self.preview_label.setText(f'<small><span style="color: red">{html.escape(error)}</span></small>')
         elif preview is not None:
-            self.preview_label.setText(preview_html(preview, kind != NONE))
+            text = preview_html(preview, kind != NONE)
+            if suggestion is not None and kind == NONE:
+                text += (
+                    "<br><small>💡 Many file names share "
+                    f"{html.escape(suggestion.preset.title.lower())} (e.g. "
+                    f"<b>{html.escape(suggestion.example)}</b>): {suggestion.groups} groups, "
+                    f"{suggestion.grouped_images} images with others. If those are frames of one track or "
+                    f"photos of one plant, keep them together: "
+                    f'<a href="preset:{suggestion.preset.key}">group by it</a>.</small>'
+                )
+            self.preview_label.setText(text)
         else:
             self.preview_label.setText(f"<small>{note}</small>")
         self.pattern_edit.setStyleSheet("color: red" if error and kind == PATTERN else "")
@@ -311,15 +338,15 @@ class GroupByBox(QWidget):
             self._again = False
             self.update_preview()
             return
-        if isinstance(result, GroupingPreview):
-            self._show_preview(result, "")
+        if isinstance(result, tuple):
+            self._show_preview(*result)
 
     def _on_controller_failed(self, message: str, _details: str) -> None:
         if self._again:
             self._again = False
             self.update_preview()
             return
-        self._show_preview(None, message)
+        self._show_preview(None, error=message)
 
     # -- helpers ------------------------------------------------------------------------------------
     def _import_index(self) -> int:
@@ -365,6 +392,11 @@ class GroupByBox(QWidget):
         if self.kind() == CSV and not self._csv_file:
             self.csv_label.setText("no file chosen")
         self._schedule()
+
+    def _on_preview_label_link_activated(self, link: str) -> None:
+        if link.startswith("preset:"):
+            self.preset_combo.setCurrentIndex(self.preset_combo.findData(link.removeprefix("preset:")))
+            self._select(PATTERN)
 
     def _on_preset_combo_changed(self, _index: int) -> None:
         key = self.preset_combo.currentData()
