@@ -324,6 +324,8 @@ class TrainPanel(QWidget):
             if self._epochs and self.stop_button.isEnabled():
                 self.progress_bar.setRange(0, self._epochs)
                 self.progress_bar.setValue(min(event.epoch, self._epochs))
+                # the throttled progress text may still name an earlier epoch: never behind the curves
+                self.stage_label.setText(f"{STAGE_TEXT['train']} — epoch {event.epoch}/{self._epochs} done")
 
     def _on_controller_finished(self, result: object) -> None:
         if not self._shows_run_project():  # the project was closed while its run stopped
