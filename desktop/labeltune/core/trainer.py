@@ -397,6 +397,10 @@ def predict_batches(
     return torch.cat(outs), torch.cat(ys)
 
 
+#: Layers (and parameters) checked for Stop during a step, at most; evenly spread through the network.
+MAX_STOP_HOOKS = 64
+
+
 @contextlib.contextmanager
 def stop_hooks(model: nn.Module, stop_event: threading.Event | None) -> Iterator[None]:
     """Within the block, ``model`` raises :class:`StoppedError` inside its forward and backward passes.
@@ -412,16 +416,20 @@ def stop_hooks(model: nn.Module, stop_event: threading.Event | None) -> Iterator
     def before_forward(_module: Any, _inputs: Any) -> None:
         check_stop(stop_event)
 
-    def on_gradient(grad: Any) -> Any:
-        check_stop(stop_event)
-        return grad
+    def on_gradient(_grad: Any) -> None:
+        check_stop(stop_event)  # returns None: the gradient is left as it is (no copy)
 
     handles: list[Any] = []
     try:
-        for module in model.modules():
-            if any(True for _ in module.parameters(recurse=False)):
-                handles.append(module.register_forward_pre_hook(before_forward))
-        handles += [p.register_hook(on_gradient) for p in model.parameters() if p.requires_grad]
+        layers = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+        # At most MAX_STOP_HOOKS of each kind, evenly spread: a deep network (DenseNet201: ~700 layers)
+        # is still checked every few layers, and the hooks' Python cost stays small next to a GPU step.
+        stride = max(1, math.ceil(len(layers) / MAX_STOP_HOOKS))
+        for module in layers[::stride]:
+            handles.append(module.register_forward_pre_hook(before_forward))
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        stride = max(1, math.ceil(len(trainable) / MAX_STOP_HOOKS))
+        handles += [p.register_hook(on_gradient) for p in trainable[::stride]]
         yield
     finally:
         for handle in handles:
