@@ -286,3 +286,25 @@ def test_names_that_only_carry_the_class_are_not_offered_a_grouping() -> None:
     tracks = [Path(f"fish_{t:04d}_{f:03d}.png") for t in range(12) for f in range(3)]
     found = suggest_grouping(tracks, ["a" if t < 6 else "b" for t in range(12) for _f in range(3)])
     assert found is not None and found.groups == 12 and found.grouped_images == 36
+
+
+def test_a_large_project_is_read_for_the_preview_in_a_worker(qtbot, open_form, tmp_path, monkeypatch):
+    import threading
+
+    from labeltune.core.project import Project as ProjectClass
+    from labeltune.ui import train_form
+
+    monkeypatch.setattr(train_form, "SYNC_LIMIT", 0)  # every project counts as large here
+    readers: list[str] = []
+    real = ProjectClass.samples
+
+    def recording(self, *args, **kwargs):
+        readers.append(threading.current_thread().name)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ProjectClass, "samples", recording)
+    form = open_form(fish_project(tmp_path / "p"))
+    form.load_group_samples()
+    qtbot.waitUntil(lambda: len(form.group_box._paths) == 30, timeout=5000)
+    assert readers and threading.main_thread().name not in readers  # never in the GUI thread
+    form.shutdown()

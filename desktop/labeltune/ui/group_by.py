@@ -299,6 +299,10 @@ class GroupByBox(QWidget):
         self.preview_label.setText(f"<small>Working out the split of {labeled:,} images…</small>")
         self._controller.start(FunctionWorker(compute))
 
+    def show_problem(self, message: str) -> None:
+        """Say in the preview why there is none (e.g. the project's images could not be read)."""
+        self._show_preview(None, error=message)
+
     def shutdown(self) -> None:
         """Wait for a preview being computed (the window is closing)."""
         self._timer.stop()

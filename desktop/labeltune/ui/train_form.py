@@ -35,7 +35,7 @@ from labeltune.core.training import DEFAULT_EPOCHS, DEFAULT_LR, TrainConfig
 from labeltune.core.weights import weights_present
 from labeltune.ui.backbone_picker import BackbonePicker
 from labeltune.ui.errors import show_error
-from labeltune.ui.group_by import GroupByBox
+from labeltune.ui.group_by import SYNC_LIMIT, GroupByBox
 from labeltune.ui.session import ProjectSession
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
@@ -107,6 +107,9 @@ class TrainSettingsForm(QWidget):
         self.session = session
         self.devices: dict[str, str] | None = None
         self._device_controller = TaskController(self)
+        self._samples_controller = TaskController(self)  # reads a large project's samples for Group by
+        self._samples_controller.finished.connect(self._on_samples_controller_finished)
+        self._samples_controller.failed.connect(self._on_samples_controller_failed)
         self._weights_file = ""
         self.weights_dialog: Any = None  # the download/import dialog opened from the picker
 
@@ -274,12 +277,41 @@ class TrainSettingsForm(QWidget):
             self.set_weights(train["weights"])
 
     def load_group_samples(self) -> None:
-        """Give the group-by preview the project's file names, labels and imported groups (a quick query)."""
+        """Give the group-by preview the project's file names, labels and imported groups.
+
+        A small project is read at once; a large one (reading 100 000 samples takes half a second) in a
+        worker, through its own connection, so showing the Train tab never waits on it.
+        """
         project = self.session.project
-        samples = project.samples() if project is not None else []
-        self.group_box.set_samples(
-            [s.path for s in samples], [s.label for s in samples], [s.group for s in samples]
-        )
+        if project is None:
+            self.group_box.set_samples([], [], [])
+            return
+        if project.sample_count() <= SYNC_LIMIT:
+            samples = project.samples()
+            self.group_box.set_samples(
+                [s.path for s in samples], [s.label for s in samples], [s.group for s in samples]
+            )
+            return
+        if self._samples_controller.is_running():
+            return  # the read under way gives the newest labels but a moment ago; the next show reads again
+        folder = project.folder
+
+        def read(_progress: object, _stop: object) -> tuple[Path, list[Any], list[Any], list[Any]]:
+            from labeltune.core.project import Project
+
+            with Project.open(folder) as other:
+                samples = other.samples()
+            return folder, [s.path for s in samples], [s.label for s in samples], [s.group for s in samples]
+
+        self._samples_controller.start(FunctionWorker(read))
+
+    def _on_samples_controller_failed(self, message: str, _details: str) -> None:
+        self.group_box.show_problem(f"Cannot read the project's images for the preview: {message}")
+
+    def _on_samples_controller_finished(self, result: object) -> None:
+        project = self.session.project
+        if isinstance(result, tuple) and project is not None and project.folder == result[0]:
+            self.group_box.set_samples(result[1], result[2], result[3])
 
     def save_settings(self) -> None:
         """Remember the current choices."""
@@ -398,6 +430,7 @@ class TrainSettingsForm(QWidget):
         if self.weights_dialog is not None:
             self.weights_dialog.shutdown()
         self._device_controller.shutdown()
+        self._samples_controller.shutdown()
         self.group_box.shutdown()
 
     # -- slots --------------------------------------------------------------------------------------
