@@ -91,14 +91,12 @@ def test_training_choices_belong_to_their_project(qtbot, tmp_path: Path) -> None
     window.open_project(first)
     form.set_weights("none")  # random weights, chosen for this project
     form.epochs_spin.setValue(3)
-    form._select(form.strategy_combo, "partial")
-    form.save_settings()
+    form._select(form.strategy_combo, "partial")  # no training started: kept when the project closes
 
-    window.open_project(second)  # never trained: the last choices, but not random weights
+    window.open_project(second)  # never trained: the machine's choices, defaults for the data's ones
     assert form.weights() == "imagenet"
-    assert form.epochs_spin.value() == 3 and form.strategy() == "partial"
+    assert form.epochs_spin.value() == 0 and form.strategy() == "partial"  # 0: the strategy's default
     form.epochs_spin.setValue(7)
-    form.save_settings()
 
     window.open_project(first)  # its own choices come back
     assert form.weights() == "none" and form.epochs_spin.value() == 3

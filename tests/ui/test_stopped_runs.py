@@ -94,7 +94,7 @@ def test_a_fresh_train_panel_offers_continue_and_finishes_the_run(qtbot, stopped
         assert panel.resume_button.isVisible() and panel.resume_button.isEnabled()
         assert "stopped at epoch 1 of 4" in panel.resume_button.toolTip()
 
-        assert panel.form.epochs_spin.value() == 30 and panel.form.strategy() == "features"  # remembered
+        assert panel.form.epochs_spin.value() == 0 and panel.form.strategy() == "features"  # defaults
         with qtbot.waitSignal(panel.run_finished, timeout=TIMEOUT) as finished:
             qtbot.mouseClick(panel.resume_button, Qt.MouseButton.LeftButton)
             # the form shows what the continued run trains with, not the remembered choices

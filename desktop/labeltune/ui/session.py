@@ -22,6 +22,7 @@ class ProjectSession(QObject):
     """Holds the open :class:`Project` and tells panels what changed."""
 
     project_opened = Signal(object)  # Project
+    project_closing = Signal(object)  # Project, still open: last chance to store what belongs to it
     project_closed = Signal()
     labels_changed = Signal(list)  # sample ids whose label changed
     classes_changed = Signal()
@@ -58,6 +59,7 @@ class ProjectSession(QObject):
     def close(self) -> None:
         """Close the open project, if any."""
         if self.project is not None:
+            self.project_closing.emit(self.project)
             self.project.close()
             self.project = None
             self.current_id = None

@@ -217,6 +217,7 @@ class TrainSettingsForm(QWidget):
         self._device_controller.finished.connect(self._on_device_controller_finished)
         self._device_controller.failed.connect(self._on_device_controller_failed)
         session.project_opened.connect(self._on_session_project_opened)
+        session.project_closing.connect(self._on_session_project_closing)
 
     # -- values -------------------------------------------------------------------------------------
     def load_settings(self) -> None:
@@ -233,8 +234,9 @@ class TrainSettingsForm(QWidget):
             for key, value in own.items():
                 if hasattr(s, key) and isinstance(value, type(getattr(s, key))):
                     setattr(s, key, value)
-        elif s.weights == "none":  # random weights were a choice for another project
-            s.weights = "imagenet"
+        else:  # a project without choices of its own: the machine's (network, device, batch), defaults
+            s.weights = "imagenet" if s.weights == "none" else s.weights  # random: a choice per project
+            s.epochs, s.learning_rate = 0, 0.0  # the strategy's defaults: another project's were for its data
         known = s.backbone in BACKBONES  # a settings file from another version may name another network
         if known and (s.weights != "imagenet" or weights_present(s.backbone)):
             self.backbone_picker.set_backbone(s.backbone)
@@ -304,6 +306,10 @@ class TrainSettingsForm(QWidget):
             return folder, [s.path for s in samples], [s.label for s in samples], [s.group for s in samples]
 
         self._samples_controller.start(FunctionWorker(read))
+
+    def _on_session_project_closing(self, _project: object) -> None:
+        if self.isEnabled():  # the choices shown are the user's (a running training shows its run's)
+            self.save_settings()
 
     def _on_samples_controller_failed(self, message: str, _details: str) -> None:
         self.group_box.show_problem(f"Cannot read the project's images for the preview: {message}")
