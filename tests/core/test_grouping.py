@@ -159,3 +159,7 @@ def test_a_ready_made_pattern_is_described_in_words_not_as_its_regex() -> None:
         == "file name: text before the last _ or -"
     )
     assert GroupingSpec.parse(r"regex:fish_(\d+)_").describe() == r"file-name pattern fish_(\d+)_"
+    from labeltune.core.grouping import grouping_text
+
+    text = grouping_text({"kind": "pattern", "pattern": before_last.pattern, "groups": 524})
+    assert text == "grouped by file name: text before the last _ or - — 524 groups"  # as runs show it

@@ -220,7 +220,9 @@ def test_a_grouped_training_run_records_and_shows_its_grouping(qtbot, image_fold
         assert record["groups"] == 8 and record["pattern"] == box.pattern_edit.text()
         assert (record["train_images"], record["val_images"]) == (box.preview.train, box.preview.val)
         text = record["text"]
-        assert text.startswith("grouped by file-name pattern") and text.endswith("— 8 groups")
+        assert text.startswith("grouped by file name: text before the last _ or -") and text.endswith(
+            "— 8 groups"
+        )
         assert f"split {text}" in results.details_view.facts_label.text()
         assert session.require().settings["train"]["group_by"] == f"regex:{box.pattern_edit.text()}"
     finally:

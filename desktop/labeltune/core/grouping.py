@@ -278,7 +278,7 @@ def grouping_text(record: dict[str, Any] | None) -> str:
     if kind == NONE or not record.get("groups"):
         return "not grouped"
     if kind == PATTERN:
-        what = f"file-name pattern {record.get('pattern', '')}"
+        what = GroupingSpec(PATTERN, pattern=str(record.get("pattern", ""))).describe()
     elif kind == CSV:
         file = record.get("csv_file")
         what = f"CSV column {record.get('column', '')!r}" + (f" of {PurePath(file).name}" if file else "")

@@ -324,7 +324,7 @@ class GroupByBox(QWidget):
             text = preview_html(preview, kind != NONE)
             if suggestion is not None and kind == NONE:
                 text += (
-                    "<br><small>💡 Many file names share "
+                    "<br><small><b>Tip:</b> many file names share "
                     f"{html.escape(suggestion.preset.title.lower())} (e.g. "
                     f"<b>{html.escape(suggestion.example)}</b>): {suggestion.groups} groups, "
                     f"{suggestion.grouped_images} images with others. If those are frames of one track or "
