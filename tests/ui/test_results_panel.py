@@ -240,3 +240,30 @@ def test_a_25_class_confusion_matrix_keeps_its_names_in_view_and_names_the_mista
         (classes[3], classes[7], 6, 0.375),
         (classes[20], classes[2], 2, pytest.approx(2 / 14)),
     ]
+
+
+def test_each_run_s_matrix_opens_at_its_top_left_corner(qtbot):
+    from labeltune.ui.results_panel import RunDetailsView
+    from labeltune.ui.runs_list import RunDetails
+
+    def details(n: int) -> RunDetails:
+        classes = [f"class_{k:02d}_with_a_long_name" for k in range(n)]
+        matrix = [[5 if r == c else 0 for c in range(n)] for r in range(n)]
+        per_class = [{"class": c, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 5} for c in classes]
+        metrics = {"accuracy": 1.0, "confusion_matrix": matrix, "per_class": per_class, "summary": {}}
+        return RunDetails(run={"id": f"run{n}", "path": ""}, metrics=metrics)
+
+    view = RunDetailsView()
+    qtbot.addWidget(view)
+    view.resize(1000, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    view.show_run(details(23))
+    bars = view.confusion_scroll.verticalScrollBar(), view.confusion_scroll.horizontalScrollBar()
+    qtbot.waitUntil(lambda: bars[0].maximum() > 0)  # laid out: a 23×23 matrix scrolls here
+    for bar in bars:
+        bar.setValue(bar.maximum())
+    view.show_run(details(15))
+    qtbot.wait(20)
+    assert bars[0].maximum() > 0  # this one scrolls too
+    assert [bar.value() for bar in bars] == [0, 0]  # not the last run's scroll position

@@ -201,7 +201,7 @@ class RunDetailsView(QWidget):
         self.confusions_label.setObjectName("topConfusions")
         self.confusions_label.setWordWrap(True)
         self.confusions_label.setToolTip("The largest mistakes of the confusion matrix, in words")
-        scroll = QScrollArea()
+        scroll = self.confusion_scroll = QScrollArea()
         scroll.setWidget(self.confusion)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -209,14 +209,15 @@ class RunDetailsView(QWidget):
         top = QSplitter(Qt.Orientation.Horizontal)
         top.addWidget(self.per_class)
         top.addWidget(scroll)
-        top.setStretchFactor(0, 2)
-        top.setStretchFactor(1, 3)
+        top.setStretchFactor(0, 1)
+        top.setStretchFactor(1, 2)
+        top.setSizes([300, 600])  # the matrix needs the room: 23 classes are 23 rows and columns
         self.tables = QSplitter(Qt.Orientation.Vertical)
         self.tables.addWidget(top)
         self.tables.addWidget(self.curves)
         self.tables.setStretchFactor(0, 3)
         self.tables.setStretchFactor(1, 2)
-        self.tables.setSizes([300, 200])  # 3 : 2 from the start, not what the plots' size hints ask
+        self.tables.setSizes([340, 160])  # from the start, not what the plots' size hints ask
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.title_label)
@@ -263,6 +264,8 @@ class RunDetailsView(QWidget):
             self.per_class.set_metrics(metrics.get("per_class", []))
             classes = [c["class"] for c in metrics.get("per_class", [])] or list(summary.get("classes", []))
             self.confusion.set_matrix(metrics["confusion_matrix"], classes)
+            self.confusion_scroll.horizontalScrollBar().setValue(0)  # a new matrix starts at its corner
+            self.confusion_scroll.verticalScrollBar().setValue(0)
         else:
             self.per_class.set_metrics([])
             self.confusion.set_matrix([], [])
@@ -379,7 +382,7 @@ class ResultsPanel(QWidget):
         splitter.addWidget(self.stack)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 3)
-        splitter.setSizes([330, 950])  # the run's details need the room (23×23 confusion matrices)
+        splitter.setSizes([400, 880])  # the run's details need the room (23×23 confusion matrices)
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
