@@ -104,3 +104,18 @@ def test_training_choices_belong_to_their_project(qtbot, tmp_path: Path) -> None
     assert form.weights() == "imagenet" and form.epochs_spin.value() == 7
     window.session.close()
     window.close()
+
+
+def test_random_weights_are_warned_about_before_training(qtbot, tmp_path: Path) -> None:
+    window = MainWindow(Settings(backbone="resnet18", weights="imagenet"))
+    qtbot.addWidget(window)
+    window.open_project(_project(tmp_path, "first", 0))
+    form = window.train_panel.form
+    assert "random weights" not in form.strategy_label.text()
+    form.set_weights("none")
+    assert "With random weights the network has learned nothing yet" in form.strategy_label.text()
+    window.label_page._say("Undid the label of img001.png")
+    window.open_project(_project(tmp_path, "second", 1))
+    assert "Undid" not in window.label_page.status_label.text()  # nothing of the project before
+    window.session.close()
+    window.close()

@@ -88,8 +88,15 @@ class TrainingCurvesView(QWidget):
             plot.disableAutoRange()
             plot.hideButtons()
             plot.setMinimumHeight(160)
-            self._curves[f"train_{key}"] = plot.plot(
-                [], [], pen=pg.mkPen(TRAIN_COLOUR, width=2), name="training"
+            self._curves[f"train_{key}"] = plot.plot(  # small squares: a single epoch is a point, not a line
+                [],
+                [],
+                pen=pg.mkPen(TRAIN_COLOUR, width=2),
+                symbol="s",
+                symbolSize=4,
+                symbolBrush=TRAIN_COLOUR,
+                symbolPen=None,
+                name="training",
             )
             self._curves[f"val_{key}"] = plot.plot(
                 [],

@@ -456,6 +456,7 @@ class LabelPage(QWidget):
             QTimer.singleShot(0, self._fit_class_panel)
 
     def _on_session_project_opened(self, project: Project) -> None:
+        self._say(KEY_HINT)  # not the last project's "Undid the label of …"
         self._fit_class_panel()
         size = self.settings.thumbnail_size
         self.loader.set_cache(ThumbnailCache(project.cache_dir / "thumbnails", size), size)

@@ -211,6 +211,7 @@ class TrainSettingsForm(QWidget):
         self.strategy_combo.currentIndexChanged.connect(self._on_strategy_combo_changed)
         self.backbone_picker.backbone_changed.connect(self._on_backbone_picker_changed)
         self.weights_combo.activated.connect(self._on_weights_combo_activated)
+        self.weights_combo.currentIndexChanged.connect(self._on_weights_combo_changed)
         self.backbone_picker.weights_requested.connect(self._on_backbone_picker_weights_requested)
         self.advanced_button.toggled.connect(self._on_advanced_button_toggled)
         self.val_spin.valueChanged.connect(self.group_box.set_val_fraction)
@@ -442,7 +443,18 @@ class TrainSettingsForm(QWidget):
     # -- slots --------------------------------------------------------------------------------------
     def _update_explanations(self) -> None:
         strategy = self.strategy()
-        self.strategy_label.setText(f"<small>{STRATEGY_TEXT[strategy][1]}</small>")
+        text = STRATEGY_TEXT[strategy][1]
+        if self.weights() == "none":
+            text += (
+                ' <span style="color:#b36b00">⚠ With random weights the network has learned nothing yet: '
+                + (
+                    "its features are noise, so a new last layer learns little. "
+                    if strategy == "features"
+                    else ""
+                )
+                + "Use ImageNet weights when you can.</span>"
+            )
+        self.strategy_label.setText(f"<small>{text}</small>")
         spec = get_spec(self.backbone_picker.backbone())
         self.lr_edit.setPlaceholderText(f"default ({DEFAULT_LR[strategy]:g})")
         self.epochs_spin.setSpecialValueText(f"default ({DEFAULT_EPOCHS[strategy]})")
@@ -453,6 +465,9 @@ class TrainSettingsForm(QWidget):
 
     def _on_backbone_picker_changed(self, _name: str) -> None:
         self._update_explanations()
+
+    def _on_weights_combo_changed(self, _index: int) -> None:
+        self._update_explanations()  # random weights get a warning beside the strategy
 
     def _on_weights_combo_activated(self, index: int) -> None:
         if self.weights_combo.itemData(index) != "file":

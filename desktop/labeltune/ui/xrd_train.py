@@ -142,7 +142,8 @@ class XrdTrainPanel(QWidget):
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)
         self.stage_label = QLabel("Ready.")
-        self.stage_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.stage_label.setWordWrap(True)  # "Checking on held-out patterns…" was cut by the time left
+        self.stage_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.eta_label = QLabel()
         self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.epoch_label = QLabel(" ")
@@ -167,8 +168,10 @@ class XrdTrainPanel(QWidget):
         controls.addWidget(self.start_button)
         controls.addWidget(self.stop_button)
         controls.addStretch(1)
-        stage = QHBoxLayout()
-        stage.addWidget(self.stage_label, 1)
+        stage = QVBoxLayout()  # the time left on a line of its own: the pane is narrow
+        stage.setSpacing(0)
+        stage.addWidget(self.stage_label)
+        self.eta_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         stage.addWidget(self.eta_label)
         # Words on the left, curves on the right: the tab is short under the pattern plot, and stacked
         # the curves would be squeezed to a few pixels (their axes cut off).
