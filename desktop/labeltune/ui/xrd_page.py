@@ -92,9 +92,9 @@ class XrdPage(QWidget):
         centre = QSplitter(Qt.Orientation.Vertical)
         centre.addWidget(top)
         centre.addWidget(self.tabs)
-        centre.setStretchFactor(0, 3)
-        centre.setStretchFactor(1, 2)
-        centre.setSizes([650, 250])
+        centre.setStretchFactor(0, 4)
+        centre.setStretchFactor(1, 3)
+        centre.setSizes([520, 380])  # the tabs below hold the fine-tune outcome and the models list
 
         # -- right: phases present ---------------------------------------------------------------------
         self.phase_panel = PhasePanel()

@@ -195,8 +195,8 @@ class XrdTrainPanel(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         layout = QHBoxLayout(self)
-        layout.addWidget(scroll, 1)
-        layout.addWidget(self.curves, 1)
+        layout.addWidget(scroll, 3)
+        layout.addWidget(self.curves, 2)
         self.curves.setMinimumWidth(320)
 
         self.start_button.clicked.connect(self.start)
