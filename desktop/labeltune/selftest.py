@@ -203,7 +203,11 @@ def check_xrd() -> str:
 
 
 def check_gui() -> str:
-    """Open the main window offscreen (Qt's platform plugins and the start page)."""
+    """Open the main window offscreen (Qt's platform plugins and the start page).
+
+    Closing the window stores its geometry in Qt's settings; the user's own value is put back afterwards.
+    """
+    from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
@@ -212,6 +216,7 @@ def check_gui() -> str:
         app = QApplication(["labeltune"])
     from labeltune.ui.main_window import MainWindow
 
+    saved_geometry = QSettings("LabelTune", "LabelTune").value("window/geometry")
     window = MainWindow()
     try:
         window.show()
@@ -224,6 +229,12 @@ def check_gui() -> str:
         window.close()
         window.deleteLater()
         app.processEvents()
+        qsettings = QSettings("LabelTune", "LabelTune")
+        if saved_geometry is None:
+            qsettings.remove("window/geometry")
+        else:
+            qsettings.setValue("window/geometry", saved_geometry)
+        qsettings.sync()
     return f"main window {title!r} opened ({platform} platform)"
 
 

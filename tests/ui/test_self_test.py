@@ -49,3 +49,19 @@ def test_a_missing_xrd_model_fails_naming_the_check(
         for line in lines
     )
     assert re.match(r"labeltune \S+ self-test FAILED \(xrd\): 5 of 6 checks on CPU", lines[-1])
+
+
+def test_the_gui_check_leaves_the_users_window_geometry_alone(qapp: object) -> None:
+    from PySide6.QtCore import QByteArray, QSettings
+
+    before = QSettings("LabelTune", "LabelTune").value("window/geometry")
+    mine = QByteArray(b"the user's own window geometry")
+    QSettings("LabelTune", "LabelTune").setValue("window/geometry", mine)
+    try:
+        assert selftest.check_gui().startswith("main window 'LabelTune' opened")
+        assert QSettings("LabelTune", "LabelTune").value("window/geometry") == mine
+    finally:
+        if before is None:
+            QSettings("LabelTune", "LabelTune").remove("window/geometry")
+        else:
+            QSettings("LabelTune", "LabelTune").setValue("window/geometry", before)
