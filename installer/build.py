@@ -94,12 +94,35 @@ def run(command: list[str], env: dict[str, str] | None = None) -> None:
     subprocess.run(command, check=True, env=env, cwd=ROOT)
 
 
+def check_weights_dir(folder: Path) -> list[str]:
+    """The backbones whose weights ``folder`` holds under a name the app looks for; exit on any other file.
+
+    The app finds ``<backbone>-imagenet.safetensors`` (the weights store's files) and the official
+    torchvision file names (``densenet201-c1103571.pth``); a file named otherwise would ship unused.
+    """
+    sys.path.insert(0, str(ROOT / "desktop"))
+    from labeltune.core.backbones import BACKBONES  # plain data, no torch
+
+    known = {f"{name}-imagenet.safetensors": name for name in BACKBONES}
+    known.update({spec.weights_filename: name for name, spec in BACKBONES.items()})
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".pth", ".safetensors"))
+    unknown = [p.name for p in files if p.name not in known]
+    if unknown or not files:
+        raise SystemExit(
+            f"--weights {folder}: {', '.join(unknown) or 'no .pth or .safetensors file'}; give the official "
+            "torchvision files under their own names or the store's <backbone>-imagenet.safetensors files"
+        )
+    return sorted({known[p.name] for p in files})
+
+
 def build_bundle(args: argparse.Namespace) -> Path:
     """Run PyInstaller on installer/labeltune.spec; return the one-folder bundle."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "desktop"), env.get("PYTHONPATH")]))
     if args.weights:
-        env["LABELTUNE_BUNDLE_WEIGHTS"] = str(Path(args.weights).resolve())
+        folder = Path(args.weights).expanduser().resolve()
+        print(f"bundling the ImageNet weights of {', '.join(check_weights_dir(folder))}", flush=True)
+        env["LABELTUNE_BUNDLE_WEIGHTS"] = str(folder)
     if args.keep_triton:
         env["LABELTUNE_KEEP_TRITON"] = "1"
     dist = ROOT / "dist"
