@@ -11,6 +11,8 @@ import pytest
 from labeltune import cli, selftest
 
 CHECKS = ["device", "backbone", "training", "project", "xrd", "gui"]
+#: What the summary names as the device: a GPU where there is one (training uses it), else the CPU.
+DEVICE = r"(CPU \(\d+ threads\)|CUDA GPU .+ \(\d+ GiB\)|Apple GPU \(Metal\))"
 
 
 def test_self_test_passes_and_ends_with_one_summary_line(
@@ -24,9 +26,7 @@ def test_self_test_passes_and_ends_with_one_summary_line(
     checks = [line for line in lines if line.startswith(("ok ", "FAIL"))]
     assert [line.split()[1] for line in checks] == CHECKS
     assert all(line.startswith("ok ") for line in checks), checks
-    assert re.fullmatch(
-        r"labeltune \S+ self-test passed: 6 of 6 checks on CPU \(\d+ threads\) in [\d.]+ s", lines[-1]
-    )
+    assert re.fullmatch(rf"labeltune \S+ self-test passed: 6 of 6 checks on {DEVICE} in [\d.]+ s", lines[-1])
     assert "efficientnet-lite0-57934424.pth" in checks[1]
     assert "Mn2O3" in checks[4] and "LiF" in checks[4]
     # the user's folders were neither written nor left redirected
@@ -48,7 +48,7 @@ def test_a_missing_xrd_model_fails_naming_the_check(
         line.startswith("FAIL xrd") and "shipped XRD model is not in this installation" in line
         for line in lines
     )
-    assert re.match(r"labeltune \S+ self-test FAILED \(xrd\): 5 of 6 checks on CPU", lines[-1])
+    assert re.match(rf"labeltune \S+ self-test FAILED \(xrd\): 5 of 6 checks on {DEVICE}", lines[-1])
 
 
 def test_the_gui_check_leaves_the_users_window_geometry_alone(qapp: object) -> None:
