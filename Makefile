@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run demo test lint typecheck pytest bench screenshots xrd-model clean-venv
+.PHONY: run demo test lint typecheck pytest bench screenshots xrd-model installer clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,17 @@ xrd-model: $(STAMP)
 	$(BIN)/labeltune xrd library $(XRD_REFERENCES) --out build/xrd-li-mn-ti-o-f-library
 	$(BIN)/labeltune train build/xrd-li-mn-ti-o-f-library --domain xrd --epochs $(XRD_EPOCHS) --seed 0 \
 		--threads 2 --out models/xrd-li-mn-ti-o-f
+
+# The installer of this OS (not part of `make test` or CI): on Linux a PyInstaller one-folder bundle in
+# dist/labeltune and dist/labeltune_<version>_<arch>.deb (installer/build.py; README "Installers").
+# WEIGHTS=DIR also bundles the ImageNet weights in DIR; INSTALLER_PYTHON=... builds from another environment
+# (e.g. one with PyTorch's CPU-only wheels).
+INSTALLER_PYTHON ?= $(BIN)/python
+WEIGHTS ?=
+installer:
+	@if [ "$(INSTALLER_PYTHON)" = "$(BIN)/python" ]; then $(MAKE) --no-print-directory $(STAMP); fi
+	$(INSTALLER_PYTHON) -m PyInstaller --version > /dev/null 2>&1 || $(INSTALLER_PYTHON) -m pip install --quiet "pyinstaller>=6.10"
+	$(INSTALLER_PYTHON) installer/build.py --self-test $(if $(WEIGHTS),--weights $(WEIGHTS))
 
 clean-venv:
 	rm -rf $(VENV)

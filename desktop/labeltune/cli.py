@@ -517,6 +517,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_self_test(args: argparse.Namespace) -> int:
+    """``labeltune --self-test``: one line per check, then a one-line summary; 0 if all passed, else 1."""
+    from labeltune.selftest import run_self_test
+
+    report = run_self_test()
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
 NO_DISPLAY_NOTE = "No display found, so the desktop app cannot start here; the commands above need none."
 
 
@@ -639,6 +648,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="labeltune", description="Label images and fine-tune pretrained networks, offline.")
     parser.add_argument("--version", action="version", version=f"labeltune {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation (weights, training, projects, XRD, GUI; offscreen) and exit 0 or 1",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     p = sub.add_parser("backbones", help="list the pretrained networks")
@@ -819,6 +833,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for noisy in ("onnxscript", "onnx_ir", "torch.onnx"):  # exporter internals, even with --verbose
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        if args.self_test:
+            return cmd_self_test(args)
         func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
         if func is None:
             if not display_available():

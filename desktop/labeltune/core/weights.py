@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -61,6 +62,9 @@ DATA_DIR_ENV = "LABELTUNE_DATA_DIR"
 #: Environment variable that replaces :data:`OFFICIAL_BASE_URL` so a mirror can serve the files.
 BASE_URL_ENV = "LABELTUNE_WEIGHTS_BASE_URL"
 OFFICIAL_BASE_URL = "https://download.pytorch.org/models/"
+#: Environment variable naming a folder of ImageNet weights that ship with this installation (searched
+#: before the bundle's own ``<bundle>/weights``, which ``make installer WEIGHTS=DIR`` fills).
+BUNDLED_DIR_ENV = "LABELTUNE_BUNDLED_WEIGHTS_DIR"
 
 STORE_SUFFIX = "-imagenet.safetensors"
 FORMAT_VERSION = "1"
@@ -169,14 +173,38 @@ def _needs_file(
 # --------------------------------------------------------------------------------------------- queries
 
 
+def bundled_weights_dirs() -> list[Path]:
+    """Folders of weights the installer bundled: ``$LABELTUNE_BUNDLED_WEIGHTS_DIR``, then the bundle's own."""
+    dirs: list[Path] = []
+    env = os.environ.get(BUNDLED_DIR_ENV)
+    if env:
+        dirs.append(Path(env).expanduser())
+    bundle = getattr(sys, "_MEIPASS", None)  # a PyInstaller bundle (installer/labeltune.spec)
+    if bundle:
+        dirs.append(Path(bundle) / "weights")
+    return dirs
+
+
+def installer_weights_file(name: str) -> Path | None:
+    """The weights of ``name`` the installer bundled: a store file or the official file, by its name."""
+    spec = get_spec(name)
+    for folder in bundled_weights_dirs():
+        for candidate in (folder / f"{name}{STORE_SUFFIX}", folder / spec.weights_filename):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 def bundled_weights_file(name: str) -> Path | None:
     """Return the weights file that ships with LabelTune for ``name``, or ``None`` (none, or not installed).
 
-    The package is located without importing it (nothing of it runs), so this is cheap enough for the GUI.
+    First the Python package that ships them (``spec.bundled``), then the weights the installer bundled
+    (:func:`installer_weights_file`). The package is located without importing it (nothing of it runs), so
+    this is cheap enough for the GUI.
     """
     spec = get_spec(name)
     if not spec.bundled:
-        return None
+        return installer_weights_file(name)
     try:
         found = importlib.util.find_spec(spec.bundled_package)
     except (ImportError, ValueError):
@@ -186,7 +214,7 @@ def bundled_weights_file(name: str) -> Path | None:
         path = Path(location, *spec.bundled_file.split("/"))
         if path.is_file():
             return path
-    return None
+    return installer_weights_file(name)
 
 
 def weights_present(name: str) -> bool:
@@ -238,8 +266,8 @@ def list_weights() -> list[WeightsInfo]:
                     path=bundled,
                     url=spec.weights_url,
                     download_mb=0.0,
-                    source=f"bundled with LabelTune ({spec.bundled_distribution})",
-                    sha256=spec.sha256 or None,
+                    source=_bundled_source(name, bundled),
+                    sha256=_known_sha256(name, bundled),
                 )
             )
             continue
@@ -289,17 +317,38 @@ def load_weights(name: str) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def _load_bundled(name: str, path: Path) -> dict[str, torch.Tensor]:
-    """Read the weights that ship with LabelTune, after checking the file is the official one."""
+def _bundled_source(name: str, path: Path) -> str:
+    """Where bundled weights come from, in words (``weights list``, the weights dialog)."""
     spec = get_spec(name)
-    digest = _bundled_sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
-    if spec.sha256 and digest != spec.sha256:
-        raise _needs_file(
-            InvalidWeightsError,
-            f"the bundled {name} weights {path} are damaged or not the official file "
-            f"(sha256 {digest[:16]}... instead of {spec.sha256[:16]}...)",
-            name,
-        )
+    if spec.bundled and path.parent not in bundled_weights_dirs():
+        return f"bundled with LabelTune ({spec.bundled_distribution})"
+    return f"bundled with this installation ({path.name})"
+
+
+def _known_sha256(name: str, path: Path) -> str | None:
+    """The sha256 of bundled weights' original file where it is known without hashing anything."""
+    if path.suffix == ".safetensors":
+        return read_store_metadata(path).get("sha256") or None
+    return get_spec(name).sha256 or None
+
+
+def _load_bundled(name: str, path: Path) -> dict[str, torch.Tensor]:
+    """Read the weights that ship with LabelTune, after checking the file is the official one.
+
+    An official file (``.pth``) must have the known sha256 (or its prefix, which its name carries); a store
+    file (``.safetensors``, written by ``labeltune weights import/download``) was checked when it was
+    stored and is validated for keys and shapes like any other.
+    """
+    if path.suffix != ".safetensors":
+        expected = expected_sha256(name)
+        digest = _bundled_sha256(str(path), path.stat().st_size, path.stat().st_mtime_ns)
+        if not digest.startswith(expected):
+            raise _needs_file(
+                InvalidWeightsError,
+                f"the bundled {name} weights {path} are damaged or not the official file "
+                f"(sha256 {digest[:16]}... instead of {expected[:16]}...)",
+                name,
+            )
     return read_weights_file(name, path)
 
 
@@ -312,6 +361,8 @@ def _bundled_sha256(path: str, _size: int, _mtime_ns: int) -> str:
 def weights_sha256(name: str) -> str:
     """The sha256 of the ImageNet weights :func:`load_weights` returns (of the original file)."""
     bundled = bundled_weights_file(name)
+    if bundled is not None and bundled.suffix == ".safetensors":
+        return read_store_metadata(bundled).get("sha256") or file_sha256(bundled)
     if bundled is not None:
         return _bundled_sha256(str(bundled), bundled.stat().st_size, bundled.stat().st_mtime_ns)
     path = weights_path(name)
@@ -423,6 +474,8 @@ def download_weights(
     import it.
     """
     spec = get_spec(name)
+    if url is None and installer_weights_file(name) is not None:  # bundled by the installer: nothing to fetch
+        return bundled_weights_file(name) or weights_path(name)
     if spec.bundled and url is None:
         bundled = bundled_weights_file(name)
         if bundled is not None:
