@@ -71,10 +71,14 @@ def image_folder(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Qt tests run offscreen unless a display was asked for (QT_QPA_PLATFORM set by the caller)."""
+    """Qt tests run offscreen unless a display was asked for (QT_QPA_PLATFORM set by the caller), and
+    never write to the user's own Qt settings."""
     import os
+    import tempfile
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Qt's own settings (window geometry) go to a throw-away folder, not the user's ~/.config (Linux)
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="labeltune-tests-xdg-")
 
 
 @pytest.fixture(autouse=True)

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,18 @@ def test_release_leaves_a_lock_taken_over_by_another_process(tmp_path: Path, liv
     lock.release()
     held = read_lock(tmp_path)
     assert held is not None and held.pid == live_pid
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="zombies are read from /proc (Linux)")
+def test_a_killed_process_not_yet_reaped_holds_nothing(tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert pid_alive(process.pid)
+        process.kill()
+        deadline = time.monotonic() + 10
+        while "Z" not in Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()[:1]:
+            assert time.monotonic() < deadline
+        _write_lock(tmp_path, socket.gethostname(), process.pid)  # killed, its parent has not waited yet
+        assert not pid_alive(process.pid) and other_holder(tmp_path) is None
+    finally:
+        process.wait()

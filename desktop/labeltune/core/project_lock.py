@@ -79,7 +79,11 @@ def pid_alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    try:  # Linux: a process killed but not yet reaped by its parent (a zombie) holds nothing any more
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def read_lock(folder: str | os.PathLike[str]) -> LockHolder | None:
