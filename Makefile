@@ -36,6 +36,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check desktop tests bench scripts
 	$(BIN)/ruff format --check desktop tests bench scripts
+	$(BIN)/lint-imports  # the layers: ui > workers > core, and a Qt-free core (pyproject.toml)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
