@@ -218,9 +218,5 @@ class PredictionPanel(QWidget):
         item = self.table.item(rows[0].row(), 0)
         return "" if item is None else str(item.data(NAME_ROLE))
 
-    def present_phases(self) -> list[str]:
-        """The phases the shown prediction calls present."""
-        return [] if self._prediction is None else [c.name for c in self._prediction.phases]
-
     def _on_table_selection_changed(self) -> None:
         self.phase_selected.emit(self.selected_phase())

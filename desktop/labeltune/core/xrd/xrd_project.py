@@ -537,10 +537,6 @@ class XrdProject:
         """The label of one pattern (an empty label when it has none)."""
         return self._labels.get(self.key(path), XrdLabel())
 
-    def all_labels(self) -> dict[str, XrdLabel]:
-        """Every label, by project-relative path."""
-        return dict(self._labels)
-
     def labeled_count(self) -> int:
         """How many patterns in ``patterns/`` have a label."""
         return sum(1 for p in self.patterns() if self.labels(p).is_labeled)
