@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from labeltune.core.progress import StoppedError
+from labeltune.core.xrd.bragg import two_theta_of_d as bragg_two_theta
 from labeltune.core.xrd.library import Library, Peaks, Phase, build_library
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern, make_pattern
-from labeltune.core.xrd.peak_profile import bragg_two_theta, ka2_wavelength, phase_parts
+from labeltune.core.xrd.peak_profile import ka2_wavelength, phase_parts
 from labeltune.core.xrd.quantify import calculated_profile, fit_phases
 from labeltune.core.xrd.readers import read_pattern
 from labeltune.core.xrd.simulate import SimulationConfig, simulate

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from labeltune.core.xrd.bragg import d_of_two_theta, two_theta_of_d
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.metrics import FormulaError, resolve_label
 from labeltune.core.xrd.results import PhaseCall, XrdPrediction
@@ -16,19 +17,15 @@ from labeltune.ui.xrd_plot import StickSet, phase_colour
 
 def bragg_two_theta(d: np.ndarray, wavelength: float) -> np.ndarray:
     """2θ (degrees) of reflections with spacings ``d`` (Å) at ``wavelength``; NaN where none exists."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sin_theta = wavelength / (2.0 * np.asarray(d, dtype=np.float64))
-        two_theta = np.degrees(2.0 * np.arcsin(np.clip(sin_theta, -1.0, 1.0)))
-    return np.where((sin_theta > 0) & (sin_theta <= 1.0), two_theta, np.nan)
+    two_theta, diffracts = two_theta_of_d(d, wavelength)
+    return np.where(diffracts, two_theta, np.nan)
 
 
 def convert_two_theta(two_theta: np.ndarray, source: float, target: float) -> np.ndarray:
     """Angles measured at wavelength ``source`` expressed at ``target`` (same d-spacings)."""
     if abs(source - target) < 1e-6:
         return np.asarray(two_theta, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = source / (2.0 * np.sin(np.radians(np.asarray(two_theta, dtype=np.float64)) / 2.0))
-    return bragg_two_theta(d, target)
+    return bragg_two_theta(d_of_two_theta(two_theta, source), target)
 
 
 def polymorphs(formula: str, library: Library) -> list[str]:

@@ -20,6 +20,7 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
+from labeltune.core.xrd.bragg import d_spacing
 from labeltune.ui.plot_legend import add_placed_legend
 
 #: A qualitative palette that colour-blind readers can tell apart (Okabe & Ito 2008, then Tol's muted).
@@ -37,8 +38,7 @@ def phase_colour(index: int) -> str:
 
 def bragg_d(two_theta: float, wavelength: float) -> float:
     """The d-spacing (Å) of a reflection at ``two_theta`` (degrees) by Bragg's law, d = λ / (2 sin θ)."""
-    sin_theta = math.sin(math.radians(two_theta) / 2.0)
-    return wavelength / (2.0 * sin_theta) if sin_theta > 0 else math.inf
+    return d_spacing(two_theta, wavelength)
 
 
 def format_intensity(value: float) -> str:

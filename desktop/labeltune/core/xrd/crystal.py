@@ -23,6 +23,8 @@ from typing import Any
 import gemmi
 import numpy as np
 
+from labeltune.core.xrd.bragg import d_spacing
+
 CU_KA1 = 1.54056
 """Cu Kα1 wavelength in Å (the default: measured peaks' maxima sit at Kα1, not at the Kα mean)."""
 
@@ -250,8 +252,7 @@ def compute_reflections(
         raise CrystalError(f"two-theta range {two_theta_range} must satisfy 0 < low < high < 180")
     if not wavelength > 0:
         raise CrystalError(f"wavelength {wavelength} must be positive")
-    d_min = wavelength / (2.0 * math.sin(math.radians(hi / 2.0)))
-    d_max = wavelength / (2.0 * math.sin(math.radians(lo / 2.0)))
+    d_min, d_max = d_spacing(hi, wavelength), d_spacing(lo, wavelength)
 
     if default_b_iso > 0:
         u_default = default_b_iso / (8.0 * math.pi**2)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from labeltune.core.errors import UnusableInputError
+from labeltune.core.xrd.bragg import d_of_two_theta, two_theta_of_d
 
 MIN_POINTS = 10
 """A pattern with fewer points than this is refused: it cannot hold a usable diffractogram."""
@@ -72,11 +73,7 @@ class Pattern:
 
     def d_spacing(self) -> np.ndarray:
         """The d-spacing (Å) of every point by Bragg's law, d = λ / (2 sin θ); needs the wavelength."""
-        wavelength = self._require_wavelength()
-        sin_theta = np.sin(np.radians(self.two_theta) / 2.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = wavelength / (2.0 * sin_theta)
-        return np.where(sin_theta > 0, d, np.inf)
+        return d_of_two_theta(self.two_theta, self._require_wavelength())
 
     def converted(self, wavelength: float) -> Pattern:
         """The pattern re-expressed in 2θ for another wavelength (same d-spacings).
@@ -87,11 +84,8 @@ class Pattern:
         target = valid_wavelength(wavelength)
         if target is None:
             raise ValueError(f"not a usable wavelength: {wavelength!r} (Å, expected 0.01-10)")
-        d = self.d_spacing()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sin_new = target / (2.0 * d)
-        keep = np.isfinite(sin_new) & (sin_new > 0) & (sin_new <= 1.0)
-        two_theta = np.degrees(2.0 * np.arcsin(sin_new[keep]))
+        all_two_theta, keep = two_theta_of_d(self.d_spacing(), target)
+        two_theta = all_two_theta[keep]
         order = np.argsort(two_theta, kind="stable")
         metadata = dict(self.metadata)
         metadata["converted_from_wavelength"] = repr(self.wavelength)

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from labeltune.core.xrd.bragg import two_theta_of_d
 from labeltune.core.xrd.library import Library
 
 REACH = 12.0
@@ -35,7 +36,6 @@ KA_PAIRS = (
 
 _GAUSS_NORM = 2.0 * math.sqrt(math.log(2.0) / math.pi)
 _GAUSS_EXP = 4.0 * math.log(2.0)
-_DEG_PER_RAD = 180.0 / math.pi
 
 
 def ka2_wavelength(wavelength: float) -> float | None:
@@ -44,13 +44,6 @@ def ka2_wavelength(wavelength: float) -> float | None:
         if abs(wavelength - ka1) < 2e-3:
             return ka2
     return None
-
-
-def bragg_two_theta(d: np.ndarray, wavelength: float) -> tuple[np.ndarray, np.ndarray]:
-    """2θ (degrees) of d-spacings ``d`` at ``wavelength``, and a mask of those that diffract."""
-    sin_theta = wavelength / (2.0 * np.asarray(d, dtype=np.float64))
-    ok = sin_theta < 1.0
-    return 2.0 * _DEG_PER_RAD * np.arcsin(np.minimum(sin_theta, 1.0)), ok
 
 
 def _window_sum(
@@ -129,7 +122,7 @@ def peak_positions(
     zero_shift: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(2θ incl. zero shift, θ in radians without it, mask of diffracting peaks) for scaled ``d``."""
-    two_theta, ok = bragg_two_theta(d * lattice_scale, wavelength)
+    two_theta, ok = two_theta_of_d(d * lattice_scale, wavelength)
     return two_theta + zero_shift, np.radians(two_theta) / 2.0, ok
 
 

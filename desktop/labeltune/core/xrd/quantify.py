@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from labeltune.core.progress import check_stop
+from labeltune.core.xrd.bragg import two_theta_of_d
 from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, FitData, Model
 from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
-from labeltune.core.xrd.peak_profile import bragg_two_theta, calculated_profile, ka2_wavelength
+from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
 
@@ -250,8 +251,8 @@ def _phase_fits(
     for j, phase in enumerate(phases):
         peaks = library.peaks[phase.name]
         k = int(np.argmax(peaks.intensity)) if len(peaks) else 0
-        at_cif, _ = bragg_two_theta(peaks.d[k : k + 1], wavelength)
-        scaled, _ = bragg_two_theta(model.d_spacings(params, j)[k : k + 1], wavelength)
+        at_cif, _ = two_theta_of_d(peaks.d[k : k + 1], wavelength)
+        scaled, _ = two_theta_of_d(model.d_spacings(params, j)[k : k + 1], wavelength)
         if not len(peaks):
             at_cif = scaled = np.zeros(1)
         out.append(

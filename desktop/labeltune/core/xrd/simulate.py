@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labeltune.core.xrd.bragg import two_theta_of_d
 from labeltune.core.xrd.crystal import CU_KA1
 from labeltune.core.xrd.library import Library
 
@@ -235,16 +236,14 @@ def _simulate_chunk(
     if cfg.texture_sigma > 0:
         amp = amp * np.exp(cfg.texture_sigma * rng.standard_normal(total))
     size_pk = size[slot_pat, slot_k][rep]
-    s1 = cfg.wavelength / (2.0 * d)
-    ok = s1 < 1.0
-    tth = np.degrees(2.0 * np.arcsin(np.minimum(s1, 1.0)))
+    tth, ok = two_theta_of_d(d, cfg.wavelength)
     lam = np.full(total, cfg.wavelength)
     # -- Kα2 copies ----------------------------------------------------------------------------------
     sel2 = ka2[pat]
     if sel2.any():
-        s2 = cfg.wavelength2 / (2.0 * d[sel2])
-        ok = np.concatenate([ok, s2 < 1.0])
-        tth = np.concatenate([tth, np.degrees(2.0 * np.arcsin(np.minimum(s2, 1.0)))])
+        tth2, ok2 = two_theta_of_d(d[sel2], cfg.wavelength2)
+        ok = np.concatenate([ok, ok2])
+        tth = np.concatenate([tth, tth2])
         amp = np.concatenate([amp, cfg.ka2_ratio * amp[sel2]])
         pat = np.concatenate([pat, pat[sel2]])
         size_pk = np.concatenate([size_pk, size_pk[sel2]])
