@@ -79,3 +79,23 @@ def memory_format(device: torch.device) -> torch.memory_format:
     import torch
 
     return torch.channels_last if device.type in ("cuda", "cpu") else torch.contiguous_format
+
+
+def available_devices() -> dict[str, str]:
+    """Which devices PyTorch can use here (``cuda``, ``mps``, ``cpu``), with a readable name each.
+
+    Imports torch, and torchvision too (about a thousand modules, torch._dynamo and sympy among them):
+    call it in a worker, early, so that this one-time cost is paid while the user reads the form.
+    """
+    import torch
+    import torchvision  # noqa: F401 - warm-up, see above
+
+    found: dict[str, str] = {}
+    if torch.cuda.is_available():
+        names = [describe_device(torch.device("cuda", i)) for i in range(torch.cuda.device_count())]
+        found["cuda"] = ", ".join(names)
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found["mps"] = describe_device(torch.device("mps"))
+    found["cpu"] = describe_device(torch.device("cpu"))
+    return found

@@ -69,25 +69,10 @@ PROJECT_SETTINGS_KEY = "train"
 
 
 def detect_devices(_progress: Callable[[Progress], None], _stop: threading.Event) -> dict[str, str]:
-    """Which devices PyTorch can use here, with a readable name each (runs in a worker: imports torch).
+    """The devices PyTorch can use here: a worker job (``core.device.available_devices`` imports torch)."""
+    from labeltune.core.device import available_devices
 
-    It also imports torchvision (which pulls in about a thousand modules, torch._dynamo and sympy among
-    them), so that this one-time cost is paid while the user reads the form, not after Start.
-    """
-    import torch
-    import torchvision  # noqa: F401 - warm-up, see above
-
-    from labeltune.core.device import describe_device
-
-    found: dict[str, str] = {}
-    if torch.cuda.is_available():
-        names = [describe_device(torch.device("cuda", i)) for i in range(torch.cuda.device_count())]
-        found["cuda"] = ", ".join(names)
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        found["mps"] = describe_device(torch.device("mps"))
-    found["cpu"] = describe_device(torch.device("cpu"))
-    return found
+    return available_devices()
 
 
 def device_summary(found: dict[str, str]) -> str:
