@@ -246,7 +246,8 @@ def evaluate(
     emit_json: Callable[[Any], None],
 ) -> int:
     """``labeltune evaluate XRD_RUN LABELED_DIR``: phase-set metrics by formula, fraction error."""
-    from labeltune.core.xrd.metrics import label_key, phase_set_metrics
+    from labeltune.core.xrd.evaluate import score_predictions, unknown_phases
+    from labeltune.core.xrd.inference import load_xrd_model
     from labeltune.core.xrd.training import read_labels_csv
 
     _check_wavelength(args.wavelength)
@@ -254,17 +255,8 @@ def evaluate(
     if not (folder / "labels.csv").is_file():
         raise XrdUsageError(f"{folder} has no labels.csv (path,phases[,fractions])")
     rows = read_labels_csv(folder)
-    from labeltune.core.xrd.inference import load_xrd_model
-    from labeltune.core.xrd.metrics import FormulaError, resolve_label
-
     library = load_xrd_model(args.run_dir).library
-    unknown = set()
-    for _path, tokens, _fractions in rows:
-        for token in tokens:
-            try:
-                resolve_label(token, library)
-            except FormulaError:
-                unknown.add(token)
+    unknown = unknown_phases(rows, library)
     if unknown:
         raise XrdUsageError(
             f"labels.csv names phases the model does not know: {', '.join(sorted(unknown))} "
@@ -274,36 +266,8 @@ def evaluate(
         predictions, skipped, _notes = _predict(
             args.run_dir, [r[0] for r in rows], args.wavelength, True, progress, stop
         )
-    by_path = {Path(p.path).resolve(): p for p in predictions}
-    truth: list[set[str]] = []
-    pred: list[set[str]] = []
-    true_fr: list[dict[str, float] | None] = []
-    pred_fr: list[dict[str, float]] = []
-    per_file: list[dict[str, Any]] = []
-    for path, tokens, fractions in rows:
-        p = by_path.get(path.resolve())
-        if p is None:
-            continue
-        t = [label_key(tok, library) for tok in tokens]
-        truth.append(set(t))
-        pred.append({label_key(c.name, library) for c in p.phases})
-        true_fr.append(dict(zip(t, fractions, strict=True)) if fractions else None)
-        merged: dict[str, float] = {}
-        for c in p.phases:
-            key = label_key(c.name, library)
-            merged[key] = merged.get(key, 0.0) + (c.fraction or 0.0)
-        pred_fr.append(merged)
-        per_file.append(
-            {
-                "path": str(path),
-                "truth": sorted(truth[-1]),
-                "predicted": sorted(pred[-1]),
-                "exact": truth[-1] == pred[-1],
-                **({"true_fractions": true_fr[-1], "predicted_fractions": merged} if fractions else {}),
-            }
-        )
-    metrics = phase_set_metrics(truth, pred, true_fr, pred_fr).to_json()
-    metrics["files"] = per_file
+    metrics = score_predictions(rows, predictions, library)
+    per_file = metrics["files"]
     metrics["skipped"] = [{"path": path, "error": why} for path, why in skipped]
     if args.json:
         emit_json(metrics)
