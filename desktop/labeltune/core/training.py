@@ -622,16 +622,19 @@ def _fit(
     optimizer = torch.optim.AdamW(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
 
-    _write_config(
-        run_dir,
-        config,
-        model_config,
-        weights_id,
-        describe_device(device),
-        source,
-        data.skipped,
-        data.grouping,
-    )
+    def write_run_config() -> None:  # now, and again at the end with the fitted temperature
+        _write_config(
+            run_dir,
+            config,
+            model_config,
+            weights_id,
+            describe_device(device),
+            source,
+            data.skipped,
+            data.grouping,
+        )
+
+    write_run_config()
     trainer = Trainer(
         trainable,
         optimizer,
@@ -707,16 +710,7 @@ def _fit(
         metrics["unfamiliar"] = {"note": "not available: the run was stopped; continue it to fit the check"}
     progress(Progress("save", 0, 1, "saving the model"))
     save_model(run_dir, model.cpu(), model_config)
-    _write_config(
-        run_dir,
-        config,
-        model_config,
-        weights_id,
-        describe_device(device),
-        source,
-        data.skipped,
-        data.grouping,
-    )
+    write_run_config()
     write_history(run_dir, state_out.history)
     result = RunResult(
         run_dir=run_dir,
