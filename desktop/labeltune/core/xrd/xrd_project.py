@@ -353,6 +353,14 @@ class XrdProject:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         return self.runs_dir / f"xrd-{stamp}-{uuid.uuid4().hex[:6]}"
 
+    @property
+    def domain(self) -> str:
+        """Always ``"xrd"`` (see :class:`labeltune.core.domain.LabelProject`)."""
+        return "xrd"
+
+    def close(self) -> None:
+        """Nothing to release: every label is written to ``labels.csv`` as it is set."""
+
     # -- settings -----------------------------------------------------------------------------------
     @property
     def name(self) -> str:
