@@ -16,7 +16,7 @@ def _static_check(image: Project, xrd: XrdProject) -> list[LabelProject]:
 
 
 def test_image_project_is_a_label_project(tmp_path: Path) -> None:
-    project = Project.create(tmp_path / "p", "Corn", ["a", "b"])
+    project = Project.create(tmp_path / "p", "Corn", classes=["a", "b"])
     try:
         assert isinstance(project, LabelProject)
         assert project.domain in DOMAINS
