@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labeltune.core.project import Project
 from labeltune.core.thumbnails import ThumbnailCache
 from labeltune.ui.class_chooser import ClassChooser
 from labeltune.ui.class_panel import ClassPanel
@@ -455,7 +454,10 @@ class LabelPage(QWidget):
         if self._fit_pending:
             QTimer.singleShot(0, self._fit_class_panel)
 
-    def _on_session_project_opened(self, project: Project) -> None:
+    def _on_session_project_opened(self, _project: object) -> None:
+        project = self.session.project
+        if project is None:  # an XRD project: the XRD page shows it
+            return
         self._say(KEY_HINT)  # not the last project's "Undid the label of …"
         self._fit_class_panel()
         size = self.settings.thumbnail_size

@@ -1,26 +1,31 @@
-"""The main window: composes the start page, the project pages, menus and actions. No logic of its own."""
+"""The main window: composes the start page, the project pages, menus and actions. No logic of its own.
+
+It holds the open project only through the session (:class:`~labeltune.core.domain.LabelProject`) and shows
+it on the page of its domain (:class:`~labeltune.ui.project_page.ProjectPage`): it never asks which kind
+of project is open (docs/adr/0024).
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QStackedWidget, QTabWidget
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
-from labeltune.core.project import Project
+from labeltune.core.domain import LabelProject
 from labeltune.core.project_lock import ProjectLock, other_holder
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.xrd_project import is_xrd_project
 from labeltune.ui.about import show_about
 from labeltune.ui.errors import show_error
+from labeltune.ui.image_page import ImagePage, import_source
 from labeltune.ui.import_dialog import ImportDialog
-from labeltune.ui.label_page import LabelPage
-from labeltune.ui.results_panel import ResultsPanel
+from labeltune.ui.project_page import ProjectPage
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.start_page import StartPage, project_title
-from labeltune.ui.train_panel import TrainPanel
 from labeltune.ui.xrd_new_dialog import XrdNewProjectDialog
 from labeltune.ui.xrd_page import XrdPage
 
@@ -39,15 +44,12 @@ class MainWindow(QMainWindow):
         self.resize(1280, 820)
 
         self.start_page = StartPage(self.settings)
-        self.label_page = LabelPage(self.session)
-        self.train_panel = TrainPanel(self.session)
-        self.results_panel = ResultsPanel(self.session)
-        self.tabs = QTabWidget()
-        self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.label_page, "&Label")
-        self.tabs.addTab(self.train_panel, "&Train")
-        self.tabs.addTab(self.results_panel, "&Results")
-        self.xrd_page = XrdPage()
+        self.tabs = ImagePage(self.session)  # Label / Train / Results
+        self.label_page = self.tabs.label_page
+        self.train_panel = self.tabs.train_panel
+        self.results_panel = self.tabs.results_panel
+        self.xrd_page = XrdPage(self.session)
+        self.pages: dict[str, ProjectPage] = {"image": self.tabs, "xrd": self.xrd_page}  # by domain
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.tabs)
@@ -62,14 +64,13 @@ class MainWindow(QMainWindow):
         self.session.project_opened.connect(self._on_session_project_opened)
         self.session.project_closed.connect(self._on_session_project_closed)
         self.xrd_page.project_changed.connect(self._update_title)
-        self.results_panel.continue_requested.connect(self._on_results_panel_continue_requested)
         self._update_title()
         self._restore_geometry()
 
-    def _on_results_panel_continue_requested(self, run_dir: Path) -> None:
-        """Continue a stopped run chosen in the runs list: the Train tab shows it training."""
-        if self.train_panel.resume_run(Path(run_dir)):
-            self.tabs.setCurrentWidget(self.train_panel)
+    def _page(self) -> ProjectPage | None:
+        """The page showing the open project (``None``: none is open)."""
+        project = self.session.current_project
+        return None if project is None else self.pages[project.domain]
 
     # -- menus --------------------------------------------------------------------------------------
     def _action(
@@ -138,43 +139,38 @@ class MainWindow(QMainWindow):
         if folder:
             self.import_folder(Path(folder))
 
-    def import_folder(self, folder: Path | list[Path], into_project: bool = False) -> None:
-        """Show the import summary for ``folder`` (or dropped files); on OK create or extend the project."""
-        dialog = ImportDialog(folder, self.session if into_project else None, self, self.settings)
+    def import_folder(self, folder: Path | list[Path]) -> None:
+        """Show the import summary for ``folder`` (or dropped files); on OK create the project and open it."""
+        dialog = ImportDialog(folder, None, self, self.settings)
         if dialog.exec() and dialog.project is not None:
-            if into_project:
-                self.session.notify_samples_added()
-            else:
-                self.session.adopt(dialog.project)
+            self.session.adopt(dialog.project)
 
     def import_into_project(self) -> None:
-        """Add a folder of images to the open project (or pattern files to the open XRD project)."""
-        if self.xrd_page.project is not None:
-            self.xrd_page.choose_patterns()
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Folder of images to add")
-        if folder:
-            self.import_folder(Path(folder), into_project=True)
+        """Add files to the open project: its page asks for them (images, or XRD pattern files)."""
+        page = self._page()
+        if page is not None:
+            page.choose_import()
 
     def new_xrd_project(self) -> None:
         """Ask for a folder, a phase library and optionally a model; create the XRD project and open it."""
         dialog = XrdNewProjectDialog(self, self.settings)
         if dialog.exec() and dialog.project is not None:
-            self._show_xrd_project(dialog.project.folder)
+            self.session.adopt(dialog.project)
 
     def undo(self) -> None:
         """Undo the last label change of the open project."""
-        (self.xrd_page if self.xrd_page.project is not None else self.label_page).undo()
+        page = self._page()
+        if page is not None:
+            page.undo()
 
     def redo(self) -> None:
         """Redo the last undone label change of the open project."""
-        (self.xrd_page if self.xrd_page.project is not None else self.label_page).redo()
+        page = self._page()
+        if page is not None:
+            page.redo()
 
     def close_project(self) -> None:
-        """Close the open project, image or XRD."""
-        if self.xrd_page.project is not None:
-            self.xrd_page.close_project()
-            self._on_session_project_closed()
+        """Close the open project, of whichever kind."""
         self.session.close()
 
     def choose_project(self) -> None:
@@ -204,24 +200,9 @@ class MainWindow(QMainWindow):
             if answer != QMessageBox.StandardButton.Open:
                 return
         try:
-            if is_xrd_project(folder):
-                self._show_xrd_project(Path(folder))
-            else:
-                self.session.open(Path(folder))
+            self.session.open(Path(folder))
         except Exception as error:  # a damaged or foreign folder must not take the app down
             show_error(self, "Cannot open project", str(error))
-
-    def _show_xrd_project(self, folder: Path) -> None:
-        """Open an XRD project in the XRD page (closing any open project first)."""
-        self.session.close()
-        self.xrd_page.open(folder)
-        self._hold(self.xrd_page.project.folder if self.xrd_page.project is not None else None)
-        self.settings.add_recent(folder)
-        self.settings.save()
-        self.stack.setCurrentWidget(self.xrd_page)
-        self._set_project_actions_enabled(True)
-        self.import_action.setText("&Import patterns…")
-        self._update_title()
 
     def open_demo(self, name: str) -> None:
         """Write the demo project (once) to the user data dir and open it."""
@@ -248,27 +229,25 @@ class MainWindow(QMainWindow):
         if folder is not None and self._lock is None:
             self._lock = ProjectLock(folder)
 
-    def _on_session_project_opened(self, project: object) -> None:
-        assert isinstance(project, Project)
+    def _on_session_project_opened(self, project: LabelProject) -> None:
         self._hold(project.folder)
-        if self.xrd_page.project is not None:
-            self.xrd_page.close_project()
-        self.import_action.setText("&Import images…")
-        self.stack.setCurrentWidget(self.tabs)
-        self.tabs.setCurrentWidget(self.label_page)
+        self.settings.add_recent(project.folder)
+        self.settings.save()
+        page = self.pages[project.domain]
+        self.import_action.setText(page.import_text)
+        self.stack.setCurrentWidget(cast(QWidget, page))  # every page is a widget of the stack
         self._set_project_actions_enabled(True)
         self._update_title()
 
     def _on_session_project_closed(self) -> None:
-        if self.xrd_page.project is None:
-            self._hold(None)
+        self._hold(None)
         self.start_page.refresh()
         self.stack.setCurrentWidget(self.start_page)
         self._set_project_actions_enabled(False)
         self._update_title()
 
     def _update_title(self) -> None:
-        project = self.session.project or self.xrd_page.project
+        project = self.session.current_project
         self.setWindowTitle(f"{project.name} — LabelTune" if project is not None else "LabelTune")
 
     # -- drag and drop ------------------------------------------------------------------------------
@@ -280,22 +259,16 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event: QDropEvent) -> None:
         """Dropped folders or files become a new project, or are added to the open one: only they."""
         paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
-        if paths and is_xrd_project(paths[0]):
-            event.acceptProposedAction()
-            self.open_project(paths[0])
-            return
-        if paths and self.xrd_page.project is not None:  # pattern files (or folders) for the XRD project
-            event.acceptProposedAction()
-            self.xrd_page.import_patterns(paths)
-            return
         if not paths:
             return
         event.acceptProposedAction()
-        into = self.session.project is not None
-        if len(paths) == 1 and (paths[0].is_dir() or paths[0].suffix.lower() == ".csv"):
-            self.import_folder(paths[0], into_project=into)  # a class folder, a CSV or a project
+        page = self._page()
+        if is_xrd_project(paths[0]):  # an image project folder: the import summary offers to open it
+            self.open_project(paths[0])
+        elif page is not None:
+            page.import_files(paths)
         else:
-            self.import_folder(paths, into_project=into)  # what was dropped, and only that
+            self.import_folder(import_source(paths))
 
     # -- window state -------------------------------------------------------------------------------
     def _restore_geometry(self) -> None:
@@ -306,10 +279,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop background work, close the project and remember the window geometry."""
-        self.train_panel.shutdown()
-        self.results_panel.shutdown()
-        self.label_page.shutdown()
-        self.xrd_page.shutdown()
+        for page in self.pages.values():
+            page.shutdown()
         QSettings("LabelTune", "LabelTune").setValue("window/geometry", self.saveGeometry())
         self.session.close()
         self._hold(None)

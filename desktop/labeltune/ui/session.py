@@ -1,7 +1,12 @@
 """The open project, shared by all panels: every change goes through here and is announced by a signal.
 
-Each label is committed to the project's SQLite store (one short transaction) before the signal goes out,
-so the next key press already sees it and a crash a moment later loses nothing.
+The session holds the open project of either kind (:class:`~labeltune.core.domain.LabelProject`: images or
+XRD patterns) and announces its opening and closing to every listener. Image-only operations (labels by
+sample id, classes) go through :attr:`ProjectSession.project`, which is the open *image* project (``None``
+while an XRD project is open), so the image panels stay typed. See docs/adr/0024.
+
+Each image label is committed to the project's SQLite store (one short transaction) before the signal goes
+out, so the next key press already sees it and a crash a moment later loses nothing.
 """
 
 from __future__ import annotations
@@ -12,17 +17,19 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from labeltune.core.domain import LabelProject
 from labeltune.core.project import Project
 from labeltune.core.settings import Settings
+from labeltune.core.xrd.xrd_project import XrdProject, is_xrd_project
 
 log = logging.getLogger(__name__)
 
 
 class ProjectSession(QObject):
-    """Holds the open :class:`Project` and tells panels what changed."""
+    """Holds the open project (image or XRD) and tells panels what changed."""
 
-    project_opened = Signal(object)  # Project
-    project_closing = Signal(object)  # Project, still open: last chance to store what belongs to it
+    project_opened = Signal(object)  # LabelProject, of either kind
+    project_closing = Signal(object)  # LabelProject, still open: last chance to store what belongs to it
     project_closed = Signal()
     labels_changed = Signal(list)  # sample ids whose label changed
     classes_changed = Signal()
@@ -34,42 +41,46 @@ class ProjectSession(QObject):
     def __init__(self, settings: Settings, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
-        self.project: Project | None = None
+        self.current_project: LabelProject | None = None
         self.current_id: int | None = None
 
     # -- project ------------------------------------------------------------------------------------
-    def open(self, folder: Path | str) -> Project:
-        """Open the project in ``folder`` (closing any open one)."""
-        project = Project.open(Path(folder))
-        self._set_project(project)
+    @property
+    def project(self) -> Project | None:
+        """The open image project (``None`` when none is open, or the open one holds XRD patterns)."""
+        project = self.current_project
+        return project if isinstance(project, Project) else None
+
+    def open(self, folder: Path | str) -> LabelProject:
+        """Open the project in ``folder``, of whichever kind it is (closing any open one)."""
+        folder = Path(folder)
+        project: LabelProject = XrdProject.open(folder) if is_xrd_project(folder) else Project.open(folder)
+        self.adopt(project)
         return project
 
-    def adopt(self, project: Project) -> None:
-        """Make an already opened project (e.g. just created by the import dialog) the open one."""
-        self._set_project(project)
-
-    def _set_project(self, project: Project) -> None:
+    def adopt(self, project: LabelProject) -> None:
+        """Make an already opened project (e.g. just created by a dialog) the open one."""
         self.close()
-        self.project = project
+        self.current_project = project
         self.current_id = None
-        self.settings.add_recent(project.folder)
-        self.settings.save()
         self.project_opened.emit(project)
 
     def close(self) -> None:
         """Close the open project, if any."""
-        if self.project is not None:
-            self.project_closing.emit(self.project)
-            self.project.close()
-            self.project = None
+        project = self.current_project
+        if project is not None:
+            self.project_closing.emit(project)
+            project.close()
+            self.current_project = None
             self.current_id = None
             self.project_closed.emit()
 
     def require(self) -> Project:
-        """The open project (raises if none: a programming error in the caller)."""
-        if self.project is None:
-            raise RuntimeError("no project is open")
-        return self.project
+        """The open image project (raises if none is: a programming error in the caller)."""
+        project = self.project
+        if project is None:
+            raise RuntimeError("no image project is open")
+        return project
 
     # -- labels -------------------------------------------------------------------------------------
     def set_label(self, sample_ids: Sequence[int], label: str | None) -> None:

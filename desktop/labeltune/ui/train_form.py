@@ -294,7 +294,8 @@ class TrainSettingsForm(QWidget):
         self._samples_controller.start(FunctionWorker(read))
 
     def _on_session_project_closing(self, _project: object) -> None:
-        if self.isEnabled():  # the choices shown are the user's (a running training shows its run's)
+        # the choices shown are the user's (a running training shows its run's); an XRD project has none
+        if self.isEnabled() and self.session.project is not None:
             self.save_settings()
 
     def _on_samples_controller_failed(self, message: str, _details: str) -> None:
@@ -510,4 +511,5 @@ class TrainSettingsForm(QWidget):
         )
 
     def _on_session_project_opened(self, _project: object) -> None:
-        self.load_settings()
+        if self.session.project is not None:  # an XRD project has no such choices
+            self.load_settings()

@@ -415,6 +415,8 @@ class TrainPanel(QWidget):
         self.stage_label.setText(stage)
 
     def _on_session_project_opened(self, _project: object) -> None:
+        if self.session.project is None:  # an XRD project: the XRD page trains on it
+            return
         if not self._shows_run_project():
             self._show_blank()
         self.resumable = self._newest_stopped_run()

@@ -20,11 +20,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltune.core.domain import LabelProject
+from labeltune.core.settings import Settings
 from labeltune.core.xrd.library import Library, LibraryError, load_library
 from labeltune.core.xrd.pattern import Pattern, PatternReadError
 from labeltune.core.xrd.results import XrdPrediction
 from labeltune.core.xrd.xrd_project import XrdLabel, XrdProject, xrd_run_problem
 from labeltune.ui.errors import show_error
+from labeltune.ui.session import ProjectSession
 from labeltune.ui.xrd_models import XrdModelsPanel
 from labeltune.ui.xrd_overlay import (
     activation_on_pattern,
@@ -50,12 +53,18 @@ NO_MODEL_TEXT = (
 
 
 class XrdPage(QWidget):
-    """Label, identify and fine-tune on one XRD project."""
+    """Label, identify and fine-tune on one XRD project (a :class:`~labeltune.ui.project_page.ProjectPage`).
+
+    It shows the session's project whenever that is an XRD project; without a session of the window's
+    it keeps one of its own (a page tried on its own).
+    """
 
     project_changed = Signal()  # opened, closed or renamed: the window title follows
+    import_text = "&Import patterns…"
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: ProjectSession | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.session = session if session is not None else ProjectSession(Settings(), self)
         self.project: XrdProject | None = None
         self._current: Path | None = None
         self._pattern: Pattern | None = None
@@ -127,15 +136,26 @@ class XrdPage(QWidget):
         self.predict_controller.failed.connect(self._on_predict_controller_failed)
         self.predict_controller.running_changed.connect(self._on_predict_controller_running_changed)
         self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
+        self.session.project_opened.connect(self._on_session_project_opened)
+        self.session.project_closed.connect(self._on_session_project_closed)
         self.set_project(None)
 
     # -- project ------------------------------------------------------------------------------------
     def open(self, folder: Path | str) -> XrdProject:
-        """Open the XRD project in ``folder`` (raises XrdProjectError); the pattern list gets the focus."""
+        """Open the XRD project in ``folder`` in the session (raises XrdProjectError): this page shows it."""
         project = XrdProject.open(folder)
-        self.set_project(project)
-        self.pattern_list.setFocus()
+        self.session.adopt(project)
         return project
+
+    def _on_session_project_opened(self, project: LabelProject) -> None:
+        if isinstance(project, XrdProject):  # an image project is the image page's
+            self.set_project(project)
+            self.pattern_list.setFocus()
+
+    def _on_session_project_closed(self) -> None:
+        if self.project is not None:
+            self.predict_controller.stop()  # its answers belong to the project being closed
+            self.set_project(None)
 
     def set_project(self, project: XrdProject | None) -> None:
         """Show ``project`` (``None``: nothing)."""
@@ -158,11 +178,6 @@ class XrdPage(QWidget):
         self._fill_list()
         self._update_prediction_state()
         self.project_changed.emit()
-
-    def close_project(self) -> None:
-        """Close the open XRD project (background identification is stopped)."""
-        self.predict_controller.stop()
-        self.set_project(None)
 
     def shutdown(self) -> None:
         """Stop background work and wait for it (the window is closing)."""
@@ -298,13 +313,15 @@ class XrdPage(QWidget):
         self._after_label_change(path)
 
     # -- import -------------------------------------------------------------------------------------
-    def choose_patterns(self) -> None:
+    def choose_import(self) -> None:
         """Ask for pattern files and import them."""
         self.patterns_panel.choose_and_import()
 
-    def import_patterns(self, paths: list[Path]) -> None:
+    def import_files(self, paths: list[Path]) -> None:
         """Check and copy pattern files (or folders of them) into the project, in the background."""
         self.patterns_panel.import_patterns(paths)
+
+    import_patterns = import_files  # the name this page's callers and tests know
 
     def _on_patterns_panel_imported(self, added: list[Path]) -> None:
         self._fill_list(select=added[0] if added else self._current)

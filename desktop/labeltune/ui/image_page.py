@@ -1,0 +1,78 @@
+"""The image project's page: the Label, Train and Results tabs, and the verbs the window asks of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QFileDialog, QTabWidget, QWidget
+
+from labeltune.core.domain import LabelProject
+from labeltune.ui.import_dialog import ImportDialog
+from labeltune.ui.label_page import LabelPage
+from labeltune.ui.results_panel import ResultsPanel
+from labeltune.ui.session import ProjectSession
+from labeltune.ui.train_panel import TrainPanel
+
+
+def import_source(paths: list[Path]) -> Path | list[Path]:
+    """What the import dialog scans for dropped ``paths``: one folder or CSV as such, else just the files."""
+    if len(paths) == 1 and (paths[0].is_dir() or paths[0].suffix.lower() == ".csv"):
+        return paths[0]  # a class folder, a CSV or a project
+    return list(paths)  # what was dropped, and only that
+
+
+class ImagePage(QTabWidget):
+    """The Label / Train / Results tabs of the open image project (the image domain's ProjectPage)."""
+
+    import_text = "&Import images…"
+
+    def __init__(self, session: ProjectSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.label_page = LabelPage(session)
+        self.train_panel = TrainPanel(session)
+        self.results_panel = ResultsPanel(session)
+        self.setDocumentMode(True)
+        self.addTab(self.label_page, "&Label")
+        self.addTab(self.train_panel, "&Train")
+        self.addTab(self.results_panel, "&Results")
+        session.project_opened.connect(self._on_session_project_opened)
+        self.results_panel.continue_requested.connect(self._on_results_panel_continue_requested)
+
+    def _on_session_project_opened(self, _project: LabelProject) -> None:
+        if self.session.project is not None:  # an image project: labeling comes first
+            self.setCurrentWidget(self.label_page)
+
+    def _on_results_panel_continue_requested(self, run_dir: Path) -> None:
+        """Continue a stopped run chosen in the runs list: the Train tab shows it training."""
+        if self.train_panel.resume_run(Path(run_dir)):
+            self.setCurrentWidget(self.train_panel)
+
+    def undo(self) -> None:
+        """Undo the last label change (the Label tab says which image it touched)."""
+        self.label_page.undo()
+
+    def redo(self) -> None:
+        """Redo the last undone label change."""
+        self.label_page.redo()
+
+    def choose_import(self) -> None:
+        """Ask for a folder of images and add it to the open project (with an import summary first)."""
+        folder = QFileDialog.getExistingDirectory(self.window(), "Folder of images to add")
+        if folder:
+            self.import_files([Path(folder)])
+
+    def import_files(self, paths: list[Path]) -> None:
+        """Show the import summary for ``paths``; on OK add them to the open project."""
+        dialog = ImportDialog(import_source(paths), self.session, self.window(), self.session.settings)
+        if dialog.exec() and dialog.project is not None:
+            self.session.notify_samples_added()
+
+    def shutdown(self) -> None:
+        """Stop the tabs' background work and wait for it (the window is closing)."""
+        self.train_panel.shutdown()
+        self.results_panel.shutdown()
+        self.label_page.shutdown()
+
+
+__all__ = ["ImagePage", "import_source"]
