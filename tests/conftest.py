@@ -21,6 +21,23 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("LABELTUNE_CACHE_DIR", str(base / "user-cache"))
 
 
+def drop_paths(widget: object, paths: list[Path]) -> None:
+    """Drop ``paths`` on ``widget`` as a file manager would (Qt imported here: core tests run without it)."""
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    widget.dropEvent(event)  # type: ignore[attr-defined]
+
+
 def write_class_folder(
     root: Path, classes: int = 3, per_class: int = 16, size: int = 40, seed: int = 0, fmt: str = "png"
 ) -> Path:

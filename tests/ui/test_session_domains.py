@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pytestqt")
+from conftest import drop_paths  # tests/conftest.py
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+pytest.importorskip("pytestqt")
 
 from labeltune.core.project import Project
 from labeltune.core.project_lock import LOCK_FILE, read_lock
@@ -50,19 +49,6 @@ def window(qtbot) -> MainWindow:
     qtbot.addWidget(widget)
     widget.show()
     return widget
-
-
-def _drop(window: MainWindow, paths: list[Path]) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(
-        QPointF(10, 10),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    window.dropEvent(event)
 
 
 def test_the_session_opens_either_kind_and_announces_both(
@@ -147,7 +133,7 @@ def test_dropped_pattern_files_go_to_the_open_xrd_project(
     extra = tmp_path / f"extra{first.suffix}"
     extra.write_bytes(first.read_bytes() + b"\n")  # another file, the same measurement read
     with qtbot.waitSignal(window.xrd_page.patterns_panel.imported, timeout=TIMEOUT) as blocker:
-        _drop(window, [extra])
+        drop_paths(window, [extra])
     assert [p.name for p in blocker.args[0]] == [extra.name]
     assert len(window.xrd_page.patterns_panel.paths()) == before + 1
     assert (xrd_folder / "patterns" / extra.name).is_file()

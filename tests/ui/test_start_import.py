@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BAD_FILE_REASONS, write_bad_files
+from conftest import drop_paths as _drop
 
 pytest.importorskip("pytestqt")
 
@@ -417,22 +418,6 @@ def test_main_window_opens_a_demo(qtbot) -> None:
 
 
 # ------------------------------------------------------------------------------------ drag and drop
-
-
-def _drop(window: QWidget, paths: list[Path]) -> None:
-    from PySide6.QtCore import QMimeData, QPointF, QUrl
-    from PySide6.QtGui import QDropEvent
-
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(
-        QPointF(10, 10),
-        Qt.DropAction.CopyAction,
-        mime,
-        Qt.MouseButton.LeftButton,
-        Qt.KeyboardModifier.NoModifier,
-    )
-    window.dropEvent(event)
 
 
 def test_dropped_files_are_what_is_imported(
