@@ -263,7 +263,9 @@ class MainWindow(QMainWindow):
             return
         event.acceptProposedAction()
         page = self._page()
-        if is_xrd_project(paths[0]):  # an image project folder: the import summary offers to open it
+        if is_xrd_project(
+            paths[0]
+        ):  # (an image project's folder reaches the import summary, which offers it)
             self.open_project(paths[0])
         elif page is not None:
             page.import_files(paths)
