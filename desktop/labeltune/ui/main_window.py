@@ -263,9 +263,8 @@ class MainWindow(QMainWindow):
             return
         event.acceptProposedAction()
         page = self._page()
-        if is_xrd_project(
-            paths[0]
-        ):  # (an image project's folder reaches the import summary, which offers it)
+        # an XRD project's folder opens; an image project's reaches the import summary, which offers it
+        if is_xrd_project(paths[0]):
             self.open_project(paths[0])
         elif page is not None:
             page.import_files(paths)
