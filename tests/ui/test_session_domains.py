@@ -155,3 +155,26 @@ def test_a_page_of_its_own_shows_only_xrd_projects_of_its_session(
     assert isinstance(session.current_project, XrdProject) and page.project is session.current_project
     page.shutdown()
     session.close()
+
+
+def test_a_new_xrd_project_from_the_dialog_is_adopted_held_and_remembered(
+    window: MainWindow, xrd_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeltune.ui import main_window as main_window_module
+
+    class MadeDialog:  # what XrdNewProjectDialog leaves after OK: the project it created, open
+        def __init__(self, *_args: object) -> None:
+            self.project = XrdProject.open(xrd_folder)
+
+        def exec(self) -> bool:
+            return True
+
+    monkeypatch.setattr(main_window_module, "XrdNewProjectDialog", MadeDialog)
+    window.new_xrd_project()
+    assert window.stack.currentWidget() is window.xrd_page and window.xrd_page.project is not None
+    assert window.xrd_page.project.folder == xrd_folder.resolve()
+    assert (xrd_folder / LOCK_FILE).exists() and Settings.load().recent_projects[0] == str(
+        xrd_folder.resolve()
+    )
+    window.close()
+    assert not (xrd_folder / LOCK_FILE).exists()
