@@ -10,13 +10,18 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt
 
+from labeltune.core.datasets import scan
 from labeltune.core.progress import Progress, StoppedError
+from labeltune.core.project import Project
+from labeltune.core.settings import Settings
 from labeltune.core.trainer import EpochRecord
 from labeltune.core.xrd.demo import write_xrd_demo
 from labeltune.core.xrd.xrd_project import XrdProject
+from labeltune.ui.session import ProjectSession
 from labeltune.ui.train_monitor import TrainMonitor
+from labeltune.ui.train_panel import TrainPanel
 from labeltune.ui.xrd_train import XRD_WORDS, XrdTrainPanel
-from labeltune.workers.training import TrainingStarted
+from labeltune.workers.training import TrainingStarted, TrainWorker
 from labeltune.workers.xrd import XrdTrainWorker
 
 TIMEOUT = 60_000
@@ -100,11 +105,7 @@ def test_epochs_of_a_run_not_shown_are_kept_and_replayed(monitor: TrainMonitor) 
     assert monitor.summary_label.text() == "<b>Training failed</b>: out of memory"
 
 
-def test_both_training_panels_show_their_run_in_one_monitor(qtbot, tmp_path: Path) -> None:
-    from labeltune.core.settings import Settings
-    from labeltune.ui.session import ProjectSession
-    from labeltune.ui.train_panel import TrainPanel
-
+def test_both_training_panels_show_their_run_in_one_monitor(qtbot) -> None:
     session = ProjectSession(Settings())
     images = TrainPanel(session)
     xrd = XrdTrainPanel()
@@ -120,21 +121,47 @@ def test_both_training_panels_show_their_run_in_one_monitor(qtbot, tmp_path: Pat
     assert xrd.monitor.words is XRD_WORDS and images.monitor.words.follows_epochs
 
 
-def test_an_xrd_training_stopped_before_its_first_epoch_keeps_the_model(
-    qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def stopped_at_once(self: XrdTrainWorker) -> None:
-        raise StoppedError("stopped")
+def _image_panel(tmp_path: Path, image_folder) -> tuple[TrainPanel, ProjectSession]:
+    choices = {"backbone": "resnet18", "weights": "none", "epochs": 3, "batch_size": 8}
+    with Project.create(tmp_path / "project") as project:
+        dataset = scan(image_folder(classes=2))
+        project.add_source(dataset.root)
+        project.add_samples(dataset.samples)
+        project.save_settings(train={"choices": choices})  # random weights are chosen per project
+        folder = project.folder
+    session = ProjectSession(Settings(**choices))  # type: ignore[arg-type]
+    session.open(folder)
+    return TrainPanel(session), session
 
-    monkeypatch.setattr(XrdTrainWorker, "work", stopped_at_once)
-    panel = XrdTrainPanel()
+
+@pytest.mark.parametrize("kind", ["images", "xrd"])
+def test_a_training_stopped_before_its_first_epoch_keeps_nothing(
+    qtbot, tmp_path: Path, image_folder, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    def stopped_at_once(self: object) -> None:
+        raise StoppedError("stopped while reading the data")
+
+    panel: TrainPanel | XrdTrainPanel
+    session = None
+    if kind == "images":
+        monkeypatch.setattr(TrainWorker, "work", stopped_at_once)
+        panel, session = _image_panel(tmp_path, image_folder)
+        expected = "Stopped before training began; nothing was saved."
+    else:
+        monkeypatch.setattr(XrdTrainWorker, "work", stopped_at_once)
+        panel = XrdTrainPanel()
+        panel.set_project(XrdProject.open(write_xrd_demo(tmp_path / "demo")))
+        expected = "Stopped before the first epoch ended; the project keeps its model."
     qtbot.addWidget(panel)
-    panel.set_project(XrdProject.open(write_xrd_demo(tmp_path / "demo")))
     finished: list[object] = []
     panel.run_finished.connect(finished.append)
     with qtbot.waitSignal(panel.controller.stopped, timeout=TIMEOUT):
         qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
-    assert panel.stage_label.text() == "Stopped before the first epoch ended; the project keeps its model."
+    assert panel.stage_label.text() == expected
     assert panel.progress_bar.maximum() == 100 and panel.progress_bar.value() == 0
     assert finished == [] and panel.last_result is None
     assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
+    if session is not None:
+        assert session.require().runs() == []
+        panel.shutdown()
+        session.close()

@@ -202,26 +202,6 @@ def test_resume_continues_the_stopped_run(qtbot, make_session, make_panel):
     assert not panel.resume_button.isVisible()
 
 
-def test_a_training_stopped_before_it_began_keeps_nothing(qtbot, make_session, make_panel, monkeypatch):
-    from labeltune.core.progress import StoppedError
-    from labeltune.workers.training import TrainWorker
-
-    def stopped_at_once(self: TrainWorker) -> None:
-        raise StoppedError("stopped while reading the images")
-
-    monkeypatch.setattr(TrainWorker, "work", stopped_at_once)
-    session = make_session()
-    panel = make_panel(session)
-    finished: list[object] = []
-    panel.run_finished.connect(finished.append)
-    with qtbot.waitSignal(panel.controller.stopped, timeout=TIMEOUT):
-        qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
-    assert panel.stage_label.text() == "Stopped before training began; nothing was saved."
-    assert panel.progress_bar.maximum() == 100 and panel.progress_bar.value() == 0
-    assert finished == [] and panel.last_result is None and session.require().runs() == []
-    assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
-
-
 @pytest.mark.parametrize("problem", ["single class", "missing weights file"])
 def test_failing_training_shows_an_error_and_the_panel_stays_usable(
     qtbot, make_session, make_panel, tmp_path, problem

@@ -267,3 +267,48 @@ class TrainMonitor(QWidget):
             self.curves.add_record(record)
         self.curves.flush()
         self.epoch_label.setText(self.words.epoch(self.records[-1], self.epochs))
+
+
+class MonitoredPanel(QWidget):
+    """A training panel around a :class:`TrainMonitor`: the monitor's widgets under the panel's own names.
+
+    The panels have always had ``panel.progress_bar``, ``panel.curves``, ... (tests, the screenshots
+    script and the main window reach for them); they are the monitor's widgets, shown by the panel.
+    """
+
+    monitor: TrainMonitor
+
+    @property
+    def stop_button(self) -> QPushButton:
+        """Stop (sits in the panel's own row of buttons)."""
+        return self.monitor.stop_button
+
+    @property
+    def progress_bar(self) -> QProgressBar:
+        """The progress of the current step."""
+        return self.monitor.progress_bar
+
+    @property
+    def stage_label(self) -> QLabel:
+        """What training is doing now."""
+        return self.monitor.stage_label
+
+    @property
+    def eta_label(self) -> QLabel:
+        """The time left."""
+        return self.monitor.eta_label
+
+    @property
+    def epoch_label(self) -> QLabel:
+        """The last finished epoch's scores."""
+        return self.monitor.epoch_label
+
+    @property
+    def curves(self) -> TrainingCurvesView:
+        """Loss and accuracy per epoch."""
+        return self.monitor.curves
+
+    @property
+    def summary_label(self) -> QLabel:
+        """The result line."""
+        return self.monitor.summary_label

@@ -33,7 +33,7 @@ from labeltune.core.weights import weights_present
 from labeltune.ui.errors import show_error
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.train_form import TrainSettingsForm
-from labeltune.ui.train_monitor import TrainMonitor
+from labeltune.ui.train_monitor import MonitoredPanel, TrainMonitor
 from labeltune.ui.train_status import summary_text
 from labeltune.ui.weights_dialog import BUNDLED, IMAGENET, RANDOM, WeightsDialog
 from labeltune.workers.tasks import TaskController
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 RESUME_TIP = "Continue the stopped run from its last epoch, up to its planned epochs"
 
 
-class TrainPanel(QWidget):
+class TrainPanel(MonitoredPanel):
     """Trains a classifier on the open project's labeled images without freezing the window."""
 
     run_finished = Signal(object)  # Path of the run folder (finished or stopped with a model)
@@ -78,14 +78,6 @@ class TrainPanel(QWidget):
             "Train on the labeled images of this project with the settings on the left"
         )
         self.monitor = TrainMonitor()
-        # the monitor's widgets, under the names the panel has always had
-        self.stop_button = self.monitor.stop_button
-        self.progress_bar = self.monitor.progress_bar
-        self.stage_label = self.monitor.stage_label
-        self.eta_label = self.monitor.eta_label
-        self.epoch_label = self.monitor.epoch_label
-        self.curves = self.monitor.curves
-        self.summary_label = self.monitor.summary_label
         self.summary_label.setObjectName("trainSummary")
         self.resume_button = QPushButton("&Continue stopped run")
         self.resume_button.setToolTip(RESUME_TIP)

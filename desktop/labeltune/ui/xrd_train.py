@@ -24,7 +24,7 @@ from labeltune.core.trainer import EpochRecord
 from labeltune.core.xrd.xrd_project import XrdProject
 from labeltune.ui.errors import show_error
 from labeltune.ui.metrics_table import percent
-from labeltune.ui.train_monitor import MonitorWords, TrainMonitor
+from labeltune.ui.train_monitor import MonitoredPanel, MonitorWords, TrainMonitor
 from labeltune.ui.train_status import duration_text
 from labeltune.workers.tasks import TaskController
 from labeltune.workers.xrd import XrdTrainWorker
@@ -115,7 +115,7 @@ def xrd_summary_text(result: XrdRunResult, adopted: bool = True) -> str:
     return "<br>".join(lines)
 
 
-class XrdTrainPanel(QWidget):
+class XrdTrainPanel(MonitoredPanel):
     """Epochs, Start/Stop, progress with time left, live curves and the outcome of an XRD training."""
 
     run_finished = Signal(object)  # Path of the new run folder (a usable model, adopted or not)
@@ -143,14 +143,6 @@ class XrdTrainPanel(QWidget):
         # Words on the left, curves on the right: the tab is short under the pattern plot, and stacked
         # the curves would be squeezed to a few pixels (their axes cut off).
         self.monitor = TrainMonitor(XRD_WORDS, beside=True)
-        # the monitor's widgets, under the names the panel has always had
-        self.stop_button = self.monitor.stop_button
-        self.progress_bar = self.monitor.progress_bar
-        self.stage_label = self.monitor.stage_label
-        self.eta_label = self.monitor.eta_label
-        self.epoch_label = self.monitor.epoch_label
-        self.curves = self.monitor.curves
-        self.summary_label = self.monitor.summary_label
         self.summary_label.setObjectName("xrdTrainSummary")
         self.curves.accuracy_plot.getPlotItem().setTitle("All phases right")
         self.curves.accuracy_plot.setToolTip(
