@@ -74,3 +74,25 @@ def test_check_all_images_marks_the_unfamiliar_ones(qtbot, project: Path) -> Non
     labels.shutdown()
     results.shutdown()
     session.close()
+
+
+def test_a_stopped_check_says_nothing_was_stored(
+    qtbot, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from labeltune.core import inference
+    from labeltune.core.progress import StoppedError
+
+    def stopped(*_args: object, **_kwargs: object) -> None:
+        raise StoppedError("stopped")
+
+    monkeypatch.setattr(inference, "predict_project", stopped)
+    session = ProjectSession(Settings())
+    session.open(project)
+    results = ResultsPanel(session)
+    qtbot.addWidget(results)
+    with qtbot.waitSignal(results.check_controller.stopped, timeout=60_000):
+        results.details_view.check_button.click()
+    assert results.details_view.check_label.text() == "Stopped; nothing was stored."
+    assert session.require().predictions("run-1") == []
+    results.shutdown()
+    session.close()

@@ -55,9 +55,14 @@ def test_errors_become_readable_messages(qtbot):
     assert not controller.is_running()  # usable again
 
 
-def test_stop_sets_the_event_and_finishes_with_none(qtbot):
+def test_stop_sets_the_event_and_emits_stopped_not_finished(qtbot):
     controller = TaskController()
     started = threading.Event()
+    outcomes: list[str] = []
+    controller.finished.connect(lambda result: outcomes.append(f"finished {result!r}"))
+    controller.failed.connect(lambda message, _details: outcomes.append(f"failed {message}"))
+    running: list[bool] = []
+    controller.running_changed.connect(running.append)
 
     def slow(progress, stop):
         started.set()
@@ -65,11 +70,35 @@ def test_stop_sets_the_event_and_finishes_with_none(qtbot):
             time.sleep(0.01)
         raise StoppedError("stopped")
 
-    with qtbot.waitSignal(controller.finished, timeout=10000) as blocker:
+    with qtbot.waitSignal(controller.stopped, timeout=10000) as blocker:
         controller.start(FunctionWorker(slow))
         assert started.wait(5)
         controller.stop()
-    assert blocker.args == [None]
+    assert blocker.args == []  # a stop carries nothing: there is no result to decode
+    assert outcomes == []  # neither finished (with a stand-in None) nor failed
+    assert running == [True, False] and not controller.is_running()
+
+    with qtbot.waitSignal(controller.finished, timeout=10000) as blocker:  # usable again
+        controller.start(FunctionWorker(lambda p, s: "done"))
+    assert blocker.args == ["done"]
+
+
+def test_a_job_that_returns_none_finishes_and_does_not_count_as_stopped(qtbot):
+    controller = TaskController()
+    stops: list[bool] = []
+    controller.stopped.connect(lambda: stops.append(True))
+    with qtbot.waitSignal(controller.finished, timeout=10000) as blocker:
+        controller.start(FunctionWorker(lambda p, s: None))
+    assert blocker.args == [None] and stops == []
+
+
+def test_the_worker_emits_stopped_from_its_own_thread(qtbot):
+    worker = FunctionWorker(lambda p, s: (_ for _ in ()).throw(StoppedError("stopped")))
+    outcomes: list[str] = []
+    worker.stopped.connect(lambda: outcomes.append("stopped"))
+    worker.finished.connect(lambda result: outcomes.append("finished"))
+    worker.run()  # called directly: the signals are emitted (and delivered) in this thread
+    assert outcomes == ["stopped"]
 
 
 def test_only_one_task_at_a_time(qtbot):

@@ -403,8 +403,8 @@ class FilterCombo(QComboBox):
             FunctionWorker(lambda _progress, _stop: (run_dir, split, read_split_paths(Path(run_dir), split)))
         )
 
-    def _on_split_task_finished(self, result: object) -> None:
-        if not isinstance(result, tuple) or self._wanted_split is None:
+    def _on_split_task_finished(self, result: tuple[str, str, list[Path]]) -> None:
+        if self._wanted_split is None:
             return
         run_dir, split, paths = result
         if (run_dir, split) != self._wanted_split:

@@ -163,6 +163,7 @@ class GroupByBox(QWidget):
 
         self._controller = TaskController(self)
         self._controller.finished.connect(self._on_controller_finished)
+        self._controller.stopped.connect(self._on_controller_stopped)
         self._controller.failed.connect(self._on_controller_failed)
         self._again = False  # an edit came while the worker computed the previous preview
         self._timer = QTimer(self)
@@ -337,13 +338,20 @@ class GroupByBox(QWidget):
         self.pattern_edit.setStyleSheet("color: red" if error and kind == PATTERN else "")
         self.preview_updated.emit()
 
-    def _on_controller_finished(self, result: object) -> None:
-        if self._again:  # the settings changed meanwhile: this preview is out of date
-            self._again = False
-            self.update_preview()
-            return
-        if isinstance(result, tuple):
+    def _on_controller_finished(self, result: tuple[GroupingPreview, Any]) -> None:
+        if not self._update_again():
             self._show_preview(*result)
+
+    def _on_controller_stopped(self) -> None:
+        self._update_again()
+
+    def _update_again(self) -> bool:
+        """Compute the preview again if the settings changed while the last one was computed."""
+        if not self._again:
+            return False
+        self._again = False
+        self.update_preview()
+        return True
 
     def _on_controller_failed(self, message: str, _details: str) -> None:
         if self._again:

@@ -188,6 +188,7 @@ class ImportDialog(QDialog):
         self.controller = TaskController(self)
         self.controller.progressed.connect(self._on_task_progressed)
         self.controller.finished.connect(self._on_task_finished)
+        self.controller.stopped.connect(self._on_task_stopped)
         self.controller.failed.connect(self._on_task_failed)
         self.buttons.accepted.connect(self._on_buttons_accepted)
         self.buttons.rejected.connect(self.reject)
@@ -387,11 +388,14 @@ class ImportDialog(QDialog):
                     self.settings.save()
             self.committed.emit(result)
             super().accept()
-        elif self._cancel_pending or result is None:
+        elif self._cancel_pending:
             super().reject()
         else:
             assert isinstance(result, Dataset)
             self._show_summary(result)
+
+    def _on_task_stopped(self) -> None:
+        super().reject()  # only Cancel stops a task: the scan, which the commit never is
 
     def _on_task_failed(self, message: str, details: str) -> None:
         if self._cancel_pending:

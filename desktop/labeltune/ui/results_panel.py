@@ -394,6 +394,7 @@ class ResultsPanel(QWidget):
         self.details_view.check_button.clicked.connect(self._on_check_button_clicked)
         self.check_controller.progressed.connect(self._on_check_controller_progressed)
         self.check_controller.finished.connect(self._on_check_controller_finished)
+        self.check_controller.stopped.connect(self._on_check_controller_stopped)
         self.check_controller.failed.connect(self._on_check_controller_failed)
         self.check_controller.running_changed.connect(self._on_check_controller_running_changed)
         session.project_opened.connect(self._on_session_project_opened)
@@ -453,11 +454,12 @@ class ResultsPanel(QWidget):
         if progress.total and self._shows_checked_project():
             self.details_view.check_label.setText(f"Checking the images… {progress.done} of {progress.total}")
 
-    def _on_check_controller_finished(self, result: object) -> None:
-        if not self._shows_checked_project():  # its project was closed meanwhile
-            return
-        if not isinstance(result, dict):
+    def _on_check_controller_stopped(self) -> None:
+        if self._shows_checked_project():  # (not when its project was closed meanwhile)
             self.details_view.check_label.setText("Stopped; nothing was stored.")
+
+    def _on_check_controller_finished(self, result: dict[str, Any]) -> None:
+        if not self._shows_checked_project():  # its project was closed meanwhile
             return
         unfamiliar = int(result["unfamiliar"])
         text = f"Checked {result['predicted']} images."

@@ -301,9 +301,9 @@ class TrainSettingsForm(QWidget):
     def _on_samples_controller_failed(self, message: str, _details: str) -> None:
         self.group_box.show_problem(f"Cannot read the project's images for the preview: {message}")
 
-    def _on_samples_controller_finished(self, result: object) -> None:
+    def _on_samples_controller_finished(self, result: tuple[Any, ...]) -> None:
         project = self.session.project
-        if isinstance(result, tuple) and project is not None and project.folder == result[0]:
+        if project is not None and project.folder == result[0]:
             self.group_box.set_samples(result[1], result[2], result[3])
 
     def save_settings(self) -> None:
@@ -492,14 +492,13 @@ class TrainSettingsForm(QWidget):
         self.advanced.setVisible(checked)
         self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if checked else Qt.ArrowType.RightArrow)
 
-    def _on_device_controller_finished(self, found: object) -> None:
-        if isinstance(found, dict):
-            self.devices = {str(k): str(v) for k, v in found.items()}
-            self.device_label.setText(f"<small>{device_summary(self.devices)}</small>")
-            for key in ("cuda", "mps"):
-                index = self.device_combo.findData(key)
-                if key in self.devices:
-                    self.device_combo.setItemText(index, f"{DEVICE_TEXT[key]}: {self.devices[key]}")
+    def _on_device_controller_finished(self, found: dict[str, str]) -> None:
+        self.devices = {str(k): str(v) for k, v in found.items()}
+        self.device_label.setText(f"<small>{device_summary(self.devices)}</small>")
+        for key in ("cuda", "mps"):
+            index = self.device_combo.findData(key)
+            if key in self.devices:
+                self.device_combo.setItemText(index, f"{DEVICE_TEXT[key]}: {self.devices[key]}")
 
     def _on_device_controller_failed(self, message: str, details: str) -> None:
         self.device_label.setText(f"<small>Could not look for a GPU: {message}</small>")

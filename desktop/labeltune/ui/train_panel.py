@@ -1,6 +1,8 @@
 """The Train tab: settings on the left; Start/Stop, progress with ETA, live curves and the outcome.
 
-Training runs in a :class:`TrainWorker` thread; this panel only reacts to its controller's signals.
+Training runs in a :class:`TrainWorker` thread; this panel only reacts to its controller's signals. The
+progress, curves and result line are a :class:`TrainMonitor` (shared with the XRD panel); this panel keeps
+the form, starting and continuing runs, listing them in the project and the wording of the outcome.
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -28,26 +28,16 @@ from labeltune.core.backbones import DEFAULT_BACKBONE
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress
 from labeltune.core.run_state import StoppedRun, stopped_run
-from labeltune.core.trainer import EpochRecord
 from labeltune.core.training import RunResult, TrainConfig, new_run_dir
 from labeltune.core.weights import weights_present
-from labeltune.ui.curves import TrainingCurvesView
 from labeltune.ui.errors import show_error
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.train_form import TrainSettingsForm
-from labeltune.ui.train_status import (
-    STAGE_TEXT,
-    EtaClock,
-    duration_text,
-    epoch_text,
-    show_progress,
-    stage_text,
-    stopping_text,
-    summary_text,
-)
+from labeltune.ui.train_monitor import MonitoredPanel, TrainMonitor
+from labeltune.ui.train_status import summary_text
 from labeltune.ui.weights_dialog import BUNDLED, IMAGENET, RANDOM, WeightsDialog
 from labeltune.workers.tasks import TaskController
-from labeltune.workers.training import TrainingStarted, TrainWorker
+from labeltune.workers.training import TrainWorker
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +45,7 @@ log = logging.getLogger(__name__)
 RESUME_TIP = "Continue the stopped run from its last epoch, up to its planned epochs"
 
 
-class TrainPanel(QWidget):
+class TrainPanel(MonitoredPanel):
     """Trains a classifier on the open project's labeled images without freezing the window."""
 
     run_finished = Signal(object)  # Path of the run folder (finished or stopped with a model)
@@ -71,8 +61,6 @@ class TrainPanel(QWidget):
         self._resuming = False
         self._pending: TrainConfig | None = None
         self._project_folder: Path | None = None
-        self._epochs = 0
-        self._eta = EtaClock()
 
         self.form = TrainSettingsForm(session)
         scroll = QScrollArea()
@@ -89,8 +77,8 @@ class TrainPanel(QWidget):
         self.start_button.setToolTip(
             "Train on the labeled images of this project with the settings on the left"
         )
-        self.stop_button = QPushButton("St&op")
-        self.stop_button.setToolTip("Stop after the current step; the best model so far is kept")
+        self.monitor = TrainMonitor()
+        self.summary_label.setObjectName("trainSummary")
         self.resume_button = QPushButton("&Continue stopped run")
         self.resume_button.setToolTip(RESUME_TIP)
         buttons = QHBoxLayout()
@@ -98,44 +86,11 @@ class TrainPanel(QWidget):
         buttons.addWidget(self.stop_button)
         buttons.addWidget(self.resume_button)
         buttons.addStretch(1)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 100)
-        self.progress_bar.setValue(0)
-        self.progress_bar.setToolTip("Progress of the current step of training")
-        # Labels whose text changes during training must not resize the plots below (a relayout repaints
-        # them, which is slow while training holds the GIL): one line each, clipped rather than widened.
-        self.stage_label = QLabel("Ready.")
-        self.stage_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.stage_label.setToolTip("What training is doing now")
-        self.eta_label = QLabel()
-        self.eta_label.setToolTip("Estimated time left, from the speed so far")
-        self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        stage = QHBoxLayout()
-        stage.addWidget(self.stage_label, 1)
-        stage.addWidget(self.eta_label)
-        self.epoch_label = QLabel(" ")
-        self.epoch_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.epoch_label.setToolTip("Scores of the last finished epoch")
-        self.curves = TrainingCurvesView()
-        self.summary_label = QLabel()
-        self.summary_label.setObjectName("trainSummary")
-        self.summary_label.setWordWrap(True)
-        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.summary_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        # Room for the summary from the start, so that showing or clearing it does not resize the plots.
-        self.summary_label.setMinimumHeight(self.fontMetrics().lineSpacing() * 4 + 4)
-
-        right = QVBoxLayout()
-        right.addWidget(self.data_label)
-        right.addLayout(buttons)
-        right.addWidget(self.progress_bar)
-        right.addLayout(stage)
-        right.addWidget(self.epoch_label)
-        right.addWidget(self.curves, 1)
-        right.addWidget(self.summary_label)
+        self.monitor.header.addWidget(self.data_label)
+        self.monitor.header.addLayout(buttons)
         layout = QHBoxLayout(self)
         layout.addWidget(scroll)
-        layout.addLayout(right, 1)
+        layout.addWidget(self.monitor, 1)
 
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
@@ -144,6 +99,7 @@ class TrainPanel(QWidget):
         self.controller.progressed.connect(self._on_controller_progressed)
         self.controller.reported.connect(self._on_controller_reported)
         self.controller.finished.connect(self._on_controller_finished)
+        self.controller.stopped.connect(self._on_controller_stopped)
         self.controller.failed.connect(self._on_controller_failed)
         self.form.epochs_spin.valueChanged.connect(self._on_form_epochs_changed)
         session.project_opened.connect(self._on_session_project_opened)
@@ -196,8 +152,7 @@ class TrainPanel(QWidget):
         """Ask the training to stop within the current step (it keeps the best model)."""
         if self.is_running():
             self.controller.stop()
-            self.stop_button.setEnabled(False)
-            self.stage_label.setText(stopping_text("train"))
+            self.monitor.show_stopping()
 
     def shutdown(self) -> None:
         """Stop a running training and wait for it (the window is closing)."""
@@ -211,15 +166,7 @@ class TrainPanel(QWidget):
         self._project_folder = project.folder
         self.last_result = None
         self._resuming = False
-        self._epochs = 0
-        self._eta = EtaClock()
-        self.curves.clear(worker.config.epochs if worker.config is not None else 0)
-        self.epoch_label.setText(" ")
-        self.summary_label.clear()
-        self.eta_label.clear()
-        self.progress_bar.setRange(0, 0)
-        self.progress_bar.setFormat("%p%")
-        self.stage_label.setText("Starting…")
+        self.monitor.begin(worker.config.epochs if worker.config is not None else 0, "Starting…")
         self.controller.start(worker)
 
     # -- state --------------------------------------------------------------------------------------
@@ -296,62 +243,35 @@ class TrainPanel(QWidget):
         self._update_buttons()
 
     def _on_controller_progressed(self, progress: Progress) -> None:
-        if not self._shows_run_project():  # a run of a project closed meanwhile, stopping
-            return
-        show_progress(self.progress_bar, progress)
-        if not self.stop_button.isEnabled():  # Stop was pressed: say what it still waits for
-            self.stage_label.setText(stopping_text(progress.stage))
-        else:
-            detail = f" — {progress.message}" if progress.stage == "train" and progress.message else ""
-            self.stage_label.setText(f"{stage_text(progress)}{detail}")
-        left = self._eta.update(progress)
-        self.eta_label.setText("" if left is None else f"{duration_text(left)} left")
+        if self._shows_run_project():  # (not a run of a project closed meanwhile, stopping)
+            self.monitor.show_progress(progress)
 
     def _on_controller_reported(self, event: object) -> None:
-        # Progress reports are throttled (~10 a second) while epochs of a features run take milliseconds:
-        # the stage and the bar also follow these events, so they never show a finished earlier stage.
-        if not self._shows_run_project():
-            return
-        if isinstance(event, TrainingStarted):
-            self._epochs = event.epochs
-            self.curves.set_epochs(event.epochs)
-            self.eta_label.clear()  # the estimate was for the stage before
-            if self.stop_button.isEnabled():
-                self.stage_label.setText(STAGE_TEXT["train"])
-        elif isinstance(event, EpochRecord):
-            self.curves.add_record(event)
-            self.epoch_label.setText(epoch_text(event, self._epochs))
-            if self._epochs and self.stop_button.isEnabled():
-                self.progress_bar.setRange(0, self._epochs)
-                self.progress_bar.setValue(min(event.epoch, self._epochs))
-                # the throttled progress text may still name an earlier epoch: never behind the curves
-                self.stage_label.setText(f"{STAGE_TEXT['train']} — epoch {event.epoch}/{self._epochs} done")
+        if self._shows_run_project():
+            self.monitor.report(event)
 
-    def _on_controller_finished(self, result: object) -> None:
+    def _on_controller_stopped(self) -> None:
+        """Stopped before there was a model: nothing was kept."""
         if not self._shows_run_project():  # the project was closed while its run stopped
-            if isinstance(result, RunResult):
-                self._record(result)  # listed in its own project, shown when that one is open again
             self._show_blank()
-            self._update_buttons()
-            return
-        self.eta_label.clear()
-        self.curves.flush()
-        if not isinstance(result, RunResult):  # stopped before there was a model: nothing was kept
-            self.progress_bar.setRange(0, 100)
-            self.progress_bar.setValue(0)
-            self.stage_label.setText(
+        else:
+            self.monitor.end(
                 "Stopped before training went on; the run is unchanged and can still be continued."
                 if self._resuming
-                else "Stopped before training began; nothing was saved."
+                else "Stopped before training began; nothing was saved.",
+                bar=0,
             )
+        self._update_buttons()
+
+    def _on_controller_finished(self, result: RunResult) -> None:
+        if not self._shows_run_project():  # the project was closed while its run stopped
+            self._record(result)  # listed in its own project, shown when that one is open again
+            self._show_blank()
             self._update_buttons()
             return
         self.last_result = result
         self.resumable = stopped_run(result.run_dir) if result.stopped else None
-        if not result.stopped:
-            self.progress_bar.setRange(0, 100)
-            self.progress_bar.setValue(100)
-        self.stage_label.setText("Stopped." if result.stopped else "Done.")
+        self.monitor.end("Stopped." if result.stopped else "Done.", bar=None if result.stopped else 100)
         self.summary_label.setText(summary_text(result))
         self._record(result)
         self._update_buttons()
@@ -362,11 +282,7 @@ class TrainPanel(QWidget):
             self._update_buttons()
             show_error(self, "Training of a closed project failed", message, details)
             return
-        self.eta_label.clear()
-        self.progress_bar.setRange(0, 100)
-        self.progress_bar.setValue(0)
-        self.stage_label.setText("Training failed.")
-        self.summary_label.setText(f"<b>Training failed</b>: {message}")
+        self.monitor.show_failure(message)
         self._update_buttons()
         show_error(self, "Training failed", message, details)
 
@@ -394,8 +310,8 @@ class TrainPanel(QWidget):
             )
 
     def _on_form_epochs_changed(self, epochs: int) -> None:
-        if not self.is_running() and not self.curves.records():
-            self.curves.set_epochs(epochs)  # the empty plots show the planned run
+        if not self.is_running():
+            self.monitor.show_planned(epochs)
 
     def _shows_run_project(self) -> bool:
         """Whether the open project is the one the last (or running) training was for."""
@@ -405,14 +321,8 @@ class TrainPanel(QWidget):
     def _show_blank(self, stage: str = "Ready.") -> None:
         """Nothing of an earlier project's training: empty plots for the planned epochs."""
         self.last_result = None
-        self._epochs = 0
-        self.curves.clear(self.form.epochs_spin.value())
-        self.epoch_label.setText(" ")
-        self.summary_label.clear()
-        self.eta_label.clear()
-        self.progress_bar.setRange(0, 100)
-        self.progress_bar.setValue(0)
-        self.stage_label.setText(stage)
+        self.monitor.epochs = 0
+        self.monitor.show_blank(self.form.epochs_spin.value(), stage)
 
     def _on_session_project_opened(self, _project: object) -> None:
         if self.session.project is None:  # an XRD project: the XRD page trains on it

@@ -127,6 +127,7 @@ class WeightsDialog(QDialog):
         self.cancel_button.clicked.connect(self._on_cancel_button_clicked)
         self.controller.progressed.connect(self._on_controller_progressed)
         self.controller.finished.connect(self._on_controller_finished)
+        self.controller.stopped.connect(self._on_controller_stopped)
         self.controller.failed.connect(self._on_controller_failed)
         self.controller.running_changed.connect(self._on_controller_running_changed)
 
@@ -238,12 +239,12 @@ class WeightsDialog(QDialog):
         else:
             self.progress_bar.setRange(0, 0)
 
-    def _on_controller_finished(self, result: object) -> None:
-        if result is None:  # stopped
-            self._set_status("Download stopped; nothing was stored.")
-            if self._close_when_done:
-                super().reject()
-            return
+    def _on_controller_stopped(self) -> None:
+        self._set_status("Download stopped; nothing was stored.")
+        if self._close_when_done:
+            super().reject()
+
+    def _on_controller_finished(self, result: Path) -> None:
         self.outcome = IMAGENET
         self._set_status(f"The weights are stored in {result}.")
         self.accept()

@@ -396,9 +396,7 @@ class XrdPage(QWidget):
         worker = XrdPredictWorker(project.model_dir, paths, project.wavelength, fit=True, activation=True)
         self.predict_controller.start(worker)
 
-    def _on_predict_controller_finished(self, result: object) -> None:
-        if not isinstance(result, XrdPredictOutcome):
-            return  # stopped
+    def _on_predict_controller_finished(self, result: XrdPredictOutcome) -> None:
         project = self.project
         if project is None or project.folder != self._predict_folder or project.model_dir != result.run_dir:
             return  # another project or model by now: the results do not belong to it

@@ -147,9 +147,7 @@ class PatternListPanel(QWidget):
         """Stop an import and wait for it (the window is closing)."""
         self.import_controller.shutdown()
 
-    def _on_import_controller_finished(self, result: object) -> None:
-        if not isinstance(result, tuple):
-            return  # stopped
+    def _on_import_controller_finished(self, result: tuple[list[Path], list[tuple[str, str]]]) -> None:
         added, skipped = result
         self.imported.emit(list(added))
         if skipped:

@@ -4,7 +4,9 @@ With a model, it fine-tunes that model on the labeled measurements (mixed with f
 without one, it trains a new model from the library's simulated patterns. A new model becomes the
 project's model; a fine-tune only when it did better than its predecessor on labeled patterns held out of
 its training (:mod:`labeltune.core.xrd.model_check`), otherwise the panel says so and offers *Use it
-anyway*. Training runs in an :class:`XrdTrainWorker`; this panel only follows its controller.
+anyway*. Training runs in an :class:`XrdTrainWorker`; this panel only follows its controller. The
+progress, curves and result line are a :class:`TrainMonitor` (shared with the image Train panel) in XRD
+words; this panel keeps the epochs, starting, adopting the new model and the wording of the outcome.
 """
 
 from __future__ import annotations
@@ -14,29 +16,17 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QScrollArea,
-    QSizePolicy,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidget
 
 from labeltune.core.progress import Progress
 from labeltune.core.trainer import EpochRecord
 from labeltune.core.xrd.xrd_project import XrdProject
-from labeltune.ui.curves import TrainingCurvesView
 from labeltune.ui.errors import show_error
 from labeltune.ui.metrics_table import percent
-from labeltune.ui.train_status import EtaClock, duration_text, show_progress
+from labeltune.ui.train_monitor import MonitoredPanel, MonitorWords, TrainMonitor
+from labeltune.ui.train_status import duration_text
 from labeltune.workers.tasks import TaskController
-from labeltune.workers.training import TrainingStarted
 from labeltune.workers.xrd import XrdTrainWorker
 
 if TYPE_CHECKING:
@@ -55,6 +45,23 @@ def xrd_epoch_text(record: EpochRecord, epochs: int) -> str:
         f"{record.val_loss:.3f}, all phases right in {percent(record.val_accuracy)} of the simulated "
         f"validation patterns, macro-F1 {record.val_macro_f1:.3f} · {record.seconds:.1f} s"
     )
+
+
+def xrd_stage_line(progress: Progress) -> str:
+    """The stage as the XRD trainer names it, with its message."""
+    detail = f" — {progress.message}" if progress.message else ""
+    return f"{progress.stage}{detail}"
+
+
+#: What the monitor says for an XRD run: its epoch line, the stage as named, one stopping line, the time
+#: left in the epoch; the bar follows the batches only.
+XRD_WORDS = MonitorWords(
+    epoch=xrd_epoch_text,
+    stage=xrd_stage_line,
+    stopping=lambda _stage: "Stopping after the current step; the best model so far is kept…",
+    eta=lambda seconds: f"{duration_text(seconds)} left in this epoch",
+    follows_epochs=False,
+)
 
 
 def comparison_of(result: XrdRunResult) -> dict[str, Any] | None:
@@ -108,7 +115,7 @@ def xrd_summary_text(result: XrdRunResult, adopted: bool = True) -> str:
     return "<br>".join(lines)
 
 
-class XrdTrainPanel(QWidget):
+class XrdTrainPanel(MonitoredPanel):
     """Epochs, Start/Stop, progress with time left, live curves and the outcome of an XRD training."""
 
     run_finished = Signal(object)  # Path of the new run folder (a usable model, adopted or not)
@@ -121,10 +128,7 @@ class XrdTrainPanel(QWidget):
         self.last_result: XrdRunResult | None = None
         # further XrdTrainConfig fields; fine-tuning epochs are shorter than pretraining ones (8192)
         self.config_overrides: dict[str, object] = {"patterns_per_epoch": 2048}
-        self._epochs = 0
-        self._eta = EtaClock()
         self._project_folder: Path | None = None
-        self._run_records: list[EpochRecord] = []  # the current (or last) run's epochs, for replay
 
         self.data_label = QLabel()
         self.data_label.setObjectName("xrdTrainData")
@@ -136,28 +140,14 @@ class XrdTrainPanel(QWidget):
         epochs_label = QLabel("&Epochs:")
         epochs_label.setBuddy(self.epochs_spin)
         self.start_button = QPushButton("&Start")
-        self.stop_button = QPushButton("St&op")
-        self.stop_button.setToolTip("Stop after the current step; the best model so far is kept")
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 100)
-        self.progress_bar.setValue(0)
-        self.stage_label = QLabel("Ready.")
-        self.stage_label.setWordWrap(True)  # "Checking on held-out patterns…" was cut by the time left
-        self.stage_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.eta_label = QLabel()
-        self.eta_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        self.epoch_label = QLabel(" ")
-        self.epoch_label.setWordWrap(True)  # the whole line, on two if need be (it was cut off)
-        self.epoch_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.curves = TrainingCurvesView()
+        # Words on the left, curves on the right: the tab is short under the pattern plot, and stacked
+        # the curves would be squeezed to a few pixels (their axes cut off).
+        self.monitor = TrainMonitor(XRD_WORDS, beside=True)
+        self.summary_label.setObjectName("xrdTrainSummary")
         self.curves.accuracy_plot.getPlotItem().setTitle("All phases right")
         self.curves.accuracy_plot.setToolTip(
             "Share of patterns whose every phase was called right, per epoch (validation: simulated)"
         )
-        self.summary_label = QLabel()
-        self.summary_label.setObjectName("xrdTrainSummary")
-        self.summary_label.setWordWrap(True)
-        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.use_anyway_button = QPushButton("&Use it anyway")
         self.use_anyway_button.setToolTip("Switch the project to the fine-tuned model although it did worse")
         self.use_anyway_button.setVisible(False)
@@ -168,36 +158,14 @@ class XrdTrainPanel(QWidget):
         controls.addWidget(self.start_button)
         controls.addWidget(self.stop_button)
         controls.addStretch(1)
-        stage = QVBoxLayout()  # the time left on a line of its own: the pane is narrow
-        stage.setSpacing(0)
-        stage.addWidget(self.stage_label)
-        self.eta_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        stage.addWidget(self.eta_label)
-        # Words on the left, curves on the right: the tab is short under the pattern plot, and stacked
-        # the curves would be squeezed to a few pixels (their axes cut off).
-        left = QVBoxLayout()
-        left.addWidget(self.data_label)
-        left.addLayout(controls)
-        left.addWidget(self.progress_bar)
-        left.addLayout(stage)
-        left.addWidget(self.epoch_label)
-        left.addWidget(self.summary_label)
+        self.monitor.header.addWidget(self.data_label)
+        self.monitor.header.addLayout(controls)
         use_row = QHBoxLayout()
         use_row.addWidget(self.use_anyway_button)
         use_row.addStretch(1)
-        left.addLayout(use_row)
-        left.addStretch(1)
-        words = QWidget()
-        words.setLayout(left)
-        scroll = QScrollArea()
-        scroll.setWidget(words)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.monitor.footer.addLayout(use_row)
         layout = QHBoxLayout(self)
-        layout.addWidget(scroll, 3)
-        layout.addWidget(self.curves, 2)
-        self.curves.setMinimumWidth(320)
+        layout.addWidget(self.monitor)
 
         self.start_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
@@ -207,11 +175,30 @@ class XrdTrainPanel(QWidget):
         self.controller.progressed.connect(self._on_controller_progressed)
         self.controller.reported.connect(self._on_controller_reported)
         self.controller.finished.connect(self._on_controller_finished)
+        self.controller.stopped.connect(self._on_controller_stopped)
         self.controller.failed.connect(self._on_controller_failed)
         self.curves.set_epochs(DEFAULT_EPOCHS)
         self.refresh()
 
     # -- state --------------------------------------------------------------------------------------
+    @property
+    def _epochs(self) -> int:
+        """The planned epochs of the current (or last) run (the monitor keeps them)."""
+        return self.monitor.epochs
+
+    @_epochs.setter
+    def _epochs(self, epochs: int) -> None:
+        self.monitor.epochs = epochs
+
+    @property
+    def _run_records(self) -> list[EpochRecord]:
+        """The current (or last) run's epochs, for replay (the monitor keeps them)."""
+        return self.monitor.records
+
+    @_run_records.setter
+    def _run_records(self, records: list[EpochRecord]) -> None:
+        self.monitor.records = records
+
     def set_project(self, project: XrdProject | None) -> None:
         """Follow another project (a running training goes on and records its run in its own project).
 
@@ -222,36 +209,21 @@ class XrdTrainPanel(QWidget):
             self.use_anyway_button.setVisible(False)  # it offered a run of another project
         self.project = project
         if self._shows_run_project():
-            self._replay_run()
+            self.monitor.replay()
         else:
             self.last_result = None
-            self.curves.clear(self.epochs_spin.value())
-            self.epoch_label.setText(" ")
-            self.summary_label.clear()
-            self.eta_label.clear()
-            self.progress_bar.setRange(0, 100)
-            self.progress_bar.setValue(0)
             running = self.is_running() and self._project_folder is not None
-            self.stage_label.setText(
+            self.monitor.show_blank(
+                self.epochs_spin.value(),
                 f"Training a model for {self._project_folder.name} in the background…"
                 if running and self._project_folder is not None
-                else "Ready."
+                else "Ready.",
             )
         self.refresh()
 
     def _shows_run_project(self) -> bool:
         """Whether the shown project is the one the last (or running) training was for."""
         return self.project is not None and self.project.folder == self._project_folder
-
-    def _replay_run(self) -> None:
-        """Show the curves of this project's run again (it ran while another project was shown)."""
-        if not self._run_records or self.curves.records() == self._run_records:
-            return
-        self.curves.clear(self._epochs)
-        for record in self._run_records:
-            self.curves.add_record(record)
-        self.curves.flush()
-        self.epoch_label.setText(xrd_epoch_text(self._run_records[-1], self._epochs))
 
     def is_running(self) -> bool:
         """Whether a training runs."""
@@ -310,25 +282,18 @@ class XrdTrainPanel(QWidget):
             wavelength=project.wavelength,
         )
         self._project_folder = project.folder
-        self._run_records = []
         self.last_result = None
         self.use_anyway_button.setVisible(False)
-        self._epochs = self.epochs_spin.value()
-        self._eta = EtaClock()
-        self.curves.clear(self._epochs)
-        self.epoch_label.setText(" ")
-        self.summary_label.clear()
-        self.eta_label.clear()
-        self.progress_bar.setRange(0, 0)
-        self.stage_label.setText("Starting (loading PyTorch the first time takes a few seconds)…")
+        self.monitor.begin(
+            self.epochs_spin.value(), "Starting (loading PyTorch the first time takes a few seconds)…"
+        )
         self.controller.start(worker)
 
     def stop(self) -> None:
         """Ask the training to stop after the current step (the best model so far is kept)."""
         if self.is_running():
             self.controller.stop()
-            self.stop_button.setEnabled(False)
-            self.stage_label.setText("Stopping after the current step; the best model so far is kept…")
+            self.monitor.show_stopping()
 
     def shutdown(self) -> None:
         """Stop a running training and wait for it (the window is closing)."""
@@ -336,63 +301,41 @@ class XrdTrainPanel(QWidget):
 
     # -- slots --------------------------------------------------------------------------------------
     def _on_epochs_spin_value_changed(self, epochs: int) -> None:
-        if not self.is_running() and not self.curves.records():
-            self.curves.set_epochs(epochs)
+        if not self.is_running():
+            self.monitor.show_planned(epochs)
 
     def _on_controller_running_changed(self, _running: bool) -> None:
         self.refresh()
 
     def _on_controller_progressed(self, progress: Progress) -> None:
-        if not self._shows_run_project():  # another project's run, going on in the background
-            return
-        show_progress(self.progress_bar, progress)
-        if self.stop_button.isEnabled():  # keep the "Stopping…" text once Stop was pressed
-            detail = f" — {progress.message}" if progress.message else ""
-            self.stage_label.setText(f"{progress.stage}{detail}")
-        left = self._eta.update(progress)
-        self.eta_label.setText("" if left is None else f"{duration_text(left)} left in this epoch")
+        if self._shows_run_project():  # (not another project's run, going on in the background)
+            self.monitor.show_progress(progress)
 
     def _on_controller_reported(self, event: object) -> None:
-        if isinstance(event, EpochRecord):
-            self._run_records.append(event)
-        if not self._shows_run_project():
-            if isinstance(event, TrainingStarted):
-                self._epochs = event.epochs
-            return
-        if isinstance(event, TrainingStarted):
-            self._epochs = event.epochs
-            self.curves.set_epochs(event.epochs)
-        elif isinstance(event, EpochRecord):
-            self.curves.add_record(event)
-            self.epoch_label.setText(xrd_epoch_text(event, self._epochs))
+        self.monitor.report(event, shown=self._shows_run_project())
 
-    def _on_controller_finished(self, result: object) -> None:
-        from labeltune.core.xrd.training import XrdRunResult  # the worker has loaded it (and torch)
+    def _on_controller_stopped(self) -> None:
+        self.monitor.end("Stopped before the first epoch ended; the project keeps its model.", bar=0)
+        self.refresh()
 
-        self.eta_label.clear()
-        self.curves.flush()
-        if not isinstance(result, XrdRunResult) or not result.history:
-            self.progress_bar.setRange(0, 100)
-            self.progress_bar.setValue(0)
-            self.stage_label.setText("Stopped before the first epoch ended; the project keeps its model.")
-            self.refresh()
+    def _on_controller_finished(self, result: XrdRunResult) -> None:
+        if not result.history:  # stopped before the first epoch ended, like a stop without a result
+            self._on_controller_stopped()
             return
         run_dir = Path(result.run_dir)
         if not self._shows_run_project():  # trained for another project: its outcome is shown there
             name = self._project_folder.name if self._project_folder is not None else "another project"
             if should_adopt(result):
                 self._adopt(run_dir)
-                self.stage_label.setText(f"The new model of {name} is ready: open that project to see it.")
+                self.monitor.end(f"The new model of {name} is ready: open that project to see it.", bar=None)
             else:
-                self.stage_label.setText(
-                    f"The fine-tuned model of {name} did no better; that project keeps its model."
+                self.monitor.end(
+                    f"The fine-tuned model of {name} did no better; that project keeps its model.", bar=None
                 )
             self.refresh()
             return
         self.last_result = result
-        self.progress_bar.setRange(0, 100)
-        self.progress_bar.setValue(100)
-        self.stage_label.setText("Stopped." if result.stopped else "Done.")
+        self.monitor.end("Stopped." if result.stopped else "Done.", bar=100)
         adopted = should_adopt(result)
         if adopted:
             self._adopt(run_dir)
@@ -435,10 +378,6 @@ class XrdTrainPanel(QWidget):
             self.refresh()
             show_error(self, f"Training for {name} failed", message, details)
             return
-        self.eta_label.clear()
-        self.progress_bar.setRange(0, 100)
-        self.progress_bar.setValue(0)
-        self.stage_label.setText("Training failed.")
-        self.summary_label.setText(f"<b>Training failed</b>: {message}")
+        self.monitor.show_failure(message)
         self.refresh()
         show_error(self, "Training failed", message, details)

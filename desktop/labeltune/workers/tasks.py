@@ -1,9 +1,12 @@
 """A worker runs one core job in a ``QThread``; a GUI-side controller owns the thread.
 
-The controller quits and waits for the thread when the worker ends and re-emits ``finished`` or
-``failed``; widgets and tests listen to the controller, never to the worker (whose signals come from
-another thread). Subclasses override the plain method :meth:`Worker.work`, never a slot: in PySide6 an
-overridden ``@Slot`` in a subclass runs in the GUI thread.
+The controller quits and waits for the thread when the worker ends and re-emits ``finished``,
+``stopped`` or ``failed``; widgets and tests listen to the controller, never to the worker (whose signals
+come from another thread). A job ends in exactly one of the three: ``finished`` carries its result (never a
+stand-in for a stop), ``stopped`` says it ended early on the stop event (:class:`StoppedError`), ``failed``
+carries the message (superqt's ``returned``/``aborted``/``errored``; ADR 0023). Subclasses override the
+plain method :meth:`Worker.work`, never a slot: in PySide6 an overridden ``@Slot`` in a subclass runs in
+the GUI thread.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ class Worker(QObject):
 
     progressed = Signal(object)  # Progress
     reported = Signal(object)  # job-specific events (e.g. an EpochRecord)
-    finished = Signal(object)  # the result of work(), or None when stopped
+    finished = Signal(object)  # the result of work()
+    stopped = Signal()  # work() ended early on the stop event (StoppedError): there is no result
     failed = Signal(str, str)  # a readable message, details (traceback) to copy
 
     min_interval = 0.1
@@ -65,7 +69,7 @@ class Worker(QObject):
         try:
             result = self.work()
         except StoppedError:
-            self.finished.emit(None)
+            self.stopped.emit()
         except LabelTuneError as error:
             self.failed.emit(str(error), traceback.format_exc())
         except Exception as error:  # every failure must reach the user, whatever it is
@@ -94,6 +98,7 @@ class TaskController(QObject):
     progressed = Signal(object)
     reported = Signal(object)
     finished = Signal(object)
+    stopped = Signal()
     failed = Signal(str, str)
     running_changed = Signal(bool)
 
@@ -117,6 +122,7 @@ class TaskController(QObject):
         worker.progressed.connect(self.progressed)
         worker.reported.connect(self.reported)
         worker.finished.connect(self._on_worker_finished)
+        worker.stopped.connect(self._on_worker_stopped)
         worker.failed.connect(self._on_worker_failed)
         self._thread, self._worker = thread, worker
         thread.start()
@@ -151,6 +157,11 @@ class TaskController(QObject):
     def _on_worker_finished(self, result: object) -> None:
         self._cleanup()
         self.finished.emit(result)
+
+    @Slot()
+    def _on_worker_stopped(self) -> None:
+        self._cleanup()
+        self.stopped.emit()
 
     @Slot(str, str)
     def _on_worker_failed(self, message: str, details: str) -> None:
