@@ -9,9 +9,14 @@ Layout (every file is plain text, so a project can be read, diffed and trained o
     labels.csv         path,phases,fractions: path relative to the project, phases joined by ";",
                        weight fractions (0..1) ";"-joined in the same order, or empty
 
+    label_history.jsonl  every label change, appended (one JSON object a line: time, path, phases,
+                       fractions, source, note), written when the first change is made
+
 ``labels.csv`` is the CLI's labeled-dataset format, so ``labeltune train PROJECT --domain xrd`` trains on
-a project folder as it is. Every label change rewrites it at once (temporary file + ``os.replace``), so a
-crash a moment later loses nothing. Only labeled patterns have a row.
+a project folder as it is. Every label change rewrites it at once (temporary file, fsync, ``os.replace``),
+so a crash a moment later loses nothing, and then appends a line to the history (fsynced), so a project
+remembers who changed which label when, as an image project does (docs/adr/0021). Only labeled patterns
+have a row in ``labels.csv``.
 
 A label's phases are library phase names, or plain formulas (``TiO2``) where the user knows only the
 composition; both are kept exactly as given.
@@ -23,19 +28,22 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import math
 import os
 import shutil
 import threading
+import time
 import uuid
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from labeltune.core.domain import LabelChange, LabelEvent
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+from labeltune.core.undo import UndoStack
 
 if TYPE_CHECKING:
     from labeltune.core.xrd.library import Library
@@ -43,10 +51,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CU_KA1",
+    "HISTORY_FILE",
     "LABELS_FILE",
     "PATTERNS_DIR",
     "PROJECT_FILE",
     "XrdLabel",
+    "XrdLabelChange",
     "XrdProject",
     "XrdProjectError",
     "is_xrd_project",
@@ -55,6 +65,7 @@ __all__ = [
 
 PROJECT_FILE = "xrd_project.json"
 LABELS_FILE = "labels.csv"
+HISTORY_FILE = "label_history.jsonl"
 PATTERNS_DIR = "patterns"
 PREDICTIONS_FILE = "predictions.json"
 RUNS_DIR = "runs"
@@ -63,6 +74,8 @@ CU_KA1 = 1.5406
 """Cu Kα1 wavelength (Å): the default for files that do not state theirs."""
 UNDO_LIMIT = 200
 LABEL_HEADER = ("path", "phases", "fractions")
+
+log = logging.getLogger(__name__)
 
 
 class XrdProjectError(UnusableInputError):
@@ -88,13 +101,8 @@ class XrdLabel:
         return " + ".join(f"{p} {f * 100:.0f} %" for p, f in zip(self.phases, self.fractions, strict=True))
 
 
-@dataclass(frozen=True)
-class LabelChange:
-    """One label change, for undo/redo: the pattern (project-relative POSIX path) and both labels."""
-
-    key: str
-    before: XrdLabel
-    after: XrdLabel
+XrdLabelChange = LabelChange[str, XrdLabel]
+"""A label change of an XRD project: the pattern's ``labels.csv`` key, its file, both labels."""
 
 
 def is_xrd_project(folder: str | os.PathLike[str]) -> bool:
@@ -169,8 +177,8 @@ class XrdProject:
         self.folder = folder
         self._meta = meta
         self._labels = labels
-        self._undo: deque[LabelChange] = deque(maxlen=UNDO_LIMIT)
-        self._redo: deque[LabelChange] = deque(maxlen=UNDO_LIMIT)
+        self._undo_stack: UndoStack[XrdLabelChange] = UndoStack(UNDO_LIMIT)
+        self._recorded: dict[str, XrdLabel] | None = None  # the newest label in the history, by key
         self._library: Library | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -342,6 +350,11 @@ class XrdProject:
     def labels_file(self) -> Path:
         """The ``labels.csv`` file."""
         return self.folder / LABELS_FILE
+
+    @property
+    def history_file(self) -> Path:
+        """The label history (``label_history.jsonl``; missing until the first label change)."""
+        return self.folder / HISTORY_FILE
 
     @property
     def runs_dir(self) -> Path:
@@ -561,39 +574,36 @@ class XrdProject:
         before = self.labels(key)
         if label == before:
             return label
-        self._apply(key, label)
-        self._undo.append(LabelChange(key, before, label))
-        self._redo.clear()
+        self._apply(key, label, note=None)
+        self._undo_stack.push(XrdLabelChange(key, self.path_of(key), before, label))
         return label
 
-    def undo(self) -> Path | None:
-        """Undo the last label change; returns the pattern it touched (``None``: nothing to undo)."""
-        if not self._undo:
-            return None
-        change = self._undo.pop()
-        self._apply(change.key, change.before)
-        self._redo.append(change)
-        return self.path_of(change.key)
+    def undo(self) -> XrdLabelChange | None:
+        """Undo the last label change; what the undo changed (``None``: nothing to undo)."""
+        return self._undo_stack.undo(lambda change: self._step(change.item, change.before, "undo"))
 
-    def redo(self) -> Path | None:
-        """Redo the last undone label change; returns the pattern it touched."""
-        if not self._redo:
-            return None
-        change = self._redo.pop()
-        self._apply(change.key, change.after)
-        self._undo.append(change)
-        return self.path_of(change.key)
+    def redo(self) -> XrdLabelChange | None:
+        """Redo the last undone label change; what the redo changed (``None``: nothing to redo)."""
+        return self._undo_stack.redo(lambda change: self._step(change.item, change.after, "redo"))
 
     def can_undo(self) -> bool:
         """Whether there is a change to undo."""
-        return bool(self._undo)
+        return self._undo_stack.can_undo()
 
     def can_redo(self) -> bool:
         """Whether there is an undone change to redo."""
-        return bool(self._redo)
+        return self._undo_stack.can_redo()
 
-    def _apply(self, key: str, label: XrdLabel) -> None:
+    def _step(self, key: str, label: XrdLabel, note: str) -> XrdLabelChange:
+        """Give ``key`` the label ``label`` as an undo or redo (``note``); what changed."""
+        before = self.labels(key)
+        self._apply(key, label, note)
+        return XrdLabelChange(key, self.path_of(key), before, label)
+
+    def _apply(self, key: str, label: XrdLabel, note: str | None) -> None:
+        """Write ``label`` to ``labels.csv`` (all or nothing), then append it to the history."""
         previous = self._labels.get(key)
+        unrecorded = self._unrecorded(key, previous or XrdLabel())  # before labels.csv is rewritten
         if label.is_labeled:
             self._labels[key] = label
         else:
@@ -606,6 +616,88 @@ class XrdProject:
             else:
                 self._labels[key] = previous
             raise
+        events = [] if unrecorded is None else [unrecorded]
+        self._append_history(key, [*events, LabelEvent(label, "human", time.time(), note)])
+
+    # -- label history ------------------------------------------------------------------------------
+    def label_history(self, path: str | os.PathLike[str]) -> list[LabelEvent[XrdLabel]]:
+        """Every label a pattern has had, oldest first (source ``human``; ``import``: see below).
+
+        A label that ``labels.csv`` holds but the history does not (written by another tool, or by a
+        version of LabelTune that kept no history) is shown as an ``import`` event dated by the file,
+        and is recorded as one before the pattern's label next changes.
+        """
+        key = self.key(path)
+        events = [event for k, event in self._read_history() if k == key]
+        unrecorded = self._unrecorded(key, self.labels(key))
+        return events if unrecorded is None else [*events, unrecorded]
+
+    def _unrecorded(self, key: str, current: XrdLabel) -> LabelEvent[XrdLabel] | None:
+        """An ``import`` event for ``current`` when it is not the newest label the history holds."""
+        if self._recorded is None:
+            self._recorded = {k: event.value for k, event in self._read_history()}
+        if self._recorded.get(key, XrdLabel()) == current:
+            return None
+        try:
+            when = self.labels_file.stat().st_mtime
+        except OSError:
+            when = time.time()
+        return LabelEvent(current, "import", when, LABELS_FILE)
+
+    def _append_history(self, key: str, events: Sequence[LabelEvent[XrdLabel]]) -> None:
+        """Append ``events`` of ``key`` to the history file and fsync it.
+
+        The label itself is already safe in ``labels.csv``: if the history cannot be written, that is
+        logged, and the label shows up as an ``import`` event until its next change records it.
+        """
+        lines = "".join(
+            json.dumps(
+                {
+                    "time": event.time,
+                    "path": key,
+                    "phases": list(event.value.phases),
+                    "fractions": None if event.value.fractions is None else list(event.value.fractions),
+                    "source": event.source,
+                    "note": event.note,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for event in events
+        )
+        try:
+            with self.history_file.open("a", encoding="utf-8", newline="") as fh:
+                fh.write(lines)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            log.warning(
+                "cannot append to %s (%s); the label is saved in %s", self.history_file, exc, LABELS_FILE
+            )
+            return
+        if self._recorded is not None and events:
+            self._recorded[key] = events[-1].value
+
+    def _read_history(self) -> list[tuple[str, LabelEvent[XrdLabel]]]:
+        """``(key, event)`` for each line of the history file; a damaged line (torn at a crash) is skipped."""
+        try:
+            text = self.history_file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise XrdProjectError(f"{self.history_file}: cannot be read ({exc})") from exc
+        found: list[tuple[str, LabelEvent[XrdLabel]]] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                label = _check_label(row["phases"], row["fractions"])
+                event = LabelEvent(label, str(row["source"]), float(row["time"]), row.get("note"))
+                found.append((str(row["path"]), event))
+            except (ValueError, KeyError, TypeError, XrdProjectError) as exc:
+                log.warning("%s, line %d: skipped (%s)", self.history_file, number, exc)
+        return found
 
     def _save_labels(self) -> None:
         out = io.StringIO()
