@@ -14,13 +14,13 @@ import copy
 import json
 import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from labeltune.core.atomic import write_text_atomic
 from labeltune.core.domain import LabelChange
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.undo import UndoStack
@@ -80,19 +80,8 @@ def check_source(source: str) -> None:
 
 
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace`` (never a half-written file)."""
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` as indented JSON, whole or not at all (core/atomic.py)."""
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 class StoreBase:

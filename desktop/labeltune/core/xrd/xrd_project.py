@@ -24,26 +24,31 @@ composition; both are kept exactly as given.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
-import logging
-import math
 import os
 import shutil
 import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from labeltune.core.atomic import write_text_atomic
 from labeltune.core.domain import LabelChange, LabelEvent
-from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 from labeltune.core.undo import UndoStack
+from labeltune.core.xrd.xrd_labels import (
+    HISTORY_FILE,
+    LABELS_FILE,
+    LabelHistory,
+    XrdLabel,
+    XrdProjectError,
+    check_label,
+    labels_csv_text,
+    read_labels,
+)
 
 if TYPE_CHECKING:
     from labeltune.core.xrd.library import Library
@@ -64,8 +69,6 @@ __all__ = [
 ]
 
 PROJECT_FILE = "xrd_project.json"
-LABELS_FILE = "labels.csv"
-HISTORY_FILE = "label_history.jsonl"
 PATTERNS_DIR = "patterns"
 PREDICTIONS_FILE = "predictions.json"
 RUNS_DIR = "runs"
@@ -73,32 +76,6 @@ VERSION = 1
 CU_KA1 = 1.5406
 """Cu Kα1 wavelength (Å): the default for files that do not state theirs."""
 UNDO_LIMIT = 200
-LABEL_HEADER = ("path", "phases", "fractions")
-
-log = logging.getLogger(__name__)
-
-
-class XrdProjectError(UnusableInputError):
-    """An XRD project folder cannot be created or read; the message says why."""
-
-
-@dataclass(frozen=True)
-class XrdLabel:
-    """The phases a person says are present in one pattern, optionally with their weight fractions."""
-
-    phases: tuple[str, ...] = ()
-    fractions: tuple[float, ...] | None = None
-
-    @property
-    def is_labeled(self) -> bool:
-        """Whether at least one phase is given."""
-        return bool(self.phases)
-
-    def summary(self) -> str:
-        """``Mn2O3 + LiF`` or ``Mn2O3 60 % + LiF 40 %`` (empty when unlabeled)."""
-        if self.fractions is None:
-            return " + ".join(self.phases)
-        return " + ".join(f"{p} {f * 100:.0f} %" for p, f in zip(self.phases, self.fractions, strict=True))
 
 
 XrdLabelChange = LabelChange[str, XrdLabel]
@@ -130,40 +107,6 @@ def xrd_run_problem(run_dir: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def _check_label(phases: Iterable[str], fractions: Iterable[float] | None) -> XrdLabel:
-    names: list[str] = []
-    for phase in phases:
-        name = str(phase).strip()
-        if not name:
-            continue
-        if any(c in name for c in ';,\n\r"') or name != name.strip():
-            raise XrdProjectError(f"phase name {name!r} may not contain ';', ',', quotes or line breaks")
-        if name not in names:
-            names.append(name)
-    if fractions is None:
-        return XrdLabel(tuple(names), None)
-    values = tuple(float(f) for f in fractions)
-    if len(values) != len(names):
-        raise XrdProjectError(f"{len(values)} fractions for {len(names)} phases; give one per phase or none")
-    if any(not math.isfinite(v) or v < 0 or v > 1 for v in values):
-        raise XrdProjectError(f"weight fractions must lie between 0 and 1, got {list(values)}")
-    return XrdLabel(tuple(names), values if names else None)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one, whole."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _supported_extensions() -> tuple[str, ...]:
     from labeltune.core.xrd.readers import SUPPORTED_EXTENSIONS
 
@@ -178,7 +121,7 @@ class XrdProject:
         self._meta = meta
         self._labels = labels
         self._undo_stack: UndoStack[XrdLabelChange] = UndoStack(UNDO_LIMIT)
-        self._recorded: dict[str, XrdLabel] | None = None  # the newest label in the history, by key
+        self._history = LabelHistory(folder / HISTORY_FILE, folder / LABELS_FILE)
         self._library: Library | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -269,7 +212,7 @@ class XrdProject:
         if not isinstance(meta.get("library"), str):
             raise XrdProjectError(f"{path}: no library folder given")
         (root / PATTERNS_DIR).mkdir(exist_ok=True)
-        return cls(root, meta, cls._read_labels(root / LABELS_FILE))
+        return cls(root, meta, read_labels(root / LABELS_FILE))
 
     # -- paths --------------------------------------------------------------------------------------
     def _stored(self, path: Path) -> str:
@@ -453,7 +396,7 @@ class XrdProject:
         return self._library
 
     def _save_meta(self) -> None:
-        _write_atomic(self.folder / PROJECT_FILE, json.dumps(self._meta, indent=1) + "\n")
+        write_text_atomic(self.folder / PROJECT_FILE, json.dumps(self._meta, indent=1) + "\n")
 
     # -- patterns -----------------------------------------------------------------------------------
     def patterns(self) -> list[Path]:
@@ -569,7 +512,7 @@ class XrdProject:
         fractions: Sequence[float] | None = None,
     ) -> XrdLabel:
         """Label one pattern (no phases = unlabeled); written to ``labels.csv`` before returning."""
-        label = _check_label(phases, fractions)
+        label = check_label(phases, fractions)
         key = self.key(path)
         before = self.labels(key)
         if label == before:
@@ -603,7 +546,7 @@ class XrdProject:
     def _apply(self, key: str, label: XrdLabel, note: str | None) -> None:
         """Write ``label`` to ``labels.csv`` (all or nothing), then append it to the history."""
         previous = self._labels.get(key)
-        unrecorded = self._unrecorded(key, previous or XrdLabel())  # before labels.csv is rewritten
+        unrecorded = self._history.unrecorded(key, previous or XrdLabel())  # before labels.csv changes
         if label.is_labeled:
             self._labels[key] = label
         else:
@@ -617,9 +560,8 @@ class XrdProject:
                 self._labels[key] = previous
             raise
         events = [] if unrecorded is None else [unrecorded]
-        self._append_history(key, [*events, LabelEvent(label, "human", time.time(), note)])
+        self._history.append(key, [*events, LabelEvent(label, "human", time.time(), note)])
 
-    # -- label history ------------------------------------------------------------------------------
     def label_history(self, path: str | os.PathLike[str]) -> list[LabelEvent[XrdLabel]]:
         """Every label a pattern has had, oldest first (source ``human``; ``import``: see below).
 
@@ -628,112 +570,9 @@ class XrdProject:
         and is recorded as one before the pattern's label next changes.
         """
         key = self.key(path)
-        events = [event for k, event in self._read_history() if k == key]
-        unrecorded = self._unrecorded(key, self.labels(key))
+        unrecorded = self._history.unrecorded(key, self.labels(key))
+        events = self._history.events(key)
         return events if unrecorded is None else [*events, unrecorded]
 
-    def _unrecorded(self, key: str, current: XrdLabel) -> LabelEvent[XrdLabel] | None:
-        """An ``import`` event for ``current`` when it is not the newest label the history holds."""
-        if self._recorded is None:
-            self._recorded = {k: event.value for k, event in self._read_history()}
-        if self._recorded.get(key, XrdLabel()) == current:
-            return None
-        try:
-            when = self.labels_file.stat().st_mtime
-        except OSError:
-            when = time.time()
-        return LabelEvent(current, "import", when, LABELS_FILE)
-
-    def _append_history(self, key: str, events: Sequence[LabelEvent[XrdLabel]]) -> None:
-        """Append ``events`` of ``key`` to the history file and fsync it.
-
-        The label itself is already safe in ``labels.csv``: if the history cannot be written, that is
-        logged, and the label shows up as an ``import`` event until its next change records it.
-        """
-        lines = "".join(
-            json.dumps(
-                {
-                    "time": event.time,
-                    "path": key,
-                    "phases": list(event.value.phases),
-                    "fractions": None if event.value.fractions is None else list(event.value.fractions),
-                    "source": event.source,
-                    "note": event.note,
-                },
-                ensure_ascii=False,
-            )
-            + "\n"
-            for event in events
-        )
-        try:
-            with self.history_file.open("a", encoding="utf-8", newline="") as fh:
-                fh.write(lines)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            log.warning(
-                "cannot append to %s (%s); the label is saved in %s", self.history_file, exc, LABELS_FILE
-            )
-            return
-        if self._recorded is not None and events:
-            self._recorded[key] = events[-1].value
-
-    def _read_history(self) -> list[tuple[str, LabelEvent[XrdLabel]]]:
-        """``(key, event)`` for each line of the history file; a damaged line (torn at a crash) is skipped."""
-        try:
-            text = self.history_file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise XrdProjectError(f"{self.history_file}: cannot be read ({exc})") from exc
-        found: list[tuple[str, LabelEvent[XrdLabel]]] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                label = _check_label(row["phases"], row["fractions"])
-                event = LabelEvent(label, str(row["source"]), float(row["time"]), row.get("note"))
-                found.append((str(row["path"]), event))
-            except (ValueError, KeyError, TypeError, XrdProjectError) as exc:
-                log.warning("%s, line %d: skipped (%s)", self.history_file, number, exc)
-        return found
-
     def _save_labels(self) -> None:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(LABEL_HEADER)
-        for key in sorted(self._labels):
-            label = self._labels[key]
-            fractions = "" if label.fractions is None else ";".join(f"{f:.6g}" for f in label.fractions)
-            writer.writerow([key, ";".join(label.phases), fractions])
-        _write_atomic(self.labels_file, out.getvalue())
-
-    @staticmethod
-    def _read_labels(path: Path) -> dict[str, XrdLabel]:
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise XrdProjectError(f"{path}: cannot be read ({exc})") from exc
-        rows = csv.reader(io.StringIO(text))
-        header = next(rows, None)
-        if header is None:
-            return {}
-        if [h.strip().lower() for h in header[:2]] != ["path", "phases"]:
-            raise XrdProjectError(f"{path}: expected the header path,phases,fractions, found {header}")
-        labels: dict[str, XrdLabel] = {}
-        for line, row in enumerate(rows, start=2):
-            if not row or not row[0].strip():
-                continue
-            phases = [p for p in (row[1] if len(row) > 1 else "").split(";") if p.strip()]
-            raw = row[2].strip() if len(row) > 2 else ""
-            try:
-                fractions = [float(v) for v in raw.split(";")] if raw else None
-                label = _check_label(phases, fractions)
-            except (ValueError, XrdProjectError) as exc:
-                raise XrdProjectError(f"{path}, line {line}: {exc}") from None
-            if label.is_labeled:
-                labels[PurePosixPath(*Path(row[0].strip()).parts).as_posix()] = label
-        return labels
+        write_text_atomic(self.labels_file, labels_csv_text(self._labels))
