@@ -3,7 +3,8 @@
 The app (``ui/``), the workers and the command line speak to a project through :class:`LabelProject`;
 what differs between the domains (what a label is, how items are stored, how a batch is made) stays
 inside the two implementations, :class:`labeltune.core.project.Project` (images, SQLite store) and
-:class:`labeltune.core.xrd.xrd_project.XrdProject` (XRD patterns, plain files). See docs/adr/0020.
+:class:`labeltune.core.xrd.xrd_project.XrdProject` (XRD patterns, plain files). See docs/adr/0020, and
+docs/adr/0021 for the one undo stack (core/undo.py), the change and history types below and the XRD store.
 
 This module imports nothing heavy and nothing from Qt: it is the seam between the layers.
 """

@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -37,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 from labeltune.core.atomic import write_text_atomic
 from labeltune.core.domain import LabelChange, LabelEvent
-from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+from labeltune.core.progress import ProgressCallback
 from labeltune.core.undo import UndoStack
+from labeltune.core.xrd.pattern_import import import_pattern_files, pattern_files
 from labeltune.core.xrd.xrd_labels import (
     HISTORY_FILE,
     LABELS_FILE,
@@ -105,12 +105,6 @@ def xrd_run_problem(run_dir: str | os.PathLike[str]) -> str | None:
     if not (folder / "model.safetensors").is_file():
         return f"{folder} has no trained weights (model.safetensors)"
     return None
-
-
-def _supported_extensions() -> tuple[str, ...]:
-    from labeltune.core.xrd.readers import SUPPORTED_EXTENSIONS
-
-    return SUPPORTED_EXTENSIONS
 
 
 class XrdProject:
@@ -245,9 +239,7 @@ class XrdProject:
             data = prediction.to_json()
             data["path"] = self.key(prediction.path)
             stored["patterns"][data["path"]] = data
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(stored, indent=1))
 
     def load_predictions(self) -> dict[str, Any]:
         """The saved identifications of the current model: pattern key -> ``XrdPrediction``.
@@ -401,15 +393,7 @@ class XrdProject:
     # -- patterns -----------------------------------------------------------------------------------
     def patterns(self) -> list[Path]:
         """The pattern files in ``patterns/``, sorted by name (case-insensitive)."""
-        extensions = _supported_extensions()
-        if not self.patterns_dir.is_dir():
-            return []
-        files = [
-            p
-            for p in self.patterns_dir.iterdir()
-            if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith(".")
-        ]
-        return sorted(files, key=lambda p: (p.name.casefold(), p.name))
+        return pattern_files(self.patterns_dir)
 
     def read(self, path: str | os.PathLike[str]) -> Pattern:
         """Read a pattern; the project wavelength fills in for files that do not state theirs."""
@@ -425,76 +409,11 @@ class XrdProject:
     ) -> tuple[list[Path], list[tuple[str, str]]]:
         """Check and copy pattern files (folders: their pattern files, recursively) into ``patterns/``.
 
-        Returns (copied files, skipped (path, reason)). Unreadable files, unsupported types and exact
-        copies of a pattern already in the project (whatever their name) are skipped with the reason;
-        nothing is fatal. A name already taken gets a suffix: ``a.xy`` → ``a_2.xy``.
+        Returns (copied files, skipped (path, reason)): unreadable files, unsupported types and exact
+        copies of a pattern already in the project are skipped with the reason; a name already taken
+        gets a suffix (``a.xy`` → ``a_2.xy``). See core/xrd/pattern_import.py.
         """
-        from labeltune.core.xrd.pattern import PatternReadError
-        from labeltune.core.xrd.readers import read_pattern
-
-        report = progress or no_progress
-        extensions = _supported_extensions()
-        files: list[Path] = []
-        skipped: list[tuple[str, str]] = []
-        for raw in paths:
-            path = Path(raw)
-            if path.is_dir():
-                found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
-                if not found:
-                    skipped.append((str(path), "the folder holds no pattern files"))
-                files.extend(found)
-            elif path.suffix.lower() not in extensions:
-                skipped.append((str(path), f"not a pattern file type ({', '.join(extensions)})"))
-            else:
-                files.append(path)
-        self.patterns_dir.mkdir(parents=True, exist_ok=True)
-        by_size: dict[int, list[Path]] = {}  # exact copies of a project pattern are not imported twice
-        for existing in self.patterns():
-            by_size.setdefault(existing.stat().st_size, []).append(existing)
-        added: list[Path] = []
-        for done, source in enumerate(files):
-            check_stop(stop_event)
-            report(Progress("import", done, len(files), source.name))
-            try:
-                read_pattern(source, default_wavelength=self.wavelength)
-            except PatternReadError as exc:
-                skipped.append((str(source), str(exc)))
-                continue
-            try:
-                data = source.read_bytes()
-                duplicate = self._same_content(data, by_size)
-                if duplicate is not None:
-                    skipped.append((str(source), f"already in the project as {duplicate.name}"))
-                    continue
-                target = self._free_name(source.name)
-                shutil.copyfile(source, target)
-                by_size.setdefault(len(data), []).append(target)
-            except OSError as exc:
-                skipped.append((str(source), f"cannot be copied ({exc.strerror or exc})"))
-                continue
-            added.append(target)
-        report(Progress("import", len(files), len(files)))
-        return added, skipped
-
-    def _free_name(self, name: str) -> Path:
-        """A free file name in ``patterns/``: ``name``, else ``stem_2.ext``, ``stem_3.ext``..."""
-        stem, suffix = Path(name).stem, Path(name).suffix
-        candidate, n = self.patterns_dir / name, 1
-        while candidate.exists():
-            n += 1
-            candidate = self.patterns_dir / f"{stem}_{n}{suffix}"
-        return candidate
-
-    @staticmethod
-    def _same_content(data: bytes, by_size: dict[int, list[Path]]) -> Path | None:
-        """A file of the same size and bytes as ``data`` among ``by_size`` (project files by size)."""
-        for path in by_size.get(len(data), []):
-            try:
-                if path.read_bytes() == data:
-                    return path
-            except OSError:
-                continue
-        return None
+        return import_pattern_files(paths, self.patterns_dir, self.wavelength, progress, stop_event)
 
     # -- labels -------------------------------------------------------------------------------------
     def labels(self, path: str | os.PathLike[str]) -> XrdLabel:
