@@ -388,3 +388,26 @@ def test_project_scan_via_cli(
     assert summary["kind"] == "project"
     assert summary["classes"] == {"alpha": 1}
     assert summary["unlabeled"] == 1
+
+
+def test_the_project_store_does_not_import_the_scanners(tmp_path: Path) -> None:
+    """``datasets`` uses ``project`` (to scan a project folder), never the reverse: no import cycle."""
+    import subprocess
+    import sys
+
+    from labeltune.core import datasets, sample
+
+    code = (
+        "import sys\n"
+        "from labeltune.core.project import Project\n"
+        "from labeltune.core.sample import Sample\n"
+        f"with Project.create({str(tmp_path / 'p')!r}, classes=['a']) as project:\n"
+        "    project.add_samples([Sample(project.folder / 'x.png', 'a')])\n"
+        "    listed = project.samples() + [project.sample('x.png')]\n"
+        "found = [m for m in ('labeltune.core.datasets', 'numpy', 'PIL') if m in sys.modules]\n"
+        "print(sorted(found), len(listed))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[] 2"
+    assert datasets.Sample is sample.Sample  # one Sample, whichever module a caller takes it from

@@ -20,17 +20,8 @@ from labeltune.core.errors import UnusableInputError
 from labeltune.core.file_problems import MISSING, MISSING_SINCE_IMPORT, not_image_type_reason
 from labeltune.core.imaging import MAX_PIXELS, file_problem, is_image_file
 from labeltune.core.progress import Progress, ProgressCallback, no_progress
-
-PROJECT_FILE = "project.json"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image: its absolute path, its label (``None`` = unlabeled) and an optional group key."""
-
-    path: Path
-    label: str | None
-    group: str | None = None
+from labeltune.core.project import PROJECT_FILE, Project
+from labeltune.core.sample import Sample
 
 
 @dataclass(frozen=True)
@@ -188,8 +179,6 @@ def scan_csv(
 
 def scan_project(folder: Path) -> Dataset:
     """Read the samples and current labels of a LabelTune project."""
-    from labeltune.core.project import Project
-
     with Project.open(folder) as project:
         samples = project.samples()
         classes = list(project.classes)

@@ -3,18 +3,56 @@
 The app (``ui/``), the workers and the command line speak to a project through :class:`LabelProject`;
 what differs between the domains (what a label is, how items are stored, how a batch is made) stays
 inside the two implementations, :class:`labeltune.core.project.Project` (images, SQLite store) and
-:class:`labeltune.core.xrd.xrd_project.XrdProject` (XRD patterns, plain files). See docs/adr/0020.
+:class:`labeltune.core.xrd.xrd_project.XrdProject` (XRD patterns, plain files). See docs/adr/0020, and
+docs/adr/0021 for the one undo stack (core/undo.py), the change and history types below and the XRD store.
 
 This module imports nothing heavy and nothing from Qt: it is the seam between the layers.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 Domain = Literal["image", "xrd"]
 DOMAINS: tuple[Domain, ...] = ("image", "xrd")
+"""The kinds of project, in the order the app offers them (the one list: core/project.py uses it too)."""
+
+ItemT = TypeVar("ItemT")
+LabelT = TypeVar("LabelT")
+
+
+@dataclass(frozen=True)
+class LabelChange(Generic[ItemT, LabelT]):
+    """What one undo or redo changed: which item, its file, and its label before and after.
+
+    ``item`` is how the project names the item: a sample's database id (images) or the pattern's
+    ``labels.csv`` key (XRD). A label is a class name or ``None`` (images), or an
+    :class:`~labeltune.core.xrd.xrd_project.XrdLabel` (XRD; empty = unlabeled).
+    """
+
+    item: ItemT
+    path: Path
+    before: LabelT
+    after: LabelT
+
+    @property
+    def sample_id(self) -> ItemT:
+        """The image project's name for :attr:`item` (a database id)."""
+        return self.item
+
+
+@dataclass(frozen=True)
+class LabelEvent(Generic[LabelT]):
+    """One row of an item's label history: the label it got, from whom (``source``), when and why."""
+
+    value: LabelT
+    source: str
+    time: float
+    note: str | None = None
 
 
 @runtime_checkable
@@ -49,12 +87,16 @@ class LabelProject(Protocol):
         """Whether :meth:`redo` has a label change to redo."""
         ...
 
-    def undo(self) -> object | None:
+    def undo(self) -> LabelChange[Any, Any] | None:
         """Undo the last label change; what changed, or ``None`` when there was nothing to undo."""
         ...
 
-    def redo(self) -> object | None:
+    def redo(self) -> LabelChange[Any, Any] | None:
         """Redo the last undone label change; what changed, or ``None``."""
+        ...
+
+    def label_history(self, path: str | os.PathLike[str], /) -> Sequence[LabelEvent[Any]]:
+        """Every label an item (given by its path) has had, oldest first."""
         ...
 
     def close(self) -> None:
@@ -62,4 +104,4 @@ class LabelProject(Protocol):
         ...
 
 
-__all__ = ["DOMAINS", "Domain", "LabelProject"]
+__all__ = ["DOMAINS", "Domain", "LabelChange", "LabelEvent", "LabelProject"]

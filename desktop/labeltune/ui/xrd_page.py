@@ -300,12 +300,13 @@ class XrdPage(QWidget):
         if self.project is None:
             return
         try:
-            path = self.project.undo() if undo else self.project.redo()
+            change = self.project.undo() if undo else self.project.redo()
         except Exception as error:
             show_error(self, "Cannot undo" if undo else "Cannot redo", str(error))
             return
-        if path is None:
+        if change is None:
             return
+        path = change.path
         if path != self._current:
             self.patterns_panel.select(path)  # shows the pattern and its label
         else:

@@ -9,9 +9,14 @@ Layout (every file is plain text, so a project can be read, diffed and trained o
     labels.csv         path,phases,fractions: path relative to the project, phases joined by ";",
                        weight fractions (0..1) ";"-joined in the same order, or empty
 
+    label_history.jsonl  every label change, appended (one JSON object a line: time, path, phases,
+                       fractions, source, note), written when the first change is made
+
 ``labels.csv`` is the CLI's labeled-dataset format, so ``labeltune train PROJECT --domain xrd`` trains on
-a project folder as it is. Every label change rewrites it at once (temporary file + ``os.replace``), so a
-crash a moment later loses nothing. Only labeled patterns have a row.
+a project folder as it is. Every label change rewrites it at once (temporary file, fsync, ``os.replace``),
+so a crash a moment later loses nothing, and then appends a line to the history (fsynced), so a project
+remembers who changed which label when, as an image project does (docs/adr/0021). Only labeled patterns
+have a row in ``labels.csv``.
 
 A label's phases are library phase names, or plain formulas (``TiO2``) where the user knows only the
 composition; both are kept exactly as given.
@@ -19,23 +24,31 @@ composition; both are kept exactly as given.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
-import math
 import os
-import shutil
 import threading
+import time
 import uuid
-from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from labeltune.core.errors import UnusableInputError
-from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+from labeltune.core.atomic import write_text_atomic
+from labeltune.core.domain import LabelChange, LabelEvent
+from labeltune.core.progress import ProgressCallback
+from labeltune.core.undo import UndoStack
+from labeltune.core.xrd.pattern_import import import_pattern_files, pattern_files
+from labeltune.core.xrd.xrd_labels import (
+    HISTORY_FILE,
+    LABELS_FILE,
+    LabelHistory,
+    XrdLabel,
+    XrdProjectError,
+    check_label,
+    labels_csv_text,
+    read_labels,
+)
 
 if TYPE_CHECKING:
     from labeltune.core.xrd.library import Library
@@ -43,10 +56,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CU_KA1",
+    "HISTORY_FILE",
     "LABELS_FILE",
     "PATTERNS_DIR",
     "PROJECT_FILE",
     "XrdLabel",
+    "XrdLabelChange",
     "XrdProject",
     "XrdProjectError",
     "is_xrd_project",
@@ -54,7 +69,6 @@ __all__ = [
 ]
 
 PROJECT_FILE = "xrd_project.json"
-LABELS_FILE = "labels.csv"
 PATTERNS_DIR = "patterns"
 PREDICTIONS_FILE = "predictions.json"
 RUNS_DIR = "runs"
@@ -62,39 +76,10 @@ VERSION = 1
 CU_KA1 = 1.5406
 """Cu Kα1 wavelength (Å): the default for files that do not state theirs."""
 UNDO_LIMIT = 200
-LABEL_HEADER = ("path", "phases", "fractions")
 
 
-class XrdProjectError(UnusableInputError):
-    """An XRD project folder cannot be created or read; the message says why."""
-
-
-@dataclass(frozen=True)
-class XrdLabel:
-    """The phases a person says are present in one pattern, optionally with their weight fractions."""
-
-    phases: tuple[str, ...] = ()
-    fractions: tuple[float, ...] | None = None
-
-    @property
-    def is_labeled(self) -> bool:
-        """Whether at least one phase is given."""
-        return bool(self.phases)
-
-    def summary(self) -> str:
-        """``Mn2O3 + LiF`` or ``Mn2O3 60 % + LiF 40 %`` (empty when unlabeled)."""
-        if self.fractions is None:
-            return " + ".join(self.phases)
-        return " + ".join(f"{p} {f * 100:.0f} %" for p, f in zip(self.phases, self.fractions, strict=True))
-
-
-@dataclass(frozen=True)
-class LabelChange:
-    """One label change, for undo/redo: the pattern (project-relative POSIX path) and both labels."""
-
-    key: str
-    before: XrdLabel
-    after: XrdLabel
+XrdLabelChange = LabelChange[str, XrdLabel]
+"""A label change of an XRD project: the pattern's ``labels.csv`` key, its file, both labels."""
 
 
 def is_xrd_project(folder: str | os.PathLike[str]) -> bool:
@@ -122,46 +107,6 @@ def xrd_run_problem(run_dir: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def _check_label(phases: Iterable[str], fractions: Iterable[float] | None) -> XrdLabel:
-    names: list[str] = []
-    for phase in phases:
-        name = str(phase).strip()
-        if not name:
-            continue
-        if any(c in name for c in ';,\n\r"') or name != name.strip():
-            raise XrdProjectError(f"phase name {name!r} may not contain ';', ',', quotes or line breaks")
-        if name not in names:
-            names.append(name)
-    if fractions is None:
-        return XrdLabel(tuple(names), None)
-    values = tuple(float(f) for f in fractions)
-    if len(values) != len(names):
-        raise XrdProjectError(f"{len(values)} fractions for {len(names)} phases; give one per phase or none")
-    if any(not math.isfinite(v) or v < 0 or v > 1 for v in values):
-        raise XrdProjectError(f"weight fractions must lie between 0 and 1, got {list(values)}")
-    return XrdLabel(tuple(names), values if names else None)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new one, whole."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _supported_extensions() -> tuple[str, ...]:
-    from labeltune.core.xrd.readers import SUPPORTED_EXTENSIONS
-
-    return SUPPORTED_EXTENSIONS
-
-
 class XrdProject:
     """An open XRD project folder (see the module docstring for the layout)."""
 
@@ -169,8 +114,8 @@ class XrdProject:
         self.folder = folder
         self._meta = meta
         self._labels = labels
-        self._undo: deque[LabelChange] = deque(maxlen=UNDO_LIMIT)
-        self._redo: deque[LabelChange] = deque(maxlen=UNDO_LIMIT)
+        self._undo_stack: UndoStack[XrdLabelChange] = UndoStack(UNDO_LIMIT)
+        self._history = LabelHistory(folder / HISTORY_FILE, folder / LABELS_FILE)
         self._library: Library | None = None
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -261,7 +206,7 @@ class XrdProject:
         if not isinstance(meta.get("library"), str):
             raise XrdProjectError(f"{path}: no library folder given")
         (root / PATTERNS_DIR).mkdir(exist_ok=True)
-        return cls(root, meta, cls._read_labels(root / LABELS_FILE))
+        return cls(root, meta, read_labels(root / LABELS_FILE))
 
     # -- paths --------------------------------------------------------------------------------------
     def _stored(self, path: Path) -> str:
@@ -294,9 +239,7 @@ class XrdProject:
             data = prediction.to_json()
             data["path"] = self.key(prediction.path)
             stored["patterns"][data["path"]] = data
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(stored, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(stored, indent=1))
 
     def load_predictions(self) -> dict[str, Any]:
         """The saved identifications of the current model: pattern key -> ``XrdPrediction``.
@@ -342,6 +285,11 @@ class XrdProject:
     def labels_file(self) -> Path:
         """The ``labels.csv`` file."""
         return self.folder / LABELS_FILE
+
+    @property
+    def history_file(self) -> Path:
+        """The label history (``label_history.jsonl``; missing until the first label change)."""
+        return self.folder / HISTORY_FILE
 
     @property
     def runs_dir(self) -> Path:
@@ -440,20 +388,12 @@ class XrdProject:
         return self._library
 
     def _save_meta(self) -> None:
-        _write_atomic(self.folder / PROJECT_FILE, json.dumps(self._meta, indent=1) + "\n")
+        write_text_atomic(self.folder / PROJECT_FILE, json.dumps(self._meta, indent=1) + "\n")
 
     # -- patterns -----------------------------------------------------------------------------------
     def patterns(self) -> list[Path]:
         """The pattern files in ``patterns/``, sorted by name (case-insensitive)."""
-        extensions = _supported_extensions()
-        if not self.patterns_dir.is_dir():
-            return []
-        files = [
-            p
-            for p in self.patterns_dir.iterdir()
-            if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith(".")
-        ]
-        return sorted(files, key=lambda p: (p.name.casefold(), p.name))
+        return pattern_files(self.patterns_dir)
 
     def read(self, path: str | os.PathLike[str]) -> Pattern:
         """Read a pattern; the project wavelength fills in for files that do not state theirs."""
@@ -469,76 +409,11 @@ class XrdProject:
     ) -> tuple[list[Path], list[tuple[str, str]]]:
         """Check and copy pattern files (folders: their pattern files, recursively) into ``patterns/``.
 
-        Returns (copied files, skipped (path, reason)). Unreadable files, unsupported types and exact
-        copies of a pattern already in the project (whatever their name) are skipped with the reason;
-        nothing is fatal. A name already taken gets a suffix: ``a.xy`` → ``a_2.xy``.
+        Returns (copied files, skipped (path, reason)): unreadable files, unsupported types and exact
+        copies of a pattern already in the project are skipped with the reason; a name already taken
+        gets a suffix (``a.xy`` → ``a_2.xy``). See core/xrd/pattern_import.py.
         """
-        from labeltune.core.xrd.pattern import PatternReadError
-        from labeltune.core.xrd.readers import read_pattern
-
-        report = progress or no_progress
-        extensions = _supported_extensions()
-        files: list[Path] = []
-        skipped: list[tuple[str, str]] = []
-        for raw in paths:
-            path = Path(raw)
-            if path.is_dir():
-                found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
-                if not found:
-                    skipped.append((str(path), "the folder holds no pattern files"))
-                files.extend(found)
-            elif path.suffix.lower() not in extensions:
-                skipped.append((str(path), f"not a pattern file type ({', '.join(extensions)})"))
-            else:
-                files.append(path)
-        self.patterns_dir.mkdir(parents=True, exist_ok=True)
-        by_size: dict[int, list[Path]] = {}  # exact copies of a project pattern are not imported twice
-        for existing in self.patterns():
-            by_size.setdefault(existing.stat().st_size, []).append(existing)
-        added: list[Path] = []
-        for done, source in enumerate(files):
-            check_stop(stop_event)
-            report(Progress("import", done, len(files), source.name))
-            try:
-                read_pattern(source, default_wavelength=self.wavelength)
-            except PatternReadError as exc:
-                skipped.append((str(source), str(exc)))
-                continue
-            try:
-                data = source.read_bytes()
-                duplicate = self._same_content(data, by_size)
-                if duplicate is not None:
-                    skipped.append((str(source), f"already in the project as {duplicate.name}"))
-                    continue
-                target = self._free_name(source.name)
-                shutil.copyfile(source, target)
-                by_size.setdefault(len(data), []).append(target)
-            except OSError as exc:
-                skipped.append((str(source), f"cannot be copied ({exc.strerror or exc})"))
-                continue
-            added.append(target)
-        report(Progress("import", len(files), len(files)))
-        return added, skipped
-
-    def _free_name(self, name: str) -> Path:
-        """A free file name in ``patterns/``: ``name``, else ``stem_2.ext``, ``stem_3.ext``..."""
-        stem, suffix = Path(name).stem, Path(name).suffix
-        candidate, n = self.patterns_dir / name, 1
-        while candidate.exists():
-            n += 1
-            candidate = self.patterns_dir / f"{stem}_{n}{suffix}"
-        return candidate
-
-    @staticmethod
-    def _same_content(data: bytes, by_size: dict[int, list[Path]]) -> Path | None:
-        """A file of the same size and bytes as ``data`` among ``by_size`` (project files by size)."""
-        for path in by_size.get(len(data), []):
-            try:
-                if path.read_bytes() == data:
-                    return path
-            except OSError:
-                continue
-        return None
+        return import_pattern_files(paths, self.patterns_dir, self.wavelength, progress, stop_event)
 
     # -- labels -------------------------------------------------------------------------------------
     def labels(self, path: str | os.PathLike[str]) -> XrdLabel:
@@ -556,44 +431,41 @@ class XrdProject:
         fractions: Sequence[float] | None = None,
     ) -> XrdLabel:
         """Label one pattern (no phases = unlabeled); written to ``labels.csv`` before returning."""
-        label = _check_label(phases, fractions)
+        label = check_label(phases, fractions)
         key = self.key(path)
         before = self.labels(key)
         if label == before:
             return label
-        self._apply(key, label)
-        self._undo.append(LabelChange(key, before, label))
-        self._redo.clear()
+        self._apply(key, label, note=None)
+        self._undo_stack.push(XrdLabelChange(key, self.path_of(key), before, label))
         return label
 
-    def undo(self) -> Path | None:
-        """Undo the last label change; returns the pattern it touched (``None``: nothing to undo)."""
-        if not self._undo:
-            return None
-        change = self._undo.pop()
-        self._apply(change.key, change.before)
-        self._redo.append(change)
-        return self.path_of(change.key)
+    def undo(self) -> XrdLabelChange | None:
+        """Undo the last label change; what the undo changed (``None``: nothing to undo)."""
+        return self._undo_stack.undo(lambda change: self._step(change.item, change.before, "undo"))
 
-    def redo(self) -> Path | None:
-        """Redo the last undone label change; returns the pattern it touched."""
-        if not self._redo:
-            return None
-        change = self._redo.pop()
-        self._apply(change.key, change.after)
-        self._undo.append(change)
-        return self.path_of(change.key)
+    def redo(self) -> XrdLabelChange | None:
+        """Redo the last undone label change; what the redo changed (``None``: nothing to redo)."""
+        return self._undo_stack.redo(lambda change: self._step(change.item, change.after, "redo"))
 
     def can_undo(self) -> bool:
         """Whether there is a change to undo."""
-        return bool(self._undo)
+        return self._undo_stack.can_undo()
 
     def can_redo(self) -> bool:
         """Whether there is an undone change to redo."""
-        return bool(self._redo)
+        return self._undo_stack.can_redo()
 
-    def _apply(self, key: str, label: XrdLabel) -> None:
+    def _step(self, key: str, label: XrdLabel, note: str) -> XrdLabelChange:
+        """Give ``key`` the label ``label`` as an undo or redo (``note``); what changed."""
+        before = self.labels(key)
+        self._apply(key, label, note)
+        return XrdLabelChange(key, self.path_of(key), before, label)
+
+    def _apply(self, key: str, label: XrdLabel, note: str | None) -> None:
+        """Write ``label`` to ``labels.csv`` (all or nothing), then append it to the history."""
         previous = self._labels.get(key)
+        unrecorded = self._history.unrecorded(key, previous or XrdLabel())  # before labels.csv changes
         if label.is_labeled:
             self._labels[key] = label
         else:
@@ -606,42 +478,20 @@ class XrdProject:
             else:
                 self._labels[key] = previous
             raise
+        events = [] if unrecorded is None else [unrecorded]
+        self._history.append(key, [*events, LabelEvent(label, "human", time.time(), note)])
+
+    def label_history(self, path: str | os.PathLike[str]) -> list[LabelEvent[XrdLabel]]:
+        """Every label a pattern has had, oldest first (source ``human``; ``import``: see below).
+
+        A label that ``labels.csv`` holds but the history does not (written by another tool, or by a
+        version of LabelTune that kept no history) is shown as an ``import`` event dated by the file,
+        and is recorded as one before the pattern's label next changes.
+        """
+        key = self.key(path)
+        unrecorded = self._history.unrecorded(key, self.labels(key))
+        events = self._history.events(key)
+        return events if unrecorded is None else [*events, unrecorded]
 
     def _save_labels(self) -> None:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(LABEL_HEADER)
-        for key in sorted(self._labels):
-            label = self._labels[key]
-            fractions = "" if label.fractions is None else ";".join(f"{f:.6g}" for f in label.fractions)
-            writer.writerow([key, ";".join(label.phases), fractions])
-        _write_atomic(self.labels_file, out.getvalue())
-
-    @staticmethod
-    def _read_labels(path: Path) -> dict[str, XrdLabel]:
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise XrdProjectError(f"{path}: cannot be read ({exc})") from exc
-        rows = csv.reader(io.StringIO(text))
-        header = next(rows, None)
-        if header is None:
-            return {}
-        if [h.strip().lower() for h in header[:2]] != ["path", "phases"]:
-            raise XrdProjectError(f"{path}: expected the header path,phases,fractions, found {header}")
-        labels: dict[str, XrdLabel] = {}
-        for line, row in enumerate(rows, start=2):
-            if not row or not row[0].strip():
-                continue
-            phases = [p for p in (row[1] if len(row) > 1 else "").split(";") if p.strip()]
-            raw = row[2].strip() if len(row) > 2 else ""
-            try:
-                fractions = [float(v) for v in raw.split(";")] if raw else None
-                label = _check_label(phases, fractions)
-            except (ValueError, XrdProjectError) as exc:
-                raise XrdProjectError(f"{path}, line {line}: {exc}") from None
-            if label.is_labeled:
-                labels[PurePosixPath(*Path(row[0].strip()).parts).as_posix()] = label
-        return labels
+        write_text_atomic(self.labels_file, labels_csv_text(self._labels))
