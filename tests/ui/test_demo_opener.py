@@ -96,8 +96,14 @@ def test_the_xrd_demo_is_written_in_a_worker_with_its_library(
     assert window.windowTitle() == "XRD phases — LabelTune"
 
 
-def _blocking_writer(monkeypatch: pytest.MonkeyPatch, started: threading.Event) -> list[bool]:
-    """A writer that reports progress, then waits for Stop (as the real one checks between files)."""
+def _start_blocked_demo(
+    window: MainWindow, monkeypatch: pytest.MonkeyPatch, name: str
+) -> tuple[DemoOpener, threading.Event, list[bool]]:
+    """Open demo ``name`` with a writer that reports progress, then waits for Stop (checked between files).
+
+    Returns the opener, an event set once the writer runs, and whether the writer saw Stop.
+    """
+    started = threading.Event()
     stopped: list[bool] = []
 
     def write_demo(name, folder, progress, stop_event):  # type: ignore[no-untyped-def]
@@ -108,16 +114,15 @@ def _blocking_writer(monkeypatch: pytest.MonkeyPatch, started: threading.Event) 
         raise AssertionError("not stopped")
 
     monkeypatch.setattr(demos, "write_demo", write_demo)
-    return stopped
+    opener = DemoOpener.of(window, window.open_project)
+    window.open_demo(name)
+    return opener, started, stopped
 
 
 def test_stop_ends_the_writer_and_opens_nothing(
     qtbot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started = threading.Event()
-    stopped = _blocking_writer(monkeypatch, started)
-    opener = DemoOpener.of(window, window.open_project)
-    window.open_demo("fish")
+    opener, _started, stopped = _start_blocked_demo(window, monkeypatch, "fish")
     dialog = opener.dialog
     assert dialog is not None
     # the GUI thread keeps handling events while the worker runs: the progress report reaches the dialog
@@ -151,10 +156,7 @@ def test_a_failure_reaches_the_user(qtbot, window: MainWindow, monkeypatch: pyte
 def test_closing_the_window_stops_the_writer(
     qtbot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started = threading.Event()
-    stopped = _blocking_writer(monkeypatch, started)
-    opener = DemoOpener.of(window, window.open_project)
-    window.open_demo("corn")
+    opener, started, stopped = _start_blocked_demo(window, monkeypatch, "corn")
     assert started.wait(WAIT / 1000)
     window.close()
     assert stopped == [True] and not opener.is_writing() and opener.dialog is None
