@@ -17,6 +17,9 @@ from labeltune.core.demos import demo_counts, demo_project_dir
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, check_stop
 from labeltune.core.settings import Settings
+from labeltune.core.xrd.demo import write_xrd_demo
+from labeltune.core.xrd.shipped import shipped_model_dir
+from labeltune.core.xrd.xrd_project import XrdProject
 from labeltune.ui.demo_opener import DemoOpener, DemoProgressDialog
 from labeltune.ui.main_window import MainWindow
 
@@ -94,6 +97,21 @@ def test_the_xrd_demo_is_written_in_a_worker_with_its_library(
     assert window.stack.currentWidget() is window.xrd_page
     assert (demo_project_dir("xrd") / "library").is_dir()
     assert window.windowTitle() == "XRD phases — LabelTune"
+
+
+@pytest.mark.skipif(shipped_model_dir() is None, reason="the bundled XRD model is not here")
+def test_an_old_xrd_demo_adopts_the_shipped_model_and_opens_at_once(
+    qtbot, window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_xrd_demo(demo_project_dir("xrd"))
+    XrdProject.open(folder).set_model(None)  # written before the app shipped its model
+    threads = _record_writer(monkeypatch)
+    opener = DemoOpener.of(window, window.open_project)
+    with qtbot.waitSignal(opener.opened, timeout=WAIT) as blocker:
+        window.open_demo("xrd")
+    assert threads == [] and blocker.args == [folder]
+    assert XrdProject.open(folder).model_dir == shipped_model_dir()
+    assert window.stack.currentWidget() is window.xrd_page
 
 
 def _start_blocked_demo(

@@ -139,6 +139,7 @@ class DemoOpener(QObject):
         """Open demo ``name``: at once when written before, else after writing it in a worker."""
         if self.is_writing():
             return
+        self._closing = False  # the window was shown again after a close
         try:
             spec = demos.get_demo(name)
             folder = demos.demo_project_dir(name)
