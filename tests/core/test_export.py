@@ -18,9 +18,9 @@ pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from labeltune import __version__  # noqa: E402
-from labeltune.core import export as export_mod  # noqa: E402
 from labeltune.core.errors import LabelTuneError, UnusableInputError  # noqa: E402
 from labeltune.core.export import ExportResult, export_model  # noqa: E402
+from labeltune.core.export import formats as export_mod  # noqa: E402
 from labeltune.core.model import ModelConfig, build_classifier, load_model, save_model  # noqa: E402
 from labeltune.core.progress import Progress  # noqa: E402
 

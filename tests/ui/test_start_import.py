@@ -26,6 +26,7 @@ from labeltune.core.project import Project
 from labeltune.core.settings import Settings, projects_dir
 from labeltune.ui import import_jobs
 from labeltune.ui.about import AboutDialog, about_html, show_about
+from labeltune.ui.demo_opener import DemoOpener
 from labeltune.ui.import_dialog import ImportDialog
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.start_page import StartPage
@@ -405,14 +406,17 @@ def test_main_window_opens_a_demo(qtbot) -> None:
     qtbot.addWidget(window)
     window.show()
     assert window.windowTitle() == "LabelTune"
-    window.open_demo("corn")
+    opener = DemoOpener.of(window, window.open_project)
+    with qtbot.waitSignal(opener.opened, timeout=WAIT):  # the demo is written in a worker
+        window.open_demo("corn")
     assert "LabelTune" in window.windowTitle() and "Corn leaf disease" in window.windowTitle()
     assert (demo_project_dir("corn") / "project.json").is_file()
     assert window.session.require().counts() == demo_counts("corn")
     window.session.close()
     assert window.stack.currentWidget() is window.start_page
     assert window.start_page.recent_list.item(0).text() == "Corn leaf disease"
-    qtbot.mouseClick(window.start_page.demo_buttons["fish"], Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(opener.opened, timeout=WAIT):
+        qtbot.mouseClick(window.start_page.demo_buttons["fish"], Qt.MouseButton.LeftButton)
     assert "Reef fish" in window.windowTitle()
     window.close()
 

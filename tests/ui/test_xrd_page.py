@@ -21,6 +21,7 @@ from labeltune.core.settings import Settings, projects_dir
 from labeltune.core.xrd.shipped import shipped_model_dir
 from labeltune.core.xrd.xrd_project import LABELS_FILE, PROJECT_FILE, XrdProject
 from labeltune.ui import xrd_page as xrd_page_module
+from labeltune.ui.demo_opener import DemoOpener
 from labeltune.ui.xrd_page import XrdPage
 from labeltune.workers.xrd import XrdPredictWorker
 
@@ -365,7 +366,9 @@ def test_main_window_opens_the_xrd_demo_and_closes_it(qtbot) -> None:
     window.show()
     button = window.start_page.demo_buttons["xrd"]
     assert button.text() == "XRD phases" and "8 patterns, 7 phases" in button.description()
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    opener = DemoOpener.of(window, window.open_project)
+    with qtbot.waitSignal(opener.opened, timeout=60000):  # the demo is written in a worker
+        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     assert window.stack.currentWidget() is window.xrd_page
     assert window.windowTitle() == "XRD phases — LabelTune"
     assert len(window.xrd_page.patterns_panel.paths()) == 8
@@ -376,7 +379,8 @@ def test_main_window_opens_the_xrd_demo_and_closes_it(qtbot) -> None:
     window.close_action.trigger()
     assert window.stack.currentWidget() is window.start_page and window.xrd_page.project is None
     assert window.start_page.recent_list.item(0).text() == "XRD phases"
-    window.open_demo("corn")  # an image project replaces the XRD page
+    with qtbot.waitSignal(opener.opened, timeout=60000):
+        window.open_demo("corn")  # an image project replaces the XRD page
     assert window.stack.currentWidget() is window.tabs
     window.open_project(str(demos.demo_project_dir("xrd")))
     assert window.stack.currentWidget() is window.xrd_page and window.session.project is None

@@ -20,6 +20,7 @@ from labeltune.core.project_lock import ProjectLock, other_holder
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.xrd_project import is_xrd_project
 from labeltune.ui.about import show_about
+from labeltune.ui.demo_opener import DemoOpener
 from labeltune.ui.errors import show_error
 from labeltune.ui.image_page import ImagePage, import_source
 from labeltune.ui.import_dialog import ImportDialog
@@ -205,18 +206,8 @@ class MainWindow(QMainWindow):
             show_error(self, "Cannot open project", str(error))
 
     def open_demo(self, name: str) -> None:
-        """Write the demo project (once) to the user data dir and open it."""
-        from labeltune.core.demos import demo_project_dir, write_demo
-
-        try:
-            folder = demo_project_dir(name)
-            if not ((folder / "project.json").exists() or is_xrd_project(folder)):
-                write_demo(name, folder)
-            elif is_xrd_project(folder):
-                _adopt_shipped_model(folder)
-            self.open_project(folder)
-        except Exception as error:
-            show_error(self, "Cannot open the demo", str(error))
+        """Open a shipped demo, writing it first (once, in a worker, with progress and Stop)."""
+        DemoOpener.of(self, self.open_project).open(name)
 
     def _held_folder(self) -> Path | None:
         return self._lock.folder if self._lock is not None else None
@@ -290,14 +281,3 @@ class MainWindow(QMainWindow):
 
 
 __all__ = ["MainWindow", "Qt"]
-
-
-def _adopt_shipped_model(folder: Path) -> None:
-    """A demo written before the shipped XRD model was installed gets it now (if it still has none)."""
-    from labeltune.core.xrd.shipped import shipped_model_dir
-    from labeltune.core.xrd.xrd_project import XrdProject
-
-    project = XrdProject.open(folder)
-    shipped = shipped_model_dir()
-    if project.model_dir is None and shipped is not None:
-        project.set_model(shipped)

@@ -1,8 +1,8 @@
 """The "XRD phases" demo: eight measured patterns, labeled from their file names, as an XRD project.
 
 The patterns, the reference CIFs of their chemical system, the credits and the MIT licence ship as
-package data under ``labeltune/resources/demos/xrd/`` (see :mod:`labeltune.core.demos`). Writing the demo
-copies them into a new project folder, computes the peak library from the CIFs (``library/``), labels
+package data under ``labeltune/resources/demos/xrd/`` (see :mod:`labeltune.core.demo_catalog`). Writing
+the demo copies them into a new project folder, computes the peak library from the CIFs (``library/``), labels
 each pattern with the phases its file name gives (``Mn2O3+LiF.xy`` → ``Mn2O3;LiF``, formulas: the
 source does not say which polymorph) and points the project at the app's shipped XRD model, if any.
 """
@@ -11,22 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import threading
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from labeltune.core.demos import (
-    CREDITS,
-    _check_target,
-    _make_staging,
-    _resource,
-    _resource_dir,
-    demo_items,
-    get_demo,
-)
+from labeltune.core.demo_catalog import CREDITS, DemoSpec, demo_items, get_demo, shipped_file, shipped_folder
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+from labeltune.core.staging import build_folder
 
 if TYPE_CHECKING:
     from labeltune.core.xrd.library import Library
@@ -57,71 +49,60 @@ def write_xrd_demo(
 
     Built in a temporary sibling folder and renamed into place, so a failure or a stop leaves nothing.
     """
+    spec = get_demo(XRD_DEMO)
+    return build_folder(target, lambda staging: _build_xrd_demo(spec, staging, progress, stop_event))
+
+
+def _build_xrd_demo(
+    spec: DemoSpec, staging: Path, progress: ProgressCallback, stop_event: threading.Event | None
+) -> None:
+    """The XRD project in the empty ``staging`` folder: patterns, references, library, labels."""
     from labeltune.core.xrd.library import build_library, save_library
     from labeltune.core.xrd.xrd_project import CU_KA1, PATTERNS_DIR, XrdProject
 
-    spec = get_demo(XRD_DEMO)
-    folder = Path(os.path.abspath(target))
-    _check_target(folder)
     items = demo_items(XRD_DEMO)
-    try:
-        staging = _make_staging(folder)
-    except OSError as exc:
-        raise UnusableInputError(f"cannot write the demo to {folder}: {exc}") from exc
-    try:
-        patterns = staging / PATTERNS_DIR
-        patterns.mkdir()
-        for done, item in enumerate(items):
-            check_stop(stop_event)
-            (patterns / PurePosixPath(item.path).name).write_bytes(_resource(spec, item.path).read_bytes())
-            progress(Progress("copy demo", done + 1, len(items)))
-        for extra in (CREDITS, LICENCE):
-            (staging / extra).write_bytes(_resource(spec, extra).read_bytes())
-        references = staging / REFERENCES
-        references.mkdir()
-        for cif in sorted(_resource_dir(spec).joinpath(REFERENCES).iterdir(), key=lambda t: t.name):
-            if cif.name.endswith(".cif"):
-                (references / cif.name).write_bytes(cif.read_bytes())
+    patterns = staging / PATTERNS_DIR
+    patterns.mkdir()
+    for done, item in enumerate(items):
         check_stop(stop_event)
-        progress(Progress("library", 0, 0, "computing reference peaks"))
-        library = _shipped_library(sorted(references.glob("*.cif")))
-        if library is None:
-            library = build_library(sorted(references.glob("*.cif")), staging / LIBRARY)
-        if not library.phases:
-            raise UnusableInputError("the demo's reference structures gave no usable phases")
-        library.phases = [  # project-relative sources, so the folder can move
-            dataclasses.replace(p, source=f"{REFERENCES}/{Path(p.source).name}") for p in library.phases
-        ]
-        save_library(library, staging / LIBRARY)
-        project = XrdProject.create(
-            staging,
-            name=spec.title,
-            library_dir=staging / LIBRARY,
-            model_dir=shipped_model(),
-            wavelength=CU_KA1,
-            wavelength_confirmed=True,  # the source states Cu K-alpha
-            prepared=(PATTERNS_DIR, CREDITS, LICENCE, REFERENCES),
-        )
-        for item in items:
-            project.set_label(f"{PATTERNS_DIR}/{PurePosixPath(item.path).name}", item.label.split(";"))
-        check_stop(stop_event)
-        if folder.is_dir():  # empty (checked above): a rename replaces it on POSIX, not on Windows
-            folder.rmdir()
-        os.replace(staging, folder)
-    except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise UnusableInputError(f"cannot write the demo to {folder}: {exc}") from exc
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return folder
+        (patterns / PurePosixPath(item.path).name).write_bytes(shipped_file(spec, item.path).read_bytes())
+        progress(Progress("copy demo", done + 1, len(items)))
+    for extra in (CREDITS, LICENCE):
+        (staging / extra).write_bytes(shipped_file(spec, extra).read_bytes())
+    references = staging / REFERENCES
+    references.mkdir()
+    for cif in sorted(shipped_folder(spec).joinpath(REFERENCES).iterdir(), key=lambda t: t.name):
+        if cif.name.endswith(".cif"):
+            (references / cif.name).write_bytes(cif.read_bytes())
+    check_stop(stop_event)
+    progress(Progress("library", 0, 0, "computing reference peaks"))
+    library = _shipped_library(sorted(references.glob("*.cif")))
+    if library is None:
+        library = build_library(sorted(references.glob("*.cif")), staging / LIBRARY)
+    if not library.phases:
+        raise UnusableInputError("the demo's reference structures gave no usable phases")
+    library.phases = [  # project-relative sources, so the folder can move
+        dataclasses.replace(p, source=f"{REFERENCES}/{Path(p.source).name}") for p in library.phases
+    ]
+    save_library(library, staging / LIBRARY)
+    project = XrdProject.create(
+        staging,
+        name=spec.title,
+        library_dir=staging / LIBRARY,
+        model_dir=shipped_model(),
+        wavelength=CU_KA1,
+        wavelength_confirmed=True,  # the source states Cu K-alpha
+        prepared=(PATTERNS_DIR, CREDITS, LICENCE, REFERENCES),
+    )
+    for item in items:
+        project.set_label(f"{PATTERNS_DIR}/{PurePosixPath(item.path).name}", item.label.split(";"))
+    check_stop(stop_event)
 
 
 def _shipped_library(cifs: list[Path]) -> Library | None:
     """The shipped model's library when it was built from these same CIFs, else None.
 
-    Reading it is instant; computing the 56 peak lists takes ~0.5 s (in the GUI thread, when the app
-    writes the demo).
+    Reading it is instant; computing the 56 peak lists takes ~0.5 s.
     """
     from labeltune.core.xrd.library import LibraryError, load_library
     from labeltune.core.xrd.xrd_project import CU_KA1

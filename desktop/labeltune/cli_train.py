@@ -1,0 +1,151 @@
+"""``labeltune train``: a new run or ``--resume``, images here and XRD through ``cli_xrd``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from labeltune.cli_output import UsageError, emit_json, print_skipped, progress_bar, stop_on_ctrl_c
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or resume) a run."""
+    from labeltune import cli_xrd
+
+    domain = args.domain
+    if domain == "auto":
+        domain = "xrd" if args.data and cli_xrd.looks_like_xrd_source(Path(args.data)) else "image"
+    if domain == "xrd":
+        return cli_xrd.train(args, progress_bar, stop_on_ctrl_c, emit_json)
+    if args.init:
+        raise UsageError("--init is for XRD runs (--domain xrd)")
+    from labeltune.core import training
+    from labeltune.core.backbones import DEFAULT_BACKBONE
+    from labeltune.core.datasets import scan
+
+    with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
+        if args.resume:
+            result = training.resume(Path(args.resume), progress, stop, epochs=args.epochs)
+        else:
+            if args.data is None:
+                raise UsageError("train: give DATA (a folder, CSV or project) or --resume RUN_DIR")
+            config = training.TrainConfig(
+                backbone=args.backbone or DEFAULT_BACKBONE,
+                strategy=args.strategy,
+                weights=args.weights,
+                epochs=0 if args.epochs is None else _positive(args.epochs, "--epochs"),
+                batch_size=args.batch_size,
+                lr=args.lr,
+                val_fraction=0.2 if args.val_fraction is None else args.val_fraction,
+                folds=args.folds,
+                fold=_fold(args),
+                group_by=args.group_by,
+                seed=args.seed,
+                device=args.device,
+                input_size=args.input_size,
+                head_hidden=args.head_hidden,
+                augment=not args.no_augment,
+                cached_views=args.cached_views,
+                patience=args.patience,
+                threads=args.threads,
+            )
+            data = scan(args.data, progress=progress)
+            out = Path(args.out) if args.out else training.new_run_dir(_runs_base(data))
+            result = training.train(data, config, out, progress, stop)
+        _record_in_project(result)
+    summary = result.to_json()
+    if args.json:
+        emit_json(summary)
+    else:
+        print(f"run: {summary['run_dir']}")
+        names = summary["classes"]
+        classes = ", ".join(names) if len(names) <= 8 else f"{len(names)} classes"
+        print(
+            f"{summary['backbone']} / {summary['strategy']}: {summary['train_size']} training and "
+            f"{summary['val_size']} validation images; classes: {classes}"
+        )
+        if summary.get("grouping"):
+            from labeltune.core.grouping import grouping_text
+
+            print(f"split: {grouping_text(summary['grouping'])}")
+        if summary["val_accuracy"] is not None:
+            from labeltune.core.metrics import headline_warnings
+
+            acc, f1 = summary["val_accuracy"], summary["val_macro_f1"]
+            epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}"
+            low, high = result.metrics.get("accuracy_interval", (0.0, 1.0))
+            print(
+                f"validation accuracy {acc:.3f} (95 % interval {low:.2f}-{high:.2f} on {summary['val_size']} "
+                f"images), macro-F1 {f1:.3f} ({epochs})"
+            )
+            for warning in headline_warnings(summary["val_size"], summary["weights_id"], (low, high)):
+                print(f"warning: {warning}")
+        calibration = result.metrics.get("calibration") or {}
+        if calibration and not calibration.get("n"):
+            print("confidence not calibrated: no validation images (--val-fraction 0)")
+        if calibration.get("n"):
+            print(
+                f"confidence calibrated: temperature {calibration['temperature']:.2f}, expected calibration "
+                f"error {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
+                + ("" if calibration.get("cross_fitted") else " (in-sample: few validation images)")
+            )
+        unfamiliar = result.metrics.get("unfamiliar") or {}
+        if unfamiliar.get("val_unfamiliar_rate") is not None:
+            print(
+                f"unfamiliar-image check: flags {unfamiliar['val_unfamiliar_rate']:.0%} of the validation "
+                f"images (target {unfamiliar['false_alarm_target']:.0%})"
+            )
+        print(
+            f"{summary['seconds_total']:.1f} s in total, {summary['seconds_features']:.1f} s in the backbone"
+        )
+        print_skipped(result.skipped)
+        if result.stopped:
+            print(f"stopped by user; the best model so far is saved. Continue with --resume {result.run_dir}")
+    return 130 if result.stopped else 0
+
+
+def _fold(args: argparse.Namespace) -> int:
+    """The 0-based validation fold of ``--folds N --fold K`` (K counts from 1), checking the pair."""
+    if not args.folds:
+        if args.fold is not None:
+            raise UsageError("--fold needs --folds N (the number of folds to split into)")
+        return 0
+    if args.val_fraction is not None:
+        raise UsageError(
+            "--val-fraction and --folds are alternatives: with --folds, a fold is the validation"
+        )
+    if not 2 <= args.folds <= 100:
+        raise UsageError("--folds must be between 2 and 100")
+    if args.fold is None or not 1 <= args.fold <= args.folds:
+        raise UsageError(f"give --fold K with K from 1 to {args.folds}: the fold to validate on")
+    return int(args.fold) - 1
+
+
+def _positive(value: int, option: str) -> int:
+    if value < 1:
+        raise UsageError(f"{option} must be at least 1")
+    return value
+
+
+def _runs_base(data: Any) -> Path:
+    if data.kind == "project":
+        return Path(data.root) / "runs"
+    return Path.cwd() / "runs"
+
+
+def _record_in_project(result: Any) -> None:
+    """If the run's data is a project, list the run in the project's store."""
+    from labeltune.core.datasets import PROJECT_FILE
+
+    config = json.loads((Path(result.run_dir) / "config.json").read_text())
+    source = (config.get("data") or {}).get("source")
+    if not source or not (Path(source) / PROJECT_FILE).is_file():
+        return
+    from labeltune.core.project import Project
+
+    with Project.open(Path(source)) as project:
+        project.record_run(
+            Path(result.run_dir).name, result.run_dir, result.backbone, result.strategy, result.to_json()
+        )
