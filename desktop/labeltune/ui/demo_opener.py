@@ -122,6 +122,7 @@ class DemoOpener(QObject):
         self.controller = TaskController(self)
         self.controller.progressed.connect(self._on_controller_progressed)
         self.controller.finished.connect(self._on_controller_finished)
+        self.controller.stopped.connect(self._on_controller_stopped)
         self.controller.failed.connect(self._on_controller_failed)
         window.installEventFilter(self)
 
@@ -196,8 +197,10 @@ class DemoOpener(QObject):
         self._close_dialog()
         if isinstance(result, Path) and not self._closing:
             self._open(result)
-        elif result is None:
-            self.stopped.emit()
+
+    def _on_controller_stopped(self) -> None:
+        self._close_dialog()
+        self.stopped.emit()
 
     def _on_controller_failed(self, message: str, details: str) -> None:
         self._close_dialog()
