@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from labeltune.core.progress import Progress
 from labeltune.core.trainer import EpochRecord
+from labeltune.core.xrd.train_config import XrdTrainConfig
 from labeltune.core.xrd.xrd_project import XrdProject
 from labeltune.ui.curves import TrainingCurvesView
 from labeltune.ui.errors import show_error
@@ -120,7 +121,7 @@ class XrdTrainPanel(QWidget):
         self.controller = TaskController(self)
         self.last_result: XrdRunResult | None = None
         # further XrdTrainConfig fields; fine-tuning epochs are shorter than pretraining ones (8192)
-        self.config_overrides: dict[str, object] = {"patterns_per_epoch": 2048}
+        self.config_overrides: dict[str, Any] = {"patterns_per_epoch": 2048}
         self._epochs = 0
         self._eta = EtaClock()
         self._project_folder: Path | None = None
@@ -306,7 +307,7 @@ class XrdTrainPanel(QWidget):
             source,
             init,
             project.new_run_dir(),
-            {**self.config_overrides, "epochs": self.epochs_spin.value()},
+            XrdTrainConfig(**{**self.config_overrides, "epochs": self.epochs_spin.value()}),
             wavelength=project.wavelength,
         )
         self._project_folder = project.folder

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+from labeltune.core.run_schema import run_schema_problem
 
 if TYPE_CHECKING:
     from labeltune.core.xrd.library import Library
@@ -117,6 +118,9 @@ def xrd_run_problem(run_dir: str | os.PathLike[str]) -> str | None:
         return f"{folder}/config.json cannot be read ({exc})"
     if not isinstance(config, dict) or config.get("domain") != "xrd":
         return f"{folder} holds an image model, not an XRD model"
+    newer = run_schema_problem(folder, config)
+    if newer is not None:
+        return newer
     if not (folder / "model.safetensors").is_file():
         return f"{folder} has no trained weights (model.safetensors)"
     return None
