@@ -19,7 +19,7 @@ from labeltune.core.model import ModelConfig
 from labeltune.core.probes import CONTENT, PROBE_NAMES, probe_dims, probed_classifier, split_probes
 from labeltune.core.progress import check_stop
 from labeltune.core.train_config import TrainConfig
-from labeltune.core.train_data import PreparedData
+from labeltune.core.train_inputs import FitInputs
 
 if TYPE_CHECKING:
     import torch
@@ -37,20 +37,19 @@ def fit_reliability(
     model: Any,
     model_config: ModelConfig,
     config: TrainConfig,
-    data: PreparedData,
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    x_all: torch.Tensor,
-    probes_all: np.ndarray | None,
-    transform: Any,
+    inputs: FitInputs,
+    validation: tuple[torch.Tensor, torch.Tensor],
     device: torch.device,
     stop_event: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Fit the temperature (into ``model_config``) and the unfamiliar-input densities (into ``run_dir``).
 
-    Returns the ``calibration`` and ``unfamiliar`` entries of ``metrics.json``; raises
-    :class:`StoppedError` when Stop is pressed meanwhile (before anything is written).
+    ``validation`` is the best epoch's validation ``(logits, targets)``. Returns the ``calibration`` and
+    ``unfamiliar`` entries of ``metrics.json``; raises :class:`StoppedError` when Stop is pressed meanwhile
+    (before anything is written).
     """
+    data = inputs.data
+    logits, targets = validation
     groups = np.asarray(data.groups, dtype=object) if data.groups is not None else None
     report = calibrate_confidence(
         logits.numpy(),
@@ -68,9 +67,7 @@ def fit_reliability(
     if len(val_idx) > RELIABILITY_MAX_VAL:
         val_idx = np.sort(rng.choice(val_idx, RELIABILITY_MAX_VAL, replace=False))
     chosen = np.concatenate([train_idx, val_idx])
-    reps = _representations(
-        model, config, x_all, probes_all, transform, device, model_config.input_size, chosen, stop_event
-    )
+    reps = _representations(model, config, inputs, device, model_config.input_size, chosen, stop_event)
     check_stop(stop_event)
     n_train = len(train_idx)
     try:
@@ -94,9 +91,7 @@ def fit_reliability(
 def _representations(
     model: Any,
     config: TrainConfig,
-    x_all: torch.Tensor,
-    probes_all: np.ndarray | None,
-    transform: Any,
+    inputs: FitInputs,
     device: torch.device,
     input_size: int,
     indices: np.ndarray,
@@ -116,7 +111,8 @@ def _representations(
     # Stop (checked between them) answers about as fast as during training.
     batch = config.batch_size if config.strategy == "full" else max(config.batch_size, 64)
     chosen = torch.from_numpy(np.asarray(indices, dtype=np.int64))
-    x_all = x_all[chosen]
+    x_all = inputs.x_all[chosen]
+    probes_all = inputs.probes_all
     if probes_all is not None:
         probes_all = np.asarray(probes_all)[indices]
     if config.strategy == "features":
@@ -134,7 +130,7 @@ def _representations(
         with torch.inference_mode(), inference_precision(device):
             for start in range(0, len(x_all), batch):
                 check_stop(stop_event)
-                _, p, st = probed(transform(x_all[start : start + batch].to(device), False))
+                _, p, st = probed(inputs.transform(x_all[start : start + batch].to(device), False))
                 pooled.append(p.float().cpu())
                 stats.append(st.float().cpu())
         content = torch.cat(pooled).numpy()

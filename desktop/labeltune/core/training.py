@@ -4,7 +4,7 @@
 them with a text progress bar and the GUI with a worker thread. A fit is a few named steps
 (:func:`_fit`): build the model, prepare the strategy's inputs (``core/train_inputs.py``), set up the
 optimiser and schedule, run the :class:`~labeltune.core.trainer.Trainer`, then the post-fit reliability
-(``core/reliability_fit.py``) and the run folder's files.
+(``core/reliability_fit.py``) and the run folder's files (``core/run_files.py``).
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labeltune import __version__
 from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
 from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
 from labeltune.core.image_task import TensorBatches, class_weights, predict_batches
@@ -31,72 +30,18 @@ from labeltune.core.metrics import classification_metrics
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
 from labeltune.core.progress import Progress, ProgressCallback, StoppedError, no_progress
 from labeltune.core.reliability_fit import fit_reliability
-from labeltune.core.run_schema import RUN_SCHEMA, RUN_SCHEMA_KEY, check_run_schema
+from labeltune.core.run_files import METRICS_FILE, RunResult, write_run_config
+from labeltune.core.run_schema import check_run_schema
 from labeltune.core.train_callbacks import CHECKPOINT_FILE, Checkpoints, History, ProgressBar
 from labeltune.core.train_config import TrainConfig
 from labeltune.core.train_data import prepare_data, read_manifest, write_manifest
 from labeltune.core.train_inputs import FitInputs, FitJob, prepare_inputs
-from labeltune.core.train_step import EpochRecord
 from labeltune.core.trainer import Callback, Trainer, TrainerState
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
-
-METRICS_FILE = "metrics.json"
-
-
-@dataclass
-class RunResult:
-    """What a finished (or stopped) run reports; ``to_json`` is the CLI's ``train --json`` object."""
-
-    run_dir: Path
-    backbone: str
-    strategy: str
-    classes: list[str]
-    train_size: int
-    val_size: int
-    metrics: dict[str, Any]
-    best_epoch: int
-    epochs_run: int
-    seconds_total: float
-    seconds_features: float
-    skipped: list[SkippedFile]
-    stopped: bool = False
-    stopped_early: bool = False
-    weights_id: str = ""
-    history: list[EpochRecord] = field(default_factory=list)
-    grouping: dict[str, Any] | None = None  # core/grouping.py: grouping_record()
-    epochs_planned: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready summary."""
-        return {
-            "run_dir": str(self.run_dir),
-            "backbone": self.backbone,
-            "strategy": self.strategy,
-            "weights_id": self.weights_id,
-            "classes": self.classes,
-            "train_size": self.train_size,
-            "val_size": self.val_size,
-            "val_accuracy": self.metrics.get("accuracy"),
-            "val_balanced_accuracy": self.metrics.get("balanced_accuracy"),
-            "val_macro_f1": self.metrics.get("macro_f1"),
-            "best_epoch": self.best_epoch,
-            "epochs_run": self.epochs_run,
-            "epochs_planned": self.epochs_planned,
-            "stopped": self.stopped,
-            "stopped_early": self.stopped_early,
-            "seconds_total": round(self.seconds_total, 3),
-            "seconds_features": round(self.seconds_features, 3),
-            "temperature": (self.metrics.get("calibration") or {}).get("temperature"),
-            "ece_before": (self.metrics.get("calibration") or {}).get("ece_before"),
-            "ece_after": (self.metrics.get("calibration") or {}).get("ece_after"),
-            "val_unfamiliar_rate": (self.metrics.get("unfamiliar") or {}).get("val_unfamiliar_rate"),
-            "skipped": [s.to_json() for s in self.skipped],
-            "grouping": self.grouping,
-        }
 
 
 # -- the run ------------------------------------------------------------------------------------------
@@ -359,12 +304,8 @@ def _write_out(
                     model,
                     model_config,
                     config,
-                    data,
-                    logits,
-                    targets,
-                    inputs.x_all,
-                    inputs.probes_all,
-                    inputs.transform,
+                    inputs,
+                    (logits, targets),
                     device,
                     job.stop_event,
                 )
@@ -402,35 +343,3 @@ def _write_out(
     (job.run_dir / METRICS_FILE).write_text(json.dumps({**metrics, "summary": summary}, indent=2))
     progress(Progress("save", 1, 1, "saving the model"))
     return result
-
-
-def write_run_config(
-    run_dir: Path,
-    config: TrainConfig,
-    model_config: ModelConfig,
-    weights_id: str,
-    device: str,
-    source: Dataset | None,
-    skipped: Sequence[SkippedFile] = (),
-    grouping: dict[str, Any] | None = None,
-) -> None:
-    """Write the run's ``config.json`` (the settings, the model, the data; ``created`` is kept)."""
-    path = run_dir / CONFIG_FILE
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    content = {
-        RUN_SCHEMA_KEY: RUN_SCHEMA,
-        "labeltune_version": __version__,
-        "created": previous.get("created", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")),
-        "model": asdict(model_config),
-        "train": asdict(config),
-        "weights_id": weights_id,
-        "device": device,
-        "data": previous.get("data")
-        or (
-            {"source": str(source.root), "kind": source.kind, "skipped": [x.to_json() for x in skipped]}
-            if source is not None
-            else None
-        ),
-        "grouping": grouping or previous.get("grouping"),
-    }
-    path.write_text(json.dumps(content, indent=2))
