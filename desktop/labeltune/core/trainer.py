@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from labeltune.core.image_task import ClassificationTask, TensorBatches
 from labeltune.core.progress import StoppedError, check_stop
@@ -100,7 +100,7 @@ class Trainer:
         amp: bool = False,
         micro_batch: int = 0,
         frozen_batchnorm: bool = False,
-        scheduler_interval: str = "epoch",
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         self.model, self.optimizer = model, optimizer
         if isinstance(step, TrainingTask):
