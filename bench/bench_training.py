@@ -261,7 +261,7 @@ def textbook_loop(root: Path, backbone: str, size: int, epochs: int, scratch: Pa
 # -- 3. where a run's time goes -------------------------------------------------------------------------
 def _timed_parts() -> list[tuple[str, Any, str]]:
     """(label, owner, attribute) of ``train()``'s steps, in order; nested ones start with spaces."""
-    from labeltune.core import features, weights
+    from labeltune.core import features, train_callbacks, train_inputs, weights
 
     return [
         ("prepare_data (hash files, split)", training, "prepare_data"),
@@ -269,14 +269,14 @@ def _timed_parts() -> list[tuple[str, Any, str]]:
         ("resolve_weights", weights, "resolve_weights"),
         ("build_classifier (construct + init model)", training, "build_classifier"),
         ("FeatureCache open", features.FeatureCache, "__init__"),
-        (CALIBRATION, training, "_calibrated_batchnorm"),
-        ("extract_features (cache read / decode + backbone)", training, "extract_features"),
-        ("_write_config", training, "_write_config"),
+        (CALIBRATION, train_inputs, "calibrated_batchnorm"),
+        ("extract_features (cache read / decode + backbone)", train_inputs, "extract_features"),
+        ("write_run_config", training, "write_run_config"),
         ("Trainer.fit (10 epochs: head steps + validation)", Trainer, "fit"),
-        (EPOCH_FILES, training._RunFilesCallback, "on_epoch_end"),
+        (EPOCH_FILES, train_callbacks.Checkpoints, "on_epoch_end"),
         ("predict_batches (final validation)", training, "predict_batches"),
         ("save_model (model.safetensors)", training, "save_model"),
-        ("write_history", training, "write_history"),
+        ("write_history", train_callbacks, "write_history"),
     ]
 
 

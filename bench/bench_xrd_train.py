@@ -21,9 +21,11 @@ from pathlib import Path
 import torch
 
 from labeltune.core.xrd.library import Library, build_library, load_library
+from labeltune.core.xrd.measured import grid_of
 from labeltune.core.xrd.model import XrdNet, XrdNetConfig
 from labeltune.core.xrd.simulate import SimulationConfig, simulate
-from labeltune.core.xrd.training import XrdTrainConfig, grid_of, train_xrd
+from labeltune.core.xrd.train_config import XrdTrainConfig
+from labeltune.core.xrd.training import train_xrd
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xrd" / "li_mn_ti_o_f"
 

@@ -68,7 +68,8 @@ def train(
     emit_json: Callable[[Any], None],
 ) -> int:
     """``labeltune train SOURCE --domain xrd``."""
-    from labeltune.core.xrd.training import XrdTrainConfig, train_xrd
+    from labeltune.core.xrd.train_config import XrdTrainConfig
+    from labeltune.core.xrd.training import train_xrd
 
     if args.data is None:
         raise XrdUsageError(
@@ -248,7 +249,7 @@ def evaluate(
     """``labeltune evaluate XRD_RUN LABELED_DIR``: phase-set metrics by formula, fraction error."""
     from labeltune.core.xrd.evaluate import score_predictions, unknown_phases
     from labeltune.core.xrd.inference import load_xrd_model
-    from labeltune.core.xrd.training import read_labels_csv
+    from labeltune.core.xrd.measured import read_labels_csv
 
     _check_wavelength(args.wavelength)
     folder = Path(args.data).expanduser()

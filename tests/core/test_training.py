@@ -14,9 +14,11 @@ from safetensors.torch import load_file
 
 from labeltune.core.datasets import scan
 from labeltune.core.errors import UnusableInputError
+from labeltune.core.image_task import class_weights
 from labeltune.core.model import load_model
-from labeltune.core.trainer import Callback, EpochRecord, Trainer, class_weights
-from labeltune.core.training import DEFAULT_LR, TrainConfig, resume, train
+from labeltune.core.train_config import DEFAULT_LR, TrainConfig
+from labeltune.core.trainer import Callback, EpochRecord, Trainer
+from labeltune.core.training import resume, train
 
 SMALL = {"resnet18": 32, "alexnet": 63, "densenet201": 32, "inception_v3": 107, "mobilenet_v3_large": 32}
 

@@ -13,6 +13,7 @@ import torch
 from labeltune.cli import main
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.xrd.library import Library, build_library
+from labeltune.core.xrd.measured import read_labels_csv
 from labeltune.core.xrd.metrics import (
     FormulaError,
     canonical_formula,
@@ -22,7 +23,8 @@ from labeltune.core.xrd.metrics import (
 )
 from labeltune.core.xrd.model import XrdNet, XrdNetConfig, class_activation, network_fractions
 from labeltune.core.xrd.simulate import SimulationConfig, simulate
-from labeltune.core.xrd.training import XrdTrainConfig, read_labels_csv, train_xrd
+from labeltune.core.xrd.train_config import XrdTrainConfig
+from labeltune.core.xrd.training import train_xrd
 
 CIFS = Path(__file__).resolve().parents[3] / "shared" / "data" / "xrd" / "cod_cifs"
 # corundum, rutile, quartz, fluorite, anatase (rutile and anatase share the formula TiO2)

@@ -314,7 +314,7 @@ def test_write_xrd_demo_makes_a_labeled_project(tmp_path: Path) -> None:
 
 
 def test_the_training_reader_accepts_a_project_folder(project: XrdProject) -> None:
-    training = pytest.importorskip("labeltune.core.xrd.training")
+    training = pytest.importorskip("labeltune.core.xrd.measured")
     first, second, _ = project.patterns()
     project.set_label(first, ["A_1", "B_2"], [0.25, 0.75])
     project.set_label(second, ["BO2"])

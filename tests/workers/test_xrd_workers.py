@@ -11,6 +11,7 @@ pytest.importorskip("pytestqt")
 from labeltune.core import demos
 from labeltune.core.trainer import EpochRecord
 from labeltune.core.xrd.results import XrdPrediction
+from labeltune.core.xrd.train_config import XrdTrainConfig
 from labeltune.core.xrd.xrd_project import XrdProject
 from labeltune.workers.tasks import TaskController
 from labeltune.workers.training import TrainingStarted
@@ -28,7 +29,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> XrdProject:
 @pytest.fixture(scope="module")
 def tiny_run(demo: XrdProject, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A barely trained model on the demo library (enough to run, not to be right)."""
-    from labeltune.core.xrd.training import XrdTrainConfig, train_xrd
+    from labeltune.core.xrd.training import train_xrd
 
     run = tmp_path_factory.mktemp("runs") / "tiny"
     train_xrd(demo.library_dir, XrdTrainConfig(epochs=1, **TINY), run)  # type: ignore[arg-type]
@@ -66,7 +67,9 @@ def test_train_worker_reports_start_and_epochs_then_fine_tunes(qtbot, demo, tmp_
     events: list[object] = []
     controller.reported.connect(events.append)
     with qtbot.waitSignal(controller.finished, timeout=TIMEOUT) as blocker:
-        controller.start(XrdTrainWorker(demo.library_dir, None, tmp_path / "pre", {"epochs": 2, **TINY}))
+        controller.start(
+            XrdTrainWorker(demo.library_dir, None, tmp_path / "pre", XrdTrainConfig(epochs=2, **TINY))
+        )
     result = blocker.args[0]
     assert events[0] == TrainingStarted(2, 2)  # 64 patterns per epoch in batches of 32
     assert [e.epoch for e in events if isinstance(e, EpochRecord)] == [1, 2]
@@ -75,7 +78,9 @@ def test_train_worker_reports_start_and_epochs_then_fine_tunes(qtbot, demo, tmp_
     events.clear()
     with qtbot.waitSignal(controller.finished, timeout=TIMEOUT) as blocker:
         controller.start(
-            XrdTrainWorker(demo.folder, tmp_path / "pre", tmp_path / "tuned", {"epochs": 1, **TINY})
+            XrdTrainWorker(
+                demo.folder, tmp_path / "pre", tmp_path / "tuned", XrdTrainConfig(epochs=1, **TINY)
+            )
         )
     tuned = blocker.args[0]
     assert [e.epoch for e in events if isinstance(e, EpochRecord)] == [1]
@@ -92,9 +97,13 @@ def test_train_worker_stop_and_failure(qtbot, demo, tmp_path) -> None:
 
     controller.reported.connect(stop_after_first_epoch)
     with qtbot.waitSignal(controller.finished, timeout=TIMEOUT) as blocker:
-        controller.start(XrdTrainWorker(demo.library_dir, None, tmp_path / "run", {"epochs": 20, **TINY}))
+        controller.start(
+            XrdTrainWorker(demo.library_dir, None, tmp_path / "run", XrdTrainConfig(epochs=20, **TINY))
+        )
     result = blocker.args[0]
     assert result.stopped and 1 <= len(result.history) < 20
     with qtbot.waitSignal(controller.failed, timeout=TIMEOUT) as failed:  # measurements need --init
-        controller.start(XrdTrainWorker(demo.folder, None, tmp_path / "scratch", {"epochs": 1, **TINY}))
+        controller.start(
+            XrdTrainWorker(demo.folder, None, tmp_path / "scratch", XrdTrainConfig(epochs=1, **TINY))
+        )
     assert "pretrained XRD model" in failed.args[0] and "--" not in failed.args[0]  # worded for the app

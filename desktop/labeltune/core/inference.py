@@ -200,14 +200,17 @@ def evaluate_run(
     import json
 
     from labeltune.core.model import CONFIG_FILE, MODEL_FILE
+    from labeltune.core.run_schema import check_run_schema
 
     config_path = Path(run_dir) / CONFIG_FILE
     if not config_path.is_file() or not (Path(run_dir) / MODEL_FILE).is_file():
         raise UnusableInputError(f"{run_dir} is not a finished run (no {CONFIG_FILE} / {MODEL_FILE})")
     try:
-        classes = list(json.loads(config_path.read_text(encoding="utf-8"))["model"]["classes"])
+        stored = json.loads(config_path.read_text(encoding="utf-8"))
+        classes = list(stored["model"]["classes"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UnusableInputError(f"cannot read the classes of the run in {run_dir}: {exc!r}") from None
+    check_run_schema(run_dir, stored)
     skipped = list(data.skipped)
     usable = []
     for sample in data.labeled:

@@ -137,13 +137,16 @@ def load_model(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple
     from safetensors.torch import load_file
 
     from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
+    from labeltune.core.run_schema import check_run_schema
 
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file() or not (run_dir / MODEL_FILE).is_file():
         raise UnusableInputError(f"{run_dir} is not a finished run (no {CONFIG_FILE} / {MODEL_FILE})")
     try:
-        config = ModelConfig.from_json(json.loads(config_path.read_text(encoding="utf-8"))["model"])
+        stored = json.loads(config_path.read_text(encoding="utf-8"))
+        check_run_schema(run_dir, stored)
+        config = ModelConfig.from_json(stored["model"])
     except LabelTuneError:
         raise
     except Exception as exc:  # damaged JSON, missing fields

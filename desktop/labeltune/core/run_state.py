@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labeltune.core.run_schema import run_schema_problem
+
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -45,9 +47,10 @@ def stopped_run(run_dir: str | Path) -> StoppedRun | None:
     summary = _read_json(folder / "metrics.json").get("summary")
     if not isinstance(summary, dict) or summary.get("stopped") is not True:
         return None
-    train = _read_json(folder / "config.json").get("train")
-    if not isinstance(train, dict):
-        return None  # resume needs the run's settings
+    config = _read_json(folder / "config.json")
+    train = config.get("train")
+    if not isinstance(train, dict) or run_schema_problem(folder, config) is not None:
+        return None  # resume needs the run's settings, in a layout this version knows
     planned = summary.get("epochs_planned") or train.get("epochs") or 0
     try:
         return StoppedRun(folder, int(summary.get("epochs_run") or 0), int(planned))

@@ -15,6 +15,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTreeWidget, QTreeWidgetItem, QWidget
 
 from labeltune.core.backbones import BACKBONES
+from labeltune.core.run_schema import run_schema_problem
 from labeltune.core.run_state import stopped_run
 from labeltune.core.trainer import EpochRecord
 
@@ -100,6 +101,10 @@ def load_run_details(run: dict[str, Any]) -> RunDetails:
         details.config = config if isinstance(config, dict) else {}
     except (OSError, ValueError):
         details.config = {}
+    newer = run_schema_problem(folder, details.config)
+    if newer is not None:
+        details.problem = newer + "."
+        return details
     try:
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from labeltune.core.backbones import BACKBONES, DEFAULT_BACKBONE, get_spec
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress
-from labeltune.core.training import DEFAULT_EPOCHS, DEFAULT_LR, TrainConfig
+from labeltune.core.train_config import DEFAULT_EPOCHS, DEFAULT_LR, TrainConfig
 from labeltune.core.weights import weights_present
 from labeltune.ui.backbone_picker import BackbonePicker
 from labeltune.ui.errors import show_error

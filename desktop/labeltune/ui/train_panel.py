@@ -28,7 +28,8 @@ from labeltune.core.backbones import DEFAULT_BACKBONE
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress
 from labeltune.core.run_state import StoppedRun, stopped_run
-from labeltune.core.training import RunResult, TrainConfig, new_run_dir
+from labeltune.core.train_config import TrainConfig
+from labeltune.core.training import RunResult, new_run_dir
 from labeltune.core.weights import weights_present
 from labeltune.ui.errors import show_error
 from labeltune.ui.session import ProjectSession

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QWidge
 
 from labeltune.core.progress import Progress
 from labeltune.core.trainer import EpochRecord
+from labeltune.core.xrd.train_config import XrdTrainConfig
 from labeltune.core.xrd.xrd_project import XrdProject
 from labeltune.ui.errors import show_error
 from labeltune.ui.metrics_table import percent
@@ -127,7 +128,7 @@ class XrdTrainPanel(MonitoredPanel):
         self.controller = TaskController(self)
         self.last_result: XrdRunResult | None = None
         # further XrdTrainConfig fields; fine-tuning epochs are shorter than pretraining ones (8192)
-        self.config_overrides: dict[str, object] = {"patterns_per_epoch": 2048}
+        self.config_overrides: dict[str, Any] = {"patterns_per_epoch": 2048}
         self._project_folder: Path | None = None
 
         self.data_label = QLabel()
@@ -278,7 +279,7 @@ class XrdTrainPanel(MonitoredPanel):
             source,
             init,
             project.new_run_dir(),
-            {**self.config_overrides, "epochs": self.epochs_spin.value()},
+            XrdTrainConfig(**{**self.config_overrides, "epochs": self.epochs_spin.value()}),
             wavelength=project.wavelength,
         )
         self._project_folder = project.folder

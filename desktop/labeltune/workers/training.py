@@ -1,4 +1,4 @@
-"""Training in a worker thread: epoch records and batch progress become signals."""
+"""Training in a worker thread: epoch records and batch progress become signals (both domains)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labeltune.core.train_config import TrainConfig
 from labeltune.core.trainer import Callback, EpochRecord, Trainer
 from labeltune.workers.tasks import Worker
 
@@ -18,23 +19,32 @@ class TrainingStarted:
     batches_per_epoch: int
 
 
-class _SignalCallback(Callback):
+class SignalCallback(Callback):
+    """The GUI bridge: :class:`TrainingStarted` when the fit starts, then each :class:`EpochRecord`.
+
+    Used by the image and the XRD training workers alike; the signals cross to the GUI thread queued.
+    """
+
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        """Report the plan, and replay a resumed run's earlier epochs."""
         self.worker.reported.emit(TrainingStarted(trainer.epochs, len(trainer.train_batches)))
         for record in trainer.state.history:  # a resumed run shows its earlier epochs
             self.worker.reported.emit(record)
 
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+        """Report the epoch."""
         self.worker.reported.emit(record)
 
 
 class TrainWorker(Worker):
     """Runs :func:`labeltune.core.training.train` (or ``resume``) on a data source."""
 
-    def __init__(self, data_source: Path, config: Any, run_dir: Path, resume: bool = False) -> None:
+    def __init__(
+        self, data_source: Path, config: TrainConfig | None, run_dir: Path, resume: bool = False
+    ) -> None:
         super().__init__()
         self.data_source = Path(data_source)
         self.config = config
@@ -46,8 +56,9 @@ class TrainWorker(Worker):
         from labeltune.core import training
         from labeltune.core.datasets import scan
 
-        callbacks = [_SignalCallback(self)]
+        callbacks = [SignalCallback(self)]
         if self.resume:
             return training.resume(self.run_dir, self.report, self.stop_event, callbacks)
+        assert self.config is not None, "a new run needs its TrainConfig"
         data = scan(self.data_source, progress=self.report)
         return training.train(data, self.config, self.run_dir, self.report, self.stop_event, callbacks)

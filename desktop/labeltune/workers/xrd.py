@@ -6,14 +6,14 @@ Both import torch-using core modules inside :meth:`work`, so the window opens wi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labeltune.core.trainer import EpochRecord
+from labeltune.core.xrd.train_config import XrdTrainConfig
 from labeltune.workers.tasks import Worker
-from labeltune.workers.training import TrainingStarted
+from labeltune.workers.training import SignalCallback
 
 if TYPE_CHECKING:
     from labeltune.core.xrd.results import XrdPrediction
@@ -64,14 +64,17 @@ class XrdPredictWorker(Worker):
 
 
 class XrdTrainWorker(Worker):
-    """Fine-tunes (or trains) the XRD network; reports :class:`TrainingStarted` and each epoch."""
+    """Fine-tunes (or trains) the XRD network; reports ``TrainingStarted`` and each epoch.
+
+    The same :class:`~labeltune.workers.training.SignalCallback` as image training does the reporting.
+    """
 
     def __init__(
         self,
         data_dir: Path,
         init_run: Path | None,
         out_dir: Path,
-        config: Any = None,  # an XrdTrainConfig, or a dict of its fields
+        config: XrdTrainConfig | None = None,
         *,
         wavelength: float | None = None,
     ) -> None:
@@ -79,17 +82,14 @@ class XrdTrainWorker(Worker):
         self.data_dir = Path(data_dir)
         self.init_run = None if init_run is None else Path(init_run)
         self.out_dir = Path(out_dir)
-        self.config = config
+        self.config = config if config is not None else XrdTrainConfig()
         self.wavelength = wavelength  # for measured files that do not state theirs
 
     def work(self) -> Any:
         """Run :func:`labeltune.core.xrd.training.train_xrd`; returns its ``XrdRunResult``."""
-        from labeltune.core.xrd.training import XrdTrainConfig, train_xrd
+        from labeltune.core.xrd.training import train_xrd
 
-        if isinstance(self.config, Mapping):  # built here, so the GUI thread never imports torch
-            config = XrdTrainConfig(**self.config)
-        else:
-            config = self.config if self.config is not None else XrdTrainConfig()
+        config = self.config
         if self.init_run is not None:
             config = dataclasses.replace(config, init=self.init_run)
         return train_xrd(
@@ -98,13 +98,6 @@ class XrdTrainWorker(Worker):
             self.out_dir,
             progress=self.report,
             stop_event=self.stop_event,
-            on_epoch=self._on_epoch,
-            on_start=self._on_start,
+            callbacks=[SignalCallback(self)],
             default_wavelength=self.wavelength,
         )
-
-    def _on_start(self, epochs: int, batches_per_epoch: int) -> None:
-        self.reported.emit(TrainingStarted(epochs, batches_per_epoch))
-
-    def _on_epoch(self, record: EpochRecord) -> None:
-        self.reported.emit(record)

@@ -23,6 +23,7 @@ from labeltune.core.export.formats import (
 from labeltune.core.hashing import file_sha256
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, load_model
 from labeltune.core.progress import Progress, ProgressCallback
+from labeltune.core.run_schema import check_run_schema
 
 if TYPE_CHECKING:
     from torch import nn
@@ -82,6 +83,7 @@ def _read_run_config(run_dir: Path) -> dict[str, Any]:
         raise UnusableInputError(f"cannot read {config_path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
         raise UnusableInputError(f"{config_path} has no 'model' section; is {run_dir} a LabelTune run?")
+    check_run_schema(run_dir, data)
     return data
 
 

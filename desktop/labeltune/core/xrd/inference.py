@@ -27,11 +27,12 @@ import torch
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.measured import pattern_on_grid
 from labeltune.core.xrd.metrics import canonical_formula
 from labeltune.core.xrd.model import class_activation, network_fractions
 from labeltune.core.xrd.pattern import Pattern
 from labeltune.core.xrd.results import PhaseCall, XrdPrediction
-from labeltune.core.xrd.training import load_xrd_net, pattern_on_grid
+from labeltune.core.xrd.run_files import load_xrd_net
 
 MIN_FRACTION = 0.005
 """A called phase whose fitted weight fraction is below this is dropped."""

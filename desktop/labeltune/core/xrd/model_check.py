@@ -32,16 +32,13 @@ import torch
 
 from labeltune.core.progress import ProgressCallback, StoppedError
 from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.measured import Measured
 from labeltune.core.xrd.metrics import canonical_formula, phase_set_metrics
 from labeltune.core.xrd.model import XrdNet, XrdNetConfig
+from labeltune.core.xrd.run_files import CONFIG_FILE
 from labeltune.core.xrd.simulate import SimulationConfig
-from labeltune.core.xrd.training import (
-    CONFIG_FILE,
-    XrdTrainConfig,
-    _evaluate,
-    _Measured,
-    fine_tune_net,
-)
+from labeltune.core.xrd.train_config import XrdTrainConfig
+from labeltune.core.xrd.train_task import evaluate_net, fine_tune_net
 
 MEASURED = "measured"
 SIMULATED = "simulated"
@@ -254,7 +251,7 @@ def compare_with_previous(
     net_config: XrdNetConfig,
     library: Library,
     sim_config: SimulationConfig,
-    measured: _Measured | None,
+    measured: Measured | None,
     config: XrdTrainConfig,
     validation: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     simulated_new: float,
@@ -275,7 +272,7 @@ def compare_with_previous(
         previous=str(previous),
         basis=SIMULATED,
         simulated_patterns=len(val_x),
-        simulated_previous=_evaluate(previous_net(), val_x, val_present, val_frac).exact,
+        simulated_previous=evaluate_net(previous_net(), val_x, val_present, val_frac).exact,
         simulated_new=simulated_new,
     )
     n = 0 if measured is None else len(measured.x)
@@ -300,7 +297,7 @@ def _held_out_check(
     previous_net: Any,
     library: Library,
     sim_config: SimulationConfig,
-    measured: _Measured,
+    measured: Measured,
     config: XrdTrainConfig,
     report: ProgressCallback,
     stop_event: threading.Event | None,

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from labeltune.core.atomic import write_text_atomic
 from labeltune.core.domain import LabelChange, LabelEvent
 from labeltune.core.progress import ProgressCallback
+from labeltune.core.run_schema import run_schema_problem
 from labeltune.core.undo import UndoStack
 from labeltune.core.xrd.pattern_import import import_pattern_files, pattern_files
 from labeltune.core.xrd.xrd_labels import (
@@ -102,6 +103,9 @@ def xrd_run_problem(run_dir: str | os.PathLike[str]) -> str | None:
         return f"{folder}/config.json cannot be read ({exc})"
     if not isinstance(config, dict) or config.get("domain") != "xrd":
         return f"{folder} holds an image model, not an XRD model"
+    newer = run_schema_problem(folder, config)
+    if newer is not None:
+        return newer
     if not (folder / "model.safetensors").is_file():
         return f"{folder} has no trained weights (model.safetensors)"
     return None

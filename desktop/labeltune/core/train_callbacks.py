@@ -1,0 +1,136 @@
+"""The trainer's callbacks shared by both domains: progress, ``history.csv``, resume checkpoints.
+
+The GUI bridge (epoch records and the start of training as Qt signals) is
+``labeltune.workers.training.SignalCallback``; it uses the same hooks.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from labeltune.core.progress import Progress, ProgressCallback, no_progress
+from labeltune.core.train_step import EpochRecord
+from labeltune.core.trainer import Callback, Trainer
+
+HISTORY_FILE = "history.csv"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def write_history(run_dir: Path, history: Sequence[EpochRecord]) -> None:
+    """Write ``history.csv`` (one row per epoch); the one writer of that file, for both domains."""
+    names = list(EpochRecord.__dataclass_fields__)
+    with open(Path(run_dir) / HISTORY_FILE, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(names)
+        for record in history:
+            writer.writerow([getattr(record, n) for n in names])
+
+
+class ProgressBar(Callback):
+    """Reports each step as a :class:`Progress` (what the GUI's and the CLI's progress bars read).
+
+    ``per_epoch=False`` (images): one bar over the whole run, stage ``"train"``, the message
+    ``"epoch 3/10 loss 0.123"``. ``per_epoch=True`` (XRD): one bar per epoch, stage ``"Epoch 3/30"`` (or
+    ``"<prefix>, epoch 3/30"``), the message the epoch's mean loss so far (none with ``show_loss=False``).
+    """
+
+    def __init__(
+        self,
+        progress: ProgressCallback,
+        epochs: int,
+        *,
+        per_epoch: bool = False,
+        prefix: str = "",
+        show_loss: bool = True,
+    ) -> None:
+        self.progress, self.epochs = progress, epochs
+        self.per_epoch, self.prefix, self.show_loss = per_epoch, prefix, show_loss
+
+    def on_batch_end(self, trainer: Trainer, batch: int, batches: int, loss: float) -> None:
+        """Report the step."""
+        epoch = trainer.state.epoch + 1
+        if not self.per_epoch:
+            done = trainer.state.epoch * batches + batch
+            message = f"epoch {epoch}/{self.epochs} loss {loss:.3f}"
+            self.progress(Progress("train", done, self.epochs * batches, message))
+            return
+        of = f"{epoch}/{self.epochs}"
+        stage = f"{self.prefix}, epoch {of}" if self.prefix else f"Epoch {of}"
+        message = f"loss {trainer.running_loss:.4f}" if self.show_loss else ""
+        self.progress(Progress(stage, batch, batches, message))
+
+
+class History(Callback):
+    """Writes ``history.csv`` after every epoch, and once more when the fit ends (or fails)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+        """Rewrite the file with the new epoch."""
+        write_history(self.run_dir, trainer.state.history)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """A run stopped before its first epoch still has the file (the header)."""
+        write_history(self.run_dir, trainer.state.history)
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        """Keep the epochs that finished."""
+        write_history(self.run_dir, trainer.state.history)
+
+
+class Checkpoints(Callback):
+    """Writes the resume checkpoint (``checkpoint.pt``) at most every ``interval`` seconds.
+
+    A checkpoint of a fully fine-tuned DenseNet is ~200 MB: writing it after every short GPU epoch would
+    cost more than the epoch. The last epoch (and a Stop, early stop or error) always writes one.
+    """
+
+    def __init__(
+        self, run_dir: Path, interval: float = 30.0, progress: ProgressCallback = no_progress
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.interval = interval
+        self.progress = progress
+        self._last = time.monotonic()
+        self._saved_epoch = -1
+
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+        """Save when the interval has passed, and after the last planned epoch."""
+        if time.monotonic() - self._last >= self.interval or record.epoch >= trainer.epochs:
+            self._save(trainer)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        """Save the final state (stopped or done)."""
+        self._save(trainer)
+
+    def on_exception(self, trainer: Trainer, error: BaseException) -> None:
+        """Save what finished before the error."""
+        if trainer.state.epoch > 0:
+            self._save(trainer)
+
+    def _save(self, trainer: Trainer) -> None:
+        import torch
+
+        if trainer.state.epoch == self._saved_epoch:
+            return
+        self.progress(Progress("save", 0, 1, "saving the model"))
+        tmp = self.run_dir / (CHECKPOINT_FILE + ".tmp")
+        torch.save(trainer.checkpoint(), tmp)
+        tmp.replace(self.run_dir / CHECKPOINT_FILE)
+        self._saved_epoch = trainer.state.epoch
+        self._last = time.monotonic()
+
+
+class EachEpoch(Callback):
+    """Calls ``function(record)`` after every epoch (the CLI's one line per epoch)."""
+
+    def __init__(self, function: Callable[[EpochRecord], None]) -> None:
+        self.function = function
+
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
+        """Pass the record on."""
+        self.function(record)
