@@ -30,6 +30,7 @@ from labeltune.core.errors import (
     WeightsUnavailableError,
 )
 from labeltune.core.progress import Progress, StoppedError
+from labeltune.core.weights import download as weights_download
 
 NAME = "mobilenet_v3_large"
 SPEC = get_spec(NAME)
@@ -426,7 +427,7 @@ def test_resolve_imagenet_downloads_when_missing(
     server.routes[f"/{SPEC.weights_filename}"] = Route(files["pth"].read_bytes())
     monkeypatch.setenv("LABELTUNE_WEIGHTS_BASE_URL", base_url(server))
     digest = sha256_of(files["pth"])
-    monkeypatch.setattr(W, "_expected_hash", lambda name: digest[:8])
+    monkeypatch.setattr(weights_download, "_expected_hash", lambda name: digest[:8])
     reports: list[Progress] = []
     state, weights_id = W.resolve_weights(NAME, "imagenet", seed=0, progress=reports.append)
     assert state is not None and weights_id == f"imagenet-{digest[:8]}"
