@@ -151,6 +151,42 @@ def test_module_does_not_import_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+#: What callers outside the package use (desktop/, tests/, bench/): it stays importable from the package.
+CALLERS_NAMES = {
+    "BUNDLED_DIR_ENV",
+    "best_present_backbone",
+    "bundled_weights_file",
+    "data_dir",
+    "download_weights",
+    "expected_sha256",
+    "fetch_instructions",
+    "file_sha256",
+    "import_weights",
+    "list_weights",
+    "load_weights",
+    "read_store_metadata",
+    "resolve_weights",
+    "validate_state_dict",
+    "weights_dir",
+    "weights_path",
+    "weights_present",
+    "weights_sha256",
+    "weights_url",
+}
+
+
+def test_the_package_keeps_the_names_callers_import_and_its_log_name() -> None:
+    from labeltune.core.weights import bundled, catalogue, download, files, load, sources, store
+
+    assert set(W.__all__) >= CALLERS_NAMES and all(hasattr(W, name) for name in W.__all__)
+    # one definition each, in the module of its responsibility
+    assert W.download_weights is download.download_weights and W.resolve_weights is load.resolve_weights
+    assert W.import_weights is files.import_weights and W.list_weights is catalogue.list_weights
+    assert W.weights_path is store.weights_path and W.weights_url is sources.weights_url
+    assert W.bundled_weights_file is bundled.bundled_weights_file
+    assert {download.log.name, files.log.name} == {"labeltune.core.weights"}
+
+
 def test_locations_follow_environment(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert W.weights_dir() == data_dir / "weights"
     assert W.weights_path(NAME) == data_dir / "weights" / f"{NAME}-imagenet.safetensors"
