@@ -14,8 +14,8 @@ from labeltune.core.grouping import (
     group_ids,
     grouping_record,
     grouping_text,
-    preview_grouping,
 )
+from labeltune.core.grouping_preview import preview_grouping
 
 #: Two species, six tracks each (ids 0-5 and 6-11), three frames per track.
 FISH = [

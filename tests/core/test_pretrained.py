@@ -17,6 +17,7 @@ from labeltune.core.demos import write_demo
 from labeltune.core.efficientnet_lite import EfficientNetLite, SameConv2d
 from labeltune.core.errors import InvalidWeightsError, WeightsUnavailableError
 from labeltune.core.training import TrainConfig, train
+from labeltune.core.weights import load as weights_load
 
 NAME = "efficientnet_lite0"
 
@@ -74,7 +75,7 @@ def test_a_tampered_bundled_file_is_refused(tmp_path: Path, monkeypatch: pytest.
         byte = handle.read(1)
         handle.seek(-1, 1)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    monkeypatch.setattr(W, "bundled_weights_file", lambda name: copy if name == NAME else None)
+    monkeypatch.setattr(weights_load, "bundled_weights_file", lambda name: copy if name == NAME else None)
     with pytest.raises(InvalidWeightsError, match="not the official file"):
         W.load_weights(NAME)
 

@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from labeltune.core.errors import (
     WeightsUnavailableError,
 )
 from labeltune.core.progress import Progress, StoppedError
+from labeltune.core.weights import download as weights_download
 
 NAME = "mobilenet_v3_large"
 SPEC = get_spec(NAME)
@@ -148,6 +150,36 @@ def closed_port() -> int:
 def test_module_does_not_import_torch() -> None:
     code = "import sys, labeltune.core.weights; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def _names_callers_use() -> set[str]:
+    """The names outside core/weights/ that come from the package: imported from it, or read off it."""
+    root = Path(__file__).resolve().parents[2]
+    names: set[str] = set()
+    for folder in ("desktop", "tests", "bench", "scripts"):
+        for file in (root / folder).rglob("*.py"):
+            if "core/weights/" in file.as_posix():
+                continue
+            text = file.read_text(encoding="utf-8")
+            for block in re.findall(r"from labeltune\.core\.weights import (\([^)]*\)|[^#\n]+)", text):
+                names.update(part.split()[0] for part in block.strip("()").split(",") if part.strip())
+            if re.search(r"from labeltune\.core import [\w, ]*\bweights\b", text):
+                names.update(re.findall(r"\b(?:W|weights)\.([A-Za-z]\w*)", text))
+    return names
+
+
+def test_the_package_keeps_the_names_callers_import_and_its_log_name() -> None:
+    from labeltune.core.weights import bundled, catalogue, download, files, load, sources, store
+
+    used = _names_callers_use()
+    assert {"resolve_weights", "weights_present", "data_dir", "BUNDLED_DIR_ENV", "file_sha256"} <= used
+    assert all(hasattr(W, name) for name in used | set(W.__all__))
+    # one definition each, in the module of its responsibility
+    assert W.download_weights is download.download_weights and W.resolve_weights is load.resolve_weights
+    assert W.import_weights is files.import_weights and W.list_weights is catalogue.list_weights
+    assert W.weights_path is store.weights_path and W.weights_url is sources.weights_url
+    assert W.bundled_weights_file is bundled.bundled_weights_file
+    assert {download.log.name, files.log.name} == {"labeltune.core.weights"}
 
 
 def test_locations_follow_environment(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -426,7 +458,7 @@ def test_resolve_imagenet_downloads_when_missing(
     server.routes[f"/{SPEC.weights_filename}"] = Route(files["pth"].read_bytes())
     monkeypatch.setenv("LABELTUNE_WEIGHTS_BASE_URL", base_url(server))
     digest = sha256_of(files["pth"])
-    monkeypatch.setattr(W, "_expected_hash", lambda name: digest[:8])
+    monkeypatch.setattr(weights_download, "_expected_hash", lambda name: digest[:8])
     reports: list[Progress] = []
     state, weights_id = W.resolve_weights(NAME, "imagenet", seed=0, progress=reports.append)
     assert state is not None and weights_id == f"imagenet-{digest[:8]}"

@@ -280,7 +280,7 @@ def test_an_ungrouped_project_whose_names_carry_tracks_is_offered_a_grouping(qtb
 
 
 def test_names_that_only_carry_the_class_are_not_offered_a_grouping() -> None:
-    from labeltune.core.grouping import suggest_grouping
+    from labeltune.core.grouping_preview import suggest_grouping
 
     names = [Path(f"Corn_{c} ({i}).JPG") for c in ("Blight", "Rust", "Healthy") for i in range(20)]
     labels = [str(p).split(" ")[0] for p in names]

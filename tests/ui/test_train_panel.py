@@ -408,14 +408,14 @@ class _SlowHandler(http.server.BaseHTTPRequestHandler):
 def weights_server(mobilenet_file, monkeypatch) -> Iterator[http.server.ThreadingHTTPServer]:
     import hashlib
 
-    from labeltune.core import weights
+    from labeltune.core.weights import download as weights_download
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
     server.daemon_threads = True
     server.body = mobilenet_file.read_bytes()  # type: ignore[attr-defined]
     server.delay = 0.0  # type: ignore[attr-defined]
     digest = hashlib.sha256(server.body).hexdigest()  # type: ignore[attr-defined]
-    monkeypatch.setattr(weights, "_expected_hash", lambda name: digest)
+    monkeypatch.setattr(weights_download, "_expected_hash", lambda name: digest)
     monkeypatch.setenv("LABELTUNE_WEIGHTS_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}/")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

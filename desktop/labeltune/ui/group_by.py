@@ -30,14 +30,11 @@ from PySide6.QtWidgets import (
 )
 
 from labeltune.core.errors import UnusableInputError
-from labeltune.core.grouping import (
-    IMPORT_COLUMN,
-    NAME_PRESETS,
+from labeltune.core.grouping import IMPORT_COLUMN, NAME_PRESETS, GroupingSpec, csv_columns
+from labeltune.core.grouping_preview import (
     GroupExample,
     GroupingPreview,
-    GroupingSpec,
     GroupingSuggestion,
-    csv_columns,
     preview_grouping,
     suggest_grouping,
 )
