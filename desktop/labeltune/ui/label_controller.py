@@ -235,7 +235,7 @@ class LabelingController(QObject):
             return super().eventFilter(watched, event)
         if watched is self.gallery or watched is self.image_view.view:
             return self._handle_key(event, in_gallery=watched is self.gallery)
-        in_bar = watched in self._bar
+        in_bar = any(watched is control for control in self._bar)
         in_classes = watched is self._class_list
         if (in_bar or in_classes) and is_label_key(event, digits_only=in_classes):
             self.gallery.setFocus(Qt.FocusReason.ShortcutFocusReason)
