@@ -15,7 +15,9 @@ from labeltune.core.errors import UnusableInputError
 from labeltune.core.project import Project
 from labeltune.core.settings import Settings
 from labeltune.ui.group_by import CUSTOM, GroupByBox
-from labeltune.ui.results_panel import ResultsPanel, facts_text, summary_values
+from labeltune.ui.results_panel import ResultsPanel
+from labeltune.ui.run_comparison import summary_values
+from labeltune.ui.run_details import facts_text
 from labeltune.ui.runs_list import RunDetails
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.train_form import TrainSettingsForm

@@ -243,7 +243,7 @@ def test_a_25_class_confusion_matrix_keeps_its_names_in_view_and_names_the_mista
 
 
 def test_each_run_s_matrix_opens_at_its_top_left_corner(qtbot):
-    from labeltune.ui.results_panel import RunDetailsView
+    from labeltune.ui.run_details import RunDetailsView
     from labeltune.ui.runs_list import RunDetails
 
     def details(n: int) -> RunDetails:

@@ -20,7 +20,7 @@ from labeltune.core import demos
 from labeltune.core.settings import Settings, projects_dir
 from labeltune.core.xrd.shipped import shipped_model_dir
 from labeltune.core.xrd.xrd_project import LABELS_FILE, PROJECT_FILE, XrdProject
-from labeltune.ui import xrd_page as xrd_page_module
+from labeltune.ui import xrd_identify as xrd_identify_module
 from labeltune.ui.demo_opener import DemoOpener
 from labeltune.ui.xrd_page import XrdPage
 from labeltune.workers.xrd import XrdPredictWorker
@@ -146,6 +146,21 @@ def test_up_and_down_move_between_patterns(page: XrdPage, qtbot) -> None:
 # ------------------------------------------------------------------------------------ settings, import
 
 
+def test_an_unreadable_pattern_after_a_labeled_one_shows_no_sticks_and_previews_none(
+    page: XrdPage, demo: Path
+) -> None:
+    select(page, "TiO2.xy")
+    assert page.plot.stick_sets()  # the label's phases
+    (demo / "patterns" / "MnO.xy").write_text("not a pattern\n", encoding="utf-8")
+    select(page, "MnO.xy")
+    assert "color:" in page.pattern_info.text()  # the reason, in the warning colour
+    assert page.plot.stick_sets() == [] and page.prediction() is None
+    page.phase_panel.phase_previewed.emit("MnO2_10")  # a library phase made current: nothing to draw on
+    assert page.plot.stick_sets() == []
+    select(page, "TiO2.xy")
+    assert "MnO2_10" in [s.name for s in page.plot.stick_sets()]  # the preview shows on a readable one
+
+
 def test_wavelength_is_shown_and_a_change_is_saved_confirmed(page: XrdPage, demo: Path) -> None:
     bar = page.project_bar
     assert (
@@ -204,7 +219,7 @@ def test_identify_shows_predictions_sticks_activation_and_use_as_label(
             kwargs["fit"] = False
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(xrd_page_module, "XrdPredictWorker", QuickWorker)
+    monkeypatch.setattr(xrd_identify_module, "XrdPredictWorker", QuickWorker)
     assert page.set_model(tiny_run)
     assert XrdProject.open(demo).model_dir == tiny_run
     select(page, "MnO2.xy")

@@ -1,4 +1,4 @@
-"""The gallery: a virtualised grid of thumbnails with a label badge on each, and the filter that feeds it.
+"""The gallery: a virtualised grid of thumbnails with a label badge on each.
 
 A ``QListView`` in icon mode with uniform item sizes and batched layout paints only the rows on screen,
 so 100 000 samples scroll smoothly; after each scroll the view tells its model which rows are visible,
@@ -8,13 +8,11 @@ so thumbnail requests for rows that scrolled away are dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPalette, QPen, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QListView,
     QStyle,
     QStyledItemDelegate,
@@ -22,8 +20,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from labeltune.core.project import Project
-from labeltune.ui.errors import show_error
 from labeltune.ui.gallery_model import (
     CLASS_INDEX_ROLE,
     LABEL_ROLE,
@@ -31,11 +27,8 @@ from labeltune.ui.gallery_model import (
     THUMBNAIL_ERROR_ROLE,
     THUMBNAIL_STATE_ROLE,
     UNFAMILIAR_ROLE,
-    GalleryFilter,
     GalleryModel,
-    read_split_paths,
 )
-from labeltune.workers.tasks import FunctionWorker, TaskController
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -318,100 +311,3 @@ class GalleryView(QListView):
         if isinstance(model, GalleryModel):
             first, last = self.visible_rows()
             model.retain_thumbnail_requests(first, last)
-
-
-class FilterCombo(QComboBox):
-    """Chooses what the gallery shows: all, unlabeled, a class, or the latest run's train/val images.
-
-    A split is read from the run's ``manifest.csv`` in a worker thread; ``filter_chosen`` then carries
-    the filter and the set of file paths it lets through (empty for the other filters).
-    """
-
-    filter_chosen = Signal(object, object)  # GalleryFilter, frozenset of paths (split filters)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        """An empty combo box (see :meth:`rebuild`)."""
-        super().__init__(parent)
-        self.setObjectName("filterCombo")
-        self.setToolTip("Which images the gallery shows")
-        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self._run_dir: str | None = None
-        self._wanted_split: tuple[str, str] | None = None  # (run folder, "train" or "val")
-        self.split_task = TaskController(self)
-        self.split_task.finished.connect(self._on_split_task_finished)
-        self.split_task.failed.connect(self._on_split_task_failed)
-        self.activated.connect(self._on_activated)
-
-    def rebuild(self, project: Project | None, current: GalleryFilter, unfamiliar: int = 0) -> bool:
-        """List the filters of ``project``, keeping ``current``; False if it no longer exists.
-
-        ``unfamiliar`` is how many images the newest checked run finds unfamiliar (their filter is offered
-        when there are any).
-        """
-        self.clear()
-        self._run_dir = None
-        if project is None or project.closed:
-            return True
-        self.addItem("All images", GalleryFilter("all"))
-        self.addItem("Unlabeled", GalleryFilter("unlabeled"))
-        for i, name in enumerate(project.classes):
-            self.addItem(f"{i + 1}: {name}" if i < 9 else name, GalleryFilter("class", name))
-        runs = project.runs()
-        if runs:
-            self._run_dir = str(runs[-1]["path"])
-            self.addItem("Training images (latest run)", GalleryFilter("split", "train"))
-            self.addItem("Validation images (latest run)", GalleryFilter("split", "val"))
-        if unfamiliar:
-            self.addItem(f"Unfamiliar to the model ({unfamiliar})", GalleryFilter("unfamiliar"))
-        index = self.index_of(current)
-        self.setCurrentIndex(max(0, index))
-        return index >= 0
-
-    def index_of(self, gallery_filter: GalleryFilter) -> int:
-        """Position of a filter in the list (-1: not offered)."""
-        for i in range(self.count()):
-            if self.itemData(i) == gallery_filter:
-                return i
-        return -1
-
-    def choose(self, gallery_filter: GalleryFilter) -> None:
-        """Select ``gallery_filter`` and announce it (a split once its files are read)."""
-        index = self.index_of(gallery_filter)
-        if index >= 0:
-            self.setCurrentIndex(index)
-        if gallery_filter.kind != "split":
-            self._wanted_split = None
-            self.filter_chosen.emit(gallery_filter, frozenset())
-        elif self._run_dir is not None:
-            self._wanted_split = (self._run_dir, str(gallery_filter.value))
-            self._start_split_task()
-
-    def shutdown(self) -> None:
-        """Wait for a manifest being read."""
-        self.split_task.shutdown()
-
-    def _on_activated(self, index: int) -> None:
-        data = self.itemData(index)
-        if isinstance(data, GalleryFilter):
-            self.choose(data)
-
-    def _start_split_task(self) -> None:
-        if self._wanted_split is None or self.split_task.is_running():
-            return  # the running task is followed by the newest wish when it finishes
-        run_dir, split = self._wanted_split
-        self.split_task.start(
-            FunctionWorker(lambda _progress, _stop: (run_dir, split, read_split_paths(Path(run_dir), split)))
-        )
-
-    def _on_split_task_finished(self, result: tuple[str, str, list[Path]]) -> None:
-        if self._wanted_split is None:
-            return
-        run_dir, split, paths = result
-        if (run_dir, split) != self._wanted_split:
-            self._start_split_task()
-            return
-        self.filter_chosen.emit(GalleryFilter("split", split), paths)
-
-    def _on_split_task_failed(self, message: str, details: str) -> None:
-        show_error(self, "Cannot read the training run's split", message, details)
-        self.choose(GalleryFilter("all"))

@@ -6,62 +6,33 @@ every class (for the 10th and later, or to label by name); 0 or Delete removes t
 Backspace or Ctrl+Z undoes, Ctrl+Shift+Z (or Ctrl+Y) redoes; ←/→ move to the previous/next image
 in the gallery's order.  Each label is committed to SQLite (``ProjectSession.set_label``) before the key
 handler returns, so it is saved before the next key press is handled.
+
+The page lays out the class list, the bar (:mod:`labeltune.ui.gallery_bar`), the gallery and the large view
+and keeps them in step with the session; what a key does is :mod:`labeltune.ui.label_controller`'s.
 """
 
 from __future__ import annotations
 
-import functools
 import html
-import logging
 import os
 import time
-from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, QTimer
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShowEvent
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QMenu,
-    QSizePolicy,
-    QSplitter,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
 from labeltune.core.thumbnails import ThumbnailCache
 from labeltune.ui.class_chooser import ClassChooser
 from labeltune.ui.class_panel import ClassPanel
-from labeltune.ui.errors import show_error
-from labeltune.ui.gallery import FilterCombo, GalleryView
+from labeltune.ui.gallery import GalleryView
+from labeltune.ui.gallery_bar import GalleryBar
 from labeltune.ui.gallery_model import SORT_ORDERS, GalleryFilter, GalleryModel
 from labeltune.ui.image_view import ImageView
+from labeltune.ui.label_controller import KEY_HELP, KEY_HINT, LabelingController
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.thumbnails import ThumbnailLoader
 
-log = logging.getLogger(__name__)
-
-KEY_HINT = "1–9 label · L any class · 0 unlabel · Backspace undo · ←/→ move · +/−/F zoom"
-KEY_HELP = (
-    "1–9: label with the n-th class · L: label as any class, by name or number · 0 or Delete: remove "
-    "the label · Backspace or Ctrl+Z: undo · Ctrl+Shift+Z: redo · ←/→: previous/next image · "
-    "+/−/F: zoom in/out/fit"
-)
 _SOURCE_TEXT = {"human": "by you", "import": "imported", "model": "accepted prediction"}
-_DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
-
-
-def _is_label_key(event: QKeyEvent, digits_only: bool = False) -> bool:
-    """Whether a key labels or undoes: 0-9, L, Delete, Backspace, Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y."""
-    modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-    key = event.key()
-    if modifiers == Qt.KeyboardModifier.NoModifier:
-        others = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_L)
-        return key in _DIGITS or (not digits_only and key in others)
-    ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
-    return (key, modifiers) in ((Qt.Key.Key_Z, ctrl), (Qt.Key.Key_Z, ctrl | shift), (Qt.Key.Key_Y, ctrl))
 
 
 def _unreadable_info(reason: str) -> str:
@@ -93,7 +64,6 @@ class LabelPage(QWidget):
         super().__init__(parent)
         self.session = session
         self.settings = session.settings
-        self._updating = False  # a label change is being applied: ignore Qt's own current-row moves
         self._fit_pending = False  # widen the class list when the page is next shown
         size = self.settings.thumbnail_size
         threads = max(1, min(4, (os.cpu_count() or 2) - 1))  # leave a core to the GUI thread
@@ -105,26 +75,12 @@ class LabelPage(QWidget):
         self.gallery.setModel(self.model)
         self.image_view = ImageView()
         self.class_panel = ClassPanel(session)
-        self.filter_combo = FilterCombo()
-        # wide enough for "All images" or a class name ("All imag" was cut), not for the longest entry
-        self.filter_combo.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-        )
-        self.filter_combo.setMinimumContentsLength(14)
-        self.filter_combo.setSizePolicy(QSizePolicy.Policy.Minimum, QSizePolicy.Policy.Fixed)
-        self.order_combo = QComboBox()
-        self.order_combo.setObjectName("galleryOrderCombo")
-        self.order_combo.setToolTip("The order of the thumbnails (numbers in names sort as numbers)")
-        for key, text in SORT_ORDERS.items():
-            self.order_combo.addItem(text, key)
-        order = self.settings.gallery_order if self.settings.gallery_order in SORT_ORDERS else "name"
-        self.order_combo.setCurrentIndex(list(SORT_ORDERS).index(order))
+        self.bar = GalleryBar(self.settings)
+        self.filter_combo = self.bar.filter_combo
+        self.order_combo = self.bar.order_combo
+        self.count_label = self.bar.count_label
+        self.auto_advance_box = self.bar.auto_advance_box
         self.class_chooser = ClassChooser(self)
-        self.count_label = QLabel()
-        self.count_label.setObjectName("galleryCountLabel")
-        self.auto_advance_box = QCheckBox("Auto-advance")
-        self.auto_advance_box.setChecked(self.settings.auto_advance)
-        self.auto_advance_box.setToolTip("After a class key, jump to the next unlabeled image")
         self.status_label = QLabel(KEY_HINT)
         self.status_label.setObjectName("labelStatusLabel")
         self.status_label.setToolTip(KEY_HELP)
@@ -133,24 +89,16 @@ class LabelPage(QWidget):
         self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._build_layout()
 
-        self.gallery.installEventFilter(self)
-        self.image_view.view.installEventFilter(self)
-        # The bar's controls keep the keyboard after a click; labeling keys pressed there still label
-        # (a combo box would otherwise take "1" as a search for the filter "1: <class>").
-        for control in (self.filter_combo, self.order_combo, self.auto_advance_box, self.class_panel.tree):
-            control.installEventFilter(self)
-        self.gallery.selectionModel().currentChanged.connect(self._on_gallery_current_changed)
-        self.gallery.doubleClicked.connect(self._on_gallery_double_clicked)
-        self.gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.gallery.customContextMenuRequested.connect(self._on_gallery_context_menu_requested)
+        self.labeling = LabelingController(
+            session, self.model, self.gallery, self.image_view, self.class_chooser, self.status_label, self
+        )
+        self.labeling.watch((self.filter_combo, self.auto_advance_box), self.class_panel.tree)
+        self.labeling.sample_revisited.connect(self._refresh_current)
         self.model.modelReset.connect(self._on_model_reset)
         self.model.rowsInserted.connect(self._update_count)
         self.model.rowsRemoved.connect(self._update_count)
         self.filter_combo.filter_chosen.connect(self._on_filter_combo_filter_chosen)
-        self.order_combo.activated.connect(self._on_order_combo_activated)
-        self.class_chooser.chosen.connect(self._on_class_chooser_chosen)
-        self.class_chooser.finished.connect(self._on_class_chooser_finished)
-        self.auto_advance_box.toggled.connect(self._on_auto_advance_box_toggled)
+        self.bar.order_chosen.connect(self._on_bar_order_chosen)
         self.class_panel.class_activated.connect(self._on_class_panel_class_activated)
         session.project_opened.connect(self._on_session_project_opened)
         session.project_closed.connect(self._on_session_project_closed)
@@ -165,22 +113,10 @@ class LabelPage(QWidget):
             self._on_session_project_opened(session.project)
 
     def _build_layout(self) -> None:
-        bar = QHBoxLayout()
-        bar.setContentsMargins(0, 0, 0, 0)
-        show_label = QLabel("&Show:")
-        show_label.setBuddy(self.filter_combo)
-        bar.addWidget(show_label)
-        bar.addWidget(self.filter_combo)
-        bar.addWidget(self.count_label, 1)
-        order_label = QLabel("S&ort:")
-        order_label.setBuddy(self.order_combo)
-        bar.addWidget(order_label)
-        bar.addWidget(self.order_combo)
-        bar.addWidget(self.auto_advance_box)
         middle = QWidget()
         middle_layout = QVBoxLayout(middle)
         middle_layout.setContentsMargins(0, 0, 0, 0)
-        middle_layout.addLayout(bar)
+        middle_layout.addWidget(self.bar)
         middle_layout.addWidget(self.gallery, 1)
         middle_layout.addWidget(self.status_label)
         splitter = self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -198,61 +134,34 @@ class LabelPage(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(splitter)
 
-    # -- commands (MainWindow calls undo, redo and shutdown) ------------------------------------------
+    # -- commands (MainWindow calls undo, redo and shutdown; the keys are LabelingController's) ---------
     def assign_class(self, number: int) -> None:
         """Give the current (or all selected) images the ``number``-th class (1-based); maybe advance."""
-        project = self.session.project
-        if project is None:
-            return
-        classes = project.classes
-        if not 1 <= number <= len(classes):
-            self._say(f"There is no class {number}: add classes in the list on the left")
-            return
-        self._apply_label(classes[number - 1], advance=self.settings.auto_advance)
+        self.labeling.assign_class(number)
 
     def label_as(self, name: str) -> None:
         """Give the current (or all selected) images class ``name`` (any class, also past the 9th)."""
-        if self.session.project is not None:
-            self._apply_label(name, advance=self.settings.auto_advance)
+        self.labeling.label_as(name)
 
     def choose_class(self) -> None:
         """Open the filterable list of every class; the class picked labels the current image(s)."""
-        project = self.session.project
-        if project is None:
-            return
-        if not project.classes:
-            self._say("No classes yet: add one in the list on the left")
-            return
-        ids = self._targets()
-        if not ids:
-            self._say("Select an image first")
-            return
-        targets = (
-            f"{len(ids):,} images" if len(ids) > 1 else self.image_view.title_label.text() or "the image"
-        )
-        self.class_chooser.ask(project.classes, targets)
+        self.labeling.choose_class()
 
     def remove_label(self) -> None:
         """Remove the label of the current (or all selected) images."""
-        if self.session.project is not None:
-            self._apply_label(None, advance=False)
+        self.labeling.remove_label()
 
     def undo(self) -> None:
         """Undo the last label change and show the image it touched."""
-        self._history_step(self.session.undo, "Nothing to undo", "Undid the label of")
+        self.labeling.undo()
 
     def redo(self) -> None:
         """Redo the last undone label change and show the image it touched."""
-        self._history_step(self.session.redo, "Nothing to redo", "Redid the label of")
+        self.labeling.redo()
 
     def show_neighbour(self, step: int) -> None:
         """Show the previous (-1) or next (+1) image in the gallery's order."""
-        rows = self.model.rowCount()
-        if rows == 0:
-            return
-        current = self.gallery.currentIndex()
-        row = current.row() + step if current.isValid() else 0
-        self._go_to_row(max(0, min(rows - 1, row)))
+        self.labeling.show_neighbour(step)
 
     def set_filter(self, gallery_filter: GalleryFilter) -> None:
         """Show only the images ``gallery_filter`` lets through (a split is read in the background)."""
@@ -264,131 +173,8 @@ class LabelPage(QWidget):
         self.image_view.shutdown()
         self.filter_combo.shutdown()
 
-    # -- labeling -----------------------------------------------------------------------------------
-    def _targets(self) -> list[int]:
-        selected = self.gallery.selected_sample_ids()
-        if len(selected) > 1:
-            return selected
-        current = self.session.current_id
-        return [current] if current is not None else selected
-
-    def _apply_label(self, label: str | None, advance: bool) -> None:
-        ids = self._targets()
-        if not ids:
-            self._say("Select an image first")
-            return
-        unreadable = [i for i in ids if self.model.unreadable_reason(i) is not None]
-        if label is not None and unreadable:  # an unreadable file is never labeled (nor trained on)
-            ids = [i for i in ids if i not in unreadable]
-            if not ids:
-                reason = self.model.unreadable_reason(unreadable[0])
-                self._say(f"Not labeled: this file cannot be read ({reason})")
-                return
-        current = self.session.current_id
-        last = max(ids, key=self.model.insertion_row)  # the last target in the gallery's order
-        if not self._run_updating(lambda: self.session.set_label(ids, label)):
-            return
-        message = f"{len(ids):,} image{'s' if len(ids) != 1 else ''} → {label or 'no label'}"
-        if label is not None and unreadable:
-            message += f" · {len(unreadable):,} unreadable left out"
-        after = self.model.insertion_row(last) + (1 if self.model.row_of(last) >= 0 else 0)
-        row = self.model.next_unlabeled_row(after) if advance and label is not None else -1
-        if advance and label is not None and row < 0:
-            message += " · every image in this view is labeled"
-        if row < 0:  # stay, or (when the image left the filter) take the one that followed it
-            row = self.model.row_of(current) if current is not None else -1
-            if row < 0:
-                row = min(self.model.insertion_row(last), self.model.rowCount() - 1)
-        self._say(message)
-        if row >= 0:
-            self._go_to_row(row)
-
-    def _history_step(self, step: Callable[[], int | None], nothing: str, done: str) -> None:
-        if self.session.project is None:
-            return
-        result: list[int | None] = []
-        self._run_updating(lambda: result.append(step()))
-        sample_id = result[0] if result else None
-        if sample_id is None:
-            self._say(nothing)
-            return
-        row = self.model.row_of(sample_id)
-        if row >= 0:
-            self._go_to_row(row)
-        self.session.set_current(sample_id)
-        self._refresh_current(sample_id)
-        self._say(f"{done} {self.image_view.title_label.text()}")
-
-    def _go_to_row(self, row: int) -> None:
-        """Select ``row`` alone and show it (also when Qt already moved the current index there)."""
-        if 0 <= row < self.model.rowCount():
-            self.gallery.select_row(row)
-            self.session.set_current(self.model.sample_id(row))
-
-    def _run_updating(self, action: Callable[[], object]) -> bool:
-        self._updating = True
-        try:
-            action()
-        except Exception as error:  # a failed write must be seen, and the page must keep working
-            log.exception("label change failed")
-            show_error(self, "Cannot change the label", str(error))
-            return False
-        finally:
-            self._updating = False
-        return True
-
     def _say(self, message: str) -> None:
-        self.status_label.setText(message)
-
-    # -- keys ---------------------------------------------------------------------------------------
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """Label keys in the gallery and the image view, and from the bar's controls above the gallery."""
-        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
-            return super().eventFilter(watched, event)
-        if watched is self.gallery or watched is self.image_view.view:
-            return self._handle_key(event, in_gallery=watched is self.gallery)
-        in_bar = watched is self.filter_combo or watched is self.auto_advance_box
-        # In the class list Delete and Backspace keep their meaning there (delete the class): digits label.
-        in_classes = watched is self.class_panel.tree
-        if (in_bar or in_classes) and _is_label_key(event, digits_only=in_classes):
-            self.gallery.setFocus(Qt.FocusReason.ShortcutFocusReason)
-            return self._handle_key(event, in_gallery=True)
-        return super().eventFilter(watched, event)
-
-    def _handle_key(self, event: QKeyEvent, in_gallery: bool) -> bool:
-        key = event.key()
-        modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-        ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
-        if (key, modifiers) in ((Qt.Key.Key_Z, ctrl | shift), (Qt.Key.Key_Y, ctrl)):
-            self.redo()
-        elif key == Qt.Key.Key_Z and modifiers == ctrl:
-            self.undo()
-        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal) and modifiers in (
-            shift,
-            Qt.KeyboardModifier.NoModifier,
-        ):
-            self.image_view.view.zoom_by(1.25)
-        elif key == Qt.Key.Key_Minus and modifiers == Qt.KeyboardModifier.NoModifier:
-            self.image_view.view.zoom_by(0.8)
-        elif key == Qt.Key.Key_F and modifiers == Qt.KeyboardModifier.NoModifier:
-            self.image_view.view.fit()
-        elif modifiers != Qt.KeyboardModifier.NoModifier:
-            return False  # Shift/Ctrl + arrows extend the selection in the gallery
-        elif key in _DIGITS and _DIGITS[key] > 0:
-            self.assign_class(_DIGITS[key])
-        elif key == Qt.Key.Key_L:
-            self.choose_class()
-        elif key in (Qt.Key.Key_0, Qt.Key.Key_Delete):
-            self.remove_label()
-        elif key == Qt.Key.Key_Backspace:
-            self.undo()
-        elif key == Qt.Key.Key_Left or (key == Qt.Key.Key_Up and not in_gallery):
-            self.show_neighbour(-1)
-        elif key == Qt.Key.Key_Right or (key == Qt.Key.Key_Down and not in_gallery):
-            self.show_neighbour(+1)
-        else:
-            return False
-        return True
+        self.labeling.say(message)
 
     # -- filters ------------------------------------------------------------------------------------
     def _rebuild_filters(self) -> None:
@@ -408,32 +194,22 @@ class LabelPage(QWidget):
         self.model.set_filter(gallery_filter, paths)
         self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)  # labeling goes on with the keys
 
-    def _on_order_combo_activated(self, _index: int) -> None:
-        order = str(self.order_combo.currentData())
+    def _on_bar_order_chosen(self, order: str) -> None:
         current = self.session.current_id
         self.model.set_order(order)  # type: ignore[arg-type]
-        self.settings.gallery_order = order
-        self.settings.save()
         row = self.model.row_of(current) if current is not None else -1
         if row >= 0:
-            self._go_to_row(row)
+            self.labeling.go_to_row(row)
             self.gallery.scrollTo(self.model.index(row))
         self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)
-
-    def _on_class_chooser_chosen(self, name: str) -> None:
-        self.label_as(name)
-
-    def _on_class_chooser_finished(self, _result: int) -> None:
-        self.gallery.setFocus(Qt.FocusReason.PopupFocusReason)  # labeling goes on with the keys
 
     def _on_class_panel_class_activated(self, name: object) -> None:
         self.set_filter(GalleryFilter("unlabeled") if name is None else GalleryFilter("class", str(name)))
 
     def _update_count(self, *_args: object) -> None:
         project = self.session.project
-        shown = self.model.rowCount()
         total = project.sample_count() if project is not None and not project.closed else 0
-        self.count_label.setText(f"{shown:,} of {total:,} images" if project is not None else "")
+        self.bar.set_count(self.model.rowCount(), total if project is not None else None)
 
     # -- session and view events --------------------------------------------------------------------
     def _fit_class_panel(self) -> None:
@@ -458,7 +234,7 @@ class LabelPage(QWidget):
         project = self.session.project
         if project is None:  # an XRD project: the XRD page shows it
             return
-        self._say(KEY_HINT)  # not the last project's "Undid the label of …"
+        self.labeling.say(KEY_HINT)  # not the last project's "Undid the label of …"
         self._fit_class_panel()
         size = self.settings.thumbnail_size
         self.loader.set_cache(ThumbnailCache(project.cache_dir / "thumbnails", size), size)
@@ -496,30 +272,9 @@ class LabelPage(QWidget):
         if row < 0 and self.model.rowCount() > 0:
             row = 0
         if row >= 0:
-            self._go_to_row(row)
+            self.labeling.go_to_row(row)
         elif self.session.project is None:
             self.image_view.show_image(None)
-
-    def _on_gallery_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if self._updating or not current.isValid():
-            return
-        self.session.set_current(self.model.sample_id(current.row()))
-
-    def _on_gallery_context_menu_requested(self, position: QPoint) -> None:
-        project = self.session.project
-        if project is None or not self._targets():
-            return
-        menu = QMenu(self)
-        for i, name in enumerate(project.classes):
-            action = menu.addAction(f"Label as {name}", functools.partial(self.label_as, name))
-            if i < 9:
-                action.setShortcut(QKeySequence(str(i + 1)))
-        menu.addSeparator()
-        menu.addAction("Remove label", self.remove_label).setShortcut(QKeySequence("0"))
-        menu.popup(self.gallery.viewport().mapToGlobal(position))
-
-    def _on_gallery_double_clicked(self, _index: QModelIndex) -> None:
-        self.image_view.view.setFocus()  # keys keep working there; the wheel zooms
 
     def _on_session_current_changed(self, sample_id: int) -> None:
         row = self.model.row_of(sample_id)
@@ -566,10 +321,3 @@ class LabelPage(QWidget):
             return
         self.model.mark_unreadable(current, reason)
         self.image_view.set_info(_unreadable_info(reason))
-
-    def _on_auto_advance_box_toggled(self, checked: bool) -> None:
-        self.settings.auto_advance = checked
-        try:
-            self.settings.save()
-        except OSError as error:
-            show_error(self, "Cannot save settings", str(error))

@@ -7,7 +7,6 @@ training and importing run in workers; the GUI thread only reads the one pattern
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -22,29 +21,19 @@ from PySide6.QtWidgets import (
 
 from labeltune.core.domain import LabelProject
 from labeltune.core.settings import Settings
-from labeltune.core.xrd.library import Library, LibraryError, load_library
 from labeltune.core.xrd.pattern import Pattern, PatternReadError
 from labeltune.core.xrd.results import XrdPrediction
 from labeltune.core.xrd.xrd_project import XrdLabel, XrdProject, xrd_run_problem
 from labeltune.ui.errors import show_error
 from labeltune.ui.session import ProjectSession
+from labeltune.ui.xrd_identify import XrdIdentifyController
 from labeltune.ui.xrd_models import XrdModelsPanel
-from labeltune.ui.xrd_overlay import (
-    activation_on_pattern,
-    build_stick_sets,
-    fitted_curve_on_pattern,
-    unexplained_on_pattern,
-)
 from labeltune.ui.xrd_patterns import PatternListPanel
 from labeltune.ui.xrd_phases import WARNING_COLOUR, PhasePanel
 from labeltune.ui.xrd_plot import PatternPlot
 from labeltune.ui.xrd_project_bar import XrdProjectBar
 from labeltune.ui.xrd_results import PredictionPanel
 from labeltune.ui.xrd_train import XrdTrainPanel
-from labeltune.workers.tasks import TaskController
-from labeltune.workers.xrd import XrdPredictOutcome, XrdPredictWorker
-
-log = logging.getLogger(__name__)
 
 NO_MODEL_TEXT = (
     "<b>No model yet</b>: fine-tune or choose one. Train one in the Fine-tune tab, or pick one in the "
@@ -68,11 +57,6 @@ class XrdPage(QWidget):
         self.project: XrdProject | None = None
         self._current: Path | None = None
         self._pattern: Pattern | None = None
-        self._predictions: dict[str, XrdPrediction] = {}
-        self._libraries: dict[Path, Library | None] = {}
-        self._preview = ""
-        self._predict_folder: Path | None = None
-        self.predict_controller = TaskController(self)
 
         self.project_bar = XrdProjectBar()
 
@@ -88,6 +72,10 @@ class XrdPage(QWidget):
         self.prediction_panel = PredictionPanel()
         self.train_panel = XrdTrainPanel()
         self.models_panel = XrdModelsPanel()
+        self.identifier = XrdIdentifyController(
+            self.prediction_panel, self.plot, lambda: (self._current, self._pattern), self
+        )
+        self.predict_controller = self.identifier.controller  # tests and the window wait on its signals
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.prediction_panel, "Model says")
@@ -126,15 +114,10 @@ class XrdPage(QWidget):
         self.models_panel.model_chosen.connect(self.set_model)
         self.train_panel.use_requested.connect(self.set_model)
         self.phase_panel.label_edited.connect(self._on_phase_panel_label_edited)
-        self.phase_panel.phase_previewed.connect(self._on_phase_panel_phase_previewed)
+        self.phase_panel.phase_previewed.connect(self.identifier.preview)
         self.prediction_panel.identify_requested.connect(self.identify)
-        self.prediction_panel.stop_requested.connect(self.predict_controller.stop)
         self.prediction_panel.use_as_label_requested.connect(self.use_prediction_as_label)
-        self.prediction_panel.phase_selected.connect(self._on_prediction_panel_phase_selected)
-        self.predict_controller.progressed.connect(self.prediction_panel.set_progress)
-        self.predict_controller.finished.connect(self._on_predict_controller_finished)
-        self.predict_controller.failed.connect(self._on_predict_controller_failed)
-        self.predict_controller.running_changed.connect(self._on_predict_controller_running_changed)
+        self.identifier.identified.connect(self._on_identifier_identified)
         self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
         self.session.project_opened.connect(self._on_session_project_opened)
         self.session.project_closed.connect(self._on_session_project_closed)
@@ -154,15 +137,14 @@ class XrdPage(QWidget):
 
     def _on_session_project_closed(self) -> None:
         if self.project is not None:
-            self.predict_controller.stop()  # its answers belong to the project being closed
+            self.identifier.stop()  # its answers belong to the project being closed
             self.set_project(None)
 
     def set_project(self, project: XrdProject | None) -> None:
         """Show ``project`` (``None``: nothing)."""
         self.project = project
-        self._current, self._pattern, self._preview = None, None, ""
-        self._predictions.clear()
-        self._libraries.clear()
+        self._current, self._pattern = None, None
+        self.identifier.set_project(project)
         self.train_panel.set_project(project)
         self.models_panel.set_project(project)
         self.patterns_panel.project = project
@@ -172,16 +154,14 @@ class XrdPage(QWidget):
                 self.phase_panel.set_library(project.library())
             except Exception as error:  # the labels still work; the phase list stays empty
                 show_error(self, "Cannot read the phase library", str(error))
-        if project is not None:
-            self._predictions.update(project.load_predictions())  # the last identifications, if any
         self._update_project_bar()
         self._fill_list()
-        self._update_prediction_state()
+        self.identifier.update_state()
         self.project_changed.emit()
 
     def shutdown(self) -> None:
         """Stop background work and wait for it (the window is closing)."""
-        self.predict_controller.shutdown()
+        self.identifier.shutdown()
         self.patterns_panel.shutdown()
         self.train_panel.shutdown()
 
@@ -203,7 +183,7 @@ class XrdPage(QWidget):
         label = self.project.labels(path)
         mark = "✓" if label.is_labeled else "·"
         text = f"{mark} {path.name}\n    {label.summary() if label.is_labeled else 'not labeled'}"
-        prediction = self._predictions.get(self.project.key(path))
+        prediction = self.identifier.prediction(path)
         said = ""
         if prediction is not None:
             said = "\nModel says: " + (" + ".join(c.name for c in prediction.phases) or "no phase")
@@ -238,7 +218,7 @@ class XrdPage(QWidget):
             self.plot.clear()
             self.pattern_info.setText("Import patterns to start." if self.project is not None else "")
             self.phase_panel.set_label(None)
-            self._show_prediction()
+            self.identifier.show_prediction()
             return
         try:
             self._pattern = self.project.read(path)
@@ -259,7 +239,7 @@ class XrdPage(QWidget):
                 f"{pattern.two_theta[-1]:.2f}° · {wavelength}"
             )
         self.phase_panel.set_label(self.project.labels(path))
-        self._show_prediction()
+        self.identifier.show_prediction()
 
     # -- labels -------------------------------------------------------------------------------------
     def _on_phase_panel_label_edited(self, label: XrdLabel) -> None:
@@ -279,7 +259,7 @@ class XrdPage(QWidget):
         self.patterns_panel.refresh(path)
         self._update_count()
         self.train_panel.refresh()
-        self._update_overlay()
+        self.identifier.update_overlay()
 
     def set_label(self, phases: list[str], fractions: list[float] | None = None) -> None:
         """Label the current pattern (as ticking would)."""
@@ -345,7 +325,7 @@ class XrdPage(QWidget):
             self.project.set_wavelength(value, confirmed=True)
         except Exception as error:
             show_error(self, "Cannot set the wavelength", str(error))
-        self._predictions.clear()  # they were computed with the old wavelength
+        self.identifier.forget()  # they were computed with the old wavelength
         self._update_project_bar()
         self._show_current(self._current)
 
@@ -365,12 +345,12 @@ class XrdPage(QWidget):
         except Exception as error:
             show_error(self, "Cannot use the model", str(error))
             return False
-        self._predictions.clear()
+        self.identifier.forget()
         self._update_project_bar()
         self.train_panel.refresh()
         self.models_panel.refresh()
-        self._show_prediction()
-        self._update_prediction_state()
+        self.identifier.show_prediction()
+        self.identifier.update_state()
         return True
 
     def _on_project_bar_models_requested(self) -> None:
@@ -379,68 +359,22 @@ class XrdPage(QWidget):
     def _on_train_panel_run_finished(self, run_dir: Path) -> None:
         self.models_panel.refresh()  # the new run is listed, adopted or not
         if self.project is not None and self.project.model_dir == run_dir:
-            self._predictions.clear()
+            self.identifier.forget()
             self._update_project_bar()
-            self._show_prediction()
-            self._update_prediction_state()
+            self.identifier.show_prediction()
+            self.identifier.update_state()
 
-    # -- identification -----------------------------------------------------------------------------
+    # -- identification (XrdIdentifyController) ----------------------------------------------------
     def identify(self, all_patterns: bool = False) -> None:
         """Identify the phases in the current pattern (or all) with the project's model, in the background."""
-        project = self.project
-        if project is None or project.model_dir is None or self.predict_controller.is_running():
-            return
-        paths = project.patterns() if all_patterns else [p for p in [self._current] if p is not None]
-        if not paths:
-            return
-        self._predict_folder = project.folder
-        worker = XrdPredictWorker(project.model_dir, paths, project.wavelength, fit=True, activation=True)
-        self.predict_controller.start(worker)
+        self.identifier.identify(all_patterns)
 
-    def _on_predict_controller_finished(self, result: XrdPredictOutcome) -> None:
-        project = self.project
-        if project is None or project.folder != self._predict_folder or project.model_dir != result.run_dir:
-            return  # another project or model by now: the results do not belong to it
-        for prediction in result.predictions:
-            self._predictions[project.key(prediction.path)] = prediction
-        try:
-            project.save_predictions(result.predictions)
-        except OSError as error:  # shown now; only the next opening will lack them
-            log.warning("cannot save the identifications: %s", error)
-        self.patterns_panel.refresh()
-        self._show_prediction()
-        if result.skipped:
-            lines = "\n".join(f"{Path(path).name}: {reason}" for path, reason in result.skipped)
-            show_error(self, "Some patterns were not identified", f"{len(result.skipped)} skipped.", lines)
-
-    def _on_predict_controller_failed(self, message: str, details: str) -> None:
-        show_error(self, "Identifying phases failed", message, details)
-
-    def _on_predict_controller_running_changed(self, _running: bool) -> None:
-        self._update_prediction_state()
-
-    def _update_prediction_state(self) -> None:
-        project = self.project
-        self.prediction_panel.set_state(
-            has_model=project is not None and project.model_dir is not None,
-            has_pattern=self._current is not None,
-            busy=self.predict_controller.is_running(),
-        )
+    def _on_identifier_identified(self) -> None:
+        self.patterns_panel.refresh()  # the tooltips say what the model said
 
     def prediction(self) -> XrdPrediction | None:
         """The model's prediction for the current pattern, if it has one."""
-        if self.project is None or self._current is None:
-            return None
-        return self._predictions.get(self.project.key(self._current))
-
-    def _show_prediction(self) -> None:
-        prediction = self.prediction()
-        note = ""
-        if self.project is not None and self.project.model_dir is not None and self._current is not None:
-            note = "Press Identify phases to let the model name the phases in this pattern."
-        self.prediction_panel.show_prediction(prediction, note)
-        self._update_prediction_state()
-        self._update_overlay()
+        return self.identifier.prediction()
 
     def use_prediction_as_label(self) -> None:
         """Make the model's phases the label of the current pattern."""
@@ -452,67 +386,6 @@ class XrdPage(QWidget):
                 [c.name for c in prediction.phases],
                 [round(float(f or 0.0), 4) for f in fractions] if known else None,
             )
-
-    # -- overlay ------------------------------------------------------------------------------------
-    def _library_at(self, folder: Path) -> Library | None:
-        if folder not in self._libraries:
-            try:
-                self._libraries[folder] = load_library(folder)
-            except LibraryError:
-                self._libraries[folder] = None
-        return self._libraries[folder]
-
-    def _model_library(self) -> Library | None:
-        """The model run's own copy of its library (``<run>/library``), if it has one."""
-        model = None if self.project is None else self.project.model_dir
-        return None if model is None else self._library_at(model / "library")
-
-    def _update_overlay(self) -> None:
-        pattern, project = self._pattern, self.project
-        if pattern is None or project is None:
-            return
-        prediction, model_library = self.prediction(), self._model_library()
-        sticks = build_stick_sets(
-            pattern.wavelength,
-            project.labels(pattern.source),
-            prediction,
-            model_library,
-            self._library_at(project.library_dir),
-            self._preview,
-        )
-        self.plot.set_unexplained(
-            unexplained_on_pattern(
-                prediction,
-                None if model_library is None else model_library.wavelength,
-                pattern.wavelength,
-            )
-        )
-        model_wavelength = None if model_library is None else model_library.wavelength
-        fitted = fitted_curve_on_pattern(prediction, model_wavelength, pattern.wavelength)
-        self.plot.set_calculated(*(fitted if fitted is not None else (None, None)))
-        self.plot.set_phases(sticks)
-        self._update_activation()
-
-    def _update_activation(self) -> None:
-        pattern, name = self._pattern, self.prediction_panel.selected_phase()
-        model_library = self._model_library()
-        activation = activation_on_pattern(
-            self.prediction(),
-            name,
-            None if model_library is None else model_library.wavelength,
-            None if pattern is None else pattern.wavelength,
-        )
-        if activation is None:
-            self.plot.set_activation(None)
-        else:
-            self.plot.set_activation(activation[0], activation[1], name)
-
-    def _on_prediction_panel_phase_selected(self, _name: str) -> None:
-        self._update_activation()
-
-    def _on_phase_panel_phase_previewed(self, name: str) -> None:
-        self._preview = name
-        self._update_overlay()
 
 
 __all__ = ["XrdPage"]

@@ -1,0 +1,306 @@
+"""Labeling with the keyboard on the Label page: which key does what, and what a label change does next.
+
+:class:`LabelingController` gives the current (or all selected) images a class, removes it, undoes and
+redoes, moves through the gallery, and reads the keys that do all this in the gallery, the large view and
+the bar above the gallery. Each label is committed to SQLite (``ProjectSession.set_label``) before the key
+handler returns, so it is saved before the next key press is handled. The page lays the widgets out and
+keeps them in step with the session; this class holds what a key press means.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QLabel, QMenu, QWidget
+
+from labeltune.ui.class_chooser import ClassChooser
+from labeltune.ui.errors import show_error
+from labeltune.ui.gallery import GalleryView
+from labeltune.ui.gallery_model import GalleryModel
+from labeltune.ui.image_view import ImageView
+from labeltune.ui.session import ProjectSession
+
+log = logging.getLogger(__name__)
+
+KEY_HINT = "1–9 label · L any class · 0 unlabel · Backspace undo · ←/→ move · +/−/F zoom"
+KEY_HELP = (
+    "1–9: label with the n-th class · L: label as any class, by name or number · 0 or Delete: remove "
+    "the label · Backspace or Ctrl+Z: undo · Ctrl+Shift+Z: redo · ←/→: previous/next image · "
+    "+/−/F: zoom in/out/fit"
+)
+_DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
+
+
+def is_label_key(event: QKeyEvent, digits_only: bool = False) -> bool:
+    """Whether a key labels or undoes: 0-9, L, Delete, Backspace, Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y."""
+    modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+    key = event.key()
+    if modifiers == Qt.KeyboardModifier.NoModifier:
+        others = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_L)
+        return key in _DIGITS or (not digits_only and key in others)
+    ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+    return (key, modifiers) in ((Qt.Key.Key_Z, ctrl), (Qt.Key.Key_Z, ctrl | shift), (Qt.Key.Key_Y, ctrl))
+
+
+class LabelingController(QObject):
+    """What the labeling keys, the gallery's context menu and the class chooser do to the open project."""
+
+    sample_revisited = Signal(int)  # undo/redo showed this sample again: the large view re-reads it
+
+    def __init__(
+        self,
+        session: ProjectSession,
+        model: GalleryModel,
+        gallery: GalleryView,
+        image_view: ImageView,
+        class_chooser: ClassChooser,
+        status_label: QLabel,
+        parent: QWidget,
+    ) -> None:
+        """Label through ``session``; ``gallery`` shows ``model``; messages go to ``status_label``."""
+        super().__init__(parent)
+        self.session = session
+        self.settings = session.settings
+        self.model = model
+        self.gallery = gallery
+        self.image_view = image_view
+        self.class_chooser = class_chooser
+        self.status_label = status_label
+        self._widget = parent  # errors and the context menu appear over it
+        self._bar: tuple[QWidget, ...] = ()
+        self._class_list: QWidget | None = None
+        self.updating = False  # a label change is being applied: ignore Qt's own current-row moves
+        gallery.installEventFilter(self)
+        image_view.view.installEventFilter(self)
+        gallery.selectionModel().currentChanged.connect(self._on_gallery_current_changed)
+        gallery.doubleClicked.connect(self._on_gallery_double_clicked)
+        gallery.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        gallery.customContextMenuRequested.connect(self._on_gallery_context_menu_requested)
+        class_chooser.chosen.connect(self._on_class_chooser_chosen)
+        class_chooser.finished.connect(self._on_class_chooser_finished)
+
+    def watch(self, bar: tuple[QWidget, ...], class_list: QWidget) -> None:
+        """Take labeling keys pressed in the ``bar``'s controls, and digits pressed in ``class_list``.
+
+        The bar's controls keep the keyboard after a click; labeling keys pressed there still label (a combo
+        box would otherwise take "1" as a search for the filter "1: <class>"). In the class list Delete and
+        Backspace keep their meaning there (delete the class): digits label.
+        """
+        self._bar, self._class_list = bar, class_list
+        for control in (*bar, class_list):
+            control.installEventFilter(self)
+
+    # -- commands -----------------------------------------------------------------------------------
+    def assign_class(self, number: int) -> None:
+        """Give the current (or all selected) images the ``number``-th class (1-based); maybe advance."""
+        project = self.session.project
+        if project is None:
+            return
+        classes = project.classes
+        if not 1 <= number <= len(classes):
+            self.say(f"There is no class {number}: add classes in the list on the left")
+            return
+        self._apply_label(classes[number - 1], advance=self.settings.auto_advance)
+
+    def label_as(self, name: str) -> None:
+        """Give the current (or all selected) images class ``name`` (any class, also past the 9th)."""
+        if self.session.project is not None:
+            self._apply_label(name, advance=self.settings.auto_advance)
+
+    def choose_class(self) -> None:
+        """Open the filterable list of every class; the class picked labels the current image(s)."""
+        project = self.session.project
+        if project is None:
+            return
+        if not project.classes:
+            self.say("No classes yet: add one in the list on the left")
+            return
+        ids = self.targets()
+        if not ids:
+            self.say("Select an image first")
+            return
+        targets = (
+            f"{len(ids):,} images" if len(ids) > 1 else self.image_view.title_label.text() or "the image"
+        )
+        self.class_chooser.ask(project.classes, targets)
+
+    def remove_label(self) -> None:
+        """Remove the label of the current (or all selected) images."""
+        if self.session.project is not None:
+            self._apply_label(None, advance=False)
+
+    def undo(self) -> None:
+        """Undo the last label change and show the image it touched."""
+        self._history_step(self.session.undo, "Nothing to undo", "Undid the label of")
+
+    def redo(self) -> None:
+        """Redo the last undone label change and show the image it touched."""
+        self._history_step(self.session.redo, "Nothing to redo", "Redid the label of")
+
+    def show_neighbour(self, step: int) -> None:
+        """Show the previous (-1) or next (+1) image in the gallery's order."""
+        rows = self.model.rowCount()
+        if rows == 0:
+            return
+        current = self.gallery.currentIndex()
+        row = current.row() + step if current.isValid() else 0
+        self.go_to_row(max(0, min(rows - 1, row)))
+
+    def go_to_row(self, row: int) -> None:
+        """Select ``row`` alone and show it (also when Qt already moved the current index there)."""
+        if 0 <= row < self.model.rowCount():
+            self.gallery.select_row(row)
+            self.session.set_current(self.model.sample_id(row))
+
+    def say(self, message: str) -> None:
+        """Show ``message`` in the line under the gallery."""
+        self.status_label.setText(message)
+
+    def targets(self) -> list[int]:
+        """The images a key acts on: the selection when several are selected, else the current one."""
+        selected = self.gallery.selected_sample_ids()
+        if len(selected) > 1:
+            return selected
+        current = self.session.current_id
+        return [current] if current is not None else selected
+
+    # -- labeling -----------------------------------------------------------------------------------
+    def _apply_label(self, label: str | None, advance: bool) -> None:
+        ids = self.targets()
+        if not ids:
+            self.say("Select an image first")
+            return
+        unreadable = [i for i in ids if self.model.unreadable_reason(i) is not None]
+        if label is not None and unreadable:  # an unreadable file is never labeled (nor trained on)
+            ids = [i for i in ids if i not in unreadable]
+            if not ids:
+                reason = self.model.unreadable_reason(unreadable[0])
+                self.say(f"Not labeled: this file cannot be read ({reason})")
+                return
+        current = self.session.current_id
+        last = max(ids, key=self.model.insertion_row)  # the last target in the gallery's order
+        if not self._run_updating(lambda: self.session.set_label(ids, label)):
+            return
+        message = f"{len(ids):,} image{'s' if len(ids) != 1 else ''} → {label or 'no label'}"
+        if label is not None and unreadable:
+            message += f" · {len(unreadable):,} unreadable left out"
+        after = self.model.insertion_row(last) + (1 if self.model.row_of(last) >= 0 else 0)
+        row = self.model.next_unlabeled_row(after) if advance and label is not None else -1
+        if advance and label is not None and row < 0:
+            message += " · every image in this view is labeled"
+        if row < 0:  # stay, or (when the image left the filter) take the one that followed it
+            row = self.model.row_of(current) if current is not None else -1
+            if row < 0:
+                row = min(self.model.insertion_row(last), self.model.rowCount() - 1)
+        self.say(message)
+        if row >= 0:
+            self.go_to_row(row)
+
+    def _history_step(self, step: Callable[[], int | None], nothing: str, done: str) -> None:
+        if self.session.project is None:
+            return
+        result: list[int | None] = []
+        self._run_updating(lambda: result.append(step()))
+        sample_id = result[0] if result else None
+        if sample_id is None:
+            self.say(nothing)
+            return
+        row = self.model.row_of(sample_id)
+        if row >= 0:
+            self.go_to_row(row)
+        self.session.set_current(sample_id)
+        self.sample_revisited.emit(sample_id)
+        self.say(f"{done} {self.image_view.title_label.text()}")
+
+    def _run_updating(self, action: Callable[[], object]) -> bool:
+        self.updating = True
+        try:
+            action()
+        except Exception as error:  # a failed write must be seen, and the page must keep working
+            log.exception("label change failed")
+            show_error(self._widget, "Cannot change the label", str(error))
+            return False
+        finally:
+            self.updating = False
+        return True
+
+    # -- keys ---------------------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Label keys in the gallery and the image view, and from the bar's controls above the gallery."""
+        if event.type() != QEvent.Type.KeyPress or not isinstance(event, QKeyEvent):
+            return super().eventFilter(watched, event)
+        if watched is self.gallery or watched is self.image_view.view:
+            return self._handle_key(event, in_gallery=watched is self.gallery)
+        in_bar = any(watched is control for control in self._bar)
+        in_classes = watched is self._class_list
+        if (in_bar or in_classes) and is_label_key(event, digits_only=in_classes):
+            self.gallery.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return self._handle_key(event, in_gallery=True)
+        return super().eventFilter(watched, event)
+
+    def _handle_key(self, event: QKeyEvent, in_gallery: bool) -> bool:
+        key = event.key()
+        modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+        ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
+        if (key, modifiers) in ((Qt.Key.Key_Z, ctrl | shift), (Qt.Key.Key_Y, ctrl)):
+            self.redo()
+        elif key == Qt.Key.Key_Z and modifiers == ctrl:
+            self.undo()
+        elif key in (Qt.Key.Key_Plus, Qt.Key.Key_Equal) and modifiers in (
+            shift,
+            Qt.KeyboardModifier.NoModifier,
+        ):
+            self.image_view.view.zoom_by(1.25)
+        elif key == Qt.Key.Key_Minus and modifiers == Qt.KeyboardModifier.NoModifier:
+            self.image_view.view.zoom_by(0.8)
+        elif key == Qt.Key.Key_F and modifiers == Qt.KeyboardModifier.NoModifier:
+            self.image_view.view.fit()
+        elif modifiers != Qt.KeyboardModifier.NoModifier:
+            return False  # Shift/Ctrl + arrows extend the selection in the gallery
+        elif key in _DIGITS and _DIGITS[key] > 0:
+            self.assign_class(_DIGITS[key])
+        elif key == Qt.Key.Key_L:
+            self.choose_class()
+        elif key in (Qt.Key.Key_0, Qt.Key.Key_Delete):
+            self.remove_label()
+        elif key == Qt.Key.Key_Backspace:
+            self.undo()
+        elif key == Qt.Key.Key_Left or (key == Qt.Key.Key_Up and not in_gallery):
+            self.show_neighbour(-1)
+        elif key == Qt.Key.Key_Right or (key == Qt.Key.Key_Down and not in_gallery):
+            self.show_neighbour(+1)
+        else:
+            return False
+        return True
+
+    # -- gallery and chooser events -----------------------------------------------------------------
+    def _on_gallery_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if self.updating or not current.isValid():
+            return
+        self.session.set_current(self.model.sample_id(current.row()))
+
+    def _on_gallery_context_menu_requested(self, position: QPoint) -> None:
+        project = self.session.project
+        if project is None or not self.targets():
+            return
+        menu = QMenu(self._widget)
+        for i, name in enumerate(project.classes):
+            action = menu.addAction(f"Label as {name}", functools.partial(self.label_as, name))
+            if i < 9:
+                action.setShortcut(QKeySequence(str(i + 1)))
+        menu.addSeparator()
+        menu.addAction("Remove label", self.remove_label).setShortcut(QKeySequence("0"))
+        menu.popup(self.gallery.viewport().mapToGlobal(position))
+
+    def _on_gallery_double_clicked(self, _index: QModelIndex) -> None:
+        self.image_view.view.setFocus()  # keys keep working there; the wheel zooms
+
+    def _on_class_chooser_chosen(self, name: str) -> None:
+        self.label_as(name)
+
+    def _on_class_chooser_finished(self, _result: int) -> None:
+        self.gallery.setFocus(Qt.FocusReason.PopupFocusReason)  # labeling goes on with the keys
