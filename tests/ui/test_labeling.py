@@ -250,6 +250,12 @@ def test_number_keys_label_after_the_filter_was_used(qtbot: QtBot, page: LabelPa
     assert _committed_label(project, unlabeled[1]) == "class1"
     qtbot.keyClick(combo, Qt.Key.Key_Backspace)  # undo too
     assert _committed_label(project, unlabeled[1]) is None
+    order = page.order_combo  # and from the Sort box, which keeps the keyboard after a pick as well
+    order_before = order.currentIndex()
+    qtbot.keyClick(order, Qt.Key.Key_2)
+    assert _committed_label(project, unlabeled[1]) == "class1" and order.currentIndex() == order_before
+    qtbot.keyClick(order, Qt.Key.Key_Backspace)
+    assert _committed_label(project, unlabeled[1]) is None
     qtbot.keyClick(combo, Qt.Key.Key_Down)  # other keys still move through the filters
     assert combo.currentText() != "Unlabeled"
     # after a click in the class list, digits label too (they used to search the list for "3")

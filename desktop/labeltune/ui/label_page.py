@@ -92,7 +92,9 @@ class LabelPage(QWidget):
         self.labeling = LabelingController(
             session, self.model, self.gallery, self.image_view, self.class_chooser, self.status_label, self
         )
-        self.labeling.watch((self.filter_combo, self.auto_advance_box), self.class_panel.tree)
+        self.labeling.watch(
+            (self.filter_combo, self.order_combo, self.auto_advance_box), self.class_panel.tree
+        )
         self.labeling.sample_revisited.connect(self._refresh_current)
         self.model.modelReset.connect(self._on_model_reset)
         self.model.rowsInserted.connect(self._update_count)
