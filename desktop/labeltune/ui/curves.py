@@ -16,10 +16,10 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from labeltune.core.trainer import EpochRecord
+from labeltune.ui.plot_style import style_plot
 
 #: Train / validation colours that read on light and dark backgrounds alike.
 TRAIN_COLOUR = "#3b82f6"
@@ -211,22 +211,5 @@ class TrainingCurvesView(QWidget):
         super().changeEvent(event)
 
     def _apply_palette(self) -> None:
-        palette = self.palette()
-        base = palette.color(QPalette.ColorRole.Base)
-        text = palette.color(QPalette.ColorRole.Text)
-        grid = QColor(text)
         for plot in (self.loss_plot, self.accuracy_plot):
-            plot.setBackground(base)
-            item = plot.getPlotItem()
-            item.titleLabel.setText(item.titleLabel.text, color=text)
-            for side in ("left", "bottom"):
-                axis = item.getAxis(side)
-                axis.setPen(pg.mkPen(grid))
-                axis.setTextPen(pg.mkPen(text))
-            legend = item.legend
-            if legend is not None:  # (the curves have their key above the plots; none inside)
-                legend.setLabelTextColor(text)
-                for _sample, label in legend.items:  # setLabelTextColor does not re-render existing labels
-                    label.setText(label.text, color=text)
-                legend.setBrush(pg.mkBrush(QColor(base.red(), base.green(), base.blue(), 200)))
-                legend.setPen(pg.mkPen(QColor(text.red(), text.green(), text.blue(), 80)))
+            style_plot(plot, self.palette())

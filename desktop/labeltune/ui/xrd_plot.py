@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from labeltune.core.xrd.bragg import d_spacing
 from labeltune.ui.plot_legend import add_placed_legend
+from labeltune.ui.plot_style import palette_colours, style_plot
 
 #: A qualitative palette that colour-blind readers can tell apart (Okabe & Ito 2008, then Tol's muted).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#882255", "#999933")
@@ -470,22 +471,11 @@ class PatternPlot(QWidget):
         super().changeEvent(event)
 
     def _apply_palette(self) -> None:
-        palette = self.palette()
-        base = palette.color(QPalette.ColorRole.Base)
-        text = palette.color(QPalette.ColorRole.Text)
-        self.plot.setBackground(base)
-        item = self.plot.getPlotItem()
-        for side in ("left", "bottom"):
-            axis = item.getAxis(side)
-            axis.setPen(pg.mkPen(text))
-            axis.setTextPen(pg.mkPen(text))
-            axis.setLabel(axis.labelText, color=text.name())
+        style_plot(self.plot, self.palette(), legend_alpha=210)
+        _base, text = palette_colours(self.palette())
         self.curve.setPen(pg.mkPen(text, width=1))
         self.calc_curve.setPen(pg.mkPen(FIT_COLOUR, width=1.5, style=Qt.PenStyle.DashLine))
         dim = QColor(text)
         dim.setAlpha(140)
         self.vline.setPen(pg.mkPen(dim, width=1, style=Qt.PenStyle.DotLine))
-        self.legend.setLabelTextColor(text)
-        self.legend.setBrush(pg.mkBrush(QColor(base.red(), base.green(), base.blue(), 210)))
-        self.legend.setPen(pg.mkPen(QColor(text.red(), text.green(), text.blue(), 80)))
         self._draw_sticks()
