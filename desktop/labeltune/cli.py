@@ -16,6 +16,7 @@ from typing import Any
 
 from labeltune import __version__
 from labeltune.cli_data import cmd_demo, cmd_project, cmd_scan, cmd_xrd
+from labeltune.cli_labels import add_label_commands
 from labeltune.cli_models import cmd_evaluate, cmd_export, cmd_predict
 from labeltune.cli_output import UsageError
 from labeltune.cli_train import cmd_train
@@ -113,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--name", default=None)
     q.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_project)
+
+    add_label_commands(sub, _Parser)
 
     p = sub.add_parser("train", help="fine-tune a backbone on labeled images, or train an XRD model")
     p.add_argument("data", nargs="?", help="class folder, path,label CSV, or project folder")

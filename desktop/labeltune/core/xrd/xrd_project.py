@@ -433,15 +433,22 @@ class XrdProject:
         path: str | os.PathLike[str],
         phases: Sequence[str],
         fractions: Sequence[float] | None = None,
+        *,
+        source: str = "human",
     ) -> XrdLabel:
-        """Label one pattern (no phases = unlabeled); written to ``labels.csv`` before returning."""
+        """Label one pattern (no phases = unlabeled); written to ``labels.csv`` before returning.
+
+        ``source`` is recorded in the history (``import``: from a label file); a person's change
+        (``human``) can be undone.
+        """
         label = check_label(phases, fractions)
         key = self.key(path)
         before = self.labels(key)
         if label == before:
             return label
-        self._apply(key, label, note=None)
-        self._undo_stack.push(XrdLabelChange(key, self.path_of(key), before, label))
+        self._apply(key, label, note=None, source=source)
+        if source == "human":
+            self._undo_stack.push(XrdLabelChange(key, self.path_of(key), before, label))
         return label
 
     def undo(self) -> XrdLabelChange | None:
@@ -466,7 +473,7 @@ class XrdProject:
         self._apply(key, label, note)
         return XrdLabelChange(key, self.path_of(key), before, label)
 
-    def _apply(self, key: str, label: XrdLabel, note: str | None) -> None:
+    def _apply(self, key: str, label: XrdLabel, note: str | None, source: str = "human") -> None:
         """Write ``label`` to ``labels.csv`` (all or nothing), then append it to the history."""
         previous = self._labels.get(key)
         unrecorded = self._history.unrecorded(key, previous or XrdLabel())  # before labels.csv changes
@@ -483,7 +490,7 @@ class XrdProject:
                 self._labels[key] = previous
             raise
         events = [] if unrecorded is None else [unrecorded]
-        self._history.append(key, [*events, LabelEvent(label, "human", time.time(), note)])
+        self._history.append(key, [*events, LabelEvent(label, source, time.time(), note)])
 
     def label_history(self, path: str | os.PathLike[str]) -> list[LabelEvent[XrdLabel]]:
         """Every label a pattern has had, oldest first (source ``human``; ``import``: see below).
