@@ -24,6 +24,7 @@ from labeltune.ui.demo_opener import DemoOpener
 from labeltune.ui.errors import show_error
 from labeltune.ui.image_page import ImagePage, import_source
 from labeltune.ui.import_dialog import ImportDialog
+from labeltune.ui.label_transfer import LabelTransfer
 from labeltune.ui.project_page import ProjectPage
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.start_page import StartPage, project_title
@@ -116,6 +117,14 @@ class MainWindow(QMainWindow):
             "Add images from a folder or CSV to the open project",
         )
         file_menu.addAction(self.import_action)
+        self.label_transfer = LabelTransfer(self.session, self)  # File ▸ Export/Import labels (issue 12)
+        self.export_labels_action = self._action(
+            "&Export labels…", self.label_transfer.export_labels, tip="Write the labels to a CSV file"
+        )
+        self.import_labels_action = self._action(
+            "Import &labels…", self.label_transfer.import_labels, tip="Read labels from a CSV file"
+        )
+        file_menu.addActions([self.export_labels_action, self.import_labels_action])
         self.close_action = self._action("&Close project", self.close_project, "Ctrl+W")
         file_menu.addAction(self.close_action)
         file_menu.addSeparator()
@@ -132,6 +141,8 @@ class MainWindow(QMainWindow):
     def _set_project_actions_enabled(self, enabled: bool) -> None:
         for action in (self.import_action, self.close_action, self.undo_action, self.redo_action):
             action.setEnabled(enabled)
+        self.export_labels_action.setEnabled(enabled)
+        self.import_labels_action.setEnabled(enabled)
 
     # -- project life cycle -------------------------------------------------------------------------
     def new_project(self) -> None:
@@ -273,6 +284,7 @@ class MainWindow(QMainWindow):
         """Stop background work, close the project and remember the window geometry."""
         for page in self.pages.values():
             page.shutdown()
+        self.label_transfer.shutdown()
         QSettings("LabelTune", "LabelTune").setValue("window/geometry", self.saveGeometry())
         self.session.close()
         self._hold(None)

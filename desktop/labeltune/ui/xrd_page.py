@@ -121,6 +121,7 @@ class XrdPage(QWidget):
         self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
         self.session.project_opened.connect(self._on_session_project_opened)
         self.session.project_closed.connect(self._on_session_project_closed)
+        self.session.labels_changed.connect(self._on_session_labels_changed)
         self.set_project(None)
 
     # -- project ------------------------------------------------------------------------------------
@@ -254,6 +255,12 @@ class XrdPage(QWidget):
             show_error(self, "Cannot save the label", str(error))
             self.phase_panel.set_label(self.project.labels(self._current))
         self._after_label_change(self._current)
+
+    def _on_session_labels_changed(self, _ids: list[int]) -> None:
+        """Labels changed outside this page (File ▸ Import labels): show them."""
+        if self.project is not None and self.project is self.session.current_project:
+            self._fill_list(self._current)
+            self.train_panel.refresh()
 
     def _after_label_change(self, path: Path) -> None:
         self.patterns_panel.refresh(path)
