@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,17 @@ def images(tmp_path: Path) -> list[Path]:
 
 
 @pytest.fixture
-def xrd(tmp_path: Path) -> tuple[Path, list[Path]]:
+def xrd(tmp_path: Path) -> Callable[[str], XrdProject]:
+    """Makes an XRD project ``tmp_path/<name>`` holding copies of the same three patterns."""
     library = write_library(tmp_path / "lib")
     files = [write_xy(tmp_path / "in" / f"p{i}.xy", 20 + 5 * i) for i in range(3)]
-    return library, files
+
+    def make(name: str) -> XrdProject:
+        project = XrdProject.create(tmp_path / name, name, library)
+        assert len(project.import_patterns(files)[0]) == 3
+        return project
+
+    return make
 
 
 # -- images -------------------------------------------------------------------------------------------
@@ -163,19 +171,16 @@ def test_class_folders_out_and_back_in_by_content(tmp_path: Path, images: list[P
 
 # -- XRD ----------------------------------------------------------------------------------------------
 def test_xrd_round_trip_into_a_fresh_project_gives_identical_labels(
-    tmp_path: Path, xrd: tuple[Path, list[Path]]
+    tmp_path: Path, xrd: Callable[[str], XrdProject]
 ) -> None:
-    library, files = xrd
-    first = XrdProject.create(tmp_path / "a", "A", library)
-    first.import_patterns(files)
+    first = xrd("a")
     patterns = first.patterns()
     first.set_label(patterns[0], ["A_1", "B_2"], [0.25, 0.75])
     first.set_label(patterns[2], ["B_2"])
     assert run_cli("labels", "export", str(first.folder), str(tmp_path / "x.csv"))[0] == 0
     header = (tmp_path / "x.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header == "path,phases,fractions,source"
-    second = XrdProject.create(tmp_path / "b", "B", library)
-    second.import_patterns(files)
+    second = xrd("b")
     code, out, _ = run_cli("labels", "import", str(second.folder), str(tmp_path / "x.csv"), "--json")
     assert code == 0 and json.loads(out)["changed"] == 2
     reopened = XrdProject.open(second.folder)
@@ -188,11 +193,9 @@ def test_xrd_round_trip_into_a_fresh_project_gives_identical_labels(
 
 
 def test_xrd_label_from_the_cli_checks_phases_against_the_library(
-    tmp_path: Path, xrd: tuple[Path, list[Path]]
+    tmp_path: Path, xrd: Callable[[str], XrdProject]
 ) -> None:
-    library, files = xrd
-    project = XrdProject.create(tmp_path / "p", "P", library)
-    project.import_patterns(files)
+    project = xrd("p")
     folder = str(project.folder)
     assert run_cli("label", folder, "patterns/p1.xy", "--as", "A_1;B_2")[0] == 0
     code, _out, err = run_cli("label", folder, "patterns/p0.xy", "--as", "A_1;Zr9")
@@ -206,11 +209,9 @@ def test_xrd_label_from_the_cli_checks_phases_against_the_library(
 
 
 def test_xrd_labels_csv_from_elsewhere_with_unknown_phases_listed(
-    tmp_path: Path, xrd: tuple[Path, list[Path]]
+    tmp_path: Path, xrd: Callable[[str], XrdProject]
 ) -> None:
-    library, files = xrd
-    project = XrdProject.create(tmp_path / "p", "P", library)
-    project.import_patterns(files)
+    project = xrd("p")
     labels = tmp_path / "in" / "labels.csv"  # the labels.csv format, next to the original files
     labels.write_text("path,phases,fractions\np0.xy,A_1,\np1.xy,Q_7;A_1,\np2.xy,B_2,2;3\n", encoding="utf-8")
     code, out, _ = run_cli("labels", "import", str(project.folder), str(labels), "--json")
