@@ -44,7 +44,7 @@ def add_label_commands(sub: Any, parser_class: type[argparse.ArgumentParser]) ->
 
 def cmd_label(args: argparse.Namespace) -> int:
     """``labeltune label PROJECT PATH... --as CLASS`` (or ``--clear``): committed as a person's labels."""
-    from labeltune.core.label_io import label_paths
+    from labeltune.core.label_io import UnknownClassError, label_paths
     from labeltune.core.label_targets import label_target, open_label_project
 
     label = "" if args.clear else str(args.label).strip()
@@ -55,6 +55,8 @@ def cmd_label(args: argparse.Namespace) -> int:
         changed = label_paths(
             label_target(project), args.paths, label, [Path.cwd()], allow_new=args.new_class
         )
+    except UnknownClassError as error:
+        raise UsageError(f"label: {error}; --new-class adds it") from None
     finally:
         project.close()
     summary = {"project": str(project.folder), "label": label, "items": len(args.paths), "changed": changed}

@@ -134,7 +134,7 @@ def test_label_then_export_shows_it_with_source_human(tmp_path: Path, images: li
     code, out, _ = run_cli("label", str(tmp_path / "p"), str(images[1]), stored, "--as", "dog", "--json")
     assert code == 0 and json.loads(out)["changed"] == 2
     code, _out, err = run_cli("label", str(tmp_path / "p"), str(images[1]), "--as", "horse")
-    assert code == 2 and "horse" in err and err.count("\n") == 1
+    assert code == 2 and "horse" in err and "--new-class" in err and err.count("\n") == 1
     code, _out, err = run_cli("label", str(tmp_path / "p"), str(tmp_path / "nope.png"), "--as", "dog")
     assert code == 2 and "nope.png" in err
     assert run_cli("label", str(tmp_path / "p"), str(images[3]), "--as", "horse", "--new-class")[0] == 0
@@ -222,3 +222,21 @@ def test_xrd_labels_csv_from_elsewhere_with_unknown_phases_listed(
     assert reopened.labels("patterns/p0.xy") == XrdLabel(("A_1",))
     assert reopened.label_history("patterns/p0.xy")[-1].source == "import"
     assert not reopened.can_undo()
+
+
+def test_a_linked_class_folder_tree_matches_by_path(tmp_path: Path, images: list[Path]) -> None:
+    image_project(tmp_path / "a", images, {0: "cat", 4: "dog"}).close()
+    assert (
+        run_cli("labels", "export", str(tmp_path / "a"), "--folders", str(tmp_path / "t"), "--link")[0] == 0
+    )
+    assert (tmp_path / "t" / "dog" / "img 4.png").resolve() == images[4]
+    (tmp_path / "t" / "cat" / "img 0.png").rename(tmp_path / "t" / "dog" / "img 0.png")  # moved: now a dog
+    code, out, _ = run_cli("labels", "import", str(tmp_path / "a"), str(tmp_path / "t"), "--json")
+    summary = json.loads(out)
+    assert code == 0 and (summary["changed"], summary["unchanged"], summary["matched_by_content"]) == (
+        1,
+        1,
+        0,
+    )
+    with Project.open(tmp_path / "a") as project:
+        assert project.label_of(images[0]) == "dog"

@@ -37,6 +37,7 @@ __all__ = [
     "LabelRow",
     "LabelTarget",
     "LabeledItem",
+    "UnknownClassError",
     "export_csv",
     "export_folders",
     "import_labels",
@@ -97,6 +98,14 @@ class LabelTarget(Protocol):
     def apply(self, key: Any, label: str, source: str, extra: str, allow_new: bool) -> bool:
         """Commit ``label`` (empty: none) to item ``key`` as the app does; whether it changed."""
         ...
+
+
+class UnknownClassError(UnusableInputError):
+    """A label names classes (XRD: phases) the project does not know; :attr:`names` are they."""
+
+    def __init__(self, names: Sequence[str], what: str = "class") -> None:
+        super().__init__(f"unknown {what} {', '.join(repr(n) for n in names)} in this project")
+        self.names = list(names)
 
 
 @dataclass
@@ -276,6 +285,8 @@ class _Matcher:
         candidates = [path] if os.path.isabs(path) else [str(b / path) for b in self._bases] + [path]
         for candidate in candidates:
             key = self._target.find(candidate)
+            if key is None and os.path.islink(candidate):  # a tree exported with --link
+                key = self._target.find(os.path.realpath(candidate))
             if key is not None:
                 return key, False
         for candidate in candidates:
@@ -358,5 +369,5 @@ def label_paths(
         keys.append(key)
     unknown = [] if allow_new or not label else target.unknown_names(label)
     if unknown:
-        raise UnusableInputError(f"unknown class {', '.join(unknown)}; allow new classes to add it")
+        raise UnknownClassError(unknown, "phase" if target.label_header == "phases" else "class")
     return sum(target.apply(key, label, "human", "", allow_new) for key in keys)
