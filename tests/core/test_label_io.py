@@ -198,11 +198,15 @@ def test_xrd_label_from_the_cli_checks_phases_against_the_library(
     project = xrd("p")
     folder = str(project.folder)
     assert run_cli("label", folder, "patterns/p1.xy", "--as", "A_1;B_2")[0] == 0
+    assert (
+        run_cli("label", folder, "patterns/p2.xy", "--as", "BO2")[0] == 0
+    )  # B_2's formula: composition only
     code, _out, err = run_cli("label", folder, "patterns/p0.xy", "--as", "A_1;Zr9")
     assert code == 2 and "Zr9" in err
     reopened = XrdProject.open(folder)
     assert reopened.labels("patterns/p1.xy") == XrdLabel(("A_1", "B_2"))
     assert not reopened.labels("patterns/p0.xy").is_labeled
+    assert reopened.labels("patterns/p2.xy") == XrdLabel(("BO2",))
     assert [(e.value.phases, e.source) for e in reopened.label_history("patterns/p1.xy")] == [
         (("A_1", "B_2"), "human")
     ]
@@ -240,3 +244,15 @@ def test_a_linked_class_folder_tree_matches_by_path(tmp_path: Path, images: list
     )
     with Project.open(tmp_path / "a") as project:
         assert project.label_of(images[0]) == "dog"
+
+
+def test_a_csv_given_by_a_relative_path_matches_by_path(
+    tmp_path: Path, xrd: Callable[[str], XrdProject], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = xrd("p")
+    project.set_label("patterns/p0.xy", ["A_1"])
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("labels", "export", "p", "out.csv")[0] == 0
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()[1] == "p/patterns/p0.xy,A_1,,human"
+    code, out, _ = run_cli("labels", "import", "p", "out.csv", "--json")
+    assert code == 0 and json.loads(out)["matched_by_content"] == 0 and json.loads(out)["unchanged"] == 1

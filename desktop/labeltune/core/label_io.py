@@ -277,7 +277,7 @@ class _Matcher:
 
     def __init__(self, target: LabelTarget, bases: Sequence[Path]) -> None:
         self._target = target
-        self._bases = list(bases)
+        self._bases = [Path(os.path.abspath(base)) for base in bases]  # a relative base: from here
         self._by_hash: dict[str, Any] | None = None
 
     def find(self, path: str) -> tuple[Any | None, bool]:

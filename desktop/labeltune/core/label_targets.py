@@ -112,8 +112,12 @@ class XrdLabels:
         return list(self._keys().items())
 
     def unknown_names(self, label: str) -> list[str]:
-        """The phases of ``label`` that are not in the project's library."""
-        known = set(self.project.library().names)
+        """The phases of ``label`` that are neither a library phase's name nor its formula.
+
+        A plain formula (``TiO2``) is a label where only the composition is known (core/xrd/xrd_project.py).
+        """
+        library = self.project.library()
+        known = set(library.names) | {phase.formula for phase in library.phases}
         return [name for name in _phases(label) if name not in known]
 
     def apply(self, key: Any, label: str, source: str, extra: str, allow_new: bool) -> bool:
