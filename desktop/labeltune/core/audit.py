@@ -29,6 +29,10 @@ CROSS_CLASS = "cross_class"  # conflicting labels
 TRAIN_VAL = "train_val"  # leakage across the run's split
 SAME_CLASS = "same_class"
 
+#: Labeled items a class needs before its items are judged, or it is suggested for others: with 5 folds,
+#: every out-of-fold head then saw the class at least 4 times.
+MIN_CLASS_COUNT = 5
+
 
 @dataclass(frozen=True)
 class LabelIssue:
@@ -49,13 +53,17 @@ class DuplicateGroup:
     kind: str
 
 
-def class_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-class self-confidence: mean ``probs[:, j]`` over the items labeled ``j`` (1 for empty classes)."""
+def class_thresholds(probs: np.ndarray, labels: np.ndarray, min_count: int = MIN_CLASS_COUNT) -> np.ndarray:
+    """Per-class self-confidence: mean ``probs[:, j]`` over the items labeled ``j``.
+
+    A class with fewer than ``min_count`` items gets an infinite threshold: out of fold, its items were
+    judged by heads that saw the class too rarely (never, for a single item) for its mean to mean much.
+    """
     k = probs.shape[1]
-    thresholds = np.ones(k)
+    thresholds = np.full(k, np.inf)
     for j in range(k):
         mine = labels == j
-        if mine.any():
+        if mine.sum() >= min_count:
             thresholds[j] = float(probs[mine, j].mean())
     return thresholds
 
@@ -70,6 +78,7 @@ def label_issues(probs: np.ndarray, labels: np.ndarray) -> list[LabelIssue]:
     thresholds = class_thresholds(probs, labels)
     passing = probs >= thresholds[None, :] - 1e-12
     passing[np.arange(n), labels] = False
+    passing[~np.isfinite(thresholds[labels])] = False  # a class too rare to judge: its items are not
     others = np.where(passing, probs, -np.inf)
     suggested = np.argmax(others, axis=1)
     flagged = np.flatnonzero(np.isfinite(others[np.arange(n), suggested]))
