@@ -117,6 +117,7 @@ def image_inputs(
     from labeltune.core.features import FeatureCache, FeatureKey, default_cache_root, extract_features
     from labeltune.core.grouping import GroupingSpec, group_ids
     from labeltune.core.hashing import HashCache, file_sha256
+    from labeltune.core.inference import labeled_of_classes
     from labeltune.core.model import CONFIG_FILE, MODEL_FILE, load_model
 
     run_dir = Path(run_dir)
@@ -124,13 +125,7 @@ def image_inputs(
     stored = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
     train = stored.get("train") or {}
     classes = list(model_config.classes)
-    skipped = list(data.skipped)
-    samples = []
-    for sample in data.labeled:
-        if sample.label in classes:
-            samples.append(sample)
-        else:
-            skipped.append(SkippedFile(str(sample.path), f"class {sample.label!r} is unknown to this model"))
+    samples, skipped = labeled_of_classes(data, classes)
     cache_root = default_cache_root()
     with HashCache(cache_root / "hashes.sqlite") as hash_cache:
         hashes = [hash_cache.sha256(s.path) for s in samples]
