@@ -24,7 +24,7 @@ def add_audit_parser(sub: Any) -> None:
         type=float,
         default=None,
         metavar="S",
-        help="cosine similarity of features at which items count as near-duplicates (default 0.97)",
+        help="cosine similarity of features at which items count as near-duplicates (default 0.95)",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument(

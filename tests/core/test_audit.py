@@ -107,7 +107,7 @@ def test_planted_near_duplicates_are_found_with_their_kind() -> None:
     groups = near_duplicates(np.vstack([features, *copies]), labels + extra_labels, split + extra_split)
     found = {tuple(g.members): g.kind for g in groups}
     assert found == {pair: kind for pair, kind in planted.items()}
-    assert all(g.similarity >= 0.97 for g in groups)
+    assert all(g.similarity >= 0.95 for g in groups)
 
 
 # -- the command line ---------------------------------------------------------------------------------
