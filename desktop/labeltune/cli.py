@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from labeltune import __version__
+from labeltune.cli_audit import add_audit_parser
 from labeltune.cli_data import cmd_demo, cmd_project, cmd_scan, cmd_xrd
 from labeltune.cli_labels import add_label_commands
 from labeltune.cli_models import cmd_evaluate, cmd_export, cmd_predict
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_xrd)
 
+    add_audit_parser(sub)
     return parser
 
 

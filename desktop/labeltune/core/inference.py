@@ -189,6 +189,25 @@ def familiarity_scores(familiarity: Any, pooled: Any, stats: Any) -> list[float]
     return [float(v) for v in familiarity.score(arrays)]
 
 
+def labeled_of_classes(data: Dataset, classes: Sequence[str]) -> tuple[list[Any], list[SkippedFile]]:
+    """``data``'s labeled samples of ``classes``, and its skipped files plus those of other classes.
+
+    Raises :class:`UnusableInputError` when no labeled sample is of the model's classes.
+    """
+    skipped = list(data.skipped)
+    usable = []
+    for sample in data.labeled:
+        if sample.label in classes:
+            usable.append(sample)
+        else:
+            skipped.append(SkippedFile(str(sample.path), f"class {sample.label!r} is unknown to this model"))
+    if not usable:
+        raise UnusableInputError(
+            f"no labeled images of the model's classes ({', '.join(classes)}) in {data.root}"
+        )
+    return usable, skipped
+
+
 def evaluate_run(
     run_dir: Path | str,
     data: Dataset,
@@ -211,17 +230,7 @@ def evaluate_run(
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UnusableInputError(f"cannot read the classes of the run in {run_dir}: {exc!r}") from None
     check_run_schema(run_dir, stored)
-    skipped = list(data.skipped)
-    usable = []
-    for sample in data.labeled:
-        if sample.label in classes:
-            usable.append(sample)
-        else:
-            skipped.append(SkippedFile(str(sample.path), f"class {sample.label!r} is unknown to this model"))
-    if not usable:
-        raise UnusableInputError(
-            f"no labeled images of the model's classes ({', '.join(classes)}) in {data.root}"
-        )
+    usable, skipped = labeled_of_classes(data, classes)
     predictions, bad = predict_files(
         run_dir, [s.path for s in usable], 1, device=device, progress=progress, stop_event=stop_event
     )
