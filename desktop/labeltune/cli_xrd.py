@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.errors import LabelTuneError
 from labeltune.core.progress import ProgressCallback
+from labeltune.core.xrd.pattern_files import PATTERN_SUFFIXES, collect_patterns
 
-PATTERN_SUFFIXES = {".xy", ".xye", ".xrdml", ".ras", ".rasx", ".raw", ".txt", ".dat", ".csv", ".cif"}
+__all__ = ["PATTERN_SUFFIXES", "collect_patterns"]  # kept here for scripts that import them from the CLI
 
 
 class XrdUsageError(LabelTuneError):
@@ -33,27 +34,6 @@ def looks_like_xrd_source(path: Path) -> bool:
             return False
         return "phases" in [h.strip() for h in header.split(",")]
     return False
-
-
-def collect_patterns(inputs: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files and folders (recursively) → pattern files; unknown file types are reported."""
-    paths: list[Path] = []
-    skipped: list[tuple[str, str]] = []
-    for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if (
-                    child.is_file()
-                    and child.suffix.lower() in PATTERN_SUFFIXES
-                    and child.name != "labels.csv"
-                ):
-                    paths.append(child)
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise UnusableInputError(f"{path} does not exist")
-    return paths, skipped
 
 
 def _check_wavelength(value: float | None) -> None:
