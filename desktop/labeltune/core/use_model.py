@@ -8,8 +8,8 @@ the CSV written whole or not at all, copies sorted into ``<label>/``, ``uncertai
 * Image runs: the class, its calibrated probability, ``unfamiliar`` from the run's familiarity score
   (:func:`labeltune.core.inference.predict_files`; the CSV is ``labeltune predict --out``'s).
 * XRD runs: the label is the ``;``-joined phase set, the confidence the lowest probability among its phases
-  (a set is only as sure as its least sure phase) and *unfamiliar* means no library phase was recognised or
-  strong peaks stay unexplained (a phase outside the library; ADR 0031).
+  (a set is only as sure as its least sure phase) and *unfamiliar* means no library phase was recognised;
+  the CSV counts the strong peaks the phases leave unexplained (ADR 0031).
 
 The app's *Predict a folder…* runs this in a worker; nothing here imports torch before it is called.
 """
@@ -91,11 +91,16 @@ def predict_folder(
     csv_path: Path | str | None = None,
     sort_dir: Path | str | None = None,
     min_confidence: float = 0.5,
+    wavelength: float | None = None,
+    fit: bool = True,
     device: str = "auto",
     progress: ProgressCallback = no_progress,
     stop_event: threading.Event | None = None,
 ) -> FolderPrediction:
     """Predict the files of ``inputs`` (folders recursively) with the run; write and sort as asked.
+
+    ``wavelength`` (Å, XRD runs) is used for pattern files that do not state theirs; without it they are
+    skipped with that reason; ``fit=False`` skips their least-squares refinement (network answers only).
 
     The CSV is written only once every file is predicted, whole (temporary file, then renamed): a Stop
     (:class:`~labeltune.core.progress.StoppedError`) leaves no CSV, or the previous one untouched. Copies
@@ -108,8 +113,10 @@ def predict_folder(
     if not 0.0 <= min_confidence <= 1.0:
         raise UnusableInputError("the uncertain threshold must be between 0 and 1")
     xrd = is_xrd_run(run_dir)
-    adapter = _predict_xrd if xrd else _predict_images
-    predicted = adapter(Path(run_dir), inputs, device, progress, stop_event)
+    if xrd:
+        predicted = _predict_xrd(Path(run_dir), inputs, wavelength, fit, progress, stop_event)
+    else:
+        predicted = _predict_images(Path(run_dir), inputs, device, progress, stop_event)
     check_stop(stop_event)
     out_csv = None if csv_path is None else Path(csv_path)
     if out_csv is not None:
@@ -153,23 +160,25 @@ def _predict_images(
 def _predict_xrd(
     run_dir: Path,
     inputs: Sequence[Path | str],
-    device: str,
+    wavelength: float | None,
+    fit: bool,
     progress: ProgressCallback,
     stop_event: threading.Event | None,
 ) -> _Predicted:
-    del device  # XRD networks are small: they run on the CPU
     from labeltune.core.xrd.inference import predict_patterns
     from labeltune.core.xrd.pattern_files import collect_patterns
 
     paths, skipped = collect_patterns(inputs)
-    predictions, bad = predict_patterns(run_dir, paths, progress=progress, stop_event=stop_event)
+    predictions, bad = predict_patterns(
+        run_dir, paths, default_wavelength=wavelength, fit=fit, progress=progress, stop_event=stop_event
+    )
     header = ["path", "predicted", "confidence", "unfamiliar", "fractions", "residual", "unexplained_peaks"]
     answers, rows = [], []
     for p in predictions:
         names = [call.name for call in p.phases]
         label = ";".join(names) or XRD_NO_PHASE
         confidence = min((call.probability for call in p.phases), default=0.0)
-        unfamiliar = not names or bool(p.unexplained_peaks)
+        unfamiliar = not names
         answers.append(Answer(Path(p.path), _folder_safe(label), confidence, unfamiliar))
         fractions = ";".join("" if c.fraction is None else f"{c.fraction:.4f}" for c in p.phases)
         residual = "" if p.residual is None else f"{p.residual:.4f}"

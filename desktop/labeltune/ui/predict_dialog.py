@@ -68,10 +68,17 @@ def _path_row(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
 class PredictFolderDialog(QDialog):
     """Predict a folder with the model in ``run_dir``; write a CSV and sort copies as the user asks."""
 
-    def __init__(self, run_dir: Path, title: str = "", parent: QWidget | None = None) -> None:
-        """``title`` names the model in the window title."""
+    def __init__(
+        self, run_dir: Path, title: str = "", parent: QWidget | None = None, wavelength: float | None = None
+    ) -> None:
+        """``title`` names the model; ``wavelength`` (Å) means an XRD run: for files that state none."""
         super().__init__(parent)
         self.run_dir = Path(run_dir)
+        self.wavelength = QDoubleSpinBox()
+        self.wavelength.setRange(0.1, 5.0)
+        self.wavelength.setDecimals(5)
+        self.wavelength.setValue(wavelength or 1.5406)
+        self.wavelength.setToolTip("The X-ray wavelength (Å) of pattern files that do not state theirs")
         self.result: Any = None  # the FolderPrediction of the last finished prediction
         self.setWindowTitle(f"Predict a folder with {title or self.run_dir.name}")
         self.folder_edit = QLineEdit()
@@ -99,6 +106,9 @@ class PredictFolderDialog(QDialog):
         form.addRow(self.csv_check, _path_row(self.csv_edit, self.csv_button))
         form.addRow(self.sort_check, _path_row(self.sort_edit, self.sort_button))
         form.addRow("Uncertain below", self.threshold)
+        if wavelength is not None:
+            form.addRow("Wavelength (Å)", self.wavelength)
+        self._xrd = wavelength is not None
         self.progress_bar = QProgressBar()
         self.progress_bar.setVisible(False)
         self.status_label = QLabel()
@@ -166,6 +176,7 @@ class PredictFolderDialog(QDialog):
         csv_path = Path(self.csv_edit.text().strip()).expanduser() if self.csv_check.isChecked() else None
         sort_dir = Path(self.sort_edit.text().strip()).expanduser() if self.sort_check.isChecked() else None
         run_dir, threshold = self.run_dir, self.threshold.value()
+        wavelength = self.wavelength.value() if self._xrd else None
 
         def predict(progress: Any, stop: Any) -> Any:
             from labeltune.core.use_model import predict_folder
@@ -176,6 +187,7 @@ class PredictFolderDialog(QDialog):
                 csv_path=csv_path,
                 sort_dir=sort_dir,
                 min_confidence=threshold,
+                wavelength=wavelength,
                 progress=progress,
                 stop_event=stop,
             )
@@ -205,7 +217,14 @@ class PredictFolderDialog(QDialog):
 
     def _update_enabled(self) -> None:
         running = self.controller.is_running()
-        for widget in (self.folder_edit, self.folder_button, self.csv_check, self.sort_check, self.threshold):
+        for widget in (
+            self.folder_edit,
+            self.folder_button,
+            self.csv_check,
+            self.sort_check,
+            self.threshold,
+            self.wavelength,
+        ):
             widget.setEnabled(not running)
         for check, widgets in (
             (self.csv_check, (self.csv_edit, self.csv_button)),

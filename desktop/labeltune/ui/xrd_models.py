@@ -137,7 +137,8 @@ class XrdModelsPanel(QWidget):
         chosen = [self.entries[rows[0].row()]] if rows else [e for e in self.entries if e.active]
         if not chosen:
             return None
-        self.predict_dialog = PredictFolderDialog(chosen[0].path, chosen[0].name, self)
+        wavelength = self.project.wavelength if self.project is not None else None
+        self.predict_dialog = PredictFolderDialog(chosen[0].path, chosen[0].name, self, wavelength or 1.5406)
         self.predict_dialog.open()
         return self.predict_dialog
 
