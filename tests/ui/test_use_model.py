@@ -227,3 +227,37 @@ def test_export_format_follows_the_file_type() -> None:
     assert model_use.export_format("a.onnx", "TorchScript (*.pt)") == "onnx"
     assert model_use.export_format("a.pt", "") == "torchscript"
     assert model_use.export_format("a", "TorchScript (*.pt)") == "torchscript"
+
+
+def test_xrd_models_predict_a_folder_of_patterns(qtbot: Any, tmp_path: Path) -> None:
+    import shutil
+
+    from labeltune.core import demos
+    from labeltune.core.xrd.xrd_project import XrdProject
+    from labeltune.ui.xrd_models import XrdModelsPanel
+
+    demo = demos.write_demo("xrd", tmp_path / "demo")
+    project = XrdProject.open(demo)
+    if project.model_dir is None:
+        pytest.skip("this install has no bundled XRD model")
+    patterns = tmp_path / "patterns"
+    patterns.mkdir()
+    for name in ("TiO2.xy", "MnO.xy"):  # the files state no wavelength: the project's is used
+        shutil.copy(demo / "patterns" / name, patterns / name)
+    panel = XrdModelsPanel()
+    qtbot.addWidget(panel)
+    panel.set_project(project)
+    dialog = panel.open_predict_dialog()
+    assert dialog is not None and dialog.run_dir == project.model_dir
+    assert dialog.wavelength.value() == pytest.approx(project.wavelength)
+    dialog.set_folder(patterns)
+    dialog.sort_check.setChecked(True)
+    with qtbot.waitSignal(dialog.controller.finished, timeout=TIMEOUT):
+        dialog.run_button.click()
+    rows = {Path(r["path"]).name: r for r in _rows(tmp_path / "patterns-predictions.csv")}
+    assert sorted(rows) == ["MnO.xy", "TiO2.xy"] and not dialog.result.skipped
+    for name, row in rows.items():
+        assert row["predicted"].split(";")[0].split("_")[0] == name.removesuffix(".xy")
+        assert (tmp_path / "patterns-sorted" / row["predicted"] / name).is_file()
+    assert "Predicted 2 patterns" in dialog.summary_label.text()
+    dialog.close()
