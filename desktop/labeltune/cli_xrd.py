@@ -186,6 +186,8 @@ def predict(
 ) -> int:
     """``labeltune predict XRD_RUN PATTERN...``: phases, fractions, unexplained peaks."""
     _check_wavelength(args.wavelength)
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise XrdUsageError("--min-confidence must be between 0 and 1")
     paths, skipped = collect_patterns(args.inputs)
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
         predictions, bad, notes = _predict(
@@ -194,6 +196,16 @@ def predict(
     skipped += bad
     if args.out:
         Path(args.out).write_text(json.dumps([p.to_json() for p in predictions], indent=1), encoding="utf-8")
+    if args.sort_into:  # by phase set, as the app's Predict a folder (core/use_model.py)
+        from labeltune.core.inference import sort_into
+        from labeltune.core.use_model import xrd_table
+
+        counts = sort_into(xrd_table(predictions)[0], Path(args.sort_into), args.min_confidence)
+        sys.stderr.write(
+            f"sorted into {args.sort_into}: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            + "\n"
+        )
     if args.json:
         rows = [p.to_json() for p in predictions] + [{"path": path, "error": why} for path, why in skipped]
         order = {str(path): i for i, path in enumerate(paths)}  # one object per file, in the order given

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import threading
 from pathlib import Path
@@ -95,3 +96,20 @@ def test_the_csv_is_written_whole_or_not_at_all(tmp_path: Path, monkeypatch: pyt
     monkeypatch.undo()
     write_csv_atomic(target, ["path", "predicted"], [["a.png", "cat"]])
     assert target.read_text(encoding="utf-8") == "path,predicted\na.png,cat\n"
+
+
+def test_the_xrd_cli_sorts_into_phase_set_folders(xrd_run: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+    from labeltune.cli import main
+
+    run, patterns = xrd_run
+    args = ["predict", str(run), str(patterns), "--wavelength", "1.5406", "--no-fit", "--json"]
+    assert main([*args, "--sort-into", str(tmp_path / "sorted"), "--min-confidence", "0.3"]) == 0
+    answers = [row for row in json.loads(capsys.readouterr().out) if "phases" in row]
+    assert answers
+    for row in answers:
+        phases = [call["name"] for call in row["phases"]]
+        sure = phases and min(call["probability"] for call in row["phases"]) >= 0.3
+        folder = ";".join(phases) if sure else "uncertain" if phases else "unfamiliar"
+        assert (tmp_path / "sorted" / folder / Path(row["path"]).name).is_file()
+    assert main([*args, "--sort-into", str(tmp_path / "x"), "--min-confidence", "2"]) == 2
+    assert "--min-confidence must be between 0 and 1" in capsys.readouterr().err

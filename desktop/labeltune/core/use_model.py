@@ -172,6 +172,12 @@ def _predict_xrd(
     predictions, bad = predict_patterns(
         run_dir, paths, default_wavelength=wavelength, fit=fit, progress=progress, stop_event=stop_event
     )
+    answers, header, rows = xrd_table(predictions)
+    return _Predicted(answers, header, rows, skipped + bad)
+
+
+def xrd_table(predictions: Sequence[Any]) -> tuple[list[Answer], list[str], list[list[Any]]]:
+    """XRD predictions as answers (to sort) and CSV header and rows (see the module docstring)."""
     header = ["path", "predicted", "confidence", "unfamiliar", "fractions", "residual", "unexplained_peaks"]
     answers, rows = [], []
     for p in predictions:
@@ -184,7 +190,7 @@ def _predict_xrd(
         residual = "" if p.residual is None else f"{p.residual:.4f}"
         flag = str(unfamiliar).lower()
         rows.append([p.path, label, f"{confidence:.6f}", flag, fractions, residual, len(p.unexplained_peaks)])
-    return _Predicted(answers, header, rows, skipped + bad)
+    return answers, header, rows
 
 
 def _folder_safe(label: str) -> str:
