@@ -50,7 +50,8 @@ def summary_text(result: Any) -> str:
     if result.sort_dir is not None:
         parts.append(f"<br>Copied {result.copied} files into {html.escape(str(result.sort_dir))}.")
     if result.skipped:
-        parts.append(f"<br>Skipped {len(result.skipped)} files:")
+        files = "file" if len(result.skipped) == 1 else "files"
+        parts.append(f"<br>Skipped {len(result.skipped)} {files}:")
         for path, why in result.skipped[:MAX_SKIPPED_SHOWN]:
             parts.append(f"<br>· {html.escape(Path(path).name)}: {html.escape(why)}")
         if len(result.skipped) > MAX_SKIPPED_SHOWN:
