@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.errors import LabelTuneError
 from labeltune.core.progress import ProgressCallback
+from labeltune.core.xrd.pattern_files import PATTERN_SUFFIXES, collect_patterns
 
-PATTERN_SUFFIXES = {".xy", ".xye", ".xrdml", ".ras", ".rasx", ".raw", ".txt", ".dat", ".csv", ".cif"}
+__all__ = ["PATTERN_SUFFIXES", "collect_patterns"]  # kept here for scripts that import them from the CLI
 
 
 class XrdUsageError(LabelTuneError):
@@ -33,27 +34,6 @@ def looks_like_xrd_source(path: Path) -> bool:
             return False
         return "phases" in [h.strip() for h in header.split(",")]
     return False
-
-
-def collect_patterns(inputs: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Files and folders (recursively) → pattern files; unknown file types are reported."""
-    paths: list[Path] = []
-    skipped: list[tuple[str, str]] = []
-    for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if (
-                    child.is_file()
-                    and child.suffix.lower() in PATTERN_SUFFIXES
-                    and child.name != "labels.csv"
-                ):
-                    paths.append(child)
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise UnusableInputError(f"{path} does not exist")
-    return paths, skipped
 
 
 def _check_wavelength(value: float | None) -> None:
@@ -206,6 +186,8 @@ def predict(
 ) -> int:
     """``labeltune predict XRD_RUN PATTERN...``: phases, fractions, unexplained peaks."""
     _check_wavelength(args.wavelength)
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise XrdUsageError("--min-confidence must be between 0 and 1")
     paths, skipped = collect_patterns(args.inputs)
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
         predictions, bad, notes = _predict(
@@ -214,6 +196,16 @@ def predict(
     skipped += bad
     if args.out:
         Path(args.out).write_text(json.dumps([p.to_json() for p in predictions], indent=1), encoding="utf-8")
+    if args.sort_into:  # by phase set, as the app's Predict a folder (core/use_model.py)
+        from labeltune.core.inference import sort_into
+        from labeltune.core.use_model import xrd_table
+
+        counts = sort_into(xrd_table(predictions)[0], Path(args.sort_into), args.min_confidence)
+        sys.stderr.write(
+            f"sorted into {args.sort_into}: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            + "\n"
+        )
     if args.json:
         rows = [p.to_json() for p in predictions] + [{"path": path, "error": why} for path, why in skipped]
         order = {str(path): i for i, path in enumerate(paths)}  # one object per file, in the order given

@@ -8,12 +8,13 @@ trained on (core/familiarity.py). Runs made before either existed predict with t
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -282,36 +283,80 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], k: int)
     existed: it is not the true class). ``ood_score`` and ``unfamiliar`` are empty for runs made before the
     score existed.
     """
+    header, rows = prediction_table(predictions, k)
+    write_csv_atomic(path, header, rows)
+
+
+def prediction_table(predictions: Sequence[Prediction], k: int) -> tuple[list[str], list[list[Any]]]:
+    """The header and rows of :func:`write_predictions_csv` (the app writes the same file)."""
     header = ["path", "predicted", "label", "confidence", "ood_score", "unfamiliar"]
     for i in range(1, k + 1):
         header += [f"top{i}_label", f"top{i}_probability"]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        for p in predictions:
-            score = "" if p.ood_score is None else f"{p.ood_score:.4f}"
-            flag = "" if p.ood_score is None else str(p.unfamiliar).lower()
-            row: list[Any] = [str(p.path), p.label, p.label, f"{p.confidence:.6f}", score, flag]
-            for label, prob in p.top[:k]:
-                row += [label, f"{prob:.6f}"]
-            row += [""] * (len(header) - len(row))
-            writer.writerow(row)
+    rows = []
+    for p in predictions:
+        score = "" if p.ood_score is None else f"{p.ood_score:.4f}"
+        flag = "" if p.ood_score is None else str(p.unfamiliar).lower()
+        row: list[Any] = [str(p.path), p.label, p.label, f"{p.confidence:.6f}", score, flag]
+        for label, prob in p.top[:k]:
+            row += [label, f"{prob:.6f}"]
+        rows.append(row + [""] * (len(header) - len(row)))
+    return header, rows
+
+
+def write_csv_atomic(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Write a CSV whole or not at all: a reader, a crash or a Stop never leaves half of it."""
+    from labeltune.core.atomic import write_text_atomic
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text_atomic(Path(path), text.getvalue())
+
+
+class Sortable(Protocol):
+    """What :func:`sort_into` needs of an answer (an image :class:`Prediction` or an XRD phase set)."""
+
+    @property
+    def path(self) -> Path:
+        """The input file."""
+
+    @property
+    def label(self) -> str:
+        """The answer; the folder it is copied into when sure and familiar."""
+
+    @property
+    def confidence(self) -> float:
+        """Calibrated confidence of the answer."""
+
+    @property
+    def unfamiliar(self) -> bool:
+        """Whether the input is unlike the training data."""
+
+
+def destination(answer: Sortable, min_confidence: float) -> str:
+    """The folder an answer is sorted into: ``unfamiliar``, ``uncertain`` or its label."""
+    if answer.unfamiliar:
+        return UNFAMILIAR_FOLDER
+    return answer.label if answer.confidence >= min_confidence else UNCERTAIN_FOLDER
 
 
 def sort_into(
-    predictions: Sequence[Prediction], out_dir: Path, min_confidence: float = 0.0
+    predictions: Sequence[Sortable],
+    out_dir: Path,
+    min_confidence: float = 0.0,
+    stop_event: threading.Event | None = None,
 ) -> dict[str, int]:
     """Copy files into ``out_dir/<class>/``; return counts per folder.
 
     Unfamiliar inputs go to ``unfamiliar/`` (the model's answer for them is not to be trusted, whatever its
-    confidence), the rest below ``min_confidence`` (calibrated) to ``uncertain/``.
+    confidence), the rest below ``min_confidence`` (calibrated) to ``uncertain/``. With ``stop_event`` a Stop
+    ends the copying between two files (the copies made stay).
     """
     counts: dict[str, int] = {}
     for p in predictions:
-        if p.unfamiliar:
-            folder = UNFAMILIAR_FOLDER
-        else:
-            folder = p.label if p.confidence >= min_confidence else UNCERTAIN_FOLDER
+        check_stop(stop_event)
+        folder = destination(p, min_confidence)
         target_dir = Path(out_dir) / folder
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / p.path.name

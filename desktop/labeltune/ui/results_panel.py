@@ -86,8 +86,9 @@ class ResultsPanel(QWidget):
         self.image_check.start(self.details_view.details)
 
     def shutdown(self) -> None:
-        """Stop a running check and wait for it (the window is closing)."""
+        """Stop a running check, prediction or export and wait for it (the window is closing)."""
         self.image_check.shutdown()
+        self.details_view.use_bar.shutdown()
 
     def _on_check_button_clicked(self) -> None:
         self.image_check.toggle(self.details_view.details)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from labeltune.ui.confusion_view import ConfusionMatrixView, top_confusions
 from labeltune.ui.curves import TrainingCurvesView
 from labeltune.ui.metrics_table import PerClassTable, percent
+from labeltune.ui.model_use import UseModelBar
 from labeltune.ui.runs_list import RunDetails, backbone_title, created_text, grouping_line
 
 CHECK_TEXT = "C&heck all images"  # the button's text while no check runs
@@ -173,6 +174,7 @@ class RunDetailsView(QWidget):
         check = QHBoxLayout()
         check.addWidget(self.check_button)
         check.addWidget(self.check_label, 1)
+        self.use_bar = UseModelBar()  # Predict a folder…, Export… (ui/model_use.py)
         self.figures = {key: _Figure(caption, tip) for key, caption, tip in HEADLINE}
         figures = QHBoxLayout()
         for figure in self.figures.values():
@@ -211,6 +213,7 @@ class RunDetailsView(QWidget):
         layout.addWidget(self.warning_label)
         layout.addWidget(self.reliability_label)
         layout.addLayout(check)
+        layout.addWidget(self.use_bar)
         layout.addWidget(self.problem_label)
         layout.addWidget(self.confusions_label)
         layout.addWidget(self.tables, 1)
@@ -244,6 +247,7 @@ class RunDetailsView(QWidget):
         self.reliability_label.setText(f"<small>{reliability}</small>" if reliability else "")
         self.reliability_label.setVisible(bool(reliability))
         self.check_button.setEnabled(details.has_evaluation)
+        self.use_bar.set_run(run.get("path"), backbone)
         if details.has_evaluation:
             self.per_class.set_metrics(metrics.get("per_class", []))
             classes = [c["class"] for c in metrics.get("per_class", [])] or list(summary.get("classes", []))

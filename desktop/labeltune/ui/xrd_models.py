@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from labeltune.core.xrd.model_list import BUNDLED, ModelEntry, list_models
 from labeltune.core.xrd.xrd_project import XrdProject
+from labeltune.ui.predict_dialog import PredictFolderDialog
 
 COLUMNS = ("Model", "On your measurements", "On simulated patterns", "Date", "")
 USE_COLUMN = 4
@@ -88,7 +89,11 @@ class XrdModelsPanel(QWidget):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.add_button = QPushButton("&Add model from folder…")
         self.add_button.setToolTip("Use an XRD model run folder (holds config.json) from elsewhere")
+        self.predict_button = QPushButton("Predict a &folder…")
+        self.predict_button.setToolTip("Identify the phases of a folder of patterns with the selected model")
+        self.predict_dialog: PredictFolderDialog | None = None
         buttons = QHBoxLayout()
+        buttons.addWidget(self.predict_button)
         buttons.addStretch(1)
         buttons.addWidget(self.add_button)
         layout = QVBoxLayout(self)
@@ -96,6 +101,7 @@ class XrdModelsPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         self.add_button.clicked.connect(self._on_add_button_clicked)
+        self.predict_button.clicked.connect(self.open_predict_dialog)
 
     def set_project(self, project: XrdProject | None) -> None:
         """Show ``project``'s models."""
@@ -124,6 +130,17 @@ class XrdModelsPanel(QWidget):
             button.setToolTip(entry.problem or f"Identify phases with {entry.name}")
             button.clicked.connect(lambda _checked=False, path=entry.path: self.model_chosen.emit(path))
             self.table.setCellWidget(row, USE_COLUMN, button)
+
+    def open_predict_dialog(self) -> PredictFolderDialog | None:
+        """*Predict a folder…* with the selected model, else the one in use (returned for tests)."""
+        rows = self.table.selectionModel().selectedRows()
+        chosen = [self.entries[rows[0].row()]] if rows else [e for e in self.entries if e.active]
+        if not chosen:
+            return None
+        wavelength = self.project.wavelength if self.project is not None else None
+        self.predict_dialog = PredictFolderDialog(chosen[0].path, chosen[0].name, self, wavelength or 1.5406)
+        self.predict_dialog.open()
+        return self.predict_dialog
 
     def use_button(self, row: int) -> QPushButton:
         """The *Use* button of a row."""

@@ -165,6 +165,8 @@ class XrdPage(QWidget):
         self.identifier.shutdown()
         self.patterns_panel.shutdown()
         self.train_panel.shutdown()
+        if self.models_panel.predict_dialog is not None:  # Predict a folder… (ui/predict_dialog.py)
+            self.models_panel.predict_dialog.controller.shutdown()
 
     def current_path(self) -> Path | None:
         """The pattern shown."""
