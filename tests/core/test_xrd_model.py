@@ -152,6 +152,14 @@ def test_predict_json_contract_on_a_pattern_file(
     fractions = {p["name"]: p["fraction"] for p in good["phases"]}
     assert fractions["1000017"] == pytest.approx(0.7, abs=0.05)
     assert sum(fractions.values()) == pytest.approx(1.0, abs=1e-3)
+    # competing hypotheses: whole phase sets with their fit, best Rwp first, the chosen set among them
+    alternatives = good["alternatives"]
+    assert len(alternatives) >= 2
+    assert [a["rwp"] for a in alternatives] == sorted(a["rwp"] for a in alternatives)
+    assert [set(a["phases"]) for a in alternatives if a["chosen"]] == [set(names)]
+    assert set(alternatives[0]["phases"]) == {"1000017", "1000043"}
+    assert all(len(a["fractions"]) == len(a["phases"]) for a in alternatives)
+    assert 0.0 <= good["uncertainty"] <= 1.0
 
 
 @needs_data
