@@ -84,8 +84,15 @@ def test_presence_doubt_is_the_smallest_margin_from_the_threshold() -> None:
 def test_hypothesis_doubt_from_the_gap_between_the_best_two() -> None:
     assert hypothesis_doubt([0.10]) == 0.0
     assert hypothesis_doubt([0.10, 0.10]) == pytest.approx(1.0)
-    assert hypothesis_doubt([0.20, 0.10, 0.105]) == pytest.approx(1 - 0.05 / 0.25)
+    assert hypothesis_doubt([0.20, 0.10, 0.105]) == pytest.approx(1 - 0.05 / 0.2)
     assert hypothesis_doubt([0.10, 0.30]) == 0.0
+    # a set with one phase more fits 2 % better: with a 10 % price per phase the simpler set wins clearly
+    assert hypothesis_doubt([0.100, 0.098]) == pytest.approx(1 - (0.002 / 0.098) / 0.2)
+    assert hypothesis_doubt([0.100, 0.098], [1, 2], 0.10) == pytest.approx(
+        1 - (0.098 * 1.21 / 0.11 - 1) / 0.2
+    )
+    with pytest.raises(ValueError, match="complexity"):
+        hypothesis_doubt([0.1, 0.2], [1])
 
 
 def test_alternatives_and_uncertainty_survive_json() -> None:
@@ -103,8 +110,11 @@ def test_alternatives_and_uncertainty_survive_json() -> None:
         {"phases": ["A"], "fractions": [1.0], "rwp": 0.05, "chi2": 2.1, "chosen": True},
         {"phases": ["A", "B"], "fractions": [0.9, 0.1], "rwp": 0.049, "chi2": 2.0, "chosen": False},
     ]
-    # two hypotheses within 2 % of each other's Rwp: far less sure than the probabilities alone say
-    assert data["uncertainty"] == pytest.approx(1 - (0.001 / 0.049) / 0.25, abs=1e-3)
+    # the fit decides: the second phase lowers Rwp by 2 %, far less than its 10 % price, so fairly sure
+    assert data["uncertainty"] == pytest.approx(1 - (0.049 * 1.21 / 0.055 - 1) / 0.2, abs=1e-3)
+    # without a fit, the network's probabilities say it: 0.97 and 0.1 are far from 0.5
+    no_fit = XrdPrediction(path="p.xy", phases=prediction.phases, candidates=prediction.candidates)
+    assert no_fit.uncertainty == pytest.approx(1 - 0.4 / 0.5)
     back = XrdPrediction.from_json(data)
     assert back.alternatives == prediction.alternatives
     assert back.uncertainty == pytest.approx(prediction.uncertainty)

@@ -7,7 +7,8 @@ Two measures, both 0 (sure) .. 1 (a coin toss), so they can be combined with ``m
   makes the whole item doubtful.
 * :func:`hypothesis_doubt`: for competing explanations scored by a loss (lower is better, e.g. the Rwp of
   whole XRD phase sets), how close the second best comes to the best: equal scores = 1, a second that is
-  ``SURE_GAP`` (relative) worse or more = 0.
+  ``SURE_GAP`` (relative) worse or more = 0. A richer explanation always fits a little better, so each
+  may carry a complexity (e.g. its number of phases) that multiplies its loss by ``(1 + penalty)`` each.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-SURE_GAP = 0.25
+SURE_GAP = 0.2
 """A second-best hypothesis whose loss is this much (relative) worse than the best leaves no doubt."""
 
 
@@ -35,9 +36,20 @@ def presence_doubt(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndar
     return np.clip(1.0 - margin, 0.0, 1.0)
 
 
-def hypothesis_doubt(losses: Sequence[float], sure_gap: float = SURE_GAP) -> float:
-    """1 − (relative gap between the best two ``losses``) / ``sure_gap``, within 0..1; 0 with fewer than 2."""
-    ordered = sorted(float(v) for v in losses)
+def hypothesis_doubt(
+    losses: Sequence[float],
+    complexity: Sequence[float] | None = None,
+    penalty: float = 0.0,
+    sure_gap: float = SURE_GAP,
+) -> float:
+    """1 − (relative gap between the best two ``losses``) / ``sure_gap``, within 0..1; 0 with fewer than 2.
+
+    With ``complexity``, loss i counts as ``losses[i] * (1 + penalty) ** complexity[i]``.
+    """
+    sizes = [0.0] * len(losses) if complexity is None else [float(c) for c in complexity]
+    if len(sizes) != len(losses):
+        raise ValueError("one complexity per loss")
+    ordered = sorted(float(v) * (1.0 + penalty) ** c for v, c in zip(losses, sizes, strict=True))
     if len(ordered) < 2:
         return 0.0
     best, second = ordered[0], ordered[1]

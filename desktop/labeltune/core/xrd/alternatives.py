@@ -7,10 +7,11 @@ quality. This module keeps every fit made for a pattern (:class:`PhaseSetFits`: 
 chosen set (:func:`competing_sets`):
 
 * the chosen set without its weakest phase (the one with the least fitted weight);
-* the chosen set with each of the ``NEXT_BEST`` most likely uncalled phases added, and swapped in for the
-  weakest phase.
+* the chosen set with each of the ``NEXT_BEST`` most likely uncalled phases added, and the most likely one
+  swapped in for the weakest phase.
 
-That is at most five new fits per pattern (fewer when the decision already made them). A set in which
+That is at most four new fits per pattern (fewer when the decision already made them), each with the
+chosen fit's Kα2 choice instead of trying both (measured in ADR 0032). A set in which
 a phase gets (almost) no weight (``NEGLIGIBLE``) says the same as the set without it and is left out. The
 rest are ranked by Rwp, best first, and the first ``LIMIT`` kept, the chosen set always among them.
 Lower Rwp alone does not make a set right: a further phase always lowers it a little, which is why the
@@ -44,11 +45,13 @@ class PhaseSetFits:
         self.stop_event = stop_event
         self._fits: dict[frozenset[str], FitResult] = {}
 
-    def __call__(self, names: Sequence[str]) -> FitResult:
-        """The fit of ``names`` (see :func:`~labeltune.core.xrd.quantify.fit_phases`)."""
+    def __call__(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:
+        """The fit of ``names`` (see :func:`~labeltune.core.xrd.quantify.fit_phases`, also for ``ka2``)."""
         key = frozenset(names)
         if key not in self._fits:
-            self._fits[key] = fit_phases(self.pattern, self.library, list(names), stop_event=self.stop_event)
+            self._fits[key] = fit_phases(
+                self.pattern, self.library, list(names), ka2=ka2, stop_event=self.stop_event
+            )
         return self._fits[key]
 
     def fitted(self) -> dict[frozenset[str], FitResult]:
@@ -68,19 +71,22 @@ def competing_sets(fits: PhaseSetFits, chosen: Sequence[str], ranked: Sequence[s
     """
     chosen = list(chosen)
     trials: list[list[str]] = []
+    ka2: bool | None = None
     if chosen:
         best = fits(chosen)
+        ka2 = best.ka2
         weakest = _weakest(best)
         rest = [n for n in chosen if n != weakest]
         if rest:
             trials.append(rest)
-        for name in [n for n in ranked if n not in chosen][:NEXT_BEST]:
+        for i, name in enumerate([n for n in ranked if n not in chosen][:NEXT_BEST]):
             trials.append([*chosen, name])
-            trials.append([*rest, name])
+            if i == 0:
+                trials.append([*rest, name])
     else:
         trials.extend([name] for name in list(ranked)[:NEXT_BEST])
     for trial in trials:
-        fits(trial)
+        fits(trial, ka2)
     key = frozenset(chosen)
     out: list[Alternative] = []
     for names, fit in fits.fitted().items():

@@ -73,6 +73,11 @@ class PhaseCall:
         return out
 
 
+PHASE_PENALTY = 0.10
+"""In the doubt between phase sets, each phase multiplies a set's Rwp by 1 + this: a further phase must
+lower Rwp by about 10 % to count as a better explanation (the decision asks as much of a minor phase)."""
+
+
 @dataclass(frozen=True)
 class Alternative:
     """One competing hypothesis for a pattern: a whole phase set, its fitted weight fractions and fit quality.
@@ -141,10 +146,18 @@ class XrdPrediction:
 
     @property
     def uncertainty(self) -> float:
-        """How unsure the model is about this pattern, 0 (sure) .. 1 (a coin toss); see ``doubt``."""
+        """How unsure the model is about this pattern, 0 (sure) .. 1 (a coin toss).
+
+        With competing phase sets (the fit ran), how close the second best set comes to the best in Rwp,
+        each phase costing ``PHASE_PENALTY`` (the fit decides: ADR 0009); without them, the network's
+        smallest margin of a phase probability from 0.5 (``core/uncertainty.py``; ADR 0032).
+        """
+        if self.alternatives:
+            return hypothesis_doubt(
+                [a.rwp for a in self.alternatives], [len(a.phases) for a in self.alternatives], PHASE_PENALTY
+            )
         probs = np.array([c.probability for c in [*self.phases, *self.candidates]], dtype=np.float64)
-        presence = float(presence_doubt(probs[None])[0]) if len(probs) else 1.0
-        return max(presence, hypothesis_doubt([a.rwp for a in self.alternatives]))
+        return float(presence_doubt(probs[None])[0]) if len(probs) else 1.0
 
     def to_json(self) -> dict[str, Any]:
         """The prediction as JSON: ``{path, phases, unexplained_peaks, warnings?, residual?, ...}``.
