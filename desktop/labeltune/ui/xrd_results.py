@@ -47,6 +47,23 @@ def lattice_text(call: PhaseCall) -> str:
     return " ".join(parts) or "—"
 
 
+def read_only_table(name: str, columns: tuple[str, ...], tooltip: str) -> QTableWidget:
+    """A table of whole rows, one selectable at a time, not editable; the first column stretches."""
+    table = QTableWidget(0, len(columns))
+    table.setObjectName(name)
+    table.setHorizontalHeaderLabels(list(columns))
+    table.verticalHeader().hide()
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setToolTip(tooltip)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    for column in range(1, len(columns)):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+    return table
+
+
 def alternative_text(alternative: Alternative) -> str:
     """``corundum 96 % + quartz 4 %`` (``✓`` first when it is the model's choice)."""
     mix = " + ".join(
@@ -112,38 +129,20 @@ class PredictionPanel(QWidget):
         self.progress_bar.setMaximumHeight(14)
         self.progress_bar.setTextVisible(False)
         self.progress_bar.hide()
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setObjectName("predictionTable")
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setToolTip(
+        self.table = read_only_table(
+            "predictionTable",
+            COLUMNS,
             "Phases the model found (bold) and the next most likely ones. Select a row to shade the parts "
-            "of the pattern behind that phase's probability"
+            "of the pattern behind that phase's probability",
         )
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(COLUMNS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.alternatives_label = QLabel("Competing hypotheses, best fit first")
-        self.alternatives_table = QTableWidget(0, len(ALTERNATIVE_COLUMNS))
-        self.alternatives_table.setObjectName("alternativesTable")
-        self.alternatives_table.setHorizontalHeaderLabels(list(ALTERNATIVE_COLUMNS))
-        self.alternatives_table.verticalHeader().hide()
-        self.alternatives_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.alternatives_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.alternatives_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.alternatives_table.setToolTip(
+        self.alternatives_table = read_only_table(
+            "alternativesTable",
+            ALTERNATIVE_COLUMNS,
             "Whole phase sets the fit tried for this pattern, lowest Rwp (best fit) first; ✓ = the model's "
             "choice. A further phase always lowers Rwp a little: prefer the simpler set unless the gain is "
-            "clear. Double-click or 'Label with this set' to use one (Ctrl+Z undoes)"
+            "clear. Double-click or 'Label with this set' to use one (Ctrl+Z undoes)",
         )
-        alt_header = self.alternatives_table.horizontalHeader()
-        alt_header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(ALTERNATIVE_COLUMNS)):
-            alt_header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.use_alternative_button = QPushButton("Label with this &set")
         self.use_alternative_button.setToolTip(
             "Tick exactly the phases of the selected hypothesis, with its weight fractions (Ctrl+Z undoes)"
