@@ -160,6 +160,9 @@ def test_predict_json_contract_on_a_pattern_file(
     assert set(alternatives[0]["phases"]) == {"1000017", "1000043"}
     assert all(len(a["fractions"]) == len(a["phases"]) for a in alternatives)
     assert 0.0 <= good["uncertainty"] <= 1.0
+    assert main(["predict", str(run), str(xy), "--wavelength", "1.5406"]) == 0  # text: the best rivals too
+    rival = next(a for a in alternatives if not a["chosen"])
+    assert f"Rwp {rival['rwp'] * 100:.1f} %" in capsys.readouterr().out
 
 
 @needs_data
