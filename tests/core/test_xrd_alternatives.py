@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from labeltune.core.progress import StoppedError
 from labeltune.core.uncertainty import hypothesis_doubt, presence_doubt
 from labeltune.core.xrd.alternatives import PhaseSetFits, competing_sets
 from labeltune.core.xrd.library import Library, build_library
@@ -68,6 +70,16 @@ def test_a_clear_mixture_ranks_the_chosen_set_first_and_drops_weightless_superse
     assert all(min(a.fractions) >= 0.01 for a in alternatives[1:])  # no "plus nothing" sets
     assert alternatives[1].rwp > 2 * alternatives[0].rwp  # a clearly worse fit
     assert hypothesis_doubt([a.rwp for a in alternatives]) == 0.0
+
+
+@needs_data
+def test_stop_stops_the_search(library: Library) -> None:
+    stop = threading.Event()
+    stop.set()
+    fits = PhaseSetFits(_mixture(library, {CORUNDUM: 1.0}, seed=1), library, stop)
+    with pytest.raises(StoppedError):
+        competing_sets(fits, [CORUNDUM], [CORUNDUM, QUARTZ])
+    assert fits.fitted() == {}
 
 
 def test_presence_doubt_is_the_smallest_margin_from_the_threshold() -> None:

@@ -107,7 +107,9 @@ class XrdModel:
         for i, pattern in enumerate(patterns):
             check_stop(stop_event)
             report(Progress("Identifying phases", i, len(patterns), pattern.source.name))
-            out.append(self._decide(pattern, x[i], probs[i], frac_logits[i], fit, activation))
+            out.append(
+                self._decide(pattern, x[i], probs[i], frac_logits[i], fit, activation, stop_event=stop_event)
+            )
         report(Progress("Identifying phases", len(patterns), len(patterns)))
         return out
 
@@ -120,6 +122,7 @@ class XrdModel:
         frac_logits: np.ndarray,
         fit: bool,
         activation: bool,
+        stop_event: threading.Event | None = None,
     ) -> XrdPrediction:
         called = [int(j) for j in np.flatnonzero(probs >= self.threshold)]
         warnings: list[str] = []
@@ -135,7 +138,7 @@ class XrdModel:
         result: Any = None
         alternatives: list[Alternative] = []
         if fit:
-            called, result, fit_notes, alternatives = self._refine(pattern, called, probs)
+            called, result, fit_notes, alternatives = self._refine(pattern, called, probs, stop_event)
             warnings.extend(fit_notes)
         called.sort(key=lambda j: -probs[j])
         net_frac = network_fractions(
@@ -186,11 +189,18 @@ class XrdModel:
         return pattern([self.names[j] for j in called])
 
     def _refine(
-        self, measured: Pattern, called: list[int], probs: np.ndarray
+        self,
+        measured: Pattern,
+        called: list[int],
+        probs: np.ndarray,
+        stop_event: threading.Event | None = None,
     ) -> tuple[list[int], Any, list[str], list[Alternative]]:
-        """The decision of ADR 0009, then the competing phase sets around it (every set fitted once)."""
+        """The decision of ADR 0009, then the competing phase sets around it (every set fitted once).
+
+        ``stop_event`` is checked inside every fit (``StoppedError``).
+        """
         notes: list[str] = []
-        pattern = PhaseSetFits(self._at_library_wavelength(measured), self.library)
+        pattern = PhaseSetFits(self._at_library_wavelength(measured), self.library, stop_event)
         result = self._fit(pattern, called)
         called, result = self._prune(pattern, called, result, probs, notes)
         # 2. polymorphs: same formula, considered by the network, fits better
