@@ -12,6 +12,7 @@ import torch
 
 from labeltune.cli import main
 from labeltune.core.errors import UnusableInputError
+from labeltune.core.progress import StoppedError
 from labeltune.core.xrd.library import Library, build_library
 from labeltune.core.xrd.measured import read_labels_csv
 from labeltune.core.xrd.metrics import (
@@ -308,6 +309,11 @@ def test_the_fit_drops_a_wrong_call_and_adds_a_missed_phase(
     assert any("9012601 added by the fit" in w for w in prediction.warnings)
     fractions = {p.name: p.fraction for p in prediction.phases}
     assert fractions["1000017"] == pytest.approx(0.6, abs=0.05)
+    assert {"1000017", "9012601"} in [set(a.phases) for a in prediction.alternatives[:2]]
+    stopped = threading.Event()
+    stopped.set()  # Stop reaches the fits (the decision's and the competing sets')
+    with pytest.raises(StoppedError):
+        model._decide(pattern, x, probs, logits, fit=True, activation=False, stop_event=stopped)
 
 
 @needs_data
