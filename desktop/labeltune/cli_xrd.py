@@ -223,6 +223,9 @@ def predict(
             print(f"  {call.name:<22}{call.formula:<12}p={call.probability:.3f}  {frac}{shift}")
         if p.residual is not None:
             print(f"  fit residual Rwp {p.residual * 100:.1f} %, zero shift {p.zero_shift:+.3f}°")
+        for alt in [a for a in p.alternatives if not a.chosen][:3]:
+            mix = " + ".join(f"{n} {f * 100:.0f} %" for n, f in zip(alt.phases, alt.fractions, strict=True))
+            print(f"  or {mix}: Rwp {alt.rwp * 100:.1f} %")
         for warning in p.warnings:
             if not warning.startswith("the file states no wavelength"):
                 print(f"  ! {warning}")

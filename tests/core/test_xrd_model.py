@@ -12,6 +12,7 @@ import torch
 
 from labeltune.cli import main
 from labeltune.core.errors import UnusableInputError
+from labeltune.core.progress import StoppedError
 from labeltune.core.xrd.library import Library, build_library
 from labeltune.core.xrd.measured import read_labels_csv
 from labeltune.core.xrd.metrics import (
@@ -152,6 +153,17 @@ def test_predict_json_contract_on_a_pattern_file(
     fractions = {p["name"]: p["fraction"] for p in good["phases"]}
     assert fractions["1000017"] == pytest.approx(0.7, abs=0.05)
     assert sum(fractions.values()) == pytest.approx(1.0, abs=1e-3)
+    # competing hypotheses: whole phase sets with their fit, best Rwp first, the chosen set among them
+    alternatives = good["alternatives"]
+    assert len(alternatives) >= 2
+    assert [a["rwp"] for a in alternatives] == sorted(a["rwp"] for a in alternatives)
+    assert [set(a["phases"]) for a in alternatives if a["chosen"]] == [set(names)]
+    assert set(alternatives[0]["phases"]) == {"1000017", "1000043"}
+    assert all(len(a["fractions"]) == len(a["phases"]) for a in alternatives)
+    assert 0.0 <= good["uncertainty"] <= 1.0
+    assert main(["predict", str(run), str(xy), "--wavelength", "1.5406"]) == 0  # text: the best rivals too
+    rival = next(a for a in alternatives if not a["chosen"])
+    assert f"Rwp {rival['rwp'] * 100:.1f} %" in capsys.readouterr().out
 
 
 @needs_data
@@ -297,6 +309,11 @@ def test_the_fit_drops_a_wrong_call_and_adds_a_missed_phase(
     assert any("9012601 added by the fit" in w for w in prediction.warnings)
     fractions = {p.name: p.fraction for p in prediction.phases}
     assert fractions["1000017"] == pytest.approx(0.6, abs=0.05)
+    assert {"1000017", "9012601"} in [set(a.phases) for a in prediction.alternatives[:2]]
+    stopped = threading.Event()
+    stopped.set()  # Stop reaches the fits (the decision's and the competing sets')
+    with pytest.raises(StoppedError):
+        model._decide(pattern, x, probs, logits, fit=True, activation=False, stop_event=stopped)
 
 
 @needs_data

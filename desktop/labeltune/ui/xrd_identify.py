@@ -107,19 +107,26 @@ class XrdIdentifyController(QObject):
         project = self.project
         if project is None or project.folder != self._predict_folder or project.model_dir != result.run_dir:
             return  # another project or model by now: the results do not belong to it
-        for prediction in result.predictions:
-            self._predictions[project.key(prediction.path)] = prediction
-        try:
-            project.save_predictions(result.predictions)
-        except OSError as error:  # shown now; only the next opening will lack them
-            log.warning("cannot save the identifications: %s", error)
-        self.identified.emit()
-        self.show_prediction()
+        self.remember(result.predictions)
         if result.skipped:
             lines = "\n".join(f"{Path(path).name}: {reason}" for path, reason in result.skipped)
             show_error(
                 self._widget, "Some patterns were not identified", f"{len(result.skipped)} skipped.", lines
             )
+
+    def remember(self, predictions: list[XrdPrediction]) -> None:
+        """Keep (and save with the project) identifications of the project's model; show them."""
+        project = self.project
+        if project is None:
+            return
+        for prediction in predictions:
+            self._predictions[project.key(prediction.path)] = prediction
+        try:
+            project.save_predictions(predictions)
+        except OSError as error:  # shown now; only the next opening will lack them
+            log.warning("cannot save the identifications: %s", error)
+        self.identified.emit()
+        self.show_prediction()
 
     def _on_controller_failed(self, message: str, details: str) -> None:
         show_error(self._widget, "Identifying phases failed", message, details)

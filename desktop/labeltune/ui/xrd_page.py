@@ -117,6 +117,8 @@ class XrdPage(QWidget):
         self.phase_panel.phase_previewed.connect(self.identifier.preview)
         self.prediction_panel.identify_requested.connect(self.identify)
         self.prediction_panel.use_as_label_requested.connect(self.use_prediction_as_label)
+        self.prediction_panel.alternative_chosen.connect(self.use_alternative_as_label)
+        self.patterns_panel.set_doubt(self._doubt)
         self.identifier.identified.connect(self._on_identifier_identified)
         self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
         self.session.project_opened.connect(self._on_session_project_opened)
@@ -190,7 +192,12 @@ class XrdPage(QWidget):
         said = ""
         if prediction is not None:
             said = "\nModel says: " + (" + ".join(c.name for c in prediction.phases) or "no phase")
+            said += f" (unsure: {prediction.uncertainty * 100:.0f} %)"
         return text, f"{path.name}\nLabel: {label.summary() or 'none'}{said}"
+
+    def _doubt(self, path: Path) -> float | None:
+        prediction = self.identifier.prediction(path)
+        return None if prediction is None else prediction.uncertainty
 
     def _update_count(self) -> None:
         project = self.project
@@ -380,6 +387,7 @@ class XrdPage(QWidget):
 
     def _on_identifier_identified(self) -> None:
         self.patterns_panel.refresh()  # the tooltips say what the model said
+        self.patterns_panel.reorder()  # "least sure first" follows the new answers
 
     def prediction(self) -> XrdPrediction | None:
         """The model's prediction for the current pattern, if it has one."""
@@ -395,6 +403,16 @@ class XrdPage(QWidget):
                 [c.name for c in prediction.phases],
                 [round(float(f or 0.0), 4) for f in fractions] if known else None,
             )
+
+    def use_alternative_as_label(self, row: int) -> None:
+        """Label the current pattern with competing phase set ``row`` of its prediction (undoable)."""
+        prediction = self.prediction()
+        if prediction is None or not 0 <= row < len(prediction.alternatives):
+            return
+        alternative = prediction.alternatives[row]
+        fractions = [round(float(f), 4) for f in alternative.fractions]
+        known = len(alternative.phases) > 1 and len(fractions) == len(alternative.phases)
+        self.set_label(list(alternative.phases), fractions if known else None)
 
 
 __all__ = ["XrdPage"]

@@ -1,5 +1,8 @@
 """The XRD project's pattern list: file names, label summaries, a mark when labeled; importing more.
 
+The list is in project order, or "least sure first": the patterns the model is most unsure about (its
+``XrdPrediction.uncertainty``, which the page supplies as ``doubt``) on top, unidentified ones last.
+
 The import (read every file to check it, copy it) runs in a worker; files it skips are listed with the
 reason.
 """
@@ -11,7 +14,9 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -29,6 +34,10 @@ PATH_ROLE = Qt.ItemDataRole.UserRole
 
 Describe = Callable[[Path], tuple[str, str]]
 """(text, tooltip) of a pattern's row."""
+Doubt = Callable[[Path], float | None]
+"""How unsure the model is about a pattern, 0..1 (``None``: not identified yet)."""
+ORDERS = ("Project order", "Least sure first")
+LEAST_SURE = 1
 
 
 class PatternListPanel(QWidget):
@@ -42,6 +51,15 @@ class PatternListPanel(QWidget):
         self.project: XrdProject | None = None
         self.import_controller = TaskController(self)
         self._describe: Describe = lambda path: (path.name, str(path))
+        self._doubt: Doubt = lambda _path: None
+        self._paths: list[Path] = []
+        self.order_box = QComboBox()
+        self.order_box.setObjectName("patternOrder")
+        self.order_box.addItems(list(ORDERS))
+        self.order_box.setToolTip(
+            "Least sure first: the patterns whose phases the model is least sure of (a probability near "
+            "0.5, or a competing phase set that fits almost as well) on top; unidentified ones last"
+        )
         self.list = QListWidget()
         self.list.setObjectName("patternList")
         self.list.setToolTip("Patterns of the project; ✓ = labeled. Up/Down move between them")
@@ -52,12 +70,16 @@ class PatternListPanel(QWidget):
         self.import_button.setToolTip("Copy pattern files into the project (unreadable files are listed)")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("Patterns"))
+        header = QHBoxLayout()
+        header.addWidget(QLabel("Patterns"), 1)
+        header.addWidget(self.order_box)
+        layout.addLayout(header)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.count_label)
         layout.addWidget(self.import_button)
         self.list.currentItemChanged.connect(self._on_list_current_changed)
         self.import_button.clicked.connect(self.choose_and_import)
+        self.order_box.currentIndexChanged.connect(self._on_order_box_current_index_changed)
         self.import_controller.finished.connect(self._on_import_controller_finished)
         self.import_controller.failed.connect(self._on_import_controller_failed)
         self.import_controller.running_changed.connect(self._on_import_controller_running_changed)
@@ -68,9 +90,10 @@ class PatternListPanel(QWidget):
         Returns the current pattern.
         """
         self._describe = describe
+        self._paths = list(paths)
         self.list.blockSignals(True)
         self.list.clear()
-        for path in paths:
+        for path in self._ordered(self._paths):
             item = QListWidgetItem()
             item.setData(PATH_ROLE, str(path))
             self.list.addItem(item)
@@ -81,6 +104,29 @@ class PatternListPanel(QWidget):
         self.list.setCurrentRow(row)
         self.list.blockSignals(False)
         return self.current_path()
+
+    def set_doubt(self, doubt: Doubt) -> None:
+        """How unsure the model is about each pattern (for "least sure first")."""
+        self._doubt = doubt
+
+    def set_least_sure_first(self, on: bool) -> None:
+        """Order the list least sure first (or in project order), keeping the current pattern."""
+        self.order_box.setCurrentIndex(LEAST_SURE if on else 0)
+
+    def reorder(self) -> None:
+        """Sort again (new identifications arrived), keeping the current pattern and not announcing it."""
+        if self.order_box.currentIndex() == LEAST_SURE:
+            self.fill(self._paths, self._describe, self.current_path())
+
+    def _ordered(self, paths: list[Path]) -> list[Path]:
+        if self.order_box.currentIndex() != LEAST_SURE:
+            return paths
+        doubts = [self._doubt(path) for path in paths]
+        order = sorted(range(len(paths)), key=lambda i: (doubts[i] is None, -(doubts[i] or 0.0), i))
+        return [paths[i] for i in order]
+
+    def _on_order_box_current_index_changed(self, _index: int) -> None:
+        self.fill(self._paths, self._describe, self.current_path())
 
     def paths(self) -> list[Path]:
         """The listed patterns, in order."""

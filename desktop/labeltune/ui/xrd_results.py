@@ -23,10 +23,11 @@ from PySide6.QtWidgets import (
 )
 
 from labeltune.core.progress import Progress
-from labeltune.core.xrd.results import PhaseCall, XrdPrediction
+from labeltune.core.xrd.results import Alternative, PhaseCall, XrdPrediction
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
 COLUMNS = ("Phase", "Formula", "Probability", "Fraction", "Lattice shift")
+ALTERNATIVE_COLUMNS = ("Phase set (weight fractions)", "Rwp", "χ²")
 WARNING_COLOUR = "#D55E00"
 
 
@@ -44,6 +45,32 @@ def lattice_text(call: PhaseCall) -> str:
         shift = f"{call.shift_deg:+.2f}°".replace("-", "−")
         parts.append(f"({shift})" if parts else shift)
     return " ".join(parts) or "—"
+
+
+def read_only_table(name: str, columns: tuple[str, ...], tooltip: str) -> QTableWidget:
+    """A table of whole rows, one selectable at a time, not editable; the first column stretches."""
+    table = QTableWidget(0, len(columns))
+    table.setObjectName(name)
+    table.setHorizontalHeaderLabels(list(columns))
+    table.verticalHeader().hide()
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setToolTip(tooltip)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    for column in range(1, len(columns)):
+        header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+    return table
+
+
+def alternative_text(alternative: Alternative) -> str:
+    """``corundum 96 % + quartz 4 %`` (``✓`` first when it is the model's choice)."""
+    mix = " + ".join(
+        f"{name} {fraction * 100:.0f} %"
+        for name, fraction in zip(alternative.phases, alternative.fractions, strict=False)
+    )
+    return f"✓ {mix}" if alternative.chosen else mix
 
 
 def warnings_html(prediction: XrdPrediction) -> str:
@@ -80,6 +107,7 @@ class PredictionPanel(QWidget):
     stop_requested = Signal()
     use_as_label_requested = Signal()
     phase_selected = Signal(str)  # a row chosen in the table ("" for none): show its activation
+    alternative_chosen = Signal(int)  # the row of a competing phase set to label the pattern with
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -101,21 +129,24 @@ class PredictionPanel(QWidget):
         self.progress_bar.setMaximumHeight(14)
         self.progress_bar.setTextVisible(False)
         self.progress_bar.hide()
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setObjectName("predictionTable")
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setToolTip(
+        self.table = read_only_table(
+            "predictionTable",
+            COLUMNS,
             "Phases the model found (bold) and the next most likely ones. Select a row to shade the parts "
-            "of the pattern behind that phase's probability"
+            "of the pattern behind that phase's probability",
         )
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(COLUMNS)):
-            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.alternatives_label = QLabel("Competing hypotheses, best fit first")
+        self.alternatives_table = read_only_table(
+            "alternativesTable",
+            ALTERNATIVE_COLUMNS,
+            "Whole phase sets the fit tried for this pattern, lowest Rwp (best fit) first; ✓ = the model's "
+            "choice. A further phase always lowers Rwp a little: prefer the simpler set unless the gain is "
+            "clear. Double-click or 'Label with this set' to use one (Ctrl+Z undoes)",
+        )
+        self.use_alternative_button = QPushButton("Label with this &set")
+        self.use_alternative_button.setToolTip(
+            "Tick exactly the phases of the selected hypothesis, with its weight fractions (Ctrl+Z undoes)"
+        )
         self.warnings_label = QLabel()
         self.warnings_label.setObjectName("predictionWarnings")
         self.warnings_label.setWordWrap(True)
@@ -133,6 +164,11 @@ class PredictionPanel(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.table, 1)
+        alternatives_bar = QHBoxLayout()
+        alternatives_bar.addWidget(self.alternatives_label, 1)
+        alternatives_bar.addWidget(self.use_alternative_button)
+        layout.addLayout(alternatives_bar)
+        layout.addWidget(self.alternatives_table, 1)
         layout.addWidget(self.warnings_label)
 
         self.identify_button.clicked.connect(lambda: self.identify_requested.emit(False))
@@ -140,6 +176,11 @@ class PredictionPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.use_button.clicked.connect(self.use_as_label_requested)
         self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
+        self.alternatives_table.itemSelectionChanged.connect(self._update_alternative_button)
+        self.alternatives_table.cellDoubleClicked.connect(
+            lambda row, _column: self.alternative_chosen.emit(row)
+        )
+        self.use_alternative_button.clicked.connect(self._on_use_alternative_button_clicked)
         self.set_state(has_model=False, has_pattern=False, busy=False)
         self.show_prediction(None)
 
@@ -180,6 +221,7 @@ class PredictionPanel(QWidget):
             for row, (call, present) in enumerate(calls):
                 self._fill_row(row, call, present)
         self.table.blockSignals(False)
+        self._fill_alternatives([] if prediction is None else prediction.alternatives)
         if prediction is None:
             self.warnings_label.setText(html.escape(note))
         else:
@@ -209,6 +251,43 @@ class PredictionPanel(QWidget):
                 )
                 item.setToolTip(f"{call.name}: considered, but not likely enough to call present")
             self.table.setItem(row, column, item)
+
+    def _fill_alternatives(self, alternatives: list[Alternative]) -> None:
+        table = self.alternatives_table
+        table.setRowCount(len(alternatives))
+        for row, alternative in enumerate(alternatives):
+            chi2 = "—" if alternative.chi2 is None else f"{alternative.chi2:.3g}"
+            texts = (alternative_text(alternative), percent_text(alternative.rwp, 1), chi2)
+            for column, text in enumerate(texts):
+                item = QTableWidgetItem(text)
+                if column >= 1:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if alternative.chosen:
+                    font = item.font()
+                    font.setWeight(QFont.Weight.DemiBold)
+                    item.setFont(font)
+                table.setItem(row, column, item)
+        self.alternatives_label.setVisible(bool(alternatives))
+        table.setVisible(bool(alternatives))
+        self.use_alternative_button.setVisible(bool(alternatives))
+        self._update_alternative_button()
+
+    def alternatives(self) -> list[Alternative]:
+        """The competing phase sets listed (the shown prediction's)."""
+        return [] if self._prediction is None else list(self._prediction.alternatives)
+
+    def selected_alternative(self) -> int:
+        """The row of the selected hypothesis (-1 when none)."""
+        rows = self.alternatives_table.selectionModel().selectedRows()
+        return rows[0].row() if rows else -1
+
+    def _update_alternative_button(self) -> None:
+        self.use_alternative_button.setEnabled(self.selected_alternative() >= 0)
+
+    def _on_use_alternative_button_clicked(self) -> None:
+        row = self.selected_alternative()
+        if row >= 0:
+            self.alternative_chosen.emit(row)
 
     def selected_phase(self) -> str:
         """The phase of the selected row ("" when none)."""

@@ -11,7 +11,8 @@ and the strong peaks nothing explains. The fit also checks the network's call:
   explain those peaks and lower the residual clearly.
 
 What remains unexplained is reported (``unexplained_peaks`` and a warning): a closed-set model otherwise
-reports confident nonsense for phases outside its library.
+reports confident nonsense for phases outside its library. Around the chosen set, the competing whole
+phase sets and their Rwp are reported as ``alternatives`` (:mod:`labeltune.core.xrd.alternatives`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ import torch
 
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+from labeltune.core.xrd.alternatives import PhaseSetFits, competing_sets
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.measured import pattern_on_grid
 from labeltune.core.xrd.metrics import canonical_formula
 from labeltune.core.xrd.model import class_activation, network_fractions
 from labeltune.core.xrd.pattern import Pattern
-from labeltune.core.xrd.results import PhaseCall, XrdPrediction
+from labeltune.core.xrd.results import Alternative, PhaseCall, XrdPrediction
 from labeltune.core.xrd.run_files import load_xrd_net
 
 MIN_FRACTION = 0.005
@@ -105,7 +107,9 @@ class XrdModel:
         for i, pattern in enumerate(patterns):
             check_stop(stop_event)
             report(Progress("Identifying phases", i, len(patterns), pattern.source.name))
-            out.append(self._decide(pattern, x[i], probs[i], frac_logits[i], fit, activation))
+            out.append(
+                self._decide(pattern, x[i], probs[i], frac_logits[i], fit, activation, stop_event=stop_event)
+            )
         report(Progress("Identifying phases", len(patterns), len(patterns)))
         return out
 
@@ -118,6 +122,7 @@ class XrdModel:
         frac_logits: np.ndarray,
         fit: bool,
         activation: bool,
+        stop_event: threading.Event | None = None,
     ) -> XrdPrediction:
         called = [int(j) for j in np.flatnonzero(probs >= self.threshold)]
         warnings: list[str] = []
@@ -131,8 +136,9 @@ class XrdModel:
             else:
                 warnings.append("no library phase recognised in this pattern")
         result: Any = None
+        alternatives: list[Alternative] = []
         if fit:
-            called, result, fit_notes = self._refine(pattern, called, probs)
+            called, result, fit_notes, alternatives = self._refine(pattern, called, probs, stop_event)
             warnings.extend(fit_notes)
         called.sort(key=lambda j: -probs[j])
         net_frac = network_fractions(
@@ -176,18 +182,25 @@ class XrdModel:
             activation=maps,
             fit_two_theta=np.asarray(result.two_theta) if result is not None else None,
             calculated=np.asarray(result.calculated) if result is not None else None,
+            alternatives=alternatives,
         )
 
-    def _fit(self, pattern: Pattern, called: list[int]) -> Any:
-        from labeltune.core.xrd.quantify import fit_phases
-
-        return fit_phases(pattern, self.library, [self.names[j] for j in called])
+    def _fit(self, pattern: PhaseSetFits, called: list[int]) -> Any:
+        return pattern([self.names[j] for j in called])
 
     def _refine(
-        self, pattern: Pattern, called: list[int], probs: np.ndarray
-    ) -> tuple[list[int], Any, list[str]]:
+        self,
+        measured: Pattern,
+        called: list[int],
+        probs: np.ndarray,
+        stop_event: threading.Event | None = None,
+    ) -> tuple[list[int], Any, list[str], list[Alternative]]:
+        """The decision of ADR 0009, then the competing phase sets around it (every set fitted once).
+
+        ``stop_event`` is checked inside every fit (``StoppedError``).
+        """
         notes: list[str] = []
-        pattern = self._at_library_wavelength(pattern)
+        pattern = PhaseSetFits(self._at_library_wavelength(measured), self.library, stop_event)
         result = self._fit(pattern, called)
         called, result = self._prune(pattern, called, result, probs, notes)
         # 2. polymorphs: same formula, considered by the network, fits better
@@ -234,11 +247,13 @@ class XrdModel:
                 added.append(k)
         if added:  # a phase called only to cover the added one's peaks is no longer needed
             called, result = self._prune(pattern, called, result, probs, notes, keep=added)
-        return called, result, notes
+        ranked = [self.names[int(k)] for k in np.argsort(-probs)]
+        alternatives = competing_sets(pattern, [self.names[j] for j in called], ranked)
+        return called, result, notes, alternatives
 
     def _prune(
         self,
-        pattern: Pattern,
+        pattern: PhaseSetFits,
         called: list[int],
         result: Any,
         probs: np.ndarray,

@@ -102,6 +102,8 @@ class FitResult:
     unexplained_peaks: list[UnexplainedPeak] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     asymmetry: float = 0.0
+    chi2: float | None = None
+    """Reduced χ² (weighted squares over points − parameters): about 1 within counting noise (raw counts)."""
 
 
 def _check_inputs(pattern: Pattern, library: Library, names: Sequence[str]) -> list[str]:
@@ -178,6 +180,7 @@ def fit_phases(
     background = solution.background
     components = {n: solution.coef[j] * profiles[:, j] for j, n in enumerate(names)}
     rwp = math.sqrt(max(solution.chi2, 0.0) / full.yy) if full.yy > 0 else 0.0
+    freedom = max(len(x) - len(params) - len(solution.coef), 1)
     phases = _phase_fits(library, names, model, params, solution.coef[: len(names)], wavelength)
     fwhm_now = float(np.median([p.fwhm_deg for p in phases])) if phases else fwhm0
     unexplained = residual_peaks(x, y, calc, background, fwhm_now, wavelength)
@@ -197,6 +200,7 @@ def fit_phases(
         unexplained_peaks=unexplained,
         warnings=warnings,
         asymmetry=float(params[INDEX_ASYMMETRY]),
+        chi2=float(solution.chi2) / freedom,
     )
 
 

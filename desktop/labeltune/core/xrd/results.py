@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from labeltune.core.uncertainty import hypothesis_doubt, presence_doubt
+
 
 @dataclass(frozen=True)
 class UnexplainedPeak:
@@ -71,6 +73,50 @@ class PhaseCall:
         return out
 
 
+PHASE_PENALTY = 0.10
+"""In the doubt between phase sets, each phase multiplies a set's Rwp by 1 + this: a further phase must
+lower Rwp by about 10 % to count as a better explanation (the decision asks as much of a minor phase)."""
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One competing hypothesis for a pattern: a whole phase set, its fitted weight fractions and fit quality.
+
+    ``rwp`` is the fit's weighted-profile R factor (0..1, lower is better); ``chi2`` the reduced χ² (about 1
+    for a fit within counting noise when the intensities are raw counts); ``chosen`` marks the set the
+    model reports as ``phases``.
+    """
+
+    phases: tuple[str, ...]
+    fractions: tuple[float, ...]
+    rwp: float
+    chi2: float | None = None
+    chosen: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Alternative:
+        """Rebuild from :meth:`to_json` output."""
+        return cls(
+            tuple(str(p) for p in data["phases"]),
+            tuple(float(f) for f in data.get("fractions") or ()),
+            float(data["rwp"]),
+            None if data.get("chi2") is None else float(data["chi2"]),
+            bool(data.get("chosen", False)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """``{phases, fractions, rwp, chi2?, chosen}`` (rounded)."""
+        out: dict[str, Any] = {
+            "phases": list(self.phases),
+            "fractions": [round(f, 4) for f in self.fractions],
+            "rwp": round(self.rwp, 5),
+        }
+        if self.chi2 is not None:
+            out["chi2"] = round(self.chi2, 4)
+        out["chosen"] = self.chosen
+        return out
+
+
 @dataclass
 class XrdPrediction:
     """Phases identified in one pattern.
@@ -79,7 +125,8 @@ class XrdPrediction:
     absent ones (for the app's "also considered" list). ``residual`` is the fit's weighted-profile
     R factor (Rwp, 0..1) or ``None`` without a fit; ``calculated`` is the fitted profile on
     ``fit_two_theta``. ``activation`` maps a phase name to its class activation over ``two_theta``
-    (0..1; which parts of the pattern drove that phase's probability).
+    (0..1; which parts of the pattern drove that phase's probability). ``alternatives`` are whole phase
+    sets the fit tried, best Rwp first (the chosen one among them; see ``core/xrd/alternatives.py``).
     """
 
     path: str
@@ -95,9 +142,28 @@ class XrdPrediction:
     """2θ of the fitted profile (the library's wavelength), when the fit ran."""
     calculated: np.ndarray | None = None
     """The fitted profile (phases + background) in the measurement's intensity units."""
+    alternatives: list[Alternative] = field(default_factory=list)
+
+    @property
+    def uncertainty(self) -> float:
+        """How unsure the model is about this pattern, 0 (sure) .. 1 (a coin toss).
+
+        With competing phase sets (the fit ran), how close the second best set comes to the best in Rwp,
+        each phase costing ``PHASE_PENALTY`` (the fit decides: ADR 0009); without them, the network's
+        smallest margin of a phase probability from 0.5 (``core/uncertainty.py``; ADR 0032).
+        """
+        if self.alternatives:
+            return hypothesis_doubt(
+                [a.rwp for a in self.alternatives], [len(a.phases) for a in self.alternatives], PHASE_PENALTY
+            )
+        probs = np.array([c.probability for c in [*self.phases, *self.candidates]], dtype=np.float64)
+        return float(presence_doubt(probs[None])[0]) if len(probs) else 1.0
 
     def to_json(self) -> dict[str, Any]:
-        """``{path, phases, unexplained_peaks, warnings?, residual?, zero_shift?, candidates}``."""
+        """The prediction as JSON: ``{path, phases, unexplained_peaks, warnings?, residual?, ...}``.
+
+        Then ``zero_shift?``, ``candidates``, ``alternatives`` (competing phase sets) and ``uncertainty``.
+        """
         out: dict[str, Any] = {"path": self.path, "phases": [p.to_json() for p in self.phases]}
         out["unexplained_peaks"] = [p.to_json() for p in self.unexplained_peaks]
         if self.warnings:
@@ -107,6 +173,8 @@ class XrdPrediction:
         if self.zero_shift is not None:
             out["zero_shift"] = round(self.zero_shift, 4)
         out["candidates"] = [p.to_json() for p in self.candidates]
+        out["alternatives"] = [a.to_json() for a in self.alternatives]
+        out["uncertainty"] = round(self.uncertainty, 4)
         return out
 
     @classmethod
@@ -120,4 +188,5 @@ class XrdPrediction:
             warnings=[str(w) for w in data.get("warnings", [])],
             residual=None if data.get("residual") is None else float(data["residual"]),
             zero_shift=None if data.get("zero_shift") is None else float(data["zero_shift"]),
+            alternatives=[Alternative.from_json(a) for a in data.get("alternatives") or []],
         )

@@ -1,0 +1,109 @@
+"""Competing hypotheses for one pattern: whole phase sets ranked by how well they fit (Rwp).
+
+The model reports one phase set per pattern (``XrdPrediction.phases``), but a scientist deciding between,
+say, "corundum + quartz" and "corundum + quartz + a little fluorite" wants to see both with their fit
+quality. This module keeps every fit made for a pattern (:class:`PhaseSetFits`: the decision in
+``inference`` already fits several sets, and none is fitted twice) and adds a bounded search around the
+chosen set (:func:`competing_sets`):
+
+* the chosen set without its weakest phase (the one with the least fitted weight);
+* the chosen set with each of the ``NEXT_BEST`` most likely uncalled phases added, and the most likely one
+  swapped in for the weakest phase.
+
+That is at most four new fits per pattern (fewer when the decision already made them), each with the
+chosen fit's Kα2 choice instead of trying both (measured in ADR 0032). A set in which
+a phase gets (almost) no weight (``NEGLIGIBLE``) says the same as the set without it and is left out. The
+rest are ranked by Rwp, best first, and the first ``LIMIT`` kept, the chosen set always among them.
+Lower Rwp alone does not make a set right: a further phase always lowers it a little, which is why the
+decision (ADR 0009) asks more of it, and why the chosen set is marked rather than put first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.pattern import Pattern
+from labeltune.core.xrd.quantify import FitResult, fit_phases
+from labeltune.core.xrd.results import Alternative
+
+NEXT_BEST = 2
+"""How many of the most likely uncalled phases are tried with the chosen set."""
+LIMIT = 5
+"""Most alternatives kept per pattern."""
+NEGLIGIBLE = 0.01
+"""A set in which a phase is fitted below this weight fraction is not a hypothesis of its own."""
+
+
+class PhaseSetFits:
+    """The fits of phase sets to one pattern, each set fitted once (the order of the names is irrelevant)."""
+
+    def __init__(self, pattern: Pattern, library: Library, stop_event: threading.Event | None = None) -> None:
+        self.pattern = pattern
+        self.library = library
+        self.stop_event = stop_event
+        self._fits: dict[frozenset[str], FitResult] = {}
+
+    def __call__(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:
+        """The fit of ``names`` (see :func:`~labeltune.core.xrd.quantify.fit_phases`, also for ``ka2``)."""
+        key = frozenset(names)
+        if key not in self._fits:
+            self._fits[key] = fit_phases(
+                self.pattern, self.library, list(names), ka2=ka2, stop_event=self.stop_event
+            )
+        return self._fits[key]
+
+    def fitted(self) -> dict[frozenset[str], FitResult]:
+        """Every set fitted so far and its fit."""
+        return dict(self._fits)
+
+
+def _weakest(fit: FitResult) -> str | None:
+    return min(fit.phases, key=lambda p: p.weight_fraction).name if fit.phases else None
+
+
+def competing_sets(fits: PhaseSetFits, chosen: Sequence[str], ranked: Sequence[str]) -> list[Alternative]:
+    """Whole phase sets for the pattern of ``fits``, best Rwp first, the ``chosen`` set marked.
+
+    ``ranked`` lists the library's phases most likely first (the network's probabilities); its first
+    ``NEXT_BEST`` phases outside ``chosen`` are the candidates added or swapped in.
+    """
+    chosen = list(chosen)
+    trials: list[list[str]] = []
+    ka2: bool | None = None
+    if chosen:
+        best = fits(chosen)
+        ka2 = best.ka2
+        weakest = _weakest(best)
+        rest = [n for n in chosen if n != weakest]
+        if rest:
+            trials.append(rest)
+        for i, name in enumerate([n for n in ranked if n not in chosen][:NEXT_BEST]):
+            trials.append([*chosen, name])
+            if i == 0:
+                trials.append([*rest, name])
+    else:
+        trials.extend([name] for name in list(ranked)[:NEXT_BEST])
+    for trial in trials:
+        fits(trial, ka2)
+    key = frozenset(chosen)
+    out: list[Alternative] = []
+    for names, fit in fits.fitted().items():
+        if not names or (names != key and any(p.weight_fraction < NEGLIGIBLE for p in fit.phases)):
+            continue
+        phases = sorted(fit.phases, key=lambda p: -p.weight_fraction)
+        out.append(
+            Alternative(
+                phases=tuple(p.name for p in phases),
+                fractions=tuple(float(p.weight_fraction) for p in phases),
+                rwp=float(fit.rwp),
+                chi2=fit.chi2,
+                chosen=names == key,
+            )
+        )
+    out.sort(key=lambda a: a.rwp)
+    kept = out[:LIMIT]
+    if chosen and not any(a.chosen for a in kept):
+        kept[-1:] = [a for a in out if a.chosen]
+    return kept
