@@ -24,12 +24,36 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistent
 from PySide6.QtGui import QImage
 
 from labeltune.core.project import Project
+from labeltune.core.review import review_key
 from labeltune.ui.thumbnails import ThumbnailLoader
 
-FilterKind = Literal["all", "unlabeled", "class", "split", "unfamiliar"]
-SortOrder = Literal["name", "folder", "added"]
+FilterKind = Literal[
+    "all",
+    "unlabeled",
+    "class",
+    "split",
+    "unfamiliar",
+    "predicted",
+    "correct",
+    "incorrect",
+    "excluded",
+    "cell",
+]
+SortOrder = Literal["name", "folder", "added", "confidence", "loss", "margin", "review"]
 #: The gallery's orders, as offered to the user.
-SORT_ORDERS: dict[str, str] = {"name": "Name", "folder": "Folder", "added": "Order added"}
+SORT_ORDERS: dict[str, str] = {
+    "name": "Name",
+    "folder": "Folder",
+    "added": "Order added",
+    "confidence": "Confidence (low first)",
+    "loss": "Loss (high first)",
+    "margin": "Margin (low first)",
+    "review": "Review predictions: most confident first",
+}
+#: The orders that follow the newest checked run's predictions (core/review.py ``review_key``).
+PREDICTION_ORDERS = frozenset({"confidence", "loss", "margin", "review"})
+#: Filters that keep the files of a set of paths (a run's split; the items behind a confusion-matrix cell).
+PATH_FILTERS = frozenset({"split", "cell"})
 ThumbnailState = Literal["loading", "ready", "failed"]
 Index = QModelIndex | QPersistentModelIndex
 Row = tuple[int, str, str | None]  # sample id, absolute path, label
@@ -43,6 +67,7 @@ THUMBNAIL_ERROR_ROLE = Qt.ItemDataRole.UserRole + 6
 #: ``(label, confidence, ood_score)`` the newest checked run gave the sample, or ``None``.
 PREDICTION_ROLE = Qt.ItemDataRole.UserRole + 7
 UNFAMILIAR_ROLE = Qt.ItemDataRole.UserRole + 8  # bool: unlike the images that run was trained on
+EXCLUDED_ROLE = Qt.ItemDataRole.UserRole + 9  # bool: left out of training (key X)
 Prediction = tuple[str, float, float | None]
 
 
@@ -50,11 +75,14 @@ Prediction = tuple[str, float, float | None]
 class GalleryFilter:
     """Which samples the gallery shows: all, unlabeled, one class (``value``), a split, or unfamiliar ones.
 
-    ``unfamiliar``: the images the newest checked run finds unlike its training images.
+    ``unfamiliar``: the images the newest checked run finds unlike its training images; ``predicted``: those
+    it predicts as class ``value``; ``correct`` / ``incorrect``: labeled images whose label it agrees /
+    disagrees with; ``excluded``: images left out of training; ``cell``: the validation images behind a
+    confusion-matrix cell (``value`` names it, the paths come with the filter).
     """
 
     kind: FilterKind = "all"
-    value: str | None = None  # the class name, or "train" / "val"
+    value: str | None = None  # the class name, "train" / "val", or the cell "true → predicted"
 
     def matches(self, label: str | None) -> bool:
         """Whether a sample with ``label`` belongs here (split membership is decided by path)."""
@@ -119,6 +147,8 @@ class GalleryModel(QAbstractListModel):
         self._image_budget = image_budget_mb * 2**20
         self._failed: dict[int, str] = {}
         self._predictions: dict[int, Prediction] = {}
+        self._topk: dict[int, list[tuple[str, float]]] = {}
+        self._excluded: set[int] = set()
         self._predicted_run: str | None = None
         self._placeholder = QImage()
         self._loader = loader
@@ -143,7 +173,8 @@ class GalleryModel(QAbstractListModel):
         if self._loader is not None:
             self._loader.clear()
         self.update_classes()
-        self._predictions, self._predicted_run = {}, None
+        self._predictions, self._topk, self._predicted_run = {}, {}, None
+        self._excluded = project.excluded_ids() if project is not None and not project.closed else set()
         self.reload()
         self.load_predictions()
 
@@ -162,7 +193,7 @@ class GalleryModel(QAbstractListModel):
             self.reload()
 
     def set_filter(self, gallery_filter: GalleryFilter, split_paths: Iterable[str] = ()) -> None:
-        """Show only the samples ``gallery_filter`` lets through (for a split: those in ``split_paths``)."""
+        """Show only the samples ``gallery_filter`` lets through (split, cell: those in ``split_paths``)."""
         self._filter = gallery_filter
         self._split_paths = frozenset(split_paths)
         self.reload()
@@ -170,6 +201,8 @@ class GalleryModel(QAbstractListModel):
     def reload(self) -> None:
         """Query the rows again (after bulk changes: class renamed, samples imported)."""
         self.beginResetModel()
+        if self._order in PREDICTION_ORDERS:  # labels and predictions move rows: fresh keys
+            self._keys.clear()
         self._rows = self._query()
         self.endResetModel()
 
@@ -181,11 +214,14 @@ class GalleryModel(QAbstractListModel):
         """
         project = self._project
         if project is None or project.closed:
-            self._predictions, self._predicted_run = {}, None
+            self._predictions, self._topk, self._predicted_run = {}, {}, None
         else:
-            self._predicted_run = project.latest_predicted_run()
-            self._predictions = project.prediction_map(self._predicted_run) if self._predicted_run else {}
-        if self._filter.kind == "unfamiliar":
+            self._predicted_run = run = project.latest_predicted_run()
+            self._predictions = project.prediction_map(run) if run else {}
+            self._topk = project.prediction_topk(run) if run else {}
+        if self._filter.kind in ("unfamiliar", "predicted", "correct", "incorrect") or (
+            self._order in PREDICTION_ORDERS
+        ):
             self.reload()
         elif self._rows:
             roles = [PREDICTION_ROLE, UNFAMILIAR_ROLE, Qt.ItemDataRole.ToolTipRole]
@@ -199,17 +235,38 @@ class GalleryModel(QAbstractListModel):
         rows = project.rows(
             label=self._filter.value if kind == "class" else None, unlabeled_only=kind == "unlabeled"
         )
-        if kind == "split":
+        if kind in PATH_FILTERS:
             wanted = self._split_paths
-            rows = [row for row in rows if row[1] in wanted]
-        elif kind == "unfamiliar":
-            rows = [row for row in rows if self.is_unfamiliar(row[0])]
+            rows = [row for row in rows if os.path.normpath(row[1]) in wanted]
+        elif kind != "all" and kind != "class" and kind != "unlabeled":
+            rows = [row for row in rows if self._passes(row)]
         return sorted(rows, key=self._key)
+
+    def _passes(self, row: Row) -> bool:
+        """Whether a row passes a filter that asks the predictions or the excluded flag."""
+        kind, sample_id, label = self._filter.kind, row[0], row[2]
+        if kind == "unfamiliar":
+            return self.is_unfamiliar(sample_id)
+        if kind == "excluded":
+            return sample_id in self._excluded
+        predicted = self._predictions.get(sample_id)
+        if predicted is None:
+            return False
+        if kind == "predicted":
+            return predicted[0] == self._filter.value
+        if kind == "correct":
+            return label is not None and predicted[0] == label
+        return kind == "incorrect" and label is not None and predicted[0] != label
 
     def _key(self, row: Row) -> tuple[Any, ...]:
         key = self._keys.get(row[0])
         if key is None:
-            key = self._keys[row[0]] = order_key(row, self._order)
+            if self._order in PREDICTION_ORDERS:
+                first = review_key(self._order, row[2], self._topk.get(row[0]))
+                key = (*first, *order_key(row, "name"))
+            else:
+                key = order_key(row, self._order)
+            self._keys[row[0]] = key
         return key
 
     @property
@@ -220,6 +277,33 @@ class GalleryModel(QAbstractListModel):
     def prediction(self, sample_id: int) -> Prediction | None:
         """``(label, confidence, ood_score)`` of a sample from the newest checked run, or ``None``."""
         return self._predictions.get(sample_id)
+
+    def topk(self, sample_id: int) -> list[tuple[str, float]]:
+        """The newest checked run's best classes for a sample with their probabilities (empty: none)."""
+        return list(self._topk.get(sample_id, []))
+
+    def is_excluded(self, sample_id: int) -> bool:
+        """Whether the sample is left out of training."""
+        return sample_id in self._excluded
+
+    def excluded_count(self) -> int:
+        """How many samples are left out of training."""
+        return len(self._excluded)
+
+    def update_excluded(self, sample_ids: Sequence[int]) -> None:
+        """Take the excluded flags of ``sample_ids`` from the project again (after X)."""
+        project = self._project
+        if project is None or project.closed:
+            return
+        self._excluded = project.excluded_ids()
+        if self._filter.kind == "excluded":
+            self.reload()
+            return
+        for sample_id in sample_ids:
+            row = self.row_of(sample_id)
+            if row >= 0:
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [EXCLUDED_ROLE, Qt.ItemDataRole.ToolTipRole])
 
     def is_unfamiliar(self, sample_id: int) -> bool:
         """Whether the newest checked run found the sample unlike its training images."""
@@ -245,7 +329,9 @@ class GalleryModel(QAbstractListModel):
             return
         for new in project.rows(ids=sample_ids):
             row = self.row_of(new[0])
-            belongs = self._filter.matches(new[2])
+            belongs = self._filter.matches(new[2]) and (
+                self._filter.kind not in ("correct", "incorrect") or self._passes(new)
+            )
             if row >= 0 and belongs:
                 self._rows[row] = new
                 index = self.index(row)
@@ -256,7 +342,7 @@ class GalleryModel(QAbstractListModel):
                 self.beginRemoveRows(QModelIndex(), row, row)
                 del self._rows[row]
                 self.endRemoveRows()
-            elif belongs and self._filter.kind != "split":  # e.g. an undo brings it back
+            elif belongs and self._filter.kind not in PATH_FILTERS:  # e.g. an undo brings it back
                 self._key(new)
                 row = self.insertion_row(new[0])
                 self.beginInsertRows(QModelIndex(), row, row)
@@ -370,6 +456,8 @@ class GalleryModel(QAbstractListModel):
             return self._predictions.get(sample_id)
         if role == UNFAMILIAR_ROLE:
             return self.is_unfamiliar(sample_id)
+        if role == EXCLUDED_ROLE:
+            return sample_id in self._excluded
         if role == Qt.ItemDataRole.ToolTipRole:
             text = f"{os.path.basename(path)}\n{label if label is not None else 'Unlabeled'}\n{path}"
             predicted = self._predictions.get(sample_id)
@@ -377,6 +465,8 @@ class GalleryModel(QAbstractListModel):
                 text += f"\nModel: {predicted[0]} ({100 * predicted[1]:.0f} %)"
                 if self.is_unfamiliar(sample_id):
                     text += " — unfamiliar: unlike the images it was trained on"
+            if sample_id in self._excluded:
+                text += "\nExcluded from training (X includes it again)"
             error = self._failed.get(sample_id)
             return f"{text}\nUnreadable, not used: {error}" if error else text
         return None
