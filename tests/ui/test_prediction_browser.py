@@ -58,7 +58,7 @@ def page(qtbot, trained, tmp_path: Path) -> Iterator[ImagePage]:
     session.close()
 
 
-def test_drill_down_shows_exactly_the_validation_images_of_each_cell(page, trained) -> None:
+def test_drill_down_shows_exactly_the_validation_images_of_each_cell(page, trained, qtbot) -> None:
     metrics = json.loads((trained["run_dir"] / "metrics.json").read_text())
     matrix = metrics["confusion_matrix"]
     confusion = page.results_panel.details_view.confusion
@@ -72,6 +72,10 @@ def test_drill_down_shows_exactly_the_validation_images_of_each_cell(page, train
         for line in (trained["run_dir"] / "manifest.csv").read_text().splitlines()[1:]
         if line.endswith(",val")
     }
+    page.setCurrentWidget(page.results_panel)  # a double-click on a cell, as a user does it
+    row, column = off_diagonal[0]
+    qtbot.mouseDClick(confusion, Qt.MouseButton.LeftButton, pos=confusion.cell_rect(row, column).center())
+    assert page.currentWidget() is labels and labels.model.rowCount() == matrix[row][column]
     for row in range(3):
         for column in range(3):
             confusion.cell_activated.emit(row, column)
