@@ -10,53 +10,40 @@ thumbnails are kept in a small LRU cache bounded in bytes.
 
 from __future__ import annotations
 
-import csv
 import os
-import re
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot
 from PySide6.QtGui import QImage
 
 from labeltune.core.project import Project
-from labeltune.core.review import review_key
+from labeltune.ui.gallery_filters import (
+    PATH_FILTERS,
+    PREDICTION_ORDERS,
+    SORT_ORDERS,
+    GalleryFilter,
+    Prediction,
+    Row,
+    SortOrder,
+    passes,
+    read_split_paths,
+    row_key,
+)
 from labeltune.ui.thumbnails import ThumbnailLoader
 
-FilterKind = Literal[
-    "all",
-    "unlabeled",
-    "class",
-    "split",
-    "unfamiliar",
-    "predicted",
-    "correct",
-    "incorrect",
-    "excluded",
-    "cell",
+__all__ = [  # the filters and orders are gallery_filters.py's; importers find them here too
+    "PREDICTION_ORDERS",
+    "SORT_ORDERS",
+    "GalleryFilter",
+    "GalleryModel",
+    "read_split_paths",
 ]
-SortOrder = Literal["name", "folder", "added", "confidence", "loss", "margin", "review"]
-#: The gallery's orders, as offered to the user.
-SORT_ORDERS: dict[str, str] = {
-    "name": "Name",
-    "folder": "Folder",
-    "added": "Order added",
-    "confidence": "Confidence (low first)",
-    "loss": "Loss (high first)",
-    "margin": "Margin (low first)",
-    "review": "Review predictions: most confident first",
-}
-#: The orders that follow the newest checked run's predictions (core/review.py ``review_key``).
-PREDICTION_ORDERS = frozenset({"confidence", "loss", "margin", "review"})
-#: Filters that keep the files of a set of paths (a run's split; the items behind a confusion-matrix cell).
-PATH_FILTERS = frozenset({"split", "cell"})
+
 ThumbnailState = Literal["loading", "ready", "failed"]
 Index = QModelIndex | QPersistentModelIndex
-Row = tuple[int, str, str | None]  # sample id, absolute path, label
 
 SAMPLE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -68,63 +55,6 @@ THUMBNAIL_ERROR_ROLE = Qt.ItemDataRole.UserRole + 6
 PREDICTION_ROLE = Qt.ItemDataRole.UserRole + 7
 UNFAMILIAR_ROLE = Qt.ItemDataRole.UserRole + 8  # bool: unlike the images that run was trained on
 EXCLUDED_ROLE = Qt.ItemDataRole.UserRole + 9  # bool: left out of training (key X)
-Prediction = tuple[str, float, float | None]
-
-
-@dataclass(frozen=True)
-class GalleryFilter:
-    """Which samples the gallery shows: all, unlabeled, one class (``value``), a split, or unfamiliar ones.
-
-    ``unfamiliar``: the images the newest checked run finds unlike its training images; ``predicted``: those
-    it predicts as class ``value``; ``correct`` / ``incorrect``: labeled images whose label it agrees /
-    disagrees with; ``excluded``: images left out of training; ``cell``: the validation images behind a
-    confusion-matrix cell (``value`` names it, the paths come with the filter).
-    """
-
-    kind: FilterKind = "all"
-    value: str | None = None  # the class name, "train" / "val", or the cell "true → predicted"
-
-    def matches(self, label: str | None) -> bool:
-        """Whether a sample with ``label`` belongs here (split membership is decided by path)."""
-        if self.kind == "unlabeled":
-            return label is None
-        if self.kind == "class":
-            return label == self.value
-        return True
-
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that puts ``img2`` before ``img10`` (digit runs compare as numbers), case-insensitive."""
-    return tuple(
-        (1, int(part)) if i % 2 else (0, part)
-        for i, part in enumerate(_DIGITS.split(text.casefold()))
-        if part
-    )
-
-
-def order_key(row: Row, order: SortOrder) -> tuple[Any, ...]:
-    """Where ``row`` goes in ``order`` (ties, and "added", by sample id)."""
-    sample_id, path = row[0], row[1]
-    if order == "added":
-        return (sample_id,)
-    name = os.path.basename(path)
-    if order == "folder":
-        return (natural_key(os.path.dirname(path)), natural_key(name), sample_id)
-    return (natural_key(name), natural_key(os.path.dirname(path)), sample_id)
-
-
-def read_split_paths(run_dir: Path, split: str) -> frozenset[str]:
-    """Files of a run's ``manifest.csv`` in ``split`` ("train" or "val"), as normalised path strings.
-
-    Plain Python (reads a file): call it in a worker thread.
-    """
-    with open(run_dir / "manifest.csv", newline="", encoding="utf-8") as handle:
-        return frozenset(
-            os.path.normpath(row["file"]) for row in csv.DictReader(handle) if row.get("split") == split
-        )
 
 
 class GalleryModel(QAbstractListModel):
@@ -238,35 +168,17 @@ class GalleryModel(QAbstractListModel):
         if kind in PATH_FILTERS:
             wanted = self._split_paths
             rows = [row for row in rows if os.path.normpath(row[1]) in wanted]
-        elif kind != "all" and kind != "class" and kind != "unlabeled":
+        elif kind not in ("all", "class", "unlabeled"):
             rows = [row for row in rows if self._passes(row)]
         return sorted(rows, key=self._key)
 
     def _passes(self, row: Row) -> bool:
-        """Whether a row passes a filter that asks the predictions or the excluded flag."""
-        kind, sample_id, label = self._filter.kind, row[0], row[2]
-        if kind == "unfamiliar":
-            return self.is_unfamiliar(sample_id)
-        if kind == "excluded":
-            return sample_id in self._excluded
-        predicted = self._predictions.get(sample_id)
-        if predicted is None:
-            return False
-        if kind == "predicted":
-            return predicted[0] == self._filter.value
-        if kind == "correct":
-            return label is not None and predicted[0] == label
-        return kind == "incorrect" and label is not None and predicted[0] != label
+        return passes(self._filter, row, self._predictions, self._excluded)
 
     def _key(self, row: Row) -> tuple[Any, ...]:
         key = self._keys.get(row[0])
         if key is None:
-            if self._order in PREDICTION_ORDERS:
-                first = review_key(self._order, row[2], self._topk.get(row[0]))
-                key = (*first, *order_key(row, "name"))
-            else:
-                key = order_key(row, self._order)
-            self._keys[row[0]] = key
+            key = self._keys[row[0]] = row_key(self._order, row, self._topk.get(row[0]))
         return key
 
     @property
