@@ -62,6 +62,8 @@ def test_excluded_items_are_left_out_of_training_data(tmp_path: Path) -> None:
         assert project.set_excluded([left_out]) == []  # already excluded: nothing changes
         assert project.label_of(left_out) == "class0"  # the label stays
         assert project.excluded_ids() == {project.sample_id(left_out)}
+        assert project.counts(include_excluded=False) == {"class0": 5, "class1": 6}  # what training sees
+        assert project.counts() == {"class0": 6, "class1": 6}
     data = scan_project(tmp_path / "proj")
     prepared = prepare_data(data, TrainConfig(weights="none"), cache_root=tmp_path / "cache")
     assert left_out not in prepared.paths and len(prepared.paths) == 11

@@ -209,11 +209,15 @@ class SamplesMixin(StoreBase):
         with self._lock:
             return int(self._db().execute("SELECT COUNT(*) FROM samples").fetchone()[0])
 
-    def counts(self) -> dict[str, int]:
-        """Return the number of samples per class, in class order (0 for empty classes); no unlabeled."""
+    def counts(self, include_excluded: bool = True) -> dict[str, int]:
+        """Return the number of samples per class, in class order (0 for empty classes); no unlabeled.
+
+        ``include_excluded=False`` counts only what training uses (not the excluded samples).
+        """
+        kept = "" if include_excluded else " AND excluded = 0"
         with self._lock:
             rows = self._db().execute(
-                "SELECT label, COUNT(*) FROM samples WHERE label IS NOT NULL GROUP BY label"
+                f"SELECT label, COUNT(*) FROM samples WHERE label IS NOT NULL{kept} GROUP BY label"
             )
             found = dict(rows.fetchall())
         result = {name: int(found.pop(name, 0)) for name in self._meta["classes"]}
