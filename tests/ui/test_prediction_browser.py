@@ -27,16 +27,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("browser")
     data = write_class_folder(root / "data", classes=3, per_class=16, size=40)
     folder = root / "project"
+    config = TrainConfig(backbone="resnet18", weights="none", input_size=32, epochs=3, batch_size=8)
+    run_dir = folder / "runs" / "run-1"
     with Project.create(folder) as project:
-        dataset = scan(data)
-        project.add_source(dataset.root)
-        project.add_samples(dataset.samples)
-        for i in range(6):
-            project.set_label(data / "class0" / f"img{i:03d}.png", "class1")
-        config = TrainConfig(backbone="resnet18", weights="none", input_size=32, epochs=3, batch_size=8)
-        run_dir = project.runs_dir / "run-1"
-        result = train(scan(folder), config, run_dir, cache_root=root / "cache")
-        project.record_run("run-1", run_dir, result.backbone, result.strategy, result.to_json())
+        found = scan(data)
+        project.add_source(found.root)
+        project.add_samples(found.samples)
+        planted = [data / "class0" / f"img{i:03d}.png" for i in range(6)]
+        for path in planted:
+            project.set_label(path, "class1")
+        done = train(scan(folder), config, run_dir, cache_root=root / "cache")
+        project.record_run(run_dir.name, run_dir, done.backbone, done.strategy, done.to_json())
     return {"folder": folder, "run_dir": run_dir, "data": data}
 
 
