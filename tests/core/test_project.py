@@ -89,7 +89,7 @@ def test_project_json_content(tmp_path: Path) -> None:
         project.add_source(folder / "data")
         project.add_source(tmp_path / "elsewhere")
     data = json.loads((folder / PROJECT_FILE).read_text(encoding="utf-8"))
-    assert data["schema_version"] == SCHEMA_VERSION == 2
+    assert data["schema_version"] == SCHEMA_VERSION == 3
     assert data["name"] == "N"
     assert data["domain"] == "image"
     assert data["classes"] == ["x", "y"]

@@ -178,9 +178,9 @@ def scan_csv(
 
 
 def scan_project(folder: Path) -> Dataset:
-    """Read the samples and current labels of a LabelTune project."""
+    """Read the samples and current labels of a LabelTune project (not those excluded from training)."""
     with Project.open(folder) as project:
-        samples = project.samples()
+        samples = project.samples(include_excluded=False)
         classes = list(project.classes)
     missing = [s for s in samples if not s.path.exists()]
     present = [s for s in samples if s.path.exists()]

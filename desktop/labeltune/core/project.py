@@ -80,7 +80,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of both ``project.json`` and the SQLite schema (``PRAGMA user_version``) this code writes."""
 
 DB_FILE = "labeltune.sqlite"

@@ -30,6 +30,7 @@ from labeltune.core.metrics import classification_metrics
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
 from labeltune.core.progress import Progress, ProgressCallback, StoppedError, no_progress
 from labeltune.core.reliability_fit import fit_reliability
+from labeltune.core.review import write_val_predictions
 from labeltune.core.run_files import METRICS_FILE, RunResult, write_run_config
 from labeltune.core.run_schema import check_run_schema
 from labeltune.core.train_callbacks import CHECKPOINT_FILE, Checkpoints, History, ProgressBar
@@ -292,6 +293,11 @@ def _write_out(
             if stopped
             else "no validation set (val fraction 0)"
         }
+    if len(targets):  # the items behind the confusion matrix, for its drill-down (docs/adr/0030)
+        val_paths = [path for path, val in zip(data.paths, data.is_val, strict=True) if val]
+        write_val_predictions(
+            job.run_dir, val_paths, targets.numpy(), logits.detach().cpu().numpy(), data.classes
+        )
 
     # Post-fit: calibrated confidence and the unfamiliar-input score (docs/adr/0012). A stopped run skips
     # it (Stop must answer at once); continuing the run to its end fits them (docs/adr/0015).

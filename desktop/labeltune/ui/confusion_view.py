@@ -297,7 +297,8 @@ class ConfusionMatrixView(QWidget):
         if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
             hit = self.cell_at(event.pos())
             if hit is not None:
-                QToolTip.showText(event.globalPos(), self.cell_text(*hit), self, self.cell_rect(*hit))
+                text = f"{self.cell_text(*hit)}\nDouble-click or Enter: show these validation images"
+                QToolTip.showText(event.globalPos(), text, self, self.cell_rect(*hit))
                 return True
         return super().event(event)
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from labeltune.ui.gallery_model import (
     CLASS_INDEX_ROLE,
+    EXCLUDED_ROLE,
     LABEL_ROLE,
     SAMPLE_ID_ROLE,
     THUMBNAIL_ERROR_ROLE,
@@ -118,6 +119,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
             self._paint_badge(painter, box, class_index, colour)
         if index.data(UNFAMILIAR_ROLE):
             self._paint_unfamiliar(painter, box)
+        if index.data(EXCLUDED_ROLE):
+            self._paint_excluded(painter, box)
         self._paint_caption(painter, option, rect, box, index, label, colour, selected)
         if state & QStyle.StateFlag.State_HasFocus:
             painter.setPen(QPen(palette.color(QPalette.ColorRole.Highlight), 2, Qt.PenStyle.DotLine))
@@ -154,6 +157,16 @@ class ThumbnailDelegate(QStyledItemDelegate):
             )
         else:
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
+
+    @staticmethod
+    def _paint_excluded(painter: QPainter, box: QRect) -> None:
+        """A grey veil with a struck-through circle at the bottom right: left out of training (key X)."""
+        painter.fillRect(box, QColor(128, 128, 128, 110))
+        mark = QRect(box.right() - 21, box.bottom() - 21, 18, 18)
+        painter.setPen(QPen(QColor(Qt.GlobalColor.black), 2))
+        painter.setBrush(QColor(Qt.GlobalColor.white))
+        painter.drawEllipse(mark)
+        painter.drawLine(mark.topLeft() + QPoint(4, 4), mark.bottomRight() - QPoint(4, 4))
 
     @staticmethod
     def _paint_unfamiliar(painter: QPainter, box: QRect) -> None:

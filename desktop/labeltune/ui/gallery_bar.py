@@ -30,17 +30,28 @@ class FilterCombo(QComboBox):
         self.setToolTip("Which images the gallery shows")
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self._run_dir: str | None = None
+        self._cell: GalleryFilter | None = None  # the confusion-matrix cell shown last (drill-down)
+        self._cell_paths: frozenset[str] = frozenset()
         self._wanted_split: tuple[str, str] | None = None  # (run folder, "train" or "val")
         self.split_task = TaskController(self)
         self.split_task.finished.connect(self._on_split_task_finished)
         self.split_task.failed.connect(self._on_split_task_failed)
         self.activated.connect(self._on_activated)
 
-    def rebuild(self, project: Project | None, current: GalleryFilter, unfamiliar: int = 0) -> bool:
+    def rebuild(
+        self,
+        project: Project | None,
+        current: GalleryFilter,
+        unfamiliar: int = 0,
+        predicted: bool = False,
+        excluded: int = 0,
+    ) -> bool:
         """List the filters of ``project``, keeping ``current``; False if it no longer exists.
 
         ``unfamiliar`` is how many images the newest checked run finds unfamiliar (their filter is offered
-        when there are any).
+        when there are any); ``predicted``: whether a checked run's predictions are stored (the filters by
+        predicted class, correct and incorrect are offered); ``excluded``: how many images are left out of
+        training.
         """
         self.clear()
         self._run_dir = None
@@ -57,9 +68,29 @@ class FilterCombo(QComboBox):
             self.addItem("Validation images (latest run)", GalleryFilter("split", "val"))
         if unfamiliar:
             self.addItem(f"Unfamiliar to the model ({unfamiliar})", GalleryFilter("unfamiliar"))
+        if predicted:
+            self.addItem("Model agrees with the label", GalleryFilter("correct"))
+            self.addItem("Model disagrees with the label", GalleryFilter("incorrect"))
+            for name in project.classes:
+                self.addItem(f"Predicted: {name}", GalleryFilter("predicted", name))
+        if excluded:
+            self.addItem(f"Excluded from training ({excluded})", GalleryFilter("excluded"))
+        if self._cell is not None and current == self._cell:
+            self.addItem(f"Validation: {self._cell.value}", self._cell)
         index = self.index_of(current)
         self.setCurrentIndex(max(0, index))
         return index >= 0
+
+    def show_cell(self, cell: GalleryFilter, paths: frozenset[str]) -> None:
+        """Offer and select the filter of a confusion-matrix cell, and announce it with its files."""
+        self._cell, self._cell_paths = cell, paths
+        index = self.index_of(cell)
+        if index < 0:
+            self.addItem(f"Validation: {cell.value}", cell)
+            index = self.count() - 1
+        self.setCurrentIndex(index)
+        self._wanted_split = None
+        self.filter_chosen.emit(cell, paths)
 
     def index_of(self, gallery_filter: GalleryFilter) -> int:
         """Position of a filter in the list (-1: not offered)."""
@@ -75,7 +106,8 @@ class FilterCombo(QComboBox):
             self.setCurrentIndex(index)
         if gallery_filter.kind != "split":
             self._wanted_split = None
-            self.filter_chosen.emit(gallery_filter, frozenset())
+            paths = self._cell_paths if gallery_filter == self._cell else frozenset()
+            self.filter_chosen.emit(gallery_filter, paths)
         elif self._run_dir is not None:
             self._wanted_split = (self._run_dir, str(gallery_filter.value))
             self._start_split_task()

@@ -10,29 +10,40 @@ thumbnails are kept in a small LRU cache bounded in bytes.
 
 from __future__ import annotations
 
-import csv
 import os
-import re
 from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot
 from PySide6.QtGui import QImage
 
 from labeltune.core.project import Project
+from labeltune.ui.gallery_filters import (
+    PATH_FILTERS,
+    PREDICTION_ORDERS,
+    SORT_ORDERS,
+    GalleryFilter,
+    Prediction,
+    Row,
+    SortOrder,
+    passes,
+    read_split_paths,
+    row_key,
+)
 from labeltune.ui.thumbnails import ThumbnailLoader
 
-FilterKind = Literal["all", "unlabeled", "class", "split", "unfamiliar"]
-SortOrder = Literal["name", "folder", "added"]
-#: The gallery's orders, as offered to the user.
-SORT_ORDERS: dict[str, str] = {"name": "Name", "folder": "Folder", "added": "Order added"}
+__all__ = [  # the filters and orders are gallery_filters.py's; importers find them here too
+    "PREDICTION_ORDERS",
+    "SORT_ORDERS",
+    "GalleryFilter",
+    "GalleryModel",
+    "read_split_paths",
+]
+
 ThumbnailState = Literal["loading", "ready", "failed"]
 Index = QModelIndex | QPersistentModelIndex
-Row = tuple[int, str, str | None]  # sample id, absolute path, label
 
 SAMPLE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -43,60 +54,7 @@ THUMBNAIL_ERROR_ROLE = Qt.ItemDataRole.UserRole + 6
 #: ``(label, confidence, ood_score)`` the newest checked run gave the sample, or ``None``.
 PREDICTION_ROLE = Qt.ItemDataRole.UserRole + 7
 UNFAMILIAR_ROLE = Qt.ItemDataRole.UserRole + 8  # bool: unlike the images that run was trained on
-Prediction = tuple[str, float, float | None]
-
-
-@dataclass(frozen=True)
-class GalleryFilter:
-    """Which samples the gallery shows: all, unlabeled, one class (``value``), a split, or unfamiliar ones.
-
-    ``unfamiliar``: the images the newest checked run finds unlike its training images.
-    """
-
-    kind: FilterKind = "all"
-    value: str | None = None  # the class name, or "train" / "val"
-
-    def matches(self, label: str | None) -> bool:
-        """Whether a sample with ``label`` belongs here (split membership is decided by path)."""
-        if self.kind == "unlabeled":
-            return label is None
-        if self.kind == "class":
-            return label == self.value
-        return True
-
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that puts ``img2`` before ``img10`` (digit runs compare as numbers), case-insensitive."""
-    return tuple(
-        (1, int(part)) if i % 2 else (0, part)
-        for i, part in enumerate(_DIGITS.split(text.casefold()))
-        if part
-    )
-
-
-def order_key(row: Row, order: SortOrder) -> tuple[Any, ...]:
-    """Where ``row`` goes in ``order`` (ties, and "added", by sample id)."""
-    sample_id, path = row[0], row[1]
-    if order == "added":
-        return (sample_id,)
-    name = os.path.basename(path)
-    if order == "folder":
-        return (natural_key(os.path.dirname(path)), natural_key(name), sample_id)
-    return (natural_key(name), natural_key(os.path.dirname(path)), sample_id)
-
-
-def read_split_paths(run_dir: Path, split: str) -> frozenset[str]:
-    """Files of a run's ``manifest.csv`` in ``split`` ("train" or "val"), as normalised path strings.
-
-    Plain Python (reads a file): call it in a worker thread.
-    """
-    with open(run_dir / "manifest.csv", newline="", encoding="utf-8") as handle:
-        return frozenset(
-            os.path.normpath(row["file"]) for row in csv.DictReader(handle) if row.get("split") == split
-        )
+EXCLUDED_ROLE = Qt.ItemDataRole.UserRole + 9  # bool: left out of training (key X)
 
 
 class GalleryModel(QAbstractListModel):
@@ -119,6 +77,8 @@ class GalleryModel(QAbstractListModel):
         self._image_budget = image_budget_mb * 2**20
         self._failed: dict[int, str] = {}
         self._predictions: dict[int, Prediction] = {}
+        self._topk: dict[int, list[tuple[str, float]]] = {}
+        self._excluded: set[int] = set()
         self._predicted_run: str | None = None
         self._placeholder = QImage()
         self._loader = loader
@@ -143,7 +103,8 @@ class GalleryModel(QAbstractListModel):
         if self._loader is not None:
             self._loader.clear()
         self.update_classes()
-        self._predictions, self._predicted_run = {}, None
+        self._predictions, self._topk, self._predicted_run = {}, {}, None
+        self._excluded = project.excluded_ids() if project is not None and not project.closed else set()
         self.reload()
         self.load_predictions()
 
@@ -162,7 +123,7 @@ class GalleryModel(QAbstractListModel):
             self.reload()
 
     def set_filter(self, gallery_filter: GalleryFilter, split_paths: Iterable[str] = ()) -> None:
-        """Show only the samples ``gallery_filter`` lets through (for a split: those in ``split_paths``)."""
+        """Show only the samples ``gallery_filter`` lets through (split, cell: those in ``split_paths``)."""
         self._filter = gallery_filter
         self._split_paths = frozenset(split_paths)
         self.reload()
@@ -170,6 +131,8 @@ class GalleryModel(QAbstractListModel):
     def reload(self) -> None:
         """Query the rows again (after bulk changes: class renamed, samples imported)."""
         self.beginResetModel()
+        if self._order in PREDICTION_ORDERS:  # labels and predictions move rows: fresh keys
+            self._keys.clear()
         self._rows = self._query()
         self.endResetModel()
 
@@ -181,11 +144,14 @@ class GalleryModel(QAbstractListModel):
         """
         project = self._project
         if project is None or project.closed:
-            self._predictions, self._predicted_run = {}, None
+            self._predictions, self._topk, self._predicted_run = {}, {}, None
         else:
-            self._predicted_run = project.latest_predicted_run()
-            self._predictions = project.prediction_map(self._predicted_run) if self._predicted_run else {}
-        if self._filter.kind == "unfamiliar":
+            self._predicted_run = run = project.latest_predicted_run()
+            self._predictions = project.prediction_map(run) if run else {}
+            self._topk = project.prediction_topk(run) if run else {}
+        if self._filter.kind in ("unfamiliar", "predicted", "correct", "incorrect") or (
+            self._order in PREDICTION_ORDERS
+        ):
             self.reload()
         elif self._rows:
             roles = [PREDICTION_ROLE, UNFAMILIAR_ROLE, Qt.ItemDataRole.ToolTipRole]
@@ -199,17 +165,20 @@ class GalleryModel(QAbstractListModel):
         rows = project.rows(
             label=self._filter.value if kind == "class" else None, unlabeled_only=kind == "unlabeled"
         )
-        if kind == "split":
+        if kind in PATH_FILTERS:
             wanted = self._split_paths
-            rows = [row for row in rows if row[1] in wanted]
-        elif kind == "unfamiliar":
-            rows = [row for row in rows if self.is_unfamiliar(row[0])]
+            rows = [row for row in rows if os.path.normpath(row[1]) in wanted]
+        elif kind not in ("all", "class", "unlabeled"):
+            rows = [row for row in rows if self._passes(row)]
         return sorted(rows, key=self._key)
+
+    def _passes(self, row: Row) -> bool:
+        return passes(self._filter, row, self._predictions, self._excluded)
 
     def _key(self, row: Row) -> tuple[Any, ...]:
         key = self._keys.get(row[0])
         if key is None:
-            key = self._keys[row[0]] = order_key(row, self._order)
+            key = self._keys[row[0]] = row_key(self._order, row, self._topk.get(row[0]))
         return key
 
     @property
@@ -220,6 +189,33 @@ class GalleryModel(QAbstractListModel):
     def prediction(self, sample_id: int) -> Prediction | None:
         """``(label, confidence, ood_score)`` of a sample from the newest checked run, or ``None``."""
         return self._predictions.get(sample_id)
+
+    def topk(self, sample_id: int) -> list[tuple[str, float]]:
+        """The newest checked run's best classes for a sample with their probabilities (empty: none)."""
+        return list(self._topk.get(sample_id, []))
+
+    def is_excluded(self, sample_id: int) -> bool:
+        """Whether the sample is left out of training."""
+        return sample_id in self._excluded
+
+    def excluded_count(self) -> int:
+        """How many samples are left out of training."""
+        return len(self._excluded)
+
+    def update_excluded(self, sample_ids: Sequence[int]) -> None:
+        """Take the excluded flags of ``sample_ids`` from the project again (after X)."""
+        project = self._project
+        if project is None or project.closed:
+            return
+        self._excluded = project.excluded_ids()
+        if self._filter.kind == "excluded":
+            self.reload()
+            return
+        for sample_id in sample_ids:
+            row = self.row_of(sample_id)
+            if row >= 0:
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [EXCLUDED_ROLE, Qt.ItemDataRole.ToolTipRole])
 
     def is_unfamiliar(self, sample_id: int) -> bool:
         """Whether the newest checked run found the sample unlike its training images."""
@@ -245,7 +241,9 @@ class GalleryModel(QAbstractListModel):
             return
         for new in project.rows(ids=sample_ids):
             row = self.row_of(new[0])
-            belongs = self._filter.matches(new[2])
+            belongs = self._filter.matches(new[2]) and (
+                self._filter.kind not in ("correct", "incorrect") or self._passes(new)
+            )
             if row >= 0 and belongs:
                 self._rows[row] = new
                 index = self.index(row)
@@ -256,7 +254,7 @@ class GalleryModel(QAbstractListModel):
                 self.beginRemoveRows(QModelIndex(), row, row)
                 del self._rows[row]
                 self.endRemoveRows()
-            elif belongs and self._filter.kind != "split":  # e.g. an undo brings it back
+            elif belongs and self._filter.kind not in PATH_FILTERS:  # e.g. an undo brings it back
                 self._key(new)
                 row = self.insertion_row(new[0])
                 self.beginInsertRows(QModelIndex(), row, row)
@@ -370,6 +368,8 @@ class GalleryModel(QAbstractListModel):
             return self._predictions.get(sample_id)
         if role == UNFAMILIAR_ROLE:
             return self.is_unfamiliar(sample_id)
+        if role == EXCLUDED_ROLE:
+            return sample_id in self._excluded
         if role == Qt.ItemDataRole.ToolTipRole:
             text = f"{os.path.basename(path)}\n{label if label is not None else 'Unlabeled'}\n{path}"
             predicted = self._predictions.get(sample_id)
@@ -377,6 +377,8 @@ class GalleryModel(QAbstractListModel):
                 text += f"\nModel: {predicted[0]} ({100 * predicted[1]:.0f} %)"
                 if self.is_unfamiliar(sample_id):
                     text += " — unfamiliar: unlike the images it was trained on"
+            if sample_id in self._excluded:
+                text += "\nExcluded from training (X includes it again)"
             error = self._failed.get(sample_id)
             return f"{text}\nUnreadable, not used: {error}" if error else text
         return None

@@ -38,6 +38,7 @@ class ImagePage(QTabWidget):
         self.addTab(self.results_panel, "&Results")
         session.project_opened.connect(self._on_session_project_opened)
         self.results_panel.continue_requested.connect(self._on_results_panel_continue_requested)
+        self.results_panel.cell_requested.connect(self._on_results_panel_cell_requested)
 
     def _on_session_project_opened(self, _project: LabelProject) -> None:
         if self.session.project is not None:  # an image project: labeling comes first
@@ -47,6 +48,11 @@ class ImagePage(QTabWidget):
         """Continue a stopped run chosen in the runs list: the Train tab shows it training."""
         if self.train_panel.resume_run(Path(run_dir)):
             self.setCurrentWidget(self.train_panel)
+
+    def _on_results_panel_cell_requested(self, run_dir: Path, true: str, predicted: str) -> None:
+        """Confusion-matrix drill-down: the Label tab shows the validation images behind the cell."""
+        self.label_page.show_cell(run_dir, true, predicted)
+        self.setCurrentWidget(self.label_page)
 
     def undo(self) -> None:
         """Undo the last label change (the Label tab says which image it touched)."""

@@ -17,6 +17,7 @@ from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMenu, QWidget
 
+from labeltune.core.project import LabelSource
 from labeltune.ui.class_chooser import ClassChooser
 from labeltune.ui.errors import show_error
 from labeltune.ui.gallery import GalleryView
@@ -26,9 +27,10 @@ from labeltune.ui.session import ProjectSession
 
 log = logging.getLogger(__name__)
 
-KEY_HINT = "1–9 label · L any class · 0 unlabel · Backspace undo · ←/→ move · +/−/F zoom"
+KEY_HINT = "1–9 label · Space accept · X exclude · 0 unlabel · Backspace undo · ←/→ move · +/−/F zoom"
 KEY_HELP = (
-    "1–9: label with the n-th class · L: label as any class, by name or number · 0 or Delete: remove "
+    "1–9: label with the n-th class · L: label as any class, by name or number · Space: accept the "
+    "model's prediction and go on · X: exclude from training (again: include) · 0 or Delete: remove "
     "the label · Backspace or Ctrl+Z: undo · Ctrl+Shift+Z: redo · ←/→: previous/next image · "
     "+/−/F: zoom in/out/fit"
 )
@@ -36,11 +38,11 @@ _DIGITS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(10)}
 
 
 def is_label_key(event: QKeyEvent, digits_only: bool = False) -> bool:
-    """Whether a key labels or undoes: 0-9, L, Delete, Backspace, Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y."""
+    """Whether a key labels or undoes: 0-9, L, Space, X, Delete, Backspace, Ctrl+Z, Ctrl+Shift+Z, Ctrl+Y."""
     modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
     key = event.key()
     if modifiers == Qt.KeyboardModifier.NoModifier:
-        others = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_L)
+        others = (Qt.Key.Key_Delete, Qt.Key.Key_Backspace, Qt.Key.Key_L, Qt.Key.Key_Space, Qt.Key.Key_X)
         return key in _DIGITS or (not digits_only and key in others)
     ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
     return (key, modifiers) in ((Qt.Key.Key_Z, ctrl), (Qt.Key.Key_Z, ctrl | shift), (Qt.Key.Key_Y, ctrl))
@@ -50,6 +52,7 @@ class LabelingController(QObject):
     """What the labeling keys, the gallery's context menu and the class chooser do to the open project."""
 
     sample_revisited = Signal(int)  # undo/redo showed this sample again: the large view re-reads it
+    excluded_changed = Signal()  # X excluded or included images: the filters' counts change
 
     def __init__(
         self,
@@ -133,6 +136,43 @@ class LabelingController(QObject):
         if self.session.project is not None:
             self._apply_label(None, advance=False)
 
+    def accept_prediction(self) -> None:
+        """Label the current (or all selected) images as the model predicts them, and go to the next one.
+
+        The label is recorded with source ``accepted`` (the model suggested it, a person confirmed it);
+        images the newest checked run has no prediction for are left alone. Undo takes it back.
+        """
+        if self.session.project is None:
+            return
+        ids = self.targets()
+        changes: dict[int, str | None] = {
+            i: found[0] for i in ids if (found := self.model.prediction(i)) is not None
+        }
+        if not changes:
+            self.say("No prediction to accept: Results ▸ Check all images predicts every image")
+            return
+        self._apply(changes, advance=True, source="accepted")
+
+    def toggle_excluded(self) -> None:
+        """Exclude the current (or all selected) images from training; include them again if all were."""
+        project = self.session.project
+        ids = self.targets()
+        if project is None or not ids:
+            return
+        exclude = not all(self.model.is_excluded(i) for i in ids)
+        if not self._run_updating(lambda: self.model.update_excluded(project.set_excluded(ids, exclude))):
+            return
+        self.excluded_changed.emit()
+        count = f"{len(ids):,} image{'s' if len(ids) != 1 else ''}"
+        self.say(
+            f"{count} excluded from training · X includes again"
+            if exclude
+            else f"{count} included in training again"
+        )
+        current = self.session.current_id
+        if current is not None:
+            self.sample_revisited.emit(current)
+
     def undo(self) -> None:
         """Undo the last label change and show the image it touched."""
         self._history_step(self.session.undo, "Nothing to undo", "Undid the label of")
@@ -174,23 +214,41 @@ class LabelingController(QObject):
         if not ids:
             self.say("Select an image first")
             return
-        unreadable = [i for i in ids if self.model.unreadable_reason(i) is not None]
-        if label is not None and unreadable:  # an unreadable file is never labeled (nor trained on)
+        self._apply(dict.fromkeys(ids, label), advance, "human")
+
+    def _apply(self, changes: dict[int, str | None], advance: bool, source: LabelSource) -> None:
+        """Give each sample its label (``None``: remove it), then stay or move on (see the module doc)."""
+        ids = list(changes)
+        unreadable = [
+            i for i in ids if changes[i] is not None and self.model.unreadable_reason(i) is not None
+        ]
+        if unreadable:  # an unreadable file is never labeled (nor trained on)
             ids = [i for i in ids if i not in unreadable]
             if not ids:
                 reason = self.model.unreadable_reason(unreadable[0])
                 self.say(f"Not labeled: this file cannot be read ({reason})")
                 return
+        groups: dict[str | None, list[int]] = {}
+        for sample_id in ids:
+            groups.setdefault(changes[sample_id], []).append(sample_id)
+        labeling = any(label is not None for label in groups)
         current = self.session.current_id
         last = max(ids, key=self.model.insertion_row)  # the last target in the gallery's order
-        if not self._run_updating(lambda: self.session.set_label(ids, label)):
+
+        def write() -> None:
+            for label, group in groups.items():
+                self.session.set_label(group, label, source)
+
+        if not self._run_updating(write):
             return
-        message = f"{len(ids):,} image{'s' if len(ids) != 1 else ''} → {label or 'no label'}"
-        if label is not None and unreadable:
+        names = " / ".join(label or "no label" for label in groups)
+        accepted = "Accepted: " if source == "accepted" else ""
+        message = f"{accepted}{len(ids):,} image{'s' if len(ids) != 1 else ''} → {names}"
+        if unreadable:
             message += f" · {len(unreadable):,} unreadable left out"
         after = self.model.insertion_row(last) + (1 if self.model.row_of(last) >= 0 else 0)
-        row = self.model.next_unlabeled_row(after) if advance and label is not None else -1
-        if advance and label is not None and row < 0:
+        row = self.model.next_unlabeled_row(after) if advance and labeling else -1
+        if advance and labeling and row < 0:
             message += " · every image in this view is labeled"
         if row < 0:  # stay, or (when the image left the filter) take the one that followed it
             row = self.model.row_of(current) if current is not None else -1
@@ -265,6 +323,10 @@ class LabelingController(QObject):
             self.assign_class(_DIGITS[key])
         elif key == Qt.Key.Key_L:
             self.choose_class()
+        elif key == Qt.Key.Key_Space:
+            self.accept_prediction()
+        elif key == Qt.Key.Key_X:
+            self.toggle_excluded()
         elif key in (Qt.Key.Key_0, Qt.Key.Key_Delete):
             self.remove_label()
         elif key == Qt.Key.Key_Backspace:
@@ -293,6 +355,10 @@ class LabelingController(QObject):
             if i < 9:
                 action.setShortcut(QKeySequence(str(i + 1)))
         menu.addSeparator()
+        menu.addAction("Accept the model's prediction", self.accept_prediction).setShortcut(
+            QKeySequence("Space")
+        )
+        menu.addAction("Exclude from training / include", self.toggle_excluded).setShortcut(QKeySequence("X"))
         menu.addAction("Remove label", self.remove_label).setShortcut(QKeySequence("0"))
         menu.popup(self.gallery.viewport().mapToGlobal(position))
 

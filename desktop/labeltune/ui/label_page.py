@@ -16,23 +16,31 @@ from __future__ import annotations
 import html
 import os
 import time
+from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
+from labeltune.core.review import cell_paths, read_val_predictions
 from labeltune.core.thumbnails import ThumbnailCache
 from labeltune.ui.class_chooser import ClassChooser
 from labeltune.ui.class_panel import ClassPanel
 from labeltune.ui.gallery import GalleryView
 from labeltune.ui.gallery_bar import GalleryBar
 from labeltune.ui.gallery_model import SORT_ORDERS, GalleryFilter, GalleryModel
+from labeltune.ui.gallery_topk import TopKBars
 from labeltune.ui.image_view import ImageView
 from labeltune.ui.label_controller import KEY_HELP, KEY_HINT, LabelingController
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.thumbnails import ThumbnailLoader
 
-_SOURCE_TEXT = {"human": "by you", "import": "imported", "model": "accepted prediction"}
+_SOURCE_TEXT = {
+    "human": "by you",
+    "import": "imported",
+    "model": "accepted prediction",
+    "accepted": "model's suggestion, confirmed by you",
+}
 
 
 def _unreadable_info(reason: str) -> str:
@@ -74,6 +82,7 @@ class LabelPage(QWidget):
         self.gallery = GalleryView(size)
         self.gallery.setModel(self.model)
         self.image_view = ImageView()
+        self.topk_bars = TopKBars()
         self.class_panel = ClassPanel(session)
         self.bar = GalleryBar(self.settings)
         self.filter_combo = self.bar.filter_combo
@@ -96,6 +105,7 @@ class LabelPage(QWidget):
             (self.filter_combo, self.order_combo, self.auto_advance_box), self.class_panel.tree
         )
         self.labeling.sample_revisited.connect(self._refresh_current)
+        self.labeling.excluded_changed.connect(self._rebuild_filters)
         self.model.modelReset.connect(self._on_model_reset)
         self.model.rowsInserted.connect(self._update_count)
         self.model.rowsRemoved.connect(self._update_count)
@@ -125,7 +135,12 @@ class LabelPage(QWidget):
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(self.class_panel)
         splitter.addWidget(middle)
-        splitter.addWidget(self.image_view)
+        right = QWidget()  # the large view, and under it what the model says (top-k bars)
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.image_view, 1)
+        right_layout.addWidget(self.topk_bars)
+        splitter.addWidget(right)
         self.image_view.setMinimumWidth(300)
         self.class_panel.setMinimumWidth(170)
         splitter.setStretchFactor(0, 0)
@@ -169,6 +184,28 @@ class LabelPage(QWidget):
         """Show only the images ``gallery_filter`` lets through (a split is read in the background)."""
         self.filter_combo.choose(gallery_filter)
 
+    def accept_prediction(self) -> None:
+        """Label the current (or all selected) images as the model predicts (source ``accepted``); go on."""
+        self.labeling.accept_prediction()
+
+    def toggle_excluded(self) -> None:
+        """Exclude the current (or all selected) images from training, or include them again."""
+        self.labeling.toggle_excluded()
+
+    def show_cell(self, run_dir: Path, true: str, predicted: str) -> int:
+        """Show exactly the validation images of ``run_dir`` of class ``true`` predicted as ``predicted``.
+
+        The confusion-matrix drill-down; returns how many images the run lists for the cell (its count).
+        ``val_predictions.csv`` is a small file (one line per validation image): read here.
+        """
+        items = read_val_predictions(Path(run_dir))
+        if not items:
+            self._say("This run lists no validation images (train it again to see the images of a cell)")
+            return 0
+        paths = cell_paths(items, true, predicted)
+        self.filter_combo.show_cell(GalleryFilter("cell", f"{true} → {predicted}"), paths)
+        return len(paths)
+
     def shutdown(self) -> None:
         """Stop background work (thumbnails, decoding, reading a split) before the window closes."""
         self.loader.shutdown()
@@ -181,7 +218,11 @@ class LabelPage(QWidget):
     # -- filters ------------------------------------------------------------------------------------
     def _rebuild_filters(self) -> None:
         unfamiliar = self.model.unfamiliar_count()
-        if not self.filter_combo.rebuild(self.session.project, self.model.filter, unfamiliar):
+        predicted = self.model.predicted_run is not None
+        excluded = self.model.excluded_count()
+        if not self.filter_combo.rebuild(
+            self.session.project, self.model.filter, unfamiliar, predicted, excluded
+        ):
             self.model.set_filter(GalleryFilter("all"))  # the class shown was renamed or deleted
 
     def _on_session_predictions_changed(self) -> None:
@@ -246,6 +287,7 @@ class LabelPage(QWidget):
         self.gallery.setFocus()
 
     def _on_session_project_closed(self) -> None:
+        self.topk_bars.set_topk([], [], False)
         self.loader.set_cache(None)
         self.model.set_project(None)
         self.image_view.forget()
@@ -308,6 +350,11 @@ class LabelPage(QWidget):
             source = _SOURCE_TEXT.get(last.source, last.source)
             info = f"<b>{html.escape(label)}</b>{key} · {source}, {when}"
         info += model_text(self.model.prediction(sample_id), label)
+        if self.model.is_excluded(sample_id):
+            info += " · <b>excluded from training</b> (X includes it)"
+        self.topk_bars.set_topk(
+            self.model.topk(sample_id), project.classes, self.model.is_unfamiliar(sample_id)
+        )
         self.image_view.show_image(path, name, info)
         row = self.model.row_of(sample_id)
         if row >= 0:  # decode where the next key press will probably go: the next, or next unlabeled

@@ -8,6 +8,7 @@ thread and stores the predictions, which the Label tab then shows.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -26,6 +27,8 @@ class ResultsPanel(QWidget):
     """Runs of the open project on the left; the selected run (or two compared) on the right."""
 
     continue_requested = Signal(object)  # Path of a stopped run to continue (the Train tab does it)
+    #: A confusion-matrix cell was activated: run folder (Path), true class, predicted class (drill-down)
+    cell_requested = Signal(object, str, str)
 
     def __init__(self, session: ProjectSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,6 +66,7 @@ class ResultsPanel(QWidget):
         self.runs_list.selection_changed.connect(self._on_runs_list_selection_changed)
         self.runs_list.continue_requested.connect(self.continue_requested)
         self.details_view.check_button.clicked.connect(self._on_check_button_clicked)
+        self.details_view.confusion.cell_activated.connect(self._on_confusion_cell_activated)
         session.project_opened.connect(self._on_session_project_opened)
         session.project_closed.connect(self._on_session_project_closed)
         session.runs_changed.connect(self._on_session_runs_changed)
@@ -92,6 +96,13 @@ class ResultsPanel(QWidget):
 
     def _on_check_button_clicked(self) -> None:
         self.image_check.toggle(self.details_view.details)
+
+    def _on_confusion_cell_activated(self, row: int, column: int) -> None:
+        details = self.details_view.details
+        classes = self.details_view.confusion.classes()
+        if details is None or not (0 <= row < len(classes) and 0 <= column < len(classes)):
+            return
+        self.cell_requested.emit(Path(str(details.run.get("path", ""))), classes[row], classes[column])
 
     def _on_session_project_opened(self, _project: object) -> None:
         self.runs_list.set_runs([])

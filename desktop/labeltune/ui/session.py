@@ -18,7 +18,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from labeltune.core.domain import LabelProject
-from labeltune.core.project import Project
+from labeltune.core.project import LabelSource, Project
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.xrd_project import XrdProject, is_xrd_project
 
@@ -83,11 +83,14 @@ class ProjectSession(QObject):
         return project
 
     # -- labels -------------------------------------------------------------------------------------
-    def set_label(self, sample_ids: Sequence[int], label: str | None) -> None:
-        """Label (or unlabel) samples as a person's decision; committed before the signal is emitted."""
+    def set_label(self, sample_ids: Sequence[int], label: str | None, source: LabelSource = "human") -> None:
+        """Label (or unlabel) samples as a person's decision; committed before the signal is emitted.
+
+        ``source`` ``accepted``: the person confirmed the model's suggestion (Space on the Label page).
+        """
         project = self.require()
         for sample_id in sample_ids:
-            project.set_label(sample_id, label, source="human")
+            project.set_label(sample_id, label, source=source)
         self.labels_changed.emit(list(sample_ids))
 
     def undo(self) -> int | None:

@@ -199,7 +199,7 @@ class TrainPanel(MonitoredPanel):
         if project is None:
             self.data_label.setText("Open a project to train a model on its labeled images.")
             return
-        counts = {name: n for name, n in project.counts().items() if n}
+        counts = {name: n for name, n in project.counts(include_excluded=False).items() if n}  # as trained
         total = sum(counts.values())
         if len(counts) < 2:
             self.data_label.setText(

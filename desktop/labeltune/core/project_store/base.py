@@ -27,6 +27,7 @@ from labeltune.core.undo import UndoStack
 
 __all__ = [
     "LABEL_SOURCES",
+    "PERSON_SOURCES",
     "PROJECT_FILE",
     "UNDO_LIMIT",
     "ImageLabelChange",
@@ -36,11 +37,14 @@ __all__ = [
 ]
 
 PROJECT_FILE = "project.json"
-LABEL_SOURCES = ("human", "import", "model")
+LABEL_SOURCES = ("human", "import", "model", "accepted")
+"""``accepted``: the model suggested the label and a person confirmed it (Space on the Label page)."""
+PERSON_SOURCES = ("human", "accepted")
+"""Sources of labels a person decided: never overwritten by an import; undoable."""
 UNDO_LIMIT = 10_000
 CHUNK = 500  # parameters per ``IN (...)`` query, well below SQLite's limit
 
-LabelSource = Literal["human", "import", "model"]
+LabelSource = Literal["human", "import", "model", "accepted"]
 SampleRef = int | str | os.PathLike[str]
 """A sample given by database id, or by path (absolute, or relative to the project folder)."""
 

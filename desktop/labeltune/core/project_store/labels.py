@@ -12,6 +12,7 @@ import time
 from labeltune.core.domain import LabelEvent
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.project_store.base import (
+    PERSON_SOURCES,
     ImageLabelChange,
     LabelSource,
     SampleRef,
@@ -38,8 +39,8 @@ class LabelsMixin(StoreBase):
 
         An unknown class raises :class:`UnusableInputError` unless ``create_class`` is true, which
         appends it to :attr:`classes`.  Setting the label a sample already has from the same source,
-        or removing a label it does not have, records nothing.  A human change can be undone; it
-        clears the redo stack.
+        or removing a label it does not have, records nothing.  A person's change (``human``, or
+        ``accepted``: a model's suggestion confirmed) can be undone; it clears the redo stack.
         """
         check_source(source)
         cleaned = None if label is None else clean_class_name(label)
@@ -59,7 +60,7 @@ class LabelsMixin(StoreBase):
                 )
                 if new_class:
                     self._save_meta(classes=[*self._meta["classes"], cleaned])
-            if source == "human" and cleaned != current:
+            if source in PERSON_SOURCES and cleaned != current:
                 self._undo_stack.push(ImageLabelChange(sample_id, self._abs(key), current, cleaned))
 
     def label_history(self, sample: SampleRef) -> list[LabelEvent[str | None]]:

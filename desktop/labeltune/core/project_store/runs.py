@@ -171,3 +171,13 @@ class RunsMixin(StoreBase):
                 .fetchall()
             )
         return {int(i): (str(label), float(conf), ood) for i, label, conf, ood in rows}
+
+    def prediction_topk(self, run_id: str) -> dict[int, list[tuple[str, float]]]:
+        """``sample id → [(class, probability), ...]`` (best first) of a run's stored predictions."""
+        with self._lock:
+            rows = (
+                self._db()
+                .execute("SELECT sample_id, topk FROM predictions WHERE run_id = ?", (run_id,))
+                .fetchall()
+            )
+        return {int(i): [(str(n), float(p)) for n, p in json.loads(topk)] for i, topk in rows}

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from labeltune.core.project_store.base import (
     CHUNK,
+    PERSON_SOURCES,
     LabelSource,
     SampleRef,
     StoreBase,
@@ -64,7 +65,7 @@ class SamplesMixin(StoreBase):
                     sample_id, current, current_source, group = row
                     if sample.group is not None and sample.group != group:
                         group_updates.append((sample.group, sample_id))
-                    record = label is not None and current_source != "human" and current != label
+                    record = label is not None and current_source not in PERSON_SOURCES and current != label
                 if record and label is not None:
                     label_rows.append((label, source, now, key))
                     if label not in known:
@@ -91,12 +92,17 @@ class SamplesMixin(StoreBase):
         )
         return len(new_rows)
 
-    def samples(self, label: str | None = None, unlabeled_only: bool = False) -> list[Sample]:
+    def samples(
+        self, label: str | None = None, unlabeled_only: bool = False, include_excluded: bool = True
+    ) -> list[Sample]:
         """Return samples in import order with their current labels and absolute paths.
 
-        ``label`` keeps only that class; ``unlabeled_only`` keeps only unlabeled samples.
+        ``label`` keeps only that class; ``unlabeled_only`` keeps only unlabeled samples;
+        ``include_excluded=False`` leaves out the samples excluded from training (:meth:`set_excluded`).
         """
         where, params = _label_filter(label, unlabeled_only)
+        if not include_excluded:
+            where = f"{where} AND excluded = 0" if where else " WHERE excluded = 0"
         with self._lock:
             query = f"SELECT path, label, group_key FROM samples{where} ORDER BY id"
             rows = self._db().execute(query, params).fetchall()
@@ -154,6 +160,29 @@ class SamplesMixin(StoreBase):
             for i, key, value in found
         ]
 
+    def set_excluded(self, refs: Iterable[SampleRef], excluded: bool = True) -> list[int]:
+        """Exclude samples from training (or include them again); return the ids whose flag changed.
+
+        An excluded sample keeps its label and stays in the gallery; training leaves it out
+        (core/datasets.py ``scan_project``). Committed before this returns.
+        """
+        changed: list[int] = []
+        with self._write() as conn:
+            for ref in refs:
+                sample_id = self._lookup(conn, ref)[0]
+                cursor = conn.execute(
+                    "UPDATE samples SET excluded = ? WHERE id = ? AND excluded != ?",
+                    (int(excluded), sample_id, int(excluded)),
+                )
+                if cursor.rowcount:
+                    changed.append(sample_id)
+        return changed
+
+    def excluded_ids(self) -> set[int]:
+        """Ids of the samples excluded from training."""
+        with self._lock:
+            return {int(row[0]) for row in self._db().execute("SELECT id FROM samples WHERE excluded = 1")}
+
     def sample_id(self, ref: SampleRef) -> int:
         """Database id of a sample (raises :class:`UnusableInputError` if unknown)."""
         with self._lock:
@@ -180,11 +209,15 @@ class SamplesMixin(StoreBase):
         with self._lock:
             return int(self._db().execute("SELECT COUNT(*) FROM samples").fetchone()[0])
 
-    def counts(self) -> dict[str, int]:
-        """Return the number of samples per class, in class order (0 for empty classes); no unlabeled."""
+    def counts(self, include_excluded: bool = True) -> dict[str, int]:
+        """Return the number of samples per class, in class order (0 for empty classes); no unlabeled.
+
+        ``include_excluded=False`` counts only what training uses (not the excluded samples).
+        """
+        kept = "" if include_excluded else " AND excluded = 0"
         with self._lock:
             rows = self._db().execute(
-                "SELECT label, COUNT(*) FROM samples WHERE label IS NOT NULL GROUP BY label"
+                f"SELECT label, COUNT(*) FROM samples WHERE label IS NOT NULL{kept} GROUP BY label"
             )
             found = dict(rows.fetchall())
         result = {name: int(found.pop(name, 0)) for name in self._meta["classes"]}

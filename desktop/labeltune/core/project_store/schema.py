@@ -31,25 +31,12 @@ def _add_ood_score(conn: sqlite3.Connection, _meta: dict[str, Any]) -> None:
 
 MIGRATIONS[1] = _add_ood_score
 
-SCHEMA = """
-CREATE TABLE samples (
-    id INTEGER PRIMARY KEY,
-    path TEXT NOT NULL UNIQUE,   -- relative to the project folder when inside it, else absolute; POSIX
-    sha256 TEXT,                 -- content hash, valid for the size and mtime next to it
-    size INTEGER,
-    mtime REAL,
-    group_key TEXT,              -- grouping key for grouped splits (e.g. a fish track id)
-    added REAL NOT NULL,
-    label TEXT,                  -- cache of the latest labels.value, kept by trigger labels_current
-    label_source TEXT            -- cache of the latest labels.source (add_samples fills both at once)
-);
-CREATE INDEX samples_label ON samples(label);
-
+_LABELS_TABLE = """
 CREATE TABLE labels (
     id INTEGER PRIMARY KEY,
     sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
     value TEXT,                  -- NULL: label removed
-    source TEXT NOT NULL CHECK (source IN ('human', 'import', 'model')),
+    source TEXT NOT NULL CHECK (source IN ('human', 'import', 'model', 'accepted')),
     time REAL NOT NULL,
     note TEXT                    -- why, for rows not typed by hand: undo, redo, rename, merge, delete
 );
@@ -65,7 +52,52 @@ END;
 CREATE TRIGGER labels_append_only BEFORE UPDATE ON labels BEGIN
     SELECT RAISE(ABORT, 'labels is append-only');
 END;
+"""
 
+
+def _accepted_and_excluded(conn: sqlite3.Connection, _meta: dict[str, Any]) -> None:
+    """Schema 2 → 3: the label source ``accepted`` and the ``samples.excluded`` flag (docs/adr/0030).
+
+    SQLite cannot change a CHECK constraint: the ``labels`` table is rebuilt with every row (ids, values,
+    sources, times and notes kept), then its index and triggers are made again.
+    """
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(samples)")]
+    if "excluded" not in columns:
+        conn.execute("ALTER TABLE samples ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE labels RENAME TO labels_v2")
+    for name in ("labels_current", "labels_append_only"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    conn.execute("DROP INDEX IF EXISTS labels_sample")
+    for statement in split_sql(_LABELS_TABLE):
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO labels (id, sample_id, value, source, time, note) "
+        "SELECT id, sample_id, value, source, time, note FROM labels_v2"
+    )
+    conn.execute("DROP TABLE labels_v2")
+
+
+MIGRATIONS[2] = _accepted_and_excluded
+
+SCHEMA = (
+    """
+CREATE TABLE samples (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,   -- relative to the project folder when inside it, else absolute; POSIX
+    sha256 TEXT,                 -- content hash, valid for the size and mtime next to it
+    size INTEGER,
+    mtime REAL,
+    group_key TEXT,              -- grouping key for grouped splits (e.g. a fish track id)
+    added REAL NOT NULL,
+    label TEXT,                  -- cache of the latest labels.value, kept by trigger labels_current
+    label_source TEXT,           -- cache of the latest labels.source (add_samples fills both at once)
+    excluded INTEGER NOT NULL DEFAULT 0  -- 1: left out of training (key X on the Label page; schema 3)
+);
+CREATE INDEX samples_label ON samples(label);
+
+"""
+    + _LABELS_TABLE
+    + """
 CREATE TABLE runs (
     id TEXT PRIMARY KEY,
     path TEXT NOT NULL,
@@ -85,6 +117,7 @@ CREATE TABLE predictions (
     PRIMARY KEY (run_id, sample_id)
 ) WITHOUT ROWID;
 """
+)
 
 
 def split_sql(script: str) -> list[str]:

@@ -1,0 +1,137 @@
+"""What the gallery shows and in what order: filters, sort orders and their keys (no Qt).
+
+The prediction browser's filters (by predicted class, correct / incorrect, excluded, a confusion-matrix
+cell) and orders (confidence, loss, margin, review) are decided here from the newest checked run's
+predictions (:func:`passes`, :func:`row_key`; the order itself is core/review.py's ``review_key``);
+:class:`~labeltune.ui.gallery_model.GalleryModel` keeps the rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from labeltune.core.review import review_key
+
+Row = tuple[int, str, str | None]  # sample id, absolute path, label
+Prediction = tuple[str, float, float | None]  # label, confidence, ood_score
+
+FilterKind = Literal[
+    "all",
+    "unlabeled",
+    "class",
+    "split",
+    "unfamiliar",
+    "predicted",
+    "correct",
+    "incorrect",
+    "excluded",
+    "cell",
+]
+SortOrder = Literal["name", "folder", "added", "confidence", "loss", "margin", "review"]
+#: The gallery's orders, as offered to the user.
+SORT_ORDERS: dict[str, str] = {
+    "name": "Name",
+    "folder": "Folder",
+    "added": "Order added",
+    "confidence": "Confidence (low first)",
+    "loss": "Loss (high first)",
+    "margin": "Margin (low first)",
+    "review": "Review predictions: most confident first",
+}
+#: The orders that follow the newest checked run's predictions (core/review.py ``review_key``).
+PREDICTION_ORDERS = frozenset({"confidence", "loss", "margin", "review"})
+#: Filters that keep the files of a set of paths (a run's split; the items behind a confusion-matrix cell).
+PATH_FILTERS = frozenset({"split", "cell"})
+
+
+@dataclass(frozen=True)
+class GalleryFilter:
+    """Which samples the gallery shows: all, unlabeled, one class (``value``), a split, or unfamiliar ones.
+
+    ``unfamiliar``: the images the newest checked run finds unlike its training images; ``predicted``: those
+    it predicts as class ``value``; ``correct`` / ``incorrect``: labeled images whose label it agrees /
+    disagrees with; ``excluded``: images left out of training; ``cell``: the validation images behind a
+    confusion-matrix cell (``value`` names it, the paths come with the filter).
+    """
+
+    kind: FilterKind = "all"
+    value: str | None = None  # the class name, "train" / "val", or the cell "true → predicted"
+
+    def matches(self, label: str | None) -> bool:
+        """Whether a sample with ``label`` belongs here (split membership is decided by path)."""
+        if self.kind == "unlabeled":
+            return label is None
+        if self.kind == "class":
+            return label == self.value
+        return True
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that puts ``img2`` before ``img10`` (digit runs compare as numbers), case-insensitive."""
+    return tuple(
+        (1, int(part)) if i % 2 else (0, part)
+        for i, part in enumerate(_DIGITS.split(text.casefold()))
+        if part
+    )
+
+
+def order_key(row: Row, order: SortOrder) -> tuple[Any, ...]:
+    """Where ``row`` goes in ``order`` (ties, and "added", by sample id)."""
+    sample_id, path = row[0], row[1]
+    if order == "added":
+        return (sample_id,)
+    name = os.path.basename(path)
+    if order == "folder":
+        return (natural_key(os.path.dirname(path)), natural_key(name), sample_id)
+    return (natural_key(name), natural_key(os.path.dirname(path)), sample_id)
+
+
+def read_split_paths(run_dir: Path, split: str) -> frozenset[str]:
+    """Files of a run's ``manifest.csv`` in ``split`` ("train" or "val"), as normalised path strings.
+
+    Plain Python (reads a file): call it in a worker thread.
+    """
+    with open(run_dir / "manifest.csv", newline="", encoding="utf-8") as handle:
+        return frozenset(
+            os.path.normpath(row["file"]) for row in csv.DictReader(handle) if row.get("split") == split
+        )
+
+
+def passes(
+    gallery_filter: GalleryFilter,
+    row: Row,
+    predictions: Mapping[int, Prediction],
+    excluded: Collection[int],
+) -> bool:
+    """Whether a row passes a filter that asks the predictions or the excluded flag (True for others)."""
+    kind, sample_id, label = gallery_filter.kind, row[0], row[2]
+    if kind == "excluded":
+        return sample_id in excluded
+    if kind not in ("unfamiliar", "predicted", "correct", "incorrect"):
+        return True
+    predicted = predictions.get(sample_id)
+    if predicted is None:
+        return False
+    if kind == "unfamiliar":
+        return predicted[2] is not None and predicted[2] > 1.0
+    if kind == "predicted":
+        return predicted[0] == gallery_filter.value
+    if kind == "correct":
+        return label is not None and predicted[0] == label
+    return label is not None and predicted[0] != label
+
+
+def row_key(order: SortOrder, row: Row, topk: Sequence[tuple[str, float]] | None) -> tuple[Any, ...]:
+    """Where ``row`` goes in ``order``; the prediction orders break ties by file name."""
+    if order in PREDICTION_ORDERS:
+        return (*review_key(order, row[2], topk), *order_key(row, "name"))
+    return order_key(row, order)
