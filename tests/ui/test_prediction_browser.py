@@ -73,10 +73,18 @@ def test_drill_down_shows_exactly_the_validation_images_of_each_cell(page, train
         for line in (trained["run_dir"] / "manifest.csv").read_text().splitlines()[1:]
         if line.endswith(",val")
     }
-    page.setCurrentWidget(page.results_panel)  # a double-click on a cell, as a user does it
+    page.setCurrentWidget(page.results_panel)  # one click on a cell, as a new user does it
     row, column = off_diagonal[0]
+    qtbot.mouseClick(confusion, Qt.MouseButton.LeftButton, pos=confusion.cell_rect(row, column).center())
+    assert page.currentWidget() is labels and labels.model.rowCount() == matrix[row][column]
+    page.setCurrentWidget(page.results_panel)  # a double-click does the same, once
     qtbot.mouseDClick(confusion, Qt.MouseButton.LeftButton, pos=confusion.cell_rect(row, column).center())
     assert page.currentWidget() is labels and labels.model.rowCount() == matrix[row][column]
+    empty = next(((r, c) for r in range(3) for c in range(3) if matrix[r][c] == 0), None)
+    if empty is not None:  # a click on an empty cell only selects it
+        page.setCurrentWidget(page.results_panel)
+        qtbot.mouseClick(confusion, Qt.MouseButton.LeftButton, pos=confusion.cell_rect(*empty).center())
+        assert page.currentWidget() is page.results_panel and confusion.current_cell() == empty
     for row in range(3):
         for column in range(3):
             confusion.cell_activated.emit(row, column)

@@ -72,7 +72,7 @@ def readable_text_colour(background: QColor) -> QColor:
 class ConfusionMatrixView(QWidget):
     """Paints the confusion matrix; colour intensity is the share of the true class (row-normalised)."""
 
-    cell_activated = Signal(int, int)  # true class index, predicted class index (double-click / Enter)
+    cell_activated = Signal(int, int)  # true class index, predicted class index (click / Enter)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -297,25 +297,23 @@ class ConfusionMatrixView(QWidget):
         if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
             hit = self.cell_at(event.pos())
             if hit is not None:
-                text = f"{self.cell_text(*hit)}\nDouble-click or Enter: show these validation images"
+                text = f"{self.cell_text(*hit)}\nClick or Enter: show these validation images"
                 QToolTip.showText(event.globalPos(), text, self, self.cell_rect(*hit))
                 return True
         return super().event(event)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
-        """Double-clicking a cell activates it."""
-        hit = self.cell_at(event.position().toPoint())
-        if hit is not None:
-            self._current = hit
-            self.update()
-            self.cell_activated.emit(*hit)
+        """A double-click opens the cell too (usually the first click already has, and the tab changed)."""
+        self.mousePressEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        """Clicking a cell makes it current."""
+        """Clicking a cell makes it current; a left click on a cell with images opens them."""
         hit = self.cell_at(event.position().toPoint())
         if hit is not None:
             self._current = hit
             self.update()
+            if event.button() == Qt.MouseButton.LeftButton and self._matrix[hit[0]][hit[1]] > 0:
+                self.cell_activated.emit(*hit)
         super().mousePressEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
