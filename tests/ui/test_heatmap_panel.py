@@ -42,14 +42,18 @@ def project(tmp_path: Path, image_folder: Callable[..., Path]) -> Iterator[Proje
     project.close()
 
 
+def open_page(qtbot: QtBot, project: Project) -> LabelPage:
+    """A shown Label page following ``project``."""
+    label_page = LabelPage(ProjectSession(Settings()))
+    qtbot.addWidget(label_page)
+    label_page.show()
+    label_page.session.adopt(project)
+    return label_page
+
+
 @pytest.fixture
 def page(qtbot: QtBot, project: Project) -> Iterator[LabelPage]:
-    session = ProjectSession(Settings())
-    label_page = LabelPage(session)
-    qtbot.addWidget(label_page)
-    label_page.resize(1100, 700)
-    label_page.show()
-    session.adopt(project)
+    label_page = open_page(qtbot, project)
     yield label_page
     label_page.shutdown()
 
@@ -108,10 +112,7 @@ def test_why_is_off_without_a_checked_run(
 ) -> None:
     project = Project.create(tmp_path / "bare", classes=["class0", "class1"])
     project.add_samples(scan(image_folder(classes=2, per_class=2, size=40)).samples)
-    session = ProjectSession(Settings())
-    label_page = LabelPage(session)
-    qtbot.addWidget(label_page)
-    session.adopt(project)
+    label_page = open_page(qtbot, project)
     label_page.gallery.select_row(0)
     assert label_page.session.current_id is not None
     assert not label_page.why.why_button.isEnabled()
