@@ -72,7 +72,7 @@ def class_index(classes: Sequence[str], probabilities: np.ndarray, name: str | N
     if name is None:
         return int(np.argmax(probabilities))
     if name not in classes:
-        known = ", ".join(classes)
+        known = ", ".join(classes[:20]) + (f", … ({len(classes)} in all)" if len(classes) > 20 else "")
         raise UnusableInputError(f"unknown class {name!r}; the run's classes are: {known}")
     return list(classes).index(name)
 

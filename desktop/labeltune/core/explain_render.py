@@ -74,10 +74,10 @@ def pattern_plot(
     for column in np.unique(columns):
         members = np.flatnonzero(columns == column)
         best = members[np.argmax(heat[members])]
-        if heat[best] > 0.05:
-            r, g, b, a = (int(v) for v in colours[best])
-            fade = a / 255.0
-            shade = tuple(int(255 * (1 - fade) + c * fade) for c in (r, g, b))
+        strength = float(heat[best])
+        if strength > 0.1:  # weak evidence stays white: the bands mark where the class is seen
+            r, g, b, _a = (int(v) for v in colours[best])
+            shade = tuple(int(255 * (1 - strength) + c * strength) for c in (r, g, b))
             draw.line([(int(column), top), (int(column), top + plot_h)], fill=shade)
     draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill="black", width=1)
     draw.rectangle([left, top, left + plot_w, top + plot_h], outline="black")
@@ -88,7 +88,7 @@ def pattern_plot(
         draw.line([(px, top + plot_h), (px, top + plot_h + 5)], fill="black")
         draw.text((px - 8, top + plot_h + 8), f"{tick:g}", fill="black")
         tick += step
-    draw.text((left + plot_w // 2 - 20, height - 16), "2θ (°)", fill="black")
+    draw.text((left + plot_w // 2 - 50, height - 16), "2-theta (degrees)", fill="black")
     draw.text((6, top + plot_h // 2), "I", fill="black")
     if title:
         draw.text((left, 8), title, fill="black")
