@@ -168,9 +168,7 @@ class HeatmapPanel(QWidget):
             return
         self.view.view.set_overlay(heat_image(explanation.heatmap))
         self._shown = job
-        self.note_label.setText(
-            f"{explanation.class_name}: {100 * explanation.probability:.0f} % · {explanation.layer}"
-        )
+        self.note_label.setText(f"{explanation.class_name}: {100 * explanation.probability:.0f} %")
         self.note_label.setToolTip(
             f"Grad-CAM on the {explanation.layer} layer of the model; red: what raised the score of "
             f"{explanation.class_name} the most"
