@@ -39,14 +39,22 @@ def write_marked_set(root: Path, size: int, per_class: int = 8, seed: int = 0) -
     return root
 
 
-def train_marked(tmp_path: Path, backbone: str, size: int, weights: str = "none", **kwargs: object) -> Path:
-    """A tiny features run that tells ``marked`` from ``plain``."""
+def train_marked(
+    tmp_path: Path,
+    backbone: str,
+    size: int,
+    weights: str = "none",
+    accuracy: float | None = 1.0,
+    **kwargs: object,
+) -> Path:
+    """A tiny run (features unless ``strategy`` is given) that tells ``marked`` from ``plain``."""
     values: dict[str, object] = dict(
         backbone=backbone, weights=weights, epochs=15, batch_size=8, input_size=size, patience=0, lr=3e-3
     )
     values.update(augment=False, device="cpu", **kwargs)
     result = train(scan(write_marked_set(tmp_path / "data", size)), TrainConfig(**values), tmp_path / "run")  # type: ignore[arg-type]
-    assert result.metrics["accuracy"] == 1.0
+    if accuracy is not None:
+        assert result.metrics["accuracy"] == accuracy
     return tmp_path / "run"
 
 
@@ -129,3 +137,12 @@ def test_explain_picks_the_domain_and_names_the_class(tmp_path: Path) -> None:
     other = explain(run, image, "plain")
     assert other.class_name == "plain" and other.predicted == result.predicted
     assert other.to_json()["class"] == "plain"
+
+
+@pytest.mark.parametrize("strategy", ["partial", "full"])
+def test_runs_of_every_strategy_are_explained(tmp_path: Path, strategy: str) -> None:
+    # every strategy saves the same classifier (normalize, trunk, top, head): the same layers are hooked
+    run = train_marked(tmp_path, "resnet18", 64, epochs=2, strategy=strategy, accuracy=None)
+    result = explain_image(run, tmp_path / "data" / "marked" / "00.png", "marked")
+    assert result.heatmap.shape == (64, 64) and result.layer in BACKBONES["resnet18"].cam_layers
+    assert result.heatmap.max() == pytest.approx(1.0) or result.heatmap.max() == 0.0
