@@ -146,3 +146,11 @@ def test_runs_of_every_strategy_are_explained(tmp_path: Path, strategy: str) -> 
     result = explain_image(run, tmp_path / "data" / "marked" / "00.png", "marked")
     assert result.heatmap.shape == (64, 64) and result.layer in BACKBONES["resnet18"].cam_layers
     assert result.heatmap.max() == pytest.approx(1.0) or result.heatmap.max() == 0.0
+
+
+def test_a_large_image_gets_a_smaller_map_of_the_same_shape(tmp_path: Path) -> None:
+    run = train_marked(tmp_path, "resnet18", 32, epochs=1, accuracy=None)
+    big = tmp_path / "big.png"
+    Image.fromarray(np.full((600, 900, 3), 120, np.uint8)).save(big)
+    assert explain_image(run, big).heatmap.shape == (600, 900)
+    assert explain_image(run, big, max_side=300).heatmap.shape == (200, 300)

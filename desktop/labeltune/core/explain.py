@@ -127,12 +127,17 @@ def grad_cam(
 
 # -- the image adapter ---------------------------------------------------------------------------------
 def explain_image(
-    run_dir: Path | str, path: Path | str, class_name: str | None = None, device: str = "cpu"
+    run_dir: Path | str,
+    path: Path | str,
+    class_name: str | None = None,
+    device: str = "cpu",
+    max_side: int | None = None,
 ) -> Explanation:
     """Grad-CAM of an image run for ``class_name`` (``None``: the predicted class) on one image file.
 
     The heatmap has the image file's own size (the model sees it squashed to its input size, so the map
-    is stretched back the same way).
+    is stretched back the same way), or that shape scaled down to ``max_side`` pixels on its longer side
+    (the app scales it over the image itself: a 24-megapixel float map would be ~100 MB).
     """
     import torch
     from PIL import Image
@@ -155,7 +160,10 @@ def explain_image(
     probs = torch.softmax(logits / config.temperature, dim=0).cpu().numpy()
     target = class_index(config.classes, probs, class_name)
     cam, layer, _ = grad_cam(model, x, target, layers)
-    heatmap = np.asarray(Image.fromarray(cam).resize(image.size, Image.Resampling.BILINEAR), dtype=np.float32)
+    width, height = image.size
+    scale = min(1.0, max_side / max(width, height)) if max_side else 1.0
+    shape = (max(1, round(width * scale)), max(1, round(height * scale)))
+    heatmap = np.asarray(Image.fromarray(cam).resize(shape, Image.Resampling.BILINEAR), dtype=np.float32)
     top = int(np.argmax(probs))
     return Explanation(
         path=path,

@@ -22,6 +22,8 @@ from labeltune.ui.image_view import ImageView
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
 PREDICTED = "predicted class"
+#: The heatmap is computed at most this wide or high; the view stretches it over the image.
+MAX_SIDE = 1024
 NO_RUN_TIP = "Check a run's predictions (Results tab) to see why its model says what it says"
 WHY_TIP = "Show where the model sees the class: a Grad-CAM heatmap over the image (red: strong evidence)"
 
@@ -152,7 +154,7 @@ class HeatmapPanel(QWidget):
         ) -> tuple[tuple[str, Path, str], Any]:
             from labeltune.core import explain
 
-            return job, explain.explain_image(run_dir, path, class_name)
+            return job, explain.explain_image(run_dir, path, class_name, max_side=MAX_SIDE)
 
         self.controller.start(FunctionWorker(work))
 
