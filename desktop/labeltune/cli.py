@@ -17,6 +17,7 @@ from typing import Any
 from labeltune import __version__
 from labeltune.cli_audit import add_audit_parser
 from labeltune.cli_data import cmd_demo, cmd_project, cmd_scan, cmd_xrd
+from labeltune.cli_explain import add_parser as add_explain_parser
 from labeltune.cli_labels import add_label_commands
 from labeltune.cli_models import cmd_evaluate, cmd_export, cmd_predict
 from labeltune.cli_output import UsageError
@@ -224,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
     p.add_argument("--out", required=True, metavar="FILE")
     p.set_defaults(func=cmd_export)
+
+    add_explain_parser(sub)
 
     p = sub.add_parser(
         "demo", help="write a demo project (corn leaves, reef fish, XRD phases) that ships with the app"

@@ -60,6 +60,10 @@ class BackboneSpec:
     #: indices into the trunk ``Sequential``); their channel statistics describe how an image *looks*
     #: (brightness, colour, sharpness, texture), which pooled features are built to ignore (core/probes.py).
     probe_taps: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+    #: Where Grad-CAM looks (core/explain.py): module names in the run's classifier, deepest first. The
+    #: first is the last convolutional map (the classic choice); the earlier ones stand in when an input
+    #: is so small that the deeper map has fewer than a few cells a side (1x1 at 32 px says nothing).
+    cam_layers: tuple[str, ...] = ()
 
     @property
     def bundled(self) -> bool:
@@ -114,6 +118,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             "first minute. The default.",
             mean=LITE_MEAN,
             std=LITE_STD,
+            cam_layers=("top.7", "trunk.13", "trunk.7"),
             probe_taps=((5,), (13,)),
             dropped_prefixes=("_fc.",),
             sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
@@ -133,6 +138,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             0.71,
             "The 2012 classic. Fast, but the least accurate; 'partial' retrains its last two fully "
             "connected layers as in MATLAB's transfer-learning example.",
+            cam_layers=("trunk.0.11", "trunk.0.4"),
             probe_taps=((0, 2), (0, 12)),
             dropped_prefixes=("classifier.6.",),
         ),
@@ -148,6 +154,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             4.29,
             "Accurate and compact; its pooled features with a linear head are the corn-leaf paper's recipe. "
             "Slow to fine-tune fully on a CPU.",
+            cam_layers=("top.2", "trunk.8", "trunk.6"),
             probe_taps=((5,), (7,)),
             dropped_prefixes=("classifier.",),
         ),
@@ -164,6 +171,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             "Accurate, used for the reef-fish studies; needs 299 px inputs and is the slowest here.",
             mean=(0.5, 0.5, 0.5),
             std=(0.5, 0.5, 0.5),
+            cam_layers=("top.2", "trunk.9", "trunk.7"),
             probe_taps=((2,), (9,)),
             dropped_prefixes=("fc.", "AuxLogits."),
         ),
@@ -178,6 +186,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             69.8,
             1.81,
             "A fast, dependable choice for a first model; good for full fine-tuning on a CPU.",
+            cam_layers=("top.0", "trunk.6", "trunk.5"),
             probe_taps=((4,), (6,)),
             dropped_prefixes=("fc.",),
         ),
@@ -192,6 +201,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             74.0,
             0.22,
             "The fastest: small download, quick on a laptop CPU, nearly as accurate as DenseNet.",
+            cam_layers=("top.3", "trunk.12", "trunk.6"),
             probe_taps=((3,), (12,)),
             dropped_prefixes=("classifier.",),
         ),

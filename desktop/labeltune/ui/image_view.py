@@ -74,6 +74,10 @@ class ZoomView(QGraphicsView):
         self._item = QGraphicsPixmapItem()
         self._item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._scene.addItem(self._item)
+        # a heatmap over the image (ui/heatmap_panel.py), same size, drawn on top at its own opacity
+        self._overlay = QGraphicsPixmapItem(self._item)
+        self._overlay.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._overlay.setOpacity(0.5)
         self._fit = True
         self._message = ""
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
@@ -90,6 +94,7 @@ class ZoomView(QGraphicsView):
         self.setToolTip(VIEW_TIP)
         pixmap = QPixmap.fromImage(image) if image is not None else QPixmap()
         self._item.setPixmap(pixmap)
+        self._overlay.setPixmap(QPixmap())  # a heatmap belongs to the image it was computed for
         self._scene.setSceneRect(QRectF(pixmap.rect()))
         self.fit()
         self.viewport().update()
@@ -97,6 +102,28 @@ class ZoomView(QGraphicsView):
     def has_image(self) -> bool:
         """Whether an image is shown."""
         return not self._item.pixmap().isNull()
+
+    def set_overlay(self, image: QImage | None) -> None:
+        """Draw ``image`` (RGBA) over the shown image, stretched to its size; ``None`` removes it."""
+        pixmap = QPixmap.fromImage(image) if image is not None else QPixmap()
+        base = self._item.pixmap()
+        if not pixmap.isNull() and not base.isNull() and pixmap.size() != base.size():
+            pixmap = pixmap.scaled(base.size(), mode=Qt.TransformationMode.SmoothTransformation)
+        self._overlay.setPixmap(pixmap)
+        self.viewport().update()
+
+    def has_overlay(self) -> bool:
+        """Whether a heatmap is drawn over the image."""
+        return not self._overlay.pixmap().isNull()
+
+    def overlay_opacity(self) -> float:
+        """The heatmap's opacity, 0..1."""
+        return float(self._overlay.opacity())
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        """Change the heatmap's opacity (0: hidden, 1: opaque where hot)."""
+        self._overlay.setOpacity(max(0.0, min(1.0, opacity)))
+        self.viewport().update()
 
     def image_size(self) -> tuple[int, int]:
         """Width and height of the shown image (0, 0 if none)."""
@@ -209,6 +236,9 @@ class ImageView(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(controls)
         layout.addWidget(self.info_label)
+        self._extra_controls = QHBoxLayout()  # e.g. the heatmap's controls (add_controls)
+        self._extra_controls.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._extra_controls)
         layout.addWidget(self.view, 1)
 
         self._epoch = 0  # bumped when another project opens: older results are dropped
@@ -224,6 +254,10 @@ class ImageView(QWidget):
         self.actual_button.clicked.connect(self.view.actual_size)
         self.view.zoom_changed.connect(self._on_view_zoom_changed)
         self.view.set_image(None, "No image selected")
+
+    def add_controls(self, widget: QWidget) -> None:
+        """Show ``widget`` in a row between the description and the image."""
+        self._extra_controls.addWidget(widget)
 
     def path(self) -> str | None:
         """The file shown (or being loaded)."""

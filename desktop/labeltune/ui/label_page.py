@@ -30,6 +30,7 @@ from labeltune.ui.gallery import GalleryView
 from labeltune.ui.gallery_bar import GalleryBar
 from labeltune.ui.gallery_model import SORT_ORDERS, GalleryFilter, GalleryModel
 from labeltune.ui.gallery_topk import TopKBars
+from labeltune.ui.heatmap_panel import HeatmapPanel, predicted_run_dir
 from labeltune.ui.image_view import ImageView
 from labeltune.ui.label_controller import KEY_HELP, KEY_HINT, LabelingController
 from labeltune.ui.session import ProjectSession
@@ -83,6 +84,10 @@ class LabelPage(QWidget):
         self.gallery.setModel(self.model)
         self.image_view = ImageView()
         self.topk_bars = TopKBars()
+        # the "Why" heatmap over the image, by the model of the run whose predictions the gallery shows
+        self.why = HeatmapPanel(
+            self.image_view, lambda: predicted_run_dir(self.session.project, self.model.predicted_run), self
+        )
         self.class_panel = ClassPanel(session)
         self.bar = GalleryBar(self.settings)
         self.filter_combo = self.bar.filter_combo
@@ -210,6 +215,7 @@ class LabelPage(QWidget):
         """Stop background work (thumbnails, decoding, reading a split) before the window closes."""
         self.loader.shutdown()
         self.image_view.shutdown()
+        self.why.shutdown()
         self.filter_combo.shutdown()
 
     def _say(self, message: str) -> None:
@@ -356,6 +362,7 @@ class LabelPage(QWidget):
             self.model.topk(sample_id), project.classes, self.model.is_unfamiliar(sample_id)
         )
         self.image_view.show_image(path, name, info)
+        self.why.set_target(path)
         row = self.model.row_of(sample_id)
         if row >= 0:  # decode where the next key press will probably go: the next, or next unlabeled
             for ahead in (row + 1, self.model.next_unlabeled_row(row + 1, limit=64)):
