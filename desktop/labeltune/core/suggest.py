@@ -23,11 +23,16 @@ MAX_SIMILARITY = 0.9
 """Centred cosine above which two items count as near-copies (one of them is deferred)."""
 
 
-def margin_uncertainty(probabilities: np.ndarray) -> np.ndarray:
-    """1 − (p1 − p2) per row of ``(N, C)`` class probabilities (1 for a single class: nothing to decide)."""
+def _class_rows(probabilities: np.ndarray) -> np.ndarray:
     p = np.asarray(probabilities, dtype=np.float64)
     if p.ndim != 2:
         raise ValueError("probabilities must be (items, classes)")
+    return p
+
+
+def margin_uncertainty(probabilities: np.ndarray) -> np.ndarray:
+    """1 − (p1 − p2) per row of ``(N, C)`` class probabilities (1 for a single class: nothing to decide)."""
+    p = _class_rows(probabilities)
     if p.shape[1] < 2:
         return np.ones(len(p))
     top2 = -np.partition(-p, 1, axis=1)[:, :2]
@@ -36,9 +41,7 @@ def margin_uncertainty(probabilities: np.ndarray) -> np.ndarray:
 
 def entropy_uncertainty(probabilities: np.ndarray) -> np.ndarray:
     """Entropy of each row of ``(N, C)`` probabilities, divided by log(C) so that it lies in [0, 1]."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    if p.ndim != 2:
-        raise ValueError("probabilities must be (items, classes)")
+    p = _class_rows(probabilities)
     if p.shape[1] < 2:
         return np.ones(len(p))
     p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)
