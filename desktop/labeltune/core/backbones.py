@@ -331,7 +331,8 @@ def meta_build() -> Iterator[None]:
 
     ``torch.device("meta")`` alone still runs each module's initialisation on the meta tensors, and
     ``normal_`` there goes through torch's Python reference kernels, whose first use imports
-    ``torch._dynamo``: 2-5 s of every CLI ``train``/``predict`` on a 2-core CPU. Inside this block the
+    ``torch._dynamo``: about 5 s of every CLI ``predict``/``suggest``/``evaluate`` of a run of the bundled
+    network on a 2-core CPU (``train`` imports it anyway, with ``torch.optim``). Inside this block the
     ``torch.nn.init`` functions return a meta tensor untouched; any other tensor (another thread's) is
     initialised as usual.
     """
