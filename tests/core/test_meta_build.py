@@ -1,9 +1,10 @@
 """Building a model whose weights are replaced at once pulls in no compiler (seconds on every CLI call).
 
 ``torch.nn.init.normal_`` on a *meta* tensor goes through torch's Python reference kernels, whose first
-use imports ``torch._dynamo`` (about 5 s on a 2-core CPU): every ``predict``, ``suggest`` and ``evaluate`` of a run of
-the bundled network paid it while loading the run (torchvision's backbones import it with torchvision
-itself, ``train`` with ``torch.optim``). Checked in a fresh interpreter, where nothing has imported it yet.
+use imports ``torch._dynamo`` (about 5 s on a 2-core CPU): every ``predict``, ``suggest`` and
+``evaluate`` of a run of the bundled network paid it while loading the run (torchvision's backbones
+import it with torchvision itself, ``train`` with ``torch.optim``). Checked in a fresh interpreter,
+where nothing has imported it yet.
 """
 
 from __future__ import annotations
