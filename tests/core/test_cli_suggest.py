@@ -129,15 +129,41 @@ def test_suggest_on_an_xrd_folder(tmp_path: Path) -> None:
         lines = [f"{t:.3f}\t{v * 1000:.2f}" for t, v in zip(batch.two_theta, values, strict=True)]
         (folder / f"p{i}.xy").write_text("# 2theta intensity\n" + "\n".join(lines) + "\n", encoding="utf-8")
     (folder / "labels.csv").write_text(f"path,phases\np0.xy,{NAMES[0]}\np1.xy,{NAMES[1]}\n", encoding="utf-8")
+    text = (folder / "p2.xy").read_text(encoding="utf-8").splitlines()
+    again = [text[0]] + [f"{line.split()[0]}\t{float(line.split()[1]) * 1.01 + 0.5:.2f}" for line in text[1:]]
+    (folder / "p2-again.xy").write_text("\n".join(again) + "\n", encoding="utf-8")  # a repeated measurement
     code, out, err = _main(
         "suggest", tmp_path / "run", folder, "--n", "10", "--wavelength", "1.5406", "--json"
     )
     assert code == 0, err
     queue = json.loads(out)
-    assert sorted(Path(row["path"]).name for row in queue) == [f"p{i}.xy" for i in range(2, 6)]
+    names = [Path(row["path"]).name for row in queue]
+    assert sorted(names) == ["p2-again.xy"] + [f"p{i}.xy" for i in range(2, 6)]
+    assert names[-1] in ("p2.xy", "p2-again.xy")  # the copy waits until every distinct pattern is listed
     for row in queue:
         phases = [p for p in row["predicted"].split(";") if p]
         assert set(phases) <= set(library.names)
         assert 0.5 <= row["confidence"] <= 1 and 0 <= row["score"] <= 1
         assert row["score"] == pytest.approx(1 - 2 * (row["confidence"] - 0.5), abs=1e-4)
     assert queue[0]["score"] == max(row["score"] for row in queue)
+
+
+def test_suggest_on_the_xrd_demo_project_skips_its_labeled_patterns(tmp_path: Path) -> None:
+    from labeltune.core.xrd.xrd_project import XrdProject
+
+    code, _, err = _main("demo", "xrd", "--out", tmp_path / "demo", "--json")
+    if code != 0:
+        pytest.skip(f"the XRD demo is not available here: {err.strip()}")
+    project = XrdProject.open(tmp_path / "demo")
+    patterns, model = project.patterns(), project.model_dir
+    assert model is not None
+    assert project.labeled_count() == len(patterns)  # the demo comes labeled: nothing to suggest
+    code, out, err = _main("suggest", model, tmp_path / "demo", "--json")
+    assert (code, json.loads(out)) == (0, [])
+    for path in patterns[2:]:
+        project.set_label(path, [])
+    project.close()
+    code, out, err = _main("suggest", model, tmp_path / "demo", "--n", "50", "--json")
+    assert code == 0, err
+    listed = sorted(Path(row["path"]).resolve() for row in json.loads(out))
+    assert listed == sorted(p.resolve() for p in patterns[2:])

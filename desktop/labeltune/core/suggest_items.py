@@ -25,6 +25,10 @@ from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 from labeltune.core.suggest import MAX_SIMILARITY, rank_unlabeled
 
+XRD_MAX_SIMILARITY = 0.99
+"""Patterns on the grid are all-positive curves with a shared background: a mixture and its main phase
+reach a cosine of 0.95-0.97 (the Li-Mn-Ti-O patterns), so only repeated measurements count as copies."""
+
 
 @dataclass
 class ItemOutputs:
@@ -38,6 +42,8 @@ class ItemOutputs:
     method: str  # the uncertainty that fits the outputs: "margin" (one class each) or "multilabel"
     threshold: float = 0.5
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    #: Cosine of ``features`` above which two items are near-copies (the domain's default; ADR 27).
+    max_similarity: float = MAX_SIMILARITY
 
 
 @dataclass
@@ -142,13 +148,23 @@ def xrd_outputs(
     progress(Progress("Reading patterns", len(paths), len(paths)))
     if not patterns:
         empty = np.zeros((0, len(model.names)))
-        return ItemOutputs([], [], np.zeros(0), empty, empty, "multilabel", model.threshold, skipped)
+        return ItemOutputs(
+            [], [], np.zeros(0), empty, empty, "multilabel", model.threshold, skipped, XRD_MAX_SIMILARITY
+        )
     grid_x, probs, _ = model.network(patterns)
     called = probs >= model.threshold
     predicted = [";".join(n for n, c in zip(model.names, row, strict=True) if c) for row in called]
     sureness = np.where(called, probs, 1.0 - probs).min(axis=1)
     return ItemOutputs(
-        kept, predicted, sureness.astype(np.float64), probs, grid_x, "multilabel", model.threshold, skipped
+        kept,
+        predicted,
+        sureness.astype(np.float64),
+        probs,
+        grid_x,
+        "multilabel",
+        model.threshold,
+        skipped,
+        XRD_MAX_SIMILARITY,
     )
 
 
@@ -160,11 +176,14 @@ def suggest(
     *,
     device: str = "auto",
     wavelength: float | None = None,
-    max_similarity: float = MAX_SIMILARITY,
+    max_similarity: float | None = None,
     progress: ProgressCallback = no_progress,
     stop_event: threading.Event | None = None,
 ) -> tuple[list[Suggestion], list[tuple[str, str]]]:
-    """The ``n`` unlabeled items of ``data`` most worth labeling next for ``run_dir`` (image or XRD run)."""
+    """The ``n`` unlabeled items of ``data`` most worth labeling next for ``run_dir`` (image or XRD run).
+
+    ``max_similarity`` overrides the domain's near-copy threshold (:attr:`ItemOutputs.max_similarity`).
+    """
     from labeltune.core.xrd.inference import is_xrd_run
 
     if n < 1:
@@ -182,12 +201,13 @@ def suggest(
     return rank_outputs(outputs, n, max_similarity), outputs.skipped
 
 
-def rank_outputs(outputs: ItemOutputs, n: int, max_similarity: float = MAX_SIMILARITY) -> list[Suggestion]:
-    """The first ``n`` of ``outputs``' items in label-next order."""
+def rank_outputs(outputs: ItemOutputs, n: int, max_similarity: float | None = None) -> list[Suggestion]:
+    """The first ``n`` of ``outputs``' items in label-next order (near-copies: the domain's threshold)."""
     if not outputs.paths:
         return []
+    similarity = outputs.max_similarity if max_similarity is None else max_similarity
     order, scores = rank_unlabeled(
-        outputs.probabilities, outputs.features, n, outputs.method, outputs.threshold, max_similarity
+        outputs.probabilities, outputs.features, n, outputs.method, outputs.threshold, similarity
     )
     return [
         Suggestion(outputs.paths[i], outputs.predicted[i], float(outputs.confidence[i]), float(scores[i]))
