@@ -11,7 +11,7 @@ import csv
 import shutil
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,10 @@ class Prediction:
     top: list[tuple[str, float]]
     #: How unlike the training images this one is (above 1: unfamiliar); ``None`` for older runs.
     ood_score: float | None = None
-    #: Calibrated probability of every class, in the run's class order.
-    probabilities: np.ndarray | None = None
+    #: Calibrated probability of every class, in the run's class order (not compared: arrays).
+    probabilities: np.ndarray | None = field(default=None, compare=False, repr=False)
     #: The pooled features the head read (only with ``predict_files(..., keep_features=True)``).
-    features: np.ndarray | None = None
+    features: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def unfamiliar(self) -> bool:
