@@ -220,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+    from labeltune.cli_suggest import add_parser as add_suggest
+
+    add_suggest(sub)
+
     p = sub.add_parser("export", help="export a run's model to ONNX or TorchScript with a model card")
     p.add_argument("run_dir")
     p.add_argument("--format", required=True, choices=["onnx", "torchscript"])

@@ -13,7 +13,8 @@ retrains exactly the last two fully connected layers (fc7 and the new fc8 head).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -318,13 +319,59 @@ def split_backbone(name: str, model: nn.Module) -> BackboneParts:
     return BackboneParts(trunk=trunk, top=top)
 
 
+#: The ``torch.nn.init`` functions that modules call while they are built.
+_INIT_FUNCTIONS = (
+    "normal_",
+    "uniform_",
+    "trunc_normal_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "orthogonal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+)
+
+
+@contextmanager
+def meta_build() -> Iterator[None]:
+    """Build modules on the *meta* device (no memory, no initialisation): their weights come right after.
+
+    ``torch.device("meta")`` alone still runs each module's initialisation on the meta tensors, and
+    ``normal_`` there goes through torch's Python reference kernels, whose first use imports
+    ``torch._dynamo``: about 5 s of every CLI ``predict``/``suggest``/``evaluate`` of a run of the bundled
+    network on a 2-core CPU (``train`` imports it anyway, with ``torch.optim``). Inside this block the
+    ``torch.nn.init`` functions return a meta tensor untouched; any other tensor (another thread's) is
+    initialised as usual.
+    """
+    import torch
+    from torch.nn import init
+
+    saved = {name: getattr(init, name) for name in _INIT_FUNCTIONS}
+
+    def skipping(original: Callable[..., Any]) -> Callable[..., Any]:
+        def call(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            return tensor if tensor.is_meta else original(tensor, *args, **kwargs)
+
+        return call
+
+    for name, original in saved.items():
+        setattr(init, name, skipping(original))
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        for name, original in saved.items():
+            setattr(init, name, original)
+
+
 def build_backbone(name: str, state_dict: dict[str, object] | None = None) -> BackboneParts:
     """Build backbone ``name`` with ``state_dict`` (torchvision key names) or random weights."""
     if state_dict is None:
         return split_backbone(name, build_architecture(name))
-    import torch
-
-    with torch.device("meta"):  # weights that are replaced at once need no (slow) initialisation
+    with meta_build():  # weights that are replaced at once need no (slow) initialisation
         model = build_architecture(name)
     spec = get_spec(name)
     wanted = {k: v for k, v in state_dict.items() if not k.startswith(spec.dropped_prefixes)}

@@ -12,7 +12,7 @@ import io
 import shutil
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,6 +41,10 @@ class Prediction:
     top: list[tuple[str, float]]
     #: How unlike the training images this one is (above 1: unfamiliar); ``None`` for older runs.
     ood_score: float | None = None
+    #: Calibrated probability of every class, in the run's class order (not compared: arrays).
+    probabilities: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: The pooled features the head read (only with ``predict_files(..., keep_features=True)``).
+    features: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def unfamiliar(self) -> bool:
@@ -98,8 +102,13 @@ def predict_files(
     device: str = "auto",
     progress: ProgressCallback = no_progress,
     stop_event: threading.Event | None = None,
+    keep_features: bool = False,
 ) -> tuple[list[Prediction], list[SkippedFile]]:
-    """Predict ``paths`` with the run's model; unreadable files are returned as skipped."""
+    """Predict ``paths`` with the run's model; unreadable files are returned as skipped.
+
+    Each prediction carries every class's probability; with ``keep_features`` also the pooled features
+    the head read (what label-next and the data map compare items by).
+    """
     import torch
 
     from labeltune.core.device import inference_precision, memory_format, select_device
@@ -130,20 +139,36 @@ def predict_files(
                 skipped.append(SkippedFile(str(path), str(exc)))
         if arrays:
             scores: list[float | None] = [None] * len(arrays)
+            pooled = None
             with torch.inference_mode(), inference_precision(dev):
                 x = images_to_tensor(arrays, dev)
                 if probed is not None and familiarity is not None:
                     logits, pooled, stats = probed(x)
                     scores = list(familiarity_scores(familiarity, pooled.float().cpu(), stats.float().cpu()))
+                elif keep_features:
+                    m: Any = model
+                    pooled = m.top(m.trunk(m.normalize(x)))
+                    logits = m.head(pooled)
                 else:
                     logits = model(x)
             probabilities = torch.softmax(logits.float() / config.temperature, 1).cpu().numpy()
+            features = pooled.float().cpu().numpy() if keep_features and pooled is not None else None
             index, values = top_k(probabilities, k)
             for row, path in enumerate(kept):
                 top = [
                     (config.classes[int(i)], float(v)) for i, v in zip(index[row], values[row], strict=True)
                 ]
-                predictions.append(Prediction(path, top[0][0], top[0][1], top, scores[row]))
+                predictions.append(
+                    Prediction(
+                        path,
+                        top[0][0],
+                        top[0][1],
+                        top,
+                        scores[row],
+                        probabilities[row],
+                        None if features is None else features[row],
+                    )
+                )
         progress(Progress("predict", min(start + batch_size, len(paths)), len(paths)))
     return predictions, skipped
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labeltune.core.backbones import build_backbone, get_spec
+from labeltune.core.backbones import build_backbone, get_spec, meta_build
 
 if TYPE_CHECKING:
     import torch
@@ -154,10 +154,8 @@ def load_model(run_dir: Path | str, device: str | torch.device = "cpu") -> tuple
             f"cannot load the model in {run_dir}: {config_path} is damaged ({exc!r})"
         ) from None
     try:
-        import torch
-
         state = load_file(str(run_dir / MODEL_FILE), device="cpu")
-        with torch.device("meta"):  # no time spent initialising weights that are replaced at once
+        with meta_build():  # no time spent initialising weights that are replaced at once
             model = build_classifier(config)
         model.load_state_dict(state, assign=True)
     except LabelTuneError:
