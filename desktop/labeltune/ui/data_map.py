@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -99,6 +99,7 @@ class DataMapPanel(QWidget):
         self.sample_ids = np.zeros(0, dtype=np.int64)  # per point
         self._rows: dict[str, tuple[int, str | None]] = {}  # normalised path → (sample id, label)
         self._stale = True
+        self._recolour_pending = False
         self.task = TaskController(self)
         self.task.progressed.connect(self._on_task_progressed)
         self.task.finished.connect(self._on_task_finished)
@@ -136,6 +137,7 @@ class DataMapPanel(QWidget):
         bar.addWidget(self.status, 1)
         self.view_box = LassoViewBox()
         self.view_box.lassoed.connect(self._on_view_box_lassoed)
+        self.view_box.sigRangeChangedManually.connect(self._place_legend)
         self.plot = pg.PlotWidget(viewBox=self.view_box)
         self.plot.setMenuEnabled(False)
         item = self.plot.getPlotItem()
@@ -181,6 +183,8 @@ class DataMapPanel(QWidget):
         super().showEvent(event)
         if self._stale and self.session.project is not None:
             self.compute()
+        elif self._recolour_pending:
+            self._recolour()
 
     def changeEvent(self, event: QEvent) -> None:
         """Follow the palette (light / dark mode)."""
@@ -226,8 +230,8 @@ class DataMapPanel(QWidget):
         self.sample_ids = np.array([self._rows.get(k, (-1, None))[0] for k in keys], dtype=np.int64)
         coords = np.asarray(result.coords, dtype=np.float64).reshape(-1, 2)
         self.scatter.setData(pos=coords, data=np.arange(len(coords)))
+        self.view_box.autoRange(padding=0.05)
         self._recolour()
-        self.view_box.autoRange()
         skipped = f" · {len(result.skipped)} could not be read" if result.skipped else ""
         self.status.setText(f"{len(coords)} images{skipped} · click one to label it, drag a lasso for many")
 
@@ -248,6 +252,10 @@ class DataMapPanel(QWidget):
     def _recolour(self, *_args: object) -> None:
         if self.result is None:
             return
+        if not self.isVisible():  # labeling on the Label tab: recolour once the map is shown again
+            self._recolour_pending = True
+            return
+        self._recolour_pending = False
         project = self.session.project
         classes = list(project.classes) if project is not None and not project.closed else []
         for name in self.result.classes:
@@ -266,7 +274,11 @@ class DataMapPanel(QWidget):
             self.legend.addItem(
                 _swatch(grey), "unlabeled" if self.colour_combo.currentData() == "label" else "—"
             )
-        self.legend.place(np.asarray(self.result.coords, dtype=np.float64).reshape(-1, 2))
+        QTimer.singleShot(0, self._place_legend)  # once the legend's new rows are laid out
+
+    def _place_legend(self, *_args: object) -> None:
+        if self.result is not None:
+            self.legend.place(np.asarray(self.result.coords, dtype=np.float64).reshape(-1, 2))
 
     def _tip(self, x: float, y: float, data: Any) -> str:
         return self.point_tip(int(data))
@@ -275,7 +287,7 @@ class DataMapPanel(QWidget):
         """What hovering point ``index`` shows: the file name, its label and the run's prediction."""
         if self.result is None or not 0 <= index < len(self.result.paths):
             return ""
-        label = self.labels()[index]
+        label = self._rows.get(os.path.normpath(str(self.result.paths[index])), (-1, None))[1]
         predicted = self.result.predicted[index]
         text = f"{self.result.paths[index].name}\nlabel: {label if label is not None else 'unlabeled'}"
         return text + (f"\npredicted: {predicted}" if predicted else "")
