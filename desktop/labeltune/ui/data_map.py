@@ -111,6 +111,7 @@ class DataMapPanel(QWidget):
         session.project_closed.connect(self._on_session_project_changed)
         session.samples_changed.connect(self._on_session_project_changed)
         session.runs_changed.connect(self._on_session_project_changed)
+        session.predictions_changed.connect(self._on_session_project_changed)  # maybe another run in use
         session.labels_changed.connect(self._on_session_labels_changed)
         session.classes_changed.connect(self._on_session_classes_changed)
 
