@@ -12,6 +12,8 @@ Run: ``.venv/bin/python scripts/make_screenshots.py [--out docs/screenshots] [--
   after *Check all images*;
 - ``unfamiliar.png``: the Label tab showing the images that run finds unfamiliar (the survey holds an
   out-of-focus photo, a photo taken at dusk and a fish photo filed by mistake).
+- ``map.png``: the Map tab of that survey with the run's features (docs/adr/0035-data-map-tab.md; the
+  committed one shows the fish demo's, made the same way with a 15-epoch *features* run);
 - ``xrd.png``: the *XRD phases* demo, a three-phase measured pattern identified by the shipped model
   (sticks, fitted profile, activation of the selected phase; skipped when the model is not there).
 
@@ -293,6 +295,16 @@ def run(out: Path, base: Path, epochs: int) -> None:
     wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
     settle(500)
     save(window, out / "unfamiliar.png")
+
+    # -- the data map -----------------------------------------------------------------------------------
+    map_panel = window.tabs.map_panel
+    mapped: list[object] = []
+    map_panel.task.finished.connect(mapped.append)
+    map_panel.task.failed.connect(lambda message, _details: mapped.append(message))
+    window.tabs.setCurrentWidget(map_panel)  # showing the tab maps the run's features
+    wait_until(lambda: bool(mapped) and not map_panel.task.is_running(), 300, "the data map")
+    settle(500)
+    save(window, out / "map.png")
 
     # -- XRD ---------------------------------------------------------------------------------------------
     from labeltune.core.xrd.shipped import shipped_model_dir

@@ -111,37 +111,18 @@ def image_inputs(
     stop_event: threading.Event | None = None,
 ) -> AuditInputs:
     """Pooled features of ``data``'s labeled images under an image run, with the run's split and groups."""
-    import torch
-
-    from labeltune.core.device import select_device
-    from labeltune.core.features import FeatureCache, FeatureKey, default_cache_root, extract_features
     from labeltune.core.grouping import GroupingSpec, group_ids
-    from labeltune.core.hashing import HashCache, file_sha256
     from labeltune.core.inference import labeled_of_classes
-    from labeltune.core.model import CONFIG_FILE, MODEL_FILE, load_model
+    from labeltune.core.model import load_model
 
     run_dir = Path(run_dir)
-    model, model_config = load_model(run_dir, "cpu")  # refuses unfinished, damaged or newer runs
-    stored = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    train = stored.get("train") or {}
-    classes = list(model_config.classes)
+    loaded = load_model(run_dir, "cpu")  # refuses unfinished, damaged or newer runs
+    classes = list(loaded[1].classes)
     samples, skipped = labeled_of_classes(data, classes)
-    cache_root = default_cache_root()
-    with HashCache(cache_root / "hashes.sqlite") as hash_cache:
-        hashes = [hash_cache.sha256(s.path) for s in samples]
-    weights_id = str(stored.get("weights_id", ""))
-    if train.get("strategy", "features") != "features":  # the backbone changed: features of its own
-        weights_id = f"run-{file_sha256(run_dir / MODEL_FILE)[:16]}"
-    key = FeatureKey(
-        model_config.backbone, weights_id, model_config.preprocessing, model_config.input_size, "pooled"
-    )
-    parts: list[Any] = [model.normalize, model.trunk, model.top]
-    frozen = torch.nn.Sequential(*parts)
-    with FeatureCache(cache_root, key) as cache:
-        extracted = extract_features(
-            frozen, [s.path for s in samples], hashes, cache, model_config.input_size,
-            select_device(device), progress=progress, stop_event=stop_event,
-        )  # fmt: skip
+    paths = [s.path for s in samples]
+    run_features = pooled_run_features(run_dir, paths, device, progress, stop_event, loaded)
+    extracted, hashes, stored = run_features.extracted, run_features.hashes, run_features.config
+    train = stored.get("train") or {}
     skipped += [SkippedFile(str(samples[i].path), why) for i, why in sorted(extracted.failed.items())]
     kept = [samples[i] for i in extracted.ok]
     split_of = _manifest_split(run_dir)
@@ -160,6 +141,61 @@ def image_inputs(
         groups=groups,
         skipped=skipped,
     )
+
+
+@dataclass
+class RunFeatures:
+    """An image run's pooled features of some files (from the cache, computed where it lacks them)."""
+
+    extracted: Any  # core.features.ExtractionResult: rows in input order, ``ok`` and ``failed`` indices
+    hashes: list[str]  # content hash of every input file
+    config: dict[str, Any]  # the run's config.json
+    model: Any  # the run's network (its ``head`` reads the features), on the CPU
+    classes: list[str]  # the run's classes, in the head's order
+
+
+def pooled_run_features(
+    run_dir: Path | str,
+    paths: list[Path],
+    device: str = "auto",
+    progress: ProgressCallback = no_progress,
+    stop_event: threading.Event | None = None,
+    loaded: tuple[Any, Any] | None = None,
+) -> RunFeatures:
+    """The pooled features the run's head reads for ``paths``, under the run's feature-cache key.
+
+    Computed once with the run's own frozen network where the cache lacks them; runs whose backbone was
+    trained get a key of their own. Shared by ``audit`` and the data map. ``loaded``: the run's
+    ``load_model(run_dir, "cpu")`` when the caller has it already.
+    """
+    import torch
+
+    from labeltune.core.device import select_device
+    from labeltune.core.features import FeatureCache, FeatureKey, default_cache_root, extract_features
+    from labeltune.core.hashing import HashCache, file_sha256
+    from labeltune.core.model import CONFIG_FILE, MODEL_FILE, load_model
+
+    run_dir = Path(run_dir)
+    model, model_config = loaded if loaded is not None else load_model(run_dir, "cpu")
+    stored = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    train = stored.get("train") or {}
+    cache_root = default_cache_root()
+    with HashCache(cache_root / "hashes.sqlite") as hash_cache:
+        hashes = [hash_cache.sha256(p) for p in paths]
+    weights_id = str(stored.get("weights_id", ""))
+    if train.get("strategy", "features") != "features":  # the backbone changed: features of its own
+        weights_id = f"run-{file_sha256(run_dir / MODEL_FILE)[:16]}"
+    key = FeatureKey(
+        model_config.backbone, weights_id, model_config.preprocessing, model_config.input_size, "pooled"
+    )
+    parts: list[Any] = [model.normalize, model.trunk, model.top]
+    frozen = torch.nn.Sequential(*parts)
+    with FeatureCache(cache_root, key) as cache:
+        extracted = extract_features(
+            frozen, list(paths), hashes, cache, model_config.input_size,
+            select_device(device), progress=progress, stop_event=stop_event,
+        )  # fmt: skip
+    return RunFeatures(extracted, hashes, stored, model, list(model_config.classes))
 
 
 def _manifest_split(run_dir: Path) -> dict[str, str]:

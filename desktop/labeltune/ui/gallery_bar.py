@@ -14,6 +14,13 @@ from labeltune.ui.gallery_model import SORT_ORDERS, GalleryFilter, read_split_pa
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
 
+def path_filter_text(path_filter: GalleryFilter) -> str:
+    """The list's text for a filter of given files: a confusion-matrix cell, or a selection on the map."""
+    if path_filter.kind == "map":
+        return f"Selected on the map ({path_filter.value})"
+    return f"Validation: {path_filter.value}"
+
+
 class FilterCombo(QComboBox):
     """Chooses what the gallery shows: all, unlabeled, a class, or the latest run's train/val images.
 
@@ -76,17 +83,17 @@ class FilterCombo(QComboBox):
         if excluded:
             self.addItem(f"Excluded from training ({excluded})", GalleryFilter("excluded"))
         if self._cell is not None and current == self._cell:
-            self.addItem(f"Validation: {self._cell.value}", self._cell)
+            self.addItem(path_filter_text(self._cell), self._cell)
         index = self.index_of(current)
         self.setCurrentIndex(max(0, index))
         return index >= 0
 
     def show_cell(self, cell: GalleryFilter, paths: frozenset[str]) -> None:
-        """Offer and select the filter of a confusion-matrix cell, and announce it with its files."""
+        """Offer and select the filter of a matrix cell (or a map selection); announce it with its files."""
         self._cell, self._cell_paths = cell, paths
         index = self.index_of(cell)
         if index < 0:
-            self.addItem(f"Validation: {cell.value}", cell)
+            self.addItem(path_filter_text(cell), cell)
             index = self.count() - 1
         self.setCurrentIndex(index)
         self._wanted_split = None

@@ -7,6 +7,8 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QTabWidget, QWidget
 
 from labeltune.core.domain import LabelProject
+from labeltune.ui.data_map import DataMapPanel
+from labeltune.ui.heatmap_panel import predicted_run_dir
 from labeltune.ui.import_dialog import ImportDialog
 from labeltune.ui.label_page import LabelPage
 from labeltune.ui.results_panel import ResultsPanel
@@ -32,10 +34,14 @@ class ImagePage(QTabWidget):
         self.label_page = LabelPage(session)
         self.train_panel = TrainPanel(session)
         self.results_panel = ResultsPanel(session)
+        self.map_panel = DataMapPanel(session, self.map_run_dir)
         self.setDocumentMode(True)
         self.addTab(self.label_page, "&Label")
         self.addTab(self.train_panel, "&Train")
         self.addTab(self.results_panel, "&Results")
+        self.addTab(self.map_panel, "&Map")
+        self.map_panel.sample_clicked.connect(self._on_map_panel_sample_clicked)
+        self.map_panel.paths_selected.connect(self._on_map_panel_paths_selected)
         session.project_opened.connect(self._on_session_project_opened)
         self.results_panel.continue_requested.connect(self._on_results_panel_continue_requested)
         self.results_panel.cell_requested.connect(self._on_results_panel_cell_requested)
@@ -52,6 +58,25 @@ class ImagePage(QTabWidget):
     def _on_results_panel_cell_requested(self, run_dir: Path, true: str, predicted: str) -> None:
         """Confusion-matrix drill-down: the Label tab shows the validation images behind the cell."""
         self.label_page.show_cell(run_dir, true, predicted)
+        self.setCurrentWidget(self.label_page)
+
+    def map_run_dir(self) -> Path | None:
+        """The run the map uses: the one whose predictions the gallery shows, else the newest run."""
+        project = self.session.project
+        if project is None or project.closed:
+            return None
+        shown = predicted_run_dir(project, self.label_page.model.predicted_run)
+        runs = project.runs()
+        return shown if shown is not None else (Path(runs[-1]["path"]) if runs else None)
+
+    def _on_map_panel_sample_clicked(self, sample_id: int) -> None:
+        """A point clicked on the map: the Label tab shows that image."""
+        self.label_page.show_sample(sample_id)
+        self.setCurrentWidget(self.label_page)
+
+    def _on_map_panel_paths_selected(self, paths: frozenset[str]) -> None:
+        """A lasso on the map: the gallery shows exactly those images, all selected (a digit labels all)."""
+        self.label_page.show_map_selection(paths)
         self.setCurrentWidget(self.label_page)
 
     def undo(self) -> None:
@@ -78,6 +103,7 @@ class ImagePage(QTabWidget):
         """Stop the tabs' background work and wait for it (the window is closing)."""
         self.train_panel.shutdown()
         self.results_panel.shutdown()
+        self.map_panel.shutdown()
         self.label_page.shutdown()
 
 

@@ -211,6 +211,23 @@ class LabelPage(QWidget):
         self.filter_combo.show_cell(GalleryFilter("cell", f"{true} → {predicted}"), paths)
         return len(paths)
 
+    def show_map_selection(self, paths: frozenset[str]) -> None:
+        """Show exactly the images selected on the data map, all selected: a digit labels them all."""
+        self.filter_combo.show_cell(GalleryFilter("map", f"{len(paths)}"), paths)
+        if self.model.rowCount():
+            self.labeling.go_to_row(0)
+        self.gallery.selectAll()
+        self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def show_sample(self, sample_id: int) -> None:
+        """Make ``sample_id`` the current image (all images shown when the filter hides it)."""
+        if self.model.row_of(sample_id) < 0:
+            self.filter_combo.choose(GalleryFilter("all"))
+        row = self.model.row_of(sample_id)
+        if row >= 0:
+            self.labeling.go_to_row(row)
+            self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)
+
     def shutdown(self) -> None:
         """Stop background work (thumbnails, decoding, reading a split) before the window closes."""
         self.loader.shutdown()
