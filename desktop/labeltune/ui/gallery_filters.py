@@ -32,6 +32,7 @@ FilterKind = Literal[
     "incorrect",
     "excluded",
     "cell",
+    "next",
 ]
 SortOrder = Literal["name", "folder", "added", "confidence", "loss", "margin", "review"]
 #: The gallery's orders, as offered to the user.
@@ -46,8 +47,9 @@ SORT_ORDERS: dict[str, str] = {
 }
 #: The orders that follow the newest checked run's predictions (core/review.py ``review_key``).
 PREDICTION_ORDERS = frozenset({"confidence", "loss", "margin", "review"})
-#: Filters that keep the files of a set of paths (a run's split; the items behind a confusion-matrix cell).
-PATH_FILTERS = frozenset({"split", "cell"})
+#: Filters that keep the files of a set of paths (a run's split; the items behind a confusion-matrix cell;
+#: the label-next queue, shown in its own order: ui/label_next.py).
+PATH_FILTERS = frozenset({"split", "cell", "next"})
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ class GalleryFilter:
     ``unfamiliar``: the images the newest checked run finds unlike its training images; ``predicted``: those
     it predicts as class ``value``; ``correct`` / ``incorrect``: labeled images whose label it agrees /
     disagrees with; ``excluded``: images left out of training; ``cell``: the validation images behind a
-    confusion-matrix cell (``value`` names it, the paths come with the filter).
+    confusion-matrix cell (``value`` names it, the paths come with the filter); ``next``: the label-next
+    queue (its paths come with the filter, in the queue's order, which the gallery keeps).
     """
 
     kind: FilterKind = "all"
