@@ -62,9 +62,14 @@ class ImagePage(QTabWidget):
 
     def _on_label_next_retrain_requested(self, config: TrainConfig) -> None:
         """Label ▸ Retrain: the Train tab's panel trains the run (its progress and curves show there)."""
-        refused = self.train_panel.start_config(config)
+        panel, label_next = self.train_panel, self.label_page.label_next
+        refused = panel.start_config(config)
         if refused:
-            self.label_page.label_next.retrain_refused(refused)
+            label_next.retrain_refused(refused)
+        elif panel.weights_dialog is not None and not panel.is_running():  # asked for ImageNet weights
+            panel.weights_dialog.finished.connect(
+                lambda _code: None if panel.is_running() else label_next.retrain_refused("no weights chosen")
+            )
 
     def undo(self) -> None:
         """Undo the last label change (the Label tab says which image it touched)."""
