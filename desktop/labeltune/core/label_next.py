@@ -23,6 +23,10 @@ from labeltune.core.progress import ProgressCallback, no_progress
 from labeltune.core.suggest_items import image_outputs, rank_outputs, unlabeled_images
 from labeltune.core.train_config import DEFAULT_EPOCHS, TrainConfig
 
+QUEUE_SIZE = 500
+"""The most images a queue holds: hours of labeling, and Retrain ranks again. The diversity pass compares
+each candidate with every image queued, so a queue of all of a 100 000-image project would take minutes."""
+
 
 @dataclass
 class QueueItem:
@@ -58,14 +62,15 @@ def label_queue(
     device: str = "auto",
     progress: ProgressCallback = no_progress,
     stop_event: threading.Event | None = None,
+    n: int = QUEUE_SIZE,
 ) -> tuple[list[QueueItem], list[tuple[str, str]]]:
-    """Every unlabeled image of ``data`` in label-next order for ``run_dir``, and the files left out.
+    """The first ``n`` unlabeled images of ``data`` in label-next order for ``run_dir``; the files left out.
 
-    The order is exactly ``labeltune suggest RUN DATA --n <all>``'s (the same core calls).
+    The order is exactly ``labeltune suggest RUN DATA --n N``'s (the same core calls).
     """
     images, unreadable = unlabeled_images(data)
     outputs = image_outputs(run_dir, images, device, progress, stop_event)
-    ranked = rank_outputs(outputs, len(outputs.paths))
+    ranked = rank_outputs(outputs, n)
     classes = run_classes(run_dir)
     row_of = {path: i for i, path in enumerate(outputs.paths)}
     queue = []

@@ -1,10 +1,11 @@
 """Label next and Retrain on the Label tab: the queue of unsure images, and a quick features run after labels.
 
 *Label next* ranks every unlabeled image of the project for the run in use (the one whose predictions the
-gallery shows, else the newest) in a worker thread (:func:`labeltune.core.label_next.label_queue`, the
-ranking of ``labeltune suggest``), then shows them in that order as the gallery filter "Label next (least
-sure first)"; a class key labels one and auto-advance moves to the next in the queue; the status line says
-how many are still queued and why the current one is unsure ("Blight 41 % vs Rust 38 %").
+gallery shows, else the newest; the first 500 are queued) in a worker thread
+(:func:`labeltune.core.label_next.label_queue`, the ranking of ``labeltune suggest``), then shows them in
+that order as the gallery filter "Label next (least sure first)"; a class key labels one and auto-advance
+moves to the next in the queue; the status line says how many are still queued and why the current one is
+unsure ("Blight 41 % vs Rust 38 %").
 
 *Retrain* (after at least one new label) asks the Train tab's panel to train a *features* run with the run
 in use's settings (:func:`labeltune.core.label_next.retrain_plan`: ADR 34); when it has finished, the
