@@ -13,6 +13,10 @@ from labeltune.ui.errors import show_error
 from labeltune.ui.gallery_model import SORT_ORDERS, GalleryFilter, read_split_paths
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
+#: The gallery filter of the label-next queue (ui/label_next.py) and its name in the list.
+QUEUE_FILTER = GalleryFilter("next")
+QUEUE_TEXT = "Label next (least sure first)"
+
 
 def path_filter_text(path_filter: GalleryFilter) -> str:
     """The list's text for a filter of given files: a confusion-matrix cell, or a selection on the map."""
@@ -28,7 +32,7 @@ class FilterCombo(QComboBox):
     the filter and the set of file paths it lets through (empty for the other filters).
     """
 
-    filter_chosen = Signal(object, object)  # GalleryFilter, frozenset of paths (split filters)
+    filter_chosen = Signal(object, object)  # GalleryFilter, paths (split filters; label next: in order)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         """An empty combo box (see :meth:`rebuild`)."""
@@ -39,6 +43,7 @@ class FilterCombo(QComboBox):
         self._run_dir: str | None = None
         self._cell: GalleryFilter | None = None  # the confusion-matrix cell shown last (drill-down)
         self._cell_paths: frozenset[str] = frozenset()
+        self._queue_paths: tuple[str, ...] | None = None  # the label-next queue, in its order
         self._wanted_split: tuple[str, str] | None = None  # (run folder, "train" or "val")
         self.split_task = TaskController(self)
         self.split_task.finished.connect(self._on_split_task_finished)
@@ -84,6 +89,8 @@ class FilterCombo(QComboBox):
             self.addItem(f"Excluded from training ({excluded})", GalleryFilter("excluded"))
         if self._cell is not None and current == self._cell:
             self.addItem(path_filter_text(self._cell), self._cell)
+        if self._queue_paths is not None:
+            self.addItem(QUEUE_TEXT, QUEUE_FILTER)
         index = self.index_of(current)
         self.setCurrentIndex(max(0, index))
         return index >= 0
@@ -99,6 +106,18 @@ class FilterCombo(QComboBox):
         self._wanted_split = None
         self.filter_chosen.emit(cell, paths)
 
+    def show_queue(self, paths: tuple[str, ...] | None) -> None:
+        """Offer, select and announce the label-next queue (``paths`` most useful first); None: forget it."""
+        self._queue_paths = paths
+        index = self.index_of(QUEUE_FILTER)
+        if paths is None:
+            if index >= 0:
+                self.removeItem(index)
+            return
+        if index < 0:
+            self.addItem(QUEUE_TEXT, QUEUE_FILTER)
+        self.choose(QUEUE_FILTER)
+
     def index_of(self, gallery_filter: GalleryFilter) -> int:
         """Position of a filter in the list (-1: not offered)."""
         for i in range(self.count()):
@@ -113,7 +132,9 @@ class FilterCombo(QComboBox):
             self.setCurrentIndex(index)
         if gallery_filter.kind != "split":
             self._wanted_split = None
-            paths = self._cell_paths if gallery_filter == self._cell else frozenset()
+            paths: object = self._cell_paths if gallery_filter == self._cell else frozenset()
+            if gallery_filter == QUEUE_FILTER:
+                paths = self._queue_paths or ()
             self.filter_chosen.emit(gallery_filter, paths)
         elif self._run_dir is not None:
             self._wanted_split = (self._run_dir, str(gallery_filter.value))

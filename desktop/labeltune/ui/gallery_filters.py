@@ -33,6 +33,7 @@ FilterKind = Literal[
     "excluded",
     "cell",
     "map",
+    "next",
 ]
 SortOrder = Literal["name", "folder", "added", "confidence", "loss", "margin", "review"]
 #: The gallery's orders, as offered to the user.
@@ -48,8 +49,8 @@ SORT_ORDERS: dict[str, str] = {
 #: The orders that follow the newest checked run's predictions (core/review.py ``review_key``).
 PREDICTION_ORDERS = frozenset({"confidence", "loss", "margin", "review"})
 #: Filters that keep the files of a set of paths (a run's split; the items behind a confusion-matrix cell;
-#: the points selected on the data map).
-PATH_FILTERS = frozenset({"split", "cell", "map"})
+#: the points selected on the data map; the label-next queue, shown in its own order: ui/label_next.py).
+PATH_FILTERS = frozenset({"split", "cell", "map", "next"})
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ class GalleryFilter:
     it predicts as class ``value``; ``correct`` / ``incorrect``: labeled images whose label it agrees /
     disagrees with; ``excluded``: images left out of training; ``cell``: the validation images behind a
     confusion-matrix cell (``value`` names it, the paths come with the filter); ``map``: the images
-    selected on the data map (``value`` says how many; the paths come with the filter).
+    selected on the data map (``value`` says how many; the paths come with the filter); ``next``: the
+    label-next queue (its paths come with the filter, in the queue's order, which the gallery keeps).
     """
 
     kind: FilterKind = "all"

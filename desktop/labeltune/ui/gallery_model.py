@@ -68,6 +68,7 @@ class GalleryModel(QAbstractListModel):
         self._project: Project | None = None
         self._filter = GalleryFilter()
         self._split_paths: frozenset[str] = frozenset()
+        self._queue_rank: dict[str, int] = {}  # the "next" filter's order: position of each path
         self._rows: list[Row] = []  # in self._order, so a row is found by binary search
         self._order: SortOrder = "name"
         self._keys: dict[int, tuple[Any, ...]] = {}  # order key of every sample seen (also filtered out)
@@ -123,9 +124,16 @@ class GalleryModel(QAbstractListModel):
             self.reload()
 
     def set_filter(self, gallery_filter: GalleryFilter, split_paths: Iterable[str] = ()) -> None:
-        """Show only the samples ``gallery_filter`` lets through (split, cell: those in ``split_paths``)."""
+        """Show only the samples ``gallery_filter`` lets through (split, cell: those in ``split_paths``).
+
+        The label-next queue (``next``) shows its ``split_paths`` in their given order, whatever the sort.
+        """
+        if "next" in (gallery_filter.kind, self._filter.kind):
+            self._keys.clear()  # the queue's order replaces the chosen one, and back
         self._filter = gallery_filter
-        self._split_paths = frozenset(split_paths)
+        paths = [os.path.normpath(path) for path in split_paths]
+        self._split_paths = frozenset(paths)
+        self._queue_rank = {path: i for i, path in enumerate(paths)} if gallery_filter.kind == "next" else {}
         self.reload()
 
     def reload(self) -> None:
@@ -178,7 +186,11 @@ class GalleryModel(QAbstractListModel):
     def _key(self, row: Row) -> tuple[Any, ...]:
         key = self._keys.get(row[0])
         if key is None:
-            key = self._keys[row[0]] = row_key(self._order, row, self._topk.get(row[0]))
+            if self._queue_rank:
+                key = (self._queue_rank.get(os.path.normpath(row[1]), len(self._queue_rank)), row[0])
+            else:
+                key = row_key(self._order, row, self._topk.get(row[0]))
+            self._keys[row[0]] = key
         return key
 
     @property

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtWidgets import QFileDialog, QTabWidget, QWidget
 
 from labeltune.core.domain import LabelProject
+from labeltune.core.train_config import TrainConfig
 from labeltune.ui.data_map import DataMapPanel
 from labeltune.ui.heatmap_panel import predicted_run_dir
 from labeltune.ui.import_dialog import ImportDialog
@@ -45,6 +46,11 @@ class ImagePage(QTabWidget):
         session.project_opened.connect(self._on_session_project_opened)
         self.results_panel.continue_requested.connect(self._on_results_panel_continue_requested)
         self.results_panel.cell_requested.connect(self._on_results_panel_cell_requested)
+        label_next = self.label_page.label_next  # Label ▸ Retrain trains through the Train tab's panel
+        label_next.retrain_requested.connect(self._on_label_next_retrain_requested)
+        self.train_panel.run_finished.connect(label_next.retrain_ended)
+        self.train_panel.controller.stopped.connect(lambda: label_next.retrain_ended(None))
+        self.train_panel.controller.failed.connect(lambda *_: label_next.retrain_ended(None))
 
     def _on_session_project_opened(self, _project: LabelProject) -> None:
         if self.session.project is not None:  # an image project: labeling comes first
@@ -78,6 +84,17 @@ class ImagePage(QTabWidget):
         """A lasso on the map: the gallery shows exactly those images, all selected (a digit labels all)."""
         self.label_page.show_map_selection(paths)
         self.setCurrentWidget(self.label_page)
+
+    def _on_label_next_retrain_requested(self, config: TrainConfig) -> None:
+        """Label ▸ Retrain: the Train tab's panel trains the run (its progress and curves show there)."""
+        panel, label_next = self.train_panel, self.label_page.label_next
+        refused = panel.start_config(config)
+        if refused:
+            label_next.retrain_refused(refused)
+        elif panel.weights_dialog is not None and not panel.is_running():  # asked for ImageNet weights
+            panel.weights_dialog.finished.connect(
+                lambda _code: None if panel.is_running() else label_next.retrain_refused("no weights chosen")
+            )
 
     def undo(self) -> None:
         """Undo the last label change (the Label tab says which image it touched)."""

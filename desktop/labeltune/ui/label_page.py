@@ -33,6 +33,7 @@ from labeltune.ui.gallery_topk import TopKBars
 from labeltune.ui.heatmap_panel import HeatmapPanel, predicted_run_dir
 from labeltune.ui.image_view import ImageView
 from labeltune.ui.label_controller import KEY_HELP, KEY_HINT, LabelingController
+from labeltune.ui.label_next import LabelNextController
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.thumbnails import ThumbnailLoader
 
@@ -109,6 +110,8 @@ class LabelPage(QWidget):
         self.labeling.watch(
             (self.filter_combo, self.order_combo, self.auto_advance_box), self.class_panel.tree
         )
+        self.label_next = LabelNextController(session, self.model, self.filter_combo, self.status_label, self)
+        self.middle_layout.insertWidget(1, self.label_next.widget)  # under the bar, over the gallery
         self.labeling.sample_revisited.connect(self._refresh_current)
         self.labeling.excluded_changed.connect(self._rebuild_filters)
         self.model.modelReset.connect(self._on_model_reset)
@@ -131,7 +134,7 @@ class LabelPage(QWidget):
 
     def _build_layout(self) -> None:
         middle = QWidget()
-        middle_layout = QVBoxLayout(middle)
+        middle_layout = self.middle_layout = QVBoxLayout(middle)
         middle_layout.setContentsMargins(0, 0, 0, 0)
         middle_layout.addWidget(self.bar)
         middle_layout.addWidget(self.gallery, 1)
@@ -233,6 +236,7 @@ class LabelPage(QWidget):
         self.loader.shutdown()
         self.image_view.shutdown()
         self.why.shutdown()
+        self.label_next.shutdown()
         self.filter_combo.shutdown()
 
     def _say(self, message: str) -> None:

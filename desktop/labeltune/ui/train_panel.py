@@ -125,15 +125,24 @@ class TrainPanel(MonitoredPanel):
             show_error(self, "Cannot start training", str(error))
             return
         self.form.save_settings()
+        self.start_config(config)
+
+    def start_config(self, config: TrainConfig) -> str:
+        """Start a run with ``config`` (the form's, or Label ▸ Retrain's); the reason when it cannot start."""
+        if self.session.project is None:
+            return "no project is open"
+        if self.is_running():
+            return "a training is running on the Train tab"
         if config.weights == IMAGENET and not weights_present(config.backbone):
             self._pending = config
             self.weights_dialog = WeightsDialog(config.backbone, self)
             self.weights_dialog.finished.connect(self._on_weights_dialog_finished)
             self.weights_dialog.open()
-            return
+            return ""
         self._start_worker(
             TrainWorker(self.session.project.folder, config, new_run_dir(self.session.project.runs_dir))
         )
+        return ""
 
     def resume(self) -> None:
         """Continue the stopped run (:attr:`resumable`) from its checkpoint."""
