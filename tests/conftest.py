@@ -21,6 +21,29 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("LABELTUNE_CACHE_DIR", str(base / "user-cache"))
 
 
+_GC_GUARD: list[object] = []
+
+
+@pytest.fixture(autouse=True)
+def _garbage_collected_in_the_gui_thread(request: pytest.FixtureRequest) -> object:
+    """Qt tests run as the app does: cycles are collected in the GUI thread, never in a worker thread.
+
+    (workers/gc_guard.py: a collection in a worker thread that frees a previous test's widget crashes.)
+    """
+    if "qtbot" not in request.fixturenames and "qapp" not in request.fixturenames:
+        yield None
+        return
+    request.getfixturevalue("qapp")
+    from labeltune.workers.gc_guard import GuiThreadCollector
+
+    if not _GC_GUARD:
+        _GC_GUARD.append(GuiThreadCollector())  # lives for the session, in the GUI (main) thread
+    yield None
+    import gc
+
+    gc.collect()  # this test's widgets go now, in this thread
+
+
 def drop_paths(widget: object, paths: list[Path]) -> None:
     """Drop ``paths`` on ``widget`` as a file manager would (Qt imported here: core tests run without it)."""
     from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl

@@ -17,7 +17,9 @@ def run_gui(project: Path | None = None, argv: list[str] | None = None) -> int:
     app.setApplicationName("LabelTune")
     app.setOrganizationName("LabelTune")
     from labeltune.ui.main_window import MainWindow
+    from labeltune.workers.gc_guard import collect_in_gui_thread
 
+    collect_in_gui_thread(app)  # never in a worker thread: see workers/gc_guard.py
     window = MainWindow()
     window.show()
     if project is not None:
