@@ -32,6 +32,8 @@ FilterKind = Literal[
     "incorrect",
     "excluded",
     "cell",
+    "label_errors",
+    "duplicates",
 ]
 SortOrder = Literal["name", "folder", "added", "confidence", "loss", "margin", "review"]
 #: The gallery's orders, as offered to the user.
@@ -48,6 +50,8 @@ SORT_ORDERS: dict[str, str] = {
 PREDICTION_ORDERS = frozenset({"confidence", "loss", "margin", "review"})
 #: Filters that keep the files of a set of paths (a run's split; the items behind a confusion-matrix cell).
 PATH_FILTERS = frozenset({"split", "cell"})
+#: Filters that keep what a run's stored audit found, in its order (core/audit_store.py, ADR 33).
+AUDIT_FILTERS = frozenset({"label_errors", "duplicates"})
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,8 @@ class GalleryFilter:
     ``unfamiliar``: the images the newest checked run finds unlike its training images; ``predicted``: those
     it predicts as class ``value``; ``correct`` / ``incorrect``: labeled images whose label it agrees /
     disagrees with; ``excluded``: images left out of training; ``cell``: the validation images behind a
-    confusion-matrix cell (``value`` names it, the paths come with the filter).
+    confusion-matrix cell (``value`` names it, the paths come with the filter); ``label_errors`` /
+    ``duplicates``: what the newest stored audit found (likely label errors not yet fixed; near-duplicates).
     """
 
     kind: FilterKind = "all"

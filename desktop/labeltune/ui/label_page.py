@@ -22,6 +22,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
+from labeltune.core.audit_store import latest_findings
 from labeltune.core.review import cell_paths, read_val_predictions
 from labeltune.core.thumbnails import ThumbnailCache
 from labeltune.ui.class_chooser import ClassChooser
@@ -32,6 +33,7 @@ from labeltune.ui.gallery_model import SORT_ORDERS, GalleryFilter, GalleryModel
 from labeltune.ui.gallery_topk import TopKBars
 from labeltune.ui.heatmap_panel import HeatmapPanel, predicted_run_dir
 from labeltune.ui.image_view import ImageView
+from labeltune.ui.label_audit import DUPLICATE_HINT, ISSUE_HINT, audit_text
 from labeltune.ui.label_controller import KEY_HELP, KEY_HINT, LabelingController
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.thumbnails import ThumbnailLoader
@@ -227,7 +229,7 @@ class LabelPage(QWidget):
         predicted = self.model.predicted_run is not None
         excluded = self.model.excluded_count()
         if not self.filter_combo.rebuild(
-            self.session.project, self.model.filter, unfamiliar, predicted, excluded
+            self.session.project, self.model.filter, unfamiliar, predicted, excluded, self.model.findings
         ):
             self.model.set_filter(GalleryFilter("all"))  # the class shown was renamed or deleted
 
@@ -235,12 +237,22 @@ class LabelPage(QWidget):
         current = self.gallery.currentIndex()
         sample_id = self.model.sample_id(current.row()) if current.isValid() else None
         self.model.load_predictions()  # the newest checked run's answers, and its unfamiliar images
+        self._load_findings()
         self._rebuild_filters()
         if sample_id is not None:
             self._on_session_current_changed(sample_id)
 
+    def _load_findings(self) -> None:
+        """Take the newest audit stored in a run folder (a small JSON file: read here)."""
+        project = self.session.project
+        runs = project.runs() if project is not None and not project.closed else []
+        self.model.set_findings(latest_findings(Path(str(run["path"])) for run in runs))
+
     def _on_filter_combo_filter_chosen(self, gallery_filter: GalleryFilter, paths: frozenset[str]) -> None:
         self.model.set_filter(gallery_filter, paths)
+        hint = {"label_errors": ISSUE_HINT, "duplicates": DUPLICATE_HINT}.get(gallery_filter.kind)
+        if hint is not None:
+            self._say(hint)
         self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)  # labeling goes on with the keys
 
     def _on_bar_order_chosen(self, order: str) -> None:
@@ -289,6 +301,7 @@ class LabelPage(QWidget):
         self.loader.set_cache(ThumbnailCache(project.cache_dir / "thumbnails", size), size)
         self.image_view.forget()
         self.model.set_project(project)
+        self._load_findings()
         self._rebuild_filters()
         self.gallery.setFocus()
 
@@ -356,6 +369,7 @@ class LabelPage(QWidget):
             source = _SOURCE_TEXT.get(last.source, last.source)
             info = f"<b>{html.escape(label)}</b>{key} · {source}, {when}"
         info += model_text(self.model.prediction(sample_id), label)
+        info += audit_text(self.model.findings, path)
         if self.model.is_excluded(sample_id):
             info += " · <b>excluded from training</b> (X includes it)"
         self.topk_bars.set_topk(

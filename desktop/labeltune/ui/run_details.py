@@ -29,6 +29,7 @@ from labeltune.ui.model_use import UseModelBar
 from labeltune.ui.runs_list import RunDetails, backbone_title, created_text, grouping_line
 
 CHECK_TEXT = "C&heck all images"  # the button's text while no check runs
+AUDIT_TEXT = "Find likely label &errors…"  # the button's text while no audit runs (ui/label_audit.py)
 HEADLINE = (
     ("accuracy", "Accuracy", "Share of validation images classified correctly"),
     ("balanced_accuracy", "Balanced accuracy", "Mean recall over classes: fair when classes differ in size"),
@@ -174,6 +175,18 @@ class RunDetailsView(QWidget):
         check = QHBoxLayout()
         check.addWidget(self.check_button)
         check.addWidget(self.check_label, 1)
+        self.audit_button = QPushButton(AUDIT_TEXT)
+        self.audit_button.setObjectName("auditButton")
+        self.audit_button.setToolTip(
+            "Look for labeled images whose label this model doubts (out-of-fold predictions) and for "
+            "near-duplicate images; the Label tab then lists them"
+        )
+        self.audit_label = QLabel()
+        self.audit_label.setObjectName("auditLabel")
+        self.audit_label.setWordWrap(True)
+        audit = QHBoxLayout()
+        audit.addWidget(self.audit_button)
+        audit.addWidget(self.audit_label, 1)
         self.use_bar = UseModelBar()  # Predict a folder…, Export… (ui/model_use.py)
         self.figures = {key: _Figure(caption, tip) for key, caption, tip in HEADLINE}
         figures = QHBoxLayout()
@@ -213,6 +226,7 @@ class RunDetailsView(QWidget):
         layout.addWidget(self.warning_label)
         layout.addWidget(self.reliability_label)
         layout.addLayout(check)
+        layout.addLayout(audit)
         layout.addWidget(self.use_bar)
         layout.addWidget(self.problem_label)
         layout.addWidget(self.confusions_label)
@@ -247,6 +261,7 @@ class RunDetailsView(QWidget):
         self.reliability_label.setText(f"<small>{reliability}</small>" if reliability else "")
         self.reliability_label.setVisible(bool(reliability))
         self.check_button.setEnabled(details.has_evaluation)
+        self.audit_button.setEnabled(details.has_evaluation)
         self.use_bar.set_run(run.get("path"), backbone)
         if details.has_evaluation:
             self.per_class.set_metrics(metrics.get("per_class", []))
