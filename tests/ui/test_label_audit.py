@@ -14,17 +14,12 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from conftest import write_class_folder  # tests/conftest.py (pytest puts tests/ on sys.path)
+from conftest import open_image_page, train_small_project, write_class_folder  # tests/conftest.py
 from labeltune.core import audit_store
-from labeltune.core.datasets import scan
 from labeltune.core.errors import UnusableInputError
-from labeltune.core.project import Project
-from labeltune.core.settings import Settings
-from labeltune.core.training import TrainConfig, train
 from labeltune.ui import image_check
 from labeltune.ui.gallery_model import GalleryFilter
 from labeltune.ui.image_page import ImagePage
-from labeltune.ui.session import ProjectSession
 
 PLANTED = [f"img{i:03d}.png" for i in range(4)]  # red class0 images labeled class2 (blue)
 
@@ -39,17 +34,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         -2, 3, (40, 40, 3)
     )
     Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(data / "class2" / "twin.png")
-    folder = root / "project"
-    config = TrainConfig(backbone="resnet18", weights="none", input_size=32, epochs=3, batch_size=8)
-    run_dir = folder / "runs" / "run-1"
-    with Project.create(folder) as project:
-        found = scan(data)
-        project.add_source(found.root)
-        project.add_samples(found.samples)
-        for name in PLANTED:
-            project.set_label(data / "class0" / name, "class2")
-        done = train(scan(folder), config, run_dir, cache_root=root / "cache")
-        project.record_run(run_dir.name, run_dir, done.backbone, done.strategy, done.to_json())
+    folder, run_dir = train_small_project(root, {f"class0/{name}": "class2" for name in PLANTED}, data)
     return {"folder": folder, "run_dir": run_dir, "data": data}
 
 
@@ -61,19 +46,9 @@ def copy(trained, tmp_path: Path) -> Path:
     return target
 
 
-def _page(qtbot, folder: Path) -> ImagePage:
-    session = ProjectSession(Settings())
-    session.open(folder)
-    widget = ImagePage(session)
-    qtbot.addWidget(widget)
-    widget.resize(1280, 800)
-    widget.show()
-    return widget
-
-
 @pytest.fixture
 def page(qtbot, copy: Path) -> Iterator[ImagePage]:
-    widget = _page(qtbot, copy)
+    widget: ImagePage = open_image_page(qtbot, copy)  # type: ignore[assignment]
     yield widget
     widget.shutdown()
     widget.label_page.session.close()
@@ -173,7 +148,7 @@ def test_stop_stores_nothing(page, qtbot) -> None:
         button.click()
     assert not (run_dir / audit_store.AUDIT_FILE).exists()
     assert page.results_panel.details_view.audit_label.text() == "Stopped; nothing was stored."
-    assert button.text() == "Find likely label &errors…"
+    assert button.text() == "Find li&kely label errors…"
 
 
 def test_an_error_reaches_show_error(page, qtbot, monkeypatch) -> None:
