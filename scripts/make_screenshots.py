@@ -12,6 +12,8 @@ Run: ``.venv/bin/python scripts/make_screenshots.py [--out docs/screenshots] [--
   after *Check all images*;
 - ``unfamiliar.png``: the Label tab showing the images that run finds unfamiliar (the survey holds an
   out-of-focus photo, a photo taken at dusk and a fish photo filed by mistake).
+- ``label_errors.png``: the Label tab's *Likely label errors* after Results ▸ *Find likely label errors…*
+  with that run (the most likely first, its suggested class in the line over the large view).
 - ``xrd.png``: the *XRD phases* demo, a three-phase measured pattern identified by the shipped model
   (sticks, fitted profile, activation of the selected phase; skipped when the model is not there).
 
@@ -293,6 +295,26 @@ def run(out: Path, base: Path, epochs: int) -> None:
     wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
     settle(500)
     save(window, out / "unfamiliar.png")
+
+    # -- likely label errors -----------------------------------------------------------------------------
+    window.tabs.setCurrentWidget(window.results_panel)
+    audited: list[object] = []
+    audit = window.results_panel.label_audit.controller
+    audit.finished.connect(audited.append)
+    audit.failed.connect(lambda message, _details: audited.append(message))
+    details.audit_button.click()
+    wait_until(lambda: bool(audited) and not audit.is_running(), 300, "the label audit")
+    window.tabs.setCurrentWidget(window.label_page)
+    page.filter_combo.choose(GalleryFilter("label_errors"))
+    if model.rowCount() > 0:
+        page.gallery.select_row(0)
+        page.gallery.setFocus()
+        wait_until(lambda: (page.gallery.viewport().update(), thumbnails_arrived())[1], 60, "the thumbnails")
+        wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
+        settle(500)
+        save(window, out / "label_errors.png")
+    else:
+        print("the audit found no likely label error: label_errors.png skipped")
 
     # -- XRD ---------------------------------------------------------------------------------------------
     from labeltune.core.xrd.shipped import shipped_model_dir

@@ -93,7 +93,10 @@ def test_the_audit_runs_off_the_gui_thread_and_lists_the_planted_errors_first(
     labels.labeling.go_to_row(0)
     first, first_path = model.sample_id(0), model.path(0)
     suggested = result["label_issues"][0]["suggested"]
-    assert f"looks like {suggested}" in labels.image_view.info_label.text()
+    assert labels.image_view.info_label.text().startswith(
+        f"<span style='color:#b00020'>⚠ <b>looks like {suggested}"
+    )
+    assert not labels.order_combo.isEnabled()  # the audit's order, whatever the Sort combo says
     project = labels.session.require()
     qtbot.keyClick(labels.gallery, Qt.Key.Key_Space)  # Space: take the suggested class
     assert suggested == "class0" and project.label_of(first) == suggested
@@ -119,10 +122,9 @@ def test_near_duplicates_are_grouped_and_said_in_words(page, qtbot) -> None:
     assert shown == [p for g in result["duplicates"] for p in g["paths"]]  # members side by side
     row = shown.index(twin["paths"][0])
     labels.labeling.go_to_row(row)
-    assert (
-        "near-duplicates" in labels.image_view.info_label.text()
-        and "group" in labels.image_view.info_label.text()
-    )
+    words = {"cross_class": "labeled differently", "train_val": "leakage", "same_class": "near-copies"}
+    group = f"near-duplicate group {result['duplicates'].index(twin) + 1}: {words[twin['kind']]}"
+    assert group in labels.image_view.info_label.text()
     qtbot.keyClick(labels.gallery, Qt.Key.Key_X)  # X excludes a duplicate from training
     assert model.is_excluded(model.sample_id(row))
 
@@ -130,8 +132,10 @@ def test_near_duplicates_are_grouped_and_said_in_words(page, qtbot) -> None:
 def test_the_audit_survives_reopening_the_project(page, qtbot, copy: Path) -> None:
     result = _run_audit(page, qtbot)
     labels = page.label_page
+    labels.set_filter(GalleryFilter("duplicates"))
     labels.session.close()
     assert labels.model.findings is None and labels.model.rowCount() == 0
+    assert labels.order_combo.isEnabled()  # the chosen order is back with the project's other filters
     labels.session.open(copy)
     labels.set_filter(GalleryFilter("label_errors"))
     shown = [labels.model.path(r) for r in range(labels.model.rowCount())]

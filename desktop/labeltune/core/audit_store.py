@@ -28,9 +28,9 @@ DUPLICATES = "duplicates"
 
 #: A duplicate group's kind, in words (the large view's line and the thumbnails' tooltips).
 KIND_WORDS = {
-    CROSS_CLASS: "near-duplicates labeled differently",
-    TRAIN_VAL: "near-duplicates in both training and validation (leakage)",
-    SAME_CLASS: "near-duplicates in one class",
+    CROSS_CLASS: "labeled differently",
+    TRAIN_VAL: "in both training and validation (leakage)",
+    SAME_CLASS: "near-copies in one class",
 }
 
 
@@ -109,21 +109,23 @@ class AuditFindings:
         issue = self.issues.get(os.path.normpath(path))
         return issue.suggested if issue is not None else None
 
-    def describe(self, path: str) -> str:
-        """What the audit says about a file, in words (empty: nothing)."""
+    def describe(self, path: str, label: str | None) -> str:
+        """What the audit says about a file labeled ``label`` now, in words (empty: nothing).
+
+        A label error already fixed (its label changed) is not mentioned.
+        """
         key = os.path.normpath(path)
         parts = []
         issue = self.issues.get(key)
-        if issue is not None:
-            parts.append(
-                f"likely label error #{issue.rank + 1}: labeled {issue.label}, looks like {issue.suggested} "
-                f"(score {issue.score:.2f})"
-            )
+        if issue is not None and label == issue.label:
+            rank, score = issue.rank + 1, issue.score
+            parts.append(f"looks like {issue.suggested} (likely label error #{rank}, score {score:.2f})")
         duplicate = self.duplicates.get(key)
         if duplicate is not None:
+            kind = KIND_WORDS.get(duplicate.kind, duplicate.kind)
             parts.append(
-                f"group {duplicate.group + 1} of {KIND_WORDS.get(duplicate.kind, duplicate.kind)}, "
-                f"{duplicate.size} items, similarity {duplicate.similarity:.3f}"
+                f"near-duplicate group {duplicate.group + 1}: {kind} "
+                f"({duplicate.size} items, similarity {duplicate.similarity:.3f})"
             )
         return "; ".join(parts)
 

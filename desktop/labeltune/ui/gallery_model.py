@@ -99,6 +99,7 @@ class GalleryModel(QAbstractListModel):
         """Show ``project`` (or nothing), with the filter reset to all samples."""
         self._project = project
         self._filter = GalleryFilter()
+        self._keys.clear()  # another project's (or the audit order's) keys, under the same sample ids
         self._split_paths = frozenset()
         self._images.clear()
         self._image_bytes = 0
@@ -143,10 +144,8 @@ class GalleryModel(QAbstractListModel):
     def reload(self) -> None:
         """Query the rows again (after bulk changes: class renamed, samples imported)."""
         self.beginResetModel()
-        if (
-            self._order in PREDICTION_ORDERS or self._filter.kind in AUDIT_FILTERS
-        ):  # labels and predictions move rows: fresh keys
-            self._keys.clear()
+        if self._order in PREDICTION_ORDERS or self._filter.kind in AUDIT_FILTERS:
+            self._keys.clear()  # labels, predictions and audits move rows: fresh keys
         self._rows = self._query()
         self.endResetModel()
 

@@ -54,7 +54,7 @@ class LabelAudit(RunJob):
         return text
 
 
-def audit_text(findings: AuditFindings | None, path: str) -> str:
-    """What the stored audit says about a file, for the line above the large view (empty: nothing)."""
-    said = findings.describe(path) if findings is not None else ""
-    return f" · <span style='color:#b00020'>{html.escape(said)}</span>" if said else ""
+def audit_text(findings: AuditFindings | None, path: str, label: str | None) -> str:
+    """What the stored audit says about a file, to lead the large view's line (empty: nothing)."""
+    said = findings.describe(path, label) if findings is not None else ""
+    return f"<span style='color:#b00020'>⚠ <b>{html.escape(said)}</b></span> · " if said else ""

@@ -29,6 +29,7 @@ from labeltune.ui.class_chooser import ClassChooser
 from labeltune.ui.class_panel import ClassPanel
 from labeltune.ui.gallery import GalleryView
 from labeltune.ui.gallery_bar import GalleryBar
+from labeltune.ui.gallery_filters import AUDIT_FILTERS
 from labeltune.ui.gallery_model import SORT_ORDERS, GalleryFilter, GalleryModel
 from labeltune.ui.gallery_topk import TopKBars
 from labeltune.ui.heatmap_panel import HeatmapPanel, predicted_run_dir
@@ -232,6 +233,7 @@ class LabelPage(QWidget):
             self.session.project, self.model.filter, unfamiliar, predicted, excluded, self.model.findings
         ):
             self.model.set_filter(GalleryFilter("all"))  # the class shown was renamed or deleted
+        self.order_combo.setEnabled(self.model.filter.kind not in AUDIT_FILTERS)  # the audit's own order
 
     def _on_session_predictions_changed(self) -> None:
         current = self.gallery.currentIndex()
@@ -251,6 +253,7 @@ class LabelPage(QWidget):
     def _on_filter_combo_filter_chosen(self, gallery_filter: GalleryFilter, paths: frozenset[str]) -> None:
         self.model.set_filter(gallery_filter, paths)
         hint = {"label_errors": ISSUE_HINT, "duplicates": DUPLICATE_HINT}.get(gallery_filter.kind)
+        self.order_combo.setEnabled(hint is None)  # the audit's lists keep its order
         if hint is not None:
             self._say(hint)
         self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)  # labeling goes on with the keys
@@ -368,8 +371,8 @@ class LabelPage(QWidget):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last.time))
             source = _SOURCE_TEXT.get(last.source, last.source)
             info = f"<b>{html.escape(label)}</b>{key} · {source}, {when}"
+        info = audit_text(self.model.findings, path, label) + info  # first: the line is clipped on the right
         info += model_text(self.model.prediction(sample_id), label)
-        info += audit_text(self.model.findings, path)
         if self.model.is_excluded(sample_id):
             info += " · <b>excluded from training</b> (X includes it)"
         self.topk_bars.set_topk(
