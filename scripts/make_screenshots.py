@@ -289,12 +289,17 @@ def run(out: Path, base: Path, epochs: int) -> None:
     wait_until(
         lambda: model.filter.kind == "unfamiliar" and model.rowCount() > 0, 20, "the unfamiliar images"
     )
-    page.gallery.select_row(0)
-    page.gallery.setFocus()
-    wait_until(lambda: (page.gallery.viewport().update(), thumbnails_arrived())[1], 60, "the thumbnails")
-    wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
-    settle(500)
-    save(window, out / "unfamiliar.png")
+
+    def save_first_image(name: str) -> None:
+        """Select the gallery's first image and save the window once it and the thumbnails show."""
+        page.gallery.select_row(0)
+        page.gallery.setFocus()
+        wait_until(lambda: (page.gallery.viewport().update(), thumbnails_arrived())[1], 60, "the thumbnails")
+        wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
+        settle(500)
+        save(window, out / name)
+
+    save_first_image("unfamiliar.png")
 
     # -- likely label errors -----------------------------------------------------------------------------
     window.tabs.setCurrentWidget(window.results_panel)
@@ -307,12 +312,7 @@ def run(out: Path, base: Path, epochs: int) -> None:
     window.tabs.setCurrentWidget(window.label_page)
     page.filter_combo.choose(GalleryFilter("label_errors"))
     if model.rowCount() > 0:
-        page.gallery.select_row(0)
-        page.gallery.setFocus()
-        wait_until(lambda: (page.gallery.viewport().update(), thumbnails_arrived())[1], 60, "the thumbnails")
-        wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
-        settle(500)
-        save(window, out / "label_errors.png")
+        save_first_image("label_errors.png")
     else:
         print("the audit found no likely label error: label_errors.png skipped")
 
