@@ -12,6 +12,8 @@ Run: ``.venv/bin/python scripts/make_screenshots.py [--out docs/screenshots] [--
   after *Check all images*;
 - ``unfamiliar.png``: the Label tab showing the images that run finds unfamiliar (the survey holds an
   out-of-focus photo, a photo taken at dusk and a fish photo filed by mistake).
+- ``label_errors.png``: the Label tab's *Likely label errors* after Results ▸ *Find likely label errors…*
+  with that run (the most likely first, its suggested class in the line over the large view).
 - ``map.png``: the Map tab of that survey with the run's features (docs/adr/0035-data-map-tab.md; the
   committed one shows the fish demo's, made the same way with a 15-epoch *features* run);
 - ``xrd.png``: the *XRD phases* demo, a three-phase measured pattern identified by the shipped model
@@ -289,12 +291,32 @@ def run(out: Path, base: Path, epochs: int) -> None:
     wait_until(
         lambda: model.filter.kind == "unfamiliar" and model.rowCount() > 0, 20, "the unfamiliar images"
     )
-    page.gallery.select_row(0)
-    page.gallery.setFocus()
-    wait_until(lambda: (page.gallery.viewport().update(), thumbnails_arrived())[1], 60, "the thumbnails")
-    wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
-    settle(500)
-    save(window, out / "unfamiliar.png")
+
+    def save_first_image(name: str) -> None:
+        """Select the gallery's first image and save the window once it and the thumbnails show."""
+        page.gallery.select_row(0)
+        page.gallery.setFocus()
+        wait_until(lambda: (page.gallery.viewport().update(), thumbnails_arrived())[1], 60, "the thumbnails")
+        wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
+        settle(500)
+        save(window, out / name)
+
+    save_first_image("unfamiliar.png")
+
+    # -- likely label errors -----------------------------------------------------------------------------
+    window.tabs.setCurrentWidget(window.results_panel)
+    audited: list[object] = []
+    audit = window.results_panel.label_audit.controller
+    audit.finished.connect(audited.append)
+    audit.failed.connect(lambda message, _details: audited.append(message))
+    details.audit_button.click()
+    wait_until(lambda: bool(audited) and not audit.is_running(), 300, "the label audit")
+    window.tabs.setCurrentWidget(window.label_page)
+    page.filter_combo.choose(GalleryFilter("label_errors"))
+    if model.rowCount() > 0:
+        save_first_image("label_errors.png")
+    else:
+        print("the audit found no likely label error: label_errors.png skipped")
 
     # -- the data map -----------------------------------------------------------------------------------
     map_panel = window.tabs.map_panel

@@ -126,3 +126,43 @@ def _isolated_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """Settings files, and new projects by default, go to a per-test directory."""
     monkeypatch.setenv("LABELTUNE_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("LABELTUNE_PROJECTS_DIR", str(tmp_path / "LabelTune projects"))
+
+
+def train_small_project(root: Path, relabel: dict[str, str], data: Path | None = None) -> tuple[Path, Path]:
+    """A project of ``write_class_folder(root / "data")`` (or ``data``), relabeled, with one short run.
+
+    ``relabel`` maps a file (relative to the data folder) to the class it is given instead (planted
+    mistakes); returns the project folder and its run folder (resnet18, random weights, 32 px, 3 epochs).
+    """
+    from labeltune.core.datasets import scan
+    from labeltune.core.project import Project
+    from labeltune.core.training import TrainConfig, train
+
+    data = data if data is not None else write_class_folder(root / "data", classes=3, per_class=16, size=40)
+    folder = root / "project"
+    config = TrainConfig(backbone="resnet18", weights="none", input_size=32, epochs=3, batch_size=8)
+    run_dir = folder / "runs" / "run-1"
+    with Project.create(folder) as project:
+        found = scan(data)
+        project.add_source(found.root)
+        project.add_samples(found.samples)
+        for name, label in relabel.items():
+            project.set_label(data / name, label)
+        done = train(scan(folder), config, run_dir, cache_root=root / "cache")
+        project.record_run(run_dir.name, run_dir, done.backbone, done.strategy, done.to_json())
+    return folder, run_dir
+
+
+def open_image_page(qtbot: object, folder: Path) -> object:
+    """An ImagePage (Label and Results tabs) on a new session with the project in ``folder``, shown."""
+    from labeltune.core.settings import Settings
+    from labeltune.ui.image_page import ImagePage
+    from labeltune.ui.session import ProjectSession
+
+    session = ProjectSession(Settings())
+    session.open(folder)
+    widget = ImagePage(session)
+    qtbot.addWidget(widget)  # type: ignore[attr-defined]
+    widget.resize(1280, 800)
+    widget.show()
+    return widget

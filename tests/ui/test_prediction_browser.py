@@ -11,33 +11,21 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 
-from conftest import write_class_folder  # tests/conftest.py (pytest puts tests/ on sys.path)
-from labeltune.core.datasets import scan
-from labeltune.core.project import Project
-from labeltune.core.settings import Settings
-from labeltune.core.training import TrainConfig, train
+from conftest import (
+    open_image_page,
+    train_small_project,
+)  # tests/conftest.py (pytest puts tests/ on sys.path)
 from labeltune.ui.gallery_model import EXCLUDED_ROLE, GalleryFilter
 from labeltune.ui.image_page import ImagePage
-from labeltune.ui.session import ProjectSession
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Three colour classes, six class0 images labeled class1 (planted mistakes), one short run."""
     root = tmp_path_factory.mktemp("browser")
-    data = write_class_folder(root / "data", classes=3, per_class=16, size=40)
-    folder = root / "project"
-    config = TrainConfig(backbone="resnet18", weights="none", input_size=32, epochs=3, batch_size=8)
-    run_dir = folder / "runs" / "run-1"
-    with Project.create(folder) as project:
-        found = scan(data)
-        project.add_source(found.root)
-        project.add_samples(found.samples)
-        planted = [data / "class0" / f"img{i:03d}.png" for i in range(6)]
-        for path in planted:
-            project.set_label(path, "class1")
-        done = train(scan(folder), config, run_dir, cache_root=root / "cache")
-        project.record_run(run_dir.name, run_dir, done.backbone, done.strategy, done.to_json())
+    planted = {f"class0/img{i:03d}.png": "class1" for i in range(6)}
+    folder, run_dir = train_small_project(root, planted)
+    data = root / "data"
     return {"folder": folder, "run_dir": run_dir, "data": data}
 
 
@@ -45,12 +33,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def page(qtbot, trained, tmp_path: Path) -> Iterator[ImagePage]:
     copy = tmp_path / "project"  # each test changes labels: a copy of the trained project
     shutil.copytree(trained["folder"], copy)
-    session = ProjectSession(Settings())
-    session.open(copy)
-    widget = ImagePage(session)
-    qtbot.addWidget(widget)
-    widget.resize(1280, 800)
-    widget.show()
+    widget: ImagePage = open_image_page(qtbot, copy)  # type: ignore[assignment]
+    session = widget.label_page.session
     results = widget.results_panel
     with qtbot.waitSignal(session.predictions_changed, timeout=60_000):
         results.details_view.check_button.click()  # Results ▸ Check all images stores the predictions

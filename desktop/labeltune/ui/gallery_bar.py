@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
+from labeltune.core.audit_store import AuditFindings
 from labeltune.core.project import Project
 from labeltune.core.settings import Settings
 from labeltune.ui.errors import show_error
@@ -57,13 +58,14 @@ class FilterCombo(QComboBox):
         unfamiliar: int = 0,
         predicted: bool = False,
         excluded: int = 0,
+        audit: AuditFindings | None = None,
     ) -> bool:
         """List the filters of ``project``, keeping ``current``; False if it no longer exists.
 
         ``unfamiliar`` is how many images the newest checked run finds unfamiliar (their filter is offered
         when there are any); ``predicted``: whether a checked run's predictions are stored (the filters by
         predicted class, correct and incorrect are offered); ``excluded``: how many images are left out of
-        training.
+        training; ``audit``: the newest stored audit (its filters are offered).
         """
         self.clear()
         self._run_dir = None
@@ -87,6 +89,10 @@ class FilterCombo(QComboBox):
                 self.addItem(f"Predicted: {name}", GalleryFilter("predicted", name))
         if excluded:
             self.addItem(f"Excluded from training ({excluded})", GalleryFilter("excluded"))
+        if audit is not None:
+            self.addItem(f"Likely label errors ({len(audit.issues)})", GalleryFilter("label_errors"))
+            groups = len({d.group for d in audit.duplicates.values()})
+            self.addItem(f"Near-duplicates ({groups} groups)", GalleryFilter("duplicates"))
         if self._cell is not None and current == self._cell:
             self.addItem(path_filter_text(self._cell), self._cell)
         if self._queue_paths is not None:

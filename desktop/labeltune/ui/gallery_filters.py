@@ -34,6 +34,8 @@ FilterKind = Literal[
     "cell",
     "map",
     "next",
+    "label_errors",
+    "duplicates",
 ]
 SortOrder = Literal["name", "folder", "added", "confidence", "loss", "margin", "review"]
 #: The gallery's orders, as offered to the user.
@@ -51,6 +53,8 @@ PREDICTION_ORDERS = frozenset({"confidence", "loss", "margin", "review"})
 #: Filters that keep the files of a set of paths (a run's split; the items behind a confusion-matrix cell;
 #: the points selected on the data map; the label-next queue, shown in its own order: ui/label_next.py).
 PATH_FILTERS = frozenset({"split", "cell", "map", "next"})
+#: Filters that keep what a run's stored audit found, in its order (core/audit_store.py, ADR 33).
+AUDIT_FILTERS = frozenset({"label_errors", "duplicates"})
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,9 @@ class GalleryFilter:
     disagrees with; ``excluded``: images left out of training; ``cell``: the validation images behind a
     confusion-matrix cell (``value`` names it, the paths come with the filter); ``map``: the images
     selected on the data map (``value`` says how many; the paths come with the filter); ``next``: the
-    label-next queue (its paths come with the filter, in the queue's order, which the gallery keeps).
+    label-next queue (its paths come with the filter, in the queue's order, which the gallery keeps);
+    ``label_errors`` / ``duplicates``: what the newest stored audit found (likely label errors not yet
+    fixed; near-duplicates).
     """
 
     kind: FilterKind = "all"

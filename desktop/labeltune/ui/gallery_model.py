@@ -19,8 +19,10 @@ from typing import Any, Literal
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Slot
 from PySide6.QtGui import QImage
 
+from labeltune.core.audit_store import AuditFindings
 from labeltune.core.project import Project
 from labeltune.ui.gallery_filters import (
+    AUDIT_FILTERS,
     PATH_FILTERS,
     PREDICTION_ORDERS,
     SORT_ORDERS,
@@ -81,6 +83,7 @@ class GalleryModel(QAbstractListModel):
         self._topk: dict[int, list[tuple[str, float]]] = {}
         self._excluded: set[int] = set()
         self._predicted_run: str | None = None
+        self.findings: AuditFindings | None = None  # the newest stored audit (set_findings)
         self._placeholder = QImage()
         self._loader = loader
         if loader is not None:
@@ -97,6 +100,7 @@ class GalleryModel(QAbstractListModel):
         """Show ``project`` (or nothing), with the filter reset to all samples."""
         self._project = project
         self._filter = GalleryFilter()
+        self._keys.clear()  # another project's (or the audit order's) keys, under the same sample ids
         self._split_paths = frozenset()
         self._images.clear()
         self._image_bytes = 0
@@ -105,6 +109,7 @@ class GalleryModel(QAbstractListModel):
             self._loader.clear()
         self.update_classes()
         self._predictions, self._topk, self._predicted_run = {}, {}, None
+        self.findings = None
         self._excluded = project.excluded_ids() if project is not None and not project.closed else set()
         self.reload()
         self.load_predictions()
@@ -126,21 +131,29 @@ class GalleryModel(QAbstractListModel):
     def set_filter(self, gallery_filter: GalleryFilter, split_paths: Iterable[str] = ()) -> None:
         """Show only the samples ``gallery_filter`` lets through (split, cell: those in ``split_paths``).
 
-        The label-next queue (``next``) shows its ``split_paths`` in their given order, whatever the sort.
+        The label-next queue (``next``) shows its ``split_paths`` in their given order, whatever the sort;
+        the audit's filters show what it found in its order.
         """
-        if "next" in (gallery_filter.kind, self._filter.kind):
-            self._keys.clear()  # the queue's order replaces the chosen one, and back
+        own_order = {"next", *AUDIT_FILTERS}
+        if gallery_filter.kind in own_order or self._filter.kind in own_order:
+            self._keys.clear()  # the queue's or the audit's order replaces the chosen one, and back
         self._filter = gallery_filter
         paths = [os.path.normpath(path) for path in split_paths]
         self._split_paths = frozenset(paths)
         self._queue_rank = {path: i for i, path in enumerate(paths)} if gallery_filter.kind == "next" else {}
         self.reload()
 
+    def set_findings(self, findings: AuditFindings | None) -> None:
+        """Take the newest stored audit (the filters *Likely label errors* and *Near-duplicates*)."""
+        self.findings = findings
+        if self._filter.kind in AUDIT_FILTERS:
+            self.reload()
+
     def reload(self) -> None:
         """Query the rows again (after bulk changes: class renamed, samples imported)."""
         self.beginResetModel()
-        if self._order in PREDICTION_ORDERS:  # labels and predictions move rows: fresh keys
-            self._keys.clear()
+        if self._order in PREDICTION_ORDERS or self._filter.kind in AUDIT_FILTERS:
+            self._keys.clear()  # labels, predictions and audits move rows: fresh keys
         self._rows = self._query()
         self.endResetModel()
 
@@ -176,6 +189,9 @@ class GalleryModel(QAbstractListModel):
         if kind in PATH_FILTERS:
             wanted = self._split_paths
             rows = [row for row in rows if os.path.normpath(row[1]) in wanted]
+        elif kind in AUDIT_FILTERS:
+            findings = self.findings
+            rows = [row for row in rows if findings is not None and findings.keeps(kind, row[1], row[2])]
         elif kind not in ("all", "class", "unlabeled"):
             rows = [row for row in rows if self._passes(row)]
         return sorted(rows, key=self._key)
@@ -188,6 +204,8 @@ class GalleryModel(QAbstractListModel):
         if key is None:
             if self._queue_rank:
                 key = (self._queue_rank.get(os.path.normpath(row[1]), len(self._queue_rank)), row[0])
+            elif self._filter.kind in AUDIT_FILTERS and self.findings is not None:
+                key = (*self.findings.rank(self._filter.kind, row[1]), row[0])
             else:
                 key = row_key(self._order, row, self._topk.get(row[0]))
             self._keys[row[0]] = key
@@ -256,6 +274,8 @@ class GalleryModel(QAbstractListModel):
             belongs = self._filter.matches(new[2]) and (
                 self._filter.kind not in ("correct", "incorrect") or self._passes(new)
             )
+            if self._filter.kind in AUDIT_FILTERS:  # a fixed label error leaves its list
+                belongs = self.findings is not None and self.findings.keeps(self._filter.kind, new[1], new[2])
             if row >= 0 and belongs:
                 self._rows[row] = new
                 index = self.index(row)

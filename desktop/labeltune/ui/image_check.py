@@ -2,11 +2,14 @@
 
 The predictions (calibrated confidence, unfamiliar-input score) are stored in the project; the session then
 tells the Label tab, which shows them. The check belongs to the project it started on: when another project
-is shown by the time it ends, its line is left alone.
+is shown by the time it ends, its line is left alone. :class:`RunJob` is the shape of such a job (a
+button that starts and stops it, a line that says how it goes); *Find likely label errors…*
+(:mod:`labeltune.ui.label_audit`) is another.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,89 +22,120 @@ from labeltune.ui.runs_list import RunDetails
 from labeltune.ui.session import ProjectSession
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
+Job = Callable[[Any, Any], Any]  # function(progress, stop_event), run in the worker thread
 
-class ImageCheck(QObject):
-    """Runs the check of one run on the open project and says how it goes on ``button`` and ``label``."""
+
+class RunJob(QObject):
+    """Runs one job of a run on the open project and says how it goes on ``button`` and ``label``.
+
+    Subclasses say what the job is (:meth:`job`), the words, and what its result means
+    (:meth:`finished_text`); the session is told with :meth:`ProjectSession.notify_predictions_changed`.
+    """
+
+    idle_text = CHECK_TEXT  # the button's text while no job runs
+    running_text = "Stop checking"
+    busy_text = "Checking the images…"
+    failed_text = "The check failed."
+    error_title = "Cannot check the images"
 
     def __init__(self, session: ProjectSession, button: QPushButton, label: QLabel, parent: QWidget) -> None:
-        """Drive ``button`` (its text: check or stop) and ``label`` (progress and outcome)."""
+        """Drive ``button`` (its text: start or stop) and ``label`` (progress and outcome)."""
         super().__init__(parent)
         self.session = session
         self.button = button
         self.label = label
         self._widget = parent  # errors are shown over it
         self.controller = TaskController(self)
-        self._checking_folder: Path | None = None  # and the folder of its project
+        self._folder: Path | None = None  # the folder of the project the job runs on
         self.controller.progressed.connect(self._on_controller_progressed)
         self.controller.finished.connect(self._on_controller_finished)
         self.controller.stopped.connect(self._on_controller_stopped)
         self.controller.failed.connect(self._on_controller_failed)
         self.controller.running_changed.connect(self._on_controller_running_changed)
 
+    def job(self, folder: Path, details: RunDetails) -> Job:
+        """The work to run in the worker thread for the project in ``folder`` and the run of ``details``."""
+        raise NotImplementedError
+
+    def finished_text(self, result: Any) -> str:
+        """The line once the job has finished with ``result``."""
+        raise NotImplementedError
+
     def start(self, details: RunDetails | None) -> None:
-        """Predict all the project's images with the run of ``details``, in a worker thread."""
+        """Run the job for the run of ``details`` on the open project, in a worker thread."""
         project = self.session.project
         if project is None or details is None or self.controller.is_running():
             return
-        folder, run_id, run_dir = project.folder, str(details.run["id"]), str(details.run["path"])
-
-        def check(progress: Any, stop: Any) -> dict[str, Any]:
-            from labeltune.core.inference import predict_project
-
-            return predict_project(folder, run_id, run_dir, progress=progress, stop_event=stop)
-
-        self._checking_folder = folder
-        self.label.setText("Checking the images…")
-        self.controller.start(FunctionWorker(check))
+        job = self.job(project.folder, details)
+        self._folder = project.folder
+        self.label.setText(self.busy_text)
+        self.controller.start(FunctionWorker(job))
 
     def toggle(self, details: RunDetails | None) -> None:
-        """Stop a running check, else start one (the button does both)."""
+        """Stop a running job, else start one (the button does both)."""
         if self.controller.is_running():
             self.controller.stop()
         else:
             self.start(details)
 
     def stop(self) -> None:
-        """Stop a running check (its project is being closed); its line is cleared."""
+        """Stop a running job (its project is being closed); its line is cleared."""
         self.controller.stop()
         self.label.clear()
 
     def shutdown(self) -> None:
-        """Stop a running check and wait for it (the window is closing)."""
+        """Stop a running job and wait for it (the window is closing)."""
         self.controller.stop()
         self.controller.shutdown()
 
     def _on_controller_running_changed(self, running: bool) -> None:
-        self.button.setText("Stop checking" if running else CHECK_TEXT)
+        self.button.setText(self.running_text if running else self.idle_text)
 
-    def _shows_checked_project(self) -> bool:
+    def _shows_its_project(self) -> bool:
         project = self.session.project
-        return project is not None and project.folder == self._checking_folder
+        return project is not None and project.folder == self._folder
 
     def _on_controller_progressed(self, progress: Any) -> None:
-        if progress.total and self._shows_checked_project():
-            self.label.setText(f"Checking the images… {progress.done} of {progress.total}")
+        if progress.total and self._shows_its_project():
+            self.label.setText(f"{self.busy_text} {progress.done} of {progress.total}")
 
     def _on_controller_stopped(self) -> None:
-        if self._shows_checked_project():  # (not when its project was closed meanwhile)
+        if self._shows_its_project():  # (not when its project was closed meanwhile)
             self.label.setText("Stopped; nothing was stored.")
 
-    def _on_controller_finished(self, result: dict[str, Any]) -> None:
-        if not self._shows_checked_project():  # its project was closed meanwhile
+    def _on_controller_finished(self, result: Any) -> None:
+        if not self._shows_its_project():  # its project was closed meanwhile
             return
-        unfamiliar = int(result["unfamiliar"])
-        text = f"Checked {result['predicted']} images."
-        if unfamiliar:
-            text += (
-                f" <b>{unfamiliar} look unlike the training images</b>: see them in the Label tab "
-                "(Show: Unfamiliar to the model)."
-            )
-        else:
-            text += " None looks unlike the training images. The Label tab shows what the model says."
-        self.label.setText(text)
+        self.label.setText(self.finished_text(result))
         self.session.notify_predictions_changed()
 
     def _on_controller_failed(self, message: str, details: str) -> None:
-        if self._shows_checked_project():
-            self.label.setText("The check failed.")
-        show_error(self._widget, "Cannot check the images", message, details)
+        if self._shows_its_project():
+            self.label.setText(self.failed_text)
+        show_error(self._widget, self.error_title, message, details)
+
+
+class ImageCheck(RunJob):
+    """*Check all images*: predicts every image of the project with one run and stores the answers."""
+
+    def job(self, folder: Path, details: RunDetails) -> Job:
+        """Predict the project's images with the run (core/inference.py ``predict_project``)."""
+        run_id, run_dir = str(details.run["id"]), str(details.run["path"])
+
+        def check(progress: Any, stop: Any) -> dict[str, Any]:
+            from labeltune.core.inference import predict_project
+
+            return predict_project(folder, run_id, run_dir, progress=progress, stop_event=stop)
+
+        return check
+
+    def finished_text(self, result: dict[str, Any]) -> str:
+        """How many images were checked and how many look unfamiliar."""
+        unfamiliar = int(result["unfamiliar"])
+        text = f"Checked {result['predicted']} images."
+        if unfamiliar:
+            return text + (
+                f" <b>{unfamiliar} look unlike the training images</b>: see them in the Label tab "
+                "(Show: Unfamiliar to the model)."
+            )
+        return text + " None looks unlike the training images. The Label tab shows what the model says."

@@ -145,6 +145,9 @@ class LabelingController(QObject):
         if self.session.project is None:
             return
         ids = self.targets()
+        if self.model.filter.kind == "label_errors":  # a likely label error: take the audit's suggestion
+            self._accept_suggestion(ids)
+            return
         changes: dict[int, str | None] = {
             i: found[0] for i in ids if (found := self.model.prediction(i)) is not None
         }
@@ -152,6 +155,21 @@ class LabelingController(QObject):
             self.say("No prediction to accept: Results ▸ Check all images predicts every image")
             return
         self._apply(changes, advance=True, source="accepted")
+
+    def _accept_suggestion(self, ids: list[int]) -> None:
+        """Give likely label errors the class the audit suggests (source ``accepted``), leaving the list."""
+        findings, rows = self.model.findings, [self.model.row_of(i) for i in ids]
+        changes: dict[int, str | None] = {
+            i: suggested
+            for i, row in zip(ids, rows, strict=True)
+            if row >= 0 and findings is not None and (suggested := findings.suggestion(self.model.path(row)))
+        }
+        if not changes:
+            self.say("No suggestion for this image")
+            return
+        self._apply(changes, advance=False, source="accepted")
+        names = " / ".join(sorted({str(label) for label in changes.values()}))
+        self.say(f"Took the suggested class: {len(changes):,} image(s) → {names} · Backspace undoes")
 
     def toggle_excluded(self) -> None:
         """Exclude the current (or all selected) images from training; include them again if all were."""

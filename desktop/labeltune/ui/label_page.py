@@ -22,16 +22,19 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QSplitter, QVBoxLayout, QWidget
 
+from labeltune.core.audit_store import latest_findings
 from labeltune.core.review import cell_paths, read_val_predictions
 from labeltune.core.thumbnails import ThumbnailCache
 from labeltune.ui.class_chooser import ClassChooser
 from labeltune.ui.class_panel import ClassPanel
 from labeltune.ui.gallery import GalleryView
 from labeltune.ui.gallery_bar import GalleryBar
+from labeltune.ui.gallery_filters import AUDIT_FILTERS
 from labeltune.ui.gallery_model import SORT_ORDERS, GalleryFilter, GalleryModel
 from labeltune.ui.gallery_topk import TopKBars
 from labeltune.ui.heatmap_panel import HeatmapPanel, predicted_run_dir
 from labeltune.ui.image_view import ImageView
+from labeltune.ui.label_audit import DUPLICATE_HINT, ISSUE_HINT, audit_text
 from labeltune.ui.label_controller import KEY_HELP, KEY_HINT, LabelingController
 from labeltune.ui.label_next import LabelNextController
 from labeltune.ui.session import ProjectSession
@@ -248,20 +251,32 @@ class LabelPage(QWidget):
         predicted = self.model.predicted_run is not None
         excluded = self.model.excluded_count()
         if not self.filter_combo.rebuild(
-            self.session.project, self.model.filter, unfamiliar, predicted, excluded
+            self.session.project, self.model.filter, unfamiliar, predicted, excluded, self.model.findings
         ):
             self.model.set_filter(GalleryFilter("all"))  # the class shown was renamed or deleted
+        self.order_combo.setEnabled(self.model.filter.kind not in AUDIT_FILTERS)  # the audit's own order
 
     def _on_session_predictions_changed(self) -> None:
         current = self.gallery.currentIndex()
         sample_id = self.model.sample_id(current.row()) if current.isValid() else None
         self.model.load_predictions()  # the newest checked run's answers, and its unfamiliar images
+        self._load_findings()
         self._rebuild_filters()
         if sample_id is not None:
             self._on_session_current_changed(sample_id)
 
+    def _load_findings(self) -> None:
+        """Take the newest audit stored in a run folder (a small JSON file: read here)."""
+        project = self.session.project
+        runs = project.runs() if project is not None and not project.closed else []
+        self.model.set_findings(latest_findings(Path(str(run["path"])) for run in runs))
+
     def _on_filter_combo_filter_chosen(self, gallery_filter: GalleryFilter, paths: frozenset[str]) -> None:
         self.model.set_filter(gallery_filter, paths)
+        hint = {"label_errors": ISSUE_HINT, "duplicates": DUPLICATE_HINT}.get(gallery_filter.kind)
+        self.order_combo.setEnabled(hint is None)  # the audit's lists keep its order
+        if hint is not None:
+            self._say(hint)
         self.gallery.setFocus(Qt.FocusReason.OtherFocusReason)  # labeling goes on with the keys
 
     def _on_bar_order_chosen(self, order: str) -> None:
@@ -310,6 +325,7 @@ class LabelPage(QWidget):
         self.loader.set_cache(ThumbnailCache(project.cache_dir / "thumbnails", size), size)
         self.image_view.forget()
         self.model.set_project(project)
+        self._load_findings()
         self._rebuild_filters()
         self.gallery.setFocus()
 
@@ -376,6 +392,7 @@ class LabelPage(QWidget):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(last.time))
             source = _SOURCE_TEXT.get(last.source, last.source)
             info = f"<b>{html.escape(label)}</b>{key} · {source}, {when}"
+        info = audit_text(self.model.findings, path, label) + info  # first: the line is clipped on the right
         info += model_text(self.model.prediction(sample_id), label)
         if self.model.is_excluded(sample_id):
             info += " · <b>excluded from training</b> (X includes it)"

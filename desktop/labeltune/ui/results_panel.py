@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
 from labeltune.ui.image_check import ImageCheck
+from labeltune.ui.label_audit import LabelAudit
 from labeltune.ui.run_comparison import RunComparisonView
 from labeltune.ui.run_details import RunDetailsView
 from labeltune.ui.runs_list import RunsListView, load_run_details
@@ -63,6 +64,10 @@ class ResultsPanel(QWidget):
             session, self.details_view.check_button, self.details_view.check_label, self
         )
         self.check_controller = self.image_check.controller  # tests and the window wait on its signals
+        self.label_audit = LabelAudit(
+            session, self.details_view.audit_button, self.details_view.audit_label, self
+        )
+        self.details_view.audit_button.clicked.connect(self._on_audit_button_clicked)
         self.runs_list.selection_changed.connect(self._on_runs_list_selection_changed)
         self.runs_list.continue_requested.connect(self.continue_requested)
         self.details_view.check_button.clicked.connect(self._on_check_button_clicked)
@@ -92,10 +97,14 @@ class ResultsPanel(QWidget):
     def shutdown(self) -> None:
         """Stop a running check, prediction or export and wait for it (the window is closing)."""
         self.image_check.shutdown()
+        self.label_audit.shutdown()
         self.details_view.use_bar.shutdown()
 
     def _on_check_button_clicked(self) -> None:
         self.image_check.toggle(self.details_view.details)
+
+    def _on_audit_button_clicked(self) -> None:
+        self.label_audit.toggle(self.details_view.details)
 
     def _on_confusion_cell_activated(self, row: int, column: int) -> None:
         details = self.details_view.details
@@ -107,10 +116,12 @@ class ResultsPanel(QWidget):
     def _on_session_project_opened(self, _project: object) -> None:
         self.runs_list.set_runs([])
         self.details_view.check_label.clear()
+        self.details_view.audit_label.clear()
         self.refresh()
 
     def _on_session_project_closed(self) -> None:
         self.image_check.stop()  # its answers belong to the project being closed
+        self.label_audit.stop()
         self.runs_list.set_runs([])
         self._show_selection([])
 

@@ -29,6 +29,7 @@ from labeltune.ui.model_use import UseModelBar
 from labeltune.ui.runs_list import RunDetails, backbone_title, created_text, grouping_line
 
 CHECK_TEXT = "C&heck all images"  # the button's text while no check runs
+AUDIT_TEXT = "Find li&kely label errors…"  # the button's text while no audit runs (ui/label_audit.py)
 HEADLINE = (
     ("accuracy", "Accuracy", "Share of validation images classified correctly"),
     ("balanced_accuracy", "Balanced accuracy", "Mean recall over classes: fair when classes differ in size"),
@@ -136,6 +137,20 @@ class _Figure(QFrame):
         layout.addWidget(self.detail)
 
 
+def _job_row(text: str, name: str, tooltip: str) -> tuple[QPushButton, QLabel, QHBoxLayout]:
+    """A button that starts (and stops) a job of the run, and the line beside it that says how it goes."""
+    button = QPushButton(text)
+    button.setObjectName(f"{name}Button")
+    button.setToolTip(tooltip)
+    label = QLabel()
+    label.setObjectName(f"{name}Label")
+    label.setWordWrap(True)
+    row = QHBoxLayout()
+    row.addWidget(button)
+    row.addWidget(label, 1)
+    return button, label, row
+
+
 class RunDetailsView(QWidget):
     """One run: headline scores, per-class table, confusion matrix and training curves."""
 
@@ -162,18 +177,18 @@ class RunDetailsView(QWidget):
         self.reliability_label = QLabel()
         self.reliability_label.setWordWrap(True)
         self.reliability_label.setObjectName("reliabilityLabel")
-        self.check_button = QPushButton(CHECK_TEXT)
-        self.check_button.setObjectName("checkButton")
-        self.check_button.setToolTip(
+        self.check_button, self.check_label, check = _job_row(
+            CHECK_TEXT,
+            "check",
             "Predict every image of the project with this model: the Label tab then shows what it says about "
-            "each image, how sure it is, and marks the images unlike anything it was trained on"
+            "each image, how sure it is, and marks the images unlike anything it was trained on",
         )
-        self.check_label = QLabel()
-        self.check_label.setObjectName("checkLabel")
-        self.check_label.setWordWrap(True)
-        check = QHBoxLayout()
-        check.addWidget(self.check_button)
-        check.addWidget(self.check_label, 1)
+        self.audit_button, self.audit_label, audit = _job_row(
+            AUDIT_TEXT,
+            "audit",
+            "Look for labeled images whose label this model doubts (out-of-fold predictions) and for "
+            "near-duplicate images; the Label tab then lists them",
+        )
         self.use_bar = UseModelBar()  # Predict a folder…, Export… (ui/model_use.py)
         self.figures = {key: _Figure(caption, tip) for key, caption, tip in HEADLINE}
         figures = QHBoxLayout()
@@ -213,6 +228,7 @@ class RunDetailsView(QWidget):
         layout.addWidget(self.warning_label)
         layout.addWidget(self.reliability_label)
         layout.addLayout(check)
+        layout.addLayout(audit)
         layout.addWidget(self.use_bar)
         layout.addWidget(self.problem_label)
         layout.addWidget(self.confusions_label)
@@ -247,6 +263,7 @@ class RunDetailsView(QWidget):
         self.reliability_label.setText(f"<small>{reliability}</small>" if reliability else "")
         self.reliability_label.setVisible(bool(reliability))
         self.check_button.setEnabled(details.has_evaluation)
+        self.audit_button.setEnabled(details.has_evaluation)
         self.use_bar.set_run(run.get("path"), backbone)
         if details.has_evaluation:
             self.per_class.set_metrics(metrics.get("per_class", []))
