@@ -1,0 +1,146 @@
+"""The XRD page's *Find likely label errors…*: audit the labeled patterns with the project's model.
+
+The audit (core/audit_store.py ``audit_project``: the network's pooled embedding, out-of-fold confident
+learning on phase sets and near-duplicates, ADR 26) runs in a worker (:class:`XrdAudit`, the image side's
+``RunJob``); the report is kept as ``audit.json`` in the project folder, so it survives reopening (ADR 36).
+The pattern list then offers the orders *Likely label errors* and *Near-duplicates*; this panel's lower
+line says what the audit found about the pattern shown ("labelled A + B; looks like A + C …") and its
+button (key T) takes the suggested phase set as the label.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from labeltune.core.xrd.xrd_project import XrdProject
+from labeltune.ui.image_check import Job, RunJob
+from labeltune.ui.runs_list import RunDetails
+from labeltune.ui.session import ProjectSession
+
+AUDIT_TEXT = "Find likely &label errors…"
+TAKE_TEXT = "Take the suggested phases (T)"
+
+
+class XrdAudit(RunJob):
+    """Runs the audit of the open XRD project with its model and says how it goes on a button and a line."""
+
+    idle_text = AUDIT_TEXT
+    running_text = "Stop the audit"
+    busy_text = "Looking for likely label errors and near-duplicates…"
+    failed_text = "The audit failed."
+    error_title = "Cannot look for label errors"
+
+    def __init__(
+        self,
+        project: Callable[[], XrdProject | None],
+        session: ProjectSession,
+        button: QPushButton,
+        label: QLabel,
+        parent: QWidget,
+    ) -> None:
+        """``project``: the XRD project the page shows (the session's ``project`` is image-only)."""
+        super().__init__(session, button, label, parent)
+        self._project = project
+
+    def project_folder(self) -> Path | None:
+        """The folder of the XRD project shown."""
+        project = self._project()
+        return None if project is None else project.folder
+
+    def job(self, folder: Path, details: RunDetails) -> Job:
+        """Audit the project's labeled patterns with the model; the report is stored in the project."""
+        run_dir = Path(str(details.run["path"]))
+
+        def run_audit(progress: Any, stop: Any) -> dict[str, Any]:
+            from labeltune.core import audit_store
+
+            return audit_store.audit_project(folder, run_dir, progress=progress, stop_event=stop)
+
+        return run_audit
+
+    def finished_text(self, result: dict[str, Any]) -> str:
+        """How many likely label errors and near-duplicate groups the audit found, and where to see them."""
+        issues, groups = len(result["label_issues"]), len(result["duplicates"])
+        text = (
+            f"Audited {result['n_items']} labeled patterns: {issues} likely label errors, "
+            f"{groups} groups of near-duplicates."
+        )
+        if issues or groups:
+            text += " Order the patterns by <i>Likely label errors</i> or <i>Near-duplicates</i>."
+        return text
+
+
+class XrdAuditPanel(QWidget):
+    """*Find likely label errors…* with its progress line; what the audit says of the pattern shown."""
+
+    take_requested = Signal()  # the user takes the suggested phase set as the label
+
+    def __init__(
+        self, session: ProjectSession, project: Callable[[], XrdProject | None], parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._project = project
+        self.audit_button = QPushButton(AUDIT_TEXT)
+        self.audit_button.setObjectName("xrdAuditButton")
+        self.audit_button.setToolTip(
+            "Judge every labeled pattern by the model's out-of-fold opinion (classes with fewer than 5 "
+            "labeled patterns are not judged) and find patterns measured twice"
+        )
+        self.status_label = QLabel()
+        self.status_label.setObjectName("xrdAuditStatus")
+        self.status_label.setWordWrap(True)
+        self.finding_label = QLabel()
+        self.finding_label.setObjectName("xrdAuditFinding")
+        self.finding_label.setWordWrap(True)
+        self.take_button = QPushButton(TAKE_TEXT)
+        self.take_button.setObjectName("xrdAuditTake")
+        self.take_button.setToolTip("Label the pattern with the phase set the audit suggests (undoable)")
+        self.job = XrdAudit(project, session, self.audit_button, self.status_label, self)
+        self.controller = self.job.controller  # tests and the page wait on its signals
+        top = QHBoxLayout()
+        top.addWidget(self.audit_button)
+        top.addWidget(self.status_label, 1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.finding_label, 1)
+        bottom.addWidget(self.take_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addLayout(bottom)
+        self.audit_button.clicked.connect(self.toggle)
+        self.take_button.clicked.connect(self.take_requested)
+        self.show_finding("", False)
+
+    def toggle(self) -> None:
+        """Start the audit with the project's model (or stop the running one)."""
+        project = self._project()
+        model = None if project is None else project.model_dir
+        if model is None and not self.controller.is_running():
+            self.status_label.setText("Choose or fine-tune a model first: the audit judges with it.")
+            return
+        self.job.toggle(RunDetails(run={"path": str(model)}))
+
+    def show_finding(self, said: str, can_take: bool) -> None:
+        """Say what the audit found about the pattern shown (empty: nothing); offer the suggestion."""
+        self.finding_label.setText(
+            f"<span style='color:#b00020'>⚠ <b>{html.escape(said)}</b></span>" if said else ""
+        )
+        self.finding_label.setVisible(bool(said))
+        self.take_button.setVisible(can_take)
+
+    def stop(self) -> None:
+        """Stop a running audit (its project is being closed)."""
+        self.job.stop()
+
+    def shutdown(self) -> None:
+        """Stop a running audit and wait for it (the window is closing)."""
+        self.job.shutdown()
+
+
+__all__ = ["XrdAudit", "XrdAuditPanel"]
