@@ -20,10 +20,10 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from labeltune.core.xrd.xrd_project import XrdProject
 from labeltune.ui.image_check import Job, RunJob
+from labeltune.ui.run_details import AUDIT_TEXT
 from labeltune.ui.runs_list import RunDetails
 from labeltune.ui.session import ProjectSession
 
-AUDIT_TEXT = "Find likely &label errors…"
 TAKE_TEXT = "Take the suggested phases (T)"
 
 

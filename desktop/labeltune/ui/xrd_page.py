@@ -213,8 +213,16 @@ class XrdPage(QWidget):
         return text, f"{path.name}\nLabel: {label.summary() or 'none'}{said}"
 
     def _label_text(self, path: Path) -> str:
-        """A pattern's phases as the audit writes a label (";"-joined)."""
-        return "" if self.project is None else ";".join(self.project.labels(path).phases)
+        """A pattern's phases as the audit writes a label (library names, ";"-joined)."""
+        if self.project is None:
+            return ""
+        phases = self.project.labels(path).phases
+        try:
+            from labeltune.core.audit_run import xrd_label_text
+
+            return xrd_label_text(phases, self.project.library())  # formulas: the phases they stand for
+        except Exception:  # no library: the phases as written
+            return ";".join(phases)
 
     def _doubt(self, path: Path) -> float | None:
         prediction = self.identifier.prediction(path)

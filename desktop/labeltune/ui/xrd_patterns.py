@@ -150,8 +150,12 @@ class PatternListPanel(QWidget):
         order = sorted(range(len(paths)), key=lambda i: (doubts[i] is None, -(doubts[i] or 0.0), i))
         return [paths[i] for i in order]
 
-    def _on_order_box_current_index_changed(self, _index: int) -> None:
-        self.fill(self._paths, self._describe, self.current_path())
+    def _on_order_box_current_index_changed(self, index: int) -> None:
+        """Sort again; the audit's orders start at their top (the most likely first)."""
+        before = self.current_path()
+        current = self.fill(self._paths, self._describe, None if index in AUDIT_KINDS else before)
+        if current != before:
+            self.current_changed.emit(current)
 
     def paths(self) -> list[Path]:
         """The listed patterns, in order."""
