@@ -17,6 +17,7 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt
 
+from conftest import open_xrd_page  # tests/conftest.py
 from labeltune.core import audit_store, demos
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.xrd.shipped import shipped_model_dir
@@ -53,16 +54,13 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def copy(source: Path, tmp_path: Path) -> Path:
+    """A copy of the project (each test changes it)."""
     return Path(shutil.copytree(source, tmp_path / "project"))
 
 
 @pytest.fixture
 def page(qtbot, copy: Path) -> Iterator[XrdPage]:
-    widget = XrdPage()
-    qtbot.addWidget(widget)
-    widget.resize(1300, 850)
-    widget.show()
-    widget.open(copy)
+    widget: XrdPage = open_xrd_page(qtbot, copy)  # type: ignore[assignment]
     yield widget
     widget.shutdown()
 

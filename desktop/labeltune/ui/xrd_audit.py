@@ -13,13 +13,12 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from labeltune.core.xrd.xrd_project import XrdProject
-from labeltune.ui.image_check import Job, RunJob
+from labeltune.ui.label_audit import LabelAudit
 from labeltune.ui.run_details import AUDIT_TEXT
 from labeltune.ui.runs_list import RunDetails
 from labeltune.ui.session import ProjectSession
@@ -27,14 +26,11 @@ from labeltune.ui.session import ProjectSession
 TAKE_TEXT = "Take the suggested phases (T)"
 
 
-class XrdAudit(RunJob):
-    """Runs the audit of the open XRD project with its model and says how it goes on a button and a line."""
+class XrdAudit(LabelAudit):
+    """The image side's audit job (ui/label_audit.py) on the XRD project the page shows."""
 
-    idle_text = AUDIT_TEXT
-    running_text = "Stop the audit"
-    busy_text = "Looking for likely label errors and near-duplicates…"
-    failed_text = "The audit failed."
-    error_title = "Cannot look for label errors"
+    items = "patterns"
+    where_text = " Order the patterns by <i>Likely label errors</i> or <i>Near-duplicates</i>."
 
     def __init__(
         self,
@@ -52,28 +48,6 @@ class XrdAudit(RunJob):
         """The folder of the XRD project shown."""
         project = self._project()
         return None if project is None else project.folder
-
-    def job(self, folder: Path, details: RunDetails) -> Job:
-        """Audit the project's labeled patterns with the model; the report is stored in the project."""
-        run_dir = Path(str(details.run["path"]))
-
-        def run_audit(progress: Any, stop: Any) -> dict[str, Any]:
-            from labeltune.core import audit_store
-
-            return audit_store.audit_project(folder, run_dir, progress=progress, stop_event=stop)
-
-        return run_audit
-
-    def finished_text(self, result: dict[str, Any]) -> str:
-        """How many likely label errors and near-duplicate groups the audit found, and where to see them."""
-        issues, groups = len(result["label_issues"]), len(result["duplicates"])
-        text = (
-            f"Audited {result['n_items']} labeled patterns: {issues} likely label errors, "
-            f"{groups} groups of near-duplicates."
-        )
-        if issues or groups:
-            text += " Order the patterns by <i>Likely label errors</i> or <i>Near-duplicates</i>."
-        return text
 
 
 class XrdAuditPanel(QWidget):
