@@ -121,6 +121,9 @@ def test_t_takes_the_suggested_phase_set_and_undo_restores_it(page: XrdPage, cop
     planted = page.current_path()
     assert planted is not None and planted.name == PLANTED
     assert page.project is not None
+    qtbot.keyClicks(page.phase_panel.filter_edit, "Ti")  # typed into the phase filter: not the key
+    assert page.phase_panel.filter_edit.text() == "Ti" and _phases(copy, PLANTED) == B
+    page.phase_panel.filter_edit.clear()
     qtbot.keyClick(page.pattern_list, Qt.Key.Key_T)
     assert _phases(copy, PLANTED) == A
     event = page.project.label_history(planted)[-1]
