@@ -166,3 +166,15 @@ def open_image_page(qtbot: object, folder: Path) -> object:
     widget.resize(1280, 800)
     widget.show()
     return widget
+
+
+def open_xrd_page(qtbot: object, folder: Path) -> object:
+    """An XrdPage on a session of its own with the XRD project in ``folder``, shown."""
+    from labeltune.ui.xrd_page import XrdPage
+
+    widget = XrdPage()
+    qtbot.addWidget(widget)  # type: ignore[attr-defined]
+    widget.resize(1300, 850)
+    widget.show()
+    widget.open(folder)
+    return widget

@@ -210,6 +210,29 @@ def _manifest_split(run_dir: Path) -> dict[str, str]:
 
 
 # -- XRD ----------------------------------------------------------------------------------------------
+def phase_indices(tokens: list[str] | tuple[str, ...], library: Any) -> list[int]:
+    """The library phases a label's tokens stand for, as the audit reads them (a formula: its first phase).
+
+    Raises ``FormulaError`` for a token the library does not know.
+    """
+    from labeltune.core.xrd.metrics import resolve_label
+
+    return sorted({resolve_label(token, library)[0] for token in tokens})
+
+
+def xrd_label_text(tokens: list[str] | tuple[str, ...], library: Any) -> str:
+    """A phase-set label as the audit writes it: library names in library order, ";"-joined.
+
+    A label with a token the library does not know is written as it is (the audit skips such patterns).
+    """
+    from labeltune.core.xrd.metrics import FormulaError
+
+    try:
+        return ";".join(library.names[i] for i in phase_indices(tokens, library))
+    except FormulaError:
+        return ";".join(tokens)
+
+
 def xrd_inputs(
     run_dir: Path | str,
     folder: Path | str,
@@ -223,7 +246,7 @@ def xrd_inputs(
     from labeltune.core.errors import LabelTuneError
     from labeltune.core.xrd.inference import load_xrd_model
     from labeltune.core.xrd.measured import pattern_on_grid, read_labels_csv
-    from labeltune.core.xrd.metrics import FormulaError, resolve_label
+    from labeltune.core.xrd.metrics import FormulaError
     from labeltune.core.xrd.model import prepare_input
     from labeltune.core.xrd.readers import read_pattern
 
@@ -243,8 +266,7 @@ def xrd_inputs(
         progress(Progress("read", n, len(labeled), "reading the patterns"))
         row = np.zeros(len(library.names), dtype=np.float32)
         try:
-            for token in tokens:
-                row[resolve_label(token, library)[0]] = 1.0
+            row[phase_indices(tokens, library)] = 1.0
             grids.append(pattern_on_grid(read_pattern(path, default_wavelength=default), library, model.grid))
         except (LabelTuneError, FormulaError, OSError) as exc:
             skipped.append(SkippedFile(str(path), str(exc)))

@@ -4,7 +4,8 @@
 stores the report beside the run (``audit.json``, the same object ``labeltune audit --json`` prints, plus
 when it was made); :func:`load_findings` reads it back as :class:`AuditFindings`, which answers per file
 whether it belongs under *Likely label errors* or *Near-duplicates* and in what rank. Domain-neutral: it
-keys items by path, so an XRD page could show the same findings (ADR 33).
+keys items by path (ADR 33). An XRD project's audit is kept in the project folder instead (its model may
+be the bundled one, shared by every project) and its labels are phase sets, compared as sets (ADR 36).
 """
 
 from __future__ import annotations
@@ -62,11 +63,12 @@ class AuditFindings:
     run_dir: Path
     issues: dict[str, Issue] = field(default_factory=dict)
     duplicates: dict[str, Duplicate] = field(default_factory=dict)
+    multilabel: bool = False  # labels are ";"-joined phase sets: equal as sets, shown "A + B"
 
     @classmethod
     def from_json(cls, run_dir: Path, report: dict[str, Any]) -> AuditFindings:
         """Findings of an ``audit --json`` object (ranks in its order: most likely first)."""
-        findings = cls(Path(run_dir))
+        findings = cls(Path(run_dir), multilabel=bool(report.get("multilabel")))
         for rank, item in enumerate(report.get("label_issues") or []):
             findings.issues[os.path.normpath(item["path"])] = Issue(
                 rank, str(item["label"]), str(item["suggested"]), float(item["score"])
@@ -89,7 +91,7 @@ class AuditFindings:
         key = os.path.normpath(path)
         if kind == LABEL_ERRORS:
             issue = self.issues.get(key)
-            return issue is not None and label == issue.label
+            return issue is not None and self._same(label, issue.label)
         if kind == DUPLICATES:
             return key in self.duplicates
         return True
@@ -117,9 +119,10 @@ class AuditFindings:
         key = os.path.normpath(path)
         parts = []
         issue = self.issues.get(key)
-        if issue is not None and label == issue.label:
+        if issue is not None and self._same(label, issue.label):
             rank, score = issue.rank + 1, issue.score
-            parts.append(f"looks like {issue.suggested} (likely label error #{rank}, score {score:.2f})")
+            said = f"looks like {self.words(issue.suggested)} (likely label error #{rank}, score {score:.2f})"
+            parts.append(f"labeled {self.words(issue.label)}; {said}" if self.multilabel else said)
         duplicate = self.duplicates.get(key)
         if duplicate is not None:
             kind = KIND_WORDS.get(duplicate.kind, duplicate.kind)
@@ -128,6 +131,15 @@ class AuditFindings:
                 f"({duplicate.size} items, similarity {duplicate.similarity:.3f})"
             )
         return "; ".join(parts)
+
+    def words(self, label: str) -> str:
+        """A label as the user reads it: a phase set ``A;B`` as ``A + B``."""
+        return " + ".join(label.split(";")) if self.multilabel else label
+
+    def _same(self, label: str | None, flagged: str) -> bool:
+        if self.multilabel and label is not None:
+            return set(filter(None, label.split(";"))) == set(filter(None, flagged.split(";")))
+        return label == flagged
 
 
 def save_report(run_dir: Path | str, report: dict[str, Any]) -> Path:
@@ -160,6 +172,13 @@ def latest_findings(run_dirs: Iterable[Path | str]) -> AuditFindings | None:
     return load_findings(best[1]) if best is not None else None
 
 
+def audit_folder(folder: Path | str, run_dir: Path | str) -> Path:
+    """Where a project's audit with ``run_dir`` is kept: the run's folder; an XRD project's own folder."""
+    from labeltune.core.xrd.xrd_project import is_xrd_project
+
+    return Path(folder) if is_xrd_project(folder) else Path(run_dir)
+
+
 def audit_project(
     folder: Path | str,
     run_dir: Path | str,
@@ -167,16 +186,24 @@ def audit_project(
     progress: ProgressCallback = no_progress,
     stop_event: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Audit an image project's labeled images with one of its runs; store and return the report.
+    """Audit a project's labeled images (or patterns) with one of its runs; store and return the report.
 
     Slow (features, out-of-fold heads): call it in a worker thread. The report is ``audit --json``'s
-    object plus ``n_items`` and ``skipped`` (how many files could not be used).
+    object plus ``n_items`` and ``skipped`` (how many files could not be used). It is stored where
+    :func:`audit_folder` says (an XRD report also names its model and says its labels are phase sets).
     """
-    from labeltune.core.audit_run import audit, image_inputs
+    from labeltune.core.audit_run import audit, image_inputs, xrd_inputs
     from labeltune.core.datasets import scan
+    from labeltune.core.xrd.xrd_project import XrdProject, is_xrd_project
 
-    data = scan(folder)
-    report = audit(image_inputs(run_dir, data, device, progress, stop_event))
+    extra: dict[str, Any] = {}
+    if is_xrd_project(folder):
+        wavelength = XrdProject.open(folder).wavelength
+        inputs = xrd_inputs(run_dir, folder, wavelength, progress, stop_event)
+        extra = {"run": str(run_dir), "multilabel": True}
+    else:
+        inputs = image_inputs(run_dir, scan(folder), device, progress, stop_event)
+    report = audit(inputs)
     check_stop(stop_event)  # stopped while the heads were fitted: nothing is stored
-    save_report(run_dir, report.to_json())
+    save_report(audit_folder(folder, run_dir), {**report.to_json(), **extra})
     return {**report.to_json(), "n_items": report.n_items, "skipped": len(report.skipped)}

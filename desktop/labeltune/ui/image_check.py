@@ -61,13 +61,18 @@ class RunJob(QObject):
         """The line once the job has finished with ``result``."""
         raise NotImplementedError
 
+    def project_folder(self) -> Path | None:
+        """The folder of the open project the job is for (the image project; the XRD audit overrides it)."""
+        project = self.session.project
+        return None if project is None else project.folder
+
     def start(self, details: RunDetails | None) -> None:
         """Run the job for the run of ``details`` on the open project, in a worker thread."""
-        project = self.session.project
-        if project is None or details is None or self.controller.is_running():
+        folder = self.project_folder()
+        if folder is None or details is None or self.controller.is_running():
             return
-        job = self.job(project.folder, details)
-        self._folder = project.folder
+        job = self.job(folder, details)
+        self._folder = folder
         self.label.setText(self.busy_text)
         self.controller.start(FunctionWorker(job))
 
@@ -92,8 +97,8 @@ class RunJob(QObject):
         self.button.setText(self.running_text if running else self.idle_text)
 
     def _shows_its_project(self) -> bool:
-        project = self.session.project
-        return project is not None and project.folder == self._folder
+        folder = self.project_folder()
+        return folder is not None and folder == self._folder
 
     def _on_controller_progressed(self, progress: Any) -> None:
         if progress.total and self._shows_its_project():

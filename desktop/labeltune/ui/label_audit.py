@@ -30,9 +30,11 @@ class LabelAudit(RunJob):
     busy_text = "Looking for likely label errors and near-duplicates…"
     failed_text = "The audit failed."
     error_title = "Cannot look for label errors"
+    items = "images"  # what is audited, in the outcome line
+    where_text = " See them in the Label tab (Show: Likely label errors / Near-duplicates)."
 
     def job(self, folder: Path, details: RunDetails) -> Job:
-        """Audit the project's labeled images with the run; the report is stored in the run's folder."""
+        """Audit the project's labeled items with the run; the report is stored (core/audit_store.py)."""
         run_dir = Path(str(details.run["path"]))
 
         def run_audit(progress: Any, stop: Any) -> dict[str, Any]:
@@ -46,12 +48,10 @@ class LabelAudit(RunJob):
         """How many likely label errors and near-duplicate groups the audit found, and where to see them."""
         issues, groups = len(result["label_issues"]), len(result["duplicates"])
         text = (
-            f"Audited {result['n_items']} labeled images: {issues} likely label errors, "
+            f"Audited {result['n_items']} labeled {self.items}: {issues} likely label errors, "
             f"{groups} groups of near-duplicates."
         )
-        if issues or groups:
-            text += " See them in the Label tab (Show: Likely label errors / Near-duplicates)."
-        return text
+        return text + self.where_text if issues or groups else text
 
 
 def audit_text(findings: AuditFindings | None, path: str, label: str | None) -> str:

@@ -1,8 +1,9 @@
 """The XRD project page: pattern list | pattern plot with "Model says" and "Fine-tune" | phases present.
 
 Labels are committed to the project (``labels.csv``) the moment a phase is ticked. Identifying phases,
-training and importing run in workers; the GUI thread only reads the one pattern it shows. Keys: Up/Down
-(in the pattern list or over the plot) move between patterns; Ctrl+Z / Ctrl+Shift+Z undo and redo.
+training, importing and the label audit run in workers; the GUI thread only reads the one pattern it
+shows. Keys: Up/Down (in the pattern list or over the plot) move between patterns; Ctrl+Z / Ctrl+Shift+Z
+undo and redo; T takes the phase set the audit suggests for a likely label error (ADR 36).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QLabel,
     QSplitter,
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltune.core.audit_store import AuditFindings, load_findings
 from labeltune.core.domain import LabelProject
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.pattern import Pattern, PatternReadError
@@ -26,9 +28,10 @@ from labeltune.core.xrd.results import XrdPrediction
 from labeltune.core.xrd.xrd_project import XrdLabel, XrdProject, xrd_run_problem
 from labeltune.ui.errors import show_error
 from labeltune.ui.session import ProjectSession
+from labeltune.ui.xrd_audit import XrdAuditPanel
 from labeltune.ui.xrd_identify import XrdIdentifyController
 from labeltune.ui.xrd_models import XrdModelsPanel
-from labeltune.ui.xrd_patterns import PatternListPanel
+from labeltune.ui.xrd_patterns import LABEL_ERROR_ORDER, PatternListPanel
 from labeltune.ui.xrd_phases import WARNING_COLOUR, PhasePanel
 from labeltune.ui.xrd_plot import PatternPlot
 from labeltune.ui.xrd_project_bar import XrdProjectBar
@@ -57,6 +60,7 @@ class XrdPage(QWidget):
         self.project: XrdProject | None = None
         self._current: Path | None = None
         self._pattern: Pattern | None = None
+        self.findings: AuditFindings | None = None  # the project's stored audit (ui/xrd_audit.py)
 
         self.project_bar = XrdProjectBar()
 
@@ -68,6 +72,8 @@ class XrdPage(QWidget):
         self.pattern_info = QLabel()
         self.pattern_info.setObjectName("patternInfo")
         self.pattern_info.setWordWrap(True)
+        self.audit_panel = XrdAuditPanel(self.session, lambda: self.project)
+        self.audit_controller = self.audit_panel.controller  # tests wait on its signals
         self.plot = PatternPlot()
         self.prediction_panel = PredictionPanel()
         self.train_panel = XrdTrainPanel()
@@ -85,6 +91,7 @@ class XrdPage(QWidget):
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
         top_layout.addWidget(self.pattern_info)
+        top_layout.addWidget(self.audit_panel)
         top_layout.addWidget(self.plot, 1)
         centre = QSplitter(Qt.Orientation.Vertical)
         centre.addWidget(top)
@@ -121,6 +128,11 @@ class XrdPage(QWidget):
         self.patterns_panel.set_doubt(self._doubt)
         self.identifier.identified.connect(self._on_identifier_identified)
         self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
+        self.audit_panel.take_requested.connect(self.take_audit_suggestion)
+        self.audit_controller.finished.connect(self._on_audit_controller_finished)
+        self.take_shortcut = QShortcut(QKeySequence(Qt.Key.Key_T), self)
+        self.take_shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.take_shortcut.activated.connect(self.take_audit_suggestion)
         self.session.project_opened.connect(self._on_session_project_opened)
         self.session.project_closed.connect(self._on_session_project_closed)
         self.session.labels_changed.connect(self._on_session_labels_changed)
@@ -141,6 +153,7 @@ class XrdPage(QWidget):
     def _on_session_project_closed(self) -> None:
         if self.project is not None:
             self.identifier.stop()  # its answers belong to the project being closed
+            self.audit_panel.stop()
             self.set_project(None)
 
     def set_project(self, project: XrdProject | None) -> None:
@@ -151,6 +164,8 @@ class XrdPage(QWidget):
         self.train_panel.set_project(project)
         self.models_panel.set_project(project)
         self.patterns_panel.project = project
+        self.findings = None if project is None else load_findings(project.folder)
+        self.patterns_panel.findings = self.findings
         self.phase_panel.set_library(None)
         if project is not None:
             try:
@@ -165,6 +180,7 @@ class XrdPage(QWidget):
     def shutdown(self) -> None:
         """Stop background work and wait for it (the window is closing)."""
         self.identifier.shutdown()
+        self.audit_panel.shutdown()
         self.patterns_panel.shutdown()
         self.train_panel.shutdown()
         if self.models_panel.predict_dialog is not None:  # Predict a folder… (ui/predict_dialog.py)
@@ -177,6 +193,7 @@ class XrdPage(QWidget):
     # -- pattern list -------------------------------------------------------------------------------
     def _fill_list(self, select: Path | None = None) -> None:
         paths = [] if self.project is None else self.project.patterns()
+        self.patterns_panel.set_findings(self.findings, self._label_text)
         current = self.patterns_panel.fill(paths, self._describe, select)
         self._update_count()
         self._show_current(current)
@@ -194,6 +211,18 @@ class XrdPage(QWidget):
             said = "\nModel says: " + (" + ".join(c.name for c in prediction.phases) or "no phase")
             said += f" (unsure: {prediction.uncertainty * 100:.0f} %)"
         return text, f"{path.name}\nLabel: {label.summary() or 'none'}{said}"
+
+    def _label_text(self, path: Path) -> str:
+        """A pattern's phases as the audit writes a label (library names, ";"-joined)."""
+        if self.project is None:
+            return ""
+        phases = self.project.labels(path).phases
+        try:
+            from labeltune.core.audit_run import xrd_label_text
+
+            return xrd_label_text(phases, self.project.library())  # formulas: the phases they stand for
+        except Exception:  # no library: the phases as written
+            return ";".join(phases)
 
     def _doubt(self, path: Path) -> float | None:
         prediction = self.identifier.prediction(path)
@@ -226,8 +255,14 @@ class XrdPage(QWidget):
         self._current, self._pattern = path, None
         if self.project is None or path is None:
             self.plot.clear()
-            self.pattern_info.setText("Import patterns to start." if self.project is not None else "")
+            empty = ""
+            if self.project is not None:
+                empty = (
+                    "No pattern in this order." if self.project.patterns() else "Import patterns to start."
+                )
+            self.pattern_info.setText(empty)
             self.phase_panel.set_label(None)
+            self._show_audit_finding()
             self.identifier.show_prediction()
             return
         try:
@@ -249,6 +284,7 @@ class XrdPage(QWidget):
                 f"{pattern.two_theta[-1]:.2f}° · {wavelength}"
             )
         self.phase_panel.set_label(self.project.labels(path))
+        self._show_audit_finding()
         self.identifier.show_prediction()
 
     # -- labels -------------------------------------------------------------------------------------
@@ -273,6 +309,7 @@ class XrdPage(QWidget):
 
     def _after_label_change(self, path: Path) -> None:
         self.patterns_panel.refresh(path)
+        self._show_audit_finding()
         self._update_count()
         self.train_panel.refresh()
         self.identifier.update_overlay()
@@ -308,6 +345,41 @@ class XrdPage(QWidget):
         else:
             self.phase_panel.set_label(self.project.labels(path))
         self._after_label_change(path)
+
+    # -- label audit (ui/xrd_audit.py, ADR 36) ------------------------------------------------------
+    def _show_audit_finding(self) -> None:
+        path, findings = self._current, self.findings
+        if path is None or findings is None:
+            self.audit_panel.show_finding("", False)
+            return
+        label = self._label_text(path)
+        self.audit_panel.show_finding(
+            findings.describe(str(path), label), findings.keeps("label_errors", str(path), label)
+        )
+
+    def _on_audit_controller_finished(self, _result: object) -> None:
+        if self.project is not None and self.project.folder == self.audit_panel.job.project_folder():
+            self.findings = load_findings(self.project.folder)
+            self._fill_list(self._current)
+
+    def take_audit_suggestion(self) -> None:
+        """Label the current pattern with the phase set the audit suggests (undoable).
+
+        Under the order *Likely label errors* the next one is shown.
+        """
+        path, findings = self._current, self.findings
+        if (
+            path is None
+            or findings is None
+            or not findings.keeps("label_errors", str(path), self._label_text(path))
+        ):
+            return
+        suggestion = findings.suggestion(str(path))
+        if not suggestion:
+            return
+        self.set_label([p for p in suggestion.split(";") if p])
+        if self.patterns_panel.order_box.currentIndex() == LABEL_ERROR_ORDER:
+            self.show_neighbour(1)
 
     # -- import -------------------------------------------------------------------------------------
     def choose_import(self) -> None:

@@ -2,6 +2,9 @@
 
 The list is in project order, or "least sure first": the patterns the model is most unsure about (its
 ``XrdPrediction.uncertainty``, which the page supplies as ``doubt``) on top, unidentified ones last.
+After an audit (ui/xrd_audit.py) it can also show only the likely label errors (most likely first) or the
+near-duplicates (a group's members side by side); a pattern fixed meanwhile stays listed until the list
+is filled again, so ticking the phases one by one does not make it jump away (ADR 36).
 
 The import (read every file to check it, copy it) runs in a worker; files it skips are listed with the
 reason.
@@ -25,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltune.core.audit_store import DUPLICATES, LABEL_ERRORS, AuditFindings
 from labeltune.core.xrd.readers import SUPPORTED_EXTENSIONS
 from labeltune.core.xrd.xrd_project import XrdProject
 from labeltune.ui.errors import show_error
@@ -36,8 +40,11 @@ Describe = Callable[[Path], tuple[str, str]]
 """(text, tooltip) of a pattern's row."""
 Doubt = Callable[[Path], float | None]
 """How unsure the model is about a pattern, 0..1 (``None``: not identified yet)."""
-ORDERS = ("Project order", "Least sure first")
-LEAST_SURE = 1
+LabelText = Callable[[Path], str]
+"""A pattern's label as the audit writes it (phases joined by ";")."""
+ORDERS = ("Project order", "Least sure first", "Likely label errors", "Near-duplicates")
+LEAST_SURE, LABEL_ERROR_ORDER, DUPLICATE_ORDER = 1, 2, 3
+AUDIT_KINDS = {LABEL_ERROR_ORDER: LABEL_ERRORS, DUPLICATE_ORDER: DUPLICATES}
 
 
 class PatternListPanel(QWidget):
@@ -52,13 +59,16 @@ class PatternListPanel(QWidget):
         self.import_controller = TaskController(self)
         self._describe: Describe = lambda path: (path.name, str(path))
         self._doubt: Doubt = lambda _path: None
+        self.findings: AuditFindings | None = None
+        self._label_text: LabelText = lambda _path: ""
         self._paths: list[Path] = []
         self.order_box = QComboBox()
         self.order_box.setObjectName("patternOrder")
         self.order_box.addItems(list(ORDERS))
         self.order_box.setToolTip(
             "Least sure first: the patterns whose phases the model is least sure of (a probability near "
-            "0.5, or a competing phase set that fits almost as well) on top; unidentified ones last"
+            "0.5, or a competing phase set that fits almost as well) on top; unidentified ones last.\n"
+            "Likely label errors / Near-duplicates: what the last audit found (Find likely label errors…)"
         )
         self.list = QListWidget()
         self.list.setObjectName("patternList")
@@ -113,20 +123,39 @@ class PatternListPanel(QWidget):
         """Order the list least sure first (or in project order), keeping the current pattern."""
         self.order_box.setCurrentIndex(LEAST_SURE if on else 0)
 
+    def set_findings(self, findings: AuditFindings | None, label_text: LabelText) -> None:
+        """The project's stored audit (``None``: none) and each pattern's label (used by the next fill)."""
+        self.findings, self._label_text = findings, label_text
+
+    def set_order(self, index: int) -> None:
+        """Choose an order of :data:`ORDERS` (the list is filled again, keeping the current pattern)."""
+        self.order_box.setCurrentIndex(index)
+
     def reorder(self) -> None:
         """Sort again (new identifications arrived), keeping the current pattern and not announcing it."""
         if self.order_box.currentIndex() == LEAST_SURE:
             self.fill(self._paths, self._describe, self.current_path())
 
     def _ordered(self, paths: list[Path]) -> list[Path]:
+        kind = AUDIT_KINDS.get(self.order_box.currentIndex())
+        if kind is not None:
+            findings = self.findings
+            if findings is None:
+                return []
+            kept = [p for p in paths if findings.keeps(kind, str(p), self._label_text(p))]
+            return sorted(kept, key=lambda p: findings.rank(kind, str(p)))
         if self.order_box.currentIndex() != LEAST_SURE:
             return paths
         doubts = [self._doubt(path) for path in paths]
         order = sorted(range(len(paths)), key=lambda i: (doubts[i] is None, -(doubts[i] or 0.0), i))
         return [paths[i] for i in order]
 
-    def _on_order_box_current_index_changed(self, _index: int) -> None:
-        self.fill(self._paths, self._describe, self.current_path())
+    def _on_order_box_current_index_changed(self, index: int) -> None:
+        """Sort again; the audit's orders start at their top (the most likely first)."""
+        before = self.current_path()
+        current = self.fill(self._paths, self._describe, None if index in AUDIT_KINDS else before)
+        if current != before:
+            self.current_changed.emit(current)
 
     def paths(self) -> list[Path]:
         """The listed patterns, in order."""
