@@ -239,8 +239,12 @@ class LabelPage(QWidget):
         self.label_next.shutdown()
         self.filter_combo.shutdown()
 
-    def _say(self, message: str) -> None:
+    def say(self, message: str) -> None:
+        """Put ``message`` on the status line under the gallery."""
         self.labeling.say(message)
+
+    def _say(self, message: str) -> None:
+        self.say(message)
 
     # -- filters ------------------------------------------------------------------------------------
     def _rebuild_filters(self) -> None:
@@ -255,7 +259,8 @@ class LabelPage(QWidget):
     def _on_session_predictions_changed(self) -> None:
         current = self.gallery.currentIndex()
         sample_id = self.model.sample_id(current.row()) if current.isValid() else None
-        self.model.load_predictions()  # the newest checked run's answers, and its unfamiliar images
+        # the answers of the run checked or drilled into last (else the newest checked), its unfamiliar images
+        self.model.load_predictions(self.session.shown_run)
         self._rebuild_filters()
         if sample_id is not None:
             self._on_session_current_changed(sample_id)
