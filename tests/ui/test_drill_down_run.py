@@ -104,6 +104,7 @@ def test_a_cell_of_an_unchecked_run_shows_that_run_s_predictions(page, qtbot) ->
         assert "run-2" in page.label_page.status_label.text()  # says what it is doing meanwhile
     labels = page.label_page
     assert labels.model.predicted_run == "run-2"
+    assert labels.status_label.text().startswith("The answers of run-2 are shown")  # not "Predicting…"
     _shown_predictions_agree_with_the_cell(page, run_dir, predicted)
     assert labels.label_next.run_in_use() == run_dir  # Retrain's "before" is the run looked at
     assert labels.why.why_button.isEnabled()

@@ -52,6 +52,8 @@ class ImagePage(QTabWidget):
         self.train_panel.run_finished.connect(label_next.retrain_ended)
         self.train_panel.controller.stopped.connect(lambda: label_next.retrain_ended(None))
         self.train_panel.controller.failed.connect(lambda *_: label_next.retrain_ended(None))
+        session.predictions_changed.connect(self._on_session_predictions_changed)
+        self._awaited_run: str | None = None  # the drill-down's run, being checked
 
     def _on_session_project_opened(self, _project: LabelProject) -> None:
         if self.session.project is not None:  # an image project: labeling comes first
@@ -85,11 +87,20 @@ class ImagePage(QTabWidget):
             if self.label_page.model.predicted_run != run_id:
                 self.session.notify_predictions_changed(run_id)
         elif self.results_panel.image_check.start(RunDetails(run)):
+            self._awaited_run = run_id
             self.label_page.say(
                 f"Predicting every image with {run_id}: its answers (bars, Space, Why) appear here when done…"
             )
         else:
             self.label_page.say("A check is running (Results tab): the answers shown are of another run")
+
+    def _on_session_predictions_changed(self) -> None:
+        awaited, self._awaited_run = self._awaited_run, None
+        if awaited is not None and awaited == self.session.shown_run:  # the "Predicting…" line is over
+            self.label_page.say(
+                f"The answers of {awaited} are shown: Space accepts one, a digit corrects, "
+                "Why shows the evidence"
+            )
 
     def map_run_dir(self) -> Path | None:
         """The run the map uses: the one whose predictions the gallery shows, else the newest run."""
