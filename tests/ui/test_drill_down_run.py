@@ -135,3 +135,18 @@ def test_the_check_line_belongs_to_the_run_it_checked(page, qtbot) -> None:
     assert not results.details_view.check_label.text().startswith("Checked")
     _select_run(page, "run-1")
     assert "checked" in results.details_view.check_label.text().lower()
+
+
+def test_the_cell_is_named_in_full_where_the_combo_cuts_it(page, qtbot) -> None:
+    """On the corn demo the Show combo read "Validation: Healthy → E": the model's class was cut off."""
+    _select_run(page, "run-1")  # checked: nothing is predicted, the line stays
+    true, predicted = _click_a_cell(page, qtbot)
+    labels = page.label_page
+    count = labels.model.rowCount()
+    said = labels.status_label.text()
+    if true != predicted:
+        assert said.startswith(f"{true} taken for {predicted}: {count} validation image")
+    else:
+        assert said.startswith(f"{true} recognised: {count} validation image")
+    assert "Space accepts" in said
+    assert f"{true} → {predicted}" in labels.filter_combo.toolTip()

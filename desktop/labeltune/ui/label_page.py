@@ -212,6 +212,10 @@ class LabelPage(QWidget):
             return 0
         paths = cell_paths(items, true, predicted)
         self.filter_combo.show_cell(GalleryFilter("cell", f"{true} → {predicted}"), paths)
+        images = f"{len(paths)} validation image{'s' if len(paths) != 1 else ''}"
+        what = f"{true} taken for {predicted}" if true != predicted else f"{true} recognised"
+        # the Show combo is narrow ("Validation: Healthy → B…"): the cell in full, and what to do
+        self._say(f"{what}: {images} · Space accepts the model's answer, a digit corrects, X excludes")
         return len(paths)
 
     def show_map_selection(self, paths: frozenset[str]) -> None:
