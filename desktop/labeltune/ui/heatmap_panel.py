@@ -77,7 +77,7 @@ class HeatmapPanel(QWidget):
         # as wide as "predicted class" from the start: it is filled only once a run is checked (it was
         # sized empty and read "predicte"); longer class names are elided, their list is wider
         self.class_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.class_combo.setMinimumContentsLength(len(PREDICTED))
+        self.class_combo.setMinimumContentsLength(len(PREDICTED) - 4)  # average letters are wider
         self.class_combo.view().setTextElideMode(Qt.TextElideMode.ElideNone)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
