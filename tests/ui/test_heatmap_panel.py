@@ -129,3 +129,11 @@ def test_the_class_combo_is_wide_enough_to_read(qtbot: QtBot, page: LabelPage) -
     qtbot.waitUntil(lambda: combo.count() > 0, timeout=TIMEOUT)
     needed = combo.fontMetrics().horizontalAdvance(PREDICTED)
     assert combo.width() > needed
+
+
+def test_the_first_image_shown_on_opening_has_its_bars(qtbot: QtBot, page: LabelPage) -> None:
+    """Reopening a checked project showed its first image without bars or "model:" (Why worked)."""
+    current = page.session.current_id
+    assert current is not None  # opening shows the first image
+    qtbot.waitUntil(lambda: page.topk_bars.bars() != [], timeout=5_000)
+    assert page.topk_bars.bars()[0][0] == "class1"

@@ -106,8 +106,10 @@ class GalleryModel(QAbstractListModel):
         self.update_classes()
         self._predictions, self._topk, self._predicted_run = {}, {}, None
         self._excluded = project.excluded_ids() if project is not None and not project.closed else set()
-        self.reload()
+        # the predictions before the rows: the reset makes the first row current, and the large view
+        # and the top-k bars read its prediction then (they showed none for it)
         self.load_predictions()
+        self.reload()
 
     @property
     def order(self) -> SortOrder:
