@@ -1,7 +1,7 @@
 """Make the README's screenshots by driving the real main window (offscreen unless a display is set).
 
 Run: ``.venv/bin/python scripts/make_screenshots.py [--out docs/screenshots] [--epochs 30] [--keep]``
-(or ``make screenshots``). It writes four PNGs:
+(or ``make screenshots``). It writes these PNGs:
 
 - ``start-page.png``: the start page with two recent projects;
 - ``labeling.png``: a corn-leaf project (a copy of the shipped demo with a quarter of its photos
@@ -10,6 +10,8 @@ Run: ``.venv/bin/python scripts/make_screenshots.py [--out docs/screenshots] [--
   ImageNet weights ship with LabelTune: nothing is downloaded), grabbed when the fifth epoch is reported;
 - ``results.png``: the Results tab after that run, with scores, per-class table and confusion matrix,
   after *Check all images*;
+- ``browser.png``: the prediction browser: a cell of that run's confusion matrix clicked (a mistake if
+  it made one), the Label tab showing the validation images behind it with the top-k bars of the first;
 - ``unfamiliar.png``: the Label tab showing the images that run finds unfamiliar (the survey holds an
   out-of-focus photo, a photo taken at dusk and a fish photo filed by mistake).
 - ``label_errors.png``: the Label tab's *Likely label errors* after Results ▸ *Find likely label errors…*
@@ -282,6 +284,25 @@ def run(out: Path, base: Path, epochs: int) -> None:
     wait_until(lambda: bool(checked), 300, "the check of all images")
     settle(500)
     save(window, out / "results.png")
+
+    # -- the prediction browser: a confusion-matrix cell drilled into -----------------------------------
+    confusion = details.confusion
+    matrix = confusion.matrix()
+    cells = [(r, c) for r, line in enumerate(matrix) for c, count in enumerate(line) if count]
+    row, column = max(cells, key=lambda cell: (cell[0] != cell[1], matrix[cell[0]][cell[1]]))
+    confusion.cell_activated.emit(row, column)  # as a click on the cell does
+    wait_until(
+        lambda: window.tabs.currentWidget() is page and model.filter.kind == "cell" and model.rowCount() > 0,
+        20,
+        "the images of the cell",
+    )
+    page.gallery.select_row(0)
+    page.gallery.setFocus()
+    wait_until(lambda: bool(model.topk(model.sample_id(0))), 60, "the top-k bars")
+    wait_until(lambda: (page.gallery.viewport().update(), thumbnails_arrived())[1], 60, "the thumbnails")
+    wait_until(lambda: page.image_view.state() != "loading", 30, "the large image")
+    settle(500)
+    save(window, out / "browser.png")
 
     # -- unfamiliar images -------------------------------------------------------------------------------
     from labeltune.ui.gallery_model import GalleryFilter

@@ -55,3 +55,12 @@ def test_the_change_is_worded_from_both_runs_files(tmp_path: Path) -> None:
     assert metric_change(old, new) == "Validation accuracy 0.86 → 0.91 (+12 labels)"
     bare = _run(tmp_path / "bare", TrainConfig(), None, 40)
     assert metric_change(bare, new) == "Validation accuracy ? → 0.91 (+12 labels)"
+
+
+def test_the_change_counts_images_left_out_in_words(tmp_path: Path) -> None:
+    """Tried on the corn demo: relabel one, exclude one (X), Retrain said "(-1 labels)"."""
+    old = _run(tmp_path / "old", TrainConfig(), 0.79, 120)
+    assert metric_change(old, _run(tmp_path / "a", TrainConfig(), 0.8, 119)).endswith("(1 image fewer)")
+    assert metric_change(old, _run(tmp_path / "b", TrainConfig(), 0.8, 117)).endswith("(3 images fewer)")
+    assert metric_change(old, _run(tmp_path / "c", TrainConfig(), 0.8, 120)).endswith("(as many images)")
+    assert metric_change(old, _run(tmp_path / "d", TrainConfig(), 0.8, 121)).endswith("(+1 label)")

@@ -215,6 +215,15 @@ def test_schema_1_projects_gain_the_ood_score_column(proj: Project) -> None:
         assert list(project.prediction_map("r1").values()) == [("cat", 0.9, 2.5)]
 
 
+def test_has_predictions_says_which_runs_were_checked(proj: Project) -> None:
+    proj.add_samples(_samples(proj.folder, [("a.png", "cat")]))
+    for run_id in ("r1", "r2"):
+        proj.record_run(run_id, proj.folder / "runs" / run_id, "resnet18", "features", {})
+    proj.add_predictions("r1", [(proj.folder / "a.png", "cat", 0.9, [("cat", 0.9)], None)])
+    assert proj.has_predictions("r1") and not proj.has_predictions("r2")
+    assert not proj.has_predictions("no-such-run")
+
+
 def test_missing_database_is_recreated(proj: Project) -> None:
     proj.add_samples(_samples(proj.folder, [("a.png", "cat")]))
     proj.close()

@@ -119,3 +119,21 @@ def test_why_is_off_without_a_checked_run(
     assert "Check a run's predictions" in label_page.why.why_button.toolTip()
     label_page.shutdown()
     project.close()
+
+
+def test_the_class_combo_is_wide_enough_to_read(qtbot: QtBot, page: LabelPage) -> None:
+    """On the corn demo the combo read "predicte": it was sized while still empty (no run checked yet)."""
+    page.resize(1280, 800)
+    page.gallery.select_row(0)
+    combo = page.why.class_combo
+    qtbot.waitUntil(lambda: combo.count() > 0, timeout=TIMEOUT)
+    needed = combo.fontMetrics().horizontalAdvance(PREDICTED)
+    assert combo.width() > needed
+
+
+def test_the_first_image_shown_on_opening_has_its_bars(qtbot: QtBot, page: LabelPage) -> None:
+    """Reopening a checked project showed its first image without bars or "model:" (Why worked)."""
+    current = page.session.current_id
+    assert current is not None  # opening shows the first image
+    qtbot.waitUntil(lambda: page.topk_bars.bars() != [], timeout=5_000)
+    assert page.topk_bars.bars()[0][0] == "class1"

@@ -65,3 +65,19 @@ def test_the_bar_saves_auto_advance_and_counts_the_images(qtbot) -> None:
 def test_which_keys_label(event: QKeyEvent, anywhere: bool, in_class_list: bool) -> None:
     assert is_label_key(event) is anywhere
     assert is_label_key(event, digits_only=True) is in_class_list
+
+
+def test_topk_names_fit_their_column_elided_not_cut(qtbot) -> None:
+    """On the fish demo the bars read "yphidodon dickii": long names were cut at the left edge."""
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from labeltune.ui.gallery_topk import name_column
+
+    metrics = QFontMetrics(QFont())
+    names = ["Plectroglyphidodon dickii", "Dascyllus reticulatus", "Chromis"]
+    column, shown = name_column(names, metrics, 300)
+    assert column <= 150
+    assert all(metrics.horizontalAdvance(text) <= column - 4 for text in shown)
+    assert shown[2] == "Chromis" and "…" in shown[0]  # short names whole, long ones elided
+    wide, whole = name_column(names, metrics, 2000)
+    assert whole == names and wide == metrics.horizontalAdvance(names[0]) + 6

@@ -261,3 +261,25 @@ def test_xrd_models_predict_a_folder_of_patterns(qtbot: Any, tmp_path: Path) -> 
         assert (tmp_path / "patterns-sorted" / row["predicted"] / name).is_file()
     assert "Predicted 2 patterns" in dialog.summary_label.text()
     dialog.close()
+
+
+def test_a_typed_folder_gets_the_csv_proposed_beside_it(
+    qtbot: Any, trained: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tried as a new user: a folder typed (not chosen) left "Write a CSV" ticked and empty: refused."""
+    project, _new = trained
+    shown: list[str] = []
+    monkeypatch.setattr(predict_dialog, "show_error", lambda _w, _title, message, *_: shown.append(message))
+    folder = write_class_folder(tmp_path / "typed", classes=2, per_class=2, size=40)
+    dialog = PredictFolderDialog(project / "runs" / "run-1")
+    qtbot.addWidget(dialog)
+    qtbot.keyClicks(dialog.folder_edit, str(folder))
+    dialog.folder_edit.editingFinished.emit()  # as leaving the field does
+    proposed = tmp_path / "typed-predictions.csv"
+    assert dialog.csv_edit.text() == str(proposed)
+    assert dialog.sort_edit.text() == str(tmp_path / "typed-sorted")
+    dialog.csv_edit.clear()  # emptied by hand: Predict proposes it again rather than refuse
+    with qtbot.waitSignal(dialog.controller.finished, timeout=TIMEOUT):
+        dialog.run_button.click()
+    assert not shown and proposed.is_file()
+    dialog.close()

@@ -152,4 +152,10 @@ def metric_change(old_run: Path | str, new_run: Path | str) -> str:
     def number(value: float | None) -> str:
         return "?" if value is None else f"{value:.2f}"
 
-    return f"Validation accuracy {number(before)} → {number(after)} ({added:+d} labels)"
+    if added > 0:
+        images = f"+{added} label" + ("s" if added > 1 else "")
+    elif added < 0:  # images left out (X) or unlabeled since
+        images = f"{-added} image{'s' if added < -1 else ''} fewer"
+    else:
+        images = "as many images"
+    return f"Validation accuracy {number(before)} → {number(after)} ({images})"

@@ -40,6 +40,7 @@ class FilterCombo(QComboBox):
         super().__init__(parent)
         self.setObjectName("filterCombo")
         self.setToolTip("Which images the gallery shows")
+        self.currentTextChanged.connect(self._on_current_text_changed)  # the whole text, when cut
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self._run_dir: str | None = None
         self._cell: GalleryFilter | None = None  # the confusion-matrix cell shown last (drill-down)
@@ -100,6 +101,11 @@ class FilterCombo(QComboBox):
         index = self.index_of(current)
         self.setCurrentIndex(max(0, index))
         return index >= 0
+
+    def _on_current_text_changed(self, text: str) -> None:
+        self.setToolTip(
+            f"Which images the gallery shows: {text}" if text else "Which images the gallery shows"
+        )
 
     def show_cell(self, cell: GalleryFilter, paths: frozenset[str]) -> None:
         """Offer and select the filter of a matrix cell (or a map selection); announce it with its files."""

@@ -111,8 +111,10 @@ class GalleryModel(QAbstractListModel):
         self._predictions, self._topk, self._predicted_run = {}, {}, None
         self.findings = None
         self._excluded = project.excluded_ids() if project is not None and not project.closed else set()
-        self.reload()
+        # the predictions before the rows: the reset makes the first row current, and the large view
+        # and the top-k bars read its prediction then (they showed none for it)
         self.load_predictions()
+        self.reload()
 
     @property
     def order(self) -> SortOrder:
@@ -157,17 +159,19 @@ class GalleryModel(QAbstractListModel):
         self._rows = self._query()
         self.endResetModel()
 
-    def load_predictions(self) -> None:
-        """Read the newest checked run's predictions (on opening, and when a check stored new ones).
+    def load_predictions(self, run_id: str | None = None) -> None:
+        """Read the predictions of run ``run_id`` if it has stored ones, else of the newest checked run.
 
-        Not part of :meth:`reload`: filters and label changes reload the rows often, the predictions
-        change only when a check finishes (one query over every sample of a large project).
+        Called on opening, when a check stored new ones and when the drill-down shows another run's
+        answers. Not part of :meth:`reload`: filters and label changes reload the rows often, the
+        predictions change only when a check finishes (one query over every sample of a large project).
         """
         project = self._project
         if project is None or project.closed:
             self._predictions, self._topk, self._predicted_run = {}, {}, None
         else:
-            self._predicted_run = run = project.latest_predicted_run()
+            wanted = run_id is not None and project.has_predictions(run_id)
+            self._predicted_run = run = run_id if wanted else project.latest_predicted_run()
             self._predictions = project.prediction_map(run) if run else {}
             self._topk = project.prediction_topk(run) if run else {}
         if self._filter.kind in ("unfamiliar", "predicted", "correct", "incorrect") or (

@@ -9,12 +9,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPalette
+from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from labeltune.ui.gallery import UNFAMILIAR_COLOUR, class_colour
 
 ROW = 18
+
+
+def name_column(names: Sequence[str], metrics: QFontMetrics, width: int) -> tuple[int, list[str]]:
+    """The width of the names' column in a ``width`` wide widget and the names as drawn in it.
+
+    As wide as the longest name, at most half the widget; a longer name is elided in the middle
+    ("Plectrog…on dickii", as in the class list) where it was cut at the left edge ("yphidodon dickii").
+    """
+    needed = max((metrics.horizontalAdvance(name) for name in names), default=0) + 6  # 2 px to spare
+    column = max(1, min(needed, width // 2))
+    return column, [metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, column - 4) for name in names]
 
 
 class TopKBars(QWidget):
@@ -62,14 +73,14 @@ class TopKBars(QWidget):
         palette = self.palette()
         text = palette.color(QPalette.ColorRole.WindowText)
         width = self.width()
-        name_width = min(140, width // 3)
+        name_width, shown = name_column([name for name, _p in self._topk], painter.fontMetrics(), width)
         for i, (name, probability) in enumerate(self._topk):
             top = 2 + i * ROW
             painter.setPen(text)
             painter.drawText(
                 QRect(0, top, name_width - 4, ROW),
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                name,
+                shown[i],
             )
             bar_room = max(1, width - name_width - 50)
             colour = class_colour(self._classes.index(name)) if name in self._classes else QColor("gray")

@@ -74,6 +74,11 @@ class HeatmapPanel(QWidget):
         self.why_button.setToolTip(WHY_TIP)
         self.class_combo = QComboBox()
         self.class_combo.setToolTip("The class whose evidence is shown")
+        # as wide as "predicted class" from the start: it is filled only once a run is checked (it was
+        # sized empty and read "predicte"); longer class names are elided, their list is wider
+        self.class_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.class_combo.setMinimumContentsLength(len(PREDICTED) - 4)  # average letters are wider
+        self.class_combo.view().setTextElideMode(Qt.TextElideMode.ElideNone)
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(round(100 * view.view.overlay_opacity()))

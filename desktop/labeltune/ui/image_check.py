@@ -47,6 +47,8 @@ class RunJob(QObject):
         self._widget = parent  # errors are shown over it
         self.controller = TaskController(self)
         self._folder: Path | None = None  # the folder of the project the job runs on
+        self._run: str | None = None  # the run the job runs (or last ran) with
+        self._shown_run: str | None = None  # the run whose details the line is under
         self.controller.progressed.connect(self._on_controller_progressed)
         self.controller.finished.connect(self._on_controller_finished)
         self.controller.stopped.connect(self._on_controller_stopped)
@@ -66,15 +68,28 @@ class RunJob(QObject):
         project = self.session.project
         return None if project is None else project.folder
 
-    def start(self, details: RunDetails | None) -> None:
-        """Run the job for the run of ``details`` on the open project, in a worker thread."""
+    def announce(self, run_id: str | None) -> None:
+        """Tell the session the job's outcome is stored (the check also makes its run the one shown)."""
+        self.session.notify_predictions_changed()
+
+    def start(self, details: RunDetails | None) -> bool:
+        """Run the job for the run of ``details`` on the open project, in a worker thread.
+
+        False when nothing was started (no project or run, or a job is running already).
+        """
         folder = self.project_folder()
         if folder is None or details is None or self.controller.is_running():
-            return
+            return False
         job = self.job(folder, details)
-        self._folder = folder
-        self.label.setText(self.busy_text)
+        self._folder, self._run = folder, str(details.run["id"])
+        if self._shown_run in (None, self._run):
+            self.label.setText(self.busy_text)
         self.controller.start(FunctionWorker(job))
+        return True
+
+    def _says_for_its_run(self) -> bool:
+        """Whether the line is under the job's run (the line says nothing about another run's job)."""
+        return self._shown_run in (None, self._run)
 
     def toggle(self, details: RunDetails | None) -> None:
         """Stop a running job, else start one (the button does both)."""
@@ -101,18 +116,19 @@ class RunJob(QObject):
         return folder is not None and folder == self._folder
 
     def _on_controller_progressed(self, progress: Any) -> None:
-        if progress.total and self._shows_its_project():
+        if progress.total and self._shows_its_project() and self._says_for_its_run():
             self.label.setText(f"{self.busy_text} {progress.done} of {progress.total}")
 
     def _on_controller_stopped(self) -> None:
-        if self._shows_its_project():  # (not when its project was closed meanwhile)
+        if self._shows_its_project() and self._says_for_its_run():  # (not when its project was closed)
             self.label.setText("Stopped; nothing was stored.")
 
     def _on_controller_finished(self, result: Any) -> None:
         if not self._shows_its_project():  # its project was closed meanwhile
             return
-        self.label.setText(self.finished_text(result))
-        self.session.notify_predictions_changed()
+        if self._says_for_its_run():
+            self.label.setText(self.finished_text(result))
+        self.announce(self._run)
 
     def _on_controller_failed(self, message: str, details: str) -> None:
         if self._shows_its_project():
@@ -134,13 +150,36 @@ class ImageCheck(RunJob):
 
         return check
 
+    def announce(self, run_id: str | None) -> None:
+        """The Label tab shows this run's answers from now on."""
+        self.session.notify_predictions_changed(run_id)
+
+    def describe(self, details: RunDetails | None) -> None:
+        """Word the line for the run now shown: its check in progress, stored predictions, or nothing.
+
+        The line is under one run's details: what it said about the check of another run is not kept.
+        """
+        project = self.session.project
+        run_id = None if details is None else str(details.run["id"])
+        self._shown_run = run_id
+        if run_id is None or project is None or project.closed:
+            self.label.clear()
+        elif self.controller.is_running():
+            same = run_id == self._run
+            self.label.setText(self.busy_text if same else "Checking the images with another run…")
+        elif project.has_predictions(run_id):
+            self.label.setText("Already checked: the Label tab can show what this model says.")
+        else:
+            self.label.clear()
+
     def finished_text(self, result: dict[str, Any]) -> str:
         """How many images were checked and how many look unfamiliar."""
         unfamiliar = int(result["unfamiliar"])
         text = f"Checked {result['predicted']} images."
+        verb = "looks" if unfamiliar == 1 else "look"
         if unfamiliar:
             return text + (
-                f" <b>{unfamiliar} look unlike the training images</b>: see them in the Label tab "
+                f" <b>{unfamiliar} {verb} unlike the training images</b>: see them in the Label tab "
                 "(Show: Unfamiliar to the model)."
             )
         return text + " None looks unlike the training images. The Label tab shows what the model says."

@@ -13,6 +13,7 @@ from labeltune.ui.heatmap_panel import predicted_run_dir
 from labeltune.ui.import_dialog import ImportDialog
 from labeltune.ui.label_page import LabelPage
 from labeltune.ui.results_panel import ResultsPanel
+from labeltune.ui.runs_list import RunDetails
 from labeltune.ui.session import ProjectSession
 from labeltune.ui.train_panel import TrainPanel
 
@@ -51,6 +52,8 @@ class ImagePage(QTabWidget):
         self.train_panel.run_finished.connect(label_next.retrain_ended)
         self.train_panel.controller.stopped.connect(lambda: label_next.retrain_ended(None))
         self.train_panel.controller.failed.connect(lambda *_: label_next.retrain_ended(None))
+        session.predictions_changed.connect(self._on_session_predictions_changed)
+        self._awaited_run: str | None = None  # the drill-down's run, being checked
 
     def _on_session_project_opened(self, _project: LabelProject) -> None:
         if self.session.project is not None:  # an image project: labeling comes first
@@ -65,6 +68,39 @@ class ImagePage(QTabWidget):
         """Confusion-matrix drill-down: the Label tab shows the validation images behind the cell."""
         self.label_page.show_cell(run_dir, true, predicted)
         self.setCurrentWidget(self.label_page)
+        self.show_predictions_of(Path(run_dir))
+
+    def show_predictions_of(self, run_dir: Path) -> None:
+        """Make the Label tab show the answers of the run in ``run_dir`` (bars, Space, Why, Retrain's base).
+
+        A run never checked is checked first (Results ▸ Check all images, in a worker): its cell's images
+        are in view meanwhile, and its answers appear when the check ends.
+        """
+        project = self.session.project
+        if project is None or project.closed:
+            return
+        run = next((r for r in project.runs() if Path(r["path"]) == run_dir), None)
+        if run is None:
+            return
+        run_id = str(run["id"])
+        if project.has_predictions(run_id):
+            if self.label_page.model.predicted_run != run_id:
+                self.session.notify_predictions_changed(run_id)
+        elif self.results_panel.image_check.start(RunDetails(run)):
+            self._awaited_run = run_id
+            self.label_page.say(
+                f"Predicting every image with {run_id}: its answers (bars, Space, Why) appear here when done…"
+            )
+        else:
+            self.label_page.say("A check is running (Results tab): the answers shown are of another run")
+
+    def _on_session_predictions_changed(self) -> None:
+        awaited, self._awaited_run = self._awaited_run, None
+        if awaited is not None and awaited == self.session.shown_run:  # the "Predicting…" line is over
+            self.label_page.say(
+                f"The answers of {awaited} are shown: Space accepts one, a digit corrects, "
+                "Why shows the evidence"
+            )
 
     def map_run_dir(self) -> Path | None:
         """The run the map uses: the one whose predictions the gallery shows, else the newest run."""

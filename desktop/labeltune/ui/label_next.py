@@ -99,6 +99,7 @@ class LabelNextController(QObject):
         session.labels_changed.connect(self._on_session_labels_changed)
         session.current_changed.connect(self._on_session_current_changed)
         session.runs_changed.connect(self._update_buttons)
+        session.predictions_changed.connect(self._on_session_predictions_changed)
         self._update_buttons()
 
     # -- the run in use -----------------------------------------------------------------------------
@@ -254,6 +255,11 @@ class LabelNextController(QObject):
         self._new_labels.clear()
         self.change_label.clear()
         self.filter_combo.show_queue(None)
+        self._update_buttons()
+
+    def _on_session_predictions_changed(self) -> None:
+        if self.session.shown_run is not None:  # a run was checked or drilled into: that one is in use
+            self._retrained_run = None
         self._update_buttons()
 
     def _on_session_labels_changed(self, ids: list[int]) -> None:

@@ -215,6 +215,10 @@ class LabelPage(QWidget):
             return 0
         paths = cell_paths(items, true, predicted)
         self.filter_combo.show_cell(GalleryFilter("cell", f"{true} → {predicted}"), paths)
+        images = f"{len(paths)} validation image{'s' if len(paths) != 1 else ''}"
+        what = f"{true} taken for {predicted}" if true != predicted else f"{true} recognised"
+        # the Show combo is narrow ("Validation: Healthy → B…"): the cell in full, and what to do
+        self._say(f"{what}: {images} · Space accepts the model's answer, a digit corrects, X excludes")
         return len(paths)
 
     def show_map_selection(self, paths: frozenset[str]) -> None:
@@ -242,8 +246,12 @@ class LabelPage(QWidget):
         self.label_next.shutdown()
         self.filter_combo.shutdown()
 
-    def _say(self, message: str) -> None:
+    def say(self, message: str) -> None:
+        """Put ``message`` on the status line under the gallery."""
         self.labeling.say(message)
+
+    def _say(self, message: str) -> None:
+        self.say(message)
 
     # -- filters ------------------------------------------------------------------------------------
     def _rebuild_filters(self) -> None:
@@ -259,7 +267,8 @@ class LabelPage(QWidget):
     def _on_session_predictions_changed(self) -> None:
         current = self.gallery.currentIndex()
         sample_id = self.model.sample_id(current.row()) if current.isValid() else None
-        self.model.load_predictions()  # the newest checked run's answers, and its unfamiliar images
+        # the answers of the run checked or drilled into last (else the newest checked), its unfamiliar images
+        self.model.load_predictions(self.session.shown_run)
         self._load_findings()
         self._rebuild_filters()
         if sample_id is not None:

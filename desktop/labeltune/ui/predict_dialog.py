@@ -142,6 +142,7 @@ class PredictFolderDialog(QDialog):
         self.controller.failed.connect(self._on_controller_failed)
         self.controller.running_changed.connect(self._on_controller_running_changed)
         self.folder_button.clicked.connect(self._on_folder_button_clicked)
+        self.folder_edit.editingFinished.connect(self._on_folder_edit_editing_finished)
         self.csv_button.clicked.connect(self._on_csv_button_clicked)
         self.sort_button.clicked.connect(self._on_sort_button_clicked)
         self.run_button.clicked.connect(self._on_run_button_clicked)
@@ -154,9 +155,13 @@ class PredictFolderDialog(QDialog):
     def set_folder(self, folder: Path) -> None:
         """Predict ``folder``; the CSV and the sorted copies are proposed beside it (not inside it)."""
         self.folder_edit.setText(str(folder))
-        if not self.csv_edit.text():
+        self._propose_outputs(folder)
+
+    def _propose_outputs(self, folder: Path) -> None:
+        """Fill the empty CSV and sorted-copies fields with places beside ``folder``."""
+        if not self.csv_edit.text().strip():
             self.csv_edit.setText(str(folder.parent / f"{folder.name}-predictions.csv"))
-        if not self.sort_edit.text():
+        if not self.sort_edit.text().strip():
             self.sort_edit.setText(str(folder.parent / f"{folder.name}-sorted"))
 
     def start(self) -> None:
@@ -167,6 +172,7 @@ class PredictFolderDialog(QDialog):
         if not self.folder_edit.text().strip() or not folder.is_dir():
             show_error(self, "Cannot predict", f"Choose a folder to predict ({folder} is not one).")
             return
+        self._propose_outputs(folder)  # a folder typed in, then a field emptied: beside it again
         for check, edit, what in (
             (self.csv_check, self.csv_edit, "CSV file"),
             (self.sort_check, self.sort_edit, "folder"),
@@ -238,6 +244,11 @@ class PredictFolderDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Folder to predict", self.folder_edit.text())
         if folder:
             self.set_folder(Path(folder))
+
+    def _on_folder_edit_editing_finished(self) -> None:
+        text = self.folder_edit.text().strip()
+        if text and Path(text).expanduser().is_dir():  # typed or pasted: propose as Choose… does
+            self._propose_outputs(Path(text).expanduser())
 
     def _on_csv_button_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(

@@ -143,6 +143,7 @@ class ResultsPanel(QWidget):
             self.stack.setCurrentWidget(self.placeholder)
         elif len(runs) == 1:
             self.details_view.show_run(load_run_details(runs[0]))
+            self.image_check.describe(self.details_view.details)  # the check line is this run's
             self.stack.setCurrentWidget(self.details_view)
         else:
             newer, older = sorted(runs, key=lambda r: (r.get("created") or 0, str(r["id"])), reverse=True)[:2]

@@ -43,6 +43,9 @@ class ProjectSession(QObject):
         self.settings = settings
         self.current_project: LabelProject | None = None
         self.current_id: int | None = None
+        #: The run whose stored predictions the Label tab shows: the one checked or drilled into last
+        #: (``None``: the newest checked run).
+        self.shown_run: str | None = None
 
     # -- project ------------------------------------------------------------------------------------
     @property
@@ -63,6 +66,7 @@ class ProjectSession(QObject):
         self.close()
         self.current_project = project
         self.current_id = None
+        self.shown_run = None
         self.project_opened.emit(project)
 
     def close(self) -> None:
@@ -73,6 +77,7 @@ class ProjectSession(QObject):
             project.close()
             self.current_project = None
             self.current_id = None
+            self.shown_run = None
             self.project_closed.emit()
 
     def require(self) -> Project:
@@ -153,6 +158,11 @@ class ProjectSession(QObject):
         """Tell panels that a run was recorded."""
         self.runs_changed.emit()
 
-    def notify_predictions_changed(self) -> None:
-        """Tell panels that a run's predictions of the project's images were stored."""
+    def notify_predictions_changed(self, run_id: str | None = None) -> None:
+        """Tell panels that a run's predictions of the project's images were stored, or are to be shown.
+
+        ``run_id``: that run's predictions are shown from now on (the run checked or drilled into).
+        """
+        if run_id is not None:
+            self.shown_run = run_id
         self.predictions_changed.emit()

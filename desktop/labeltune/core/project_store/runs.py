@@ -159,6 +159,14 @@ class RunsMixin(StoreBase):
             )
         return str(row[0]) if row else None
 
+    def has_predictions(self, run_id: str) -> bool:
+        """Whether the run's predictions of the project's images are stored (it was checked)."""
+        with self._lock:
+            row = (
+                self._db().execute("SELECT 1 FROM predictions WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+            )
+        return row is not None
+
     def prediction_map(self, run_id: str) -> dict[int, tuple[str, float, float | None]]:
         """``sample id → (label, confidence, ood_score)`` of a run's stored predictions (one query)."""
         with self._lock:
