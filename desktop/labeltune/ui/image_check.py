@@ -81,7 +81,8 @@ class RunJob(QObject):
         if folder is None or details is None or self.controller.is_running():
             return False
         job = self.job(folder, details)
-        self._folder, self._run = folder, str(details.run["id"])
+        run_id = details.run.get("id")  # (an XRD project's model has none)
+        self._folder, self._run = folder, None if run_id is None else str(run_id)
         if self._shown_run in (None, self._run):
             self.label.setText(self.busy_text)
         self.controller.start(FunctionWorker(job))
