@@ -8,11 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_class_folder  # tests/conftest.py
-from labeltune.core.datasets import scan
-from labeltune.core.project import Project
+from conftest import train_small_project, write_class_folder  # tests/conftest.py
 from labeltune.core.settings import Settings
-from labeltune.core.training import TrainConfig, train
 from labeltune.ui.gallery_model import UNFAMILIAR_ROLE, GalleryFilter
 from labeltune.ui.label_page import LabelPage
 from labeltune.ui.results_panel import ResultsPanel
@@ -26,15 +23,7 @@ def project(tmp_path: Path) -> Path:
     stripes = np.zeros((40, 40, 3), dtype=np.uint8)
     stripes[::4] = 255  # black and white stripes: nothing like the noisy colour fields
     Image.fromarray(stripes).save(data / "odd.png")
-    folder = tmp_path / "project"
-    with Project.create(folder) as proj:
-        dataset = scan(data)
-        proj.add_source(dataset.root)
-        proj.add_samples(dataset.samples)
-        config = TrainConfig(backbone="resnet18", weights="none", input_size=32, epochs=3, batch_size=8)
-        run_dir = proj.runs_dir / "run-1"
-        result = train(scan(folder), config, run_dir)
-        proj.record_run("run-1", run_dir, result.backbone, result.strategy, result.to_json())
+    folder, _run_dir = train_small_project(tmp_path, {}, data=data)
     return folder
 
 

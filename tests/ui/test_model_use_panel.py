@@ -13,11 +13,8 @@ import pytest
 from PIL import Image
 from PySide6.QtWidgets import QFileDialog
 
-from conftest import write_class_folder  # tests/conftest.py
-from labeltune.core.datasets import scan
-from labeltune.core.project import Project
+from conftest import train_small_project, write_class_folder  # tests/conftest.py
 from labeltune.core.settings import Settings
-from labeltune.core.training import TrainConfig, train
 from labeltune.ui import model_use, predict_dialog
 from labeltune.ui.predict_dialog import PredictFolderDialog
 from labeltune.ui.results_panel import ResultsPanel
@@ -30,16 +27,7 @@ TIMEOUT = 120_000
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(project folder with one trained run, a folder to predict: class images, an odd one, a text file)."""
     root = tmp_path_factory.mktemp("use")
-    data = write_class_folder(root / "data", classes=3, per_class=16, size=40)
-    folder = root / "project"
-    with Project.create(folder) as proj:
-        dataset = scan(data)
-        proj.add_source(dataset.root)
-        proj.add_samples(dataset.samples)
-        config = TrainConfig(backbone="resnet18", weights="none", input_size=32, epochs=3, batch_size=8)
-        run_dir = proj.runs_dir / "run-1"
-        result = train(scan(folder), config, run_dir)
-        proj.record_run("run-1", run_dir, result.backbone, result.strategy, result.to_json())
+    folder, _run_dir = train_small_project(root, {})
     new = write_class_folder(root / "new", classes=3, per_class=3, size=40)
     stripes = np.zeros((40, 40, 3), dtype=np.uint8)
     stripes[::4] = 255  # nothing like the noisy colour fields the model was trained on

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from labeltune.ui.errors import show_error
+from labeltune.ui.path_row import path_row
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
 PREDICT_TEXT = "&Predict"
@@ -57,13 +58,6 @@ def summary_text(result: Any) -> str:
         if len(result.skipped) > MAX_SKIPPED_SHOWN:
             parts.append(f"<br>· and {len(result.skipped) - MAX_SKIPPED_SHOWN} more")
     return "".join(parts)
-
-
-def _path_row(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
-    row = QHBoxLayout()
-    row.addWidget(edit, 1)
-    row.addWidget(button)
-    return row
 
 
 class PredictFolderDialog(QDialog):
@@ -103,9 +97,9 @@ class PredictFolderDialog(QDialog):
         self.threshold.setValue(0.5)
         self.threshold.setToolTip("Answers with a calibrated confidence below this go to uncertain/")
         form = QFormLayout()
-        form.addRow("Folder", _path_row(self.folder_edit, self.folder_button))
-        form.addRow(self.csv_check, _path_row(self.csv_edit, self.csv_button))
-        form.addRow(self.sort_check, _path_row(self.sort_edit, self.sort_button))
+        form.addRow("Folder", path_row(self.folder_edit, self.folder_button))
+        form.addRow(self.csv_check, path_row(self.csv_edit, self.csv_button))
+        form.addRow(self.sort_check, path_row(self.sort_edit, self.sort_button))
         form.addRow("Uncertain below", self.threshold)
         if wavelength is not None:
             form.addRow("Wavelength (Å)", self.wavelength)

@@ -24,14 +24,8 @@ from labeltune.core.project import new_project_problem
 from labeltune.core.settings import Settings, project_folder_name
 from labeltune.core.xrd.demo import shipped_model
 from labeltune.core.xrd.xrd_project import CU_KA1, XrdProject, xrd_run_problem
+from labeltune.ui.path_row import path_row
 from labeltune.ui.xrd_project_bar import WARNING_COLOUR, WAVELENGTH_HELP
-
-
-def _folder_row(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
-    row = QHBoxLayout()
-    row.addWidget(edit, 1)
-    row.addWidget(button)
-    return row
 
 
 class XrdNewProjectDialog(QDialog):
@@ -84,10 +78,10 @@ class XrdNewProjectDialog(QDialog):
         form = QFormLayout()
         rows: list[tuple[str, QWidget, QWidget | QHBoxLayout]] = [
             ("Project &name:", self.name_edit, self.name_edit),
-            ("Save &in:", self.save_in_edit, _folder_row(self.save_in_edit, buttons["folder"])),
+            ("Save &in:", self.save_in_edit, path_row(self.save_in_edit, buttons["folder"])),
             ("", self.where_label, self.where_label),
-            ("Phase &library:", self.library_edit, _folder_row(self.library_edit, buttons["library"])),
-            ("&Model (optional):", self.model_edit, _folder_row(self.model_edit, buttons["model"])),
+            ("Phase &library:", self.library_edit, path_row(self.library_edit, buttons["library"])),
+            ("&Model (optional):", self.model_edit, path_row(self.model_edit, buttons["model"])),
             ("X-ray &wavelength:", self.wavelength_spin, self.wavelength_spin),
         ]
         for text, buddy, field in rows:  # a QLabel with a buddy: the & becomes a mnemonic, not a character
