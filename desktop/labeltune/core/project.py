@@ -54,6 +54,7 @@ from labeltune.core.project_store.base import (
     now_iso,
 )
 from labeltune.core.project_store.classes import ClassesMixin
+from labeltune.core.project_store.integrity import check_store, damaged_store_error, is_damage, refresh_backup
 from labeltune.core.project_store.labels import LabelsMixin
 from labeltune.core.project_store.runs import Prediction, RunsMixin
 from labeltune.core.project_store.samples import SamplesMixin
@@ -250,6 +251,8 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
             log.warning("%s has no %s; starting an empty sample database", path, DB_FILE)
         conn = cls._connect(db_path)
         try:
+            check_store(conn, db_path)  # a damaged store is refused and kept (docs/adr/0040)
+            refresh_backup(conn, db_path)
             cls._prepare_db(conn, meta, path)
         except BaseException:
             conn.close()
@@ -259,12 +262,17 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
 
     @staticmethod
     def _connect(db_path: Path) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # FULL for label commits: StoreBase._write
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
+                raise damaged_store_error(db_path, str(exc)) from exc
             raise UnusableInputError(f"cannot open {db_path}: {exc}") from exc
         return conn
 

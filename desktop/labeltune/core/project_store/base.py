@@ -116,18 +116,28 @@ class StoreBase:
         return self._conn
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and a write transaction; commit on success, roll back on error."""
+    def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and a write transaction; commit on success, roll back on error.
+
+        ``durable``: the commit is fsynced (``synchronous=FULL``), so it survives a power cut too, not only
+        a killed process; labels are written so (docs/adr/0040).
+        """
         with self._lock:
             conn = self._db()
-            conn.execute("BEGIN IMMEDIATE")
+            if durable:
+                conn.execute("PRAGMA synchronous=FULL")
             try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if durable:
+                    conn.execute("PRAGMA synchronous=NORMAL")
 
     def _save_meta(self, **changes: Any) -> None:
         """Write ``project.json`` with ``changes`` applied, then adopt them (call inside :meth:`_write`)."""

@@ -45,7 +45,7 @@ class LabelsMixin(StoreBase):
         check_source(source)
         cleaned = None if label is None else clean_class_name(label)
         with self._lock:
-            with self._write() as conn:
+            with self._write(durable=True) as conn:
                 sample_id, key, current, current_source = self._lookup(conn, sample)
                 if cleaned == current and (current_source == source or cleaned is None):
                     return
@@ -99,7 +99,7 @@ class LabelsMixin(StoreBase):
             )
 
     def _apply_history(self, sample_id: int, value: str | None, note: str) -> ImageLabelChange:
-        with self._write() as conn:
+        with self._write(durable=True) as conn:
             _id, key, current, _source = self._lookup(conn, sample_id)
             conn.execute(
                 "INSERT INTO labels (sample_id, value, source, time, note) VALUES (?, ?, 'human', ?, ?)",

@@ -1,0 +1,143 @@
+"""A damaged label store is found when the project opens, never written to, and a good copy is kept.
+
+At open, ``PRAGMA quick_check`` (cheap: it reads every page once, without cross-checking indexes) runs
+before anything else; a database that fails it, or that SQLite cannot read at all (truncated, not a
+database), is refused with :class:`DamagedStoreError`: one line naming the file and the reason, where a
+copy of the damaged file was put aside (``labeltune.sqlite.corrupt-<time>``) and where the last good
+backup is.  A store that passes is copied with SQLite's online backup API to ``labeltune.backup.sqlite``
+(temporary file + rename, so a kill during the copy leaves the previous backup whole).  See docs/adr/0040.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import filecmp
+import logging
+import os
+import shutil
+import sqlite3
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from labeltune.core.errors import UnusableInputError
+
+__all__ = [
+    "BACKUP_SUFFIX",
+    "CORRUPT_SUFFIX",
+    "DamagedStoreError",
+    "backup_path",
+    "check_store",
+    "damaged_store_error",
+    "is_damage",
+    "refresh_backup",
+]
+
+log = logging.getLogger(__name__)
+
+CORRUPT_SUFFIX = ".corrupt-"
+BACKUP_SUFFIX = ".backup.sqlite"
+_DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+class DamagedStoreError(UnusableInputError):
+    """A project's database is damaged; the message names it, the copy put aside and the backup."""
+
+
+def backup_path(db_path: Path) -> Path:
+    """Where the good copy of ``db_path`` is kept (``labeltune.sqlite``: ``labeltune.backup.sqlite``)."""
+    return db_path.with_name(db_path.stem + BACKUP_SUFFIX)
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """Whether SQLite's error says the file is damaged or no database (not locked, missing or denied)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _DAMAGE_CODES
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def check_store(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Run ``PRAGMA quick_check``; raise :class:`DamagedStoreError` (after keeping a copy) unless ``ok``."""
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise UnusableInputError(f"cannot read {db_path}: {exc}") from exc
+        raise damaged_store_error(db_path, str(exc)) from exc
+    if rows != [("ok",)]:
+        first = str(rows[0][0]) if rows else "no answer"
+        reason = " ".join(first.replace("*** in database main ***", "").split())
+        raise damaged_store_error(db_path, reason)
+
+
+def damaged_store_error(db_path: Path, reason: str) -> DamagedStoreError:
+    """The error for a damaged ``db_path``, after copying it (and its WAL) aside; never raises OSError."""
+    log.info("%s is damaged: %s", db_path, reason)  # the error says it; the CLI prints one line
+    parts = [f"{db_path} is damaged ({reason}); LabelTune does not open it, so nothing more is lost"]
+    kept = _keep_damaged_copy(db_path)
+    if kept is not None:
+        parts.append(f"a copy of it is in {kept}")
+    backup = backup_path(db_path)
+    if backup.is_file():
+        when = datetime.fromtimestamp(backup.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+        parts.append(
+            f"the last good backup ({when}) is {backup}: to go back to it, close LabelTune, delete "
+            f"{db_path.name}-wal and {db_path.name}-shm if present and copy the backup over {db_path.name} "
+            "(labels made since the backup are lost)"
+        )
+    else:
+        parts.append("there is no backup of it (one is made each time the project opens)")
+    return DamagedStoreError("; ".join(parts))
+
+
+def _keep_damaged_copy(db_path: Path) -> Path | None:
+    """Copy the damaged file (and its WAL) to ``<name>.corrupt-<UTC time>``; reuse an identical copy."""
+    if not db_path.is_file():
+        return None
+    for earlier in sorted(db_path.parent.glob(db_path.name + CORRUPT_SUFFIX + "*")):
+        with contextlib.suppress(OSError):
+            if filecmp.cmp(earlier, db_path, shallow=False):
+                return earlier  # opened again: one copy is enough
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = db_path.with_name(db_path.name + CORRUPT_SUFFIX + stamp)
+    try:
+        shutil.copy2(db_path, target)
+        wal = db_path.with_name(db_path.name + "-wal")
+        if wal.is_file():
+            shutil.copy2(wal, wal.with_name(wal.name + CORRUPT_SUFFIX + stamp))
+    except OSError as exc:
+        log.warning("cannot copy the damaged %s aside: %s", db_path, exc)
+        return None
+    return target
+
+
+def refresh_backup(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Copy the (checked) store to :func:`backup_path` unless the backup is newer than every change.
+
+    A failure is logged, never raised: the project opens without a fresh backup.
+    """
+    backup = backup_path(db_path)
+    for stale in db_path.parent.glob(f".{backup.name}.*.tmp"):  # left by a kill during a copy
+        stale.unlink(missing_ok=True)
+    try:
+        files = [db_path, db_path.with_name(db_path.name + "-wal")]  # an empty WAL: made by this open
+        newest = max((s.st_mtime for s in (p.stat() for p in files if p.exists()) if s.st_size), default=0.0)
+        if backup.is_file() and backup.stat().st_mtime > newest:
+            return
+    except OSError:
+        pass
+    tmp = backup.with_name(f".{backup.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        target = sqlite3.connect(tmp)
+        try:
+            conn.backup(target)
+        finally:
+            target.close()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, backup)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("cannot back up %s to %s: %s", db_path, backup, exc)
+        tmp.unlink(missing_ok=True)
