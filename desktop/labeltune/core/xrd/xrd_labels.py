@@ -164,6 +164,8 @@ class LabelHistory:
         logged, and the label shows up as an ``import`` event until its next change records it.
         """
         lines = "".join(json.dumps(_event_json(key, event), ensure_ascii=False) + "\n" for event in events)
+        if self._torn():  # a crash cut the last line short: start on a line of our own, or both are lost
+            lines = "\n" + lines
         try:
             with self.file.open("a", encoding="utf-8", newline="") as fh:
                 fh.write(lines)
@@ -174,6 +176,17 @@ class LabelHistory:
             return
         if self._newest is not None and events:
             self._newest[key] = events[-1].value
+
+    def _torn(self) -> bool:
+        """Whether the file ends inside a line (a power cut during an append); ``False`` when unreadable."""
+        try:
+            with self.file.open("rb") as fh:
+                if fh.seek(0, os.SEEK_END) == 0:
+                    return False
+                fh.seek(-1, os.SEEK_END)
+                return fh.read(1) != b"\n"
+        except OSError:
+            return False
 
     def _read(self) -> list[tuple[str, LabelEvent[XrdLabel]]]:
         """``(key, event)`` for each line of the file; a damaged line (torn at a crash) is skipped."""
