@@ -147,3 +147,17 @@ def test_the_app_shows_the_message_and_opens_nothing(qtbot, tmp_path: Path) -> N
     assert str(backup_path(folder / DB_FILE)) in boxes[0].text()
     assert window.session.current_project is None
     window.close()
+
+
+def test_a_missing_store_with_a_backup_is_not_replaced_by_an_empty_one(tmp_path: Path) -> None:
+    folder = _project(tmp_path)
+    db = folder / DB_FILE
+    kept = backup_path(db).read_bytes()
+    db.unlink()  # a sync tool or a careless copy lost it
+    with pytest.raises(DamagedStoreError) as caught:
+        Project.open(folder)
+    assert f"{db} is missing" in str(caught.value) and str(backup_path(db)) in str(caught.value)
+    assert not db.exists() and backup_path(db).read_bytes() == kept
+    db.write_bytes(kept)  # what the message says to do
+    with Project.open(folder) as project:
+        assert project.counts() == {"cat": ITEMS // 6, "dog": ITEMS // 6}

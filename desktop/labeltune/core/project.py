@@ -54,7 +54,13 @@ from labeltune.core.project_store.base import (
     now_iso,
 )
 from labeltune.core.project_store.classes import ClassesMixin
-from labeltune.core.project_store.integrity import check_store, damaged_store_error, is_damage, refresh_backup
+from labeltune.core.project_store.integrity import (
+    check_store,
+    damaged_store_error,
+    is_damage,
+    missing_store_error,
+    refresh_backup,
+)
 from labeltune.core.project_store.labels import LabelsMixin
 from labeltune.core.project_store.runs import Prediction, RunsMixin
 from labeltune.core.project_store.samples import SamplesMixin
@@ -248,6 +254,9 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
         meta = _read_meta(path)
         db_path = path / DB_FILE
         if not db_path.exists():
+            missing = missing_store_error(db_path)
+            if missing is not None:
+                raise missing
             log.warning("%s has no %s; starting an empty sample database", path, DB_FILE)
         conn = cls._connect(db_path)
         try:

@@ -30,6 +30,7 @@ __all__ = [
     "check_store",
     "damaged_store_error",
     "is_damage",
+    "missing_store_error",
     "refresh_backup",
 ]
 
@@ -81,15 +82,33 @@ def damaged_store_error(db_path: Path, reason: str) -> DamagedStoreError:
         parts.append(f"a copy of it is in {kept}")
     backup = backup_path(db_path)
     if backup.is_file():
-        when = datetime.fromtimestamp(backup.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         parts.append(
-            f"the last good backup ({when}) is {backup}: to go back to it, close LabelTune, delete "
+            f"the last good backup ({_mtime(backup)}) is {backup}: to go back to it, close LabelTune, delete "
             f"{db_path.name}-wal and {db_path.name}-shm if present and copy the backup over {db_path.name} "
             "(labels made since the backup are lost)"
         )
     else:
         parts.append("there is no backup of it (one is made each time the project opens)")
     return DamagedStoreError("; ".join(parts))
+
+
+def missing_store_error(db_path: Path) -> DamagedStoreError | None:
+    """The error for a missing ``db_path`` whose backup exists (``None``: no backup, start empty).
+
+    Starting an empty store would hide the labels, and the next open would back the empty one up.
+    """
+    backup = backup_path(db_path)
+    if not backup.is_file():
+        return None
+    return DamagedStoreError(
+        f"{db_path} is missing (moved or deleted?), but a backup of it is here: {backup} "
+        f"({_mtime(backup)}); to get the labels back, copy it to {db_path.name}; to start the project "
+        "with no samples, delete the backup"
+    )
+
+
+def _mtime(path: Path) -> str:
+    return datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
 
 
 def _keep_damaged_copy(db_path: Path) -> Path | None:
