@@ -27,7 +27,7 @@ SEED = 20261206
 def _image_project(tmp_path: Path, count: int = 40) -> Path:
     """A project of ``count`` small unlabeled photos (files outside the project folder, as imported)."""
     data = tmp_path / "photos"
-    data.mkdir()
+    data.mkdir(parents=True)
     rng = random.Random(SEED)
     samples = []
     from labeltune.core.sample import Sample
