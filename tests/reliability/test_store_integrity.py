@@ -6,10 +6,12 @@ the database's name.  See docs/adr/0040.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -89,9 +91,12 @@ def test_the_backup_follows_the_labels_and_a_killed_copy_leaves_no_debris(tmp_pa
     db = folder / DB_FILE
     stale = folder / f".{backup_path(db).name}.dead1234.tmp"  # a kill during the copy leaves this
     stale.write_bytes(b"half a copy")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    young = folder / f".{backup_path(db).name}.busy5678.tmp"  # another process copying right now
+    young.write_bytes(b"a copy under way")
     with Project.open(folder) as project:
         project.set_label(folder / "img0001.png", "dog")
-    assert not stale.exists()
+    assert not stale.exists() and young.exists()
     Project.open(folder).close()  # a label changed since the last backup: a new one is made
     with sqlite3.connect(backup_path(db)) as backup:
         row = backup.execute("SELECT label FROM samples WHERE path = 'img0001.png'").fetchone()
@@ -111,6 +116,12 @@ def test_label_commits_are_fsynced(tmp_path: Path) -> None:
     full = [i for i, s in enumerate(statements) if s.replace(" ", "").upper() == "PRAGMASYNCHRONOUS=FULL"]
     assert full and full[-1] < commit
     assert not any("synchronous" in s.lower() for s in statements[full[-1] + 1 : commit])
+
+    with Project.open(folder) as project:  # an import's labels can be imported again: no fsync each
+        statements.clear()
+        project._db().set_trace_callback(statements.append)
+        project.set_label(folder / "img0004.png", "dog", source="import")
+    assert "COMMIT" in statements and not any("synchronous" in s.lower() for s in statements)
 
 
 def test_the_cli_says_it_in_one_line_and_exits_2(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 CORRUPT_SUFFIX = ".corrupt-"
 BACKUP_SUFFIX = ".backup.sqlite"
+STALE_AFTER = 600.0
+"""Seconds after which a temporary backup file is a kill's leftover, not a copy another process is making."""
 _DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -139,7 +142,9 @@ def refresh_backup(conn: sqlite3.Connection, db_path: Path) -> None:
     """
     backup = backup_path(db_path)
     for stale in db_path.parent.glob(f".{backup.name}.*.tmp"):  # left by a kill during a copy
-        stale.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            if stale.stat().st_mtime < time.time() - STALE_AFTER:  # not another process's copy under way
+                stale.unlink()
     try:
         files = [db_path, db_path.with_name(db_path.name + "-wal")]  # an empty WAL: made by this open
         newest = max((s.st_mtime for s in (p.stat() for p in files if p.exists()) if s.st_size), default=0.0)

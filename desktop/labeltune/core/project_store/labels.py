@@ -45,7 +45,7 @@ class LabelsMixin(StoreBase):
         check_source(source)
         cleaned = None if label is None else clean_class_name(label)
         with self._lock:
-            with self._write(durable=True) as conn:
+            with self._write(durable=source in PERSON_SOURCES) as conn:  # an import can be run again
                 sample_id, key, current, current_source = self._lookup(conn, sample)
                 if cleaned == current and (current_source == source or cleaned is None):
                     return
