@@ -60,7 +60,8 @@ def test_a_damaged_store_is_refused_kept_aside_and_the_backup_named(tmp_path: Pa
     message = str(caught.value)
     copies = sorted(folder.glob(DB_FILE + ".corrupt-*"))
     assert len(copies) == 1 and copies[0].read_bytes() == damaged
-    assert "\n" not in message and f"{db} is damaged" in message
+    assert "\n" not in message and message.startswith(f"{db} is damaged (")
+    assert "LabelTune does not open it" in message
     assert str(copies[0]) in message and str(backup_path(db)) in message
     assert db.read_bytes() == damaged  # refused: not "repaired" into an empty store
 
@@ -172,3 +173,37 @@ def test_a_missing_store_with_a_backup_is_not_replaced_by_an_empty_one(tmp_path:
     db.write_bytes(kept)  # what the message says to do
     with Project.open(folder) as project:
         assert project.counts() == {"cat": ITEMS // 6, "dog": ITEMS // 6}
+
+
+class _DamagedUnderneath:
+    """The project's connection, as it behaves once its file was damaged while open."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql.startswith("INSERT INTO labels"):
+            error = sqlite3.DatabaseError("database disk image is malformed")
+            error.sqlite_errorcode = 11  # type: ignore[attr-defined]  # SQLITE_CORRUPT
+            raise error
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+def test_damage_found_while_labeling_is_said_as_at_open(tmp_path: Path) -> None:
+    folder = _project(tmp_path)
+    with Project.open(folder) as project:
+        real = project._conn
+        assert real is not None
+        project._conn = _DamagedUnderneath(real)  # type: ignore[assignment]
+        with pytest.raises(DamagedStoreError) as caught:
+            project.set_label(folder / "img0001.png", "dog")
+        project._conn = real
+        assert not real.in_transaction and project.label_of(folder / "img0001.png") is None
+    assert str(caught.value).startswith(
+        f"{folder / DB_FILE} is damaged (database disk image is malformed); the change was not saved"
+    )
+    assert str(backup_path(folder / DB_FILE)) in str(caught.value)
+    assert len(list(folder.glob(DB_FILE + ".corrupt-*"))) == 1

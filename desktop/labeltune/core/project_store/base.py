@@ -23,6 +23,7 @@ from typing import Any, Literal
 from labeltune.core.atomic import write_text_atomic
 from labeltune.core.domain import LabelChange
 from labeltune.core.errors import UnusableInputError
+from labeltune.core.project_store.integrity import damaged_store_error, is_damage
 from labeltune.core.undo import UndoStack
 
 __all__ = [
@@ -124,20 +125,26 @@ class StoreBase:
         """
         with self._lock:
             conn = self._db()
-            if durable:
-                conn.execute("PRAGMA synchronous=FULL")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
                 if durable:
-                    conn.execute("PRAGMA synchronous=NORMAL")
+                    conn.execute("PRAGMA synchronous=FULL")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield conn
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
+                finally:
+                    if durable:
+                        conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError as exc:  # damaged while open: say which file, keep a copy
+                if not is_damage(exc):
+                    raise
+                file = conn.execute("PRAGMA database_list").fetchone()[2]
+                raise damaged_store_error(Path(file), str(exc), opening=False) from exc
 
     def _save_meta(self, **changes: Any) -> None:
         """Write ``project.json`` with ``changes`` applied, then adopt them (call inside :meth:`_write`)."""

@@ -76,10 +76,14 @@ def check_store(conn: sqlite3.Connection, db_path: Path) -> None:
         raise damaged_store_error(db_path, reason)
 
 
-def damaged_store_error(db_path: Path, reason: str) -> DamagedStoreError:
-    """The error for a damaged ``db_path``, after copying it (and its WAL) aside; never raises OSError."""
+def damaged_store_error(db_path: Path, reason: str, opening: bool = True) -> DamagedStoreError:
+    """The error for a damaged ``db_path``, after copying it (and its WAL) aside; never raises OSError.
+
+    ``opening``: found at open (the project is not opened), else while writing (the change was not made).
+    """
     log.info("%s is damaged: %s", db_path, reason)  # the error says it; the CLI prints one line
-    parts = [f"{db_path} is damaged ({reason}); LabelTune does not open it, so nothing more is lost"]
+    outcome = "LabelTune does not open it" if opening else "the change was not saved; close the project"
+    parts = [f"{db_path} is damaged ({reason}); {outcome}"]
     kept = _keep_damaged_copy(db_path)
     if kept is not None:
         parts.append(f"a copy of it is in {kept}")
