@@ -9,6 +9,7 @@ import errno
 import io
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,27 @@ def test_xrd_predict_out_is_whole_or_the_previous_one(
     monkeypatch.setattr(io, "open", real_open)
     assert main(["predict", str(project.model_dir), pattern, "--no-fit", "--out", str(out)]) == 0
     assert [row["path"] for row in json.loads(out.read_text(encoding="utf-8"))] == [pattern]
+
+
+def test_temporary_files_a_kill_left_are_removed_at_open(xrd_folder: Path, tmp_path: Path) -> None:
+    from labeltune.core.project import Project
+
+    image_folder = tmp_path / "images-project"
+    Project.create(image_folder).close()
+    old = time.time() - 3600
+    planted = [
+        xrd_folder / ".labels.csv.0badf00d.tmp",
+        xrd_folder / ".predictions.json.0badf00d.tmp",
+        xrd_folder / ".xrd_project.json.0badf00d.tmp",
+        image_folder / ".project.json.0badf00d.tmp",
+    ]
+    for path in planted:
+        path.write_text("half a file", encoding="utf-8")
+        os.utime(path, (old, old))
+    young = xrd_folder / ".labels.csv.5eed5eed.tmp"  # another process writing right now: left alone
+    young.write_text("being written", encoding="utf-8")
+
+    XrdProject.open(xrd_folder)
+    Project.open(image_folder).close()
+    assert [path for path in planted if path.exists()] == []
+    assert young.exists()

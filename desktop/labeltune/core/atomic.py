@@ -6,11 +6,16 @@ this way: a temporary file in the same folder, fsynced, then ``os.replace`` over
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import uuid
 from pathlib import Path
 
-__all__ = ["write_text_atomic"]
+__all__ = ["STALE_AFTER", "remove_stale_temporaries", "write_text_atomic"]
+
+STALE_AFTER = 600.0
+"""Seconds after which a temporary file is a killed writer's leftover, not another process's write."""
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -25,3 +30,12 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: Path, older_than: float = STALE_AFTER) -> None:
+    """Remove the temporary files a killed :func:`write_text_atomic` of ``path`` left (never raises)."""
+    limit = time.time() - older_than
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if stale.stat().st_mtime < limit:
+                stale.unlink()

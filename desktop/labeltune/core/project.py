@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from labeltune.core.atomic import remove_stale_temporaries
 from labeltune.core.domain import DOMAINS, LabelChange, LabelEvent
 from labeltune.core.errors import LabelTuneError, UnusableInputError
 from labeltune.core.hashing import file_sha256
@@ -252,6 +253,7 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
         if path.name == PROJECT_FILE and path.is_file():
             path = path.parent
         meta = _read_meta(path)
+        remove_stale_temporaries(path / PROJECT_FILE)  # what a kill mid-write left (docs/adr/0040)
         db_path = path / DB_FILE
         if not db_path.exists():
             missing = missing_store_error(db_path)

@@ -16,11 +16,11 @@ import logging
 import os
 import shutil
 import sqlite3
-import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from labeltune.core.atomic import remove_stale_temporaries
 from labeltune.core.errors import UnusableInputError
 
 __all__ = [
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 CORRUPT_SUFFIX = ".corrupt-"
 BACKUP_SUFFIX = ".backup.sqlite"
-STALE_AFTER = 600.0
-"""Seconds after which a temporary backup file is a kill's leftover, not a copy another process is making."""
 _DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
@@ -145,10 +143,7 @@ def refresh_backup(conn: sqlite3.Connection, db_path: Path) -> None:
     A failure is logged, never raised: the project opens without a fresh backup.
     """
     backup = backup_path(db_path)
-    for stale in db_path.parent.glob(f".{backup.name}.*.tmp"):  # left by a kill during a copy
-        with contextlib.suppress(OSError):
-            if stale.stat().st_mtime < time.time() - STALE_AFTER:  # not another process's copy under way
-                stale.unlink()
+    remove_stale_temporaries(backup)  # left by a kill during a copy (a young one: another process's)
     try:
         files = [db_path, db_path.with_name(db_path.name + "-wal")]  # an empty WAL: made by this open
         newest = max((s.st_mtime for s in (p.stat() for p in files if p.exists()) if s.st_size), default=0.0)

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from labeltune.core.atomic import write_text_atomic
+from labeltune.core.atomic import remove_stale_temporaries, write_text_atomic
 from labeltune.core.domain import LabelChange, LabelEvent
 from labeltune.core.progress import ProgressCallback
 from labeltune.core.run_schema import run_schema_problem
@@ -210,6 +210,8 @@ class XrdProject:
         if not isinstance(meta.get("library"), str):
             raise XrdProjectError(f"{path}: no library folder given")
         (root / PATTERNS_DIR).mkdir(exist_ok=True)
+        for name in (PROJECT_FILE, LABELS_FILE, PREDICTIONS_FILE):  # what a kill mid-write left (ADR 40)
+            remove_stale_temporaries(root / name)
         return cls(root, meta, read_labels(root / LABELS_FILE))
 
     # -- paths --------------------------------------------------------------------------------------
