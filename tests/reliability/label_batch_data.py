@@ -1,0 +1,48 @@
+"""Helpers for the batch-labeling tests: a project with many samples, and a dump of its label store."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from labeltune.core.project import Project
+from labeltune.core.sample import Sample
+
+
+def many_samples_project(folder: Path, count: int, classes: tuple[str, ...] = ("a", "b", "c")) -> Project:
+    """A new project with ``count`` samples (no files needed): every third imported as ``a``."""
+    project = Project.create(folder, classes=list(classes))
+    project.add_samples(Sample(folder / f"img{i:06d}.png", "a" if i % 3 == 0 else None) for i in range(count))
+    return project
+
+
+def store_dump(project: Project) -> dict[str, Any]:
+    """Everything a label change can touch: samples' labels and sources, the history, the classes."""
+    conn: sqlite3.Connection = project._db()
+    return {
+        "samples": conn.execute(
+            "SELECT id, label, label_source, excluded FROM samples ORDER BY id"
+        ).fetchall(),
+        "labels": conn.execute("SELECT * FROM labels ORDER BY id").fetchall(),
+        "classes": project.classes,
+        "project.json": (project.folder / "project.json").read_text(encoding="utf-8"),
+    }
+
+
+class FailingConnection:
+    """A stand-in for a project's connection whose ``fail_at``-th ``executemany`` raises ``error``."""
+
+    def __init__(self, real: sqlite3.Connection, error: Exception, fail_at: int) -> None:
+        self._real, self._error, self._fail_at = real, error, fail_at
+        self.calls = 0
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        """Fail on the ``fail_at``-th call (earlier slices of the batch are already written)."""
+        self.calls += 1
+        if self.calls == self._fail_at:
+            raise self._error
+        return self._real.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
