@@ -46,3 +46,39 @@ class FailingConnection:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
+
+
+def xrd_project_with_keys(folder: Path, count: int) -> tuple[Any, list[str]]:
+    """A new XRD project (a two-phase library) and ``count`` pattern keys (the files need not exist)."""
+    import numpy as np
+
+    from labeltune.core.xrd.library import Library, Peaks, Phase, save_library
+    from labeltune.core.xrd.xrd_project import XrdProject
+
+    library = Library(wavelength=1.5406, two_theta_range=(10.0, 80.0))
+    for i, name in enumerate(("A_1", "B_2")):
+        library.phases.append(
+            Phase(
+                name,
+                name[0] + "O",
+                "P1",
+                1,
+                (4.0, 4.0, 4.0, 90.0, 90.0, 90.0),
+                64.0,
+                4.0,
+                1,
+                f"{name}.cif",
+                100.0,
+                200.0,
+                1.0,
+                2,
+            )
+        )
+        two_theta = np.array([20.0 + 5 * i, 40.0 + 5 * i])
+        d = 1.5406 / (2 * np.sin(np.radians(two_theta) / 2))
+        library.peaks[name] = Peaks(
+            two_theta, d, np.array([100.0, 40.0]), np.ones((2, 3), int), np.ones(2, int)
+        )
+    save_library(library, folder / "lib")
+    project = XrdProject.create(folder / "proj", "Batch", folder / "lib")
+    return project, [f"patterns/p{i:05d}.xy" for i in range(count)]
