@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from labeltune.core.project import Project
 from labeltune.core.sample import Sample
@@ -82,3 +85,31 @@ def xrd_project_with_keys(folder: Path, count: int) -> tuple[Any, list[str]]:
     save_library(library, folder / "lib")
     project = XrdProject.create(folder / "proj", "Batch", folder / "lib")
     return project, [f"patterns/p{i:05d}.xy" for i in range(count)]
+
+
+def fail_aside(
+    project: Project, monkeypatch: pytest.MonkeyPatch, error: Exception, fail_at: int
+) -> list[FailingConnection]:
+    """Make the connections a big batch opens fail at their ``fail_at``-th ``executemany``."""
+    opened: list[FailingConnection] = []
+    real = project._aside_connection
+
+    def failing() -> FailingConnection:
+        opened.append(FailingConnection(real(), error, fail_at))
+        return opened[-1]
+
+    monkeypatch.setattr(project, "_aside_connection", failing)
+    return opened
+
+
+def trace_statements(project: Project, trace: Callable[[str], None]) -> None:
+    """Send every SQL statement of the project, on its own connection and on a big batch's, to ``trace``."""
+    project._db().set_trace_callback(trace)
+    real = project._aside_connection
+
+    def traced() -> sqlite3.Connection:
+        conn = real()
+        conn.set_trace_callback(trace)
+        return conn
+
+    project._aside_connection = traced  # type: ignore[method-assign]

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from label_batch_data import FailingConnection, many_samples_project, store_dump
+from label_batch_data import FailingConnection, fail_aside, many_samples_project, store_dump, trace_statements
 
 from labeltune.core import project_store
 from labeltune.core.errors import LabelTuneError, UnusableInputError
@@ -30,12 +30,11 @@ def test_100000_items_are_one_transaction_and_one_undo_step(tmp_path: Path) -> N
     before = _labels_and_sources(project)
     history_rows = len(store_dump(project)["labels"])
     statements: list[str] = []
-    project._db().set_trace_callback(statements.append)
+    trace_statements(project, statements.append)
     reports: list[Progress] = []
 
     changed = project.set_labels(ids, "c", progress=reports.append)
 
-    project._db().set_trace_callback(None)
     assert changed == ids
     assert [s for s in statements if s.split()[0] in ("BEGIN", "COMMIT", "ROLLBACK")] == [
         "BEGIN IMMEDIATE",
@@ -47,9 +46,7 @@ def test_100000_items_are_one_transaction_and_one_undo_step(tmp_path: Path) -> N
     assert len(reports) == N // BATCH_ROWS
 
     statements.clear()
-    project._db().set_trace_callback(statements.append)
     change = project.undo()  # ONE step gives every sample its own label and source back
-    project._db().set_trace_callback(None)
     assert change is not None and change.items == tuple(ids) and change.before == "c"
     assert change.after == "a" and change.path == project.folder / "img000000.png"
     assert [s for s in statements if s.split()[0] in ("BEGIN", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
@@ -67,10 +64,7 @@ def test_100000_items_are_one_transaction_and_one_undo_step(tmp_path: Path) -> N
     assert change is not None and change.items == tuple(ids) and change.after == "c"
     assert project.counts() == {"a": 0, "b": 0, "c": N}
     assert project.label_history(ids[2])[-1].note == "redo"
-
-    assert project.undo() is not None and project.undo() is not None  # both batches
-    assert project.counts() == {"a": N // 3 + 1, "b": 0, "c": 0}
-    assert not project.can_undo()
+    assert project.next_undo_size() == N and project.next_undo_size(redo=True) == 0
     project.close()
 
 
@@ -106,27 +100,58 @@ def test_unknown_samples_and_classes_change_nothing(tmp_path: Path) -> None:
     "error",
     [sqlite3.OperationalError("database or disk is full"), OSError(errno.ENOSPC, "No space left on device")],
 )
-def test_a_failure_in_the_middle_leaves_the_store_as_before(tmp_path: Path, error: Exception) -> None:
+def test_a_failure_in_the_middle_leaves_the_store_as_before(
+    tmp_path: Path, error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
     count = 3 * BATCH_ROWS
     with many_samples_project(tmp_path / "p", count) as project:
         ids = project.sample_ids()
         project.set_labels(ids[:10], "b")
         snapshot = store_dump(project)
-        real = project._conn
-        assert real is not None
-        failing = FailingConnection(real, error, fail_at=2)  # the first slice is written, then it fails
-        project._conn = failing  # type: ignore[assignment]
+        connections = fail_aside(project, monkeypatch, error, fail_at=2)  # one slice written, then it fails
         with pytest.raises(LabelTuneError) as raised:
             project.set_labels(ids, "c")
-        project._conn = real
-        assert failing.calls == 2
-        assert str(raised.value) == (
-            f"cannot save the labels in {project.folder}: {error}; nothing was changed"
+        assert connections[0].calls == 2
+        assert (
+            str(raised.value) == f"cannot save the labels in {project.folder}: {error}; nothing was changed"
         )
         assert store_dump(project) == snapshot
         assert project.next_undo_size() == 10  # the undo stack holds the earlier batch, nothing new
+        monkeypatch.undo()
         project.undo()
         assert project.counts()["b"] == 0
+
+
+def test_a_small_batch_fails_as_cleanly_on_the_shared_connection(tmp_path: Path) -> None:
+    with many_samples_project(tmp_path / "p", 30) as project:
+        snapshot = store_dump(project)
+        real = project._conn
+        assert real is not None
+        project._conn = FailingConnection(real, sqlite3.OperationalError("disk I/O error"), 1)  # type: ignore[assignment]
+        with pytest.raises(LabelTuneError, match="disk I/O error; nothing was changed"):
+            project.set_labels(project.sample_ids(), "b")
+        project._conn = real
+        assert store_dump(project) == snapshot and not project.can_undo()
+
+
+def test_readers_go_on_while_a_big_batch_writes(tmp_path: Path) -> None:
+    """The GUI thread reads through the shared connection while a worker writes a big batch."""
+    with many_samples_project(tmp_path / "p", 2 * BATCH_ROWS) as project:
+        ids = project.sample_ids()
+        seen: list[object] = []
+
+        def read_from_another_thread(_progress: Progress) -> None:
+            if not seen:  # mid-transaction: the first slice is written, not committed
+                reader = threading.Thread(
+                    target=lambda: seen.append((project.label_of(ids[1]), project.counts()))
+                )
+                reader.start()
+                reader.join(30)
+                seen.append(reader.is_alive())
+
+        project.set_labels(ids, "b", progress=read_from_another_thread)
+        assert seen == [(None, {"a": len(ids) // 3 + 1, "b": 0, "c": 0}), False]  # the labels before it
+        assert project.counts()["b"] == len(ids)
 
 
 def test_a_class_that_cannot_be_saved_leaves_the_store_as_before(
@@ -144,17 +169,15 @@ def test_a_class_that_cannot_be_saved_leaves_the_store_as_before(
         assert store_dump(project) == snapshot and not project.can_undo()
 
 
-def test_a_failed_undo_stays_undoable(tmp_path: Path) -> None:
+def test_a_failed_undo_stays_undoable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with many_samples_project(tmp_path / "p", 2 * BATCH_ROWS) as project:
         ids = project.sample_ids()
         project.set_labels(ids, "b")
         snapshot = store_dump(project)
-        real = project._conn
-        assert real is not None
-        project._conn = FailingConnection(real, sqlite3.OperationalError("disk I/O error"), 2)  # type: ignore[assignment]
+        fail_aside(project, monkeypatch, sqlite3.OperationalError("disk I/O error"), fail_at=2)
         with pytest.raises(LabelTuneError, match=r"cannot undo the labels in .*disk I/O error"):
             project.undo()
-        project._conn = real
+        monkeypatch.undo()
         assert store_dump(project) == snapshot
         assert project.next_undo_size() == len(ids)
         assert project.undo() is not None and project.counts()["b"] == 0

@@ -32,10 +32,12 @@ from labeltune.core.project_store.base import (
 )
 from labeltune.core.undo import LabelBatch
 
-__all__ = ["BATCH_ROWS", "LabelsMixin"]
+__all__ = ["ASIDE_ROWS", "BATCH_ROWS", "LabelsMixin"]
 
 BATCH_ROWS = 5_000
 """History rows a batch writes between two progress reports (and checks of the stop event)."""
+ASIDE_ROWS = 500
+"""A batch of more samples is written through a connection of its own (see ``_batch_write``)."""
 _INSERT = "INSERT INTO labels (sample_id, value, source, time, note) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -121,11 +123,46 @@ class LabelsMixin(StoreBase):
         """
         check_source(source)
         wanted = {ref: None if value is None else clean_class_name(value) for ref, value in labels.items()}
-        with self._lock, self._saving("save the labels"):
+        with self._saving("save the labels"):
             entry, changed = self._write_labels(wanted, source, create_class, progress, stop_event)
-            if entry is not None:
+        if entry is not None:
+            with self._lock:
                 self._undo_stack.push(entry)
         return changed
+
+    @contextlib.contextmanager
+    def _batch_write(self, size: int) -> Iterator[sqlite3.Connection]:
+        """A write transaction for ``size`` rows: the shared connection, or one of its own for a big batch.
+
+        A big batch (over :data:`ASIDE_ROWS`) runs in a worker thread for seconds; on a connection of its
+        own it does not hold the project's lock meanwhile, so the GUI thread goes on reading through the
+        shared connection (WAL: readers see the labels before the batch until it commits).
+        """
+        if size <= ASIDE_ROWS:
+            with self._write() as conn:
+                yield conn
+            return
+        conn = self._aside_connection()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def _aside_connection(self) -> sqlite3.Connection:
+        """A new connection to the project's database (for one big batch; the caller closes it)."""
+        with self._lock:
+            path = self._db().execute("PRAGMA database_list").fetchone()[2]
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
 
     def _write_labels(
         self,
@@ -142,7 +179,7 @@ class LabelsMixin(StoreBase):
         sources: list[str | None] = []
         known, new_classes = set(self._meta["classes"]), []
         now = time.time()
-        with self._write() as conn:
+        with self._batch_write(len(wanted)) as conn:
             current = self._current_labels(conn, list(wanted))
             for ref, value in wanted.items():
                 sample_id, label, label_source = current[ref]
@@ -162,7 +199,8 @@ class LabelsMixin(StoreBase):
                     sources.append(label_source)
             self._insert_rows(conn, rows, progress, stop_event)
             if new_classes:
-                self._save_meta(classes=[*self._meta["classes"], *new_classes])
+                with self._lock:
+                    self._save_meta(classes=[*self._meta["classes"], *new_classes])
             first_key = self._lookup(conn, items[0])[1] if len(items) == 1 else ""
         changed = [row[0] for row in rows]
         if source not in PERSON_SOURCES or not items:
@@ -241,25 +279,31 @@ class LabelsMixin(StoreBase):
         The change returned is what the undo did: the label the sample had, and the one it has now (a
         batch: its first sample's, with every sample in ``batch``).
         """
-        with self._lock:
-            return self._undo_stack.undo(
-                lambda change: (
-                    self._apply_batch(change, undo=True)
-                    if isinstance(change, LabelBatch)
-                    else self._apply_history(change.item, change.before, "undo")
-                )
-            )
+        return self._history_step(undo=True)
 
     def redo(self) -> ImageLabelChange | None:
         """Redo the last undone change; ``None`` if there is none."""
+        return self._history_step(undo=False)
+
+    def _history_step(self, undo: bool) -> ImageLabelChange | None:
+        """Undo or redo the newest change; a batch is written first, then moved (see ``_batch_write``)."""
         with self._lock:
-            return self._undo_stack.redo(
-                lambda change: (
-                    self._apply_batch(change, undo=False)
-                    if isinstance(change, LabelBatch)
-                    else self._apply_history(change.item, change.after, "redo")
-                )
-            )
+            entry = self._undo_stack.peek(redo=not undo)
+        stack = self._undo_stack
+        if isinstance(entry, LabelBatch):
+            change = self._apply_batch(entry, undo)
+            with self._lock:
+                (stack.undo if undo else stack.redo)(lambda _entry: None)
+            return change
+
+        def apply(change: ImageLabelChange | ImageLabelBatch) -> ImageLabelChange:
+            if isinstance(change, LabelBatch):  # pushed by another thread meanwhile
+                return self._apply_batch(change, undo)
+            value = change.before if undo else change.after
+            return self._apply_history(change.item, value, "undo" if undo else "redo")
+
+        with self._lock:
+            return (stack.undo if undo else stack.redo)(apply)
 
     def next_undo_size(self, redo: bool = False) -> int:
         """How many samples the next undo (or redo) changes (0: none), so the app can run a big one aside."""
@@ -278,7 +322,7 @@ class LabelsMixin(StoreBase):
             values, sources = entry.after, [entry.source] * len(entry.items)
         rows = list(zip(entry.items, values, sources, repeat(time.time()), repeat(note), strict=False))
         never = [(i,) for i, s in zip(entry.items, entry.before_sources, strict=True) if s is None and undo]
-        with self._saving(f"{note} the labels"), self._write() as conn:
+        with self._saving(f"{note} the labels"), self._batch_write(len(rows)) as conn:
             _id, key, current, _source = self._lookup(conn, entry.items[0])
             self._insert_rows(conn, rows, None, None)
             # a sample nobody had labeled may again be labeled by an import (its history keeps the undo row)
