@@ -240,6 +240,7 @@ class LabelPage(QWidget):
 
     def shutdown(self) -> None:
         """Stop background work (thumbnails, decoding, reading a split) before the window closes."""
+        self.labeling.batches.shutdown()
         self.loader.shutdown()
         self.image_view.shutdown()
         self.why.shutdown()

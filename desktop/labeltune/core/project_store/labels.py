@@ -15,6 +15,7 @@ import time
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
+from typing import TypeVar
 
 from labeltune.core.domain import LabelEvent
 from labeltune.core.errors import LabelTuneError, UnusableInputError
@@ -38,6 +39,7 @@ BATCH_ROWS = 5_000
 """History rows a batch writes between two progress reports (and checks of the stop event)."""
 ASIDE_ROWS = 500
 """A batch of more samples is written through a connection of its own (see ``_batch_write``)."""
+RefT = TypeVar("RefT", bound=SampleRef)
 _INSERT = "INSERT INTO labels (sample_id, value, source, time, note) VALUES (?, ?, ?, ?, ?)"
 
 
@@ -104,7 +106,7 @@ class LabelsMixin(StoreBase):
 
     def assign_labels(
         self,
-        labels: Mapping[SampleRef, str | None],
+        labels: Mapping[RefT, str | None],
         source: LabelSource = "human",
         *,
         create_class: bool = False,
@@ -122,7 +124,9 @@ class LabelsMixin(StoreBase):
         and source back (one sample: as :meth:`set_label`). ``progress`` hears ``labeling`` reports.
         """
         check_source(source)
-        wanted = {ref: None if value is None else clean_class_name(value) for ref, value in labels.items()}
+        wanted: dict[SampleRef, str | None] = {
+            ref: None if value is None else clean_class_name(value) for ref, value in labels.items()
+        }
         with self._saving("save the labels"):
             entry, changed = self._write_labels(wanted, source, create_class, progress, stop_event)
         if entry is not None:
