@@ -68,6 +68,8 @@ def test_a_big_selection_is_labeled_in_a_worker_and_undone_in_one_step(
     before = _labels(page)
     emitted: list[list[int]] = []
     page.session.labels_changed.connect(emitted.append)
+    resets: list[int] = []
+    page.model.modelReset.connect(lambda: resets.append(page.model.rowCount()))
     threads: list[threading.Thread] = []
     gui_ran = threading.Event()  # set by a timer in the GUI thread while the batch is being written
     ticks: list[int] = []
@@ -95,6 +97,7 @@ def test_a_big_selection_is_labeled_in_a_worker_and_undone_in_one_step(
     assert threads and threads[0] is not threading.main_thread() and gui_ran.is_set()
     assert _labels(page) == [("dog", "human")] * N
     assert emitted == [project.sample_ids()]  # the gallery was told once, with every sample
+    assert resets == [N]  # ... and read its rows again once (not 20 000 signals)
     assert page.class_panel.counts() == {"cat": 0, "dog": N}
     assert page.status_label.text().startswith(f"{N:,} images → dog")
 

@@ -259,7 +259,7 @@ class LabelingController(QObject):
                 return
         wanted = {i: changes[i] for i in ids}
         current = self.session.current_id
-        last = max(ids, key=self.model.insertion_row)  # the last target in the gallery's order
+        last = ids[-1]  # the last target in the gallery's order (targets() lists them in that order)
         finish = functools.partial(self._after_apply, wanted, advance, source, len(unreadable), current, last)
         project = self.session.require()
         if len(wanted) > BACKGROUND_ABOVE:  # one transaction of seconds: in a worker (ui/label_batch.py)
