@@ -190,3 +190,22 @@ def test_stopping_a_batch_part_way_changes_nothing(tmp_path: Path) -> None:
         with pytest.raises(StoppedError):
             project.set_labels(project.sample_ids(), "b", progress=lambda _p: stop.set(), stop_event=stop)
         assert store_dump(project) == snapshot and not project.can_undo()
+
+
+def test_excluding_a_selection_is_one_transaction(tmp_path: Path) -> None:
+    with many_samples_project(tmp_path / "p", 3 * BATCH_ROWS) as project:
+        ids = project.sample_ids()
+        assert project.set_excluded(ids[:10]) == ids[:10]
+        statements: list[str] = []
+        project._db().set_trace_callback(statements.append)
+        changed = project.set_excluded([*ids, "img000003.png"])  # ids and a path; the first ten already are
+        project._db().set_trace_callback(None)
+        assert changed == ids[10:]
+        assert [s for s in statements if s.split()[0] in ("BEGIN", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
+        assert project.excluded_ids() == set(ids)
+        snapshot = store_dump(project)
+        with pytest.raises(UnusableInputError, match="999999 is not a sample"):
+            project.set_excluded([ids[0], 999_999], excluded=False)
+        assert store_dump(project) == snapshot
+        assert project.set_excluded(["img000001.png", ids[2]], excluded=False) == [ids[1], ids[2]]
+        assert project.excluded_ids() == set(ids) - {ids[1], ids[2]}

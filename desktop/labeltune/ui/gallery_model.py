@@ -247,6 +247,10 @@ class GalleryModel(QAbstractListModel):
         if self._filter.kind == "excluded":
             self.reload()
             return
+        if len(sample_ids) > BULK_UPDATE and self._rows:  # one signal for a big selection
+            roles = [EXCLUDED_ROLE, Qt.ItemDataRole.ToolTipRole]
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), roles)
+            return
         for sample_id in sample_ids:
             row = self.row_of(sample_id)
             if row >= 0:
