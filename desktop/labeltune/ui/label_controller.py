@@ -3,7 +3,9 @@
 :class:`LabelingController` gives the current (or all selected) images a class, removes it, undoes and
 redoes, moves through the gallery, and reads the keys that do all this in the gallery, the large view and
 the bar above the gallery. Each label is committed to SQLite (``ProjectSession.set_label``) before the key
-handler returns, so it is saved before the next key press is handled. The page lays the widgets out and
+handler returns, so it is saved before the next key press is handled; a selection of more than
+``BACKGROUND_ABOVE`` images is one transaction written by a worker (ui/label_batch.py, docs/adr/0039),
+and the keys wait for it. A selection is one undo step. The page lays the widgets out and
 keeps them in step with the session; this class holds what a key press means.
 """
 
