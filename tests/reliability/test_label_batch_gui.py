@@ -140,3 +140,17 @@ def test_a_failed_batch_is_shown_and_changes_nothing(
     with qtbot.waitSignal(page.labeling.batches.tasks.finished, timeout=60_000):
         qtbot.keyClick(page.gallery, Qt.Key.Key_2)  # the page works on: the same key now labels
     assert page.class_panel.counts() == {"cat": 0, "dog": N}
+
+
+def test_closing_the_project_waits_for_a_running_batch(
+    qtbot: QtBot, page: LabelPage, big_project: Path
+) -> None:
+    page.gallery.setFocus()
+    page.gallery.selectAll()
+    qtbot.keyClick(page.gallery, Qt.Key.Key_2)
+    assert page.labeling.batches.busy()
+    page.session.close()  # the key press was handled: its batch is committed whole, not stopped
+    with Project.open(big_project) as project:
+        assert project.counts() == {"cat": 0, "dog": N}
+    qtbot.waitUntil(lambda: not page.labeling.batches.busy(), timeout=30_000)
+    assert page.session.project is None and page.model.rowCount() == 0

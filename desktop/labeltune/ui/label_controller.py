@@ -270,14 +270,14 @@ class LabelingController(QObject):
                 lambda progress, stop: project.assign_labels(
                     wanted, source, progress=progress, stop_event=stop
                 ),
-                lambda _changed: self._after_batch(list(wanted), finish),
+                lambda _changed: self._after_batch(project, list(wanted), finish),
             )
         elif self._run_updating(lambda: self.session.assign_labels(wanted, source)):
             finish()
 
-    def _after_batch(self, ids: list[int], finish: Callable[[], None]) -> None:
+    def _after_batch(self, project: object, ids: list[int], finish: Callable[[], None]) -> None:
         """A worker wrote a big selection: the gallery updates once, then the page moves on."""
-        if self.session.project is not None:
+        if self.session.project is project:  # (not another project opened meanwhile)
             self.session.notify_labels_changed(ids)
             finish()
 
@@ -322,15 +322,15 @@ class LabelingController(QObject):
             self.batches.run(
                 f"{'Redoing' if redo else 'Undoing'} the labels of {size:,} images…",
                 lambda _progress, _stop: project.redo() if redo else project.undo(),
-                lambda change: self._after_history_batch(change, done, size),
+                lambda change: self._after_history_batch(project, change, done, size),
             )
             return
         result: list[int | None] = []
         self._run_updating(lambda: result.append(self.session.redo() if redo else self.session.undo()))
         self._show_history_step(result[0] if result else None, done, size)
 
-    def _after_history_batch(self, change: object, done: str, size: int) -> None:
-        if self.session.project is not None and isinstance(change, LabelChange):
+    def _after_history_batch(self, project: object, change: object, done: str, size: int) -> None:
+        if self.session.project is project and isinstance(change, LabelChange):
             self._show_history_step(self.session.announce_change(change), done, size)
 
     def _show_history_step(self, sample_id: int | None, done: str, size: int) -> None:
