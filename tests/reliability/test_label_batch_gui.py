@@ -92,7 +92,9 @@ def test_a_big_selection_is_labeled_in_a_worker_and_undone_in_one_step(
         assert page.status_label.text() == f"Labeling {N:,} images…"
         qtbot.keyClick(page.gallery, Qt.Key.Key_1)  # a second batch while one runs: refused, clearly
         assert page.status_label.text() == f"Still labeling {N:,} images… Wait until it is done."
+        assert not page.class_panel.isEnabled()  # no class renamed under a running batch
     timer.stop()
+    assert page.class_panel.isEnabled()
 
     assert threads and threads[0] is not threading.main_thread() and gui_ran.is_set()
     assert _labels(page) == [("dog", "human")] * N
