@@ -81,6 +81,23 @@ def test_a_batch_of_one_sample_is_the_same_step_as_set_label(tmp_path: Path) -> 
         assert project.next_undo_size() == 1 and project.label_of(ids[2]) == "b"
 
 
+def test_undo_gives_back_a_source_the_batch_changed_alone(tmp_path: Path) -> None:
+    with many_samples_project(tmp_path / "p", 6) as project:
+        ids = project.sample_ids()  # ids[0] and ids[3] were imported as "a"
+        assert project.set_labels([ids[0], ids[3]], "a") == [ids[0], ids[3]]  # same label, now a person's
+        assert not project.can_undo()  # no label changed: no undo step, as set_label
+        project.set_label(ids[3], "a", source="import")
+        conn = project._db()
+        before = conn.execute("SELECT label, label_source FROM samples ORDER BY id").fetchall()
+        assert before[3:5] == [("a", "import"), (None, None)]
+        assert project.set_labels(ids[3:5], "a") == ids[3:5]  # ids[3]: its source only; ids[4]: its label
+        assert conn.execute("SELECT label_source FROM samples WHERE id = ?", (ids[3],)).fetchone() == (
+            "human",
+        )
+        project.undo()  # one step: ids[3] is the import's "a" again, ids[4] unlabeled as before
+        assert conn.execute("SELECT label, label_source FROM samples ORDER BY id").fetchall() == before
+
+
 def test_unknown_samples_and_classes_change_nothing(tmp_path: Path) -> None:
     with many_samples_project(tmp_path / "p", 20) as project:
         ids = project.sample_ids()

@@ -196,18 +196,18 @@ class LabelsMixin(StoreBase):
                     known.add(value)
                     new_classes.append(value)
                 rows.append((sample_id, value, source, now, None))
-                if value != label:
-                    items.append(sample_id)
-                    before.append(names.setdefault(label, label))
-                    after.append(names.setdefault(value, value))
-                    sources.append(label_source)
+                items.append(sample_id)  # also a source-only change ("import" → "human"): undo restores it
+                before.append(names.setdefault(label, label))
+                after.append(names.setdefault(value, value))
+                sources.append(label_source)
             self._insert_rows(conn, rows, progress, stop_event)
             if new_classes:
                 with self._lock:
                     self._save_meta(classes=[*self._meta["classes"], *new_classes])
             first_key = self._lookup(conn, items[0])[1] if len(items) == 1 else ""
-        changed = [row[0] for row in rows]
-        if source not in PERSON_SOURCES or not items:
+        changed = list(items)
+        relabeled = [i for i, (old, new) in enumerate(zip(before, after, strict=True)) if old != new]
+        if source not in PERSON_SOURCES or not relabeled:  # as set_label: no step that changes no label
             return None, changed
         if len(items) == 1:
             return ImageLabelChange(items[0], self._abs(first_key), before[0], after[0]), changed
