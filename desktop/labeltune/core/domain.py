@@ -38,11 +38,19 @@ class LabelChange(Generic[ItemT, LabelT]):
     path: Path
     before: LabelT
     after: LabelT
+    batch: tuple[ItemT, ...] = ()
+    """Every item, when the step changed several at once (``set_labels``; ``item`` is the first of them,
+    ``before``/``after`` its labels): undone and redone as one step, see docs/adr/0039."""
 
     @property
     def sample_id(self) -> ItemT:
         """The image project's name for :attr:`item` (a database id)."""
         return self.item
+
+    @property
+    def items(self) -> tuple[ItemT, ...]:
+        """Every item this step changed: the batch, or :attr:`item` alone."""
+        return self.batch or (self.item,)
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,34 @@ Not thread-safe on its own: a project that is shared between threads calls it un
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["UndoStack"]
+__all__ = ["LabelBatch", "UndoStack"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+ItemT = TypeVar("ItemT")
+LabelT = TypeVar("LabelT")
+
+
+@dataclass(frozen=True, eq=False)
+class LabelBatch(Generic[ItemT, LabelT]):
+    """One undo entry for many items labeled at once (``set_labels``): undone and redone as one step.
+
+    Kept compact (no paths, no object per item): a 100 000-item batch is four lists. ``before_sources``
+    are the items' label sources before the batch (``None``: never labeled), so undo gives each item back
+    its own label *and* source (an imported label stays one an import may update); ``source`` is the
+    batch's. See
+    docs/adr/0039.
+    """
+
+    items: Sequence[ItemT]
+    before: Sequence[LabelT]
+    after: Sequence[LabelT]
+    before_sources: Sequence[str | None]
+    source: str
 
 
 class UndoStack(Generic[T]):
@@ -50,6 +71,11 @@ class UndoStack(Generic[T]):
     def can_redo(self) -> bool:
         """Whether there is an undone change to redo."""
         return bool(self._redo)
+
+    def peek(self, redo: bool = False) -> T | None:
+        """The change the next :meth:`undo` (``redo``: :meth:`redo`) would apply, or ``None``."""
+        side = self._redo if redo else self._undo
+        return side[-1] if side else None
 
     def undo(self, apply: Callable[[T], R]) -> R | None:
         """Undo the newest change with ``apply`` and return what it returns (``None``: nothing to undo).

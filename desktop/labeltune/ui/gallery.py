@@ -298,13 +298,19 @@ class GalleryView(QListView):
         return first_line * columns, (last_line + 1) * columns - 1
 
     def selected_rows(self) -> list[int]:
-        """Selected rows in ascending order."""
+        """Selected rows in ascending order (read from the selection's ranges: 100 000 rows in a blink)."""
         selection = self.selectionModel()
-        return sorted(index.row() for index in selection.selectedIndexes()) if selection else []
+        if selection is None:
+            return []
+        ranges = selection.selection()
+        parts = (ranges.at(i) for i in range(ranges.count()))
+        return sorted({row for part in parts for row in range(part.top(), part.bottom() + 1)})
 
     def selected_sample_ids(self) -> list[int]:
         """Sample ids of the selected rows, in gallery order."""
         model = self.model()
+        if isinstance(model, GalleryModel):
+            return [model.sample_id(row) for row in self.selected_rows()]
         return [int(model.index(row, 0).data(SAMPLE_ID_ROLE)) for row in self.selected_rows()]
 
     def select_row(self, row: int) -> None:

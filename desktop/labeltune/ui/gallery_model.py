@@ -57,6 +57,8 @@ THUMBNAIL_ERROR_ROLE = Qt.ItemDataRole.UserRole + 6
 PREDICTION_ROLE = Qt.ItemDataRole.UserRole + 7
 UNFAMILIAR_ROLE = Qt.ItemDataRole.UserRole + 8  # bool: unlike the images that run was trained on
 EXCLUDED_ROLE = Qt.ItemDataRole.UserRole + 9  # bool: left out of training (key X)
+BULK_UPDATE = 1_000
+"""More changed labels than this reload the rows (one reset) instead of updating them one by one."""
 
 
 class GalleryModel(QAbstractListModel):
@@ -245,6 +247,10 @@ class GalleryModel(QAbstractListModel):
         if self._filter.kind == "excluded":
             self.reload()
             return
+        if len(sample_ids) > BULK_UPDATE and self._rows:  # one signal for a big selection
+            roles = [EXCLUDED_ROLE, Qt.ItemDataRole.ToolTipRole]
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), roles)
+            return
         for sample_id in sample_ids:
             row = self.row_of(sample_id)
             if row >= 0:
@@ -270,8 +276,8 @@ class GalleryModel(QAbstractListModel):
     def update_labels(self, sample_ids: Sequence[int]) -> None:
         """Take new labels of ``sample_ids`` (empty: of everything); rows leave or join the filter."""
         project = self._project
-        if not sample_ids or project is None:
-            self.reload()
+        if not sample_ids or project is None or len(sample_ids) > BULK_UPDATE:
+            self.reload()  # a big selection labeled at once: one reset, not a signal per row (ADR 0039)
             return
         for new in project.rows(ids=sample_ids):
             row = self.row_of(new[0])

@@ -3,7 +3,9 @@
 :class:`LabelingController` gives the current (or all selected) images a class, removes it, undoes and
 redoes, moves through the gallery, and reads the keys that do all this in the gallery, the large view and
 the bar above the gallery. Each label is committed to SQLite (``ProjectSession.set_label``) before the key
-handler returns, so it is saved before the next key press is handled. The page lays the widgets out and
+handler returns, so it is saved before the next key press is handled; a selection of more than
+``BACKGROUND_ABOVE`` images is one transaction written by a worker (ui/label_batch.py, docs/adr/0039),
+and the keys wait for it. A selection is one undo step. The page lays the widgets out and
 keeps them in step with the session; this class holds what a key press means.
 """
 
@@ -17,12 +19,14 @@ from PySide6.QtCore import QEvent, QModelIndex, QObject, QPoint, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMenu, QWidget
 
+from labeltune.core.domain import LabelChange
 from labeltune.core.project import LabelSource
 from labeltune.ui.class_chooser import ClassChooser
 from labeltune.ui.errors import show_error
 from labeltune.ui.gallery import GalleryView
 from labeltune.ui.gallery_model import GalleryModel
 from labeltune.ui.image_view import ImageView
+from labeltune.ui.label_batch import BACKGROUND_ABOVE, LabelBatchRunner
 from labeltune.ui.session import ProjectSession
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,7 @@ class LabelingController(QObject):
         self._bar: tuple[QWidget, ...] = ()
         self._class_list: QWidget | None = None
         self.updating = False  # a label change is being applied: ignore Qt's own current-row moves
+        self.batches = LabelBatchRunner(status_label, parent)  # big selections: one worker at a time
         gallery.installEventFilter(self)
         image_view.view.installEventFilter(self)
         gallery.selectionModel().currentChanged.connect(self._on_gallery_current_changed)
@@ -85,6 +90,7 @@ class LabelingController(QObject):
         gallery.customContextMenuRequested.connect(self._on_gallery_context_menu_requested)
         class_chooser.chosen.connect(self._on_class_chooser_chosen)
         class_chooser.finished.connect(self._on_class_chooser_finished)
+        session.project_closing.connect(self._on_session_project_closing)
 
     def watch(self, bar: tuple[QWidget, ...], class_list: QWidget) -> None:
         """Take labeling keys pressed in the ``bar``'s controls, and digits pressed in ``class_list``.
@@ -177,6 +183,8 @@ class LabelingController(QObject):
         ids = self.targets()
         if project is None or not ids:
             return
+        if self.batches.refuse_if_busy():
+            return
         exclude = not all(self.model.is_excluded(i) for i in ids)
         if not self._run_updating(lambda: self.model.update_excluded(project.set_excluded(ids, exclude))):
             return
@@ -192,12 +200,12 @@ class LabelingController(QObject):
             self.sample_revisited.emit(current)
 
     def undo(self) -> None:
-        """Undo the last label change and show the image it touched."""
-        self._history_step(self.session.undo, "Nothing to undo", "Undid the label of")
+        """Undo the last label change (a selection: all of it) and show the image it touched."""
+        self._history_step(redo=False)
 
     def redo(self) -> None:
         """Redo the last undone label change and show the image it touched."""
-        self._history_step(self.session.redo, "Nothing to redo", "Redid the label of")
+        self._history_step(redo=True)
 
     def show_neighbour(self, step: int) -> None:
         """Show the previous (-1) or next (+1) image in the gallery's order."""
@@ -235,7 +243,12 @@ class LabelingController(QObject):
         self._apply(dict.fromkeys(ids, label), advance, "human")
 
     def _apply(self, changes: dict[int, str | None], advance: bool, source: LabelSource) -> None:
-        """Give each sample its label (``None``: remove it), then stay or move on (see the module doc)."""
+        """Give each sample its label (``None``: remove it), then stay or move on (see the module doc).
+
+        One transaction and one undo step for all of them; many are written by a worker (ADR 0039).
+        """
+        if self.batches.refuse_if_busy():
+            return
         ids = list(changes)
         unreadable = [
             i for i in ids if changes[i] is not None and self.model.unreadable_reason(i) is not None
@@ -246,24 +259,47 @@ class LabelingController(QObject):
                 reason = self.model.unreadable_reason(unreadable[0])
                 self.say(f"Not labeled: this file cannot be read ({reason})")
                 return
-        groups: dict[str | None, list[int]] = {}
-        for sample_id in ids:
-            groups.setdefault(changes[sample_id], []).append(sample_id)
-        labeling = any(label is not None for label in groups)
+        wanted = {i: changes[i] for i in ids}
         current = self.session.current_id
-        last = max(ids, key=self.model.insertion_row)  # the last target in the gallery's order
+        last = ids[-1]  # the last target in the gallery's order (targets() lists them in that order)
+        finish = functools.partial(self._after_apply, wanted, advance, source, len(unreadable), current, last)
+        project = self.session.require()
+        if len(wanted) > BACKGROUND_ABOVE:  # one transaction of seconds: in a worker (ui/label_batch.py)
+            self.batches.run(
+                f"Labeling {len(wanted):,} images…",
+                lambda progress, stop: project.assign_labels(
+                    wanted, source, progress=progress, stop_event=stop
+                ),
+                lambda _changed: self._after_batch(project, list(wanted), finish),
+            )
+        elif self._run_updating(lambda: self.session.assign_labels(wanted, source)):
+            finish()
 
-        def write() -> None:
-            for label, group in groups.items():
-                self.session.set_label(group, label, source)
+    def _after_batch(self, project: object, ids: list[int], finish: Callable[[], None]) -> None:
+        """A worker wrote a big selection: the gallery updates once, then the page moves on."""
+        if self.session.project is project:  # (not another project opened meanwhile)
+            self.session.notify_labels_changed(ids)
+            finish()
 
-        if not self._run_updating(write):
+    def _after_apply(
+        self,
+        wanted: dict[int, str | None],
+        advance: bool,
+        source: LabelSource,
+        unreadable: int,
+        current: int | None,
+        last: int,
+    ) -> None:
+        """Say what a label change did and stay or move on (``last``: its last image in gallery order)."""
+        if self.session.project is None:
             return
+        ids, groups = list(wanted), dict.fromkeys(wanted.values())
+        labeling = any(label is not None for label in groups)
         names = " / ".join(label or "no label" for label in groups)
         accepted = "Accepted: " if source == "accepted" else ""
         message = f"{accepted}{len(ids):,} image{'s' if len(ids) != 1 else ''} → {names}"
         if unreadable:
-            message += f" · {len(unreadable):,} unreadable left out"
+            message += f" · {unreadable:,} unreadable left out"
         after = self.model.insertion_row(last) + (1 if self.model.row_of(last) >= 0 else 0)
         row = self.model.next_unlabeled_row(after) if advance and labeling else -1
         if advance and labeling and row < 0:
@@ -276,21 +312,42 @@ class LabelingController(QObject):
         if row >= 0:
             self.go_to_row(row)
 
-    def _history_step(self, step: Callable[[], int | None], nothing: str, done: str) -> None:
-        if self.session.project is None:
+    def _history_step(self, redo: bool) -> None:
+        project = self.session.project
+        if project is None or self.batches.refuse_if_busy():
+            return
+        size = project.next_undo_size(redo)
+        done = "Redid" if redo else "Undid"
+        if size > BACKGROUND_ABOVE:  # a big selection's undo is as long as its labeling: in a worker
+            self.batches.run(
+                f"{'Redoing' if redo else 'Undoing'} the labels of {size:,} images…",
+                lambda _progress, _stop: project.redo() if redo else project.undo(),
+                lambda change: self._after_history_batch(project, change, done, size),
+            )
             return
         result: list[int | None] = []
-        self._run_updating(lambda: result.append(step()))
-        sample_id = result[0] if result else None
+        self._run_updating(lambda: result.append(self.session.redo() if redo else self.session.undo()))
+        self._show_history_step(result[0] if result else None, done, size)
+
+    def _after_history_batch(self, project: object, change: object, done: str, size: int) -> None:
+        if self.session.project is project and isinstance(change, LabelChange):
+            self._show_history_step(self.session.announce_change(change), done, size)
+
+    def _show_history_step(self, sample_id: int | None, done: str, size: int) -> None:
         if sample_id is None:
-            self.say(nothing)
+            self.say(f"Nothing to {'redo' if done == 'Redid' else 'undo'}")
             return
         row = self.model.row_of(sample_id)
         if row >= 0:
             self.go_to_row(row)
         self.session.set_current(sample_id)
         self.sample_revisited.emit(sample_id)
-        self.say(f"{done} {self.image_view.title_label.text()}")
+        what = (
+            f"the labels of {size:,} images"
+            if size > 1
+            else f"the label of {self.image_view.title_label.text()}"
+        )
+        self.say(f"{done} {what}")
 
     def _run_updating(self, action: Callable[[], object]) -> bool:
         self.updating = True
@@ -385,6 +442,9 @@ class LabelingController(QObject):
 
     def _on_class_chooser_chosen(self, name: str) -> None:
         self.label_as(name)
+
+    def _on_session_project_closing(self, _project: object) -> None:
+        self.batches.wait_for_job()  # a batch being written is committed (or rolled back) whole first
 
     def _on_class_chooser_finished(self, _result: int) -> None:
         self.gallery.setFocus(Qt.FocusReason.PopupFocusReason)  # labeling goes on with the keys

@@ -117,6 +117,7 @@ class LabelPage(QWidget):
         self.middle_layout.insertWidget(1, self.label_next.widget)  # under the bar, over the gallery
         self.labeling.sample_revisited.connect(self._refresh_current)
         self.labeling.excluded_changed.connect(self._rebuild_filters)
+        self.labeling.batches.tasks.running_changed.connect(self._on_batches_running_changed)
         self.model.modelReset.connect(self._on_model_reset)
         self.model.rowsInserted.connect(self._update_count)
         self.model.rowsRemoved.connect(self._update_count)
@@ -240,6 +241,7 @@ class LabelPage(QWidget):
 
     def shutdown(self) -> None:
         """Stop background work (thumbnails, decoding, reading a split) before the window closes."""
+        self.labeling.batches.shutdown()
         self.loader.shutdown()
         self.image_view.shutdown()
         self.why.shutdown()
@@ -337,6 +339,9 @@ class LabelPage(QWidget):
         self._load_findings()
         self._rebuild_filters()
         self.gallery.setFocus()
+
+    def _on_batches_running_changed(self, running: bool) -> None:
+        self.class_panel.setEnabled(not running)  # no class edit under a running batch (ADR 0039)
 
     def _on_session_project_closed(self) -> None:
         self.topk_bars.set_topk([], [], False)

@@ -6,18 +6,20 @@ sample id, classes) go through :attr:`ProjectSession.project`, which is the open
 while an XRD project is open), so the image panels stay typed. See docs/adr/0024.
 
 Each image label is committed to the project's SQLite store (one short transaction) before the signal goes
-out, so the next key press already sees it and a crash a moment later loses nothing.
+out, so the next key press already sees it and a crash a moment later loses nothing. A selection of many
+images is one transaction and one undo step; above a few hundred it is written by a worker
+(ui/label_batch.py), which tells the session when it is done (docs/adr/0039).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from labeltune.core.domain import LabelProject
+from labeltune.core.domain import LabelChange, LabelProject
 from labeltune.core.project import LabelSource, Project
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.xrd_project import XrdProject, is_xrd_project
@@ -92,26 +94,32 @@ class ProjectSession(QObject):
         """Label (or unlabel) samples as a person's decision; committed before the signal is emitted.
 
         ``source`` ``accepted``: the person confirmed the model's suggestion (Space on the Label page).
+        Several samples are one transaction and one undo step (docs/adr/0039).
         """
-        project = self.require()
-        for sample_id in sample_ids:
-            project.set_label(sample_id, label, source=source)
+        self.assign_labels(dict.fromkeys(sample_ids, label), source)
+
+    def assign_labels(self, labels: Mapping[int, str | None], source: LabelSource = "human") -> None:
+        """Give each sample its label (one transaction, one undo step), then tell the panels."""
+        self.require().assign_labels(labels, source)
+        self.labels_changed.emit(list(labels))
+
+    def notify_labels_changed(self, sample_ids: Sequence[int]) -> None:
+        """Tell panels that a worker changed these samples' labels (a big batch: ui/label_batch.py)."""
         self.labels_changed.emit(list(sample_ids))
 
     def undo(self) -> int | None:
-        """Undo the last human label change; return the sample it touched."""
-        change = self.require().undo()
-        if change is None:
-            return None
-        self.labels_changed.emit([change.sample_id])
-        return change.sample_id
+        """Undo the last human label change; return the sample it touched (a batch: its first)."""
+        return self.announce_change(self.require().undo())
 
     def redo(self) -> int | None:
         """Redo the last undone label change; return the sample it touched."""
-        change = self.require().redo()
+        return self.announce_change(self.require().redo())
+
+    def announce_change(self, change: LabelChange[int, str | None] | None) -> int | None:
+        """Tell panels what an undo or redo changed (maybe done in a worker); the sample to show."""
         if change is None:
             return None
-        self.labels_changed.emit([change.sample_id])
+        self.labels_changed.emit(list(change.items))
         return change.sample_id
 
     def set_current(self, sample_id: int | None) -> None:

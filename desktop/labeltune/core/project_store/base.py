@@ -24,13 +24,14 @@ from labeltune.core.atomic import write_text_atomic
 from labeltune.core.domain import LabelChange
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.project_store.integrity import damaged_store_error, is_damage
-from labeltune.core.undo import UndoStack
+from labeltune.core.undo import LabelBatch, UndoStack
 
 __all__ = [
     "LABEL_SOURCES",
     "PERSON_SOURCES",
     "PROJECT_FILE",
     "UNDO_LIMIT",
+    "ImageLabelBatch",
     "ImageLabelChange",
     "LabelSource",
     "SampleRef",
@@ -51,6 +52,9 @@ SampleRef = int | str | os.PathLike[str]
 
 ImageLabelChange = LabelChange[int, str | None]
 """A label change of an image project: sample id, its file, class name (or ``None``) before and after."""
+
+ImageLabelBatch = LabelBatch[int, str | None]
+"""The undo entry of many samples labeled at once (``set_labels``, docs/adr/0039)."""
 
 
 def json_default(value: Any) -> Any:
@@ -101,7 +105,7 @@ class StoreBase:
         self._meta = meta
         self._conn: sqlite3.Connection | None = conn
         self._lock = threading.RLock()
-        self._undo_stack: UndoStack[ImageLabelChange] = UndoStack(UNDO_LIMIT)
+        self._undo_stack: UndoStack[ImageLabelChange | ImageLabelBatch] = UndoStack(UNDO_LIMIT)
         folder_str = os.path.abspath(folder)
         prefixes = {folder_str, os.path.realpath(folder_str)}
         self._prefixes = [os.path.normcase(os.path.join(p, "")) for p in sorted(prefixes, key=len)]

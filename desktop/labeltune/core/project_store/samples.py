@@ -166,16 +166,35 @@ class SamplesMixin(StoreBase):
         An excluded sample keeps its label and stays in the gallery; training leaves it out
         (core/datasets.py ``scan_project``). Committed before this returns.
         """
-        changed: list[int] = []
+        refs = list(refs)
+        flag = int(excluded)
         with self._write() as conn:
+            ints = [ref for ref in refs if isinstance(ref, int) and not isinstance(ref, bool)]
+            flags: dict[int, int] = {}
+            for start in range(
+                0, len(ints), CHUNK
+            ):  # a selection of 100 000: a query per 500, not two per id
+                chunk = ints[start : start + CHUNK]
+                query = f"SELECT id, excluded FROM samples WHERE id IN ({','.join('?' * len(chunk))})"
+                flags.update(conn.execute(query, chunk).fetchall())
+            changed: list[int] = []
             for ref in refs:
-                sample_id = self._lookup(conn, ref)[0]
-                cursor = conn.execute(
-                    "UPDATE samples SET excluded = ? WHERE id = ? AND excluded != ?",
-                    (int(excluded), sample_id, int(excluded)),
-                )
-                if cursor.rowcount:
+                known = isinstance(ref, int) and not isinstance(ref, bool) and ref in flags
+                sample_id = ref if known else self._lookup(conn, ref)[0]  # a path, or unknown: raises
+                assert isinstance(sample_id, int)
+                if sample_id not in flags:
+                    flags[sample_id] = conn.execute(
+                        "SELECT excluded FROM samples WHERE id = ?", (sample_id,)
+                    ).fetchone()[0]
+                if flags[sample_id] != flag:
+                    flags[sample_id] = flag
                     changed.append(sample_id)
+            for start in range(0, len(changed), CHUNK):
+                chunk = changed[start : start + CHUNK]
+                conn.execute(
+                    f"UPDATE samples SET excluded = ? WHERE id IN ({','.join('?' * len(chunk))})",
+                    [flag, *chunk],
+                )
         return changed
 
     def excluded_ids(self) -> set[int]:

@@ -158,12 +158,18 @@ class LabelHistory:
         return LabelEvent(current, "import", when, LABELS_FILE)
 
     def append(self, key: str, events: Sequence[LabelEvent[XrdLabel]]) -> None:
-        """Append ``events`` of ``key`` and fsync the file.
+        """Append ``events`` of ``key`` and fsync the file (see :meth:`append_many`)."""
+        self.append_many([(key, event) for event in events])
+
+    def append_many(self, events: Sequence[tuple[str, LabelEvent[XrdLabel]]]) -> None:
+        """Append ``(key, event)`` pairs in one write and fsync the file (a batch: one block of lines).
 
         The label itself is already safe in ``labels.csv``: if the history cannot be written, that is
         logged, and the label shows up as an ``import`` event until its next change records it.
         """
-        lines = "".join(json.dumps(_event_json(key, event), ensure_ascii=False) + "\n" for event in events)
+        lines = "".join(
+            json.dumps(_event_json(key, event), ensure_ascii=False) + "\n" for key, event in events
+        )
         if self._torn():  # a crash cut the last line short: start on a line of our own, or both are lost
             lines = "\n" + lines
         try:
@@ -174,8 +180,8 @@ class LabelHistory:
         except OSError as exc:
             log.warning("cannot append to %s (%s); the label is saved in %s", self.file, exc, LABELS_FILE)
             return
-        if self._newest is not None and events:
-            self._newest[key] = events[-1].value
+        if self._newest is not None:
+            self._newest.update((key, event.value) for key, event in events)
 
     def _torn(self) -> bool:
         """Whether the file ends inside a line (a power cut during an append); ``False`` when unreadable."""

@@ -38,7 +38,7 @@ from labeltune.core.atomic import remove_stale_temporaries, write_text_atomic
 from labeltune.core.domain import LabelChange, LabelEvent
 from labeltune.core.progress import ProgressCallback
 from labeltune.core.run_schema import run_schema_problem
-from labeltune.core.undo import UndoStack
+from labeltune.core.undo import LabelBatch, UndoStack
 from labeltune.core.xrd.pattern_import import import_pattern_files, pattern_files
 from labeltune.core.xrd.xrd_labels import (
     HISTORY_FILE,
@@ -81,6 +81,8 @@ UNDO_LIMIT = 200
 
 XrdLabelChange = LabelChange[str, XrdLabel]
 """A label change of an XRD project: the pattern's ``labels.csv`` key, its file, both labels."""
+XrdLabelBatch = LabelBatch[str, XrdLabel]
+"""The undo entry of many patterns labeled at once (:meth:`XrdProject.set_labels`, docs/adr/0039)."""
 
 
 def is_xrd_project(folder: str | os.PathLike[str]) -> bool:
@@ -118,7 +120,7 @@ class XrdProject:
         self.folder = folder
         self._meta = meta
         self._labels = labels
-        self._undo_stack: UndoStack[XrdLabelChange] = UndoStack(UNDO_LIMIT)
+        self._undo_stack: UndoStack[XrdLabelChange | XrdLabelBatch] = UndoStack(UNDO_LIMIT)
         self._history = LabelHistory(folder / HISTORY_FILE, folder / LABELS_FILE)
         self._library: Library | None = None
 
@@ -453,13 +455,66 @@ class XrdProject:
             self._undo_stack.push(XrdLabelChange(key, self.path_of(key), before, label))
         return label
 
+    def set_labels(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        phases: Sequence[str],
+        fractions: Sequence[float] | None = None,
+        *,
+        source: str = "human",
+    ) -> list[str]:
+        """Give many patterns one label: one ``labels.csv`` write, one history block, one undo step.
+
+        Returns the keys whose label changed (a pattern that has the label already is left alone). A
+        failed write leaves ``labels.csv`` and the labels as they were (:class:`XrdProjectError`).
+        A person's change of several patterns is undone and redone as one step (docs/adr/0039).
+        """
+        label = check_label(phases, fractions)
+        keys = list(dict.fromkeys(self.key(path) for path in paths))
+        before = [self.labels(key) for key in keys]
+        changed = [key for key, old in zip(keys, before, strict=True) if old != label]
+        if not changed:
+            return []
+        self._apply_many(dict.fromkeys(changed, label), None, source)
+        if source == "human":
+            old_labels = [old for old in before if old != label]
+            if len(changed) == 1:
+                self._undo_stack.push(
+                    XrdLabelChange(changed[0], self.path_of(changed[0]), old_labels[0], label)
+                )
+            else:
+                n = len(changed)
+                self._undo_stack.push(XrdLabelBatch(changed, old_labels, [label] * n, ["human"] * n, source))
+        return changed
+
     def undo(self) -> XrdLabelChange | None:
         """Undo the last label change; what the undo changed (``None``: nothing to undo)."""
-        return self._undo_stack.undo(lambda change: self._step(change.item, change.before, "undo"))
+        return self._undo_stack.undo(
+            lambda change: (
+                self._step_batch(change, undo=True)
+                if isinstance(change, LabelBatch)
+                else self._step(change.item, change.before, "undo")
+            )
+        )
 
     def redo(self) -> XrdLabelChange | None:
         """Redo the last undone label change; what the redo changed (``None``: nothing to redo)."""
-        return self._undo_stack.redo(lambda change: self._step(change.item, change.after, "redo"))
+        return self._undo_stack.redo(
+            lambda change: (
+                self._step_batch(change, undo=False)
+                if isinstance(change, LabelBatch)
+                else self._step(change.item, change.after, "redo")
+            )
+        )
+
+    def _step_batch(self, entry: XrdLabelBatch, undo: bool) -> XrdLabelChange:
+        """Give every pattern of a batch its label before (undo) or after (redo) it, in one write."""
+        values = entry.before if undo else entry.after
+        first = self.labels(entry.items[0])
+        self._apply_many(dict(zip(entry.items, values, strict=True)), "undo" if undo else "redo")
+        return XrdLabelChange(
+            entry.items[0], self.path_of(entry.items[0]), first, values[0], tuple(entry.items)
+        )
 
     def can_undo(self) -> bool:
         """Whether there is a change to undo."""
@@ -477,22 +532,37 @@ class XrdProject:
 
     def _apply(self, key: str, label: XrdLabel, note: str | None, source: str = "human") -> None:
         """Write ``label`` to ``labels.csv`` (all or nothing), then append it to the history."""
-        previous = self._labels.get(key)
-        unrecorded = self._history.unrecorded(key, previous or XrdLabel())  # before labels.csv changes
-        if label.is_labeled:
-            self._labels[key] = label
-        else:
-            self._labels.pop(key, None)
+        self._apply_many({key: label}, note, source)
+
+    def _apply_many(self, labels: dict[str, XrdLabel], note: str | None, source: str = "human") -> None:
+        """Write the patterns' labels to ``labels.csv`` in one write (all or nothing), then the history."""
+        previous = {key: self._labels.get(key) for key in labels}
+        unrecorded = [  # before labels.csv changes
+            (key, event)
+            for key, old in previous.items()
+            if (event := self._history.unrecorded(key, old or XrdLabel())) is not None
+        ]
+        for key, label in labels.items():
+            if label.is_labeled:
+                self._labels[key] = label
+            else:
+                self._labels.pop(key, None)
         try:
             self._save_labels()
-        except BaseException:
-            if previous is None:
-                self._labels.pop(key, None)
-            else:
-                self._labels[key] = previous
+        except BaseException as exc:
+            for key, old in previous.items():
+                if old is None:
+                    self._labels.pop(key, None)
+                else:
+                    self._labels[key] = old
+            if isinstance(exc, OSError):  # one line: which file, and why
+                reason = exc.strerror or str(exc)
+                raise XrdProjectError(f"cannot save the labels in {self.labels_file}: {reason}") from exc
             raise
-        events = [] if unrecorded is None else [unrecorded]
-        self._history.append(key, [*events, LabelEvent(label, source, time.time(), note)])
+        now = time.time()
+        self._history.append_many(
+            [*unrecorded, *((key, LabelEvent(v, source, now, note)) for key, v in labels.items())]
+        )
 
     def label_history(self, path: str | os.PathLike[str]) -> list[LabelEvent[XrdLabel]]:
         """Every label a pattern has had, oldest first (source ``human``; ``import``: see below).
