@@ -38,3 +38,21 @@ def one_line(text: str) -> str:
     assert len(lines) == 1, text
     assert "Traceback" not in text
     return lines[0]
+
+
+_TRAINED: dict[str, tuple[Path, Path]] = {}
+
+
+def trained_project(base: Path) -> tuple[Path, Path]:
+    """A small project with one finished run (``train_small_project``), trained once per session.
+
+    ``base`` is a session-lived folder (``tmp_path_factory.getbasetemp()``); callers copy the run
+    folder before planting anything in it.
+    """
+    if "run" not in _TRAINED:
+        from conftest import train_small_project  # tests/conftest.py
+
+        root = base / "untrusted-trained"
+        root.mkdir(exist_ok=True)
+        _TRAINED["run"] = train_small_project(root, {})
+    return _TRAINED["run"]

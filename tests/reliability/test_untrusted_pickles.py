@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from planted import Payload, one_line, plant_pickle, plant_torch
+from planted import Payload, one_line, plant_pickle, plant_torch, trained_project
 
 from labeltune import cli
 from labeltune.core.errors import UnusableInputError
@@ -21,9 +21,7 @@ from labeltune.core.errors import UnusableInputError
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A small project with one finished run (resnet18, random weights, 32 px)."""
-    from conftest import train_small_project  # tests/conftest.py
-
-    return train_small_project(tmp_path_factory.mktemp("trained"), {})
+    return trained_project(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
@@ -43,6 +41,7 @@ def test_the_payload_would_run_if_unpickled(tmp_path: Path) -> None:
     assert marker.exists()  # so a missing marker below means the file was refused, not that it was harmless
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch, on the bare pickle
 def test_weights_import_refuses_planted_pickles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     marker = tmp_path / "pwned"
     for file in (plant_torch(tmp_path / "evil.pth", marker), plant_pickle(tmp_path / "evil-raw.pth", marker)):
