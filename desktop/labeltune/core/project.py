@@ -58,7 +58,7 @@ from labeltune.core.project_store.labels import LabelsMixin
 from labeltune.core.project_store.runs import Prediction, RunsMixin
 from labeltune.core.project_store.samples import SamplesMixin
 from labeltune.core.project_store.schema import MIGRATIONS, SCHEMA, Migration, split_sql
-from labeltune.core.untrusted import foreign_rows, remember_roots
+from labeltune.core.untrusted import foreign_rows, imported_roots, outside_clause, remember_roots
 
 __all__ = [
     "DB_FILE",
@@ -184,8 +184,8 @@ def _refuse_foreign_rows(conn: sqlite3.Connection, meta: dict[str, Any], folder:
     """
     from labeltune.core.settings import Settings
 
-    outside = "path LIKE '/%' OR path LIKE '\\%' OR path LIKE '_:%' OR path LIKE '%..%'"  # absolute, or ..
-    keys = [row[0] for row in conn.execute(f"SELECT path FROM samples WHERE {outside}")]
+    where, params = outside_clause([str(folder), *imported_roots()])
+    keys = [row[0] for row in conn.execute(f"SELECT path FROM samples WHERE {where}", params)]
     if not keys:
         return
     own: list[str] = []
