@@ -172,3 +172,16 @@ def test_an_xrd_project_reads_its_own_patterns_only(tmp_path: Path) -> None:
             read_labels_csv(folder)
         assert "labels.csv" in str(info.value) and row in str(info.value)
         assert secret not in XrdProject.open(folder).patterns()  # inert in the app: it lists patterns/ only
+
+
+def test_a_symlinked_model_file_is_followed(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture
+) -> None:
+    """ADR 0043: a run folder may link its model elsewhere (reading safetensors cannot run code)."""
+    project, trained = trained_project(tmp_path_factory.getbasetemp())
+    run = Path(shutil.copytree(trained, tmp_path / "run"))
+    (run / "model.safetensors").unlink()
+    (run / "model.safetensors").symlink_to(trained / "model.safetensors")
+    image = project.parent / "data" / "class1" / "img000.png"
+    assert cli.main(["predict", str(run), str(image), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["label"] in {"class0", "class1", "class2"}
