@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,33 @@ class ImageDecodeError(LabelTuneError):
 
 NOT_WEIGHTS = "this file is not a PyTorch/safetensors weights file"
 INCOMPLETE = "the file is incomplete or damaged (for example a download that stopped early)"
-HAS_OBJECTS = (
-    "the file holds Python objects besides the weights, which LabelTune never loads (they could run code); "
-    "use the network's official weights file"
+HOLDS_OBJECTS = (
+    "the file holds Python objects besides the weights, which LabelTune never loads (they could run code)"
 )
+HAS_OBJECTS = f"{HOLDS_OBJECTS}; use the network's official weights file"
+
+
+PICKLED = "the file is a Python pickle (objects that could run code), which LabelTune never loads"
+
+
+def is_pickle(source: str) -> bool:
+    """Whether the file ``source`` is a pickle (``pickle.dump``) or a ``torch.save`` archive (one inside).
+
+    A safetensors file never starts so; a file that does was made by someone else's ``torch.save`` or
+    ``pickle.dump`` and is refused unread (ADR 0043).
+    """
+    try:
+        with open(source, "rb") as f:
+            head = f.read(2)
+            if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+                return True
+            if head != b"PK":
+                return False
+            f.seek(0)
+            with zipfile.ZipFile(f) as archive:
+                return any(name.endswith(".pkl") for name in archive.namelist())
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
 
 
 def describe_weights_error(exc: BaseException, source: str = "") -> str:
@@ -72,6 +96,8 @@ def describe_weights_error(exc: BaseException, source: str = "") -> str:
         return "the file is for another network: " + ", ".join(parts)
     if "Unsupported global" in text or "GLOBAL" in text:  # the pickle names classes or functions
         return HAS_OBJECTS
+    if source and is_pickle(source):  # a pickle where safetensors was expected (model.safetensors...)
+        return PICKLED
     if isinstance(exc, EOFError) or re.search(r"central directory|unexpected EOF|truncat|incomplete", text):
         return INCOMPLETE
     return NOT_WEIGHTS

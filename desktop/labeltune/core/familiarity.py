@@ -172,9 +172,14 @@ class Familiarity:
         path = Path(folder) / FILE
         if not path.is_file():
             return None
-        with safe_open(str(path), framework="numpy") as handle:
-            meta = json.loads((handle.metadata() or {})["familiarity"])
-        tensors = load_file(str(path))
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                meta = json.loads((handle.metadata() or {})["familiarity"])
+            tensors = load_file(str(path))
+        except Exception as exc:  # not safetensors (a pickle planted there is never unpickled), damaged
+            from labeltune.core.errors import UnusableInputError, describe_weights_error
+
+            raise UnusableInputError(f"{path}: {describe_weights_error(exc, str(path))}") from None
         densities = {
             name: GaussianDensity(
                 tensors[f"{name}.means"],

@@ -26,6 +26,7 @@ from labeltune.core.imaging import is_image_file, load_array
 from labeltune.core.metrics import classification_metrics, top_k
 from labeltune.core.model import load_model
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+from labeltune.core.untrusted import folder_name
 
 UNFAMILIAR_FOLDER = "unfamiliar"
 UNCERTAIN_FOLDER = "uncertain"
@@ -360,10 +361,14 @@ class Sortable(Protocol):
 
 
 def destination(answer: Sortable, min_confidence: float) -> str:
-    """The folder an answer is sorted into: ``unfamiliar``, ``uncertain`` or its label."""
+    """The folder an answer is sorted into: ``unfamiliar``, ``uncertain`` or its label as one folder name.
+
+    The label comes from the run's ``config.json``: ``folder_name`` keeps ``../x`` or ``/x`` inside the
+    output folder (ADR 0043).
+    """
     if answer.unfamiliar:
         return UNFAMILIAR_FOLDER
-    return answer.label if answer.confidence >= min_confidence else UNCERTAIN_FOLDER
+    return folder_name(answer.label) if answer.confidence >= min_confidence else UNCERTAIN_FOLDER
 
 
 def sort_into(

@@ -66,6 +66,7 @@ from labeltune.core.project_store.labels import LabelsMixin
 from labeltune.core.project_store.runs import Prediction, RunsMixin
 from labeltune.core.project_store.samples import SamplesMixin
 from labeltune.core.project_store.schema import MIGRATIONS, SCHEMA, Migration, split_sql
+from labeltune.core.untrusted import foreign_rows, imported_roots, outside_clause, remember_roots
 
 __all__ = [
     "DB_FILE",
@@ -183,6 +184,31 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     }
 
 
+def _refuse_foreign_rows(conn: sqlite3.Connection, meta: dict[str, Any], folder: Path) -> None:
+    """Refuse a project whose rows name files it may not read (ADR 0043, core/untrusted.py).
+
+    Only absolute keys and keys with ``..`` can lie outside; the project's own data roots count when this
+    user opened it here before (its recent projects list), so projects made before the rule still open.
+    """
+    from labeltune.core.settings import Settings
+
+    where, params = outside_clause([str(folder), *imported_roots()])
+    keys = [row[0] for row in conn.execute(f"SELECT path FROM samples WHERE {where}", params)]
+    if not keys:
+        return
+    own: list[str] = []
+    if str(folder.resolve()) in Settings.load().recent_projects:
+        own = [s if os.path.isabs(s) else os.path.join(folder, s) for s in meta["sources"]]
+    foreign = foreign_rows(folder, keys, own)
+    if foreign:
+        raise UnusableInputError(
+            f"{folder / DB_FILE}: {len(foreign)} sample file{'s' if len(foreign) != 1 else ''} outside the "
+            f"project folder and every folder imported on this computer (first: {foreign[0]}); LabelTune "
+            "does not read files a project names on its own: if they are yours, import their folder into "
+            "a project here first, or copy them into the project folder"
+        )
+
+
 _META_KEYS = ("schema_version", "name", "domain", "classes", "sources", "settings", "created")
 
 
@@ -265,6 +291,7 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
             check_store(conn, db_path)  # a damaged store is refused and kept (docs/adr/0040)
             refresh_backup(conn, db_path)
             cls._prepare_db(conn, meta, path)
+            _refuse_foreign_rows(conn, meta, path)
         except BaseException:
             conn.close()
             raise
@@ -360,6 +387,7 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
             if key in self._meta["sources"]:
                 return False
             self._save_meta(sources=[*self._meta["sources"], key])
+            remember_roots([os.path.abspath(path)])  # ADR 0043: a folder this user imported here
             return True
 
     # ------------------------------------------------------------------ content hashes

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
-from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
+from labeltune.core.errors import (
+    HAS_OBJECTS,
+    HOLDS_OBJECTS,
+    LabelTuneError,
+    UnusableInputError,
+    describe_weights_error,
+)
 from labeltune.core.image_task import TensorBatches, class_weights, predict_batches
 from labeltune.core.metrics import classification_metrics
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
@@ -111,6 +117,7 @@ def resume(
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # PyTorch's text (which suggests weights_only=False) goes to the log only
         reason = describe_weights_error(exc, str(checkpoint_path))
+        reason = HOLDS_OBJECTS if reason == HAS_OBJECTS else reason  # no "official weights file" advice
         raise UnusableInputError(f"cannot resume {run_dir}: {CHECKPOINT_FILE}: {reason}") from None
     job = FitJob(run_dir, config, prepared, checkpoint, progress, stop_event or threading.Event(), callbacks)
     return _fit(replace(job, cache_root=cache_root, start=start))

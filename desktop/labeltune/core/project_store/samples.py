@@ -20,6 +20,7 @@ from labeltune.core.project_store.base import (
     clean_class_name,
 )
 from labeltune.core.sample import Sample
+from labeltune.core.untrusted import remember_roots
 
 __all__ = ["SamplesMixin"]
 
@@ -46,6 +47,7 @@ class SamplesMixin(StoreBase):
             batch.setdefault(key, sample)
         if not batch:
             return 0
+        remember_roots({os.path.dirname(k) for k in batch if os.path.isabs(k)})  # ADR 0043: may read these
         now = time.time()
         with self._write() as conn:
             existing = self._rows_for_keys(conn, list(batch))

@@ -82,12 +82,14 @@ def download_weights(
             raise _needs_file(
                 WeightsUnavailableError,
                 f"the file downloaded from {source} is damaged or not the official {spec.weights_filename} "
-                f"(its sha256 {digest[:16]}... does not start with {expected[:16]}); try again, or",
+                f"(its sha256 {digest[:16]}... does not start with {expected[:16]}), so it was deleted; "
+                "try again, or",
                 name,
                 source,
             )
         check_stop(stop_event)
-        tensors = validate_state_dict(name, _load_any(part), source=f"the file downloaded from {source}")
+        downloaded = f"the file downloaded from {source} (deleted)"  # the .part name means nothing to users
+        tensors = validate_state_dict(name, _load_any(part, downloaded), source=downloaded)
         check_stop(stop_event)
         stored = _write_store(name, tensors, source=source, sha256=digest)
     finally:

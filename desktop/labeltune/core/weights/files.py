@@ -138,15 +138,16 @@ def _looks_like_safetensors(path: Path) -> bool:
     return int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
 
 
-def _load_any(path: Path) -> Mapping[str, Any]:
-    """Read a safetensors or torch file without running code from it."""
+def _load_any(path: Path, label: str = "") -> Mapping[str, Any]:
+    """Read a safetensors or torch file without running code from it; errors name it ``label`` or its name."""
+    label = label or path.name
     try:
         if _looks_like_safetensors(path):
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
         if path.suffix.lower() == ".safetensors":
-            raise InvalidWeightsError(f"{path.name}: {NOT_WEIGHTS}")
+            raise InvalidWeightsError(f"{label}: {NOT_WEIGHTS}")
         import torch
 
         loaded = torch.load(path, map_location="cpu", weights_only=True)
@@ -154,9 +155,9 @@ def _load_any(path: Path) -> Mapping[str, Any]:
         raise
     except Exception as exc:  # torch.load raises many types (UnpicklingError, RuntimeError, EOFError...)
         # PyTorch's text goes to the log only: it suggests weights_only=False, which runs the file's code.
-        raise InvalidWeightsError(f"{path.name}: {describe_weights_error(exc, str(path))}") from None
+        raise InvalidWeightsError(f"{label}: {describe_weights_error(exc, str(path))}") from None
     if not isinstance(loaded, Mapping):
-        raise InvalidWeightsError(f"{path.name} holds a {type(loaded).__name__}, not a state dict")
+        raise InvalidWeightsError(f"{label} holds a {type(loaded).__name__}, not a state dict")
     return loaded
 
 

@@ -6,6 +6,7 @@ No torch: the GUI and the CLI read labels with it.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from labeltune.core.errors import UnusableInputError
+from labeltune.core.untrusted import inside
 from labeltune.core.xrd.library import LIBRARY_FILE, Library
 from labeltune.core.xrd.metrics import FormulaError, label_key, resolve_label
 
@@ -60,6 +62,7 @@ def source_kind(source: Path) -> str:
 def read_labels_csv(folder: Path) -> list[tuple[Path, list[str], list[float] | None]]:
     """Rows of ``labels.csv``: (pattern path, phase tokens, fractions or None). Raises UnusableInputError."""
     path = folder / LABELS_FILE
+    in_project = (folder / "xrd_project.json").is_file()  # its rows must stay inside it (ADR 0043)
     rows: list[tuple[Path, list[str], list[float] | None]] = []
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -92,7 +95,13 @@ def read_labels_csv(folder: Path) -> list[tuple[Path, list[str], list[float] | N
                         f"{path}:{line}: weight fractions must be >= 0 and sum to 1 (or 100 %), not {total:g}"
                     )
             p = Path(rel)
-            rows.append((p if p.is_absolute() else folder / p, tokens, fractions))
+            p = p if p.is_absolute() else folder / p
+            if in_project and not inside(os.path.realpath(p), os.path.realpath(folder)):
+                raise UnusableInputError(  # ADR 0043: a project reads its own patterns only
+                    f"{path}:{line}: {rel} lies outside the project folder; an XRD project's patterns are "
+                    "in its patterns/ folder (import the file to use it)"
+                )
+            rows.append((p, tokens, fractions))
     if not rows:
         raise UnusableInputError(f"{path} lists no patterns")
     return rows

@@ -146,7 +146,12 @@ def _start(source: Path, config: XrdTrainConfig) -> _Start:
 
 def _fixed_set(source: Path, library: Library, grid: np.ndarray) -> tuple[torch.Tensor, ...]:
     """A simulated data folder's patterns, presence and fractions."""
-    x_all = np.load(source / "patterns.npy", mmap_mode="r")
+    try:  # never allow_pickle: an object array in a shared folder could run code (ADR 0043)
+        x_all = np.load(source / "patterns.npy", mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        what = "holds Python objects, which LabelTune never loads (they could run code)"
+        reason = what if "pickle" in str(exc) or "objects" in str(exc) else "is not a numeric array"
+        raise UnusableInputError(f"{source / 'patterns.npy'} {reason}") from None
     if x_all.shape[1] != len(grid):
         raise UnusableInputError(
             f"{source}: patterns have {x_all.shape[1]} points, meta.json says {len(grid)}"

@@ -39,6 +39,7 @@ from labeltune.core.domain import LabelChange, LabelEvent
 from labeltune.core.progress import ProgressCallback
 from labeltune.core.run_schema import run_schema_problem
 from labeltune.core.undo import LabelBatch, UndoStack
+from labeltune.core.untrusted import inside
 from labeltune.core.xrd.pattern_import import import_pattern_files, pattern_files
 from labeltune.core.xrd.xrd_labels import (
     HISTORY_FILE,
@@ -400,8 +401,14 @@ class XrdProject:
 
     # -- patterns -----------------------------------------------------------------------------------
     def patterns(self) -> list[Path]:
-        """The pattern files in ``patterns/``, sorted by name (case-insensitive)."""
-        return pattern_files(self.patterns_dir)
+        """The pattern files in ``patterns/``, sorted by name (case-insensitive).
+
+        A symlink there that leads out of the project folder is left out (ADR 0043): a project that came
+        by e-mail cannot make the app read the user's other files.
+        """
+        real = os.path.realpath(self.folder)
+        found = pattern_files(self.patterns_dir)
+        return [p for p in found if not p.is_symlink() or inside(os.path.realpath(p), real)]
 
     def read(self, path: str | os.PathLike[str]) -> Pattern:
         """Read a pattern; the project wavelength fills in for files that do not state theirs."""
