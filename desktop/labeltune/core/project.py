@@ -42,8 +42,10 @@ from typing import Any
 
 from labeltune.core.domain import DOMAINS, LabelChange, LabelEvent
 from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.file_problems import storage_error, storage_reason
 from labeltune.core.hashing import file_sha256
 from labeltune.core.project_store.base import (
+    DB_FILE,
     LABEL_SOURCES,
     PROJECT_FILE,
     LabelSource,
@@ -82,8 +84,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 """Version of both ``project.json`` and the SQLite schema (``PRAGMA user_version``) this code writes."""
-
-DB_FILE = "labeltune.sqlite"
 
 
 class NewerSchemaError(UnusableInputError):
@@ -265,6 +265,8 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as exc:
+            if storage_reason(exc, db_path) is not None:  # disk full, read-only, folder gone (ADR 0042)
+                raise storage_error(exc, db_path, "open") from exc
             raise UnusableInputError(f"cannot open {db_path}: {exc}") from exc
         return conn
 

@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 from labeltune.core.atomic import write_text_atomic
 from labeltune.core.domain import LabelChange
-from labeltune.core.errors import UnusableInputError
+from labeltune.core.errors import StorageError, UnusableInputError
+from labeltune.core.file_problems import FOLDER_GONE, storage_error, storage_reason
 from labeltune.core.undo import UndoStack
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 PROJECT_FILE = "project.json"
+DB_FILE = "labeltune.sqlite"
 LABEL_SOURCES = ("human", "import", "model", "accepted")
 """``accepted``: the model suggested the label and a person confirmed it (Space on the Label page)."""
 PERSON_SOURCES = ("human", "accepted")
@@ -117,17 +119,36 @@ class StoreBase:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and a write transaction; commit on success, roll back on error."""
+        """Hold the lock and a write transaction; commit on success, roll back on error.
+
+        A disk failure (full, read-only, the folder gone) raises a :class:`StorageError` naming the
+        database, with nothing written (docs/adr/0042).  The database file is looked for first: on a
+        deleted folder (a pulled drive) SQLite would go on writing into the unlinked file, and lose it.
+        """
         with self._lock:
             conn = self._db()
-            conn.execute("BEGIN IMMEDIATE")
+            db_path = self._folder / DB_FILE
+            if not db_path.exists():
+                raise StorageError(f"cannot save to {db_path}: {FOLDER_GONE}", errno=2)
             try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                if storage_reason(exc) is None:  # a constraint or SQL error: not the disk's doing
+                    raise
+                raise storage_error(exc, db_path, "save to") from exc
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
     def _save_meta(self, **changes: Any) -> None:
         """Write ``project.json`` with ``changes`` applied, then adopt them (call inside :meth:`_write`)."""
