@@ -15,26 +15,15 @@ from pathlib import Path
 import pytest
 import sqlite_faults
 from fs_faults import FAULTS, REASONS, inject, snapshot, temp_files
-from PIL import Image
+from fault_projects import image_project, xrd_project
 
 from labeltune import cli
-from labeltune.core.datasets import Sample
 from labeltune.core.errors import StorageError
 from labeltune.core.file_problems import storage_error, storage_reason
 from labeltune.core.project import DB_FILE, Project
 
 CODES = list(FAULTS.values())
 IDS = list(FAULTS)
-
-
-def _image_project(folder: Path) -> Project:
-    images = folder.parent / f"{folder.name}-images"
-    images.mkdir(parents=True)
-    for i, colour in enumerate(((200, 30, 30), (30, 200, 30), (30, 30, 200))):
-        Image.new("RGB", (16, 16), colour).save(images / f"img{i}.png")
-    project = Project.create(folder, classes=["cat", "dog"])
-    project.add_samples([Sample(images / f"img{i}.png", "cat" if i == 0 else None) for i in range(3)])
-    return project
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -84,7 +73,7 @@ def sqlite3_connect(path: Path):  # type: ignore[no-untyped-def]
 # ---------------------------------------------------------------------- (a) labeling an image project
 @pytest.mark.parametrize("code", CODES, ids=IDS)
 def test_image_label_fails_clearly_and_keeps_the_store(tmp_path: Path, code: int) -> None:
-    project = _image_project(tmp_path / "proj")
+    project = image_project(tmp_path / "proj")
     db = project.folder / DB_FILE
     ids = project.sample_ids()
     project.set_label(ids[1], "dog")
@@ -104,7 +93,7 @@ def test_image_label_fails_clearly_and_keeps_the_store(tmp_path: Path, code: int
 def test_cli_label_exits_2_with_one_line(
     tmp_path: Path, code: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    project = _image_project(tmp_path / "proj")
+    project = image_project(tmp_path / "proj")
     image = project.sample(project.sample_ids()[2]).path
     folder = project.folder
     project.close()
@@ -121,7 +110,7 @@ def test_cli_label_exits_2_with_one_line(
 @pytest.mark.parametrize("code", CODES, ids=IDS)
 def test_project_json_write_fails_clearly_and_keeps_the_old_file(tmp_path: Path, code: int) -> None:
     """A new class is written to project.json (temp file + rename): the old file stays, no temp is left."""
-    project = _image_project(tmp_path / "proj")
+    project = image_project(tmp_path / "proj")
     before = (project.folder / "project.json").read_bytes()
     with inject(code, project.folder) as hits, pytest.raises(StorageError) as caught:
         project.add_class("bird")
@@ -152,3 +141,37 @@ def test_helpers_prove_their_faults(tmp_path: Path) -> None:
     assert (inside / "old.txt").read_text() == ""  # an in-place writer loses the old content on a full disk
     assert snapshot(outside) == {"fine.txt": b"ok"}
     shutil.rmtree(inside)
+
+
+# ---------------------------------------------------------------------- (b) labeling an XRD project
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_xrd_label_fails_clearly_and_keeps_labels_csv_and_history(tmp_path: Path, code: int) -> None:
+    project = xrd_project(tmp_path / "proj")
+    first, second = project.patterns()
+    before = snapshot(project.folder)
+    with inject(code, project.folder) as hits, pytest.raises(StorageError) as caught:
+        project.set_label(second, ["B_2"])
+    assert hits
+    assert str(project.labels_file) in str(caught.value) and REASONS[code] in str(caught.value)
+    assert snapshot(project.folder) == before  # labels.csv and label_history.jsonl byte-identical
+    assert temp_files(project.folder) == []
+    assert project.labels(second).phases == () and project.labels(first).phases == ("A_1",)
+    assert project.can_undo() and not project.can_redo()
+    assert (
+        project.undo() is not None
+    )  # the undo stack holds the last change that was saved, not the failed one
+    assert project.labels(first).phases == ()
+
+
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_cli_xrd_label_exits_2_with_one_line(
+    tmp_path: Path, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = xrd_project(tmp_path / "proj")
+    second = project.patterns()[1]
+    before = snapshot(project.folder)
+    with inject(code, project.folder) as hits:
+        status, err = _cli(["label", str(project.folder), str(second), "--as", "B_2"], capsys)
+    assert hits and status == 2
+    _assert_one_line(err, project.labels_file, code)
+    assert snapshot(project.folder) == before
