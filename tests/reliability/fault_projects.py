@@ -1,4 +1,4 @@
-"""Small projects for the fault tests: an image project with three images, an XRD project with two patterns."""
+"""Small projects for the fault tests: an image project with three images, an XRD one with two patterns."""
 
 from __future__ import annotations
 

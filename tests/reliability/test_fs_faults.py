@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import sqlite_faults
-from fs_faults import FAULTS, REASONS, inject, snapshot, temp_files
 from fault_projects import image_project, xrd_project
+from fs_faults import FAULTS, REASONS, inject, snapshot, temp_files
 
 from labeltune import cli
 from labeltune.core.errors import StorageError
