@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -151,6 +152,28 @@ def storage_error(
     if not action:
         return StorageError(f"{where.strip()}: {reason}" if where else reason, errno=code)
     return StorageError(f"cannot {action}{where}: {reason}", errno=code)
+
+
+#: How writers written in C++ or Rust report a disk that refused: safetensors names the errno
+#: (``(os error 28)`` or ``Os { code: 28, ... }``); torch's file writer only says that writing failed.
+_LIBRARY_ERRNO = re.compile(r"\(os error (\d+)\)|\bOs \{ code: (\d+)")
+_LIBRARY_WRITE_FAILED = ("file write failed", "cannot be opened", "failed writing", "No space left")
+
+
+def library_write_error(exc: BaseException, path: str | os.PathLike[str]) -> StorageError | None:
+    """A :class:`StorageError` for a library writer's failure on ``path`` due to the disk, else ``None``."""
+    text = str(exc)
+    found = _LIBRARY_ERRNO.search(text)
+    if found:
+        code = int(found.group(1) or found.group(2))
+        return storage_error(OSError(code, os.strerror(code), os.fspath(path)), path)
+    if not _folder_of(path).is_dir():
+        return storage_error(OSError(errno.ENOENT, os.strerror(errno.ENOENT), os.fspath(path)), path)
+    if any(marker in text for marker in _LIBRARY_WRITE_FAILED):
+        log.info("library write failure on %s: %s", path, text)
+        refused = "the drive refused the write (disk full or read-only?)"
+        return StorageError(f"cannot write {os.fspath(path)}: {refused}")
+    return None
 
 
 def _looks_like_text(head: bytes) -> bool:
