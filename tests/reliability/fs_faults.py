@@ -154,7 +154,10 @@ def inject(code: int, under: Path, *, reads: bool = False, at: str = "") -> Iter
 
     def fake_connect(database: Any, *args: Any, **kwargs: Any) -> Any:
         if inside(database):
-            raise sqlite3.OperationalError(f"unable to open database file ({os.strerror(code)})")
+            error = sqlite3.OperationalError("unable to open database file")
+            error.sqlite_errorcode = 14  # type: ignore[attr-defined]  # SQLITE_CANTOPEN, as SQLite says it
+            hits.append(os.fsdecode(database))
+            raise error
         return real["connect"](database, *args, **kwargs)
 
     patches = [

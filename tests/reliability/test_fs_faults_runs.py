@@ -104,3 +104,64 @@ def test_a_new_run_on_a_full_disk_leaves_no_half_folder(trained_run: Path, tmp_p
         train(scan(data), config, runs / "run-1", cache_root=tmp_path / "cache")
     assert hits and REASONS[28] in str(caught.value)
     assert list(runs.iterdir()) == []
+
+
+# ------------------------------------------------------------- (d) using the run: export, predict, sort
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_export_over_a_previous_export_keeps_it_when_the_disk_fails(
+    trained_run: Path, tmp_path: Path, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "export"
+    out.mkdir()
+    model = out / "model.pt"
+    assert cli.main(["export", str(trained_run), "--format", "torchscript", "--out", str(model)]) == 0
+    before = snapshot(out)
+    assert "model.pt" in before and "model.pt.card.json" in before
+    capsys.readouterr()
+    with inject(code, out) as hits:
+        status = cli.main(["export", str(trained_run), "--format", "torchscript", "--out", str(model)])
+    err = capsys.readouterr().err
+    assert hits and status == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(out) in err and REASONS[code] in err
+    assert snapshot(out) == before
+    assert temp_files(out) == []
+
+
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_predictions_csv_and_sorting_fail_clearly_and_leave_no_half_file(
+    trained_run: Path, tmp_path: Path, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labeltune.core.use_model import predict_folder
+
+    images = write_class_folder(tmp_path / "new", classes=2, per_class=2, size=32)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "predictions.csv").write_text("path,label\nold.png,class0\n")
+    before = snapshot(out)
+    with inject(code, out) as hits, pytest.raises(StorageError) as caught:
+        predict_folder(trained_run, [images], csv_path=out / "predictions.csv", device="cpu")
+    assert hits and str(out / "predictions.csv") in str(caught.value) and REASONS[code] in str(caught.value)
+    assert snapshot(out) == before and temp_files(out) == []
+    with inject(code, out) as hits:
+        status = cli.main(["predict", str(trained_run), str(images), "--sort-into", str(out / "sorted")])
+    err = capsys.readouterr().err
+    assert hits and status == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(out / "sorted") in err and REASONS[code] in err
+    assert snapshot(out) == before and temp_files(out) == []
+
+
+def test_sorting_on_a_disk_that_fills_up_keeps_whole_copies_only(trained_run: Path, tmp_path: Path) -> None:
+    """The class folders exist, the disk fills while copying: no truncated image is left looking sorted."""
+    from labeltune.core.use_model import predict_folder
+
+    images = write_class_folder(tmp_path / "new", classes=2, per_class=2, size=32)
+    sorted_dir = tmp_path / "sorted"
+    done = predict_folder(trained_run, [images], sort_dir=sorted_dir, device="cpu")
+    assert done.copied == 4
+    before = snapshot(sorted_dir)
+    with inject(FAULTS["disk full"], sorted_dir) as hits, pytest.raises(StorageError) as caught:
+        predict_folder(trained_run, [images], sort_dir=sorted_dir, device="cpu")
+    assert hits and REASONS[28] in str(caught.value)
+    assert snapshot(sorted_dir) == before  # the failed copy (img000_1.png) is gone, not half there
+    assert temp_files(sorted_dir) == []
