@@ -66,8 +66,11 @@ def arm(conn: sqlite3.Connection, code: int, folder: Path) -> Any:
         conn.execute("PRAGMA query_only = 1")
     elif code == 13:  # EACCES
         conn.set_authorizer(_deny_writes)
-    elif code == 2:  # ENOENT
-        shutil.rmtree(folder)
+    elif code == 2:  # ENOENT; the app's thumbnail loader may still be writing into the folder's cache
+        for _ in range(100):
+            shutil.rmtree(folder, ignore_errors=True)
+            if not (folder / "labeltune.sqlite").exists():
+                break
     else:
         raise ValueError(f"no SQLite fault for errno {code}")
     return conn

@@ -94,9 +94,14 @@ class ProjectSession(QObject):
         ``source`` ``accepted``: the person confirmed the model's suggestion (Space on the Label page).
         """
         project = self.require()
-        for sample_id in sample_ids:
-            project.set_label(sample_id, label, source=source)
-        self.labels_changed.emit(list(sample_ids))
+        done: list[int] = []
+        try:
+            for sample_id in sample_ids:
+                project.set_label(sample_id, label, source=source)
+                done.append(sample_id)
+        finally:  # a write that fails part-way (disk full): the views still show what the store holds
+            if done:
+                self.labels_changed.emit(done)
 
     def undo(self) -> int | None:
         """Undo the last human label change; return the sample it touched."""

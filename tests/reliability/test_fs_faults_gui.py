@@ -1,0 +1,96 @@
+"""Labeling in the app on a failing disk: the user sees why, and the gallery shows what the store holds.
+
+The fault is armed on the open project's connection (sqlite_faults.arm: SQLite's own errors, or the project
+folder really deleted), then a key press labels (docs/adr/0042).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlite_faults
+from fault_projects import image_project
+from fs_faults import FAULTS, REASONS
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+from pytestqt.qtbot import QtBot
+
+from labeltune.core.project import DB_FILE, Project
+from labeltune.core.settings import Settings
+from labeltune.ui.label_page import LabelPage
+from labeltune.ui.session import ProjectSession
+
+CODES = list(FAULTS.values())
+IDS = list(FAULTS)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    project = image_project(tmp_path / "proj")
+    yield project
+    project.close()
+
+
+@pytest.fixture
+def page(qtbot: QtBot, project: Project) -> Iterator[LabelPage]:
+    session = ProjectSession(Settings())
+    label_page = LabelPage(session)
+    qtbot.addWidget(label_page)
+    label_page.resize(900, 600)
+    label_page.show()
+    session.adopt(project)
+    yield label_page
+    label_page.shutdown()
+
+
+def _error_texts(page: LabelPage) -> list[str]:
+    return [box.text() for box in page.findChildren(QMessageBox) if box.objectName() == "errorBox"]
+
+
+def _shown_labels(page: LabelPage, ids: list[int]) -> list[str | None]:
+    return [page.model.label(page.model.row_of(i)) for i in ids]
+
+
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_a_label_key_on_a_failing_disk_shows_why_and_the_gallery_does_not_lie(
+    qtbot: QtBot, page: LabelPage, project: Project, code: int
+) -> None:
+    ids = project.sample_ids()
+    page.gallery.select_row(page.model.row_of(ids[2]))
+    assert page.session.current_id == ids[2]
+    project._conn = sqlite_faults.arm(project._conn, code, project.folder)  # type: ignore[assignment]
+    qtbot.keyClick(page.gallery, Qt.Key.Key_2)
+    texts = _error_texts(page)
+    assert len(texts) == 1
+    assert str(project.folder / DB_FILE) in texts[0] and REASONS[code] in texts[0]
+    assert [project.label_of(i) for i in ids] == ["cat", None, None]
+    assert _shown_labels(page, ids) == ["cat", None, None]
+    assert page.session.current_id == ids[2]  # no advance past an image that was not labeled
+
+
+def test_a_selection_labeled_as_the_disk_fills_shows_the_labels_that_were_saved(
+    qtbot: QtBot, page: LabelPage, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three images selected, the disk fills after the first: the first shows its new label, the rest not."""
+    ids = project.sample_ids()
+    real = project.set_label
+    calls: list[int] = []
+
+    def set_label_then_fill(sample: Any, *args: Any, **kwargs: Any) -> None:
+        real(sample, *args, **kwargs)
+        calls.append(sample)
+        if len(calls) == 1:
+            project._conn = sqlite_faults.arm(project._conn, errno.ENOSPC, project.folder)  # type: ignore[assignment]
+
+    monkeypatch.setattr(project, "set_label", set_label_then_fill)
+    page.gallery.selectAll()
+    assert sorted(page.gallery.selected_sample_ids()) == sorted(ids)
+    qtbot.keyClick(page.gallery, Qt.Key.Key_2)
+    assert len(_error_texts(page)) == 1 and REASONS[errno.ENOSPC] in _error_texts(page)[0]
+    stored = [project.label_of(i) for i in ids]
+    assert stored.count("dog") == 1  # one saved before the disk filled
+    assert _shown_labels(page, ids) == stored
