@@ -94,3 +94,35 @@ def test_a_selection_labeled_as_the_disk_fills_shows_the_labels_that_were_saved(
     stored = [project.label_of(i) for i in ids]
     assert stored.count("dog") == 1  # one saved before the disk filled
     assert _shown_labels(page, ids) == stored
+
+
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_an_xrd_tick_on_a_failing_disk_shows_why_and_the_ticks_show_the_disk(
+    qtbot: QtBot, tmp_path: Path, code: int
+) -> None:
+    from fault_projects import xrd_project
+    from fs_faults import inject, snapshot
+
+    from labeltune.ui.xrd_page import XrdPage
+
+    folder = xrd_project(tmp_path / "xrd").folder
+    page = XrdPage()
+    qtbot.addWidget(page)
+    page.resize(1100, 700)
+    page.show()
+    page.open(folder)
+    assert page.project is not None
+    second = page.project.patterns()[1]
+    page.patterns_panel.select(second)
+    assert page.current_path() == second
+    before = snapshot(folder)
+    with inject(code, folder) as hits:
+        page.phase_panel.set_ticked("B_2", True)  # a tick saves at once
+        page.set_label(["A_1"])  # a suggestion taken: the same, not an exception in a slot
+    boxes = [box.text() for box in page.findChildren(QMessageBox) if box.objectName() == "errorBox"]
+    assert hits and len(boxes) == 2
+    assert all(str(folder / "labels.csv") in text and REASONS[code] in text for text in boxes)
+    assert page.phase_panel.ticked() == []  # what labels.csv holds
+    assert page.project.labels(second).phases == ()
+    assert snapshot(folder) == before
+    page.shutdown()
