@@ -175,3 +175,17 @@ def test_cli_xrd_label_exits_2_with_one_line(
     assert hits and status == 2
     _assert_one_line(err, project.labels_file, code)
     assert snapshot(project.folder) == before
+
+
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_cli_new_project_on_a_failing_disk_exits_2_with_one_line(
+    tmp_path: Path, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parent = tmp_path / "projects"
+    parent.mkdir()
+    data = image_project(tmp_path / "seed").folder.parent / "seed-images"
+    with inject(code, parent) as hits:
+        status, err = _cli(["project", "new", str(parent / "new"), "--from", str(data)], capsys)
+    assert hits and status == 2, err
+    _assert_one_line(err, parent / "new", code)
+    assert list(parent.iterdir()) == []

@@ -131,3 +131,32 @@ def test_sql_mistakes_in_the_feature_cache_still_raise(tmp_path: Path) -> None:
     """Only the disk's failures are forgiven; a bug is not hidden as "cannot write the cache"."""
     with FeatureCache(tmp_path, _key()) as cache, pytest.raises(sqlite3.OperationalError):
         cache._write("INSERT INTO no_such_table VALUES (?)", [(1,)])
+
+
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_hash_cache_that_cannot_be_written_costs_only_speed(tmp_path: Path, code: int) -> None:
+    from labeltune.core.hashing import HashCache, file_sha256
+
+    image = tmp_path / "a.bin"
+    image.write_bytes(b"some bytes")
+    root = tmp_path / "cache"
+    if code != errno.ENOENT:
+        root.mkdir()
+    with inject(code, root) as hits, HashCache(root / "hashes.sqlite") as cache:
+        assert cache.sha256(image) == file_sha256(image)
+        cache.flush()
+    assert hits
+
+
+def test_hash_cache_writes_that_fail_cost_only_speed(tmp_path: Path) -> None:
+    import sqlite_faults
+
+    from labeltune.core.hashing import HashCache, file_sha256
+
+    image = tmp_path / "a.bin"
+    image.write_bytes(b"other bytes")
+    with HashCache(tmp_path / "hashes.sqlite") as cache:
+        cache._db = sqlite_faults.arm(cache._db, FAULTS["disk full"], tmp_path)
+        assert cache.sha256(image) == file_sha256(image)
+        cache.flush()  # no exception: only the next run hashes again
+        assert cache._pending == []

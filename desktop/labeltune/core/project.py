@@ -214,7 +214,7 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UnusableInputError(f"cannot create project folder {path}: {exc}") from exc
+            raise storage_error(exc, path, "create project folder") from exc
         meta: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "name": name.strip() if name and name.strip() else path.name,
