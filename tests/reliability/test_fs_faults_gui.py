@@ -16,7 +16,7 @@ import sqlite_faults
 from fault_projects import image_project
 from fs_faults import FAULTS, REASONS
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from labeltune.core.project import DB_FILE, Project
@@ -47,8 +47,8 @@ def page(qtbot: QtBot, project: Project) -> Iterator[LabelPage]:
     label_page.shutdown()
 
 
-def _error_texts(page: LabelPage) -> list[str]:
-    return [box.text() for box in page.findChildren(QMessageBox) if box.objectName() == "errorBox"]
+def _error_texts(parent: QWidget) -> list[str]:
+    return [box.text() for box in parent.findChildren(QMessageBox) if box.objectName() == "errorBox"]
 
 
 def _shown_labels(page: LabelPage, ids: list[int]) -> list[str | None]:
@@ -126,3 +126,34 @@ def test_an_xrd_tick_on_a_failing_disk_shows_why_and_the_ticks_show_the_disk(
     assert page.project.labels(second).phases == ()
     assert snapshot(folder) == before
     page.shutdown()
+
+
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_adding_a_class_on_a_failing_disk_shows_why_and_keeps_the_classes(
+    page: LabelPage, project: Project, code: int
+) -> None:
+    from fs_faults import inject, snapshot
+
+    before = snapshot(project.folder)["project.json"]
+    with inject(code, project.folder) as hits:
+        added = page.class_panel.add_class("bird")
+    texts = _error_texts(page.class_panel)
+    assert hits and not added and len(texts) == 1
+    assert str(project.folder / "project.json") in texts[0] and REASONS[code] in texts[0]
+    assert project.classes == ["cat", "dog"]
+    assert snapshot(project.folder)["project.json"] == before
+
+
+def test_a_worker_that_meets_a_raw_os_error_says_it_in_words(qtbot: QtBot, tmp_path: Path) -> None:
+    """The backstop for a disk failure no core function worded: the worker's failed message."""
+    from labeltune.workers.tasks import FunctionWorker, TaskController
+
+    target = tmp_path / "out.csv"
+
+    def job(progress: Any, stop: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    controller = TaskController()
+    with qtbot.waitSignal(controller.failed, timeout=10000) as blocker:
+        controller.start(FunctionWorker(job))
+    assert blocker.args[0] == f"{target}: disk full"
