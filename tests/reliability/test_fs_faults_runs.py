@@ -165,3 +165,33 @@ def test_sorting_on_a_disk_that_fills_up_keeps_whole_copies_only(trained_run: Pa
     assert hits and REASONS[28] in str(caught.value)
     assert snapshot(sorted_dir) == before  # the failed copy (img000_1.png) is gone, not half there
     assert temp_files(sorted_dir) == []
+
+
+@pytest.mark.parametrize("code", CODES, ids=IDS)
+def test_an_xrd_run_saved_on_a_failing_disk_keeps_its_previous_model_and_metrics(
+    tmp_path: Path, code: int
+) -> None:
+    from labeltune.core.xrd.model import XrdNet, XrdNetConfig
+    from labeltune.core.xrd.run_files import save_xrd_model, write_metrics
+
+    run = tmp_path / "run"
+    run.mkdir()
+    net = XrdNet(
+        XrdNetConfig(n_phases=2, points=256, channels=(4, 4), kernels=(3, 3), pools=(2, 2), hidden=8)
+    )
+    save_xrd_model(run, net)
+    write_metrics(run, {"f1": 0.5})
+    before = snapshot(run)
+    for parameter in net.parameters():
+        parameter.data.add_(1.0)
+    with inject(code, run) as hits:
+        with pytest.raises(StorageError) as model_error:
+            save_xrd_model(run, net)
+        with pytest.raises(StorageError) as metrics_error:
+            write_metrics(run, {"f1": 0.9})
+    assert hits
+    assert str(run / "model.safetensors") in str(model_error.value) and REASONS[code] in str(
+        model_error.value
+    )
+    assert str(run / "metrics.json") in str(metrics_error.value)
+    assert snapshot(run) == before and temp_files(run) == []
