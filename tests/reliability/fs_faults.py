@@ -6,7 +6,9 @@
 - opening for writing (``open``/``io.open``, hence ``Path.open``/``write_text``/``write_bytes``, and
   ``os.open`` with a write flag, hence ``tempfile.mkstemp``); with ``reads=True`` opening for reading too;
 - ``os.replace``/``os.rename`` (either end under ``folder``), ``os.mkdir`` (``Path.mkdir``, ``makedirs``),
-  ``os.link``/``os.symlink``, ``shutil.copyfile``/``copy2`` (they open), ``sqlite3.connect``;
+  ``os.link``/``os.symlink``, ``shutil.copyfile``/``copy2`` (they open);
+- ``sqlite3.connect``: a new database cannot be made (SQLITE_CANTOPEN); an existing one opens and its
+  writes fail with SQLite's own error for the fault (``sqlite_faults.arm``), as on a real disk;
 - with ``at="write"`` (the default for ENOSPC: a disk fills up while writing) the open succeeds, truncating
   the file as the real call would, and the first ``write`` on it fails, so an in-place writer leaves a
   half-written file behind, which is what the tests are there to catch.
@@ -24,6 +26,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import sqlite_faults
 
 FAULTS = {
     "disk full": 28,  # errno.ENOSPC
@@ -153,12 +157,15 @@ def inject(code: int, under: Path, *, reads: bool = False, at: str = "") -> Iter
         real["mkdir"](path, *args, **kwargs)
 
     def fake_connect(database: Any, *args: Any, **kwargs: Any) -> Any:
-        if inside(database):
+        if not inside(database):
+            return real["connect"](database, *args, **kwargs)
+        hits.append(os.fsdecode(database))
+        if code == 2 or not os.path.exists(database):  # SQLite cannot create or find the file
             error = sqlite3.OperationalError("unable to open database file")
             error.sqlite_errorcode = 14  # type: ignore[attr-defined]  # SQLITE_CANTOPEN, as SQLite says it
-            hits.append(os.fsdecode(database))
             raise error
-        return real["connect"](database, *args, **kwargs)
+        # An existing database opens, as on a real read-only or full disk; its writes fail (sqlite_faults)
+        return sqlite_faults.arm(real["connect"](database, *args, **kwargs), code, Path(database).parent)
 
     patches = [
         (builtins, "open", fake_open),

@@ -157,3 +157,42 @@ def test_a_worker_that_meets_a_raw_os_error_says_it_in_words(qtbot: QtBot, tmp_p
     with qtbot.waitSignal(controller.failed, timeout=10000) as blocker:
         controller.start(FunctionWorker(job))
     assert blocker.args[0] == f"{target}: disk full"
+
+
+@pytest.mark.parametrize("code", [FAULTS["read-only"], FAULTS["disk full"]], ids=["read-only", "disk full"])
+def test_training_in_a_failing_project_folder_says_why_and_leaves_no_run(
+    qtbot: QtBot, tmp_path: Path, code: int
+) -> None:
+    from fs_faults import inject
+
+    from conftest import write_class_folder
+    from labeltune.core.datasets import scan
+    from labeltune.ui.train_panel import TrainPanel
+
+    data = write_class_folder(tmp_path / "data", classes=2, per_class=6, size=32)
+    with Project.create(tmp_path / "proj") as created:
+        created.add_source(data)
+        created.add_samples(scan(data).samples)
+        created.save_settings(train={"choices": {"backbone": "resnet18", "weights": "none", "epochs": 1}})
+    session = ProjectSession(Settings(backbone="resnet18", weights="none", epochs=1, batch_size=8))
+    session.open(tmp_path / "proj")
+    panel = TrainPanel(session)
+    qtbot.addWidget(panel)
+    panel.form.input_size_spin.setValue(32)
+    panel.show()
+    before = (tmp_path / "proj" / "project.json").read_bytes()
+    try:
+        with (
+            inject(code, tmp_path / "proj") as hits,
+            qtbot.waitSignal(panel.controller.failed, timeout=120_000),
+        ):
+            panel.start()  # the form's choices cannot be saved in project.json: training starts all the same
+        qtbot.waitUntil(lambda: not panel.is_running(), timeout=30_000)
+    finally:
+        panel.shutdown()
+    texts = _error_texts(panel)
+    assert hits and len(texts) == 1
+    assert str(tmp_path / "proj" / "runs") in texts[0] and REASONS[code] in texts[0]
+    assert (tmp_path / "proj" / "project.json").read_bytes() == before
+    assert not (tmp_path / "proj" / "runs").exists() or list((tmp_path / "proj" / "runs").iterdir()) == []
+    session.close()
