@@ -300,3 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as error:  # disk full, read-only, folder gone... where no command worded it (ADR 0042)
+        from labeltune.core.file_problems import storage_error
+
+        sys.stderr.write(f"labeltune: error: {storage_error(error, action='').cli_message}\n")
+        return 2

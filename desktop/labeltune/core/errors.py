@@ -41,6 +41,18 @@ class ImageDecodeError(LabelTuneError):
     """A file could not be decoded as an image; the message says why."""
 
 
+class StorageError(LabelTuneError, OSError):
+    """A file or folder could not be written or read: disk full, read-only, permission denied, gone.
+
+    Made by :func:`labeltune.core.file_problems.storage_error`, the one place that words such failures.
+    It is an ``OSError`` too (with the original ``errno``), so code that handled the raw error still does.
+    """
+
+    def __init__(self, message: str, *, cli: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message, cli=cli)
+        self.errno = errno
+
+
 NOT_WEIGHTS = "this file is not a PyTorch/safetensors weights file"
 INCOMPLETE = "the file is incomplete or damaged (for example a download that stopped early)"
 HOLDS_OBJECTS = (

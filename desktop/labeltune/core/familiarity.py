@@ -143,6 +143,8 @@ class Familiarity:
         """Write ``familiarity.safetensors`` (arrays + JSON metadata) into ``folder``; return its path."""
         from safetensors.numpy import save_file
 
+        from labeltune.core.atomic import write_atomic
+
         tensors: dict[str, np.ndarray] = {}
         parts = {}
         for name, d in self.densities.items():
@@ -158,9 +160,8 @@ class Familiarity:
             "report": self.report,
         }
         path = Path(folder) / FILE
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp), metadata={"familiarity": json.dumps(meta)})
-        tmp.replace(path)
+        metadata = {"familiarity": json.dumps(meta)}
+        write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
         return path
 
     @classmethod

@@ -8,8 +8,10 @@ See docs/adr/0003-feature-cache.md.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -22,12 +24,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from labeltune.core.errors import ImageDecodeError
+from labeltune.core.file_problems import storage_reason
 from labeltune.core.imaging import load_array
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,17 +67,56 @@ class FeatureCache:
     def __init__(self, root: Path, key: FeatureKey) -> None:
         self.key = key
         self.path = Path(root) / "features" / f"{key.backbone}-{key.stage}-{key.digest()}.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS features (hash TEXT, view INTEGER, shape TEXT, data BLOB, "
-            "PRIMARY KEY (hash, view))"
+        self._warned = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._open(self.path)
+        except (OSError, sqlite3.Error) as exc:  # a cache only saves time: work on without one (ADR 0042)
+            if isinstance(exc, sqlite3.Error) and storage_reason(exc, self.path) is None:
+                raise
+            self._warn(exc)
+            self._db = self._open(":memory:")
+
+    def _open(self, where: Path | str) -> sqlite3.Connection:
+        db = sqlite3.connect(where, check_same_thread=False, timeout=60)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS features (hash TEXT, view INTEGER, shape TEXT, data BLOB, "
+                "PRIMARY KEY (hash, view))"
+            )
+            db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('key', ?)", (json.dumps(asdict(self.key)),))
+            db.commit()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _warn(self, exc: BaseException) -> None:
+        """Say once that the cache cannot be written: features are computed again next time, that is all."""
+        reason = storage_reason(exc, self.path) or str(exc)
+        log.log(
+            logging.DEBUG if self._warned else logging.WARNING,
+            "feature cache %s cannot be written (%s): features will be computed again next time",
+            self.path,
+            reason,
         )
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('key', ?)", (json.dumps(asdict(key)),))
-        self._db.commit()
+        self._warned = True
+
+    def _write(self, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+        """Store rows; a disk that refuses (full, read-only, gone) costs only the time to recompute them."""
+        with self._lock:
+            try:
+                self._db.executemany(sql, rows)
+                self._db.commit()
+            except sqlite3.Error as exc:
+                if storage_reason(exc, self.path) is None:
+                    raise
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.rollback()
+                self._warn(exc)
 
     def close(self) -> None:
         """Close the database."""
@@ -105,15 +149,11 @@ class FeatureCache:
         rows = [
             (digest, view, json.dumps(list(a.shape)), _to_float16(a).tobytes()) for digest, a in items.items()
         ]
-        with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)", rows)
-            self._db.commit()
+        self._write("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)", rows)
 
     def put_blob(self, name: str, data: bytes) -> None:
         """Store extra bytes that belong to this cache (e.g. calibrated BatchNorm statistics)."""
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"blob:{name}", data.hex()))
-            self._db.commit()
+        self._write("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(f"blob:{name}", data.hex())])
 
     def get_blob(self, name: str) -> bytes | None:
         """Return bytes stored with :meth:`put_blob`, or ``None``."""

@@ -5,13 +5,24 @@ all show these reasons (through :class:`~labeltune.core.errors.ImageDecodeError`
 :mod:`labeltune.core.imaging`), so a user sees the same, specific reason for a file wherever it turns up:
 "empty file (0 bytes)", "not an image (looks like text)", "truncated JPEG (image data ends early)"...
 Pillow's own error text goes to the log, not to the user.
+
+It also words what goes wrong with the disk itself, for every writer and reader of project files:
+:func:`storage_reason` turns an ``OSError`` (by ``errno``) or a ``sqlite3.Error`` (by its result code) into
+"disk full", "read-only", "permission denied" or "folder no longer exists — was a drive removed?", and
+:func:`storage_error` makes it the one-line :class:`~labeltune.core.errors.StorageError` that names the file
+(docs/adr/0042).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import re
+import sqlite3
 from pathlib import Path
+
+from labeltune.core.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +75,105 @@ def os_error_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "cannot be read (permission denied)"
     return f"cannot be read ({exc.strerror or exc})"
+
+
+DISK_FULL = "disk full"
+READ_ONLY = "read-only"
+PERMISSION_DENIED = "permission denied"
+FOLDER_GONE = "folder no longer exists — was a drive removed?"
+DRIVE_ERROR = "the drive does not answer (input/output error) — was a drive removed?"
+_ERRNO_REASONS = {
+    getattr(errno, "EDQUOT", errno.ENOSPC): "disk full (quota exceeded)",  # before ENOSPC: Windows lacks it
+    errno.ENOSPC: DISK_FULL,
+    errno.EFBIG: "file too large for this drive",
+    errno.EROFS: READ_ONLY,
+    errno.EACCES: PERMISSION_DENIED,
+    errno.EPERM: PERMISSION_DENIED,
+    errno.EIO: DRIVE_ERROR,
+    errno.ENXIO: DRIVE_ERROR,
+    errno.ENODEV: DRIVE_ERROR,
+    getattr(errno, "ESTALE", errno.EIO): DRIVE_ERROR,
+}
+#: SQLite primary result codes (the low byte of ``sqlite_errorcode``) -> the reason shown.
+_SQLITE_REASONS = {
+    13: DISK_FULL,  # SQLITE_FULL
+    8: READ_ONLY,  # SQLITE_READONLY
+    3: PERMISSION_DENIED,  # SQLITE_PERM
+    23: PERMISSION_DENIED,  # SQLITE_AUTH
+    10: DRIVE_ERROR,  # SQLITE_IOERR
+    14: "cannot open the database (its folder is missing or cannot be written)",  # SQLITE_CANTOPEN
+    11: "the database file is damaged",  # SQLITE_CORRUPT
+    26: "the database file is damaged",  # SQLITE_NOTADB
+}
+
+
+def storage_reason(
+    exc: BaseException, path: str | os.PathLike[str] | None = None, writing: bool = True
+) -> str | None:
+    """Words for a failed file-system or SQLite call on ``path``; ``None`` if ``exc`` is no such failure.
+
+    ``ENOENT`` is a vanished folder (a pulled USB stick, a deleted project) when writing or when the folder
+    that should hold ``path`` is gone, else (reading) a missing file. A ``sqlite3.Error`` is worded by its
+    result code, so SQL mistakes (which are bugs, not disk trouble) give ``None``.
+    """
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        reason = None if code is None else _SQLITE_REASONS.get(code & 0xFF)
+        if reason is not None and path is not None and not _folder_of(path).is_dir():
+            return FOLDER_GONE  # SQLite says "disk I/O error" or "unable to open" for a vanished folder
+        return reason
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return None
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        where = path if path is not None else exc.filename
+        if writing or where is None or not _folder_of(where).is_dir():
+            return FOLDER_GONE
+        return "file not found"
+    return _ERRNO_REASONS.get(exc.errno) or exc.strerror or None
+
+
+def _folder_of(path: str | os.PathLike[str]) -> Path:
+    return Path(os.path.abspath(os.fspath(path))).parent
+
+
+def storage_error(
+    exc: BaseException, path: str | os.PathLike[str] | None = None, action: str = "write"
+) -> StorageError:
+    """The one-line error for ``exc`` (an ``OSError`` or ``sqlite3.Error``): ``cannot <action> <path>: why``.
+
+    ``path`` defaults to the file the ``OSError`` names; ``action`` "" gives ``<path>: why``.
+    """
+    if path is None and isinstance(exc, OSError):
+        path = exc.filename
+    reason = storage_reason(exc, path, writing=action != "read") or str(exc)
+    log.info("storage failure on %s: %s: %s", path or "?", type(exc).__name__, exc)
+    where = f" {os.fspath(path)}" if path is not None else ""
+    code = exc.errno if isinstance(exc, OSError) else None
+    if not action:
+        return StorageError(f"{where.strip()}: {reason}" if where else reason, errno=code)
+    return StorageError(f"cannot {action}{where}: {reason}", errno=code)
+
+
+#: How writers written in C++ or Rust report a disk that refused: safetensors names the errno
+#: (``(os error 28)`` or ``Os { code: 28, ... }``); torch's file writer only says that writing failed.
+_LIBRARY_ERRNO = re.compile(r"\(os error (\d+)\)|\bOs \{ code: (\d+)")
+_LIBRARY_WRITE_FAILED = ("file write failed", "cannot be opened", "failed writing", "No space left")
+
+
+def library_write_error(exc: BaseException, path: str | os.PathLike[str]) -> StorageError | None:
+    """A :class:`StorageError` for a library writer's failure on ``path`` due to the disk, else ``None``."""
+    text = str(exc)
+    found = _LIBRARY_ERRNO.search(text)
+    if found:
+        code = int(found.group(1) or found.group(2))
+        return storage_error(OSError(code, os.strerror(code), os.fspath(path)), path)
+    if not _folder_of(path).is_dir():
+        return storage_error(OSError(errno.ENOENT, os.strerror(errno.ENOENT), os.fspath(path)), path)
+    if any(marker in text for marker in _LIBRARY_WRITE_FAILED):
+        log.info("library write failure on %s: %s", path, text)
+        refused = "the drive refused the write (disk full or read-only?)"
+        return StorageError(f"cannot write {os.fspath(path)}: {refused}")
+    return None
 
 
 def _looks_like_text(head: bytes) -> bool:

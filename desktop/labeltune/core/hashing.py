@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
 from pathlib import Path
+
+from labeltune.core.file_problems import storage_reason
+
+log = logging.getLogger(__name__)
 
 
 def file_sha256(path: Path | str, chunk_size: int = 1 << 20) -> str:
@@ -26,15 +32,32 @@ class HashCache:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Use the cache file ``path``; if it cannot be written (ADR 0042), an in-memory cache."""
+        self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS hashes "
-            "(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT)"
-        )
         self._pending: list[tuple[str, int, int, str]] = []
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = self._open(path)
+        except (OSError, sqlite3.Error) as exc:  # a cache only saves time: go on without its file
+            if isinstance(exc, sqlite3.Error) and storage_reason(exc, path) is None:
+                raise
+            log.warning("hash cache %s cannot be used (%s): files are hashed again next time", path, exc)
+            self._db = self._open(":memory:")
+
+    @staticmethod
+    def _open(where: Path | str) -> sqlite3.Connection:
+        db = sqlite3.connect(where, check_same_thread=False, timeout=60)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS hashes "
+                "(path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, sha256 TEXT)"
+            )
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def sha256(self, path: Path) -> str:
         """The file's sha256, from the cache when its size and mtime are unchanged."""
@@ -55,8 +78,15 @@ class HashCache:
     def flush(self) -> None:
         """Write remembered hashes."""
         with self._lock:
-            self._db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)", self._pending)
-            self._db.commit()
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?)", self._pending)
+                self._db.commit()
+            except sqlite3.Error as exc:  # full or read-only: the hashes are computed again next time
+                if storage_reason(exc, self.path) is None:
+                    raise
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.rollback()
+                log.warning("cannot write the hash cache %s (%s)", self.path, storage_reason(exc, self.path))
             self._pending.clear()
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ trained on (core/familiarity.py). Runs made before either existed predict with t
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import shutil
 import threading
@@ -18,10 +19,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from labeltune.core.atomic import write_atomic
 from labeltune.core.datasets import Dataset, SkippedFile, scan_folder
 from labeltune.core.errors import ImageDecodeError, LabelTuneError, UnusableInputError
 from labeltune.core.features import images_to_tensor
-from labeltune.core.file_problems import not_image_type_reason
+from labeltune.core.file_problems import not_image_type_reason, storage_error
 from labeltune.core.imaging import is_image_file, load_array
 from labeltune.core.metrics import classification_metrics, top_k
 from labeltune.core.model import load_model
@@ -388,12 +390,19 @@ def sort_into(
         check_stop(stop_event)
         folder = destination(p, min_confidence)
         target_dir = Path(out_dir) / folder
-        target_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            target_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, target_dir, "create") from exc
         target = target_dir / p.path.name
         n = 1
         while target.exists():  # never overwrite: two inputs may share a name
             target = target_dir / f"{p.path.stem}_{n}{p.path.suffix}"
             n += 1
-        shutil.copy2(p.path, target)
+        write_atomic(target, functools.partial(_copy_file, p.path))  # a full disk leaves no half copy
         counts[folder] = counts.get(folder, 0) + 1
     return counts
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    shutil.copy2(source, target)

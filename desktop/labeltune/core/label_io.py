@@ -18,6 +18,7 @@ item, but a file whose content some item has, is matched by content hash (core/h
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import shutil
@@ -27,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from labeltune.core.atomic import write_text_atomic
-from labeltune.core.errors import UnusableInputError
+from labeltune.core.atomic import write_atomic, write_text_atomic
+from labeltune.core.errors import StorageError, UnusableInputError
+from labeltune.core.file_problems import storage_error
 from labeltune.core.hashing import file_sha256
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 
@@ -223,9 +225,9 @@ def export_csv(target: LabelTarget, out: Path) -> int:
         writer.writerow([_written_path(item.file, out.parent), item.label, *extras, item.source])
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out, text.getvalue())
-    except OSError as exc:
-        raise UnusableInputError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except OSError as exc:  # disk full, read-only, folder gone: one line naming it (ADR 0042)
+        raise storage_error(exc, out.parent, "create") from None
+    write_text_atomic(out, text.getvalue())  # a StorageError naming ``out``
     return len(items)
 
 
@@ -249,15 +251,17 @@ def export_folders(
     for done, item in enumerate(items):
         check_stop(stop_event)
         folder = out / item.label
-        folder.mkdir(parents=True, exist_ok=True)
         destination = _free_name(folder / item.file.name)
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             if link:
                 destination.symlink_to(os.path.abspath(item.file))
-            else:
-                shutil.copy2(item.file, destination)
+            else:  # a full disk leaves no half copy that looks like a labeled image
+                write_atomic(destination, functools.partial(shutil.copy2, item.file))
         except OSError as exc:
-            raise UnusableInputError(f"cannot write {destination}: {exc.strerror or exc}") from None
+            if isinstance(exc, StorageError):
+                raise
+            raise storage_error(exc, destination) from None
         progress(Progress("export labels", done + 1, len(items)))
     return len(items)
 

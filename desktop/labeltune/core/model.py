@@ -124,11 +124,12 @@ def save_model(run_dir: Path, model: nn.Module, config: ModelConfig) -> Path:
     """Write the model's weights (safetensors) to ``run_dir``; the config goes in ``config.json``."""
     from safetensors.torch import save_file
 
+    from labeltune.core.atomic import write_atomic
+
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     path = Path(run_dir) / MODEL_FILE
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"model_config": json.dumps(asdict(config))})
-    tmp.replace(path)
+    metadata = {"model_config": json.dumps(asdict(config))}
+    write_atomic(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
     return path
 
 

@@ -43,8 +43,10 @@ from typing import Any
 from labeltune.core.atomic import remove_stale_temporaries
 from labeltune.core.domain import DOMAINS, LabelChange, LabelEvent
 from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.file_problems import storage_error, storage_reason
 from labeltune.core.hashing import file_sha256
 from labeltune.core.project_store.base import (
+    DB_FILE,
     LABEL_SOURCES,
     PROJECT_FILE,
     LabelSource,
@@ -91,8 +93,6 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 """Version of both ``project.json`` and the SQLite schema (``PRAGMA user_version``) this code writes."""
-
-DB_FILE = "labeltune.sqlite"
 
 
 class NewerSchemaError(UnusableInputError):
@@ -248,7 +248,7 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UnusableInputError(f"cannot create project folder {path}: {exc}") from exc
+            raise storage_error(exc, path, "create project folder") from exc
         meta: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "name": name.strip() if name and name.strip() else path.name,
@@ -311,6 +311,8 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
                 conn.close()
             if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):
                 raise damaged_store_error(db_path, str(exc)) from exc
+            if storage_reason(exc, db_path) is not None:  # disk full, read-only, folder gone (ADR 0042)
+                raise storage_error(exc, db_path, "open") from exc
             raise UnusableInputError(f"cannot open {db_path}: {exc}") from exc
         return conn
 

@@ -10,6 +10,7 @@ train`` beside the open app is fine: the store is SQLite in WAL mode).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
 import json
@@ -119,6 +120,8 @@ class ProjectLock:
             tmp.replace(path)
         except OSError as exc:  # a read-only share: opening still works, without the warning
             log.warning("cannot write the lock file in %s: %s", self.folder, exc)
+            with contextlib.suppress(OSError):  # no temporary file left behind (ADR 0042)
+                tmp.unlink(missing_ok=True)
 
     def release(self) -> None:
         """Remove the lock file if this process still holds it."""

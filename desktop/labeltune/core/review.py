@@ -9,6 +9,7 @@ ones counted in it (docs/adr/0030).
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from labeltune.core.atomic import write_text_atomic
 
 __all__ = [
     "VAL_PREDICTIONS_FILE",
@@ -62,11 +65,14 @@ def write_val_predictions(
         confidence = (shifted / shifted.sum(1, keepdims=True)).max(1)
     else:
         confidence = np.zeros(0)
-    with open(run_dir / VAL_PREDICTIONS_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["file", "true", "predicted", "confidence"])
-        for path, true, pred, conf in zip(paths, targets, predicted, confidence, strict=True):
-            writer.writerow([os.fspath(path), classes[int(true)], classes[int(pred)], f"{float(conf):.6f}"])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["file", "true", "predicted", "confidence"])
+    for path, true, pred, conf in zip(paths, targets, predicted, confidence, strict=True):
+        writer.writerow([os.fspath(path), classes[int(true)], classes[int(pred)], f"{float(conf):.6f}"])
+    write_text_atomic(
+        run_dir / VAL_PREDICTIONS_FILE, text.getvalue()
+    )  # a resumed run keeps the old on failure
 
 
 def read_val_predictions(run_dir: Path) -> list[ValPrediction]:

@@ -12,6 +12,9 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from labeltune.core.atomic import write_text_atomic
+from labeltune.core.file_problems import storage_error
+
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 10
@@ -94,12 +97,17 @@ class Settings:
         return cls(**values)
 
     def save(self) -> None:
-        """Write the settings atomically."""
+        """Write the settings atomically (core/atomic.py): a failure keeps the previous file, whole.
+
+        Raises :class:`~labeltune.core.errors.StorageError` (an ``OSError``) naming the file and the reason
+        (disk full, read-only, ...); the settings in memory stay as they are for this session.
+        """
         path = self.path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise storage_error(exc, path.parent, "create") from exc
+        write_text_atomic(path, json.dumps(asdict(self), indent=2))
 
     def new_projects_folder(self) -> Path:
         """The folder the next new project is proposed in."""

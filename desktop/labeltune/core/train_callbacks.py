@@ -7,10 +7,12 @@ The GUI bridge (epoch records and the start of training as Qt signals) is
 from __future__ import annotations
 
 import csv
+import io
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from labeltune.core.atomic import write_atomic, write_text_atomic
 from labeltune.core.progress import Progress, ProgressCallback, no_progress
 from labeltune.core.train_step import EpochRecord
 from labeltune.core.trainer import Callback, Trainer
@@ -20,13 +22,17 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def write_history(run_dir: Path, history: Sequence[EpochRecord]) -> None:
-    """Write ``history.csv`` (one row per epoch); the one writer of that file, for both domains."""
+    """Write ``history.csv`` (one row per epoch); the one writer of that file, for both domains.
+
+    Whole or not at all (core/atomic.py): a full disk keeps the previous epochs' file, not half of it.
+    """
     names = list(EpochRecord.__dataclass_fields__)
-    with open(Path(run_dir) / HISTORY_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(names)
-        for record in history:
-            writer.writerow([getattr(record, n) for n in names])
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(names)
+    for record in history:
+        writer.writerow([getattr(record, n) for n in names])
+    write_text_atomic(Path(run_dir) / HISTORY_FILE, text.getvalue())
 
 
 class ProgressBar(Callback):
@@ -118,9 +124,8 @@ class Checkpoints(Callback):
         if trainer.state.epoch == self._saved_epoch:
             return
         self.progress(Progress("save", 0, 1, "saving the model"))
-        tmp = self.run_dir / (CHECKPOINT_FILE + ".tmp")
-        torch.save(trainer.checkpoint(), tmp)
-        tmp.replace(self.run_dir / CHECKPOINT_FILE)
+        state = trainer.checkpoint()
+        write_atomic(self.run_dir / CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
         self._saved_epoch = trainer.state.epoch
         self._last = time.monotonic()
 

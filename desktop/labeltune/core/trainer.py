@@ -17,6 +17,7 @@ on a CPU that takes 15 s is left within about one layer's time; the step is then
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -33,6 +34,8 @@ from labeltune.core.train_step import (
     Validation,
     stop_hooks,
 )
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -142,8 +145,11 @@ class Trainer:
             if self.state.best_state:
                 self.model.load_state_dict(self.state.best_state)
         except BaseException as error:
-            for callback in self.callbacks:
-                callback.on_exception(self, error)
+            for callback in self.callbacks:  # each one, even if another fails: the first error is the news
+                try:
+                    callback.on_exception(self, error)
+                except Exception:
+                    log.warning("%s could not finish after %r", type(callback).__name__, error, exc_info=True)
             raise
         return self.state
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labeltune.core.atomic import write_text_atomic
 from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
 from labeltune.core.errors import (
     HAS_OBJECTS,
@@ -31,6 +32,7 @@ from labeltune.core.errors import (
     UnusableInputError,
     describe_weights_error,
 )
+from labeltune.core.file_problems import storage_error
 from labeltune.core.image_task import TensorBatches, class_weights, predict_batches
 from labeltune.core.metrics import classification_metrics
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
@@ -76,7 +78,10 @@ def train(
         taken = f"{run_dir} already holds a run; choose another folder (its model is not overwritten)"
         raise UnusableInputError(taken, cli=f"{taken}, or continue that run with --resume")
     created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # disk full, read-only, folder gone: one line naming it (ADR 0042)
+        raise storage_error(exc, run_dir, "create") from exc
     try:
         write_manifest(run_dir, prepared)
         job = FitJob(run_dir, config, prepared, None, progress, stop_event or threading.Event(), callbacks)
@@ -353,6 +358,6 @@ def _write_out(
         epochs_planned=config.epochs,
     )
     summary = result.to_json()
-    (job.run_dir / METRICS_FILE).write_text(json.dumps({**metrics, "summary": summary}, indent=2))
+    write_text_atomic(job.run_dir / METRICS_FILE, json.dumps({**metrics, "summary": summary}, indent=2))
     progress(Progress("save", 1, 1, "saving the model"))
     return result

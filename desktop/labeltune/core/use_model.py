@@ -107,6 +107,7 @@ def predict_folder(
     are never written over existing files. Raises :class:`UnusableInputError` for a bad threshold, a
     missing input or a run that cannot be loaded.
     """
+    from labeltune.core.file_problems import storage_error
     from labeltune.core.inference import destination, sort_into, write_csv_atomic
     from labeltune.core.xrd.inference import is_xrd_run
 
@@ -120,7 +121,10 @@ def predict_folder(
     check_stop(stop_event)
     out_csv = None if csv_path is None else Path(csv_path)
     if out_csv is not None:
-        out_csv.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out_csv.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # disk full, read-only, folder gone: one line naming it (ADR 0042)
+            raise storage_error(exc, out_csv.parent, "create") from exc
         write_csv_atomic(out_csv, predicted.header, predicted.rows)
     out_dir = None if sort_dir is None else Path(sort_dir)
     copied = 0

@@ -236,7 +236,10 @@ class GalleryBar(QWidget):
         order = str(self.order_combo.currentData())
         self.settings.gallery_order = order
         self.order_chosen.emit(order)
-        self.settings.save()
+        try:
+            self.settings.save()
+        except OSError as error:
+            show_error(self, "Cannot save settings", str(error))
 
     def _on_auto_advance_box_toggled(self, checked: bool) -> None:
         self.settings.auto_advance = checked

@@ -234,7 +234,10 @@ class MainWindow(QMainWindow):
     def _on_session_project_opened(self, project: LabelProject) -> None:
         self._hold(project.folder)
         self.settings.add_recent(project.folder)
-        self.settings.save()
+        try:
+            self.settings.save()
+        except OSError as error:  # the project opens all the same; only the recent list is not kept
+            show_error(self, "Cannot save settings", str(error))
         page = self.pages[project.domain]
         self.import_action.setText(page.import_text)
         self.stack.setCurrentWidget(cast(QWidget, page))  # every page is a widget of the stack
@@ -288,7 +291,10 @@ class MainWindow(QMainWindow):
         QSettings("LabelTune", "LabelTune").setValue("window/geometry", self.saveGeometry())
         self.session.close()
         self._hold(None)
-        self.settings.save()
+        try:
+            self.settings.save()
+        except OSError as error:  # closing goes on: nothing is left to show a message in
+            log.warning("%s", error)
         super().closeEvent(event)
 
 

@@ -323,29 +323,32 @@ class TrainSettingsForm(QWidget):
         except OSError as exc:
             log.warning("cannot save the settings: %s", exc)
         if self.session.project is not None:
-            self.session.project.save_settings(
-                **{
-                    PROJECT_SETTINGS_KEY: {
-                        "choices": {
-                            key: getattr(s, key)
-                            for key in (
-                                "backbone",
-                                "strategy",
-                                "epochs",
-                                "batch_size",
-                                "learning_rate",
-                                "augment",
-                                "device",
-                                "weights",
-                            )
-                        },
-                        "input_size": self.input_size_spin.value(),
-                        "val_fraction": self.val_spin.value(),
-                        "group_by": self.group_box.spec_text(),
-                        "patience": self.patience_spin.value(),
+            try:
+                self.session.project.save_settings(
+                    **{
+                        PROJECT_SETTINGS_KEY: {
+                            "choices": {
+                                key: getattr(s, key)
+                                for key in (
+                                    "backbone",
+                                    "strategy",
+                                    "epochs",
+                                    "batch_size",
+                                    "learning_rate",
+                                    "augment",
+                                    "device",
+                                    "weights",
+                                )
+                            },
+                            "input_size": self.input_size_spin.value(),
+                            "val_fraction": self.val_spin.value(),
+                            "group_by": self.group_box.spec_text(),
+                            "patience": self.patience_spin.value(),
+                        }
                     }
-                }
-            )
+                )
+            except OSError as exc:  # a read-only or full project folder: the choices are not remembered
+                log.warning("cannot save the training choices: %s", exc)
 
     def strategy(self) -> str:
         """The chosen strategy."""

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from labeltune.core.audit_store import AuditFindings, load_findings
 from labeltune.core.domain import LabelProject
+from labeltune.core.errors import LabelTuneError
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.pattern import Pattern, PatternReadError
 from labeltune.core.xrd.results import XrdPrediction
@@ -317,7 +318,10 @@ class XrdPage(QWidget):
     def set_label(self, phases: list[str], fractions: list[float] | None = None) -> None:
         """Label the current pattern (as ticking would)."""
         if self.project is not None and self._current is not None:
-            self.project.set_label(self._current, phases, fractions)
+            try:
+                self.project.set_label(self._current, phases, fractions)
+            except (LabelTuneError, OSError) as error:  # not saved (disk full...): say so, show the disk's
+                show_error(self, "Cannot save the label", str(error))
             self.phase_panel.set_label(self.project.labels(self._current))
             self._after_label_change(self._current)
 

@@ -21,6 +21,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from labeltune.core.errors import LabelTuneError
+from labeltune.core.file_problems import storage_error
 from labeltune.core.progress import Progress, StoppedError
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class Worker(QObject):
             self.stopped.emit()
         except LabelTuneError as error:
             self.failed.emit(str(error), traceback.format_exc())
+        except OSError as error:  # a disk failure no core function worded: the same words (ADR 0042)
+            log.warning("worker failed: %s", error, exc_info=True)
+            self.failed.emit(str(storage_error(error, action="")), traceback.format_exc())
         except Exception as error:  # every failure must reach the user, whatever it is
             log.exception("worker failed")
             self.failed.emit(f"{type(error).__name__}: {error}", traceback.format_exc())

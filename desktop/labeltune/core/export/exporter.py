@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labeltune.core.atomic import write_text_atomic
 from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
 from labeltune.core.export.card import MANIFEST_FILE, METRICS_FILE, build_card
 from labeltune.core.export.card_markdown import render_card_markdown
@@ -20,6 +22,7 @@ from labeltune.core.export.formats import (
     write_onnx,
     write_torchscript,
 )
+from labeltune.core.file_problems import library_write_error, storage_error
 from labeltune.core.hashing import file_sha256
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, load_model
 from labeltune.core.progress import Progress, ProgressCallback
@@ -147,12 +150,6 @@ def _deployable(model: nn.Module, config: ModelConfig, familiarity: Any) -> nn.M
     return wrapped.eval()
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def export_model(
     run_dir: Path | str, out: Path | str, fmt: str, progress: ProgressCallback | None = None
 ) -> ExportResult:
@@ -179,7 +176,10 @@ def export_model(
         MANIFEST_FILE,
     ):
         raise UnusableInputError(f"refusing to overwrite the run's own {out.name} with the export")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # disk full, read-only, folder gone: one line naming it (ADR 0042)
+        raise storage_error(exc, out.parent, "create") from exc
     partial = out.with_name(out.name + ".partial")
 
     _report(progress, 0, f"loading the model of {run_dir.name}")
@@ -193,13 +193,22 @@ def export_model(
             exporter = writer(deployable, config, partial)
         except LabelTuneError:
             raise
+        except OSError as exc:
+            raise storage_error(exc, out) from exc
         except Exception as exc:
+            disk = library_write_error(exc, out)
+            if disk is not None:
+                raise disk from exc
             raise LabelTuneError(f"{fmt} export of {config.backbone} failed: {exc}") from exc
         _report(progress, 2, "checking the exported model against PyTorch")
         max_abs_diff, tolerance = verify(deployable, config, fmt, partial)
-        partial.replace(out)
+        try:
+            partial.replace(out)
+        except OSError as exc:
+            raise storage_error(exc, out) from exc
     except BaseException:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder may be read-only or gone too
+            partial.unlink(missing_ok=True)
         raise
     logger.info("exported %s to %s (max |logit diff| %.3g)", run_dir, out, max_abs_diff)
 
@@ -218,8 +227,8 @@ def export_model(
         familiarity=familiarity,
     )
     card_path, md_path = _card_paths(out)
-    _write_text_atomic(card_path, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    _write_text_atomic(md_path, render_card_markdown(card))
+    write_text_atomic(card_path, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(md_path, render_card_markdown(card))
     _report(progress, 4, f"exported to {out}")
     return ExportResult(
         path=out,

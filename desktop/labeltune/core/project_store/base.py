@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 from labeltune.core.atomic import write_text_atomic
 from labeltune.core.domain import LabelChange
-from labeltune.core.errors import UnusableInputError
+from labeltune.core.errors import StorageError, UnusableInputError
+from labeltune.core.file_problems import FOLDER_GONE, storage_error, storage_reason
 from labeltune.core.project_store.integrity import damaged_store_error, is_damage
 from labeltune.core.undo import LabelBatch, UndoStack
 
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 PROJECT_FILE = "project.json"
+DB_FILE = "labeltune.sqlite"
 LABEL_SOURCES = ("human", "import", "model", "accepted")
 """``accepted``: the model suggested the label and a person confirmed it (Space on the Label page)."""
 PERSON_SOURCES = ("human", "accepted")
@@ -125,10 +127,16 @@ class StoreBase:
         """Hold the lock and a write transaction; commit on success, roll back on error.
 
         ``durable``: the commit is fsynced (``synchronous=FULL``), so it survives a power cut too, not only
-        a killed process; labels are written so (docs/adr/0040).
+        a killed process; labels are written so (docs/adr/0040). A disk failure (full, read-only, the
+        folder gone) raises a :class:`StorageError` naming the database, with nothing written (docs/adr/0042).
+        The database file is looked for first: on a deleted folder (a pulled drive) SQLite would go on
+        writing into the unlinked file, and lose it. Damage met while writing is said as at open.
         """
         with self._lock:
             conn = self._db()
+            db_path = self._folder / DB_FILE
+            if not db_path.exists():
+                raise StorageError(f"cannot save to {db_path}: {FOLDER_GONE}", errno=2)
             try:
                 if durable:
                     conn.execute("PRAGMA synchronous=FULL")
@@ -137,18 +145,26 @@ class StoreBase:
                     try:
                         yield conn
                     except BaseException:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
+                        self._rollback(conn)
                         raise
                     conn.execute("COMMIT")
                 finally:
                     if durable:
-                        conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.DatabaseError as exc:  # damaged while open: say which file, keep a copy
-                if not is_damage(exc):
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):  # keep a copy, say which file
+                    raise damaged_store_error(db_path, str(exc), opening=False) from exc
+                if storage_reason(exc) is None:  # a constraint or SQL error: not the disk's doing
                     raise
-                file = conn.execute("PRAGMA database_list").fetchone()[2]
-                raise damaged_store_error(Path(file), str(exc), opening=False) from exc
+                raise storage_error(exc, db_path, "save to") from exc
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
     def _save_meta(self, **changes: Any) -> None:
         """Write ``project.json`` with ``changes`` applied, then adopt them (call inside :meth:`_write`)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from labeltune.core.atomic import write_atomic, write_text_atomic
 from labeltune.core.errors import UnusableInputError, describe_weights_error
 from labeltune.core.run_schema import RUN_SCHEMA, RUN_SCHEMA_KEY, check_run_schema
 from labeltune.core.xrd.library import LIBRARY_FILE, Library, LibraryError, load_library
@@ -40,9 +41,7 @@ def save_xrd_model(run_dir: Path, net: XrdNet) -> None:
         k: (v.half() if v.is_floating_point() else v).detach().contiguous().cpu()
         for k, v in net.state_dict().items()
     }
-    tmp = run_dir / (MODEL_FILE + ".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(run_dir / MODEL_FILE)
+    write_atomic(run_dir / MODEL_FILE, lambda tmp: save_file(state, str(tmp)))
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -129,15 +128,11 @@ def config_writer(
         }
         if measured is not None:  # so a later comparison knows which patterns this model has seen
             data["measured_patterns"] = list(measured.paths)
-        tmp = run_dir / (CONFIG_FILE + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        tmp.replace(run_dir / CONFIG_FILE)
+        write_text_atomic(run_dir / CONFIG_FILE, json.dumps(data, indent=1))
 
     return write
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     """Write ``metrics.json`` atomically."""
-    tmp = run_dir / (METRICS_FILE + ".tmp")
-    tmp.write_text(json.dumps(metrics, indent=1), encoding="utf-8")
-    tmp.replace(run_dir / METRICS_FILE)
+    write_text_atomic(run_dir / METRICS_FILE, json.dumps(metrics, indent=1))
