@@ -197,10 +197,8 @@ def predict(
     if args.out:  # whole or not at all: a kill or a full disk leaves the previous file (core/atomic.py)
         from labeltune.core.atomic import write_text_atomic
 
-        try:
-            write_text_atomic(Path(args.out), json.dumps([p.to_json() for p in predictions], indent=1))
-        except OSError as exc:
-            raise LabelTuneError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        # a failure is a StorageError: one line naming the file and the reason in words (ADR 0042)
+        write_text_atomic(Path(args.out), json.dumps([p.to_json() for p in predictions], indent=1))
     if args.sort_into:  # by phase set, as the app's Predict a folder (core/use_model.py)
         from labeltune.core.inference import sort_into
         from labeltune.core.use_model import xrd_table

@@ -89,7 +89,7 @@ def test_xrd_predict_out_is_whole_or_the_previous_one(
     err = capsys.readouterr().err
     assert status == 2
     lines = [line for line in err.splitlines() if line.startswith("labeltune: error:")]
-    assert lines == [f"labeltune: error: cannot write {out}: No space left on device"]
+    assert lines == [f"labeltune: error: cannot write {out}: disk full"]
     assert "Traceback" not in err
     assert out.read_text(encoding="utf-8") == before  # the previous answers, whole
     assert sorted(p.name for p in out.parent.iterdir()) == ["out.json"]  # no temporary file left

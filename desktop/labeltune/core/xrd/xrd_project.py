@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from labeltune.core.atomic import remove_stale_temporaries, write_text_atomic
 from labeltune.core.domain import LabelChange, LabelEvent
+from labeltune.core.errors import StorageError
 from labeltune.core.progress import ProgressCallback
 from labeltune.core.run_schema import run_schema_problem
 from labeltune.core.undo import LabelBatch, UndoStack
@@ -562,10 +563,10 @@ class XrdProject:
                     self._labels.pop(key, None)
                 else:
                     self._labels[key] = old
-            if isinstance(exc, OSError):  # one line: which file, and why
+            if isinstance(exc, OSError) and not isinstance(exc, StorageError):  # one line: which file, why
                 reason = exc.strerror or str(exc)
                 raise XrdProjectError(f"cannot save the labels in {self.labels_file}: {reason}") from exc
-            raise
+            raise  # a StorageError already names labels.csv and the reason in words (ADR 0042)
         now = time.time()
         self._history.append_many(
             [*unrecorded, *((key, LabelEvent(v, source, now, note)) for key, v in labels.items())]
