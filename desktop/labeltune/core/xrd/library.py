@@ -144,9 +144,12 @@ def compute_peaks(
     """
     path = Path(cif_path)
     small, facts = read_structure(path)
-    refl = compute_reflections(
-        small, wavelength, two_theta_range, anomalous=anomalous, default_b_iso=default_b_iso
-    )
+    try:
+        refl = compute_reflections(
+            small, wavelength, two_theta_range, anomalous=anomalous, default_b_iso=default_b_iso
+        )
+    except CrystalError as exc:  # its message does not name the file
+        raise CrystalError(f"{path.name}: {exc}") from None
     if len(refl.intensity) == 0 or not float(refl.intensity.max()) > 0:
         raise CrystalError(
             f"{path.name}: no reflections between {two_theta_range[0]} and {two_theta_range[1]}°"
