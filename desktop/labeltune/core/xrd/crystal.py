@@ -48,12 +48,14 @@ _ELECTRONEGATIVITY: dict[str, float] = {
 }  # fmt: skip
 
 
+MIN_CELL_LENGTH = 1.0
+"""Shortest unit-cell edge (Å) accepted: no crystal has a shorter one (graphite's a is 2.46 Å)."""
 MAX_CELL_LENGTH = 500.0
 """Longest unit-cell edge (Å) accepted: larger cells are typing errors (or proteins), not powders."""
 MAX_HKL = 10_000_000
 """Most (h, k, l) triples enumerated for one pattern: bounds the memory a large cell can take."""
 MAX_REFLECTIONS = 250_000
-"""Most reflections computed for one pattern (a 60 000 Å^3 cell at d = 1 Å): bounds the time, ~1 s each 100 000."""
+"""Most reflections computed for a pattern (60 000 Å^3 at d = 1 Å): bounds the time (~1 s per 100 000)."""
 OCCUPANCY_TOLERANCE = 0.01
 """Occupancies up to 1.01 are rounding (e.g. 0.334 x 3); beyond that a site is refused."""
 
@@ -119,10 +121,10 @@ def read_structure(cif_path: str | Path) -> tuple[Any, CrystalFacts]:
     cell = small.cell
     if not (cell.a > 0 and cell.b > 0 and cell.c > 0) or not cell.volume > 0:
         raise CrystalError(f"{path.name}: the CIF has no valid unit cell")
-    if max(cell.a, cell.b, cell.c) > MAX_CELL_LENGTH:
+    if max(cell.a, cell.b, cell.c) > MAX_CELL_LENGTH or min(cell.a, cell.b, cell.c) < MIN_CELL_LENGTH:
         raise CrystalError(
             f"{path.name}: implausible unit cell ({cell.a:g} x {cell.b:g} x {cell.c:g} Å; "
-            f"at most {MAX_CELL_LENGTH:g} Å for a powder pattern)"
+            f"edges of {MIN_CELL_LENGTH:g} to {MAX_CELL_LENGTH:g} Å are expected)"
         )
     _check_sites(small, path.name)
     sg_label: tuple[str, int] | None = None
@@ -151,6 +153,10 @@ def _check_sites(small: Any, file_name: str) -> None:
         fract = (site.fract.x, site.fract.y, site.fract.z)
         if not all(math.isfinite(v) for v in fract):
             raise CrystalError(f"{file_name}: the coordinates of site {site.label!r} are not numbers")
+        if max(abs(v) for v in fract) > 100:
+            raise CrystalError(
+                f"{file_name}: site {site.label!r} has implausible fractional coordinates {fract!r}"
+            )
         if not math.isfinite(site.occ) or site.occ < 0 or site.occ > 1 + OCCUPANCY_TOLERANCE:
             raise CrystalError(
                 f"{file_name}: site {site.label!r} has occupancy {site.occ:g} (it must be between 0 and 1)"
@@ -257,8 +263,8 @@ def _hkl_sphere(small: Any, d_min: float, d_max: float) -> tuple[np.ndarray, np.
     expected = 4.0 / 3.0 * math.pi * (d_min**-3 - d_max**-3) * cell.volume  # reflections in the shell
     if math.prod(2 * m + 1 for m in hmax) > MAX_HKL or expected > MAX_REFLECTIONS:
         raise CrystalError(
-            f"the cell ({cell.a:g} x {cell.b:g} x {cell.c:g} Å) is too large: about {expected:.3g} reflections "
-            f"down to d = {d_min:.2f} Å (at most {MAX_REFLECTIONS})"
+            f"the cell ({cell.a:g} x {cell.b:g} x {cell.c:g} Å) is too large: about {expected:.3g} "
+            f"reflections down to d = {d_min:.2f} Å (at most {MAX_REFLECTIONS})"
         )
     ranges = [np.arange(-m, m + 1) for m in hmax]
     grid = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
