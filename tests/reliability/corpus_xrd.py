@@ -10,6 +10,7 @@ used can also be identified by the shipped model.
 from __future__ import annotations
 
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,8 +212,19 @@ def write_pattern_corpus(folder: Path) -> list[Kind]:
     (folder / "words.xrdml").write_text(
         good_xml.replace('<counts unit="counts">', '<counts unit="counts">many '), encoding="utf-8"
     )
+    add("XRDML with a NaN count", "refused", "NaN", folder / "nan.xrdml")
+    (folder / "nan.xrdml").write_text(xrdml_text(x, np.where(x == x[40], np.nan, y)), encoding="utf-8")
+    add("empty XRDML", "refused", "empty", folder / "empty.xrdml")
+    (folder / "empty.xrdml").write_bytes(b"")
+    add("binary garbage named .xrdml", "refused", "binary", folder / "garbage.xrdml")
+    (folder / "garbage.xrdml").write_bytes(b"\x00" + np.random.default_rng(3).bytes(2048))
+    add("unknown binary .raw", "refused", "unknown binary", folder / "garbage.raw")
+    (folder / "garbage.raw").write_bytes(b"XYZ\x00" + np.random.default_rng(4).bytes(2048))
     # RASX (zip)
     profile = _profile(x, y)
+    add("RASX member compressed with bzip2", "refused", "unsupported method", folder / "bzip2.rasx")
+    with zipfile.ZipFile(folder / "bzip2.rasx", "w", compression=zipfile.ZIP_BZIP2) as archive:
+        archive.writestr("Data0/Profile0.txt", profile)
     add("RASX zip bomb", "refused", "large", folder / "bomb.rasx")
     (folder / "bomb.rasx").write_bytes(
         raw_zip([("Data0/Profile0.txt", zeros_stream(ZIP_BOMB_BYTES), 0, ZIP_BOMB_BYTES)])
