@@ -266,7 +266,8 @@ def read_bruker_raw4(path: Path, data: bytes) -> Pattern:
     if not (np.isfinite(start) and np.isfinite(step) and step > 0):
         raise PatternReadError(f"{name}: implausible RAW4 scan start {start!r} / step {step!r}")
     records = np.frombuffer(data, dtype=np.uint8, count=steps * record, offset=first).reshape(steps, record)
-    intensity = records[:, :4].copy().view("<f4").reshape(-1).astype(np.float64)
+    with np.errstate(invalid="ignore"):  # a NaN in the file is refused by make_pattern, not warned about
+        intensity = records[:, :4].copy().view("<f4").reshape(-1).astype(np.float64)
     two_theta = start + step * np.arange(steps, dtype=np.float64)
     metadata["start_2theta"] = f"{start:g}"
     metadata["step_2theta"] = f"{step:g}"
