@@ -248,6 +248,12 @@ def write_pattern_corpus(folder: Path) -> list[Kind]:
         rasx_bytes(profile, [("Data0/MesurementConditions0.xml", *deflated(bomb.encode()))])
     )
     # Rigaku RAS, Bruker RAW, pdCIF
+    add("RAS stating Cu Kα1 in nm without a unit", "used", "in nm", folder / "nm.ras")
+    (folder / "nm.ras").write_text(
+        '*RAS_DATA_START\n*HW_XG_WAVE_LENGTH_ALPHA1 "0.154056"\n*HW_XG_WAVE_LENGTH_ALPHA2 "0.154439"\n'
+        f"*RAS_INT_START\n{profile}*RAS_INT_END\n",
+        encoding="utf-8",
+    )
     add("RAS without a data block", "refused", "RAS_INT_START", folder / "nodata.ras")
     (folder / "nodata.ras").write_text(
         '*RAS_DATA_START\n*HW_XG_WAVE_LENGTH_ALPHA1 "1.5406"\n', encoding="utf-8"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from corpus_xrd import GOOD_PATTERN, SECRET, Kind, write_cif_corpus, write_pattern_corpus
+from corpus_xrd import GOOD_CIF, GOOD_PATTERN, SECRET, Kind, write_cif_corpus, write_pattern_corpus
 
 from labeltune.cli import main
 from labeltune.core.xrd import readers_vendor
@@ -98,8 +98,9 @@ def test_awkward_files_are_read_as_a_rietveld_user_expects(corpus: tuple[Path, l
     assert merged.intensity[2995] == pytest.approx(good.intensity[2995] * 1.01)
     negative = read_pattern(folder / "negative.xy")  # kept as given (background-subtracted data)
     assert negative.intensity == pytest.approx(good.intensity - 2000.0)
-    for name in ("nm.xrdml", "rruff_nm.txt"):  # a wavelength stated in nm is 10x that in Å
+    for name in ("nm.xrdml", "rruff_nm.txt", "nm.ras"):  # a wavelength stated in nm is 10x that in Å
         assert read_pattern(folder / name).wavelength == pytest.approx(1.5406, abs=1e-4)
+    assert read_pattern(folder / "nm.ras").wavelength2 == pytest.approx(1.54439)
 
 
 def test_an_external_entity_never_opens_its_target(
@@ -242,3 +243,25 @@ def test_a_library_from_a_folder_of_bad_cifs_uses_the_good_one_and_names_each_ba
     out, err = capsys.readouterr()
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == len(kinds) - 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["predict", "RUN", "PATTERN"], ["xrd", "library", "CIF", "--out", "OUT"]],
+    ids=["predict", "library"],
+)
+def test_a_wavelength_given_in_nm_is_refused_with_one_line(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if shipped_model_dir() is None:
+        pytest.skip("the shipped XRD model is not in this checkout")
+    things = {
+        "RUN": str(shipped_model_dir()),
+        "PATTERN": str(GOOD_PATTERN),
+        "CIF": str(GOOD_CIF),
+        "OUT": str(tmp_path),
+    }
+    assert main([things.get(a, a) for a in command] + ["--wavelength", "0.15406"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and _one_line(err) and "ångström" in err
+    assert not (tmp_path / "library.json").exists()

@@ -41,6 +41,24 @@ def valid_wavelength(value: float | None) -> float | None:
     return number
 
 
+TUBE_LINES: dict[str, float] = {
+    "Cu Kα1": 1.54056, "Cu Kα": 1.54184, "Co Kα1": 1.78897, "Co Kα": 1.79026, "Mo Kα1": 0.70930,
+    "Mo Kα": 0.71073, "Cr Kα1": 2.28970, "Fe Kα1": 1.93604, "Ag Kα1": 0.55941,
+}  # fmt: skip
+"""Laboratory X-ray lines (Å)."""
+
+
+def tube_line_in_nm(value: float | None) -> str | None:
+    """The tube line ``value`` is in nanometres (0.154056 → "Cu Kα1"), or None.
+
+    Only a value within 0.05 % of a line divided by ten counts: a synchrotron tuned to exactly a tenth
+    of a tube line is far less likely than a wavelength written in nm.
+    """
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return next((n for n, a in TUBE_LINES.items() if abs(value * 10 - a) <= 5e-4 * a), None)
+
+
 @dataclass(frozen=True, eq=False)
 class Pattern:
     """One measured powder pattern: 2θ in degrees (ascending) and the intensity at each angle.
@@ -182,6 +200,14 @@ def make_pattern(
             f"{negative} point(s) have negative intensity (down to {float(y.min()):g}; background-subtracted "
             "data?): kept as measured"
         )
+    line = tube_line_in_nm(wavelength)
+    if line is not None and wavelength is not None:
+        warnings.append(
+            f"the stated wavelength {wavelength:g} is {line} in nm: read as {wavelength * 10:g} Å"
+        )
+        wavelength = wavelength * 10
+        if isinstance(wavelength2, (int, float)) and abs(wavelength2 * 10 - wavelength) < 0.05 * wavelength:
+            wavelength2 = wavelength2 * 10  # Kα2 beside it, in nm too
     w1 = valid_wavelength(wavelength)
     if w1 is None and isinstance(wavelength, (int, float)) and wavelength != 0:
         warnings.append(
