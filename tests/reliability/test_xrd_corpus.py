@@ -10,6 +10,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from corpus_xrd import GOOD_CIF, GOOD_PATTERN, SECRET, Kind, write_cif_corpus, write_pattern_corpus
 
@@ -265,3 +266,22 @@ def test_a_wavelength_given_in_nm_is_refused_with_one_line(
     out, err = capsys.readouterr()
     assert out == "" and _one_line(err) and "ångström" in err
     assert not (tmp_path / "library.json").exists()
+
+
+def test_only_a_first_column_named_d_or_q_is_refused(tmp_path: Path) -> None:
+    rows = "".join(
+        f"{10 + i * 0.02:.2f} {1.5406 / 2 / np.sin(np.radians(5 + i * 0.01)):.4f}\n" for i in range(200)
+    )
+    for header, refused in (
+        ("# 2theta d(A)", False),
+        ("# d (A)  I", True),
+        ("Q(1/A),I", True),
+        ("# data", False),
+    ):
+        path = tmp_path / "table.xy"
+        path.write_text(f"{header}\n{rows}", encoding="utf-8")
+        if refused:
+            with pytest.raises(PatternReadError, match="the header says the first column is"):
+                read_pattern(path)
+        else:
+            assert len(read_pattern(path)) == 200

@@ -101,12 +101,8 @@ def _wavelength_in(metadata: dict[str, str]) -> tuple[float | None, list[str]]:
     return None, []
 
 
-_D_HEADER = re.compile(
-    r"\bd[-_ ]?spacings?\b|\bd[-_ ]?values?\b|(^|[\s#;,!])d\s*[\[(]\s*(Å|A|angstr[oö]ms?|nm)\s*[\])]", re.I
-)
-_Q_HEADER = re.compile(
-    r"(^|[\s#;,!])q\s*[\[(]\s*(1/Å|1/A|1/nm|Å-1|A-1|nm-1|Å\^-1|A\^-1|nm\^-1|Å⁻¹|nm⁻¹)", re.I
-)
+_D_FIRST = re.compile(r"(d[-_ ]?spacings?|d[-_ ]?values?|d)\s*([\[(][^\])]*[\])])?(\s|,|;|$)", re.I)
+_Q_FIRST = re.compile(r"q\s*([\[(][^\])]*[\])])?(\s|,|;|$)", re.I)
 _RADIANS = math.pi
 """A first column that never exceeds π (and spans over 20°'s worth) holds radians, not degrees."""
 
@@ -114,19 +110,20 @@ _RADIANS = math.pi
 def check_angle_unit(x: np.ndarray, header: list[str], name: str) -> None:
     """Refuse a first column that holds d-spacings, Q or radians instead of 2θ in degrees.
 
-    ``x`` is in file order. d-spacings: the header names them, or the values stay below 20 and either
+    ``x`` is in file order. d-spacings: a header line starts with d, or the values stay below 20 and either
     descend or step unevenly (d of an even 2θ scan does). Radians: no value above π, a span over
     0.35 (20°) and even steps. A Rietveld user expects 2θ in degrees as measured, so nothing is
     converted by guess: the message says what the column looks like and what to export (ADR 0038).
     """
-    text = "\n".join(header)
     advice = "export 2θ in degrees"
-    if _D_HEADER.search(text):
-        raise PatternReadError(f"{name}: the header says the first column is d-spacing, not 2θ; {advice}")
-    if _Q_HEADER.search(text):
-        raise PatternReadError(
-            f"{name}: the header says the first column is Q (scattering vector), not 2θ; {advice}"
-        )
+    for line in header:  # a column header that starts with d or Q ("d-spacing (Å)  I", "Q(1/Å),I")
+        first = line.lstrip("#;!/ \t")
+        if _D_FIRST.match(first):
+            raise PatternReadError(f"{name}: the header says the first column is d-spacing, not 2θ; {advice}")
+        if _Q_FIRST.match(first):
+            raise PatternReadError(
+                f"{name}: the header says the first column is Q (scattering vector), not 2θ; {advice}"
+            )
     if x.size < 3:
         return
     steps = np.abs(np.diff(x))
