@@ -285,3 +285,26 @@ def test_only_a_first_column_named_d_or_q_is_refused(tmp_path: Path) -> None:
                 read_pattern(path)
         else:
             assert len(read_pattern(path)) == 200
+
+
+@pytest.mark.skipif(shipped_model_dir() is None, reason="the shipped XRD model is not in this checkout")
+def test_fine_tuning_on_labeled_bad_files_names_each_once_and_leaves_no_run_folder(
+    corpus: tuple[Path, list[Kind]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, kinds = corpus
+    refused = [k for k in kinds if k.expected == "refused"][:4]
+    labeled = tmp_path / "labeled"
+    labeled.mkdir()
+    rows = ["path,phases"]
+    for source in [folder / "good.xy", folder / "descending.xy", *(k.path for k in refused)]:
+        shutil.copyfile(source, labeled / source.name)
+        rows.append(f"{source.name},TiO2_136")
+    (labeled / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    run = tmp_path / "runs" / "fine-tune"
+    args = ["train", str(labeled), "--domain", "xrd", "--init", str(shipped_model_dir()), "--epochs", "1"]
+    assert main([*args, "--wavelength", "1.5406", "--out", str(run)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and _one_line(err) and f"{len(refused)} labeled pattern(s) cannot be used" in err
+    for kind in refused:
+        assert err.count(f"{kind.path.name}:") == 1, (kind.name, err)
+    assert not run.exists() and not (tmp_path / "runs").exists()
