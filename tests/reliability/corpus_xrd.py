@@ -264,6 +264,8 @@ def write_pattern_corpus(folder: Path) -> list[Kind]:
     (folder / "header.raw").write_bytes(_raw4(20, 20)[:100])
     add("STOE binary raw", "refused", "STOE", folder / "stoe.raw")
     (folder / "stoe.raw").write_bytes(b"RAW_1.06" + bytes(500))
+    add("a structure CIF given as a pattern", "refused", "crystal structure", folder / "structure.cif")
+    (folder / "structure.cif").write_bytes(GOOD_CIF.read_bytes())
     add("pdCIF with garbage numbers", "refused", "pdcif", folder / "garbage_pd.cif")
     (folder / "garbage_pd.cif").write_text(
         "data_p\n_pd_meas_2theta_range_min 10\nloop_\n_pd_meas_2theta_scan\n_pd_meas_counts_total\n"

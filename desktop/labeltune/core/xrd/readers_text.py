@@ -333,6 +333,10 @@ def read_pdcif(path: Path, data: bytes) -> Pattern:
             x[keep], y[keep], source=path, format="pdcif", wavelength=w1, wavelength2=w2,
             ka2_ratio=ratio, metadata=metadata,
         )  # fmt: skip
+    if any("_atom_site_fract_x" in tags for tags, _values in loops):
+        raise PatternReadError(
+            f"{name}: a crystal structure, not a measured pattern: add it to the reference library instead"
+        )
     raise PatternReadError(f"{name}: no powder intensities (_pd_meas_counts_total...) in this CIF")
 
 
