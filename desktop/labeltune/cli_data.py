@@ -105,6 +105,7 @@ def cmd_xrd(args: argparse.Namespace) -> int:
     if getattr(args, "xrd_command", "library") == "simulate":
         return cmd_xrd_simulate(args)
     from labeltune.core.xrd.library import build_library
+    from labeltune.core.xrd.pattern import tube_line_in_nm
 
     cifs: list[Path] = []
     for item in args.cifs:
@@ -120,7 +121,7 @@ def cmd_xrd(args: argparse.Namespace) -> int:
     low, high = args.two_theta
     if not 0 < low < high < 180:
         raise UsageError("--two-theta needs 0 < MIN < MAX < 180")
-    if not 0.1 < args.wavelength < 5:
+    if not 0.1 < args.wavelength < 5 or tube_line_in_nm(args.wavelength) is not None:
         raise UsageError("--wavelength is in ångström, e.g. 1.5406 for Cu Kα1")
     library = build_library(cifs, Path(args.out), args.wavelength, (low, high))
     summary = {

@@ -37,8 +37,13 @@ def looks_like_xrd_source(path: Path) -> bool:
 
 
 def _check_wavelength(value: float | None) -> None:
+    from labeltune.core.xrd.pattern import tube_line_in_nm
+
     if value is not None and not 0.1 < value < 5:
         raise XrdUsageError("--wavelength is in ångström, e.g. 1.5406 for Cu Kα1")
+    line = tube_line_in_nm(value)
+    if line is not None and value is not None:
+        raise XrdUsageError(f"--wavelength {value:g} is {line} in nm; give it in ångström: {value * 10:g}")
 
 
 def train(

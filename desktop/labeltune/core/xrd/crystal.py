@@ -48,6 +48,18 @@ _ELECTRONEGATIVITY: dict[str, float] = {
 }  # fmt: skip
 
 
+MIN_CELL_LENGTH = 1.0
+"""Shortest unit-cell edge (Å) accepted: no crystal has a shorter one (graphite's a is 2.46 Å)."""
+MAX_CELL_LENGTH = 500.0
+"""Longest unit-cell edge (Å) accepted: larger cells are typing errors (or proteins), not powders."""
+MAX_HKL = 10_000_000
+"""Most (h, k, l) triples enumerated for one pattern: bounds the memory a large cell can take."""
+MAX_REFLECTIONS = 250_000
+"""Most reflections computed for a pattern (60 000 Å^3 at d = 1 Å): bounds the time (~1 s per 100 000)."""
+OCCUPANCY_TOLERANCE = 0.01
+"""Occupancies up to 1.01 are rounding (e.g. 0.334 x 3); beyond that a site is refused."""
+
+
 class CrystalError(ValueError):
     """A CIF cannot be used to compute a pattern (unreadable, no atoms, no cell...)."""
 
@@ -92,9 +104,16 @@ def read_structure(cif_path: str | Path) -> tuple[Any, CrystalFacts]:
     if not path.is_file():
         raise CrystalError(f"{path}: no such file")
     try:
+        empty = not path.read_bytes().strip()
+    except OSError as exc:
+        raise CrystalError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
+    if empty:
+        raise CrystalError(f"{path.name}: the file is empty")
+    try:
         small = gemmi.read_small_structure(str(path))
     except Exception as exc:  # gemmi raises RuntimeError / ValueError with a parser message
-        raise CrystalError(f"{path.name}: not a readable CIF ({exc})") from exc
+        reason = str(exc).replace(str(path), path.name)
+        raise CrystalError(f"{path.name}: not a readable CIF ({reason})") from exc
     if small is None:
         raise CrystalError(f"{path.name}: no structure block in the CIF")
     if not small.sites:
@@ -102,6 +121,12 @@ def read_structure(cif_path: str | Path) -> tuple[Any, CrystalFacts]:
     cell = small.cell
     if not (cell.a > 0 and cell.b > 0 and cell.c > 0) or not cell.volume > 0:
         raise CrystalError(f"{path.name}: the CIF has no valid unit cell")
+    if max(cell.a, cell.b, cell.c) > MAX_CELL_LENGTH or min(cell.a, cell.b, cell.c) < MIN_CELL_LENGTH:
+        raise CrystalError(
+            f"{path.name}: implausible unit cell ({cell.a:g} x {cell.b:g} x {cell.c:g} Å; "
+            f"edges of {MIN_CELL_LENGTH:g} to {MAX_CELL_LENGTH:g} Å are expected)"
+        )
+    _check_sites(small, path.name)
     sg_label: tuple[str, int] | None = None
     if small.spacegroup is None:
         small, sg_label = _expand_to_p1(small, path.name)
@@ -120,6 +145,22 @@ def read_structure(cif_path: str | Path) -> tuple[Any, CrystalFacts]:
     small.change_occupancies_to_crystallographic()
     small.setup_cell_images()
     return small, facts
+
+
+def _check_sites(small: Any, file_name: str) -> None:
+    """Refuse sites whose coordinates are not numbers or whose occupancy is not between 0 and 1."""
+    for site in small.sites:
+        fract = (site.fract.x, site.fract.y, site.fract.z)
+        if not all(math.isfinite(v) for v in fract):
+            raise CrystalError(f"{file_name}: the coordinates of site {site.label!r} are not numbers")
+        if max(abs(v) for v in fract) > 100:
+            raise CrystalError(
+                f"{file_name}: site {site.label!r} has implausible fractional coordinates {fract!r}"
+            )
+        if not math.isfinite(site.occ) or site.occ < 0 or site.occ > 1 + OCCUPANCY_TOLERANCE:
+            raise CrystalError(
+                f"{file_name}: site {site.label!r} has occupancy {site.occ:g} (it must be between 0 and 1)"
+            )
 
 
 def _expand_to_p1(small: Any, file_name: str) -> tuple[Any, tuple[str, int]]:
@@ -219,6 +260,12 @@ def _hkl_sphere(small: Any, d_min: float, d_max: float) -> tuple[np.ndarray, np.
     cell = small.cell
     frac = np.array(cell.frac.mat.tolist())  # rows: a*, b*, c* in Cartesian coordinates
     hmax = [math.ceil(length / d_min) for length in (cell.a, cell.b, cell.c)]
+    expected = 4.0 / 3.0 * math.pi * (d_min**-3 - d_max**-3) * cell.volume  # reflections in the shell
+    if math.prod(2 * m + 1 for m in hmax) > MAX_HKL or expected > MAX_REFLECTIONS:
+        raise CrystalError(
+            f"the cell ({cell.a:g} x {cell.b:g} x {cell.c:g} Å) is too large: about {expected:.3g} "
+            f"reflections down to d = {d_min:.2f} Å (at most {MAX_REFLECTIONS})"
+        )
     ranges = [np.arange(-m, m + 1) for m in hmax]
     grid = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
     s = grid @ frac  # reciprocal vector of each hkl, in 1/Å

@@ -355,10 +355,12 @@ def predict_patterns(
         check_stop(stop_event)
         report(Progress("Identifying phases", i, len(patterns), pattern.source.name))
         try:
-            predictions.extend(
-                model.predict_many([pattern], fit=fit, activation=activation, stop_event=stop_event)
-            )
+            made = model.predict_many([pattern], fit=fit, activation=activation, stop_event=stop_event)
         except (UnusableInputError, ValueError) as exc:  # e.g. no overlap with the library's 2θ range
             skipped.append((str(pattern.source), str(exc)))
+            continue
+        for prediction in made:  # what the reader found odd comes first (sorted, averaged, converted...)
+            prediction.warnings[:0] = [w for w in pattern.warnings if w not in prediction.warnings]
+        predictions.extend(made)
     report(Progress("Identifying phases", len(patterns), len(patterns)))
     return predictions, skipped

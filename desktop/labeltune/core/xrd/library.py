@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,14 +145,19 @@ def compute_peaks(
     """
     path = Path(cif_path)
     small, facts = read_structure(path)
-    refl = compute_reflections(
-        small, wavelength, two_theta_range, anomalous=anomalous, default_b_iso=default_b_iso
-    )
+    try:
+        refl = compute_reflections(
+            small, wavelength, two_theta_range, anomalous=anomalous, default_b_iso=default_b_iso
+        )
+    except CrystalError as exc:  # its message does not name the file
+        raise CrystalError(f"{path.name}: {exc}") from None
     if len(refl.intensity) == 0 or not float(refl.intensity.max()) > 0:
         raise CrystalError(
             f"{path.name}: no reflections between {two_theta_range[0]} and {two_theta_range[1]}°"
         )
     top = float(refl.intensity.max())
+    if not (math.isfinite(top) and facts.density > 0 and math.isfinite(facts.density)):
+        raise CrystalError(f"{path.name}: the structure gives no usable intensities (check its numbers)")
     rel = 100.0 * refl.intensity / top
     keep = rel >= min_relative_intensity
     order = np.argsort(refl.two_theta[keep], kind="stable")

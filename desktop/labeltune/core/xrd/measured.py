@@ -142,7 +142,8 @@ def load_measured(
             group = [resolve_label(t, library) for t in tokens]
             key = {label_key(t, library) for t in tokens}
         except (UnusableInputError, FormulaError, OSError) as exc:
-            problems.append(f"{path.name}: {exc}")
+            reason = str(exc)  # a reader's reason names the file already
+            problems.append(reason if reason.startswith(f"{path.name}: ") else f"{path.name}: {reason}")
             continue
         xs.append(pattern_on_grid(pattern, library, grid))
         groups.append(group)

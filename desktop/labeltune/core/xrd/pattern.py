@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,24 @@ def valid_wavelength(value: float | None) -> float | None:
     return number
 
 
+TUBE_LINES: dict[str, float] = {
+    "Cu Kα1": 1.54056, "Cu Kα": 1.54184, "Co Kα1": 1.78897, "Co Kα": 1.79026, "Mo Kα1": 0.70930,
+    "Mo Kα": 0.71073, "Cr Kα1": 2.28970, "Fe Kα1": 1.93604, "Ag Kα1": 0.55941,
+}  # fmt: skip
+"""Laboratory X-ray lines (Å)."""
+
+
+def tube_line_in_nm(value: float | None) -> str | None:
+    """The tube line ``value`` is in nanometres (0.154056 → "Cu Kα1"), or None.
+
+    Only a value within 0.05 % of a line divided by ten counts: a synchrotron tuned to exactly a tenth
+    of a tube line is far less likely than a wavelength written in nm.
+    """
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return next((n for n, a in TUBE_LINES.items() if abs(value * 10 - a) <= 5e-4 * a), None)
+
+
 @dataclass(frozen=True, eq=False)
 class Pattern:
     """One measured powder pattern: 2θ in degrees (ascending) and the intensity at each angle.
@@ -59,6 +77,8 @@ class Pattern:
     ka2_ratio: float | None = None
     wavelength_source: str = "unknown"
     metadata: dict[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    """What was odd about the file but did not stop it being used (one line each, without the file name)."""
 
     def __len__(self) -> int:
         """Number of points."""
@@ -129,12 +149,16 @@ def make_pattern(
     wavelength2: float | None = None,
     ka2_ratio: float | None = None,
     metadata: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
 ) -> Pattern:
     """Check raw arrays and build a `Pattern` (float64, sorted by ascending 2θ).
 
     Raises `PatternReadError` (one-line message) for mismatched lengths, fewer than `MIN_POINTS`
     points, NaN/infinite values, angles outside 0-180° or a scan that does not move.
-    The wavelength is taken as given (None when the file does not state it).
+    The wavelength is taken as given (None when the file does not state it, or states an implausible one).
+    What is odd but usable becomes a warning (``Pattern.warnings``, after the reader's ``notes``):
+    descending angles (sorted), repeated angles (their intensities averaged), negative intensities
+    (kept: background-subtracted data has them) and an implausible stated wavelength (ignored).
     """
     name = source.name
     try:
@@ -154,10 +178,41 @@ def make_pattern(
         )
     if float(x.max() - x.min()) <= 0:
         raise PatternReadError(f"{name}: every point has the same angle ({x[0]:g}°)")
-    if np.any(np.diff(x) < 0):
+    warnings = list(notes)
+    steps = np.diff(x)
+    if np.any(steps < 0):
+        if np.all(steps <= 0):
+            warnings.append("the 2θ values descend (a downward scan): sorted into ascending order")
+        else:
+            warnings.append("the 2θ values are not in order: sorted")
         order = np.argsort(x, kind="stable")
         x, y = x[order], y[order]
+    x, y, repeated = _merge_repeated_angles(x, y)
+    if x.size < MIN_POINTS:
+        raise PatternReadError(f"{name}: only {x.size} distinct angles (at least {MIN_POINTS} are needed)")
+    if repeated:
+        warnings.append(
+            f"{repeated} duplicate 2θ value(s) (overlapping scans?): the intensities at each are averaged"
+        )
+    negative = int(np.count_nonzero(y < 0))
+    if negative:
+        warnings.append(
+            f"{negative} point(s) have negative intensity (down to {float(y.min()):g}; background-subtracted "
+            "data?): kept as measured"
+        )
+    line = tube_line_in_nm(wavelength)
+    if line is not None and wavelength is not None:
+        warnings.append(
+            f"the stated wavelength {wavelength:g} is {line} in nm: read as {wavelength * 10:g} Å"
+        )
+        wavelength = wavelength * 10
+        if isinstance(wavelength2, (int, float)) and abs(wavelength2 * 10 - wavelength) < 0.05 * wavelength:
+            wavelength2 = wavelength2 * 10  # Kα2 beside it, in nm too
     w1 = valid_wavelength(wavelength)
+    if w1 is None and isinstance(wavelength, (int, float)) and wavelength != 0:
+        warnings.append(
+            f"the stated wavelength {wavelength!r} is not a plausible value in Å (0.01-10): ignored"
+        )
     return Pattern(
         two_theta=np.ascontiguousarray(x),
         intensity=np.ascontiguousarray(y),
@@ -168,7 +223,17 @@ def make_pattern(
         source=source,
         format=format,
         metadata={str(k): str(v) for k, v in (metadata or {}).items()},
+        warnings=tuple(warnings),
     )
+
+
+def _merge_repeated_angles(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Average the intensities of points at the same angle (``x`` ascending); return how many repeats."""
+    if x.size < 2 or np.all(np.diff(x) > 0):
+        return x, y, 0
+    unique, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    mean = np.bincount(inverse, weights=y, minlength=unique.size) / counts
+    return unique, mean.astype(np.float64), int(x.size - unique.size)
 
 
 def _valid_ratio(value: float | None) -> float | None:

@@ -80,18 +80,73 @@ def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _wavelength_in(metadata: dict[str, str]) -> float | None:
+_UNIT_FACTORS = {"nm": 10.0, "pm": 0.01}  # to Å
+
+
+def _wavelength_in(metadata: dict[str, str]) -> tuple[float | None, list[str]]:
+    """The wavelength a header states, in Å (a value given in nm or pm is converted, with a note)."""
     for key, value in metadata.items():
         if "WAVELENGTH" in key.upper().replace(" ", "").replace("_", ""):
             match = re.search(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?", value)
             if match:
-                return float(match.group())
-    return None
+                number = float(match.group())
+                unit = re.match(r"\s*\(?\s*([a-zA-Z]+)", value[match.end() :])
+                factor = _UNIT_FACTORS.get(unit.group(1).lower()) if unit else None
+                if unit and factor is not None:
+                    angstrom = number * factor
+                    return angstrom, [
+                        f"the wavelength is stated as {number:g} {unit.group(1)}: read as {angstrom:g} Å"
+                    ]
+                return number, []
+    return None, []
+
+
+_D_FIRST = re.compile(r"(d[-_ ]?spacings?|d[-_ ]?values?|d)\s*([\[(][^\])]*[\])])?(\s|,|;|$)", re.I)
+_Q_FIRST = re.compile(r"q\s*([\[(][^\])]*[\])])?(\s|,|;|$)", re.I)
+_RADIANS = math.pi
+"""A first column that never exceeds π (and spans over 20°'s worth) holds radians, not degrees."""
+
+
+def check_angle_unit(x: np.ndarray, header: list[str], name: str) -> None:
+    """Refuse a first column that holds d-spacings, Q or radians instead of 2θ in degrees.
+
+    ``x`` is in file order. d-spacings: a header line starts with d, or the values stay below 20 and either
+    descend or step unevenly (d of an even 2θ scan does). Radians: no value above π, a span over
+    0.35 (20°) and even steps. A Rietveld user expects 2θ in degrees as measured, so nothing is
+    converted by guess: the message says what the column looks like and what to export (ADR 0038).
+    """
+    advice = "export 2θ in degrees"
+    for line in header:  # a column header that starts with d or Q ("d-spacing (Å)  I", "Q(1/Å),I")
+        first = line.lstrip("#;!/ \t")
+        if _D_FIRST.match(first):
+            raise PatternReadError(f"{name}: the header says the first column is d-spacing, not 2θ; {advice}")
+        if _Q_FIRST.match(first):
+            raise PatternReadError(
+                f"{name}: the header says the first column is Q (scattering vector), not 2θ; {advice}"
+            )
+    if x.size < 3:
+        return
+    steps = np.abs(np.diff(x))
+    steps = steps[steps > 0]
+    if steps.size < 2:
+        return
+    low, high = float(x.min()), float(x.max())
+    uneven = float(np.percentile(steps, 90)) > 3 * float(np.percentile(steps, 10))
+    if high <= 20 and (bool(np.all(np.diff(x) < 0)) or uneven):
+        where = f"from {x[0]:g} down to {x[-1]:g}" if x[0] > x[-1] else f"from {low:g} to {high:g} unevenly"
+        raise PatternReadError(
+            f"{name}: the first column runs {where}: these look like d-spacings (Å), not 2θ; {advice}"
+        )
+    if high <= _RADIANS and high - low >= 0.35 and not uneven:
+        raise PatternReadError(
+            f"{name}: 2θ runs from {low:g} to {high:g}: these look like radians, not degrees; {advice}"
+        )
 
 
 def read_xy(path: Path, data: bytes) -> Pattern:
     """Two/three-column text: ``.xy``, ``.xye``, ``.txt``, ``.dat``, ``.csv``; the wavelength is unknown."""
     x, y, header = parse_columns(decode_text(data, path.name), path.name)
+    check_angle_unit(x, header, path.name)
     metadata = {"header": "\n".join(header)} if header else {}
     return make_pattern(x, y, source=path, format="xy", metadata=metadata)
 
@@ -105,9 +160,11 @@ def read_rruff(path: Path, data: bytes) -> Pattern:
             key, _, value = line[2:].partition("=")
             if key.strip() and key.strip().upper() != "END":
                 metadata[key.strip()] = value.strip()
-    x, y, _ = parse_columns(text, path.name)
+    x, y, header = parse_columns(text, path.name)
+    check_angle_unit(x, header, path.name)
+    wavelength, notes = _wavelength_in(metadata)
     return make_pattern(
-        x, y, source=path, format="rruff", wavelength=_wavelength_in(metadata), metadata=metadata
+        x, y, source=path, format="rruff", wavelength=wavelength, metadata=metadata, notes=notes
     )
 
 
@@ -276,6 +333,10 @@ def read_pdcif(path: Path, data: bytes) -> Pattern:
             x[keep], y[keep], source=path, format="pdcif", wavelength=w1, wavelength2=w2,
             ka2_ratio=ratio, metadata=metadata,
         )  # fmt: skip
+    if any("_atom_site_fract_x" in tags for tags, _values in loops):
+        raise PatternReadError(
+            f"{name}: a crystal structure, not a measured pattern: add it to the reference library instead"
+        )
     raise PatternReadError(f"{name}: no powder intensities (_pd_meas_counts_total...) in this CIF")
 
 

@@ -16,7 +16,8 @@ from labeltune.core.xrd.pattern import Pattern, PatternReadError, make_pattern
 from labeltune.core.xrd.readers_text import decode_text, parse_columns
 
 _UNSAFE_XML = re.compile(r"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-MAX_ZIP_MEMBER_BYTES = 256 * 1024 * 1024
+MAX_ZIP_MEMBER_BYTES = 64 * 1024 * 1024
+"""The most a .rasx member may inflate to (a profile of a million points is about 30 MB)."""
 
 
 def parse_xml_safely(data: bytes, name: str) -> ET.Element:
@@ -47,6 +48,23 @@ def _float_of(element: ET.Element | None) -> float | None:
         return float(element.text.strip())
     except ValueError:
         return None
+
+
+_ANGSTROM_UNITS = {"": 1.0, "angstrom": 1.0, "angstroms": 1.0, "a": 1.0, "å": 1.0, "nm": 10.0, "pm": 0.01}
+
+
+def _wavelength_of(element: ET.Element | None, name: str, notes: list[str]) -> float | None:
+    """A wavelength element's value in Å, by its ``unit`` attribute; an unknown unit is refused."""
+    value = _float_of(element)
+    if element is None or value is None:
+        return None
+    unit = element.get("unit", "").strip()
+    factor = _ANGSTROM_UNITS.get(unit.lower())
+    if factor is None:
+        raise PatternReadError(f"{name}: the wavelength <{_local(element.tag)}> has an unknown unit {unit!r}")
+    if factor != 1.0 and not notes:
+        notes.append(f"the wavelength is stated in {unit}: {value:g} {unit} read as {value * factor:g} Å")
+    return value * factor
 
 
 def read_xrdml(path: Path, data: bytes) -> Pattern:
@@ -100,15 +118,17 @@ def read_xrdml(path: Path, data: bytes) -> Pattern:
         metadata["anode"] = anode.text.strip()
     if len(points) > 1:
         metadata["scans_in_file"] = str(len(points))
+    notes: list[str] = []
     return make_pattern(
         x,
         y,
         source=path,
         format="xrdml",
-        wavelength=_float_of(_find(used, "kAlpha1")) if used is not None else None,
-        wavelength2=_float_of(_find(used, "kAlpha2")) if used is not None else None,
+        wavelength=_wavelength_of(_find(used, "kAlpha1"), name, notes) if used is not None else None,
+        wavelength2=_wavelength_of(_find(used, "kAlpha2"), name, notes) if used is not None else None,
         ka2_ratio=_float_of(_find(used, "ratioKAlpha2KAlpha1")) if used is not None else None,
         metadata=metadata,
+        notes=notes,
     )
 
 
@@ -120,7 +140,13 @@ def read_rasx(path: Path, data: bytes) -> Pattern:
     except zipfile.BadZipFile:
         raise PatternReadError(f"{name}: not a valid zip archive (.rasx)") from None
     with archive:
-        members = {info.filename.lower(): info for info in archive.infolist()}
+        infos = archive.infolist()
+        unsafe = next((i.filename for i in infos if _unsafe_member_name(i.filename)), None)
+        if unsafe is not None:
+            raise PatternReadError(
+                f"{name}: the archive holds a member with an unsafe path ({unsafe!r}); refused"
+            )
+        members = {info.filename.lower(): info for info in infos}
         profile = members.get("data0/profile0.txt") or next(
             (i for n, i in sorted(members.items()) if re.search(r"(^|/)profile\d*\.txt$", n)), None
         )
@@ -129,14 +155,9 @@ def read_rasx(path: Path, data: bytes) -> Pattern:
         conditions = members.get("data0/mesurementconditions0.xml") or members.get(
             "data0/measurementconditions0.xml"
         )
-        for info in (profile, conditions):
-            if info is not None and info.file_size > MAX_ZIP_MEMBER_BYTES:
-                raise PatternReadError(
-                    f"{name}: {info.filename} is implausibly large ({info.file_size} bytes)"
-                )
         try:
-            text = decode_text(archive.read(profile), name)
-            xml = archive.read(conditions) if conditions is not None else None
+            text = decode_text(_read_member(archive, profile, name), name)
+            xml = _read_member(archive, conditions, name) if conditions is not None else None
         except (
             zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError,
             NotImplementedError, zlib.error,
@@ -158,6 +179,25 @@ def read_rasx(path: Path, data: bytes) -> Pattern:
     return make_pattern(
         x, counts * factors, source=path, format="rasx", wavelength=w1, wavelength2=w2, metadata=metadata
     )
+
+
+def _unsafe_member_name(member: str) -> bool:
+    """Whether a zip member name is absolute or climbs out of the archive (``../``, ``C:``)."""
+    parts = member.replace("\\", "/").split("/")
+    return member.startswith(("/", "\\")) or ".." in parts or bool(re.match(r"^[A-Za-z]:", member))
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+    """A member's bytes, never more than `MAX_ZIP_MEMBER_BYTES` inflated, whatever its header claims."""
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise PatternReadError(f"{name}: {info.filename} is compressed with an unsupported method")
+    if info.file_size > MAX_ZIP_MEMBER_BYTES:
+        raise PatternReadError(f"{name}: {info.filename} is implausibly large ({info.file_size} bytes)")
+    with archive.open(info) as member:
+        data = member.read(MAX_ZIP_MEMBER_BYTES + 1)
+    if len(data) > MAX_ZIP_MEMBER_BYTES:
+        raise PatternReadError(f"{name}: {info.filename} inflates to more than {MAX_ZIP_MEMBER_BYTES} bytes")
+    return data
 
 
 def _third_column(rows: list[str], size: int) -> np.ndarray:
@@ -226,7 +266,8 @@ def read_bruker_raw4(path: Path, data: bytes) -> Pattern:
     if not (np.isfinite(start) and np.isfinite(step) and step > 0):
         raise PatternReadError(f"{name}: implausible RAW4 scan start {start!r} / step {step!r}")
     records = np.frombuffer(data, dtype=np.uint8, count=steps * record, offset=first).reshape(steps, record)
-    intensity = records[:, :4].copy().view("<f4").reshape(-1).astype(np.float64)
+    with np.errstate(invalid="ignore"):  # a NaN in the file is refused by make_pattern, not warned about
+        intensity = records[:, :4].copy().view("<f4").reshape(-1).astype(np.float64)
     two_theta = start + step * np.arange(steps, dtype=np.float64)
     metadata["start_2theta"] = f"{start:g}"
     metadata["step_2theta"] = f"{step:g}"

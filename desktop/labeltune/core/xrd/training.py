@@ -200,20 +200,20 @@ def train_xrd(
         monochromatic=config.monochromatic,
     )
     net = init_net if init_net is not None else XrdNet(XrdNetConfig(n_phases=n_phases, points=len(grid)))
+    measured: Measured | None = None
+    if kind == "measured":  # read before the run folder is made: a bad labeled file leaves no half run
+        report(Progress("Reading labeled patterns", 0, 0))
+        measured = load_measured(source, library, grid, default_wavelength)
     run_dir.mkdir(parents=True, exist_ok=True)
     copy_library(library, run_dir)
 
     # -- data -------------------------------------------------------------------------------------------
-    measured: Measured | None = None
     fixed: tuple[torch.Tensor, ...] | None = None
     report(Progress("Preparing validation patterns", 0, 0))
     val = simulate(library, config.validation_patterns, sim_config, seed=config.seed + 1_000_003)
     validation = (torch.from_numpy(val.x), torch.from_numpy(val.present), torch.from_numpy(val.fractions))
     if kind == "simulated":
         fixed = _fixed_set(source, library, grid)
-    elif kind == "measured":
-        report(Progress("Reading labeled patterns", 0, 0))
-        measured = load_measured(source, library, grid, default_wavelength)
 
     # -- the fit ----------------------------------------------------------------------------------------
     per_epoch = len(fixed[0]) if fixed is not None else config.patterns_per_epoch
