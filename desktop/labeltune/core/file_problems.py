@@ -19,6 +19,10 @@ MISSING = "missing (file not found)"
 MISSING_SINCE_IMPORT = "missing (moved or deleted since import)"
 EMPTY = "empty file (0 bytes)"
 NOT_A_FILE = "a folder, not a file"
+#: A name that is not text: project stores, CSVs, JSON and the screen need text (docs/adr/0037).
+NAME_NOT_TEXT = "file name is not valid UTF-8 text (rename the file)"
+#: A CSV row naming a file outside the CSV's folder (``../x.jpg``, ``/etc/passwd``): refused unread.
+OUTSIDE_CSV_FOLDER = "outside the CSV's folder (not read)"
 #: Errors the operating system raised (as opposed to Pillow's decoders, which raise plain OSError).
 _SYSTEM_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError)
 
@@ -64,6 +68,39 @@ def os_error_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "cannot be read (permission denied)"
     return f"cannot be read ({exc.strerror or exc})"
+
+
+def name_problem(path: Path | str) -> str | None:
+    """:data:`NAME_NOT_TEXT` when ``path`` holds bytes that are not UTF-8 (Python keeps them as surrogates).
+
+    Such a name cannot be stored in the project, written to a CSV or JSON file, or printed to a UTF-8
+    terminal, so the scan reports the file instead of letting a later step crash on its name.
+    """
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return NAME_NOT_TEXT
+    return None
+
+
+def inside(path: Path | str, folder: Path | str) -> bool:
+    """Whether ``path`` (relative: to ``folder``) names a file under ``folder``.
+
+    Inside: what the path resolves to (links followed) lies under ``folder``; or the path, written
+    without ``..``, lies under it (a link in the folder to data elsewhere: the folder owner's choice).
+    ``..`` is never taken lexically: after a link it can lead anywhere.
+    """
+    base = os.path.abspath(folder)
+    full = os.path.join(base, path)
+    real_base = os.path.realpath(base)
+    if os.path.commonpath([real_base, os.path.realpath(full)]) == real_base:
+        return True
+    return ".." not in Path(full).parts and os.path.commonpath([base, os.path.normpath(full)]) == base
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` as text that can be printed, stored and shown: bytes that are not UTF-8 become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def _looks_like_text(head: bytes) -> bool:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from labeltune.core.atomic import write_text_atomic
 from labeltune.core.errors import UnusableInputError
+from labeltune.core.file_problems import OUTSIDE_CSV_FOLDER, inside
 from labeltune.core.hashing import file_sha256
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 
@@ -275,9 +276,10 @@ def _free_name(path: Path) -> Path:
 class _Matcher:
     """Finds the item a path names: by the path (several readings), else by the file's content."""
 
-    def __init__(self, target: LabelTarget, bases: Sequence[Path]) -> None:
+    def __init__(self, target: LabelTarget, bases: Sequence[Path], confined: bool = False) -> None:
         self._target = target
         self._bases = [Path(os.path.abspath(base)) for base in bases]  # a relative base: from here
+        self._confined = confined  # rows of a file: read only files under the bases
         self._by_hash: dict[str, Any] | None = None
 
     def find(self, path: str) -> tuple[Any | None, bool]:
@@ -290,9 +292,13 @@ class _Matcher:
             if key is not None:
                 return key, False
         for candidate in candidates:
-            if os.path.isfile(candidate):
+            if self.readable(candidate) and os.path.isfile(candidate):
                 return self._hashes().get(file_sha256(candidate)), True
         return None, False
+
+    def readable(self, path: str) -> bool:
+        """Whether the file ``path`` may be read (to match by content): when confined, under a base."""
+        return not self._confined or any(inside(path, base) for base in self._bases)
 
     def _hashes(self) -> dict[str, Any]:
         if self._by_hash is None:
@@ -317,14 +323,20 @@ def import_labels(
 
     A row's ``source`` is kept when it is one the project knows, else the label counts as ``import``.
     Rows naming no item and rows with unknown classes (unless ``allow_new``) are skipped and listed in
-    the report; everything else is committed row by row, so a stop keeps what was done.
+    the report; a file outside ``bases`` is never read (to match by content): its row is a problem.
+    Everything else is committed row by row, so a stop keeps what was done.
     """
     rows = list(rows)
     report = ImportReport(rows=len(rows))
-    matcher = _Matcher(target, bases)
+    matcher = _Matcher(target, bases, confined=True)
     for done, row in enumerate(rows):
         check_stop(stop_event)
         key, by_content = matcher.find(row.path)
+        if key is None and not matcher.readable(row.path):
+            report.problems.append(
+                f"{row.path}{f', line {row.line}' if row.line else ''}: {OUTSIDE_CSV_FOLDER}"
+            )
+            continue
         if key is None:
             report.unmatched.append(row.path)
             continue
