@@ -16,6 +16,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -290,6 +291,51 @@ def test_label_import_from_the_csv_reads_no_file_outside_its_folder(
     assert not {str(kinds["csv_parent_path"].path), "/etc/passwd"} & set(opened)
     with Project.open(tmp_path / "proj") as project:
         assert project.label_of(project.sample_id(root / "healthy" / "leaf, left.jpg")) == "healthy"
+
+
+def test_label_import_from_the_class_folders_keeps_every_label(
+    corpus: list[Kind], kinds: dict[str, Kind], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = corpus_root(corpus)
+    project = tmp_path / "proj"
+    with file_access(kinds["unreadable"].path):
+        assert run_cli("project", "new", project, "--from", root)[0] == 0
+    monkeypatch.chdir(root.parent)
+    with file_access(kinds["unreadable"].path):
+        code, out, err = run_cli("labels", "import", project, root.name, "--json")  # a relative folder
+    assert code == 0, err
+    report = json.loads(out)
+    # every row names its item by path: nothing matched by content, nothing changed (the twins neither)
+    assert (report["changed"], report["unchanged"], report["matched_by_content"]) == (
+        0,
+        len(_used(corpus)),
+        0,
+    )
+    non_utf8 = kinds["non_utf8_name"]
+    assert report["problems"] == [
+        f"{shown(non_utf8.path)}: file name is not valid UTF-8 text (rename the file)"
+    ]
+    assert set(report["unmatched"]) == {os.path.abspath(k.path) for k in _skipped(corpus) if k != non_utf8}
+
+    # a copy of the folder matches by content, but a photo filed under two classes names neither twin
+    shutil.copytree(root, tmp_path / "copy", symlinks=True)
+    code, out, err = run_cli("labels", "import", project, tmp_path / "copy", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["changed"] == 0 and report["matched_by_content"] == report["unchanged"]
+    assert {str(tmp_path / "copy" / c / "twin.jpg") for c in ("healthy", "rust")} <= set(report["unmatched"])
+    with Project.open(project) as opened:
+        assert {s.label for s in opened.samples() if s.path.name == "twin.jpg"} == {"healthy", "rust"}
+
+
+def test_labeling_a_file_whose_name_is_not_text_says_so_in_one_line(
+    corpus: list[Kind], kinds: dict[str, Kind], tmp_path: Path
+) -> None:
+    Project.create(tmp_path / "proj", classes=list(CLASSES)).close()
+    path = kinds["non_utf8_name"].path
+    code, out, err = run_cli("label", tmp_path / "proj", path, "--as", "rust")
+    assert (code, out) == (2, "")
+    assert err == f"labeltune: error: {shown(path)}: file name is not valid UTF-8 text (rename the file)\n"
 
 
 # ------------------------------------------------------------------------------------------ the app

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from labeltune.core.atomic import write_text_atomic
 from labeltune.core.errors import UnusableInputError
-from labeltune.core.file_problems import OUTSIDE_CSV_FOLDER, inside
+from labeltune.core.file_problems import OUTSIDE_CSV_FOLDER, inside, name_problem, shown_path
 from labeltune.core.hashing import file_sha256
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 
@@ -188,7 +188,7 @@ def read_label_csv(file: Path) -> list[LabelRow]:
 
 def read_class_folders(root: Path) -> list[LabelRow]:
     """A row for every file under ``root/<class>/`` (any depth), labeled with the class folder's name."""
-    root = Path(root)
+    root = Path(os.path.abspath(root))  # rows name files as the project stores them: absolute
     if not root.is_dir():
         raise UnusableInputError(f"{root} is not a folder of class folders")
     rows = []
@@ -284,6 +284,8 @@ class _Matcher:
 
     def find(self, path: str) -> tuple[Any | None, bool]:
         """``(key, by_content)`` of the item ``path`` names; key ``None`` when none does."""
+        if name_problem(path):  # not text: no item is stored under it (the scan skips such files)
+            return None, False
         candidates = [path] if os.path.isabs(path) else [str(b / path) for b in self._bases] + [path]
         for candidate in candidates:
             key = self._target.find(candidate)
@@ -293,7 +295,11 @@ class _Matcher:
                 return key, False
         for candidate in candidates:
             if self.readable(candidate) and os.path.isfile(candidate):
-                return self._hashes().get(file_sha256(candidate)), True
+                try:
+                    digest = file_sha256(candidate)
+                except OSError:  # unreadable: it matches nothing
+                    return None, False
+                return self._hashes().get(digest), True
         return None, False
 
     def readable(self, path: str) -> bool:
@@ -305,9 +311,11 @@ class _Matcher:
             self._by_hash = {}
             for key, file in self._target.files():
                 try:
-                    self._by_hash.setdefault(file_sha256(file), key)
+                    digest = file_sha256(file)
                 except OSError:
                     continue  # a missing file matches nothing
+                # the same content under two items (a photo filed under two classes) names neither
+                self._by_hash[digest] = None if digest in self._by_hash else key
         return self._by_hash
 
 
@@ -331,11 +339,14 @@ def import_labels(
     matcher = _Matcher(target, bases, confined=True)
     for done, row in enumerate(rows):
         check_stop(stop_event)
+        where = f"{shown_path(row.path)}{f', line {row.line}' if row.line else ''}"
+        problem = name_problem(row.path)
+        if problem:
+            report.problems.append(f"{where}: {problem}")
+            continue
         key, by_content = matcher.find(row.path)
         if key is None and not matcher.readable(row.path):
-            report.problems.append(
-                f"{row.path}{f', line {row.line}' if row.line else ''}: {OUTSIDE_CSV_FOLDER}"
-            )
+            report.problems.append(f"{where}: {OUTSIDE_CSV_FOLDER}")
             continue
         if key is None:
             report.unmatched.append(row.path)
@@ -349,7 +360,7 @@ def import_labels(
         try:
             changed = target.apply(key, row.label, source, row.extra, allow_new)
         except UnusableInputError as exc:
-            report.problems.append(f"{row.path}{f', line {row.line}' if row.line else ''}: {exc}")
+            report.problems.append(f"{where}: {exc}")
             continue
         if changed:
             report.changed += 1
@@ -377,7 +388,10 @@ def label_paths(
     for path in paths:
         key, _by_content = matcher.find(path)
         if key is None:
-            raise UnusableInputError(f"{path} is not an item of this project")
+            problem = name_problem(path)
+            raise UnusableInputError(
+                f"{shown_path(path)}: {problem}" if problem else f"{path} is not an item of this project"
+            )
         keys.append(key)
     unknown = [] if allow_new or not label else target.unknown_names(label)
     if unknown:
