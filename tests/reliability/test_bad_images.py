@@ -47,7 +47,9 @@ def run_cli(*args: object) -> tuple[int, str, str]:
     err = io.TextIOWrapper(err_bytes, encoding="utf-8", errors="backslashreplace", write_through=True)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main([str(a) for a in args])
-    stdout, stderr = out_bytes.getvalue().decode("utf-8"), err_bytes.getvalue().decode("utf-8")
+    # a name that is not UTF-8 goes out as its own bytes (as ls prints it); shown here as U+FFFD
+    stdout = out_bytes.getvalue().decode("utf-8", "replace")
+    stderr = err_bytes.getvalue().decode("utf-8")
     assert "Traceback" not in stdout + stderr
     return code, stdout, stderr
 
@@ -239,6 +241,19 @@ def test_predict_over_the_corpus_folder(
     _assert_stderr_names_each(err, _skipped(corpus))
     with open(out_csv, newline="", encoding="utf-8") as handle:
         assert {row["path"] for row in csv.DictReader(handle)} == used
+
+
+def test_explain_names_a_bad_file_and_prints_a_name_that_is_not_text(
+    trained: Path, kinds: dict[str, Kind], tmp_path: Path
+) -> None:
+    cut = kinds["truncated_jpeg"].path
+    code, out, err = run_cli("explain", trained, cut, "--out", tmp_path / "cut.png")
+    assert (code, out) == (2, "")
+    assert err == f"labeltune: error: explain: {cut}: truncated JPEG (image data ends early)\n"
+    # a file given by name is the user's choice: explained, its name printed as it is
+    code, out, err = run_cli("explain", trained, kinds["non_utf8_name"].path, "--out", tmp_path / "odd.png")
+    assert code == 0, err
+    assert out.startswith("\ufffd\ufffd leaf.jpg: Grad-CAM for ") and (tmp_path / "odd.png").is_file()
 
 
 # ------------------------------------------------------------------------------------------ CSV files
