@@ -386,6 +386,31 @@ def test_import_dialog_shows_every_skipped_file_and_imports_the_rest(
         dialog.project.close()
 
 
+def test_import_dialog_lists_csv_rows_outside_its_folder(qtbot: Any, kinds: dict[str, Kind]) -> None:
+    from labeltune.core.settings import Settings
+    from labeltune.ui.import_dialog import ImportDialog
+
+    with file_access(Path("/nonexistent")) as opened:
+        dialog = ImportDialog(kinds["csv_bom_extra_quoted"].path, None, settings=Settings())
+        qtbot.addWidget(dialog)
+        with qtbot.waitSignal(dialog.scanned, timeout=WAIT):
+            dialog.show()
+    tree = dialog.skipped_tree
+    rows = {
+        tree.topLevelItem(i).text(0): tree.topLevelItem(i).text(1) for i in range(tree.topLevelItemCount())
+    }
+    assert rows == {
+        "../outside.jpg": "outside the CSV's folder (not read)",
+        "/etc/passwd": "outside the CSV's folder (not read)",
+    }
+    assert not {str(kinds["csv_parent_path"].path), "/etc/passwd"} & set(opened)
+    assert dialog.dataset is not None and dialog.dataset.counts() == {
+        "Blatt fäule 葉": 1,
+        "healthy": 2,
+        "rust": 1,
+    }
+
+
 def test_gallery_shows_every_kept_item_or_a_placeholder_with_the_reason(
     qtbot: Any, corpus: list[Kind], kinds: dict[str, Kind], tmp_path: Path
 ) -> None:
