@@ -161,6 +161,13 @@ def _odd_images(root: Path) -> list[Kind]:
         handle.write(_encoded(_photo(orange, seed=17), "JPEG"))
     # Not text: it cannot be stored, written to a CSV or shown as it is, so it is skipped (ADR 0037).
     out.append(Kind("non_utf8_name", Path(os.fsdecode(raw)), "skipped", "not valid UTF-8 text"))
+    # A class folder named in Latin-1 (an old Windows ZIP): each file in it has a name that is not text.
+    folder = os.path.join(os.fsencode(root), b"Bl\xe4tter")
+    os.mkdir(folder)
+    inner = os.path.join(folder, b"leaf.jpg")
+    with open(inner, "wb") as handle:
+        handle.write(_encoded(_photo(green, seed=26), "JPEG"))
+    out.append(Kind("non_utf8_class_folder", Path(os.fsdecode(inner)), "skipped", "not valid UTF-8 text"))
     return out
 
 
