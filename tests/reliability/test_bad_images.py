@@ -198,19 +198,22 @@ def trained(corpus: list[Kind], kinds: dict[str, Kind], tmp_path_factory: pytest
 
     with contextlib.ExitStack() as stack, pytest.MonkeyPatch.context() as patch:
         patch.setattr(datasets, "scan", scan_then_cut)
+        # module-scoped: set up before conftest's per-test isolation, so isolate the user folders here
+        for name in ("DATA", "CACHE", "CONFIG"):
+            patch.setenv(f"LABELTUNE_{name}_DIR", str(run_dir.parent / name.lower()))
         with file_access(kinds["unreadable"].path):
             code, out, err = run_cli(
                 "train", corpus_root(corpus), *FAST, "--epochs", "2", "--out", run_dir, "--json"
             )
     assert code == 0, err
-    (run_dir / "summary.test.json").write_text(out, encoding="utf-8")
+    (run_dir.parent / "train-summary.json").write_text(out, encoding="utf-8")
     return run_dir
 
 
 def test_training_uses_the_usable_files_and_reports_the_others(
     trained: Path, corpus: list[Kind], kinds: dict[str, Kind]
 ) -> None:
-    summary = json.loads((trained / "summary.test.json").read_text(encoding="utf-8"))
+    summary = json.loads((trained.parent / "train-summary.json").read_text(encoding="utf-8"))
     used = _used(corpus, leave_out=("changes_while_read",))
     assert summary["classes"] == sorted(CLASSES.keys() | {"single"})
     assert summary["train_size"] + summary["val_size"] == len(used)
