@@ -18,6 +18,8 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 
 import pytest
 from corpus_images import CLASSES, Kind, by_name, corpus_root, folder_kinds, shown, write_corpus
+from PIL import Image
 
 from labeltune import cli
 from labeltune.core import datasets
@@ -160,6 +163,32 @@ def test_scan_names_every_bad_file_and_counts_the_rest(corpus: list[Kind], kinds
     assert summary["classes"] == _counts(_used(corpus)) and summary["classes"]["single"] == 1
     assert "empty class" not in summary["classes"]
     _assert_skipped_listed(summary["skipped"], corpus)
+
+
+def test_large_images_are_checked_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 570 kB PNG of zeros unpacks to 14 000 x 14 000 pixels (780 MB; under the bomb limit, so a real
+    # image): eight checked at once would take 6 GB. Here the threshold is lowered to small images.
+    for i in range(6):
+        Image.new("RGB", (120, 100), (i * 40, 90, 30)).save(tmp_path / f"scan {i}.png")
+    Image.new("RGB", (20, 20)).save(tmp_path / "small.png")
+    monkeypatch.setattr(datasets, "LARGE_CHECK_PIXELS", 10_000, raising=False)
+    active, most, lock = [0], [0], threading.Lock()
+    real_problem = datasets.file_problem
+
+    def counted(path: Path, max_pixels: int) -> str | None:
+        large = Path(path).name != "small.png"
+        with lock:
+            active[0] += large
+            most[0] = max(most[0], active[0])
+        time.sleep(0.02)  # gives another check the chance to overlap (no timing is asserted)
+        with lock:
+            active[0] -= large
+        return real_problem(path, max_pixels)
+
+    monkeypatch.setattr(datasets, "file_problem", counted)
+    data = scan(tmp_path)
+    assert len(data.samples) == 7 and data.skipped == []
+    assert most[0] == 1
 
 
 # ------------------------------------------------------------------------------------------ project

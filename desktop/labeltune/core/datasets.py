@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from labeltune.core.file_problems import (
     not_image_type_reason,
     shown_path,
 )
-from labeltune.core.imaging import MAX_PIXELS, file_problem, is_image_file
+from labeltune.core.imaging import MAX_PIXELS, check_pixels, file_problem, is_image_file
 from labeltune.core.progress import Progress, ProgressCallback, no_progress
 from labeltune.core.project import PROJECT_FILE, Project
 from labeltune.core.sample import Sample
@@ -114,9 +115,22 @@ def _walk_images(folder: Path) -> Iterable[Path]:
 _CHECK_CHUNK = 64
 
 
+#: An image whose check decodes more pixels than this (a 30-megapixel PNG or TIFF: ~120 MB in memory) is
+#: checked while no other such image is: eight of them at once (or eight small PNGs of zeros that unpack
+#: to 190 megapixels each) would take gigabytes.
+LARGE_CHECK_PIXELS = 30_000_000
+_large_check = threading.Lock()
+
+
 def _problem(path: Path, check: bool, max_pixels: int) -> str | None:
     # The name is checked even unchecked: a name that is not text cannot be stored, written or shown.
-    return name_problem(path) or (file_problem(path, max_pixels) if check else None)
+    problem = name_problem(path)
+    if problem or not check:
+        return problem
+    if check_pixels(path, max_pixels) > LARGE_CHECK_PIXELS:
+        with _large_check:
+            return file_problem(path, max_pixels)
+    return file_problem(path, max_pixels)
 
 
 def _check(
