@@ -259,6 +259,7 @@ def _csv_files(root: Path) -> list[Kind]:
         "Blatt fäule 葉/leaf 02.jpg,Blatt fäule 葉,,plate 3",
         "../outside.jpg,rust,outside the CSV's folder,",
         "/etc/passwd,rust,absolute path outside,",
+        "healthy/loop/../outside.jpg,rust,out through the link loop,",  # lexically inside; really not
     ]
     good.write_bytes(b"\xef\xbb\xbf" + ("\n".join(rows) + "\n").encode("utf-8"))
     missing = root / "no path column.csv"
@@ -268,6 +269,7 @@ def _csv_files(root: Path) -> list[Kind]:
         Kind("csv_missing_column", missing, "skipped", "'path' column"),
         Kind("csv_parent_path", outside, "skipped", "outside"),
         Kind("csv_absolute_path", Path("/etc/passwd"), "skipped", "outside"),
+        Kind("csv_dotdot_after_link", outside, "skipped", "outside"),
     ]
 
 

@@ -92,10 +92,16 @@ def inside(path: Path | str, folder: Path | str) -> bool:
     """
     base = os.path.abspath(folder)
     full = os.path.join(base, path)
-    real_base = os.path.realpath(base)
-    if os.path.commonpath([real_base, os.path.realpath(full)]) == real_base:
+    if _under(os.path.realpath(base), os.path.realpath(full)):
         return True
-    return ".." not in Path(full).parts and os.path.commonpath([base, os.path.normpath(full)]) == base
+    return ".." not in Path(full).parts and _under(base, os.path.normpath(full))
+
+
+def _under(base: str, path: str) -> bool:
+    try:
+        return os.path.commonpath([base, path]) == base
+    except ValueError:  # Windows: another drive
+        return False
 
 
 def shown_path(path: Path | str) -> str:
