@@ -210,6 +210,9 @@ def _bad_files(root: Path) -> list[Kind]:
     dangling = blatt / "moved away.jpg"
     dangling.symlink_to(root / "no such file.jpg")
     kinds.append(Kind("dangling_symlink", dangling, "skipped", "missing (file not found)"))
+    if hasattr(os, "mkfifo"):  # opening a named pipe waits for a writer: a scan that opens it hangs
+        os.mkfifo(rust / "pipe.jpg")
+        kinds.append(Kind("named_pipe", rust / "pipe.jpg", "skipped", "not a regular file"))
     locked = healthy / "locked.jpg"
     locked.write_bytes(good_jpeg)
     kinds.append(Kind("unreadable", locked, "skipped", "permission denied"))

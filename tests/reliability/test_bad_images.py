@@ -143,7 +143,7 @@ def kinds(corpus: list[Kind]) -> dict[str, Kind]:
 def test_the_corpus_has_every_kind(corpus: list[Kind]) -> None:
     names = {k.name for k in corpus}
     assert len(names) == len(corpus) and len(names - {n for n in names if n.startswith("good_")}) >= 40
-    assert Counter(k.expected for k in corpus) == {"used": 47, "skipped": 17, "ignored": 4}
+    assert Counter(k.expected for k in corpus) == {"used": 47, "skipped": 18, "ignored": 4}
     assert (corpus_root(corpus) / "healthy" / "loop").resolve() == corpus_root(corpus)
 
 
@@ -368,7 +368,7 @@ def test_label_import_from_the_class_folders_keeps_every_label(
     }
 
     # a copy of the folder matches by content, but a photo filed under two classes names neither twin
-    shutil.copytree(root, tmp_path / "copy", symlinks=True)
+    shutil.copytree(root, tmp_path / "copy", symlinks=True, ignore=shutil.ignore_patterns("pipe.jpg"))
     code, out, err = run_cli("labels", "import", project, tmp_path / "copy", "--json")
     assert code == 0, err
     report = json.loads(out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ MISSING = "missing (file not found)"
 MISSING_SINCE_IMPORT = "missing (moved or deleted since import)"
 EMPTY = "empty file (0 bytes)"
 NOT_A_FILE = "a folder, not a file"
+#: A named pipe, socket or device: opening a pipe waits for a writer forever, so it is never opened.
+NOT_REGULAR = "not a regular file (a pipe, socket or device)"
 #: A name that is not text: project stores, CSVs, JSON and the screen need text (docs/adr/0037).
 NAME_NOT_TEXT = "file name is not valid UTF-8 text (rename the file)"
 #: A CSV row naming a file outside the CSV's folder (``../x.jpg``, ``/etc/passwd``): refused unread.
@@ -68,6 +71,17 @@ def os_error_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "cannot be read (permission denied)"
     return f"cannot be read ({exc.strerror or exc})"
+
+
+def kind_problem(path: Path | str) -> str | None:
+    """Why ``path`` is no file to open (missing, a folder, a pipe...), from its metadata; or ``None``."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return os_error_reason(exc)
+    if stat.S_ISDIR(mode):
+        return NOT_A_FILE
+    return None if stat.S_ISREG(mode) else NOT_REGULAR
 
 
 def name_problem(path: Path | str) -> str | None:

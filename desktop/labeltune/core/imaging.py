@@ -17,7 +17,12 @@ import numpy as np
 from PIL import Image
 
 from labeltune.core.errors import ImageDecodeError
-from labeltune.core.file_problems import decode_failure_reason, open_failure_reason, unidentified_reason
+from labeltune.core.file_problems import (
+    decode_failure_reason,
+    kind_problem,
+    open_failure_reason,
+    unidentified_reason,
+)
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jfif"}
@@ -57,6 +62,9 @@ def is_image_file(path: Path) -> bool:
 
 
 def _open(path: Path, max_pixels: int) -> Image.Image:
+    problem = kind_problem(path)  # before open(): a named pipe would block it until a writer comes
+    if problem is not None:
+        raise ImageDecodeError(problem)
     try:
         image = Image.open(path, formats=_FORMATS)
     except Image.UnidentifiedImageError:
