@@ -213,6 +213,10 @@ def _bad_files(root: Path) -> list[Kind]:
     if hasattr(os, "mkfifo"):  # opening a named pipe waits for a writer: a scan that opens it hangs
         os.mkfifo(rust / "pipe.jpg")
         kinds.append(Kind("named_pipe", rust / "pipe.jpg", "skipped", "not a regular file"))
+    (blatt / "a.jpg").symlink_to("b.jpg")  # two links naming each other
+    (blatt / "b.jpg").symlink_to("a.jpg")
+    kinds.append(Kind("file_symlink_loop", blatt / "a.jpg", "skipped", "symbolic links"))
+    kinds.append(Kind("file_symlink_loop_other_end", blatt / "b.jpg", "skipped", "symbolic links"))
     locked = healthy / "locked.jpg"
     locked.write_bytes(good_jpeg)
     kinds.append(Kind("unreadable", locked, "skipped", "permission denied"))
@@ -238,6 +242,8 @@ def _structure(root: Path) -> list[Kind]:
     apple = root / "healthy" / "._leaf 00.jpg"  # macOS metadata beside each file on a FAT card
     apple.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + b"\x00" * 64)
     kinds.append(Kind("apple_double_file", apple, "ignored"))
+    (root / "rust" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64)  # Windows
+    kinds.append(Kind("windows_thumbs_db", root / "rust" / "Thumbs.db", "ignored"))
     (root / "rust" / "folder.jpg").mkdir()
     kinds.append(Kind("folder_named_jpg", root / "rust" / "folder.jpg", "ignored"))
     twin = _encoded(_photo((120, 120, 60), seed=31), "JPEG")

@@ -143,7 +143,7 @@ def kinds(corpus: list[Kind]) -> dict[str, Kind]:
 def test_the_corpus_has_every_kind(corpus: list[Kind]) -> None:
     names = {k.name for k in corpus}
     assert len(names) == len(corpus) and len(names - {n for n in names if n.startswith("good_")}) >= 40
-    assert Counter(k.expected for k in corpus) == {"used": 47, "skipped": 18, "ignored": 4}
+    assert Counter(k.expected for k in corpus) == {"used": 47, "skipped": 20, "ignored": 5}
     assert (corpus_root(corpus) / "healthy" / "loop").resolve() == corpus_root(corpus)
 
 
@@ -363,9 +363,9 @@ def test_label_import_from_the_class_folders_keeps_every_label(
     not_text = [kinds["non_utf8_name"], kinds["non_utf8_class_folder"]]
     reason = "file name is not valid UTF-8 text (rename the file)"
     assert sorted(report["problems"]) == sorted(f"{shown(k.path)}: {reason}" for k in not_text)
-    assert set(report["unmatched"]) == {
-        os.path.abspath(k.path) for k in _skipped(corpus) if k not in not_text
-    }
+    # every other file of the folders is listed as naming no item (Thumbs.db too: labels may be of any kind)
+    unmatched = {os.path.abspath(k.path) for k in _skipped(corpus) if k not in not_text}
+    assert set(report["unmatched"]) == unmatched | {str(kinds["windows_thumbs_db"].path)}
 
     # a copy of the folder matches by content, but a photo filed under two classes names neither twin
     shutil.copytree(root, tmp_path / "copy", symlinks=True, ignore=shutil.ignore_patterns("pipe.jpg"))
