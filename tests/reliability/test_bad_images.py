@@ -13,6 +13,7 @@ import builtins
 import contextlib
 import csv
 import errno
+import faulthandler
 import io
 import json
 import os
@@ -127,6 +128,15 @@ def _assert_stderr_names_each(err: str, kinds: list[Kind], limit: int = 10) -> N
     assert named == min(limit, len(kinds)), err
     if len(kinds) > limit:
         assert f"  ... and {len(kinds) - limit} more (use --json for the full list)" in lines
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_hang() -> Iterator[None]:
+    """A stage that hangs (a named pipe opened, a link loop followed) ends the run after 10 minutes with
+    every thread's traceback, instead of stalling CI: pytest has no timeout of its own here."""
+    faulthandler.dump_traceback_later(600, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(scope="module")
