@@ -20,7 +20,7 @@ from labeltune.cli_data import cmd_demo, cmd_project, cmd_scan, cmd_xrd
 from labeltune.cli_explain import add_parser as add_explain_parser
 from labeltune.cli_labels import add_label_commands
 from labeltune.cli_models import cmd_evaluate, cmd_export, cmd_predict
-from labeltune.cli_output import UsageError
+from labeltune.cli_output import UsageError, printable_stdout
 from labeltune.cli_train import cmd_train
 from labeltune.cli_weights import cmd_backbones, cmd_weights
 from labeltune.core.errors import LabelTuneError
@@ -267,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labeltune`` command."""
     parser = build_parser()
+    printable_stdout()
     try:
         args = parser.parse_args(argv)
         logging.basicConfig(

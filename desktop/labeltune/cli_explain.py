@@ -11,6 +11,7 @@ from labeltune.cli_output import UsageError, emit_json
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Write the class evidence of one image (Grad-CAM overlay) or XRD pattern (activation over 2θ)."""
+    from labeltune.core.errors import ImageDecodeError
     from labeltune.core.explain import explain
     from labeltune.core.explain_render import write_png
 
@@ -22,9 +23,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise UsageError(f"explain: the folder of --out ({out.parent}) does not exist")
-    result = explain(
-        args.run_dir, source, args.class_name, default_wavelength=args.wavelength, device=args.device
-    )
+    try:
+        result = explain(
+            args.run_dir, source, args.class_name, default_wavelength=args.wavelength, device=args.device
+        )
+    except ImageDecodeError as error:  # the reason alone does not say which file
+        raise UsageError(f"explain: {source}: {error}") from None
     write_png(result, out, args.opacity)
     if args.json:
         emit_json({**result.to_json(), "out": str(out)})

@@ -5,6 +5,8 @@ These helpers are the command line's own face; the work they report on happens i
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
 import signal
 import sys
@@ -19,6 +21,19 @@ from labeltune.core.progress import Progress, ProgressCallback
 
 class UsageError(LabelTuneError):
     """Bad command-line usage."""
+
+
+def printable_stdout() -> None:
+    """Let stdout print any file name: bytes that are not UTF-8 go out as they are (as ``ls`` does).
+
+    Python's stdout under a UTF-8 locale raises ``UnicodeEncodeError`` on such a name (a traceback
+    after the work is done); with another encoding (a Windows pipe), what it lacks is escaped.
+    """
+    stream = sys.stdout
+    if not isinstance(stream, io.TextIOWrapper) or stream.errors != "strict":
+        return
+    utf8 = codecs.lookup(stream.encoding).name == "utf-8"
+    stream.reconfigure(errors="surrogateescape" if utf8 else "backslashreplace")
 
 
 def emit_json(value: Any) -> None:

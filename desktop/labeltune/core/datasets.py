@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from labeltune.core.errors import UnusableInputError
-from labeltune.core.file_problems import MISSING, MISSING_SINCE_IMPORT, not_image_type_reason
-from labeltune.core.imaging import MAX_PIXELS, file_problem, is_image_file
+from labeltune.core.file_problems import (
+    MISSING,
+    MISSING_SINCE_IMPORT,
+    OUTSIDE_CSV_FOLDER,
+    inside,
+    name_problem,
+    not_image_type_reason,
+    shown_path,
+)
+from labeltune.core.imaging import MAX_PIXELS, check_pixels, file_problem, is_image_file
 from labeltune.core.progress import Progress, ProgressCallback, no_progress
 from labeltune.core.project import PROJECT_FILE, Project
 from labeltune.core.sample import Sample
@@ -106,6 +115,24 @@ def _walk_images(folder: Path) -> Iterable[Path]:
 _CHECK_CHUNK = 64
 
 
+#: An image whose check decodes more pixels than this (a 30-megapixel PNG or TIFF: ~120 MB in memory) is
+#: checked while no other such image is: eight of them at once (or eight small PNGs of zeros that unpack
+#: to 190 megapixels each) would take gigabytes.
+LARGE_CHECK_PIXELS = 30_000_000
+_large_check = threading.Lock()
+
+
+def _problem(path: Path, check: bool, max_pixels: int) -> str | None:
+    # The name is checked even unchecked: a name that is not text cannot be stored, written or shown.
+    problem = name_problem(path)
+    if problem or not check:
+        return problem
+    if check_pixels(path, max_pixels) > LARGE_CHECK_PIXELS:
+        with _large_check:
+            return file_problem(path, max_pixels)
+    return file_problem(path, max_pixels)
+
+
 def _check(
     paths: list[tuple[Path, str | None, str | None]], check: bool, progress: ProgressCallback, max_pixels: int
 ) -> tuple[list[Sample], list[SkippedFile]]:
@@ -115,15 +142,12 @@ def _check(
     with ThreadPoolExecutor(workers, thread_name_prefix="scan") as pool:
         for start in range(0, len(paths), _CHECK_CHUNK):
             chunk = paths[start : start + _CHECK_CHUNK]
-            if check:
-                problems = list(pool.map(lambda item: file_problem(item[0], max_pixels), chunk))
-            else:
-                problems = [None] * len(chunk)
+            problems = list(pool.map(lambda item: _problem(item[0], check, max_pixels), chunk))
             for (path, label, group), problem in zip(chunk, problems, strict=True):
                 if problem is None:
                     samples.append(Sample(path, label, group))
                 else:
-                    skipped.append(SkippedFile(str(path), problem))
+                    skipped.append(SkippedFile(shown_path(path), problem))
             progress(Progress("scan", start + len(chunk), len(paths)))
     return samples, skipped
 
@@ -140,7 +164,7 @@ def scan_folder(
         if is_image_file(path):
             found.append((path, label, None))
         elif path.suffix.lower() not in {".txt", ".csv", ".json", ".md", ".db", ".ini", ".sqlite"}:
-            skipped.append(SkippedFile(str(path), not_image_type_reason(path)))
+            skipped.append(SkippedFile(shown_path(path), not_image_type_reason(path)))
     samples, bad = _check(found, check, progress, max_pixels)
     return Dataset(root, "folder", samples, skipped + bad)
 
@@ -148,7 +172,10 @@ def scan_folder(
 def scan_csv(
     csv_path: Path, check: bool = True, progress: ProgressCallback = no_progress, max_pixels: int = MAX_PIXELS
 ) -> Dataset:
-    """Read a CSV with ``path`` and ``label`` columns (paths relative to the CSV; optional ``group``)."""
+    """Read a CSV with ``path`` and ``label`` columns (paths relative to the CSV; optional ``group``).
+
+    Only files under the CSV's folder are read: a row naming one outside it is skipped unread.
+    """
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -169,6 +196,9 @@ def scan_csv(
         path = Path(raw) if Path(raw).is_absolute() else (csv_path.parent / raw)
         label = (row.get("label") or "").strip() or None
         group = (row.get("group") or "").strip() or None
+        if not inside(path, csv_path.parent):  # checked before the file is touched
+            skipped.append(SkippedFile(raw, OUTSIDE_CSV_FOLDER))
+            continue
         if not path.exists():
             skipped.append(SkippedFile(str(path), MISSING))
             continue

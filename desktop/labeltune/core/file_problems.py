@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sqlite3
+import stat
 from pathlib import Path
 
 from labeltune.core.errors import StorageError
@@ -30,6 +31,12 @@ MISSING = "missing (file not found)"
 MISSING_SINCE_IMPORT = "missing (moved or deleted since import)"
 EMPTY = "empty file (0 bytes)"
 NOT_A_FILE = "a folder, not a file"
+#: A named pipe, socket or device: opening a pipe waits for a writer forever, so it is never opened.
+NOT_REGULAR = "not a regular file (a pipe, socket or device)"
+#: A name that is not text: project stores, CSVs, JSON and the screen need text (docs/adr/0037).
+NAME_NOT_TEXT = "file name is not valid UTF-8 text (rename the file)"
+#: A CSV row naming a file outside the CSV's folder (``../x.jpg``, ``/etc/passwd``): refused unread.
+OUTSIDE_CSV_FOLDER = "outside the CSV's folder (not read)"
 #: Errors the operating system raised (as opposed to Pillow's decoders, which raise plain OSError).
 _SYSTEM_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, NotADirectoryError)
 
@@ -174,6 +181,56 @@ def library_write_error(exc: BaseException, path: str | os.PathLike[str]) -> Sto
         refused = "the drive refused the write (disk full or read-only?)"
         return StorageError(f"cannot write {os.fspath(path)}: {refused}")
     return None
+
+
+def kind_problem(path: Path | str) -> str | None:
+    """Why ``path`` is no file to open (missing, a folder, a pipe...), from its metadata; or ``None``."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return os_error_reason(exc)
+    if stat.S_ISDIR(mode):
+        return NOT_A_FILE
+    return None if stat.S_ISREG(mode) else NOT_REGULAR
+
+
+def name_problem(path: Path | str) -> str | None:
+    """:data:`NAME_NOT_TEXT` when ``path`` holds bytes that are not UTF-8 (Python keeps them as surrogates).
+
+    Such a name cannot be stored in the project, written to a CSV or JSON file, or printed to a UTF-8
+    terminal, so the scan reports the file instead of letting a later step crash on its name.
+    """
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return NAME_NOT_TEXT
+    return None
+
+
+def inside(path: Path | str, folder: Path | str) -> bool:
+    """Whether ``path`` (relative: to ``folder``) names a file under ``folder``.
+
+    Inside: what the path resolves to (links followed) lies under ``folder``; or the path, written
+    without ``..``, lies under it (a link in the folder to data elsewhere: the folder owner's choice).
+    ``..`` is never taken lexically: after a link it can lead anywhere.
+    """
+    base = os.path.abspath(folder)
+    full = os.path.join(base, path)
+    if _under(os.path.realpath(base), os.path.realpath(full)):
+        return True
+    return ".." not in Path(full).parts and _under(base, os.path.normpath(full))
+
+
+def _under(base: str, path: str) -> bool:
+    try:
+        return os.path.commonpath([base, path]) == base
+    except ValueError:  # Windows: another drive
+        return False
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` as text that can be printed, stored and shown: bytes that are not UTF-8 become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def _looks_like_text(head: bytes) -> bool:

@@ -17,7 +17,12 @@ import numpy as np
 from PIL import Image
 
 from labeltune.core.errors import ImageDecodeError
-from labeltune.core.file_problems import decode_failure_reason, open_failure_reason, unidentified_reason
+from labeltune.core.file_problems import (
+    decode_failure_reason,
+    kind_problem,
+    open_failure_reason,
+    unidentified_reason,
+)
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".jfif"}
@@ -57,6 +62,9 @@ def is_image_file(path: Path) -> bool:
 
 
 def _open(path: Path, max_pixels: int) -> Image.Image:
+    problem = kind_problem(path)  # before open(): a named pipe would block it until a writer comes
+    if problem is not None:
+        raise ImageDecodeError(problem)
     try:
         image = Image.open(path, formats=_FORMATS)
     except Image.UnidentifiedImageError:
@@ -172,6 +180,21 @@ def check_image(path: Path | str, max_pixels: int = MAX_PIXELS) -> None:
     does not.  Draft mode keeps this cheap for large photos: the decoder still reads every byte.
     """
     decode_rgb(path, _CHECK_SIZE, max_pixels)
+
+
+def check_pixels(path: Path | str, max_pixels: int = MAX_PIXELS) -> int:
+    """About how many pixels :func:`check_image` decodes for ``path`` (JPEGs at 1/8 scale); 0 if unreadable.
+
+    A header read only: what the scan uses to check very large images one at a time.
+    """
+    try:
+        with _open(Path(path), max_pixels) as image:
+            width, height = image.size
+            if image.format in ("JPEG", "MPO"):
+                return max(1, width // 8) * max(1, height // 8)
+            return width * height
+    except ImageDecodeError:
+        return 0
 
 
 def file_problem(path: Path | str, max_pixels: int = MAX_PIXELS) -> str | None:

@@ -23,7 +23,7 @@ from labeltune.core.atomic import write_atomic
 from labeltune.core.datasets import Dataset, SkippedFile, scan_folder
 from labeltune.core.errors import ImageDecodeError, LabelTuneError, UnusableInputError
 from labeltune.core.features import images_to_tensor
-from labeltune.core.file_problems import not_image_type_reason, storage_error
+from labeltune.core.file_problems import name_problem, not_image_type_reason, shown_path, storage_error
 from labeltune.core.imaging import is_image_file, load_array
 from labeltune.core.metrics import classification_metrics, top_k
 from labeltune.core.model import load_model
@@ -88,10 +88,11 @@ def collect_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], list[Skipp
             paths.extend(s.path for s in found.samples)
             skipped.extend(found.skipped)
         elif path.is_file():
-            if is_image_file(path):
+            problem = name_problem(path) or (None if is_image_file(path) else not_image_type_reason(path))
+            if problem is None:
                 paths.append(path.resolve())
             else:
-                skipped.append(SkippedFile(str(path), not_image_type_reason(path)))
+                skipped.append(SkippedFile(shown_path(path), problem))
         else:
             raise UnusableInputError(f"{path} does not exist")
     return paths, skipped

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from labeltune.core.atomic import write_atomic, write_text_atomic
 from labeltune.core.errors import StorageError, UnusableInputError
-from labeltune.core.file_problems import storage_error
+from labeltune.core.file_problems import OUTSIDE_CSV_FOLDER, inside, name_problem, shown_path, storage_error
 from labeltune.core.hashing import file_sha256
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
 
@@ -189,7 +189,7 @@ def read_label_csv(file: Path) -> list[LabelRow]:
 
 def read_class_folders(root: Path) -> list[LabelRow]:
     """A row for every file under ``root/<class>/`` (any depth), labeled with the class folder's name."""
-    root = Path(root)
+    root = Path(os.path.abspath(root))  # rows name files as the project stores them: absolute
     if not root.is_dir():
         raise UnusableInputError(f"{root} is not a folder of class folders")
     rows = []
@@ -279,13 +279,16 @@ def _free_name(path: Path) -> Path:
 class _Matcher:
     """Finds the item a path names: by the path (several readings), else by the file's content."""
 
-    def __init__(self, target: LabelTarget, bases: Sequence[Path]) -> None:
+    def __init__(self, target: LabelTarget, bases: Sequence[Path], confined: bool = False) -> None:
         self._target = target
         self._bases = [Path(os.path.abspath(base)) for base in bases]  # a relative base: from here
+        self._confined = confined  # rows of a file: read only files under the bases
         self._by_hash: dict[str, Any] | None = None
 
     def find(self, path: str) -> tuple[Any | None, bool]:
         """``(key, by_content)`` of the item ``path`` names; key ``None`` when none does."""
+        if name_problem(path):  # not text: no item is stored under it (the scan skips such files)
+            return None, False
         candidates = [path] if os.path.isabs(path) else [str(b / path) for b in self._bases] + [path]
         for candidate in candidates:
             key = self._target.find(candidate)
@@ -294,18 +297,28 @@ class _Matcher:
             if key is not None:
                 return key, False
         for candidate in candidates:
-            if os.path.isfile(candidate):
-                return self._hashes().get(file_sha256(candidate)), True
+            if self.readable(candidate) and os.path.isfile(candidate):
+                try:
+                    digest = file_sha256(candidate)
+                except OSError:  # unreadable: it matches nothing
+                    return None, False
+                return self._hashes().get(digest), True
         return None, False
+
+    def readable(self, path: str) -> bool:
+        """Whether the file ``path`` may be read (to match by content): when confined, under a base."""
+        return not self._confined or any(inside(path, base) for base in self._bases)
 
     def _hashes(self) -> dict[str, Any]:
         if self._by_hash is None:
             self._by_hash = {}
             for key, file in self._target.files():
                 try:
-                    self._by_hash.setdefault(file_sha256(file), key)
+                    digest = file_sha256(file)
                 except OSError:
                     continue  # a missing file matches nothing
+                # the same content under two items (a photo filed under two classes) names neither
+                self._by_hash[digest] = None if digest in self._by_hash else key
         return self._by_hash
 
 
@@ -321,14 +334,23 @@ def import_labels(
 
     A row's ``source`` is kept when it is one the project knows, else the label counts as ``import``.
     Rows naming no item and rows with unknown classes (unless ``allow_new``) are skipped and listed in
-    the report; everything else is committed row by row, so a stop keeps what was done.
+    the report; a file outside ``bases`` is never read (to match by content): its row is a problem.
+    Everything else is committed row by row, so a stop keeps what was done.
     """
     rows = list(rows)
     report = ImportReport(rows=len(rows))
-    matcher = _Matcher(target, bases)
+    matcher = _Matcher(target, bases, confined=True)
     for done, row in enumerate(rows):
         check_stop(stop_event)
+        where = f"{shown_path(row.path)}{f', line {row.line}' if row.line else ''}"
+        problem = name_problem(row.path)
+        if problem:
+            report.problems.append(f"{where}: {problem}")
+            continue
         key, by_content = matcher.find(row.path)
+        if key is None and not matcher.readable(row.path):
+            report.problems.append(f"{where}: {OUTSIDE_CSV_FOLDER}")
+            continue
         if key is None:
             report.unmatched.append(row.path)
             continue
@@ -341,7 +363,7 @@ def import_labels(
         try:
             changed = target.apply(key, row.label, source, row.extra, allow_new)
         except UnusableInputError as exc:
-            report.problems.append(f"{row.path}{f', line {row.line}' if row.line else ''}: {exc}")
+            report.problems.append(f"{where}: {exc}")
             continue
         if changed:
             report.changed += 1
@@ -369,7 +391,10 @@ def label_paths(
     for path in paths:
         key, _by_content = matcher.find(path)
         if key is None:
-            raise UnusableInputError(f"{path} is not an item of this project")
+            problem = name_problem(path)
+            raise UnusableInputError(
+                f"{shown_path(path)}: {problem}" if problem else f"{path} is not an item of this project"
+            )
         keys.append(key)
     unknown = [] if allow_new or not label else target.unknown_names(label)
     if unknown:

@@ -153,6 +153,8 @@ def _fit(job: FitJob) -> RunResult:
     inputs = prepare_inputs(job, model, model_config, weights_id, device)
     trainer = _make_trainer(job, model, inputs, device)
     data = inputs.data
+    if len(data.paths) != len(job.data.paths):  # files that changed since the scan were dropped
+        write_manifest(job.run_dir, data)  # the manifest lists what the model is trained on
 
     def write_config() -> None:  # now, and again at the end with the fitted temperature
         write_run_config(
