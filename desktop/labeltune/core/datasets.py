@@ -22,7 +22,6 @@ from labeltune.core.file_problems import (
     MISSING,
     MISSING_SINCE_IMPORT,
     OUTSIDE_CSV_FOLDER,
-    inside,
     name_problem,
     not_image_type_reason,
     shown_path,
@@ -31,6 +30,7 @@ from labeltune.core.imaging import MAX_PIXELS, check_pixels, file_problem, is_im
 from labeltune.core.progress import Progress, ProgressCallback, no_progress
 from labeltune.core.project import PROJECT_FILE, Project
 from labeltune.core.sample import Sample
+from labeltune.core.untrusted import resolves_inside
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def scan_csv(
         path = Path(raw) if Path(raw).is_absolute() else (csv_path.parent / raw)
         label = (row.get("label") or "").strip() or None
         group = (row.get("group") or "").strip() or None
-        if not inside(path, csv_path.parent):  # checked before the file is touched
+        if not resolves_inside(path, csv_path.parent):  # checked before the file is touched
             skipped.append(SkippedFile(raw, OUTSIDE_CSV_FOLDER))
             continue
         if not path.exists():

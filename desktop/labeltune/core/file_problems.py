@@ -207,27 +207,6 @@ def name_problem(path: Path | str) -> str | None:
     return None
 
 
-def inside(path: Path | str, folder: Path | str) -> bool:
-    """Whether ``path`` (relative: to ``folder``) names a file under ``folder``.
-
-    Inside: what the path resolves to (links followed) lies under ``folder``; or the path, written
-    without ``..``, lies under it (a link in the folder to data elsewhere: the folder owner's choice).
-    ``..`` is never taken lexically: after a link it can lead anywhere.
-    """
-    base = os.path.abspath(folder)
-    full = os.path.join(base, path)
-    if _under(os.path.realpath(base), os.path.realpath(full)):
-        return True
-    return ".." not in Path(full).parts and _under(base, os.path.normpath(full))
-
-
-def _under(base: str, path: str) -> bool:
-    try:
-        return os.path.commonpath([base, path]) == base
-    except ValueError:  # Windows: another drive
-        return False
-
-
 def shown_path(path: Path | str) -> str:
     """``path`` as text that can be printed, stored and shown: bytes that are not UTF-8 become U+FFFD."""
     return os.fsencode(path).decode("utf-8", "replace")

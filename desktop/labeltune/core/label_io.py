@@ -30,9 +30,10 @@ from typing import Any, Protocol
 
 from labeltune.core.atomic import write_atomic, write_text_atomic
 from labeltune.core.errors import StorageError, UnusableInputError
-from labeltune.core.file_problems import OUTSIDE_CSV_FOLDER, inside, name_problem, shown_path, storage_error
+from labeltune.core.file_problems import OUTSIDE_CSV_FOLDER, name_problem, shown_path, storage_error
 from labeltune.core.hashing import file_sha256
 from labeltune.core.progress import Progress, ProgressCallback, check_stop, no_progress
+from labeltune.core.untrusted import resolves_inside
 
 __all__ = [
     "ImportReport",
@@ -307,7 +308,7 @@ class _Matcher:
 
     def readable(self, path: str) -> bool:
         """Whether the file ``path`` may be read (to match by content): when confined, under a base."""
-        return not self._confined or any(inside(path, base) for base in self._bases)
+        return not self._confined or any(resolves_inside(path, base) for base in self._bases)
 
     def _hashes(self) -> dict[str, Any]:
         if self._by_hash is None:

@@ -28,6 +28,7 @@ __all__ = [
     "inside",
     "outside_clause",
     "remember_roots",
+    "resolves_inside",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,21 @@ def inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool
     child = os.path.normcase(os.path.normpath(os.path.abspath(path)))
     parent = os.path.normcase(os.path.normpath(os.path.abspath(folder)))
     return child == parent or child.startswith(os.path.join(parent, ""))
+
+
+def resolves_inside(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` (relative: to ``folder``) names a file under ``folder`` (a list the user gave).
+
+    Inside: what the path resolves to (links followed) lies under ``folder``; or the path, written
+    without ``..``, lies under it (a link in the folder to data elsewhere: the folder owner's choice).
+    ``..`` is never taken lexically: after a link it can lead anywhere. (A project or run folder that
+    arrives from elsewhere gets the stricter :func:`inside` on resolved paths instead.)
+    """
+    base = os.path.abspath(folder)
+    full = os.path.join(base, path)
+    if inside(os.path.realpath(full), os.path.realpath(base)):
+        return True
+    return ".." not in Path(full).parts and inside(os.path.normpath(full), base)
 
 
 def _roots_path() -> Path:
