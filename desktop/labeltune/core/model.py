@@ -125,10 +125,11 @@ def save_model(run_dir: Path, model: nn.Module, config: ModelConfig) -> Path:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    from labeltune.core.atomic import atomic_target
+
     path = Path(run_dir) / MODEL_FILE
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"model_config": json.dumps(asdict(config))})
-    tmp.replace(path)
+    with atomic_target(path) as tmp:
+        save_file(state, str(tmp), metadata={"model_config": json.dumps(asdict(config))})
     return path
 
 

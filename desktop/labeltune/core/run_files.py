@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from labeltune import __version__
+from labeltune.core.atomic import write_text_atomic
 from labeltune.core.datasets import Dataset, SkippedFile
 from labeltune.core.model import CONFIG_FILE, ModelConfig
 from labeltune.core.run_schema import RUN_SCHEMA, RUN_SCHEMA_KEY
@@ -104,4 +105,4 @@ def write_run_config(
         ),
         "grouping": grouping or previous.get("grouping"),
     }
-    path.write_text(json.dumps(content, indent=2))
+    write_text_atomic(path, json.dumps(content, indent=2))

@@ -7,10 +7,14 @@ The GUI bridge (epoch records and the start of training as Qt signals) is
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from labeltune.core.atomic import atomic_target, write_text_atomic
+from labeltune.core.batch_plan import DeviceLostError
 from labeltune.core.progress import Progress, ProgressCallback, no_progress
 from labeltune.core.train_step import EpochRecord
 from labeltune.core.trainer import Callback, Trainer
@@ -18,15 +22,21 @@ from labeltune.core.trainer import Callback, Trainer
 HISTORY_FILE = "history.csv"
 CHECKPOINT_FILE = "checkpoint.pt"
 
+log = logging.getLogger(__name__)
+
 
 def write_history(run_dir: Path, history: Sequence[EpochRecord]) -> None:
-    """Write ``history.csv`` (one row per epoch); the one writer of that file, for both domains."""
+    """Write ``history.csv`` (one row per epoch); the one writer of that file, for both domains.
+
+    Whole or not at all (temporary file + rename): a run killed meanwhile keeps the previous file.
+    """
     names = list(EpochRecord.__dataclass_fields__)
-    with open(Path(run_dir) / HISTORY_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(names)
-        for record in history:
-            writer.writerow([getattr(record, n) for n in names])
+    handle = io.StringIO()
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(names)
+    for record in history:
+        writer.writerow([getattr(record, n) for n in names])
+    write_text_atomic(Path(run_dir) / HISTORY_FILE, handle.getvalue())
 
 
 class ProgressBar(Callback):
@@ -48,19 +58,41 @@ class ProgressBar(Callback):
     ) -> None:
         self.progress, self.epochs = progress, epochs
         self.per_epoch, self.prefix, self.show_loss = per_epoch, prefix, show_loss
+        #: The last out-of-memory notice, kept on every later message (the user reads it there).
+        self.note = ""
+        self._batch = (0, 1)
 
     def on_batch_end(self, trainer: Trainer, batch: int, batches: int, loss: float) -> None:
         """Report the step."""
+        self._batch = (batch, batches)
         epoch = trainer.state.epoch + 1
         if not self.per_epoch:
             done = trainer.state.epoch * batches + batch
-            message = f"epoch {epoch}/{self.epochs} loss {loss:.3f}"
+            message = self._noted(f"epoch {epoch}/{self.epochs} loss {loss:.3f}")
             self.progress(Progress("train", done, self.epochs * batches, message))
             return
-        of = f"{epoch}/{self.epochs}"
-        stage = f"{self.prefix}, epoch {of}" if self.prefix else f"Epoch {of}"
         message = f"loss {trainer.running_loss:.4f}" if self.show_loss else ""
-        self.progress(Progress(stage, batch, batches, message))
+        self.progress(Progress(self._stage(trainer), batch, batches, self._noted(message)))
+
+    def on_batch_plan_change(self, trainer: Trainer, plan: object, message: str) -> None:
+        """Say at once that the step continues in smaller micro-batches (out of memory)."""
+        self.note = message
+        batch, batches = self._batch
+        if not self.per_epoch:
+            done = trainer.state.epoch * batches + batch
+            epoch = f"epoch {trainer.state.epoch + 1}/{self.epochs}"
+            self.progress(Progress("train", done, self.epochs * batches, self._noted(epoch)))
+        else:
+            self.progress(Progress(self._stage(trainer), batch, batches, message))
+
+    def _stage(self, trainer: Trainer) -> str:
+        of = f"{trainer.state.epoch + 1}/{self.epochs}"
+        return f"{self.prefix}, epoch {of}" if self.prefix else f"Epoch {of}"
+
+    def _noted(self, message: str) -> str:
+        if not self.note:
+            return message
+        return f"{message} · {self.note}" if message else self.note
 
 
 class History(Callback):
@@ -108,9 +140,12 @@ class Checkpoints(Callback):
         self._save(trainer)
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:
-        """Save what finished before the error."""
-        if trainer.state.epoch > 0:
-            self._save(trainer)
+        """Save what finished before the error (not from a GPU that stopped answering: the last one stays)."""
+        if trainer.state.epoch > 0 and not isinstance(error, DeviceLostError):
+            try:
+                self._save(trainer)
+            except Exception:  # the error being raised is the one to report; the previous file is whole
+                log.exception("cannot save a checkpoint after the error; the previous one is kept")
 
     def _save(self, trainer: Trainer) -> None:
         import torch
@@ -118,9 +153,8 @@ class Checkpoints(Callback):
         if trainer.state.epoch == self._saved_epoch:
             return
         self.progress(Progress("save", 0, 1, "saving the model"))
-        tmp = self.run_dir / (CHECKPOINT_FILE + ".tmp")
-        torch.save(trainer.checkpoint(), tmp)
-        tmp.replace(self.run_dir / CHECKPOINT_FILE)
+        with atomic_target(self.run_dir / CHECKPOINT_FILE) as tmp:  # a kill leaves the previous one whole
+            torch.save(trainer.checkpoint(), tmp)
         self._saved_epoch = trainer.state.epoch
         self._last = time.monotonic()
 

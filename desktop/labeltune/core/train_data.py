@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from labeltune.core.atomic import write_text_atomic
 from labeltune.core.datasets import Dataset, SkippedFile
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.features import default_cache_root
@@ -113,11 +115,12 @@ def prepare_data(
 
 def write_manifest(run_dir: Path, data: PreparedData) -> None:
     """Write ``manifest.csv``: file, sha256, label, split."""
-    with open(run_dir / MANIFEST_FILE, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["file", "sha256", "label", "split"])
-        for path, digest, label, val in zip(data.paths, data.hashes, data.labels, data.is_val, strict=True):
-            writer.writerow([str(path), digest, data.classes[int(label)], "val" if val else "train"])
+    handle = io.StringIO()
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(["file", "sha256", "label", "split"])
+    for path, digest, label, val in zip(data.paths, data.hashes, data.labels, data.is_val, strict=True):
+        writer.writerow([str(path), digest, data.classes[int(label)], "val" if val else "train"])
+    write_text_atomic(run_dir / MANIFEST_FILE, handle.getvalue())  # resume reads it: whole or none
 
 
 def read_manifest(run_dir: Path, classes: list[str]) -> PreparedData:

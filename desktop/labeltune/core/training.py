@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labeltune.core.atomic import write_text_atomic
 from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
 from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
 from labeltune.core.image_task import TensorBatches, class_weights, predict_batches
@@ -346,6 +347,6 @@ def _write_out(
         epochs_planned=config.epochs,
     )
     summary = result.to_json()
-    (job.run_dir / METRICS_FILE).write_text(json.dumps({**metrics, "summary": summary}, indent=2))
+    write_text_atomic(job.run_dir / METRICS_FILE, json.dumps({**metrics, "summary": summary}, indent=2))
     progress(Progress("save", 1, 1, "saving the model"))
     return result
