@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -114,6 +115,18 @@ class History(Callback):
         write_history(self.run_dir, trainer.state.history)
 
 
+def checkpoint_interval() -> float:
+    """Seconds between resume checkpoints: 30, or ``LABELTUNE_CHECKPOINT_SECONDS`` (0: every epoch).
+
+    The variable is for scripts on machines that get killed (preemptible cloud GPUs) and for the tests
+    that kill a run; docs/adr/0041.
+    """
+    try:
+        return max(0.0, float(os.environ.get("LABELTUNE_CHECKPOINT_SECONDS", "30")))
+    except ValueError:
+        return 30.0
+
+
 class Checkpoints(Callback):
     """Writes the resume checkpoint (``checkpoint.pt``) at most every ``interval`` seconds.
 
@@ -122,10 +135,10 @@ class Checkpoints(Callback):
     """
 
     def __init__(
-        self, run_dir: Path, interval: float = 30.0, progress: ProgressCallback = no_progress
+        self, run_dir: Path, interval: float | None = None, progress: ProgressCallback = no_progress
     ) -> None:
         self.run_dir = Path(run_dir)
-        self.interval = interval
+        self.interval = checkpoint_interval() if interval is None else interval
         self.progress = progress
         self._last = time.monotonic()
         self._saved_epoch = -1

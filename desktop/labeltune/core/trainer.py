@@ -334,9 +334,18 @@ class Trainer:
 
     # -- resume ---------------------------------------------------------------------------------------
     def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A dict of tensors and builtins (loadable with ``weights_only=True``) to resume from."""
+        """A dict of tensors and builtins (loadable with ``weights_only=True``) to resume from.
+
+        With the random number generators' states: a resumed run draws the same dropout masks (and
+        augmentations) as one never interrupted, so it ends the same (docs/adr/0041).
+        """
+        import torch
+
         s = self.state
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
         return {
+            "rng_state": torch.get_rng_state(),
+            "cuda_rng_state": torch.cuda.get_rng_state_all() if cuda else None,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -352,6 +361,8 @@ class Trainer:
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         """Continue from :meth:`checkpoint`'s output."""
+        import torch
+
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scheduler is not None and checkpoint.get("scheduler") is not None:
@@ -364,3 +375,10 @@ class Trainer:
         s.bad_epochs = int(checkpoint["bad_epochs"])
         s.history = [EpochRecord(**r) for r in checkpoint["history"]]
         s.best_val_logits = checkpoint.get("best_val_logits")
+        if isinstance(checkpoint.get("rng_state"), torch.Tensor):
+            torch.set_rng_state(checkpoint["rng_state"])
+        if checkpoint.get("cuda_rng_state") and torch.cuda.is_available():
+            try:
+                torch.cuda.set_rng_state_all(checkpoint["cuda_rng_state"])
+            except (RuntimeError, IndexError):  # another GPU count: the run continues, not bit for bit
+                log.info("the checkpoint's CUDA random state does not fit this machine's GPUs")

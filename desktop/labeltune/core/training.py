@@ -30,10 +30,12 @@ from labeltune.core.image_task import TensorBatches, class_weights, predict_batc
 from labeltune.core.metrics import classification_metrics
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
 from labeltune.core.progress import Progress, ProgressCallback, StoppedError, no_progress
+from labeltune.core.project_lock import ProjectLock
 from labeltune.core.reliability_fit import fit_reliability
 from labeltune.core.review import write_val_predictions
 from labeltune.core.run_files import METRICS_FILE, RunResult, write_run_config
 from labeltune.core.run_schema import check_run_schema
+from labeltune.core.run_state import run_in_progress
 from labeltune.core.train_callbacks import CHECKPOINT_FILE, Checkpoints, History, ProgressBar
 from labeltune.core.train_config import TrainConfig
 from labeltune.core.train_data import prepare_data, read_manifest, write_manifest
@@ -100,6 +102,11 @@ def resume(
     checkpoint_path = run_dir / CHECKPOINT_FILE
     if not (run_dir / CONFIG_FILE).is_file() or not checkpoint_path.is_file():
         raise UnusableInputError(f"{run_dir} has no {CHECKPOINT_FILE} to resume from")
+    running = run_in_progress(run_dir)
+    if running:
+        raise UnusableInputError(f"{run_dir} is being trained {running}; wait for it or stop it first")
+    for leftover in run_dir.glob(".*.tmp"):  # a write cut short by a kill (the file it replaces is whole)
+        leftover.unlink(missing_ok=True)
     stored = json.loads((run_dir / CONFIG_FILE).read_text())
     check_run_schema(run_dir, stored)
     config = TrainConfig(**stored["train"])
@@ -131,12 +138,24 @@ def _fit(job: FitJob) -> RunResult:
     """Build the model, prepare its inputs, set up the trainer, run it, then write the run folder."""
     import torch
 
-    from labeltune.core.device import describe_device, select_device
+    from labeltune.core.device import select_device
 
     config = job.config
     if config.threads:
         torch.set_num_threads(config.threads)
     device = select_device(config.device)
+    lock = ProjectLock(job.run_dir)  # while it trains: another process does not take the run as killed
+    try:
+        return _fit_on(job, device)
+    finally:
+        lock.release()
+
+
+def _fit_on(job: FitJob, device: torch.device) -> RunResult:
+    """:func:`_fit` on ``device``, with the run folder locked."""
+    from labeltune.core.device import describe_device
+
+    config = job.config
     _seed_everything(config.seed)
     model, model_config, weights_id = _build_model(job)
     inputs = prepare_inputs(job, model, model_config, weights_id, device)
