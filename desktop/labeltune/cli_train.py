@@ -29,7 +29,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     notices = [_notices_to_stderr()]  # out of memory: told even with --json (stderr), as a line of its own
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
         if args.resume:
-            result = training.resume(Path(args.resume), progress, stop, notices, epochs=args.epochs)
+            device = None if args.device == "auto" else args.device  # --device cpu: after the GPU was lost
+            result = training.resume(
+                Path(args.resume), progress, stop, notices, epochs=args.epochs, device=device
+            )
         else:
             if args.data is None:
                 raise UsageError("train: give DATA (a folder, CSV or project) or --resume RUN_DIR")

@@ -328,3 +328,78 @@ def test_progress_reports_keep_the_notice(monkeypatch):
     noted = [p for p in seen if "out of memory at batch 16" in p.message]
     assert noted and noted[0].stage == "train"
     assert seen[-1].message.startswith("epoch 2/2 loss") and "out of memory at batch 8:" in seen[-1].message
+
+
+def test_a_lost_gpu_keeps_the_checkpoint_and_the_run_continues_on_the_cpu(
+    image_folder, tmp_path, monkeypatch, capsys
+):
+    from labeltune import cli
+    from labeltune.core.run_state import stopped_run
+
+    monkeypatch.setenv("LABELTUNE_CHECKPOINT_SECONDS", "0")
+    original = ClassificationTask.loss
+    calls = [0]
+
+    def loss(self: ClassificationTask, model: torch.nn.Module, batch: object) -> object:
+        calls[0] += 1
+        if calls[0] == 7:  # epoch 2 (five batches an epoch)
+            raise RuntimeError(
+                "CUDA error: unknown error\nCUDA kernel errors might be asynchronously reported"
+            )
+        return original(self, model, batch)
+
+    monkeypatch.setattr(ClassificationTask, "loss", loss)
+    run = tmp_path / "run"
+    args = ["train", str(image_folder()), "--strategy", "features", "--backbone", "resnet18", "--weights"]
+    args += ["none", "--input-size", "32", "--epochs", "3", "--batch-size", "8", "--out", str(run), "--json"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(
+        "labeltune: error: the GPU stopped answering in epoch 2 (CUDA error: unknown error)"
+    )
+    assert f"the checkpoint of epoch 1 is kept. Continue with: labeltune train --resume {run}" in err
+    checkpoint = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert checkpoint["epoch"] == 1 and len(history_rows(run)) == 1
+    found = stopped_run(run)
+    assert found is not None and found.interrupted  # the app offers to continue it too
+
+    assert cli.main(["train", "--resume", str(run), "--device", "cpu", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epochs_run"] == 3 and not summary["stopped"]
+    assert [row["epoch"] for row in history_rows(run)] == ["1", "2", "3"]
+    assert json.loads((run / "config.json").read_text())["train"]["device"] == "cpu"
+
+
+def test_the_train_panel_shows_the_notice_and_finishes(qtbot, image_folder, tmp_path, monkeypatch):
+    from labeltune.core.project import Project
+    from labeltune.core.settings import Settings
+    from labeltune.ui.session import ProjectSession
+    from labeltune.ui.train_panel import TrainPanel
+
+    folder = tmp_path / "project"
+    with Project.create(folder) as project:
+        dataset = scan(image_folder())
+        project.add_source(dataset.root)
+        project.add_samples(dataset.samples)
+    out_of_memory_above(4, monkeypatch)
+    session = ProjectSession(Settings(backbone="resnet18", weights="none", epochs=2, batch_size=8))
+    session.open(folder)
+    panel = TrainPanel(session)
+    qtbot.addWidget(panel)
+    panel.form.input_size_spin.setValue(32)
+    panel.form.epochs_spin.setValue(2)
+    panel.show()
+    try:
+        assert not panel.monitor.notice_label.isVisible()
+        with qtbot.waitSignal(panel.run_finished, timeout=180_000):
+            panel.start()
+        notice = panel.monitor.notice_label
+        assert notice.isVisible()  # after the run, still there to read
+        assert notice.text() == "⚠ out of memory at batch 8: continuing with 4 x 2 accumulated"
+        result = panel.last_result
+        assert result is not None and result.epochs_run == 2
+        assert [(r.batch_size, r.micro_batch) for r in result.history] == [(8, 4), (8, 4)]
+    finally:
+        panel.shutdown()
+        session.close()

@@ -269,10 +269,7 @@ class Trainer:
     def _device_lost_message(self, error: BaseException) -> str:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         kept = f"the checkpoint of epoch {self.state.epoch} is kept" if self.state.epoch else "no epoch ended"
-        return (
-            f"the GPU stopped answering in epoch {self.state.epoch + 1} ({first}); {kept}. Continue the run "
-            "once the GPU is back, or on the CPU"
-        )
+        return f"the GPU stopped answering in epoch {self.state.epoch + 1} ({first}); {kept}"
 
     def _accumulate(self, batch: Any, scaler: Any, device_type: str) -> tuple[float, float, int] | None:
         """:meth:`_train_step` in micro-batches of :attr:`micro_batch` (may raise out of memory)."""

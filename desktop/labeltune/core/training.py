@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeltune.core.atomic import write_text_atomic
+from labeltune.core.batch_plan import DeviceLostError
 from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
 from labeltune.core.errors import LabelTuneError, UnusableInputError, describe_weights_error
 from labeltune.core.image_task import TensorBatches, class_weights, predict_batches
@@ -81,7 +82,8 @@ def train(
     except (LabelTuneError, StoppedError):
         # A run that failed before it had a model (weights missing, stopped while caching features) leaves
         # no half-made folder behind for the runs list to show.
-        if created and not (run_dir / MODEL_FILE).exists():
+        # One with a checkpoint (a lost GPU, out of memory in epoch 3) stays: it continues from there.
+        if created and not (run_dir / MODEL_FILE).exists() and not (run_dir / CHECKPOINT_FILE).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
@@ -93,8 +95,12 @@ def resume(
     callbacks: Sequence[Callback] = (),
     epochs: int | None = None,
     cache_root: Path | None = None,
+    device: str | None = None,
 ) -> RunResult:
-    """Continue an interrupted or stopped run from its last checkpoint (optionally to more epochs)."""
+    """Continue an interrupted or stopped run from its last checkpoint (optionally to more epochs).
+
+    ``device`` overrides the run's (e.g. ``"cpu"`` after the GPU was lost).
+    """
     import torch
 
     start = time.perf_counter()
@@ -112,6 +118,8 @@ def resume(
     config = TrainConfig(**stored["train"])
     if epochs is not None:
         config.epochs = epochs
+    if device is not None:
+        config.device = device
     prepared = read_manifest(run_dir, stored["model"]["classes"])
     prepared.skipped = [SkippedFile(**item) for item in (stored.get("data") or {}).get("skipped", [])]
     prepared.grouping = stored.get("grouping")
@@ -147,6 +155,11 @@ def _fit(job: FitJob) -> RunResult:
     lock = ProjectLock(job.run_dir)  # while it trains: another process does not take the run as killed
     try:
         return _fit_on(job, device)
+    except DeviceLostError as error:  # the GPU's state is gone: the checkpoint is what continues (ADR 0041)
+        raise DeviceLostError(
+            f"{error}. Continue the run once the GPU is back, or on the CPU",
+            cli=f"{error}. Continue with: labeltune train --resume {job.run_dir} (--device cpu for the CPU)",
+        ) from error
     finally:
         lock.release()
 
