@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import threading
 from pathlib import Path
 
@@ -403,3 +404,55 @@ def test_the_train_panel_shows_the_notice_and_finishes(qtbot, image_folder, tmp_
     finally:
         panel.shutdown()
         session.close()
+
+
+def test_xrd_training_goes_on_in_smaller_micro_batches(monkeypatch):
+    """XRD runs the same trainer: its task splits a batch (simulated rows first) when memory runs out."""
+    from labeltune.core.xrd.model import XrdNet, XrdNetConfig
+    from labeltune.core.xrd.train_config import XrdTrainConfig
+    from labeltune.core.xrd.train_task import XrdBatch, XrdTask
+
+    class Source:
+        device = torch.device("cpu")
+        batch_size = 12
+
+        def __len__(self) -> int:
+            return 1
+
+        def batches(self, epoch: int) -> list[XrdBatch]:
+            generator = torch.Generator().manual_seed(epoch)
+            present = torch.rand(8, 3, generator=generator) > 0.5
+            present[:, 0] = True
+            fractions = present.float() / present.float().sum(1, keepdim=True)
+            groups = [[[int(j)] for j in torch.nonzero(row).flatten()] for row in present]
+            groups += [[[1]], [[2]], [[0], [2]], [[1]]]  # four measured patterns after the simulated ones
+            x = torch.rand(12, 256, generator=generator)
+            return [XrdBatch(x, groups, fractions, present)]
+
+    original = XrdTask.loss
+    sizes: list[tuple[int, int, int, int]] = []
+
+    def loss(self: XrdTask, model: torch.nn.Module, batch: XrdBatch) -> object:
+        if len(batch.x) > 5:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.5 GiB")
+        sizes.append((len(batch.x), len(batch.groups), len(batch.fractions), len(batch.present)))
+        return original(self, model, batch)
+
+    monkeypatch.setattr(XrdTask, "loss", loss)
+    torch.manual_seed(0)
+    net = XrdNet(XrdNetConfig(n_phases=3, points=256))
+    notices = Notices()
+    trainer = Trainer(
+        net, torch.optim.AdamW(net.parameters(), lr=1e-3), XrdTask(XrdTrainConfig(), None), Source(), None, 2,
+        callbacks=[notices],
+    )  # fmt: skip
+    state = trainer.fit()
+
+    assert notices.messages == [
+        "out of memory at batch 12: continuing with 6 x 2 accumulated",
+        "out of memory at batch 6: continuing with 3 x 4 accumulated",
+    ]
+    # 12 patterns in slices of 3: the simulated rows (8) carry fractions, the measured ones (4) do not
+    assert sizes[:4] == [(3, 3, 3, 3), (3, 3, 3, 3), (3, 3, 2, 2), (3, 3, 0, 0)]
+    assert [(r.batch_size, r.micro_batch) for r in state.history] == [(12, 3), (12, 3)]
+    assert all(math.isfinite(r.train_loss) for r in state.history)
