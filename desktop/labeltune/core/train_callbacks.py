@@ -111,8 +111,11 @@ class History(Callback):
         write_history(self.run_dir, trainer.state.history)
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:
-        """Keep the epochs that finished."""
-        write_history(self.run_dir, trainer.state.history)
+        """Keep the epochs that finished (if the disk lets us: the error being raised is the one to tell)."""
+        try:
+            write_history(self.run_dir, trainer.state.history)
+        except OSError:
+            log.exception("cannot write %s after the error; the previous one is kept", HISTORY_FILE)
 
 
 def checkpoint_interval() -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -159,6 +160,14 @@ def _fit(job: FitJob) -> RunResult:
         raise DeviceLostError(
             f"{error}. Continue the run once the GPU is back, or on the CPU",
             cli=f"{error}. Continue with: labeltune train --resume {job.run_dir} (--device cpu for the CPU)",
+        ) from error
+    except OSError as error:  # disk full, read-only, folder gone: the files written before are whole
+        name = error.filename
+        if name is not None and Path(os.fsdecode(name)).parent != job.run_dir:
+            raise
+        reason = error.strerror or str(error)
+        raise UnusableInputError(
+            f"cannot save the run in {job.run_dir}: {reason}; what was saved before is kept"
         ) from error
     finally:
         lock.release()
