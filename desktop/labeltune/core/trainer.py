@@ -242,7 +242,8 @@ class Trainer:
                     if is_device_lost(error):
                         raise DeviceLostError(self._device_lost_message(error)) from error
                     raise
-                self._shrink_after_out_of_memory(batch, device_type)
+            # outside the except block: the error's traceback, which holds the step's tensors, is gone
+            self._shrink_after_out_of_memory(batch, device_type)
 
     def _shrink_after_out_of_memory(self, batch: Any, device_type: str) -> None:
         """Free the failed step's memory and halve the micro-batch; at the floor, give up clearly."""
