@@ -7,6 +7,9 @@ SIGKILL after a random delay (mid-epoch, mid-write, whatever it is doing) and th
 ``labeltune train --resume``, until it finishes. It prints the kills survived, whether every file was whole
 after each kill, the history's epochs, and the final accuracy and per-epoch training loss next to an
 uninterrupted run with the same settings. Asserts nothing (the tests in tests/reliability do).
+Measured on a loaded 2-core CPU: 8 kills survived over 12 epochs, every file whole after each, epochs 1-12
+once each, the training losses identical to the never-killed run's (largest difference 0), accuracy 1.000
+both, 61 s with the restarts.
 """
 
 from __future__ import annotations
