@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from labeltune.core.backbones import DEFAULT_BACKBONE
     from labeltune.core.datasets import scan
 
+    notices = [_notices_to_stderr()]  # out of memory: told even with --json (stderr), as a line of its own
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
         if args.resume:
-            result = training.resume(Path(args.resume), progress, stop, epochs=args.epochs)
+            device = None if args.device == "auto" else args.device  # --device cpu: after the GPU was lost
+            result = training.resume(
+                Path(args.resume), progress, stop, notices, epochs=args.epochs, device=device
+            )
         else:
             if args.data is None:
                 raise UsageError("train: give DATA (a folder, CSV or project) or --resume RUN_DIR")
@@ -53,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
             data = scan(args.data, progress=progress)
             out = Path(args.out) if args.out else training.new_run_dir(_runs_base(data))
-            result = training.train(data, config, out, progress, stop)
+            result = training.train(data, config, out, progress, stop, notices)
         _record_in_project(result)
     summary = result.to_json()
     if args.json:
@@ -104,6 +109,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.stopped:
             print(f"stopped by user; the best model so far is saved. Continue with --resume {result.run_dir}")
     return 130 if result.stopped else 0
+
+
+def _notices_to_stderr() -> Any:
+    """A trainer callback printing what the trainer tells mid-run (out of memory: smaller micro-batches)."""
+    from labeltune.core.trainer import Callback, Trainer
+
+    class NoticesToStderr(Callback):
+        def on_batch_plan_change(self, trainer: Trainer, plan: object, message: str) -> None:
+            """One line on stderr."""
+            sys.stderr.write(f"labeltune: {message}\n")
+            sys.stderr.flush()
+
+    return NoticesToStderr()
 
 
 def _fold(args: argparse.Namespace) -> int:

@@ -487,13 +487,15 @@ def test_ctrl_c_during_training_exits_130_and_keeps_the_model(
 
     real_train = training.train
 
-    def train_and_press_ctrl_c(data: Any, config: Any, out: Path, progress: Any, stop: Any) -> Any:
+    def train_and_press_ctrl_c(
+        data: Any, config: Any, out: Path, progress: Any, stop: Any, *rest: Any
+    ) -> Any:
         def report(p: Any) -> None:
             progress(p)
             if p.stage == "train":
                 stop.set()  # what the CLI's SIGINT handler does
 
-        return real_train(data, config, out, report, stop)
+        return real_train(data, config, out, report, stop, *rest)  # rest: the CLI's trainer callbacks
 
     monkeypatch.setattr(training, "train", train_and_press_ctrl_c)
     run_dir = env.base / "run-stopped"

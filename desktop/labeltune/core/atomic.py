@@ -48,6 +48,8 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
+        with open(tmp, "rb+") as fh:  # a library writer may not fsync: a power cut must not leave it empty
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         _remove_quietly(tmp)

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from labeltune.core.atomic import write_atomic, write_text_atomic
+from labeltune.core.batch_plan import DeviceLostError
 from labeltune.core.progress import Progress, ProgressCallback, no_progress
 from labeltune.core.train_step import EpochRecord
 from labeltune.core.trainer import Callback, Trainer
 
 HISTORY_FILE = "history.csv"
 CHECKPOINT_FILE = "checkpoint.pt"
+
+log = logging.getLogger(__name__)
 
 
 def write_history(run_dir: Path, history: Sequence[EpochRecord]) -> None:
@@ -54,19 +59,41 @@ class ProgressBar(Callback):
     ) -> None:
         self.progress, self.epochs = progress, epochs
         self.per_epoch, self.prefix, self.show_loss = per_epoch, prefix, show_loss
+        #: The last out-of-memory notice, kept on every later message (the user reads it there).
+        self.note = ""
+        self._batch = (0, 1)
 
     def on_batch_end(self, trainer: Trainer, batch: int, batches: int, loss: float) -> None:
         """Report the step."""
+        self._batch = (batch, batches)
         epoch = trainer.state.epoch + 1
         if not self.per_epoch:
             done = trainer.state.epoch * batches + batch
-            message = f"epoch {epoch}/{self.epochs} loss {loss:.3f}"
+            message = self._noted(f"epoch {epoch}/{self.epochs} loss {loss:.3f}")
             self.progress(Progress("train", done, self.epochs * batches, message))
             return
-        of = f"{epoch}/{self.epochs}"
-        stage = f"{self.prefix}, epoch {of}" if self.prefix else f"Epoch {of}"
         message = f"loss {trainer.running_loss:.4f}" if self.show_loss else ""
-        self.progress(Progress(stage, batch, batches, message))
+        self.progress(Progress(self._stage(trainer), batch, batches, self._noted(message)))
+
+    def on_batch_plan_change(self, trainer: Trainer, plan: object, message: str) -> None:
+        """Say at once that the step continues in smaller micro-batches (out of memory)."""
+        self.note = message
+        batch, batches = self._batch
+        if not self.per_epoch:
+            done = trainer.state.epoch * batches + batch
+            epoch = f"epoch {trainer.state.epoch + 1}/{self.epochs}"
+            self.progress(Progress("train", done, self.epochs * batches, self._noted(epoch)))
+        else:
+            self.progress(Progress(self._stage(trainer), batch, batches, message))
+
+    def _stage(self, trainer: Trainer) -> str:
+        of = f"{trainer.state.epoch + 1}/{self.epochs}"
+        return f"{self.prefix}, epoch {of}" if self.prefix else f"Epoch {of}"
+
+    def _noted(self, message: str) -> str:
+        if not self.note:
+            return message
+        return f"{message} · {self.note}" if message else self.note
 
 
 class History(Callback):
@@ -84,8 +111,23 @@ class History(Callback):
         write_history(self.run_dir, trainer.state.history)
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:
-        """Keep the epochs that finished."""
-        write_history(self.run_dir, trainer.state.history)
+        """Keep the epochs that finished (if the disk lets us: the error being raised is the one to tell)."""
+        try:
+            write_history(self.run_dir, trainer.state.history)
+        except OSError:
+            log.exception("cannot write %s after the error; the previous one is kept", HISTORY_FILE)
+
+
+def checkpoint_interval() -> float:
+    """Seconds between resume checkpoints: 30, or ``LABELTUNE_CHECKPOINT_SECONDS`` (0: every epoch).
+
+    The variable is for scripts on machines that get killed (preemptible cloud GPUs) and for the tests
+    that kill a run; docs/adr/0041.
+    """
+    try:
+        return max(0.0, float(os.environ.get("LABELTUNE_CHECKPOINT_SECONDS", "30")))
+    except ValueError:
+        return 30.0
 
 
 class Checkpoints(Callback):
@@ -96,10 +138,10 @@ class Checkpoints(Callback):
     """
 
     def __init__(
-        self, run_dir: Path, interval: float = 30.0, progress: ProgressCallback = no_progress
+        self, run_dir: Path, interval: float | None = None, progress: ProgressCallback = no_progress
     ) -> None:
         self.run_dir = Path(run_dir)
-        self.interval = interval
+        self.interval = checkpoint_interval() if interval is None else interval
         self.progress = progress
         self._last = time.monotonic()
         self._saved_epoch = -1
@@ -114,9 +156,12 @@ class Checkpoints(Callback):
         self._save(trainer)
 
     def on_exception(self, trainer: Trainer, error: BaseException) -> None:
-        """Save what finished before the error."""
-        if trainer.state.epoch > 0:
-            self._save(trainer)
+        """Save what finished before the error (not from a GPU that stopped answering: the last one stays)."""
+        if trainer.state.epoch > 0 and not isinstance(error, DeviceLostError):
+            try:
+                self._save(trainer)
+            except Exception:  # the error being raised is the one to report; the previous file is whole
+                log.exception("cannot save a checkpoint after the error; the previous one is kept")
 
     def _save(self, trainer: Trainer) -> None:
         import torch

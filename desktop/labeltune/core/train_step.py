@@ -35,6 +35,10 @@ class EpochRecord:
     val_macro_f1: float
     lr: float
     seconds: float
+    #: Items per optimiser step as asked (the effective batch), and per forward pass: smaller after the
+    #: device ran out of memory (gradient accumulation keeps the step the same; docs/adr/0041). 0: not known.
+    batch_size: int = 0
+    micro_batch: int = 0
 
     def to_json(self) -> dict[str, float]:
         """Return the record as a dict of builtins."""

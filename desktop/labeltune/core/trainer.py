@@ -9,6 +9,10 @@ the best weights by the task's ``score``, stops early, and checks a ``threading.
 plugs in its presence + fraction loss and held-out evaluation (``core/xrd/train_task.py``). See
 docs/adr/0022-one-trainer.md.
 
+A step that runs out of device memory is computed again in micro-batches of half the size, their
+gradients accumulated, so the optimiser step stays the one asked for (``core/batch_plan.py``,
+docs/adr/0041); callbacks hear of it through ``on_batch_plan_change``.
+
 Stop is checked inside each step, not only between steps: before every layer's forward pass and as each
 parameter's gradient arrives in the backward pass (hooks, ``stop_hooks``), so a step of full fine-tuning
 on a CPU that takes 15 s is left within about one layer's time; the step is then not applied
@@ -25,6 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from labeltune.core.batch_plan import (
+    BatchPlan,
+    DeviceLostError,
+    OutOfMemoryAtFloorError,
+    is_device_lost,
+    is_out_of_memory,
+)
 from labeltune.core.image_task import ClassificationTask, TensorBatches
 from labeltune.core.progress import StoppedError, check_stop
 from labeltune.core.train_step import (
@@ -41,6 +52,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+log = logging.getLogger(__name__)
+
 
 class Callback:
     """Base class: override the hooks you need (all are no-ops)."""
@@ -53,6 +66,9 @@ class Callback:
 
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
         """Called after each epoch's validation."""
+
+    def on_batch_plan_change(self, trainer: Trainer, plan: BatchPlan, message: str) -> None:
+        """Called when a step ran out of memory and goes on in smaller micro-batches (``message``)."""
 
     def on_fit_end(self, trainer: Trainer) -> None:
         """Called once after training ends normally or by Stop / early stopping."""
@@ -212,6 +228,8 @@ class Trainer:
             val_macro_f1=val.macro_f1,
             lr=lr,
             seconds=time.perf_counter() - start,
+            batch_size=getattr(self.train_batches, "batch_size", 0),
+            micro_batch=self.micro_batch or getattr(self.train_batches, "batch_size", 0),
         )
 
     def _train_step(self, batch: Any, scaler: Any, device_type: str) -> tuple[float, float, int] | None:
@@ -219,8 +237,48 @@ class Trainer:
 
         None when stopped. Gradients of the micro-batches add up, each loss weighted by its share of the
         batch: the same step as the whole batch's, up to BatchNorm statistics and class weights within
-        each micro-batch.
+        each micro-batch. Out of memory: the batch is computed again in smaller micro-batches.
         """
+        while True:
+            try:
+                return self._accumulate(batch, scaler, device_type)
+            except Exception as error:  # out of memory: the same batch again, in smaller micro-batches
+                if not is_out_of_memory(error):
+                    if is_device_lost(error):
+                        raise DeviceLostError(self._device_lost_message(error)) from error
+                    raise
+            # outside the except block: the error's traceback, which holds the step's tensors, is gone
+            self._shrink_after_out_of_memory(batch, device_type)
+
+    def _shrink_after_out_of_memory(self, batch: Any, device_type: str) -> None:
+        """Free the failed step's memory and halve the micro-batch; at the floor, give up clearly."""
+        import gc
+
+        import torch
+
+        self.optimizer.zero_grad(set_to_none=True)  # nothing of the failed step is applied
+        gc.collect()
+        if device_type == "cuda":
+            torch.cuda.empty_cache()
+        elif device_type == "mps" and hasattr(torch, "mps"):
+            torch.mps.empty_cache()
+        plan = BatchPlan.of(self.task.size(batch), self.micro_batch)
+        if not plan.can_halve():
+            raise OutOfMemoryAtFloorError(plan.floor_message()) from None
+        smaller = plan.halved()
+        message = plan.out_of_memory_message(smaller)
+        log.info("%s", message)  # the user hears it from the callbacks (CLI: stderr; GUI: the stage line)
+        self.micro_batch = smaller.micro
+        for callback in self.callbacks:
+            callback.on_batch_plan_change(self, smaller, message)
+
+    def _device_lost_message(self, error: BaseException) -> str:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        kept = f"the checkpoint of epoch {self.state.epoch} is kept" if self.state.epoch else "no epoch ended"
+        return f"the GPU stopped answering in epoch {self.state.epoch + 1} ({first}); {kept}"
+
+    def _accumulate(self, batch: Any, scaler: Any, device_type: str) -> tuple[float, float, int] | None:
+        """:meth:`_train_step` in micro-batches of :attr:`micro_batch` (may raise out of memory)."""
         import torch
 
         n = self.task.size(batch)
@@ -279,9 +337,18 @@ class Trainer:
 
     # -- resume ---------------------------------------------------------------------------------------
     def checkpoint(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A dict of tensors and builtins (loadable with ``weights_only=True``) to resume from."""
+        """A dict of tensors and builtins (loadable with ``weights_only=True``) to resume from.
+
+        With the random number generators' states: a resumed run draws the same dropout masks (and
+        augmentations) as one never interrupted, so it ends the same (docs/adr/0041).
+        """
+        import torch
+
         s = self.state
+        cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
         return {
+            "rng_state": torch.get_rng_state(),
+            "cuda_rng_state": torch.cuda.get_rng_state_all() if cuda else None,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
@@ -297,6 +364,8 @@ class Trainer:
 
     def restore(self, checkpoint: dict[str, Any]) -> None:
         """Continue from :meth:`checkpoint`'s output."""
+        import torch
+
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scheduler is not None and checkpoint.get("scheduler") is not None:
@@ -309,3 +378,10 @@ class Trainer:
         s.bad_epochs = int(checkpoint["bad_epochs"])
         s.history = [EpochRecord(**r) for r in checkpoint["history"]]
         s.best_val_logits = checkpoint.get("best_val_logits")
+        if isinstance(checkpoint.get("rng_state"), torch.Tensor):
+            torch.set_rng_state(checkpoint["rng_state"])
+        if checkpoint.get("cuda_rng_state") and torch.cuda.is_available():
+            try:
+                torch.cuda.set_rng_state_all(checkpoint["cuda_rng_state"])
+            except (RuntimeError, IndexError):  # another GPU count: the run continues, not bit for bit
+                log.info("the checkpoint's CUDA random state does not fit this machine's GPUs")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labeltune.core.atomic import write_text_atomic
+from labeltune.core.batch_plan import DeviceLostError
 from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
 from labeltune.core.errors import (
     HAS_OBJECTS,
@@ -37,10 +39,12 @@ from labeltune.core.image_task import TensorBatches, class_weights, predict_batc
 from labeltune.core.metrics import classification_metrics
 from labeltune.core.model import CONFIG_FILE, MODEL_FILE, ModelConfig, build_classifier, save_model
 from labeltune.core.progress import Progress, ProgressCallback, StoppedError, no_progress
+from labeltune.core.project_lock import ProjectLock
 from labeltune.core.reliability_fit import fit_reliability
 from labeltune.core.review import write_val_predictions
 from labeltune.core.run_files import METRICS_FILE, RunResult, write_run_config
 from labeltune.core.run_schema import check_run_schema
+from labeltune.core.run_state import run_in_progress
 from labeltune.core.train_callbacks import CHECKPOINT_FILE, Checkpoints, History, ProgressBar
 from labeltune.core.train_config import TrainConfig
 from labeltune.core.train_data import prepare_data, read_manifest, write_manifest
@@ -89,7 +93,8 @@ def train(
     except (LabelTuneError, StoppedError):
         # A run that failed before it had a model (weights missing, stopped while caching features) leaves
         # no half-made folder behind for the runs list to show.
-        if created and not (run_dir / MODEL_FILE).exists():
+        # One with a checkpoint (a lost GPU, out of memory in epoch 3) stays: it continues from there.
+        if created and not (run_dir / MODEL_FILE).exists() and not (run_dir / CHECKPOINT_FILE).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
@@ -101,8 +106,12 @@ def resume(
     callbacks: Sequence[Callback] = (),
     epochs: int | None = None,
     cache_root: Path | None = None,
+    device: str | None = None,
 ) -> RunResult:
-    """Continue an interrupted or stopped run from its last checkpoint (optionally to more epochs)."""
+    """Continue an interrupted or stopped run from its last checkpoint (optionally to more epochs).
+
+    ``device`` overrides the run's (e.g. ``"cpu"`` after the GPU was lost).
+    """
     import torch
 
     start = time.perf_counter()
@@ -110,11 +119,18 @@ def resume(
     checkpoint_path = run_dir / CHECKPOINT_FILE
     if not (run_dir / CONFIG_FILE).is_file() or not checkpoint_path.is_file():
         raise UnusableInputError(f"{run_dir} has no {CHECKPOINT_FILE} to resume from")
+    running = run_in_progress(run_dir)
+    if running:
+        raise UnusableInputError(f"{run_dir} is being trained {running}; wait for it or stop it first")
+    for leftover in run_dir.glob(".*.tmp"):  # a write cut short by a kill (the file it replaces is whole)
+        leftover.unlink(missing_ok=True)
     stored = json.loads((run_dir / CONFIG_FILE).read_text())
     check_run_schema(run_dir, stored)
     config = TrainConfig(**stored["train"])
     if epochs is not None:
         config.epochs = epochs
+    if device is not None:
+        config.device = device
     prepared = read_manifest(run_dir, stored["model"]["classes"])
     prepared.skipped = [SkippedFile(**item) for item in (stored.get("data") or {}).get("skipped", [])]
     prepared.grouping = stored.get("grouping")
@@ -142,12 +158,37 @@ def _fit(job: FitJob) -> RunResult:
     """Build the model, prepare its inputs, set up the trainer, run it, then write the run folder."""
     import torch
 
-    from labeltune.core.device import describe_device, select_device
+    from labeltune.core.device import select_device
 
     config = job.config
     if config.threads:
         torch.set_num_threads(config.threads)
     device = select_device(config.device)
+    lock = ProjectLock(job.run_dir)  # while it trains: another process does not take the run as killed
+    try:
+        return _fit_on(job, device)
+    except DeviceLostError as error:  # the GPU's state is gone: the checkpoint is what continues (ADR 0041)
+        raise DeviceLostError(
+            f"{error}. Continue the run once the GPU is back, or on the CPU",
+            cli=f"{error}. Continue with: labeltune train --resume {job.run_dir} (--device cpu for the CPU)",
+        ) from error
+    except OSError as error:  # disk full, read-only, folder gone: the files written before are whole
+        name = error.filename
+        if name is not None and Path(os.fsdecode(name)).parent != job.run_dir:
+            raise
+        reason = error.strerror or str(error)
+        raise UnusableInputError(
+            f"cannot save the run in {job.run_dir}: {reason}; what was saved before is kept"
+        ) from error
+    finally:
+        lock.release()
+
+
+def _fit_on(job: FitJob, device: torch.device) -> RunResult:
+    """:func:`_fit` on ``device``, with the run folder locked."""
+    from labeltune.core.device import describe_device
+
+    config = job.config
     _seed_everything(config.seed)
     model, model_config, weights_id = _build_model(job)
     inputs = prepare_inputs(job, model, model_config, weights_id, device)

@@ -108,7 +108,13 @@ def load_run_details(run: dict[str, Any]) -> RunDetails:
     try:
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        details.problem = "This run has no evaluation: it stopped or failed before its first epoch finished."
+        interrupted = stopped_run(folder)
+        details.problem = (
+            f"This run was {interrupted.describe()} (the app or the computer stopped): continue training "
+            "to finish it."
+            if interrupted is not None and interrupted.interrupted
+            else "This run has no evaluation: it stopped or failed before its first epoch finished."
+        )
         return details
     except (OSError, ValueError) as exc:
         details.problem = f"The run's metrics.json cannot be read ({exc})."
@@ -131,7 +137,9 @@ def read_history(path: Path) -> list[EpochRecord]:
     with open(path, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
             values: dict[str, Any] = {k: float(v) for k, v in row.items() if k in names}
-            values["epoch"] = int(values["epoch"])
+            for name in ("epoch", "batch_size", "micro_batch"):
+                if name in values:
+                    values[name] = int(values[name])
             records.append(EpochRecord(**values))
     return records
 

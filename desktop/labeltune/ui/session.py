@@ -21,10 +21,20 @@ from PySide6.QtCore import QObject, Signal
 
 from labeltune.core.domain import LabelChange, LabelProject
 from labeltune.core.project import LabelSource, Project
+from labeltune.core.run_state import record_interrupted_runs
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.xrd_project import XrdProject, is_xrd_project
 
 log = logging.getLogger(__name__)
+
+
+def list_killed_runs(project: Project) -> None:
+    """Record the runs a crash or kill left unlisted, so the runs list offers to continue them (ADR 0041)."""
+    try:
+        for run in record_interrupted_runs(project):
+            log.info("run %s was interrupted (%s): listed to continue", run.run_dir, run.describe())
+    except Exception:  # a read-only or damaged store: the project still opens, the folders stay as they are
+        log.exception("cannot list the interrupted runs of %s", project.folder)
 
 
 class ProjectSession(QObject):
@@ -60,6 +70,8 @@ class ProjectSession(QObject):
         """Open the project in ``folder``, of whichever kind it is (closing any open one)."""
         folder = Path(folder)
         project: LabelProject = XrdProject.open(folder) if is_xrd_project(folder) else Project.open(folder)
+        if isinstance(project, Project):
+            list_killed_runs(project)
         self.adopt(project)
         return project
 

@@ -38,7 +38,7 @@ from labeltune.ui.train_status import (
     stage_text,
 )
 from labeltune.ui.train_status import stopping_text as image_stopping_text
-from labeltune.workers.training import TrainingStarted
+from labeltune.workers.training import TrainingNotice, TrainingStarted
 
 
 def image_stage_line(progress: Progress) -> str:
@@ -106,6 +106,14 @@ class TrainMonitor(QWidget):
         self.epoch_label.setWordWrap(beside)
         self.epoch_label.setSizePolicy(QSizePolicy.Policy.Ignored, line)
         self.epoch_label.setToolTip("Scores of the last finished epoch")
+        #: What the user should know about the run (out of memory: smaller micro-batches); hidden if nothing.
+        self.notice_label = QLabel()
+        self.notice_label.setObjectName("trainingNotice")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setToolTip(
+            "The device ran out of memory: each step is computed in smaller parts, the batch stays the same"
+        )
+        self.notice_label.hide()
         self.curves = TrainingCurvesView()
         self.summary_label = QLabel()
         self.summary_label.setWordWrap(True)
@@ -133,6 +141,7 @@ class TrainMonitor(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addLayout(stage)
         layout.addWidget(self.epoch_label)
+        layout.addWidget(self.notice_label)
         layout.addWidget(self.curves, 1)
         layout.addWidget(self.summary_label)
         layout.addLayout(self.footer)
@@ -148,6 +157,7 @@ class TrainMonitor(QWidget):
         column.addWidget(self.progress_bar)
         column.addLayout(stage)
         column.addWidget(self.epoch_label)
+        column.addWidget(self.notice_label)
         column.addWidget(self.summary_label)
         column.addLayout(self.footer)
         column.addStretch(1)
@@ -177,6 +187,7 @@ class TrainMonitor(QWidget):
         self.curves.clear(epochs)
         self.epoch_label.setText(" ")
         self.summary_label.clear()
+        self.show_notice("")
         self.eta_label.clear()
         self.progress_bar.setRange(0, 0)
         self.progress_bar.setFormat("%p%")
@@ -208,6 +219,8 @@ class TrainMonitor(QWidget):
             self.epochs = event.epochs
         elif isinstance(event, EpochRecord):
             self.records.append(event)
+        elif isinstance(event, TrainingNotice):
+            self.show_notice(event.message)
         if not shown:
             return
         follows = self.words.follows_epochs
@@ -225,6 +238,11 @@ class TrainMonitor(QWidget):
                 self.progress_bar.setValue(min(event.epoch, self.epochs))
                 # the throttled progress text may still name an earlier epoch: never behind the curves
                 self.stage_label.setText(f"{STAGE_TEXT['train']} — epoch {event.epoch}/{self.epochs} done")
+
+    def show_notice(self, message: str) -> None:
+        """Show ``message`` until the next run begins ("" hides the line)."""
+        self.notice_label.setText(f"⚠ {message}" if message else "")
+        self.notice_label.setVisible(bool(message))
 
     def end(self, stage: str, bar: int | None) -> None:
         """The run ended (with a result, or stopped without one): ``bar`` in percent, None leaves it."""
@@ -248,6 +266,7 @@ class TrainMonitor(QWidget):
         self.curves.clear(planned_epochs)
         self.epoch_label.setText(" ")
         self.summary_label.clear()
+        self.show_notice("")
         self.eta_label.clear()
         self.progress_bar.setRange(0, 100)
         self.progress_bar.setValue(0)

@@ -19,6 +19,13 @@ class TrainingStarted:
     batches_per_epoch: int
 
 
+@dataclass(frozen=True)
+class TrainingNotice:
+    """Something the user should know mid-run: the device ran out of memory, smaller micro-batches follow."""
+
+    message: str
+
+
 class SignalCallback(Callback):
     """The GUI bridge: :class:`TrainingStarted` when the fit starts, then each :class:`EpochRecord`.
 
@@ -37,6 +44,10 @@ class SignalCallback(Callback):
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
         """Report the epoch."""
         self.worker.reported.emit(record)
+
+    def on_batch_plan_change(self, trainer: Trainer, plan: object, message: str) -> None:
+        """Report that training goes on in smaller micro-batches (out of memory)."""
+        self.worker.reported.emit(TrainingNotice(message))
 
 
 class TrainWorker(Worker):

@@ -154,6 +154,11 @@ class SimulatedBatches:
     def __len__(self) -> int:
         return self.n_batches
 
+    @property
+    def batch_size(self) -> int:
+        """Patterns per optimiser step (what history.csv records as the batch)."""
+        return int(self.config.batch_size)
+
     def batches(self, epoch: int) -> Iterator[XrdBatch]:
         """The batches of one epoch (each epoch draws new ones: ``epoch`` itself is not needed)."""
         size = self.config.batch_size
@@ -224,6 +229,22 @@ class XrdTask(TrainingTask):
     def size(self, batch: Any) -> int:
         """Patterns in the batch (simulated and measured)."""
         return len(batch.x)
+
+    def split(self, batch: Any, size: int) -> Iterator[Any]:
+        """Slices of ``size`` patterns (after running out of memory; the simulated rows come first).
+
+        The loss is normalised within each slice, so the accumulated step is the whole batch's up to that
+        normalisation (as class weights within an image micro-batch).
+        """
+        n_sim = len(batch.fractions)
+        for first in range(0, len(batch.x), size):
+            last = first + size
+            yield XrdBatch(
+                batch.x[first:last],
+                batch.groups[first:last],
+                batch.fractions[first : min(last, n_sim)],
+                batch.present[first : min(last, len(batch.present))],
+            )
 
     def loss(self, model: nn.Module, batch: Any) -> StepOutput:
         """The loss; correct = simulated rows with every phase right (measured rows are not counted)."""
