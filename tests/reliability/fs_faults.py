@@ -78,6 +78,9 @@ class _FailingWrites(io.RawIOBase):
             self._inner.close()
         super().close()
 
+    def fileno(self) -> int:  # io.RawIOBase's own would refuse; fsync of the real file goes through
+        return int(self._inner.fileno())
+
     def writable(self) -> bool:
         return True
 

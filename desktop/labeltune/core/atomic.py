@@ -32,8 +32,6 @@ def write_text_atomic(path: Path, text: str) -> None:
     def write(tmp: Path) -> None:
         with tmp.open("w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
 
     write_atomic(path, write)
 
@@ -48,7 +46,7 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         write(tmp)
-        with open(tmp, "rb+") as fh:  # a library writer may not fsync: a power cut must not leave it empty
+        with open(tmp, "rb+") as fh:  # on disk before the rename: a power cut leaves the old file or the new
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:

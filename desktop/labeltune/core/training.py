@@ -31,6 +31,7 @@ from labeltune.core.errors import (
     HAS_OBJECTS,
     HOLDS_OBJECTS,
     LabelTuneError,
+    StorageError,
     UnusableInputError,
     describe_weights_error,
 )
@@ -172,14 +173,13 @@ def _fit(job: FitJob) -> RunResult:
             f"{error}. Continue the run once the GPU is back, or on the CPU",
             cli=f"{error}. Continue with: labeltune train --resume {job.run_dir} (--device cpu for the CPU)",
         ) from error
+    except StorageError as error:  # already one line naming the file and the reason in words (ADR 0042)
+        raise StorageError(f"{error}; what the run saved before is kept", errno=error.errno) from error
     except OSError as error:  # disk full, read-only, folder gone: the files written before are whole
         name = error.filename
         if name is not None and Path(os.fsdecode(name)).parent != job.run_dir:
             raise
-        reason = error.strerror or str(error)
-        raise UnusableInputError(
-            f"cannot save the run in {job.run_dir}: {reason}; what was saved before is kept"
-        ) from error
+        raise storage_error(error, job.run_dir, "save the run in") from error
     finally:
         lock.release()
 
