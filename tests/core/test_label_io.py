@@ -256,3 +256,23 @@ def test_a_csv_given_by_a_relative_path_matches_by_path(
     assert (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()[1] == "p/patterns/p0.xy,A_1,,human"
     code, out, _ = run_cli("labels", "import", "p", "out.csv", "--json")
     assert code == 0 and json.loads(out)["matched_by_content"] == 0 and json.loads(out)["unchanged"] == 1
+
+
+def test_labeling_several_paths_is_one_step_for_both_kinds(
+    tmp_path: Path, images: list[Path], xrd: Callable[[str], XrdProject]
+) -> None:
+    from labeltune.core.label_io import label_paths
+
+    with image_project(tmp_path / "p", images, {0: "cat"}) as project:
+        paths = [str(images[0]), str(images[1]), str(images[2])]
+        assert label_paths(label_target(project), paths, "dog", [tmp_path]) == 3
+        assert [project.label_of(project.stored_path(p)) for p in paths] == ["dog"] * 3
+        project.undo()  # one step gives each its own label back
+        assert [project.label_of(project.stored_path(p)) for p in paths] == ["cat", None, None]
+        assert not project.can_undo()
+    patterns = xrd("x")
+    keys = ["patterns/p0.xy", "patterns/p1.xy"]
+    assert label_paths(label_target(patterns), keys, "A_1", [patterns.folder]) == 2
+    assert [patterns.labels(k) for k in keys] == [XrdLabel(("A_1",))] * 2
+    patterns.undo()
+    assert not any(patterns.labels(k).is_labeled for k in keys) and not patterns.can_undo()

@@ -102,6 +102,10 @@ class LabelTarget(Protocol):
         """Commit ``label`` (empty: none) to item ``key`` as the app does; whether it changed."""
         ...
 
+    def apply_many(self, keys: Sequence[Any], label: str, allow_new: bool) -> int:
+        """Commit ``label`` to every item in ``keys`` as a person: one transaction, one undo step; changed."""
+        ...
+
 
 class UnknownClassError(UnusableInputError):
     """A label names classes (XRD: phases) the project does not know; :attr:`names` are they."""
@@ -400,4 +404,4 @@ def label_paths(
     unknown = [] if allow_new or not label else target.unknown_names(label)
     if unknown:
         raise UnknownClassError(unknown, "phase" if target.label_header == "phases" else "class")
-    return sum(target.apply(key, label, "human", "", allow_new) for key in keys)
+    return target.apply_many(keys, label, allow_new)  # one transaction, one undo step (ADR 0039)

@@ -8,6 +8,7 @@ projects' own ``set_label``, exactly as the app commits them (history, and undo 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,10 @@ class ImageLabels:
         self.project.set_label(key, label.strip() or None, checked, create_class=allow_new)
         return self.project.label_of(key) != before
 
+    def apply_many(self, keys: Sequence[Any], label: str, allow_new: bool) -> int:
+        """Give every sample the label (empty: remove it) as a person: one transaction, one undo step."""
+        return len(self.project.set_labels(keys, label.strip() or None, "human", create_class=allow_new))
+
 
 class XrdLabels:
     """An XRD project's labels: phases joined by ``;`` with optional fractions (key: ``labels.csv`` path)."""
@@ -129,6 +134,10 @@ class XrdLabels:
         before = self.project.labels(key)
         after = self.project.set_label(key, _phases(label), fractions, source=source)
         return after != before
+
+    def apply_many(self, keys: Sequence[Any], label: str, allow_new: bool) -> int:
+        """Give every pattern the phases (empty: remove them) as a person: one write, one undo step."""
+        return len(self.project.set_labels(keys, _phases(label), source="human"))
 
 
 def _phases(label: str) -> list[str]:
