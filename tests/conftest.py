@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,23 @@ from PIL import Image
 CLASS_COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 200, 30)]
 
 
-@pytest.fixture(autouse=True)
-def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep weights and feature caches out of the real user directories."""
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep weights, feature caches and imported folders out of the real user directories.
+
+    Session-wide, so module fixtures (which run before any function-scoped fixture) see it too: a
+    project a module fixture creates records its folders where the tests that open it look (ADR 0043).
+    """
     base = tmp_path_factory.getbasetemp()
-    monkeypatch.setenv("LABELTUNE_DATA_DIR", str(base / "user-data"))
-    monkeypatch.setenv("LABELTUNE_CACHE_DIR", str(base / "user-cache"))
+    saved = {name: os.environ.get(name) for name in ("LABELTUNE_DATA_DIR", "LABELTUNE_CACHE_DIR")}
+    os.environ["LABELTUNE_DATA_DIR"] = str(base / "user-data")
+    os.environ["LABELTUNE_CACHE_DIR"] = str(base / "user-cache")
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 _GC_GUARD: list[object] = []
