@@ -115,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--from", dest="source", default=None, metavar="DATA", help="class folder or CSV")
     q.add_argument("--name", default=None)
     q.add_argument("--json", action="store_true")
+    q = psub.add_parser(
+        "trust", help="let a project from elsewhere read its images outside its folder (they are listed)"
+    )
+    q.add_argument("folder", help="the project folder")
+    q.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_project)
 
     add_label_commands(sub, _Parser)

@@ -29,10 +29,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    """Create a project folder, optionally importing a class folder or CSV into it."""
+    """Create a project folder, optionally importing a class folder or CSV into it (or trust one)."""
     from labeltune.core.datasets import scan
     from labeltune.core.project import Project
 
+    if args.project_command == "trust":
+        return _trust_project(Path(args.folder), args.json)
     data = None
     if args.source:
         with progress_bar(not args.json) as progress:
@@ -57,6 +59,29 @@ def cmd_project(args: argparse.Namespace) -> int:
     print(f"  {'(unlabeled)':<30}{summary['unlabeled']:>7}")
     if data is not None:
         print_skipped(data.skipped)
+    return 0
+
+
+def _trust_project(folder: Path, as_json: bool) -> int:
+    """Record the folders a project from elsewhere names as trusted by this user (ADR 0043)."""
+    from labeltune.core.project import ForeignRowsError, Project
+    from labeltune.core.untrusted import remember_roots
+
+    trusted: list[str] = []
+    try:
+        Project.open(folder).close()
+    except ForeignRowsError as error:
+        remember_roots(error.folders)
+        trusted = error.folders
+        Project.open(folder).close()  # now it opens (or says what else is wrong)
+    if as_json:
+        emit_json({"project": str(folder), "trusted": trusted})
+    elif trusted:
+        print(f"{folder}: its files in these folders will be read:")
+        for name in trusted:
+            print(f"  {name}")
+    else:
+        print(f"{folder}: opens as it is (nothing outside its folder to trust)")
     return 0
 
 

@@ -94,20 +94,50 @@ def test_projects_opened_here_before_the_rule_still_open(tmp_path: Path, own_dat
         Project.open(folder)
 
 
-def test_the_app_shows_why_it_does_not_open_such_a_project(qtbot, tmp_path: Path) -> None:
+def test_the_app_asks_before_reading_files_outside_and_opens_only_on_yes(
+    qtbot, tmp_path: Path, own_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from PySide6.QtWidgets import QMessageBox
 
     from labeltune.ui.main_window import MainWindow
 
-    folder, _ = imported_project(tmp_path)
-    plant_rows(folder, "/etc/passwd")
+    folder, data = imported_project(tmp_path)
+    (own_data_dir / ROOTS_FILE).unlink()  # as if it came by e-mail from another computer
+    asked: list[str] = []
+    answer = [QMessageBox.StandardButton.Cancel]
+
+    def question(_parent: object, _title: str, text: str, *_args: object) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return answer[0]
+
+    monkeypatch.setattr(QMessageBox, "question", question)
     window = MainWindow(Settings())
     qtbot.addWidget(window)
     window.open_project(folder)
-    boxes = [b for b in window.findChildren(QMessageBox) if b.objectName() == "errorBox"]
-    assert len(boxes) == 1 and "/etc/passwd" in boxes[0].text() and DB_FILE in boxes[0].text()
-    assert window.session.current_project is None
+    assert len(asked) == 1 and str(data) in asked[0] and "6 image files" in asked[0]
+    assert window.session.current_project is None  # Cancel: nothing read
     assert str(folder.resolve()) not in Settings.load().recent_projects
+    answer[0] = QMessageBox.StandardButton.Yes
+    window.open_project(folder)
+    assert window.session.current_project is not None and len(asked) == 2
+    assert json.loads((own_data_dir / ROOTS_FILE).read_text())["folders"] == [str(data)]
+    plant_rows(folder, "/etc/passwd")  # trusting its data folder is not trusting everything
+    with pytest.raises(UnusableInputError, match="/etc/passwd"):
+        Project.open(folder)
+
+
+def test_project_trust_on_the_command_line_lists_what_it_trusts(
+    tmp_path: Path, own_data_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    folder, data = imported_project(tmp_path)
+    (own_data_dir / ROOTS_FILE).unlink()
+    assert cli.main(["label", str(folder), str(data / "class0" / "img000.png"), "--as", "class1"]) == 2
+    assert f"labeltune project trust {folder}" in one_line(capsys.readouterr().err)
+    assert cli.main(["project", "trust", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["trusted"] == [str(data)]
+    assert cli.main(["label", str(folder), str(data / "class0" / "img000.png"), "--as", "class1"]) == 0
+    assert cli.main(["project", "trust", str(folder)]) == 0
+    assert "nothing outside its folder to trust" in capsys.readouterr().out
 
 
 class _Answer:

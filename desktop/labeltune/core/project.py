@@ -36,7 +36,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ __all__ = [
     "MIGRATIONS",
     "PROJECT_FILE",
     "SCHEMA_VERSION",
+    "ForeignRowsError",
     "LabelChange",
     "LabelEvent",
     "LabelSource",
@@ -201,12 +202,51 @@ def _refuse_foreign_rows(conn: sqlite3.Connection, meta: dict[str, Any], folder:
         own = [s if os.path.isabs(s) else os.path.join(folder, s) for s in meta["sources"]]
     foreign = foreign_rows(folder, keys, own)
     if foreign:
-        raise UnusableInputError(
-            f"{folder / DB_FILE}: {len(foreign)} sample file{'s' if len(foreign) != 1 else ''} outside the "
-            f"project folder and every folder imported on this computer (first: {foreign[0]}); LabelTune "
-            "does not read files a project names on its own: if they are yours, import their folder into "
-            "a project here first, or copy them into the project folder"
+        sources = [s if os.path.isabs(s) else os.path.join(folder, s) for s in meta["sources"]]
+        raise ForeignRowsError(folder, foreign, sources)
+
+
+class ForeignRowsError(UnusableInputError):
+    """A project names sample files outside its folder and every folder this user imported (ADR 0043).
+
+    :attr:`folders` are the folders that hold them (the project's own recorded sources where they cover
+    a file, else the file's folder); :func:`labeltune.core.untrusted.remember_roots` of them is "trust":
+    the app asks the user, the CLI has ``labeltune project trust``.
+    """
+
+    def __init__(self, folder: Path, foreign: Sequence[str], sources: Sequence[str]) -> None:
+        self.project_folder = folder
+        self.count = len(foreign)
+        self.first = foreign[0]
+        self.folders = _holding_folders(folder, foreign, sources)
+        super().__init__(
+            f"{folder / DB_FILE}: {self.count} sample file{'s' if self.count != 1 else ''} outside the "
+            f"project folder and every folder imported on this computer (first: {self.first}); LabelTune "
+            "does not read files a project names on its own: if you trust this project, run "
+            f"`labeltune project trust {folder}` (the app asks), or copy the files into the project folder"
         )
+
+
+def _holding_folders(folder: Path, foreign: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """The few folders that hold ``foreign`` rows: a recorded source covering one, else its own folder."""
+    from labeltune.core.untrusted import inside
+
+    found: list[str] = []
+    for key in foreign:
+        path = os.path.normpath(key if os.path.isabs(key) else os.path.join(folder, key))
+        if any(inside(path, known) for known in found):
+            continue
+        covering = [s for s in sources if inside(path, s) and not _too_wide(s)]
+        found.append(os.path.normpath(min(covering, key=len)) if covering else os.path.dirname(path))
+    return sorted(found)
+
+
+def _too_wide(source: str) -> bool:
+    """A recorded source no one should trust wholesale: a drive's root, the home folder or above it."""
+    path = os.path.normpath(os.path.abspath(source))
+    from labeltune.core.untrusted import inside
+
+    return os.path.dirname(path) == path or inside(os.path.expanduser("~"), path)
 
 
 _META_KEYS = ("schema_version", "name", "domain", "classes", "sources", "settings", "created")

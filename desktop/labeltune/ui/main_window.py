@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from labeltune.core.domain import LabelProject
+from labeltune.core.project import ForeignRowsError
 from labeltune.core.project_lock import ProjectLock, other_holder
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.xrd_project import is_xrd_project
@@ -213,8 +214,35 @@ class MainWindow(QMainWindow):
                 return
         try:
             self.session.open(Path(folder))
+        except ForeignRowsError as error:  # a project from elsewhere naming files outside it (ADR 0043)
+            if self._trust(error):
+                try:
+                    self.session.open(Path(folder))
+                except Exception as again:  # the trust could not be recorded, or another problem
+                    show_error(self, "Cannot open project", str(again))
         except Exception as error:  # a damaged or foreign folder must not take the app down
             show_error(self, "Cannot open project", str(error))
+
+    def _trust(self, error: ForeignRowsError) -> bool:
+        """Ask whether the project may read its files outside its folder; remember the answer Yes."""
+        from labeltune.core.untrusted import remember_roots
+
+        shown = "\n".join(f"   {name}" for name in error.folders[:8])
+        more = f"\n   … and {len(error.folders) - 8} more folders" if len(error.folders) > 8 else ""
+        answer = QMessageBox.question(
+            self,
+            "Read files outside the project?",
+            f"“{error.project_folder.name}” names {error.count} image file{'s' if error.count != 1 else ''} "
+            f"outside its folder, in:\n\n{shown}{more}\n\nLabelTune reads such files only from folders "
+            "you imported or trusted on this computer, so that a project someone sends cannot make it "
+            "read your other files. Trust these folders if you know where this project comes from.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        remember_roots(error.folders)
+        return True
 
     def open_demo(self, name: str) -> None:
         """Open a shipped demo, writing it first (once, in a worker, with progress and Stop)."""
