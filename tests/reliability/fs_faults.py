@@ -193,12 +193,19 @@ def inject(code: int, under: Path, *, reads: bool = False, at: str = "") -> Iter
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (relative POSIX path -> bytes): compare before and after a fault."""
-    return {
-        path.relative_to(folder).as_posix(): path.read_bytes()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and "-wal" not in path.name and "-shm" not in path.name
-    }
+    """Every file under ``folder`` (relative POSIX path -> bytes): compare before and after a fault.
+
+    The thumbnail cache is left out: the gallery's background loaders write it meanwhile (a temporary
+    file listed, then renamed before it is read), and it is a cache, which a fault may only slow down.
+    """
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if name.startswith("cache/thumbnails/") or "-wal" in path.name or "-shm" in path.name:
+            continue
+        if path.is_file():
+            found[name] = path.read_bytes()
+    return found
 
 
 def temp_files(folder: Path) -> list[str]:
