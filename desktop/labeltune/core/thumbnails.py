@@ -8,6 +8,13 @@ a new thumbnail and old entries are merely left behind (the cache folder may be 
 Files are written through a temporary file and ``os.replace``, so several threads or processes may fill
 the same cache.
 
+The cache has a size limit (``max_bytes``, the ``thumbnail_cache_mb`` setting): when it is passed, the
+least recently used thumbnails are deleted until the cache is down to 80 % of it (docs/adr/0044).
+"Recently used" is the entry's modification time, which a cache hit refreshes (access times are not
+kept by ``noatime``/``relatime`` mounts nor by Windows). The folder is walked only when needed: once to
+count it, then when the bytes this object wrote since would pass the limit, or every 256 writes (other
+processes fill the same cache) -- never once per thumbnail.
+
 Qt-free: the GUI wraps :meth:`ThumbnailCache.load` in worker threads.
 """
 
@@ -18,6 +25,8 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,13 +36,18 @@ from labeltune.core.errors import ImageDecodeError
 from labeltune.core.file_problems import os_error_reason
 from labeltune.core.imaging import decode_rgb
 
-__all__ = ["THUMBNAIL_FORMAT_VERSION", "Thumbnail", "ThumbnailCache"]
+__all__ = ["DEFAULT_MAX_BYTES", "THUMBNAIL_FORMAT_VERSION", "Thumbnail", "ThumbnailCache"]
 
 log = logging.getLogger(__name__)
 
 #: Part of every cache key: change it when thumbnails are made differently.
 THUMBNAIL_FORMAT_VERSION = 1
 _JPEG_QUALITY = 85
+#: The disk cache's size limit unless the caller gives one (the ``thumbnail_cache_mb`` setting).
+DEFAULT_MAX_BYTES = 500 * 2**20
+_CHECK_EVERY = 256  # writes between two counts of the folder (other processes write to it too)
+_PRUNE_TO = 0.8  # a prune leaves this share of the limit, so the next one is many writes away
+_STALE_TMP_S = 3600.0  # a temporary file this old was left by a crashed writer
 
 
 @dataclass(frozen=True)
@@ -47,13 +61,24 @@ class Thumbnail:
 class ThumbnailCache:
     """Makes thumbnails of one size and keeps them as JPEG files in ``folder``."""
 
-    def __init__(self, folder: str | os.PathLike[str], size: int = 128) -> None:
-        """Use ``folder`` (created when the first thumbnail is written) for thumbnails of ``size`` px."""
+    def __init__(
+        self, folder: str | os.PathLike[str], size: int = 128, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        """Use ``folder`` (created when the first thumbnail is written) for thumbnails of ``size`` px.
+
+        ``max_bytes`` bounds the folder (0: no limit); least recently used thumbnails go first.
+        """
         if size < 8:
             raise ValueError(f"thumbnail size must be at least 8 px, not {size!r}")
         self.folder = Path(folder)
         self.size = int(size)
+        self.max_bytes = max(0, int(max_bytes))
         self._warned = False  # a read-only cache is reported once, not for each of 100 000 images
+        self._lock = threading.Lock()  # pool threads share this object
+        self._pruning = threading.Lock()  # one walk at a time; the other threads go on making thumbnails
+        self._counted: int | None = None  # bytes in the folder when last counted, plus those written since
+        self._writes = 0  # thumbnails written since the last count
+        self._stuck = False  # the last prune could not get under the limit: wait for the next count
 
     def key(self, image_path: str | os.PathLike[str], stat: os.stat_result) -> str:
         """Cache key of an image: its absolute path, byte size, mtime and this cache's thumbnail size."""
@@ -91,15 +116,113 @@ class ThumbnailCache:
         entry = self._entry(self.key(image_path, self._stat(image_path)))
         cached = self._read_entry(entry)
         if cached is not None:
+            with contextlib.suppress(
+                OSError
+            ):  # used now: the last to be pruned (a read-only cache: no matter)
+                os.utime(entry)
             return Thumbnail(cached, cached=True)
         image = self.make(image_path)
         try:
-            self._write_entry(entry, image)
+            written = self._write_entry(entry, image)
         except OSError as exc:  # read-only or full disk: thumbnails still work, only slower
             level = logging.DEBUG if self._warned else logging.WARNING
             self._warned = True
             log.log(level, "cannot write thumbnail cache file %s: %s", entry, exc)
+        else:
+            self._after_write(written)
         return Thumbnail(image, cached=False)
+
+    # -- size limit ---------------------------------------------------------------------------------
+    def _after_write(self, written: int) -> None:
+        """Count a written entry; prune when the cache may have passed its limit or a count is due."""
+        if not self.max_bytes:
+            return
+        with self._lock:
+            self._writes += 1
+            if self._counted is not None:
+                self._counted += written
+            due = (
+                self._counted is None
+                or self._writes >= _CHECK_EVERY
+                or (self._counted > self.max_bytes and not self._stuck)
+            )
+        if due:
+            self.prune()
+
+    def prune(self) -> int:
+        """Delete the least recently used thumbnails until the cache is at 80 % of its limit if it passed it.
+
+        Also removes temporary files left by crashed writers. Returns the bytes left in the cache. Cheap
+        to skip: if another thread is pruning, returns at once with the last count.
+        """
+        if not self._pruning.acquire(blocking=False):
+            with self._lock:
+                return self._counted or 0
+        try:
+            entries, total = self._scan()
+            if self.max_bytes and total > self.max_bytes:
+                total = self._delete_oldest(entries, total, int(self.max_bytes * _PRUNE_TO))
+            with self._lock:
+                self._counted, self._writes = total, 0
+                self._stuck = bool(self.max_bytes) and total > self.max_bytes
+            return total
+        finally:
+            self._pruning.release()
+
+    def disk_bytes(self) -> int:
+        """Bytes the cache folder holds now (a walk of the folder)."""
+        return self._scan()[1]
+
+    def _scan(self) -> tuple[list[tuple[int, int, str]], int]:
+        """``(modified ns, bytes, path)`` of every entry, and their total; stale temporary files go."""
+        entries: list[tuple[int, int, str]] = []
+        total = 0
+        stale_before = time.time() - _STALE_TMP_S
+        try:
+            shards = [d.path for d in os.scandir(self.folder) if len(d.name) == 2 and d.is_dir()]
+        except OSError:  # not made yet, or gone
+            return entries, 0
+        for shard in shards:
+            try:
+                with os.scandir(shard) as found:
+                    for item in found:
+                        try:
+                            stat = item.stat(follow_symlinks=False)
+                        except OSError:  # deleted meanwhile by another process
+                            continue
+                        if item.name.endswith(".tmp"):
+                            if stat.st_mtime < stale_before:
+                                with contextlib.suppress(OSError):
+                                    os.unlink(item.path)
+                                continue
+                        elif not item.name.endswith(".jpg"):
+                            continue
+                        entries.append((stat.st_mtime_ns, stat.st_size, item.path))
+                        total += stat.st_size
+            except OSError:
+                continue
+        return entries, total
+
+    def _delete_oldest(self, entries: list[tuple[int, int, str]], total: int, target: int) -> int:
+        """Delete entries, least recently used first, until ``total`` is at most ``target``; new total."""
+        entries.sort()
+        deleted = 0
+        for _mtime, size, path in entries:
+            if total <= target:
+                break
+            try:
+                os.unlink(path)
+            except FileNotFoundError:  # another process pruned it
+                pass
+            except OSError as exc:  # a read-only cache cannot shrink; say so once
+                level = logging.DEBUG if self._warned else logging.WARNING
+                self._warned = True
+                log.log(level, "cannot prune thumbnail cache file %s: %s", path, exc)
+                break
+            total -= size
+            deleted += 1
+        log.debug("pruned %d thumbnails from %s: %d bytes left", deleted, self.folder, total)
+        return total
 
     def make(self, image_path: str | os.PathLike[str]) -> Image.Image:
         """Decode ``image_path`` and shrink it to fit the thumbnail size (no cache involved)."""
@@ -121,14 +244,17 @@ class ThumbnailCache:
             return None
 
     @staticmethod
-    def _write_entry(entry: Path, image: Image.Image) -> None:
+    def _write_entry(entry: Path, image: Image.Image) -> int:
+        """Write ``entry`` atomically; return its size in bytes."""
         tmp = ""
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=entry.stem, suffix=".tmp", dir=entry.parent)
             with os.fdopen(fd, "wb") as handle:
                 image.save(handle, format="JPEG", quality=_JPEG_QUALITY)
+                written = handle.tell()
             os.replace(tmp, entry)
+            return written
         except OSError:
             if tmp:
                 with contextlib.suppress(OSError):
