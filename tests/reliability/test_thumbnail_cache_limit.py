@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -115,3 +116,26 @@ def test_a_cache_that_cannot_prune_still_gives_thumbnails(
     for path in images:
         assert cache.load(path).image.size == (24, 24)
     assert len(walks) <= 3  # stuck over the limit: no walk per thumbnail, a new try every 256 writes
+
+
+def test_the_label_page_gives_the_project_cache_the_settings_limit(qtbot: Any, tmp_path: Path) -> None:
+    from labeltune.core.datasets import Sample
+    from labeltune.core.project import Project
+    from labeltune.core.settings import Settings
+    from labeltune.ui.label_page import LabelPage
+    from labeltune.ui.session import ProjectSession
+
+    images = _noise_images(tmp_path / "images", 2)
+    with Project.create(tmp_path / "proj") as project:
+        project.add_samples(Sample(path, None) for path in images)
+    session = ProjectSession(Settings(thumbnail_cache_mb=3))
+    page = LabelPage(session)
+    qtbot.addWidget(page)
+    try:
+        session.open(tmp_path / "proj")
+        cache = page.loader.cache
+        assert cache is not None and cache.max_bytes == 3 * 2**20
+        assert cache.folder == tmp_path / "proj" / "cache" / "thumbnails"
+    finally:
+        page.shutdown()
+        session.close()
