@@ -256,11 +256,12 @@ def bench_xrd(identifications: int, fits: int) -> None:
     demo = Path(str(files("labeltune") / "resources" / "demos" / "xrd" / "patterns"))
     pattern = read_pattern(demo / "TiO2.xy", 1.5406)
     model = XrdModel(run)
-    quick = Recorder("xrd identification, network", "identifications", warmup=20, every=10)
-    for _ in range(identifications):
-        answer = model.predict(pattern, fit=False, activation=True)
-        quick.step()
-    quick.report(f" (called {', '.join(c.formula for c in answer.phases)})")
+    if identifications:
+        quick = Recorder("xrd identification, network", "identifications", warmup=20, every=10)
+        for _ in range(identifications):
+            answer = model.predict(pattern, fit=False, activation=True)
+            quick.step()
+        quick.report(f" (called {', '.join(c.formula for c in answer.phases)})")
     if fits:
         fitted = Recorder("xrd identification, network + fit", "identifications", warmup=5, every=5)
         for _ in range(fits):
