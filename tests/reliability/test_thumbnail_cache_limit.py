@@ -27,7 +27,12 @@ def _noise_images(folder: Path, count: int, size: int = 24) -> list[Path]:
 
 
 def _jpeg_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*.jpg"))
+    """Disk space the thumbnails take (whole blocks: what the limit bounds)."""
+    return sum(_blocks(p.stat()) for p in folder.rglob("*.jpg"))
+
+
+def _blocks(stat: os.stat_result) -> int:
+    return stat.st_blocks * 512 if getattr(stat, "st_blocks", 0) else -(-stat.st_size // 4096) * 4096
 
 
 def test_the_default_limit_is_500_mb(tmp_path: Path) -> None:
@@ -39,7 +44,7 @@ def test_disk_cache_stays_under_its_limit_and_keeps_the_newest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     images = _noise_images(tmp_path / "images", 240)
-    limit = 40_000
+    limit = 160_000  # ~40 thumbnails of ~1 KB, each in a 4 KiB block
     cache = ThumbnailCache(tmp_path / "thumbs", size=24, max_bytes=limit)
     walks: list[int] = []
     scan = cache._scan
@@ -52,7 +57,7 @@ def test_disk_cache_stays_under_its_limit_and_keeps_the_newest(
     written = 0
     for path in images:
         assert not cache.load(path).cached
-        written += cache.entry_path(path).stat().st_size if cache.entry_path(path).exists() else 0
+        written += _blocks(cache.entry_path(path).stat()) if cache.entry_path(path).exists() else 0
         assert _jpeg_bytes(tmp_path / "thumbs") <= limit  # after every thumbnail, not only at the end
     assert written > 4 * limit  # the cache really had to prune, many times
     kept = [cache.entry_path(p).exists() for p in images]

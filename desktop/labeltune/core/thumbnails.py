@@ -8,8 +8,9 @@ a new thumbnail and old entries are merely left behind (the cache folder may be 
 Files are written through a temporary file and ``os.replace``, so several threads or processes may fill
 the same cache.
 
-The cache has a size limit (``max_bytes``, the ``thumbnail_cache_mb`` setting): when it is passed, the
-least recently used thumbnails are deleted until the cache is down to 80 % of it (docs/adr/0044).
+The cache has a size limit (``max_bytes``, the ``thumbnail_cache_mb`` setting) on the disk space its files
+take (whole blocks: a 5 KB thumbnail takes 8 KB): when it is passed, the least recently used thumbnails are
+deleted until the cache is down to 80 % of it (docs/adr/0044).
 "Recently used" is the entry's modification time, which a cache hit refreshes (access times are not
 kept by ``noatime``/``relatime`` mounts nor by Windows). The folder is walked only when needed: once to
 count it, then when the bytes this object wrote since would pass the limit, or every 256 writes (other
@@ -48,6 +49,15 @@ DEFAULT_MAX_BYTES = 500 * 2**20
 _CHECK_EVERY = 256  # writes between two counts of the folder (other processes write to it too)
 _PRUNE_TO = 0.8  # a prune leaves this share of the limit, so the next one is many writes away
 _STALE_TMP_S = 3600.0  # a temporary file this old was left by a crashed writer
+_BLOCK = 4096  # a file takes whole blocks of the disk: a 5 KB thumbnail uses 8 KB
+
+
+def _disk_usage(stat: os.stat_result) -> int:
+    """Bytes a file takes on the disk (its blocks where the system says; else its size in whole blocks)."""
+    blocks = getattr(stat, "st_blocks", None)
+    if blocks:
+        return int(blocks) * 512
+    return -(-stat.st_size // _BLOCK) * _BLOCK
 
 
 @dataclass(frozen=True)
@@ -140,7 +150,7 @@ class ThumbnailCache:
         with self._lock:
             self._writes += 1
             if self._counted is not None:
-                self._counted += written
+                self._counted += -(-written // _BLOCK) * _BLOCK  # whole blocks, as the walk counts
             due = (
                 self._counted is None
                 or self._writes >= _CHECK_EVERY
@@ -170,7 +180,7 @@ class ThumbnailCache:
             self._pruning.release()
 
     def disk_bytes(self) -> int:
-        """Bytes the cache folder holds now (a walk of the folder)."""
+        """Disk space the cache's files take now (a walk of the folder): what the limit bounds."""
         return self._scan()[1]
 
     def _scan(self) -> tuple[list[tuple[int, int, str]], int]:
@@ -197,8 +207,9 @@ class ThumbnailCache:
                                 continue
                         elif not item.name.endswith(".jpg"):
                             continue
-                        entries.append((stat.st_mtime_ns, stat.st_size, item.path))
-                        total += stat.st_size
+                        used = _disk_usage(stat)
+                        entries.append((stat.st_mtime_ns, used, item.path))
+                        total += used
             except OSError:
                 continue
         return entries, total
