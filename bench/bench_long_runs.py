@@ -178,12 +178,14 @@ def make_project(root: Path, count: int) -> Path:
 
 
 def run_loop(ms: int) -> None:
-    """Let the Qt event loop run for ``ms`` milliseconds."""
-    from PySide6.QtCore import QEventLoop, QTimer
+    """Let the Qt event loop run for ``ms`` milliseconds.
 
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
+    ``QTest.qWait``, not ``QTimer.singleShot(ms, loop.quit)``: PySide keeps an object of every such
+    single shot (~50 B each; thousands over a long scroll), which the slope would count against the app.
+    """
+    from PySide6.QtTest import QTest
+
+    QTest.qWait(ms)
 
 
 def bench_gallery(root: Path, samples: int) -> None:

@@ -13,8 +13,9 @@ take (whole blocks: a 5 KB thumbnail takes 8 KB): when it is passed, the least r
 deleted until the cache is down to 80 % of it (docs/adr/0044).
 "Recently used" is the entry's modification time, which a cache hit refreshes (access times are not
 kept by ``noatime``/``relatime`` mounts nor by Windows). The folder is walked only when needed: once to
-count it, then when the bytes this object wrote since would pass the limit, or every 256 writes (other
-processes fill the same cache) -- never once per thumbnail.
+count it, then when the bytes this object wrote since would pass the limit, or after 256 writes or half
+as many writes as the cache held (another process may fill it too) -- never once per thumbnail, and a
+list of the entries is made only to prune.
 
 Qt-free: the GUI wraps :meth:`ThumbnailCache.load` in worker threads.
 """
@@ -88,6 +89,7 @@ class ThumbnailCache:
         self._pruning = threading.Lock()  # one walk at a time; the other threads go on making thumbnails
         self._counted: int | None = None  # bytes in the folder when last counted, plus those written since
         self._writes = 0  # thumbnails written since the last count
+        self._entries = 0  # thumbnails at the last count
         self._stuck = False  # the last prune could not get under the limit: wait for the next count
 
     def key(self, image_path: str | os.PathLike[str], stat: os.stat_result) -> str:
@@ -153,7 +155,7 @@ class ThumbnailCache:
                 self._counted += -(-written // _BLOCK) * _BLOCK  # whole blocks, as the walk counts
             due = (
                 self._counted is None
-                or self._writes >= _CHECK_EVERY
+                or self._writes >= max(_CHECK_EVERY, self._entries // 2)  # a walk's cost, spread out
                 or (self._counted > self.max_bytes and not self._stuck)
             )
         if due:
@@ -169,11 +171,15 @@ class ThumbnailCache:
             with self._lock:
                 return self._counted or 0
         try:
-            entries, total = self._scan()
+            total, count = self._scan()  # counting only: no list of 100 000 entries kept for nothing
             if self.max_bytes and total > self.max_bytes:
-                total = self._delete_oldest(entries, total, int(self.max_bytes * _PRUNE_TO))
+                entries: list[tuple[int, int, str]] = []
+                total, count = self._scan(entries)
+                total, deleted = self._delete_oldest(entries, total, int(self.max_bytes * _PRUNE_TO))
+                count -= deleted
+                del entries
             with self._lock:
-                self._counted, self._writes = total, 0
+                self._counted, self._entries, self._writes = total, count, 0
                 self._stuck = bool(self.max_bytes) and total > self.max_bytes
             return total
         finally:
@@ -181,17 +187,19 @@ class ThumbnailCache:
 
     def disk_bytes(self) -> int:
         """Disk space the cache's files take now (a walk of the folder): what the limit bounds."""
-        return self._scan()[1]
+        return self._scan()[0]
 
-    def _scan(self) -> tuple[list[tuple[int, int, str]], int]:
-        """``(modified ns, bytes, path)`` of every entry, and their total; stale temporary files go."""
-        entries: list[tuple[int, int, str]] = []
-        total = 0
+    def _scan(self, entries: list[tuple[int, int, str]] | None = None) -> tuple[int, int]:
+        """Disk space and number of the entries; stale temporary files go.
+
+        ``entries``, when given, receives ``(modified ns, bytes, path)`` of every entry (to prune).
+        """
+        total = count = 0
         stale_before = time.time() - _STALE_TMP_S
         try:
             shards = [d.path for d in os.scandir(self.folder) if len(d.name) == 2 and d.is_dir()]
         except OSError:  # not made yet, or gone
-            return entries, 0
+            return 0, 0
         for shard in shards:
             try:
                 with os.scandir(shard) as found:
@@ -208,14 +216,19 @@ class ThumbnailCache:
                         elif not item.name.endswith(".jpg"):
                             continue
                         used = _disk_usage(stat)
-                        entries.append((stat.st_mtime_ns, used, item.path))
+                        if entries is not None:
+                            entries.append((stat.st_mtime_ns, used, item.path))
                         total += used
+                        count += 1
             except OSError:
                 continue
-        return entries, total
+        return total, count
 
-    def _delete_oldest(self, entries: list[tuple[int, int, str]], total: int, target: int) -> int:
-        """Delete entries, least recently used first, until ``total`` is at most ``target``; new total."""
+    def _delete_oldest(self, entries: list[tuple[int, int, str]], total: int, target: int) -> tuple[int, int]:
+        """Delete entries, least recently used first, until ``total`` is at most ``target``.
+
+        Returns the new total and how many were deleted.
+        """
         entries.sort()
         deleted = 0
         for _mtime, size, path in entries:
@@ -233,7 +246,7 @@ class ThumbnailCache:
             total -= size
             deleted += 1
         log.debug("pruned %d thumbnails from %s: %d bytes left", deleted, self.folder, total)
-        return total
+        return total, deleted
 
     def make(self, image_path: str | os.PathLike[str]) -> Image.Image:
         """Decode ``image_path`` and shrink it to fit the thumbnail size (no cache involved)."""
