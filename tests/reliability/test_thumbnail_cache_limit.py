@@ -144,3 +144,19 @@ def test_the_label_page_gives_the_project_cache_the_settings_limit(qtbot: Any, t
     finally:
         page.shutdown()
         session.close()
+
+
+def test_counting_walks_keep_no_list_and_thin_out_as_the_cache_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = _noise_images(tmp_path / "images", 300)
+    cache = ThumbnailCache(tmp_path / "thumbs", size=24)  # 500 MB: never reached here
+    listed: list[bool] = []
+    scan = cache._scan
+    monkeypatch.setattr(cache, "_scan", lambda *args: listed.append(bool(args)) or scan(*args))
+    for path in images:
+        cache.load(path)
+    # a list of every entry (100 000 at 128 px: ~15 MB of objects) is made only to prune
+    assert listed == [False, False]  # the first write, and after 256 more
+    assert cache._entries == 257  # the next count comes after max(256, 257 // 2) writes
+    assert cache.disk_bytes() == _jpeg_bytes(tmp_path / "thumbs")
