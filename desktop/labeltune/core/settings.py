@@ -69,6 +69,7 @@ class Settings:
     device: str = "auto"
     weights: str = "imagenet"
     thumbnail_size: int = 128
+    thumbnail_cache_mb: int = 500  # each project's thumbnail cache; least recently used go beyond it (ADR 44)
     gallery_order: str = "name"  # "name", "folder" or "added": the Label tab's thumbnail order
     projects_folder: str = ""  # "": projects_dir(); else the "Save in" folder last used for a new project
 

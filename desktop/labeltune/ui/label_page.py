@@ -333,7 +333,8 @@ class LabelPage(QWidget):
         self.labeling.say(KEY_HINT)  # not the last project's "Undid the label of …"
         self._fit_class_panel()
         size = self.settings.thumbnail_size
-        self.loader.set_cache(ThumbnailCache(project.cache_dir / "thumbnails", size), size)
+        limit = max(0, self.settings.thumbnail_cache_mb) * 2**20
+        self.loader.set_cache(ThumbnailCache(project.cache_dir / "thumbnails", size, limit), size)
         self.image_view.forget()
         self.model.set_project(project)
         self._load_findings()

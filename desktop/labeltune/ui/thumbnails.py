@@ -49,13 +49,15 @@ class _Queue:
         self.pending: OrderedDict[int, str] = OrderedDict()
         self.in_flight: set[int] = set()
         self.runners = 0
+        self.idle: list[_Runner] = []  # runners that finished, started again for the next requests
         self.generation = 0
         self.closed = False
 
-    def take(self) -> tuple[int, int, str] | None:
+    def take(self, runner: _Runner) -> tuple[int, int, str] | None:
         with self.lock:
             if self.closed or not self.pending:
                 self.runners -= 1
+                self.idle.append(runner)
                 return None
             key, path = self.pending.popitem(last=True)  # newest first: the rows on screen now
             self.in_flight.add(key)
@@ -82,16 +84,22 @@ class _Queue:
 
 
 class _Runner(QRunnable):
-    """Takes requests from the queue until it is empty."""
+    """Takes requests from the queue until it is empty; then waits in ``queue.idle`` to be started again.
+
+    Runners are reused, never auto-deleted: PySide6 6.12's ``QThreadPool`` keeps the Python object of
+    every runnable it started, so a new runner per burst of requests leaked one object each time (a
+    100 000-image scroll: thousands; docs/adr/0044).
+    """
 
     def __init__(self, queue: _Queue) -> None:
         super().__init__()
+        self.setAutoDelete(False)
         self._queue = queue
 
     def run(self) -> None:
         """Serve requests (runs in a pool thread)."""
         queue = self._queue
-        while (job := queue.take()) is not None:
+        while (job := queue.take(self)) is not None:
             generation, key, path = job
             image, error = queue.make(path)
             try:
@@ -151,7 +159,8 @@ class ThumbnailLoader(QObject):
             if queue.runners >= self._pool.maxThreadCount():
                 return
             queue.runners += 1
-        self._pool.start(_Runner(queue))
+            runner = queue.idle.pop() if queue.idle else _Runner(queue)
+        self._pool.start(runner)
 
     def retain(self, keys: Collection[int]) -> None:
         """Drop waiting requests whose key is not in ``keys`` (rows that scrolled out of view)."""
