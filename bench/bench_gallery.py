@@ -69,6 +69,7 @@ def make_project(root: Path, count: int) -> Path:
             rng = np.random.default_rng(i)
             pixels = rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(target, quality=90)
+    project = Project.create(root / "proj", classes=CLASSES)  # a new project wants an empty folder
     images = root / "proj" / "images"
     images.mkdir(parents=True)
     samples = []
@@ -80,7 +81,7 @@ def make_project(root: Path, count: int) -> Path:
             shutil.copy(base / f"b{i % 16:02d}.jpg", path)
         label = None if i % 10 < 3 else CLASSES[(i // 10) % 4]
         samples.append(Sample(path, label))
-    with Project.create(root / "proj", classes=CLASSES) as project:
+    with project:
         project.add_samples(samples)
     return root / "proj"
 
