@@ -129,8 +129,9 @@ def test_a_failure_in_the_middle_leaves_the_store_as_before(
         with pytest.raises(LabelTuneError) as raised:
             project.set_labels(ids, "c")
         assert connections[0].calls == 2
+        reason = "disk full" if isinstance(error, OSError) else str(error)  # said in words (ADR 0042)
         assert (
-            str(raised.value) == f"cannot save the labels in {project.folder}: {error}; nothing was changed"
+            str(raised.value) == f"cannot save the labels in {project.folder}: {reason}; nothing was changed"
         )
         assert store_dump(project) == snapshot
         assert project.next_undo_size() == 10  # the undo stack holds the earlier batch, nothing new
@@ -149,6 +150,19 @@ def test_a_small_batch_fails_as_cleanly_on_the_shared_connection(tmp_path: Path)
             project.set_labels(project.sample_ids(), "b")
         project._conn = real
         assert store_dump(project) == snapshot and not project.can_undo()
+
+
+def test_a_big_batch_on_a_pulled_drive_is_refused_not_written_into_the_void(tmp_path: Path) -> None:
+    """The big batch's own connection checks its database as the shared one does (ADR 0042)."""
+    import shutil
+
+    project = many_samples_project(tmp_path / "p", 2 * BATCH_ROWS)
+    ids = project.sample_ids()
+    shutil.rmtree(project.folder)  # the USB stick pulled: SQLite would write into the unlinked file
+    with pytest.raises(LabelTuneError, match="was a drive removed"):
+        project.set_labels(ids, "b")
+    assert not project.can_undo()
+    project.close()
 
 
 def test_readers_go_on_while_a_big_batch_writes(tmp_path: Path) -> None:
@@ -181,7 +195,7 @@ def test_a_class_that_cannot_be_saved_leaves_the_store_as_before(
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
         monkeypatch.setattr(project_store.base, "write_text_atomic", disk_full)
-        with pytest.raises(LabelTuneError, match="No space left on device"):
+        with pytest.raises(LabelTuneError, match="disk full"):
             project.set_labels(project.sample_ids(), "new", create_class=True)
         assert store_dump(project) == snapshot and not project.can_undo()
 

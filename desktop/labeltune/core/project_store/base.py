@@ -124,7 +124,13 @@ class StoreBase:
 
     @contextlib.contextmanager
     def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """Hold the lock and a write transaction; commit on success, roll back on error.
+        """Hold the lock and a write transaction on the shared connection (see :meth:`_transaction`)."""
+        with self._lock, self._transaction(self._db(), durable) as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _transaction(self, conn: sqlite3.Connection, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """A write transaction on ``conn``: commit on success, roll back on error.
 
         ``durable``: the commit is fsynced (``synchronous=FULL``), so it survives a power cut too, not only
         a killed process; labels are written so (docs/adr/0040). A disk failure (full, read-only, the
@@ -132,33 +138,31 @@ class StoreBase:
         The database file is looked for first: on a deleted folder (a pulled drive) SQLite would go on
         writing into the unlinked file, and lose it. Damage met while writing is said as at open.
         """
-        with self._lock:
-            conn = self._db()
-            db_path = self._folder / DB_FILE
-            if not db_path.exists():
-                raise StorageError(f"cannot save to {db_path}: {FOLDER_GONE}", errno=2)
+        db_path = self._folder / DB_FILE
+        if not db_path.exists():
+            raise StorageError(f"cannot save to {db_path}: {FOLDER_GONE}", errno=2)
+        try:
+            if durable:
+                conn.execute("PRAGMA synchronous=FULL")
             try:
-                if durable:
-                    conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield conn
-                    except BaseException:
-                        self._rollback(conn)
-                        raise
-                    conn.execute("COMMIT")
-                finally:
-                    if durable:
-                        with contextlib.suppress(sqlite3.Error):
-                            conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as exc:
-                self._rollback(conn)
-                if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):  # keep a copy, say which file
-                    raise damaged_store_error(db_path, str(exc), opening=False) from exc
-                if storage_reason(exc) is None:  # a constraint or SQL error: not the disk's doing
+                    yield conn
+                except BaseException:
+                    self._rollback(conn)
                     raise
-                raise storage_error(exc, db_path, "save to") from exc
+                conn.execute("COMMIT")
+            finally:
+                if durable:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            if isinstance(exc, sqlite3.DatabaseError) and is_damage(exc):  # keep a copy, say which file
+                raise damaged_store_error(db_path, str(exc), opening=False) from exc
+            if storage_reason(exc) is None:  # a constraint or SQL error: not the disk's doing
+                raise
+            raise storage_error(exc, db_path, "save to") from exc
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:

@@ -18,10 +18,12 @@ from itertools import repeat
 from typing import TypeVar
 
 from labeltune.core.domain import LabelEvent
-from labeltune.core.errors import LabelTuneError, UnusableInputError
+from labeltune.core.errors import LabelTuneError, StorageError, UnusableInputError
+from labeltune.core.file_problems import storage_reason
 from labeltune.core.progress import Progress, ProgressCallback, check_stop
 from labeltune.core.project_store.base import (
     CHUNK,
+    DB_FILE,
     PERSON_SOURCES,
     ImageLabelBatch,
     ImageLabelChange,
@@ -147,17 +149,9 @@ class LabelsMixin(StoreBase):
                 yield conn
             return
         conn = self._aside_connection()
-        if durable:  # a person's labels are fsynced at commit, as one label is (docs/adr/0040)
-            conn.execute("PRAGMA synchronous=FULL")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            with self._transaction(conn, durable) as aside:
+                yield aside
         finally:
             conn.close()
 
@@ -258,8 +252,11 @@ class LabelsMixin(StoreBase):
         """Turn a database or file error into one line naming the project folder (nothing was changed)."""
         try:
             yield
+        except StorageError:  # already one line naming the database and the reason in words
+            raise
         except (sqlite3.Error, OSError) as exc:
-            raise LabelTuneError(f"cannot {what} in {self._folder}: {exc}; nothing was changed") from exc
+            reason = storage_reason(exc, self._folder / DB_FILE) or str(exc)  # a pulled drive, a full disk
+            raise LabelTuneError(f"cannot {what} in {self._folder}: {reason}; nothing was changed") from exc
 
     def label_history(self, sample: SampleRef) -> list[LabelEvent[str | None]]:
         """Every label change of a sample, oldest first."""
