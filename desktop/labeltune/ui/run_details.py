@@ -43,8 +43,12 @@ def status_text(details: RunDetails) -> str:
     planned = (details.config.get("train") or {}).get("epochs")
     ran, best = summary.get("epochs_run"), summary.get("best_epoch")
     of = f" of {planned}" if planned else ""
+    if summary.get("interrupted") and details.metrics is None:  # killed: its store record, no results
+        ran = len(details.history)
+        return f"Interrupted after epoch {ran}{of}: no results yet."
     if summary.get("stopped"):
-        return f"Stopped by you after {ran}{of} epochs; the best model (epoch {best}) was kept."
+        kept = f"the best model (epoch {best}) was kept" if best is not None else "no model was kept"
+        return f"Stopped by you after {ran}{of} epochs; {kept}."
     if summary.get("stopped_early"):
         return f"Stopped early after {ran}{of} epochs: validation stopped improving (best epoch {best})."
     if ran is not None:

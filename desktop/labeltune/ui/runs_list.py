@@ -110,8 +110,8 @@ def load_run_details(run: dict[str, Any]) -> RunDetails:
     except FileNotFoundError:
         interrupted = stopped_run(folder)
         details.problem = (
-            f"This run was {interrupted.describe()} (the app or the computer stopped): continue training "
-            "to finish it."
+            f"This run was {interrupted.describe()} (the app or the computer stopped). To finish it: "
+            "Train tab ▸ Continue stopped run, or right-click the run ▸ Continue training."
             if interrupted is not None and interrupted.interrupted
             else "This run has no evaluation: it stopped or failed before its first epoch finished."
         )
