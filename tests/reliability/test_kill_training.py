@@ -222,6 +222,19 @@ def test_a_run_killed_outside_the_project_is_listed_too(tmp_path):
     assert "Continue stopped run" in details.problem and "Continue training" in details.problem
 
 
+def test_a_run_outside_the_project_that_fails_at_once_is_not_left_listed(tmp_path, capsys):
+    from labeltune import cli
+
+    project = make_project(tmp_path)
+    with Project.open(project) as opened:
+        opened.set_labels([s.path for s in opened.samples() if s.label != "class0"], None)
+    out = tmp_path / "elsewhere" / "run"
+    assert cli.main(["train", str(project), "--out", str(out), *ARGS]) == 2
+    assert "at least 2 classes" in capsys.readouterr().err
+    with Project.open(project) as opened:
+        assert opened.runs() == []
+
+
 def test_killed_while_writing_its_checkpoint_the_previous_one_is_kept(tmp_path, capsys):
     killed = kill_training_at(tmp_path, "checkpoint", 3)  # half of epoch 3's checkpoint is on disk
 
