@@ -208,7 +208,7 @@ def test_a_run_killed_outside_the_project_is_listed_too(tmp_path):
     """``--out`` outside the project's ``runs``: the app finds killed runs by looking there, so the
     run is recorded as it starts (found in a trial: it was neither listed nor offered to continue)."""
     from labeltune.ui.run_details import status_text
-    from labeltune.ui.runs_list import load_run_details
+    from labeltune.ui.runs_list import load_run_details, run_status
 
     killed = kill_training_at(tmp_path, "pass", BATCHES + 2, out=tmp_path / "elsewhere" / "run")
     found = stopped_run(killed.run_dir)
@@ -220,6 +220,22 @@ def test_a_run_killed_outside_the_project_is_listed_too(tmp_path):
     details = load_run_details(run)
     assert status_text(details) == f"Interrupted after epoch 1 of {EPOCHS}: no results yet."
     assert "Continue stopped run" in details.problem and "Continue training" in details.problem
+    assert run_status(run) == "no metrics"  # the list shows "interrupted after ..." (stopped_run)
+
+    from labeltune.core.project_lock import LOCK_FILE
+
+    lock = killed.run_dir / LOCK_FILE
+    stale = lock.read_text(encoding="utf-8")  # left by the killed process
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # as while the CLI trains it: the app, opened meanwhile, says so
+        lock.write_text(json.dumps({**json.loads(stale), "pid": sleeper.pid}), encoding="utf-8")
+        assert run_status(run) == "training now"
+        details = load_run_details(run)
+        assert status_text(details) == f"Training now: epoch 1 of {EPOCHS} done so far."
+        assert details.problem.startswith("This run is training now (on this computer")
+    finally:
+        sleeper.kill()
+        sleeper.wait(60)
 
 
 def test_a_run_outside_the_project_that_fails_at_once_is_not_left_listed(tmp_path, capsys):

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltune.core.run_state import run_in_progress
 from labeltune.ui.confusion_view import ConfusionMatrixView, top_confusions
 from labeltune.ui.curves import TrainingCurvesView
 from labeltune.ui.metrics_table import PerClassTable, percent
@@ -43,8 +44,11 @@ def status_text(details: RunDetails) -> str:
     planned = (details.config.get("train") or {}).get("epochs")
     ran, best = summary.get("epochs_run"), summary.get("best_epoch")
     of = f" of {planned}" if planned else ""
-    if summary.get("interrupted") and details.metrics is None:  # killed: its store record, no results
+    if summary.get("interrupted") and details.metrics is None:  # killed, or listed as it started
         ran = len(details.history)
+        path = str(details.run.get("path") or "")
+        if path and run_in_progress(path):
+            return f"Training now: epoch {ran}{of} done so far."
         return f"Interrupted after epoch {ran}{of}: no results yet."
     if summary.get("stopped"):
         kept = f"the best model (epoch {best}) was kept" if best is not None else "no model was kept"
