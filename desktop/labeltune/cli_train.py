@@ -58,7 +58,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
             data = scan(args.data, progress=progress)
             out = Path(args.out) if args.out else training.new_run_dir(_runs_base(data))
-            result = training.train(data, config, out, progress, stop, notices)
+            listed = _list_outside_run(data, out, config)
+            try:
+                result = training.train(data, config, out, progress, stop, notices)
+            except Exception:
+                if listed and not (out / "checkpoint.pt").is_file():  # failed, nothing to continue
+                    _forget_run(data, out)
+                raise
         _record_in_project(result)
     summary = result.to_json()
     if args.json:
@@ -151,6 +157,47 @@ def _runs_base(data: Any) -> Path:
     if data.kind == "project":
         return Path(data.root) / "runs"
     return Path.cwd() / "runs"
+
+
+def _list_outside_run(data: Any, out: Path, config: Any) -> bool:
+    """List a project's run in its store as it starts when ``--out`` lies outside the project's runs.
+
+    The app finds a killed run by looking in the project's ``runs`` folder; one elsewhere was lost to
+    it (not listed, no Continue) unless recorded first. Recorded as interrupted at epoch 0; the run's
+    end (or a stop) records its results over it (``_record_in_project``).
+    """
+    if data.kind != "project":
+        return False
+    from labeltune.core.project import Project
+    from labeltune.core.untrusted import inside
+
+    root = Path(data.root)
+    if inside(out.resolve(), (root / "runs").resolve()):
+        return False
+    summary = {
+        "run_dir": str(out.resolve()),
+        "backbone": config.backbone,
+        "strategy": config.strategy,
+        "val_accuracy": None,
+        "epochs_run": 0,
+        "epochs_planned": config.epochs or None,
+        "stopped": True,
+        "interrupted": True,
+    }
+    with Project.open(root) as project:
+        project.record_run(out.name, out.resolve(), config.backbone, config.strategy, summary)
+    return True
+
+
+def _forget_run(data: Any, out: Path) -> None:
+    """Drop the record :func:`_list_outside_run` made of a run that failed before its first checkpoint."""
+    from labeltune.core.project import Project
+
+    try:
+        with Project.open(Path(data.root)) as project:
+            project.delete_run(out.name)
+    except Exception:  # the training error is the one to report
+        pass
 
 
 def _record_in_project(result: Any) -> None:

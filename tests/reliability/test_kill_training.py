@@ -56,10 +56,13 @@ def make_project(root: Path) -> Path:
     return folder
 
 
-def kill_training_at(root: Path, moment: str, n: int) -> KilledRun:
-    """Train a new project's run in a child process and SIGKILL it at ``moment`` ``n``."""
+def kill_training_at(root: Path, moment: str, n: int, out: Path | None = None) -> KilledRun:
+    """Train a new project's run in a child process and SIGKILL it at ``moment`` ``n``.
+
+    ``out``: the run folder (``--out``); by default ``runs/killed`` in the project.
+    """
     project = make_project(root)
-    run_dir = project / "runs" / "killed"
+    run_dir = out if out is not None else project / "runs" / "killed"
     mark = root / "at-the-moment"
     env = dict(os.environ)  # the test's isolated user folders (tests/conftest.py), shared with the child
     env["PYTHONPATH"] = os.pathsep.join([str(DESKTOP), str(HERE), env.get("PYTHONPATH", "")])
@@ -199,6 +202,53 @@ def test_killed_mid_epoch_the_run_is_whole_listed_and_resumes_to_the_same_qualit
 
     summary = resume_with_the_cli(killed.run_dir, capsys)
     assert_finished_like_an_uninterrupted_run(killed, summary)
+
+
+def test_a_run_killed_outside_the_project_is_listed_too(tmp_path):
+    """``--out`` outside the project's ``runs``: the app finds killed runs by looking there, so the
+    run is recorded as it starts (found in a trial: it was neither listed nor offered to continue)."""
+    from labeltune.ui.run_details import status_text
+    from labeltune.ui.runs_list import load_run_details, run_status
+
+    killed = kill_training_at(tmp_path, "pass", BATCHES + 2, out=tmp_path / "elsewhere" / "run")
+    found = stopped_run(killed.run_dir)
+    assert found is not None and found.describe() == f"interrupted after epoch 1 of {EPOCHS}"
+    with Project.open(killed.project) as project:
+        assert record_interrupted_runs(project) == []  # not in its runs folder: listed already
+        [run] = project.runs()
+    assert Path(run["path"]) == killed.run_dir.resolve() and run["metrics"]["interrupted"] is True
+    details = load_run_details(run)
+    assert status_text(details) == f"Interrupted after epoch 1 of {EPOCHS}: no results yet."
+    assert "Continue stopped run" in details.problem and "Continue training" in details.problem
+    assert run_status(run) == "no metrics"  # the list shows "interrupted after ..." (stopped_run)
+
+    from labeltune.core.project_lock import LOCK_FILE
+
+    lock = killed.run_dir / LOCK_FILE
+    stale = lock.read_text(encoding="utf-8")  # left by the killed process
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # as while the CLI trains it: the app, opened meanwhile, says so
+        lock.write_text(json.dumps({**json.loads(stale), "pid": sleeper.pid}), encoding="utf-8")
+        assert run_status(run) == "training now"
+        details = load_run_details(run)
+        assert status_text(details) == f"Training now: epoch 1 of {EPOCHS} done so far."
+        assert details.problem.startswith("This run is training now (on this computer")
+    finally:
+        sleeper.kill()
+        sleeper.wait(60)
+
+
+def test_a_run_outside_the_project_that_fails_at_once_is_not_left_listed(tmp_path, capsys):
+    from labeltune import cli
+
+    project = make_project(tmp_path)
+    with Project.open(project) as opened:
+        opened.set_labels([s.path for s in opened.samples() if s.label != "class0"], None)
+    out = tmp_path / "elsewhere" / "run"
+    assert cli.main(["train", str(project), "--out", str(out), *ARGS]) == 2
+    assert "at least 2 classes" in capsys.readouterr().err
+    with Project.open(project) as opened:
+        assert opened.runs() == []
 
 
 def test_killed_while_writing_its_checkpoint_the_previous_one_is_kept(tmp_path, capsys):

@@ -207,3 +207,28 @@ def test_damage_found_while_labeling_is_said_as_at_open(tmp_path: Path) -> None:
     )
     assert str(backup_path(folder / DB_FILE)) in str(caught.value)
     assert len(list(folder.glob(DB_FILE + ".corrupt-*"))) == 1
+
+
+def test_a_page_of_problems_is_said_as_the_first_and_a_count(tmp_path: Path) -> None:
+    """A repeated pattern over a page gives dozens of problems (80 lines in one row of quick_check):
+    the message names the first and counts the rest, so the app's box fits on the screen and shows
+    the copy, the backup and its Close button; an empty WAL is not "kept" as a damaged copy."""
+    from labeltune.core.project_store.integrity import check_reason
+
+    folder = _project(tmp_path)
+    db = folder / DB_FILE
+    data = db.read_bytes()
+    middle = len(data) // 2
+    db.write_bytes(data[:middle] + b"\xde\xad\xbe\xef" * 512 + data[middle + 2048 :])
+    with pytest.raises(DamagedStoreError) as caught:
+        Project.open(folder)
+    message = str(caught.value)
+    reason = message.split(" is damaged (", 1)[1].split("); ", 1)[0]
+    assert "more problem" in reason and len(reason) < 160, reason
+    assert len(message) < 800 and str(backup_path(db)) in message
+    assert not list(folder.glob(DB_FILE + "-wal.corrupt-*"))  # the WAL was empty: nothing to keep
+    rows = [("*** in database main ***\nOn tree page 5 cell 59: out of order\nOn tree page 5 cell 58: x",)]
+    assert check_reason(rows) == "On tree page 5 cell 59: out of order, and 1 more problem"
+    assert check_reason([("row 1 missing from index a",), ("row 2 missing from index a",)]) == (
+        "row 1 missing from index a, and 1 more problem"
+    )

@@ -115,6 +115,8 @@ def test_the_app_asks_before_reading_files_outside_and_opens_only_on_yes(
     qtbot.addWidget(window)
     window.open_project(folder)
     assert len(asked) == 1 and str(data) in asked[0] and "6 image files" in asked[0]
+    assert "Trust these folders and open the project?" in asked[0]  # a question for Yes and Cancel
+    assert "Cancel opens nothing and changes nothing" in asked[0]
     assert window.session.current_project is None  # Cancel: nothing read
     assert str(folder.resolve()) not in Settings.load().recent_projects
     answer[0] = QMessageBox.StandardButton.Yes

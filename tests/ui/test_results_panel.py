@@ -267,3 +267,14 @@ def test_each_run_s_matrix_opens_at_its_top_left_corner(qtbot):
     qtbot.wait(20)
     assert bars[0].maximum() > 0  # this one scrolls too
     assert [bar.value() for bar in bars] == [0, 0]  # not the last run's scroll position
+
+
+def test_a_stopped_run_without_a_best_epoch_says_so_not_epoch_none():
+    from labeltune.ui.run_details import status_text
+    from labeltune.ui.runs_list import RunDetails
+
+    run = {"id": "r", "metrics": {"stopped": True, "epochs_run": 0, "best_epoch": None}}
+    details = RunDetails(run=run, config={"train": {"epochs": 5}})
+    assert status_text(details) == "Stopped by you after 0 of 5 epochs; no model was kept."
+    run["metrics"]["best_epoch"] = 2
+    assert status_text(details).endswith("the best model (epoch 2) was kept.")

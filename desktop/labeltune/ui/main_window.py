@@ -235,7 +235,8 @@ class MainWindow(QMainWindow):
             f"“{error.project_folder.name}” names {error.count} image file{'s' if error.count != 1 else ''} "
             f"outside its folder, in:\n\n{shown}{more}\n\nLabelTune reads such files only from folders "
             "you imported or trusted on this computer, so that a project someone sends cannot make it "
-            "read your other files. Trust these folders if you know where this project comes from.",
+            "read your other files.\n\nTrust these folders and open the project? Yes only if you know "
+            "where it comes from; Cancel opens nothing and changes nothing.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel,
         )

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltune.core.run_state import run_in_progress
 from labeltune.ui.confusion_view import ConfusionMatrixView, top_confusions
 from labeltune.ui.curves import TrainingCurvesView
 from labeltune.ui.metrics_table import PerClassTable, percent
@@ -43,8 +44,15 @@ def status_text(details: RunDetails) -> str:
     planned = (details.config.get("train") or {}).get("epochs")
     ran, best = summary.get("epochs_run"), summary.get("best_epoch")
     of = f" of {planned}" if planned else ""
+    if summary.get("interrupted") and details.metrics is None:  # killed, or listed as it started
+        ran = len(details.history)
+        path = str(details.run.get("path") or "")
+        if path and run_in_progress(path):
+            return f"Training now: epoch {ran}{of} done so far."
+        return f"Interrupted after epoch {ran}{of}: no results yet."
     if summary.get("stopped"):
-        return f"Stopped by you after {ran}{of} epochs; the best model (epoch {best}) was kept."
+        kept = f"the best model (epoch {best}) was kept" if best is not None else "no model was kept"
+        return f"Stopped by you after {ran}{of} epochs; {kept}."
     if summary.get("stopped_early"):
         return f"Stopped early after {ran}{of} epochs: validation stopped improving (best epoch {best})."
     if ran is not None:

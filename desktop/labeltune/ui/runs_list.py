@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTreeWidget
 
 from labeltune.core.backbones import BACKBONES
 from labeltune.core.run_schema import run_schema_problem
-from labeltune.core.run_state import stopped_run
+from labeltune.core.run_state import run_in_progress, stopped_run
 from labeltune.core.trainer import EpochRecord
 
 ID_ROLE = Qt.ItemDataRole.UserRole
@@ -53,6 +53,8 @@ def grouping_line(summary: dict[str, Any], config: dict[str, Any] | None = None)
 def run_status(run: dict[str, Any]) -> str:
     """``finished``, ``stopped``, ``stopped early`` or ``no metrics`` for a recorded run."""
     summary = run.get("metrics") or {}
+    if summary.get("interrupted") and run.get("path") and run_in_progress(str(run["path"])):
+        return "training now"  # listed as it started (trained outside the project by the CLI)
     if summary.get("val_accuracy") is None:
         return "no metrics"
     if summary.get("stopped"):
@@ -108,10 +110,14 @@ def load_run_details(run: dict[str, Any]) -> RunDetails:
     try:
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
+        holder = run_in_progress(folder)
+        if holder:
+            details.problem = f"This run is training now ({holder}): its results come when it ends."
+            return details
         interrupted = stopped_run(folder)
         details.problem = (
-            f"This run was {interrupted.describe()} (the app or the computer stopped): continue training "
-            "to finish it."
+            f"This run was {interrupted.describe()} (the app or the computer stopped). To finish it: "
+            "Train tab ▸ Continue stopped run, or right-click the run ▸ Continue training."
             if interrupted is not None and interrupted.interrupted
             else "This run has no evaluation: it stopped or failed before its first epoch finished."
         )

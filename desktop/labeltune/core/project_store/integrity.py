@@ -28,6 +28,7 @@ __all__ = [
     "CORRUPT_SUFFIX",
     "DamagedStoreError",
     "backup_path",
+    "check_reason",
     "check_store",
     "damaged_store_error",
     "is_damage",
@@ -69,9 +70,25 @@ def check_store(conn: sqlite3.Connection, db_path: Path) -> None:
             raise UnusableInputError(f"cannot read {db_path}: {exc}") from exc
         raise damaged_store_error(db_path, str(exc)) from exc
     if rows != [("ok",)]:
-        first = str(rows[0][0]) if rows else "no answer"
-        reason = " ".join(first.replace("*** in database main ***", "").split())
-        raise damaged_store_error(db_path, reason)
+        raise damaged_store_error(db_path, check_reason(rows))
+
+
+def check_reason(rows: list[tuple[object, ...]]) -> str:
+    """SQLite's ``quick_check`` answer as one short reason: its first problem and how many more.
+
+    A damaged page gives dozens of problems, one row or one line of a row each (seen: 80 lines in one
+    row); all of them made the app's message taller than the screen, hiding the backup and the button.
+    """
+    problems = [
+        " ".join(line.split())
+        for row in rows
+        for line in str(row[0]).replace("*** in database main ***", "").splitlines()
+        if line.strip()
+    ]
+    if not problems:
+        return "no answer from SQLite's check"
+    more = len(problems) - 1
+    return problems[0] + (f", and {more} more problem{'s' if more != 1 else ''}" if more else "")
 
 
 def damaged_store_error(db_path: Path, reason: str, opening: bool = True) -> DamagedStoreError:
@@ -129,7 +146,7 @@ def _keep_damaged_copy(db_path: Path) -> Path | None:
     try:
         shutil.copy2(db_path, target)
         wal = db_path.with_name(db_path.name + "-wal")
-        if wal.is_file():
+        if wal.is_file() and wal.stat().st_size:  # an empty WAL holds nothing to keep
             shutil.copy2(wal, wal.with_name(wal.name + CORRUPT_SUFFIX + stamp))
     except OSError as exc:
         log.warning("cannot copy the damaged %s aside: %s", db_path, exc)
