@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epochs", type=int, default=None, help="default 30 for features, 10 for partial and full; xrd 30"
     )
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=None, help="default 32 for images, 128 for xrd")
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 features/partial, 3e-4 full")
     p.add_argument(
         "--val-fraction", type=float, default=None, help="share of images kept for validation (default 0.2)"

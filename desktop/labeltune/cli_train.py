@@ -41,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 strategy=args.strategy,
                 weights=args.weights,
                 epochs=0 if args.epochs is None else _positive(args.epochs, "--epochs"),
-                batch_size=args.batch_size,
+                batch_size=training.TrainConfig.batch_size if args.batch_size is None else args.batch_size,
                 lr=args.lr,
                 val_fraction=0.2 if args.val_fraction is None else args.val_fraction,
                 folds=args.folds,

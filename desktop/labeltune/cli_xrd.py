@@ -71,7 +71,7 @@ def train(
     config = XrdTrainConfig(
         epochs=30 if args.epochs is None else args.epochs,
         patterns_per_epoch=args.patterns_per_epoch,
-        batch_size=args.batch_size if args.batch_size != 32 else 128,
+        batch_size=XrdTrainConfig.batch_size if args.batch_size is None else args.batch_size,
         lr=args.lr,
         seed=args.seed,
         init=Path(args.init).expanduser() if args.init else None,

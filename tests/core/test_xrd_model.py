@@ -210,12 +210,13 @@ def test_fine_tune_on_formula_labels_and_evaluate(
 
     out = tmp_path / "tuned"
     code = main(["train", str(data), "--init", str(run), "--epochs", "2", "--patterns-per-epoch", "256",
-                 "--wavelength", "1.5406", "--out", str(out), "--json"])  # fmt: skip
+                 "--batch-size", "32", "--wavelength", "1.5406", "--out", str(out), "--json"])  # fmt: skip
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["domain"] == "xrd" and summary["epochs"] == 2
     assert "measured_training_set" in summary["metrics"]
     assert json.loads((out / "config.json").read_text())["train"]["init"] == str(run)
+    assert json.loads((out / "config.json").read_text())["train"]["batch_size"] == 32  # explicit wins
 
     assert main(["evaluate", str(out), str(data), "--wavelength", "1.5406", "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
