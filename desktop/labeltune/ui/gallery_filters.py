@@ -9,6 +9,7 @@ predictions (:func:`passes`, :func:`row_key`; the order itself is core/review.py
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
 from collections.abc import Collection, Mapping, Sequence
@@ -83,16 +84,30 @@ class GalleryFilter:
         return True
 
 
-_DIGITS = re.compile(r"(\d+)")
+_DIGITS = re.compile(r"\d+")
 
 
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key that puts ``img2`` before ``img10`` (digit runs compare as numbers), case-insensitive."""
-    return tuple(
-        (1, int(part)) if i % 2 else (0, part)
-        for i, part in enumerate(_DIGITS.split(text.casefold()))
-        if part
-    )
+def _number(match: re.Match[str]) -> str:
+    """A digit run as text that sorts as its number, after any text at the same place (see below)."""
+    digits = match.group().lstrip("0") or "0"
+    run = "\uffff" + chr(0x100 + len(digits)) + digits  # more digits sort later; then digit by digit
+    return run if match.start() == 0 else "\x00" + run  # "\x00": the text before it ends here
+
+
+def natural_key(text: str) -> str:
+    r"""Sort key that puts ``img2`` before ``img10`` (digit runs compare as numbers), case-insensitive.
+
+    One string rather than a tuple of parts, so that sorting 100 000 names is fast (docs/adr/0044):
+    a text run ends with ``\x00`` (a shorter text sorts first), a number begins with ``\uffff`` (text
+    sorts before a number at the same place) and its length (a longer number is larger).
+    """
+    return _DIGITS.sub(_number, text.casefold()) + "\x00"
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_key(folder: str) -> str:
+    """:func:`natural_key` of a folder: 100 000 images lie in a few folders, each keyed once."""
+    return natural_key(folder)
 
 
 def order_key(row: Row, order: SortOrder) -> tuple[Any, ...]:
@@ -100,10 +115,10 @@ def order_key(row: Row, order: SortOrder) -> tuple[Any, ...]:
     sample_id, path = row[0], row[1]
     if order == "added":
         return (sample_id,)
-    name = os.path.basename(path)
+    folder, name = os.path.split(path)
     if order == "folder":
-        return (natural_key(os.path.dirname(path)), natural_key(name), sample_id)
-    return (natural_key(name), natural_key(os.path.dirname(path)), sample_id)
+        return (_folder_key(folder), natural_key(name), sample_id)
+    return (natural_key(name), _folder_key(folder), sample_id)
 
 
 def read_split_paths(run_dir: Path, split: str) -> frozenset[str]:
