@@ -143,40 +143,6 @@ def bench_training(root: Path, epochs: int) -> None:
     recorder.report(f" (val accuracy {accuracy:.2f})" if isinstance(accuracy, float) else "")
 
 
-def make_project(root: Path, count: int) -> Path:
-    """A project of ``count`` samples, hard links to 16 real corn-leaf JPEGs (generated ones without them)."""
-    import numpy as np
-    from PIL import Image
-
-    from labeltune.core.datasets import Sample
-    from labeltune.core.project import Project
-
-    corn = Path(__file__).resolve().parents[2] / "shared" / "data" / "corn_leaf" / "images"
-    sources = sorted(corn.rglob("*.[jJ][pP][gG]"))[:16] if corn.is_dir() else []
-    base = root / "base"
-    base.mkdir(parents=True)
-    for i in range(16):
-        if i < len(sources):
-            shutil.copy(sources[i], base / f"b{i:02d}.jpg")
-        else:
-            pixels = np.random.default_rng(i).integers(0, 255, (256, 256, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(base / f"b{i:02d}.jpg", quality=90)
-    images = root / "images"
-    images.mkdir()
-    classes = ["Blight", "Common_Rust", "Gray_Leaf_Spot", "Healthy"]
-    samples = []
-    for i in range(count):
-        path = images / f"img{i:06d}.jpg"
-        try:
-            os.link(base / f"b{i % 16:02d}.jpg", path)
-        except OSError:
-            shutil.copy(base / f"b{i % 16:02d}.jpg", path)
-        samples.append(Sample(path, None if i % 10 < 3 else classes[(i // 10) % 4]))
-    with Project.create(root / "proj", classes=classes) as project:
-        project.add_samples(samples)
-    return root / "proj"
-
-
 def run_loop(ms: int) -> None:
     """Let the Qt event loop run for ``ms`` milliseconds.
 
@@ -198,6 +164,8 @@ def bench_gallery(root: Path, samples: int) -> None:
     from labeltune.ui.session import ProjectSession
 
     app = QApplication.instance() or QApplication(sys.argv)
+    from bench_gallery import make_project  # bench/ is on the path: the script runs from there
+
     folder = make_project(root, samples)
     session = ProjectSession(Settings())
     page = LabelPage(session)

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from labeltune.core.xrd.library import Library, Peaks, Phase, save_library
+
 #: Clearly different mean colours per class, so even random-weight features separate them.
 CLASS_COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 200, 30)]
 
@@ -190,3 +192,47 @@ def open_xrd_page(qtbot: object, folder: Path) -> object:
     widget.show()
     widget.open(folder)
     return widget
+
+
+# -- XRD: a tiny library and measured-looking patterns (tests/core, tests/ui, tests/reliability) --------
+def _phase(name: str, formula: str) -> Phase:
+    return Phase(
+        name=name,
+        formula=formula,
+        space_group="P1",
+        space_group_number=1,
+        cell=(4.0, 4.0, 4.0, 90.0, 90.0, 90.0),
+        volume=64.0,
+        density=4.0,
+        z=1,
+        source=f"{name}.cif",
+        abs_intensity_max=100.0,
+        abs_intensity_sum=200.0,
+        scattering_power=1.0,
+        n_peaks=2,
+    )
+
+
+def write_library(folder: Path, names: tuple[tuple[str, str], ...] = (("A_1", "AO"), ("B_2", "BO2"))) -> Path:
+    """A tiny peak library written by the real ``save_library``."""
+    library = Library(wavelength=1.5406, two_theta_range=(10.0, 80.0))
+    for i, (name, formula) in enumerate(names):
+        library.phases.append(_phase(name, formula))
+        two_theta = np.array([20.0 + 5 * i, 40.0 + 5 * i])
+        d = 1.5406 / (2 * np.sin(np.radians(two_theta) / 2))
+        library.peaks[name] = Peaks(
+            two_theta, d, np.array([100.0, 40.0]), np.ones((2, 3), int), np.ones(2, int)
+        )
+    save_library(library, folder)
+    return folder
+
+
+def write_xy(path: Path, peak: float = 30.0, points: int = 200, header: str = "") -> Path:
+    """A measured-looking pattern with one peak (``header``: a first line)."""
+    two_theta = np.linspace(10, 80, points)
+    intensity = 100 + 1000 * np.exp(-(((two_theta - peak) / 0.3) ** 2))
+    lines = [header] if header else []
+    lines += [f"{x:.3f} {y:.1f}" for x, y in zip(two_theta, intensity, strict=True)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -7,13 +7,12 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from conftest import write_library, write_xy  # tests/conftest.py: shared with other folders
 from labeltune.core import demos
 from labeltune.core.xrd import xrd_project
 from labeltune.core.xrd.demo import shipped_model, write_xrd_demo
-from labeltune.core.xrd.library import Library, Peaks, Phase, save_library
 from labeltune.core.xrd.xrd_project import (
     LABELS_FILE,
     PROJECT_FILE,
@@ -29,48 +28,6 @@ from labeltune.core.xrd.xrd_project import (
 SHARED_PATTERNS = (
     Path(__file__).resolve().parents[3] / "shared" / "data" / "xrd" / "li_mn_ti_o_f" / "patterns"
 )
-
-
-def _phase(name: str, formula: str) -> Phase:
-    return Phase(
-        name=name,
-        formula=formula,
-        space_group="P1",
-        space_group_number=1,
-        cell=(4.0, 4.0, 4.0, 90.0, 90.0, 90.0),
-        volume=64.0,
-        density=4.0,
-        z=1,
-        source=f"{name}.cif",
-        abs_intensity_max=100.0,
-        abs_intensity_sum=200.0,
-        scattering_power=1.0,
-        n_peaks=2,
-    )
-
-
-def write_library(folder: Path, names: tuple[tuple[str, str], ...] = (("A_1", "AO"), ("B_2", "BO2"))) -> Path:
-    """A tiny peak library written by the real ``save_library``."""
-    library = Library(wavelength=1.5406, two_theta_range=(10.0, 80.0))
-    for i, (name, formula) in enumerate(names):
-        library.phases.append(_phase(name, formula))
-        two_theta = np.array([20.0 + 5 * i, 40.0 + 5 * i])
-        d = 1.5406 / (2 * np.sin(np.radians(two_theta) / 2))
-        library.peaks[name] = Peaks(
-            two_theta, d, np.array([100.0, 40.0]), np.ones((2, 3), int), np.ones(2, int)
-        )
-    save_library(library, folder)
-    return folder
-
-
-def write_xy(path: Path, peak: float = 30.0, points: int = 200, header: str = "") -> Path:
-    two_theta = np.linspace(10, 80, points)
-    intensity = 100 + 1000 * np.exp(-(((two_theta - peak) / 0.3) ** 2))
-    lines = [header] if header else []
-    lines += [f"{x:.3f} {y:.1f}" for x, y in zip(two_theta, intensity, strict=True)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def read_rows(project: XrdProject) -> list[dict[str, str]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,12 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtWidgets import QFileDialog
 
-from conftest import write_class_folder  # tests/conftest.py
+from conftest import write_class_folder, write_library, write_xy  # tests/conftest.py
 from labeltune.core.datasets import scan
 from labeltune.core.project import Project
 from labeltune.core.settings import Settings
 from labeltune.core.xrd.xrd_project import XrdLabel, XrdProject
 from labeltune.ui.main_window import MainWindow
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
-from test_xrd_project import write_library, write_xy  # tests/core, put on the path above
 
 TIMEOUT = 30_000
 
