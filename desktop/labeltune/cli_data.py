@@ -64,8 +64,8 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 def _trust_project(folder: Path, as_json: bool) -> int:
     """Record the folders a project from elsewhere names as trusted by this user (ADR 0043)."""
-    from labeltune.core.project import ForeignRowsError, Project
-    from labeltune.core.untrusted import remember_roots
+    from labeltune.core.project import Project
+    from labeltune.core.untrusted import ForeignRowsError, remember_roots
 
     trusted: list[str] = []
     try:

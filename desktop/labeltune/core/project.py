@@ -36,7 +36,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,7 @@ from labeltune.core.project_store.labels import LabelsMixin
 from labeltune.core.project_store.runs import Prediction, RunsMixin
 from labeltune.core.project_store.samples import SamplesMixin
 from labeltune.core.project_store.schema import MIGRATIONS, SCHEMA, Migration, split_sql
-from labeltune.core.untrusted import foreign_rows, imported_roots, outside_clause, remember_roots
+from labeltune.core.untrusted import refuse_foreign_rows, remember_roots
 
 __all__ = [
     "DB_FILE",
@@ -76,7 +76,6 @@ __all__ = [
     "MIGRATIONS",
     "PROJECT_FILE",
     "SCHEMA_VERSION",
-    "ForeignRowsError",
     "LabelChange",
     "LabelEvent",
     "LabelSource",
@@ -185,70 +184,6 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     }
 
 
-def _refuse_foreign_rows(conn: sqlite3.Connection, meta: dict[str, Any], folder: Path) -> None:
-    """Refuse a project whose rows name files it may not read (ADR 0043, core/untrusted.py).
-
-    Only absolute keys and keys with ``..`` can lie outside; the project's own data roots count when this
-    user opened it here before (its recent projects list), so projects made before the rule still open.
-    """
-    from labeltune.core.settings import Settings
-
-    where, params = outside_clause([str(folder), *imported_roots()])
-    keys = [row[0] for row in conn.execute(f"SELECT path FROM samples WHERE {where}", params)]
-    if not keys:
-        return
-    own: list[str] = []
-    if str(folder.resolve()) in Settings.load().recent_projects:
-        own = [s if os.path.isabs(s) else os.path.join(folder, s) for s in meta["sources"]]
-    foreign = foreign_rows(folder, keys, own)
-    if foreign:
-        sources = [s if os.path.isabs(s) else os.path.join(folder, s) for s in meta["sources"]]
-        raise ForeignRowsError(folder, foreign, sources)
-
-
-class ForeignRowsError(UnusableInputError):
-    """A project names sample files outside its folder and every folder this user imported (ADR 0043).
-
-    :attr:`folders` are the folders that hold them (the project's own recorded sources where they cover
-    a file, else the file's folder); :func:`labeltune.core.untrusted.remember_roots` of them is "trust":
-    the app asks the user, the CLI has ``labeltune project trust``.
-    """
-
-    def __init__(self, folder: Path, foreign: Sequence[str], sources: Sequence[str]) -> None:
-        self.project_folder = folder
-        self.count = len(foreign)
-        self.first = foreign[0]
-        self.folders = _holding_folders(folder, foreign, sources)
-        super().__init__(
-            f"{folder / DB_FILE}: {self.count} sample file{'s' if self.count != 1 else ''} outside the "
-            f"project folder and every folder imported on this computer (first: {self.first}); LabelTune "
-            "does not read files a project names on its own: if you trust this project, run "
-            f"`labeltune project trust {folder}` (the app asks), or copy the files into the project folder"
-        )
-
-
-def _holding_folders(folder: Path, foreign: Sequence[str], sources: Sequence[str]) -> list[str]:
-    """The few folders that hold ``foreign`` rows: a recorded source covering one, else its own folder."""
-    from labeltune.core.untrusted import inside
-
-    found: list[str] = []
-    for key in foreign:
-        path = os.path.normpath(key if os.path.isabs(key) else os.path.join(folder, key))
-        if any(inside(path, known) for known in found):
-            continue
-        covering = [s for s in sources if inside(path, s) and not _too_wide(s)]
-        found.append(os.path.normpath(min(covering, key=len)) if covering else os.path.dirname(path))
-    return sorted(found)
-
-
-def _too_wide(source: str) -> bool:
-    """A recorded source no one should trust wholesale: a drive's root, the home folder or above it."""
-    path = os.path.normpath(os.path.abspath(source))
-    from labeltune.core.untrusted import inside
-
-    return os.path.dirname(path) == path or inside(os.path.expanduser("~"), path)
-
-
 _META_KEYS = ("schema_version", "name", "domain", "classes", "sources", "settings", "created")
 
 
@@ -331,7 +266,7 @@ class Project(SamplesMixin, LabelsMixin, ClassesMixin, RunsMixin):
             check_store(conn, db_path)  # a damaged store is refused and kept (docs/adr/0040)
             refresh_backup(conn, db_path)
             cls._prepare_db(conn, meta, path)
-            _refuse_foreign_rows(conn, meta, path)
+            refuse_foreign_rows(conn, path, meta["sources"], path / DB_FILE)
         except BaseException:
             conn.close()
             raise

@@ -5,7 +5,8 @@ Projects and run folders travel by e-mail and USB stick, so their content is inp
 * **Reads.** An image project reads a sample file only when it lies inside the project folder or under a
   folder *this user imported on this computer* (:func:`remember_roots`, kept in the user data dir, which
   a project from elsewhere cannot write). A database row pointing anywhere else (``/etc/passwd``,
-  ``../../.ssh/id_rsa``) makes :func:`foreign_rows` name it, and the project is refused with one line.
+  ``../../.ssh/id_rsa``) makes :func:`refuse_foreign_rows` raise :class:`ForeignRowsError`, which lists
+  the folders that hold such files: the app asks whether to trust them, ``labeltune project trust`` does.
 * **Writes.** A class or phase name becomes one folder name (:func:`folder_name`): ``/``, ``..`` and an
   absolute name cannot lead out of the output folder the user chose.
 """
@@ -15,18 +16,22 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from labeltune.core.atomic import write_text_atomic
+from labeltune.core.errors import UnusableInputError
 
 __all__ = [
     "ROOTS_FILE",
+    "ForeignRowsError",
     "folder_name",
     "foreign_rows",
     "imported_roots",
     "inside",
     "outside_clause",
+    "refuse_foreign_rows",
     "remember_roots",
     "resolves_inside",
 ]
@@ -153,3 +158,65 @@ def foreign_rows(folder: Path, keys: Iterable[str], own_roots: Sequence[str] = (
         if is_foreign:
             foreign.append(key)
     return foreign
+
+
+def refuse_foreign_rows(
+    conn: sqlite3.Connection, folder: Path, recorded: Sequence[str], db_file: Path
+) -> None:
+    """Raise :class:`ForeignRowsError` when the project in ``folder`` names files it may not read.
+
+    ``recorded``: the project's own ``sources`` (project.json); ``db_file``: its database, for the message.
+
+    Only absolute keys and keys with ``..`` can lie outside; the project's own data roots count when this
+    user opened it here before (its recent projects list), so projects made before the rule still open.
+    """
+    from labeltune.core.settings import Settings
+
+    where, params = outside_clause([str(folder), *imported_roots()])
+    keys = [row[0] for row in conn.execute(f"SELECT path FROM samples WHERE {where}", params)]
+    if not keys:
+        return
+    sources = [s if os.path.isabs(s) else os.path.join(folder, s) for s in recorded]
+    own = sources if str(folder.resolve()) in Settings.load().recent_projects else []
+    foreign = foreign_rows(folder, keys, own)
+    if foreign:
+        raise ForeignRowsError(folder, foreign, sources, db_file)
+
+
+class ForeignRowsError(UnusableInputError):
+    """A project names sample files outside its folder and every folder this user imported (ADR 0043).
+
+    :attr:`folders` are the folders that hold them (the project's own recorded sources where they cover
+    a file, else the file's folder); :func:`remember_roots` of them is "trust":
+    the app asks the user, the CLI has ``labeltune project trust``.
+    """
+
+    def __init__(self, folder: Path, foreign: Sequence[str], sources: Sequence[str], db_file: Path) -> None:
+        self.project_folder = folder
+        self.count = len(foreign)
+        self.first = foreign[0]
+        self.folders = _holding_folders(folder, foreign, sources)
+        super().__init__(
+            f"{db_file}: {self.count} sample file{'s' if self.count != 1 else ''} outside the "
+            f"project folder and every folder imported on this computer (first: {self.first}); LabelTune "
+            "does not read files a project names on its own: if you trust this project, run "
+            f"`labeltune project trust {folder}` (the app asks), or copy the files into the project folder"
+        )
+
+
+def _holding_folders(folder: Path, foreign: Sequence[str], sources: Sequence[str]) -> list[str]:
+    """The few folders that hold ``foreign`` rows: a recorded source covering one, else its own folder."""
+    found: list[str] = []
+    for key in foreign:
+        path = os.path.normpath(key if os.path.isabs(key) else os.path.join(folder, key))
+        if any(inside(path, known) for known in found):
+            continue
+        covering = [s for s in sources if inside(path, s) and not _too_wide(s)]
+        found.append(os.path.normpath(min(covering, key=len)) if covering else os.path.dirname(path))
+    return sorted(found)
+
+
+def _too_wide(source: str) -> bool:
+    """A recorded source no one should trust wholesale: a drive's root, the home folder or above it."""
+    path = os.path.normpath(os.path.abspath(source))
+    return os.path.dirname(path) == path or inside(os.path.expanduser("~"), path)

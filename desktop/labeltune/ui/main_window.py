@@ -16,9 +16,9 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QStackedWidget, QWidget
 
 from labeltune.core.domain import LabelProject
-from labeltune.core.project import ForeignRowsError
 from labeltune.core.project_lock import ProjectLock, other_holder
 from labeltune.core.settings import Settings
+from labeltune.core.untrusted import ForeignRowsError
 from labeltune.core.xrd.xrd_project import is_xrd_project
 from labeltune.ui.about import show_about
 from labeltune.ui.demo_opener import DemoOpener
