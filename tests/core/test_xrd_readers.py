@@ -306,7 +306,7 @@ def test_bad_text_files(tmp_path: Path, name: str) -> None:
         ("unknown.raw", bytes(range(256)) * 8, "unknown binary"),
         ("binary.xy", b"\x00\x01\x02" * 100, "binary"),
         ("trunc.raw", b"RAW4.00\x00" + b"\x00" * 80, "RAW4"),
-        ("v3.raw", b"RAW1.01" + b"\x00" * 900, "not supported"),
+        ("v3.raw", b"RAW1.01" + b"\x00" * 900, "too short for a RAW1.01"),
         ("broken.rasx", b"PK\x03\x04garbage", "zip"),
         ("missing.xy", None, "cannot be read"),
     ],

@@ -18,6 +18,7 @@ from labeltune.core.errors import UnusableInputError
 from labeltune.core.untrusted import inside
 from labeltune.core.xrd.library import LIBRARY_FILE, Library
 from labeltune.core.xrd.metrics import FormulaError, label_key, resolve_label
+from labeltune.core.xrd.pattern import require_xray
 
 LABELS_FILE = "labels.csv"
 
@@ -115,7 +116,11 @@ def grid_of(library: Library, points: int | None = None) -> np.ndarray:
 
 
 def pattern_on_grid(pattern: Any, library: Library, grid: np.ndarray) -> np.ndarray:
-    """A measured :class:`Pattern` at the library wavelength, interpolated onto ``grid`` (zeros outside)."""
+    """A measured :class:`Pattern` at the library wavelength, interpolated onto ``grid`` (zeros outside).
+
+    A neutron pattern is refused here (`require_xray`), the one door every model input goes through.
+    """
+    require_xray(pattern)
     if pattern.wavelength is not None and abs(pattern.wavelength - library.wavelength) > 1e-3:
         pattern = pattern.converted(library.wavelength)
     values = np.interp(grid, pattern.two_theta, pattern.intensity, left=0.0, right=0.0)

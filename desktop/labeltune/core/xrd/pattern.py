@@ -18,6 +18,8 @@ MIN_POINTS = 10
 """A pattern with fewer points than this is refused: it cannot hold a usable diffractogram."""
 
 WAVELENGTH_SOURCES = ("file", "setting", "unknown")
+RADIATIONS = ("xray", "neutron", "unknown")
+"""What a pattern was measured with: the reference library is computed with X-ray form factors."""
 
 
 class PatternReadError(UnusableInputError):
@@ -26,6 +28,24 @@ class PatternReadError(UnusableInputError):
 
 class MissingWavelengthError(UnusableInputError):
     """An operation needs the X-ray wavelength, and the pattern does not know it."""
+
+
+class NeutronDataError(UnusableInputError):
+    """A neutron pattern met an X-ray library or model (computed with X-ray form factors)."""
+
+
+def require_xray(pattern: Pattern) -> None:
+    """Refuse a neutron pattern for X-ray use (predict, project import), naming the file (ADR 0045).
+
+    Neutron and X-ray patterns of one phase differ in their peak intensities (nuclear scattering
+    lengths, not X-ray form factors), so an X-ray library would fit them wrongly without saying so.
+    """
+    if getattr(pattern, "radiation", None) == "neutron":
+        why = pattern.metadata.get("radiation_from", "the file is marked as neutron data")
+        raise NeutronDataError(
+            f"{pattern.source.name}: neutron diffraction data ({why}); the reference library and the "
+            "models are computed for X-rays, so it cannot be identified or imported here"
+        )
 
 
 def valid_wavelength(value: float | None) -> float | None:
@@ -66,6 +86,8 @@ class Pattern:
     ``wavelength`` is Kα1 (Å) when known, ``wavelength2`` Kα2 when the file gives it and
     ``ka2_ratio`` the Kα2/Kα1 intensity ratio. ``wavelength_source`` says where the wavelength
     came from: ``"file"``, ``"setting"`` (the caller's project setting) or ``"unknown"``.
+    ``esd`` holds each intensity's standard uncertainty when the file gives one (``.xye``, GSAS, RIET7),
+    else None; ``radiation`` is ``"xray"``, ``"neutron"`` or ``"unknown"`` (see `require_xray`).
     """
 
     two_theta: np.ndarray
@@ -79,6 +101,8 @@ class Pattern:
     metadata: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     """What was odd about the file but did not stop it being used (one line each, without the file name)."""
+    esd: np.ndarray | None = None
+    radiation: str = "unknown"
 
     def __len__(self) -> int:
         """Number of points."""
@@ -113,6 +137,7 @@ class Pattern:
             self,
             two_theta=two_theta[order].astype(np.float64),
             intensity=self.intensity[keep][order].copy(),
+            esd=None if self.esd is None else self.esd[keep][order].copy(),
             wavelength=target,
             wavelength2=None,
             ka2_ratio=None,
@@ -129,14 +154,18 @@ class Pattern:
         if target.size > 1 and np.any(np.diff(target) <= 0):
             raise ValueError("the resampling grid must be strictly ascending")
         values = np.interp(target, self.two_theta, self.intensity, left=fill, right=fill)
-        return dataclasses.replace(self, two_theta=target.copy(), intensity=values.astype(np.float64))
+        esd = None if self.esd is None else np.interp(target, self.two_theta, self.esd, left=0.0, right=0.0)
+        return dataclasses.replace(
+            self, two_theta=target.copy(), intensity=values.astype(np.float64), esd=esd
+        )
 
     def normalised(self) -> Pattern:
         """The pattern scaled so that its largest intensity is 1 (unchanged when nothing is positive)."""
         peak = float(np.max(self.intensity)) if len(self) else 0.0
         if not peak > 0:
             return dataclasses.replace(self, intensity=self.intensity.copy())
-        return dataclasses.replace(self, intensity=self.intensity / peak)
+        esd = None if self.esd is None else self.esd / peak
+        return dataclasses.replace(self, intensity=self.intensity / peak, esd=esd)
 
 
 def make_pattern(
@@ -150,6 +179,8 @@ def make_pattern(
     ka2_ratio: float | None = None,
     metadata: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
+    esd: Any = None,
+    radiation: str = "unknown",
 ) -> Pattern:
     """Check raw arrays and build a `Pattern` (float64, sorted by ascending 2θ).
 
@@ -159,6 +190,7 @@ def make_pattern(
     What is odd but usable becomes a warning (``Pattern.warnings``, after the reader's ``notes``):
     descending angles (sorted), repeated angles (their intensities averaged), negative intensities
     (kept: background-subtracted data has them) and an implausible stated wavelength (ignored).
+    ``esd`` (one non-negative uncertainty per intensity, or None) follows the points through the sorting.
     """
     name = source.name
     try:
@@ -168,6 +200,9 @@ def make_pattern(
         raise PatternReadError(f"{name}: the values are not numbers ({exc})") from None
     if x.shape != y.shape:
         raise PatternReadError(f"{name}: {x.size} angles but {y.size} intensities")
+    e = _checked_esd(esd, y, name)
+    if radiation not in RADIATIONS:
+        raise ValueError(f"radiation must be one of {RADIATIONS}, not {radiation!r}")
     if x.size < MIN_POINTS:
         raise PatternReadError(f"{name}: only {x.size} data points (at least {MIN_POINTS} are needed)")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
@@ -187,6 +222,10 @@ def make_pattern(
             warnings.append("the 2θ values are not in order: sorted")
         order = np.argsort(x, kind="stable")
         x, y = x[order], y[order]
+        e = None if e is None else e[order]
+    if e is not None and x.size > 1 and not np.all(np.diff(x) > 0):
+        _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)  # esd of a mean
+        e = np.sqrt(np.bincount(inverse, weights=e**2) / counts**2)
     x, y, repeated = _merge_repeated_angles(x, y)
     if x.size < MIN_POINTS:
         raise PatternReadError(f"{name}: only {x.size} distinct angles (at least {MIN_POINTS} are needed)")
@@ -224,7 +263,24 @@ def make_pattern(
         format=format,
         metadata={str(k): str(v) for k, v in (metadata or {}).items()},
         warnings=tuple(warnings),
+        esd=None if e is None else np.ascontiguousarray(e),
+        radiation=radiation,
     )
+
+
+def _checked_esd(esd: Any, y: np.ndarray, name: str) -> np.ndarray | None:
+    """The esd column as float64, or a refusal when it does not match the intensities or is negative."""
+    if esd is None:
+        return None
+    try:
+        e = np.asarray(esd, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PatternReadError(f"{name}: the esd values are not numbers ({exc})") from None
+    if e.shape != y.shape:
+        raise PatternReadError(f"{name}: {y.size} intensities but {e.size} esd values")
+    if not np.all(np.isfinite(e)) or np.any(e < 0):
+        raise PatternReadError(f"{name}: an esd (standard uncertainty) is negative, NaN or infinite")
+    return e
 
 
 def _merge_repeated_angles(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from labeltune.core.errors import UnusableInputError
 
-PATTERN_SUFFIXES = {".xy", ".xye", ".xrdml", ".ras", ".rasx", ".raw", ".txt", ".dat", ".csv", ".cif"}
+PATTERN_SUFFIXES = {
+    ".xy", ".xye", ".xrdml", ".ras", ".rasx", ".raw", ".txt", ".dat", ".csv", ".cif",
+    ".uxd", ".gsa", ".gss", ".fxye", ".brml", ".rd", ".sd", ".udf", ".cpi",
+}  # fmt: skip
 
 
 def collect_patterns(inputs: Sequence[str | Path]) -> tuple[list[Path], list[tuple[str, str]]]:

@@ -52,7 +52,7 @@ def import_pattern_files(
     copies of a pattern already in the project (whatever their name) are skipped with the reason;
     nothing is fatal. A name already taken gets a suffix: ``a.xy`` → ``a_2.xy``.
     """
-    from labeltune.core.xrd.pattern import PatternReadError
+    from labeltune.core.xrd.pattern import NeutronDataError, PatternReadError, require_xray
     from labeltune.core.xrd.readers import read_pattern
 
     report = progress or no_progress
@@ -79,8 +79,8 @@ def import_pattern_files(
         check_stop(stop_event)
         report(Progress("import", done, len(files), source.name))
         try:
-            read_pattern(source, default_wavelength=wavelength)
-        except PatternReadError as exc:
+            require_xray(read_pattern(source, default_wavelength=wavelength))
+        except (PatternReadError, NeutronDataError) as exc:
             skipped.append((str(source), str(exc)))
             continue
         try:

@@ -1,4 +1,4 @@
-"""Readers for text XRD formats: two/three-column text (xy, xye, csv...), RRUFF, Rigaku RAS, pdCIF."""
+"""Readers for text XRD formats: two/three-column text (xy, xye, csv...), RRUFF, Rigaku RAS."""
 
 from __future__ import annotations
 
@@ -41,16 +41,54 @@ def _numbers(line: str) -> list[float] | None:
         return None
 
 
+_DECIMAL_COMMA = re.compile(r"[-+]?\d+,\d+(?:[eE][-+]?\d+)?")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:,\d*)?|,\d+)(?:[eE][-+]?\d+)?")
+_DECIMAL_COMMA_SPLIT = re.compile(r"[\s;]+")
+_WORDS = re.compile(r"[A-DF-Za-df-z]")
+
+
+def uses_decimal_commas(lines: list[str]) -> bool:
+    """Whether data lines write numbers with a decimal comma (``10,25 1234,5``), as European locales do.
+
+    Only when it cannot be a comma-separated table: no ``.`` in the data, at least two numbers per line
+    separated by blanks, tabs or semicolons, and a comma inside a number (``10,100`` alone stays CSV).
+    """
+    seen = False
+    for raw in lines[:200]:
+        line = raw.strip()
+        if not line or line.startswith(COMMENT_PREFIXES) or _WORDS.search(line):
+            continue  # a comment or a header line ("2Theta;Counts")
+        if "." in line:
+            return False
+        tokens = [t for t in _DECIMAL_COMMA_SPLIT.split(line) if t]
+        if len(tokens) < 2 or not all(_PLAIN_NUMBER.fullmatch(t) for t in tokens):
+            return False
+        seen = seen or any(_DECIMAL_COMMA.fullmatch(t) for t in tokens)
+    return seen
+
+
 def parse_columns(text: str, name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Parse angle/intensity columns; return 2θ, intensity and the header/comment lines.
 
     Blank lines and lines starting with ``#``, ``;``, ``!`` or ``//`` are comments; lines of words
-    before the data are a header. A third column (an esd) or more are ignored.
+    before the data are a header. A third column (an esd) or more are ignored here.
     """
+    x, y, _third, header, _notes = parse_table(text, name)
+    return x, y, header
+
+
+def parse_table(
+    text: str, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[str], list[str]]:
+    """`parse_columns` plus the third column (None unless every row has one) and notes (decimal commas)."""
     xs: list[float] = []
     ys: list[float] = []
+    third: list[float] | None = []
     header: list[str] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    commas = uses_decimal_commas(lines)
+    notes = ["numbers are written with decimal commas: read as decimal points"] if commas else []
+    for number, raw in enumerate(lines, start=1):
         line = raw.strip()
         if not line:
             continue
@@ -58,7 +96,7 @@ def parse_columns(text: str, name: str) -> tuple[np.ndarray, np.ndarray, list[st
             if len(header) < _MAX_HEADER_LINES:
                 header.append(line)
             continue
-        values = _numbers(line)
+        values = _numbers(line.replace(",", ".").replace(";", " ") if commas else line)
         if values is None:
             if not xs:  # a header line before the data
                 if len(header) < _MAX_HEADER_LINES:
@@ -71,9 +109,15 @@ def parse_columns(text: str, name: str) -> tuple[np.ndarray, np.ndarray, list[st
             raise PatternReadError(f"{name}: line {number} holds NaN or infinite values")
         xs.append(values[0])
         ys.append(values[1])
+        if third is not None:
+            if len(values) >= 3:
+                third.append(values[2])
+            else:
+                third = None
     if not xs:
         raise PatternReadError(f"{name}: no numeric data found (empty or not a 2θ/intensity table)")
-    return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), header
+    column = np.asarray(third, dtype=np.float64) if third else None
+    return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), column, header, notes
 
 
 def _clip(text: str, limit: int = 60) -> str:
@@ -143,12 +187,32 @@ def check_angle_unit(x: np.ndarray, header: list[str], name: str) -> None:
         )
 
 
+_ESD_WORDS = re.compile(r"\b(esd|e\.s\.d|sigma|sig|std|stdev|error|err|uncertainty|dy|dI)\b", re.I)
+
+
 def read_xy(path: Path, data: bytes) -> Pattern:
-    """Two/three-column text: ``.xy``, ``.xye``, ``.txt``, ``.dat``, ``.csv``; the wavelength is unknown."""
-    x, y, header = parse_columns(decode_text(data, path.name), path.name)
+    """Two/three-column text: ``.xy``, ``.xye``, ``.txt``, ``.dat``, ``.csv``; the wavelength is unknown.
+
+    A third column is kept as the esd (``Pattern.esd``) when the file is ``.xye``, a header names it
+    (esd, sigma, error...) or it follows counting statistics (about √I); otherwise it is ignored.
+    """
+    x, y, third, header, notes = parse_table(decode_text(data, path.name), path.name)
     check_angle_unit(x, header, path.name)
     metadata = {"header": "\n".join(header)} if header else {}
-    return make_pattern(x, y, source=path, format="xy", metadata=metadata)
+    esd = third if third is not None and _is_esd(third, y, path, header) else None
+    if third is not None and esd is None:
+        metadata["ignored_columns"] = "the third column is not read as an esd"
+    return make_pattern(x, y, source=path, format="xy", metadata=metadata, notes=notes, esd=esd)
+
+
+def _is_esd(third: np.ndarray, y: np.ndarray, path: Path, header: list[str]) -> bool:
+    if path.suffix.lower() == ".xye" or any(_ESD_WORDS.search(line) for line in header[-3:]):
+        return True  # a negative one is then refused by make_pattern, never dropped
+    counted = (y > 0) & (third > 0)
+    if np.any(third < 0) or np.count_nonzero(counted) < 0.9 * y.size:
+        return False
+    ratio = float(np.median(third[counted] / np.sqrt(y[counted])))
+    return 0.5 <= ratio <= 2.0
 
 
 def read_rruff(path: Path, data: bytes) -> Pattern:
@@ -222,161 +286,5 @@ def read_ras(path: Path, data: bytes) -> Pattern:
         wavelength=number_of("HW_XG_WAVE_LENGTH_ALPHA1"),
         wavelength2=number_of("HW_XG_WAVE_LENGTH_ALPHA2"),
         metadata=metadata,
+        radiation="xray",
     )
-
-
-# --- pdCIF -------------------------------------------------------------------------------------
-
-_CIF_TOKEN = re.compile(r"""'[^']*'(?=\s|$)|"[^"]*"(?=\s|$)|#.*|\S+""")
-ANGLE_TAGS = ("_pd_meas_2theta_scan", "_pd_meas_angle_2theta", "_pd_proc_2theta_corrected", "_pd_meas_2theta")
-INTENSITY_TAGS = (
-    "_pd_meas_counts_total",
-    "_pd_meas_intensity_total",
-    "_pd_proc_intensity_total",
-    "_pd_meas_counts_net",
-    "_pd_proc_intensity_net",
-)
-
-
-def _cif_tokens(text: str) -> list[str]:
-    tokens: list[str] = []
-    lines = text.splitlines()
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if line.startswith(";"):  # a text field runs to the next line starting with ';'
-            field = [line[1:]]
-            index += 1
-            while index < len(lines) and not lines[index].startswith(";"):
-                field.append(lines[index])
-                index += 1
-            tokens.append("\n".join(field).strip())
-            index += 1
-            continue
-        for token in _CIF_TOKEN.findall(line):
-            if token.startswith("#"):
-                break
-            if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
-                token = token[1:-1]
-            tokens.append(token)
-        index += 1
-    return tokens
-
-
-def parse_cif(text: str) -> tuple[dict[str, str], list[tuple[list[str], list[str]]]]:
-    """Parse CIF text into scalar items and loops (tags, flat values) across all data blocks, in order."""
-    tokens = _cif_tokens(text)
-    scalars: dict[str, str] = {}
-    loops: list[tuple[list[str], list[str]]] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        lower = token.lower()
-        if lower == "loop_":
-            tags: list[str] = []
-            i += 1
-            while i < len(tokens) and tokens[i].startswith("_"):
-                tags.append(tokens[i].lower())
-                i += 1
-            values: list[str] = []
-            while i < len(tokens):
-                low = tokens[i].lower()
-                if tokens[i].startswith("_") or low == "loop_" or low.startswith(("data_", "save_")):
-                    break
-                values.append(tokens[i])
-                i += 1
-            loops.append((tags, values))
-        elif token.startswith("_"):
-            if i + 1 < len(tokens):
-                scalars.setdefault(lower, tokens[i + 1])
-            i += 2
-        else:
-            i += 1
-    return scalars, loops
-
-
-def cif_number(value: str) -> float:
-    """A CIF number without its standard uncertainty (``123(4)`` -> 123); NaN for ``?`` and ``.``."""
-    value = value.strip()
-    if value in ("?", "."):
-        return math.nan
-    return float(value.split("(", 1)[0])
-
-
-def read_pdcif(path: Path, data: bytes) -> Pattern:
-    """A powder CIF (pdCIF): the first loop of measured/processed intensities; 2θ listed or as a range."""
-    name = path.name
-    scalars, loops = parse_cif(decode_text(data, name))
-    for tags, values in loops:
-        y_tag = next((t for t in INTENSITY_TAGS if t in tags), None)
-        if y_tag is None:
-            continue
-        width = len(tags)
-        if len(values) % width:
-            raise PatternReadError(
-                f"{name}: the {y_tag} loop has {len(values)} values, not a multiple of {width}"
-            )
-        rows = len(values) // width
-        try:
-            y = np.array([cif_number(values[r * width + tags.index(y_tag)]) for r in range(rows)])
-            x_tag = next((t for t in ANGLE_TAGS if t in tags), None)
-            if x_tag is not None:
-                x = np.array([cif_number(values[r * width + tags.index(x_tag)]) for r in range(rows)])
-            else:
-                x = _cif_range(scalars, rows, name)
-        except ValueError as exc:
-            raise PatternReadError(f"{name}: a pdCIF value is not a number ({exc})") from None
-        keep = ~(np.isnan(x) | np.isnan(y))  # CIF nulls ('.', '?') are missing points
-        w1, w2, ratio = _cif_wavelengths(scalars, loops)
-        metadata = {k: v for k, v in scalars.items() if k.startswith(("_pd_", "_diffrn_", "_chemical_"))}
-        return make_pattern(
-            x[keep], y[keep], source=path, format="pdcif", wavelength=w1, wavelength2=w2,
-            ka2_ratio=ratio, metadata=metadata,
-        )  # fmt: skip
-    if any("_atom_site_fract_x" in tags for tags, _values in loops):
-        raise PatternReadError(
-            f"{name}: a crystal structure, not a measured pattern: add it to the reference library instead"
-        )
-    raise PatternReadError(f"{name}: no powder intensities (_pd_meas_counts_total...) in this CIF")
-
-
-def _cif_range(scalars: dict[str, str], rows: int, name: str) -> np.ndarray:
-    for prefix in ("_pd_meas_2theta_range_", "_pd_proc_2theta_range_"):
-        if prefix + "min" in scalars and prefix + "inc" in scalars:
-            start = cif_number(scalars[prefix + "min"])
-            step = cif_number(scalars[prefix + "inc"])
-            return start + step * np.arange(rows, dtype=np.float64)
-    raise PatternReadError(f"{name}: the intensities have no 2θ values and no _pd_meas_2theta_range_*")
-
-
-def _cif_wavelengths(
-    scalars: dict[str, str], loops: list[tuple[list[str], list[str]]]
-) -> tuple[float | None, float | None, float | None]:
-    for tags, values in loops:
-        if "_diffrn_radiation_wavelength" in tags and values:
-            width = len(tags)
-            col = tags.index("_diffrn_radiation_wavelength")
-            wt = (
-                tags.index("_diffrn_radiation_wavelength_wt")
-                if "_diffrn_radiation_wavelength_wt" in tags
-                else None
-            )
-            rows = len(values) // width
-            try:
-                w = [cif_number(values[r * width + col]) for r in range(rows)]
-                weights = [cif_number(values[r * width + wt]) for r in range(rows)] if wt is not None else []
-            except ValueError:
-                return None, None, None
-            w1 = w[0] if w and math.isfinite(w[0]) else None
-            w2 = w[1] if len(w) > 1 and math.isfinite(w[1]) else None
-            ratio = weights[1] / weights[0] if len(weights) > 1 and weights[0] > 0 else None
-            return w1, w2, ratio
-    for key in ("_diffrn_radiation_wavelength", "_pd_proc_wavelength"):
-        if key in scalars:
-            try:
-                value = cif_number(scalars[key])
-            except ValueError:
-                continue
-            if math.isfinite(value):
-                return value, None, None
-    return None, None, None

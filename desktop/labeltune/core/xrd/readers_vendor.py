@@ -129,6 +129,7 @@ def read_xrdml(path: Path, data: bytes) -> Pattern:
         ka2_ratio=_float_of(_find(used, "ratioKAlpha2KAlpha1")) if used is not None else None,
         metadata=metadata,
         notes=notes,
+        radiation="xray",
     )
 
 
@@ -177,8 +178,9 @@ def read_rasx(path: Path, data: bytes) -> Pattern:
             if found is not None and found.text:
                 metadata[key] = found.text.strip()
     return make_pattern(
-        x, counts * factors, source=path, format="rasx", wavelength=w1, wavelength2=w2, metadata=metadata
-    )
+        x, counts * factors, source=path, format="rasx", wavelength=w1, wavelength2=w2, metadata=metadata,
+        radiation="xray",
+    )  # fmt: skip
 
 
 def _unsafe_member_name(member: str) -> bool:
@@ -273,7 +275,7 @@ def read_bruker_raw4(path: Path, data: bytes) -> Pattern:
     metadata["step_2theta"] = f"{step:g}"
     return make_pattern(
         two_theta, intensity, source=path, format="bruker_raw4", wavelength=w1, wavelength2=w2,
-        ka2_ratio=ratio, metadata=metadata,
+        ka2_ratio=ratio, metadata=metadata, radiation="xray",
     )  # fmt: skip
 
 
