@@ -1,8 +1,10 @@
 """`read_pattern`: one measured XRD file of any supported format into a `Pattern`.
 
-The format is chosen by content first (magic bytes, XML root, RAS/RRUFF/CIF markers), then by the
-file extension. The X-ray wavelength is never assumed: it comes from the file where the file states
-it, else from the caller's `default_wavelength` (the project setting), else it stays unknown.
+The format is chosen by content first (magic bytes, XML root, RAS/RRUFF/CIF/UXD/GSAS/CPI/UDF markers, a
+RIET7 "start step end" line), then by the file extension. Readers tested on generated files only are
+listed in `EXPERIMENTAL_READERS` and say so in each pattern's warnings (ADR 0045). The X-ray wavelength
+is never assumed: it comes from the file where the file states it, else from the caller's
+`default_wavelength` (the project setting), else it stays unknown.
 """
 
 from __future__ import annotations
