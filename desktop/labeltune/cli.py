@@ -222,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="xrd: Å, for files that do not state theirs (default: the model's, with a note)",
     )
     p.add_argument("--no-fit", action="store_true", help="xrd: network only, no least-squares fit")
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="predict only part I of N (0 <= I < N) of the inputs, for N processes or machines in parallel",
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 32)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

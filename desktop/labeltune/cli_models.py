@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+from typing import Any
 
 from labeltune.cli_output import UsageError, emit_json, print_skipped, progress_bar, stop_on_ctrl_c
+from labeltune.core.progress import StoppedError
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -63,7 +66,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict files and folders."""
+    """Predict files and folders, a batch at a time (CSV rows, copies and JSON written as they come)."""
     from labeltune.core.xrd.inference import is_xrd_run
 
     if is_xrd_run(args.run_dir):
@@ -71,48 +74,119 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         return cli_xrd.predict(args, progress_bar, stop_on_ctrl_c, emit_json)
     from labeltune.core import inference
+    from labeltune.core.predict_stream import take_shard
 
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UsageError("--min-confidence must be between 0 and 1")
     if args.top_k < 1:
         raise UsageError("--top-k must be at least 1")
+    batch_size = args.batch_size or DEFAULT_PREDICT_BATCH
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
     paths, skipped = inference.collect_inputs(args.inputs)
-    with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
-        predictions, bad = inference.predict_files(
-            args.run_dir, paths, args.top_k, device=args.device, progress=progress, stop_event=stop
-        )
-    skipped += bad
-    if args.out:
-        k = max((len(p.top) for p in predictions), default=args.top_k)  # no empty columns past the classes
-        inference.write_predictions_csv(Path(args.out), predictions, k)
-    counts = (
-        inference.sort_into(predictions, Path(args.sort_into), args.min_confidence) if args.sort_into else {}
-    )
+    paths = take_shard(paths, args.shard)
+    with contextlib.ExitStack() as stack:
+        sink = _PredictionSink(args, stack)
+        progress = stack.enter_context(progress_bar(not args.json))
+        stop = stack.enter_context(stop_on_ctrl_c())
+        try:
+            for predictions, bad in inference.iter_predictions(
+                args.run_dir, paths, args.top_k, batch_size, args.device, progress, stop
+            ):
+                sink.add(predictions)
+                skipped += bad
+        except StoppedError:
+            sink.close_json(skipped)  # valid JSON on stdout even after a Stop: what was done
+            raise
+        sink.close_json(skipped)
+        sink.commit()
     if args.json:
-        emit_json([p.to_json() for p in predictions] + [{"path": s.path, "error": s.reason} for s in skipped])
         return 0
-    for p in predictions:
-        print(f"{p.path}\t{p.label}\t{p.confidence:.3f}" + ("\tunfamiliar" if p.unfamiliar else ""))
-    unfamiliar = sum(p.unfamiliar for p in predictions)
-    if unfamiliar:
+    if sink.unfamiliar:
         print(
-            f"{unfamiliar} of {len(predictions)} images look unlike the images this model was trained on "
+            f"{sink.unfamiliar} of {sink.count} images look unlike the images this model was trained on "
             "(marked unfamiliar): do not trust their predictions without a look",
             file=sys.stderr,
         )
     if args.out:
-        noun = "prediction" if len(predictions) == 1 else "predictions"
-        print(f"wrote {len(predictions)} {noun} to {args.out}", file=sys.stderr)
-    if counts:
+        noun = "prediction" if sink.count == 1 else "predictions"
+        print(f"wrote {sink.count} {noun} to {args.out}", file=sys.stderr)
+    if sink.counts:
         print(
             "sorted into "
             + str(args.sort_into)
             + ": "
-            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+            + ", ".join(f"{k} {v}" for k, v in sorted(sink.counts.items())),
             file=sys.stderr,
         )
     print_skipped(skipped)
     return 0
+
+
+#: Images per forward pass when ``predict --batch-size`` is not given.
+DEFAULT_PREDICT_BATCH = 32
+
+
+class _PredictionSink:
+    """Where ``predict``'s answers go, a batch at a time: stdout (text or a JSON array), the CSV, copies."""
+
+    def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+        self.args = args
+        self._stack = stack
+        self._csv: Any = None
+        self._json: Any = None
+        self.count = 0
+        self.unfamiliar = 0
+        self.counts: dict[str, int] = {}
+
+    def add(self, predictions: list[Any]) -> None:
+        """Write one batch everywhere it goes."""
+        from labeltune.core import inference
+
+        if self.args.out and predictions:
+            self._open_csv(len(predictions[0].top))
+            self._csv.write([inference.prediction_row(p, self._width) for p in predictions])
+        if self.args.sort_into:
+            for folder, n in inference.sort_into(
+                predictions, Path(self.args.sort_into), self.args.min_confidence
+            ).items():
+                self.counts[folder] = self.counts.get(folder, 0) + n
+        for p in predictions:
+            if self.args.json:
+                self._json_writer().write(p.to_json())
+            else:
+                print(f"{p.path}\t{p.label}\t{p.confidence:.3f}" + ("\tunfamiliar" if p.unfamiliar else ""))
+        self.count += len(predictions)
+        self.unfamiliar += sum(p.unfamiliar for p in predictions)
+
+    def _open_csv(self, k: int) -> None:
+        if self._csv is None:
+            from labeltune.core import inference
+            from labeltune.core.predict_stream import StreamedCsv
+
+            header = inference.prediction_header(k)  # k: no empty columns past the model's classes
+            self._width = len(header)
+            self._csv = self._stack.enter_context(StreamedCsv(Path(self.args.out), header))
+
+    def _json_writer(self) -> Any:
+        if self._json is None:  # opened at the first answer: an error before it prints no half array
+            from labeltune.core.predict_stream import JsonArrayWriter
+
+            self._json = JsonArrayWriter()
+        return self._json
+
+    def close_json(self, skipped: list[Any]) -> None:
+        """End the JSON array (``--json``) with the skipped files."""
+        if self.args.json:
+            for s in skipped:
+                self._json_writer().write({"path": s.path, "error": s.reason})
+            self._json_writer().close()
+
+    def commit(self) -> None:
+        """Put the CSV in place (whole: a Stop or an error before this leaves the previous file)."""
+        if self.args.out:
+            self._open_csv(self.args.top_k)
+            self._csv.commit()
 
 
 def cmd_export(args: argparse.Namespace) -> int:

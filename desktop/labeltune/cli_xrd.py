@@ -193,17 +193,17 @@ def predict(
     _check_wavelength(args.wavelength)
     if not 0.0 <= args.min_confidence <= 1.0:
         raise XrdUsageError("--min-confidence must be between 0 and 1")
+    from labeltune.core.predict_stream import take_shard
+
     paths, skipped = collect_patterns(args.inputs)
+    paths = take_shard(paths, getattr(args, "shard", None))
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
         predictions, bad, notes = _predict(
             args.run_dir, paths, args.wavelength, not args.no_fit, progress, stop
         )
     skipped += bad
-    if args.out:  # whole or not at all: a kill or a full disk leaves the previous file (core/atomic.py)
-        from labeltune.core.atomic import write_text_atomic
-
-        # a failure is a StorageError: one line naming the file and the reason in words (ADR 0042)
-        write_text_atomic(Path(args.out), json.dumps([p.to_json() for p in predictions], indent=1))
+    if args.out:
+        _write_out(Path(args.out), predictions, skipped)
     if args.sort_into:  # by phase set, as the app's Predict a folder (core/use_model.py)
         from labeltune.core.inference import sort_into
         from labeltune.core.use_model import xrd_table
@@ -241,6 +241,25 @@ def predict(
         hint = "; give --wavelength" if why.endswith("does not state its X-ray wavelength") else ""
         sys.stderr.write(f"skipped {path}: {why}{hint}\n")
     return 0 if predictions or not skipped else 2
+
+
+def _write_out(out: Path, predictions: Sequence[Any], skipped: Sequence[tuple[str, str]]) -> None:
+    """``--out``: a summary table for ``.csv`` (core/xrd/summary.py), else the full JSON of every pattern.
+
+    Whole or not at all: a kill or a full disk leaves the previous file (core/atomic.py); a failure is a
+    StorageError, one line naming the file and the reason in words (ADR 0042).
+    """
+    from labeltune.core.atomic import write_text_atomic
+
+    results = [p.to_json() for p in predictions]
+    if out.suffix.lower() == ".csv":
+        from labeltune.core.inference import write_csv_atomic
+        from labeltune.core.xrd.summary import SUMMARY_HEADER, summary_rows
+
+        errors = [{"path": path, "error": why} for path, why in skipped]
+        write_csv_atomic(out, SUMMARY_HEADER, summary_rows(results + errors))
+    else:
+        write_text_atomic(out, json.dumps(results, indent=1))
 
 
 def evaluate(

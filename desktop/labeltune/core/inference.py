@@ -12,7 +12,7 @@ import functools
 import io
 import shutil
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -111,12 +111,40 @@ def predict_files(
     """Predict ``paths`` with the run's model; unreadable files are returned as skipped.
 
     Each prediction carries every class's probability; with ``keep_features`` also the pooled features
-    the head read (what label-next and the data map compare items by).
+    the head read (what label-next and the data map compare items by). All of them in memory: for a
+    large folder use :func:`iter_predictions`.
+    """
+    predictions: list[Prediction] = []
+    skipped: list[SkippedFile] = []
+    for batch, bad in iter_predictions(
+        run_dir, paths, k, batch_size, device, progress, stop_event, keep_features
+    ):
+        predictions.extend(batch)
+        skipped.extend(bad)
+    return predictions, skipped
+
+
+def iter_predictions(
+    run_dir: Path | str,
+    paths: Sequence[Path],
+    k: int = 3,
+    batch_size: int = 32,
+    device: str = "auto",
+    progress: ProgressCallback = no_progress,
+    stop_event: threading.Event | None = None,
+    keep_features: bool = False,
+) -> Iterator[tuple[list[Prediction], list[SkippedFile]]]:
+    """Predict ``paths`` a batch at a time: ``(predictions, skipped)`` per batch, in input order.
+
+    The next batch is decoded in a background thread while the device runs this one, and no more than
+    two batches of images exist at once (core/predict_stream.py): memory does not grow with the number
+    of files.
     """
     import torch
 
     from labeltune.core.device import inference_precision, memory_format, select_device
     from labeltune.core.familiarity import Familiarity
+    from labeltune.core.predict_stream import batches, prefetched
     from labeltune.core.probes import probed_classifier
 
     dev = select_device(device)
@@ -130,17 +158,20 @@ def predict_files(
     model.to(memory_format=memory_format(dev))
     probed = probed_classifier(model, config.backbone) if familiarity is not None else None
     k = max(1, min(k, len(config.classes)))
-    predictions: list[Prediction] = []
-    skipped: list[SkippedFile] = []
-    for start in range(0, len(paths), batch_size):
-        check_stop(stop_event)
-        arrays, kept = [], []
-        for path in paths[start : start + batch_size]:
+    done = 0
+
+    def decode(chunk: Sequence[Path]) -> tuple[list[np.ndarray], list[Path], list[SkippedFile]]:
+        arrays, kept, bad = [], [], []
+        for path in chunk:
             try:
                 arrays.append(load_array(path, config.input_size))
                 kept.append(path)
             except ImageDecodeError as exc:
-                skipped.append(SkippedFile(str(path), str(exc)))
+                bad.append(SkippedFile(str(path), str(exc)))
+        return arrays, kept, bad
+
+    for chunk, (arrays, kept, bad) in prefetched(batches(paths, batch_size), decode, stop_event):
+        predictions: list[Prediction] = []
         if arrays:
             scores: list[float | None] = [None] * len(arrays)
             pooled = None
@@ -173,8 +204,9 @@ def predict_files(
                         None if features is None else features[row],
                     )
                 )
-        progress(Progress("predict", min(start + batch_size, len(paths)), len(paths)))
-    return predictions, skipped
+        done += len(chunk)
+        progress(Progress("predict", done, len(paths)))
+        yield predictions, bad
 
 
 def predict_project(
@@ -318,18 +350,26 @@ def write_predictions_csv(path: Path, predictions: Sequence[Prediction], k: int)
 
 def prediction_table(predictions: Sequence[Prediction], k: int) -> tuple[list[str], list[list[Any]]]:
     """The header and rows of :func:`write_predictions_csv` (the app writes the same file)."""
+    header = prediction_header(k)
+    return header, [prediction_row(p, len(header)) for p in predictions]
+
+
+def prediction_header(k: int) -> list[str]:
+    """The columns of a predictions CSV with ``k`` top labels."""
     header = ["path", "predicted", "label", "confidence", "ood_score", "unfamiliar"]
     for i in range(1, k + 1):
         header += [f"top{i}_label", f"top{i}_probability"]
-    rows = []
-    for p in predictions:
-        score = "" if p.ood_score is None else f"{p.ood_score:.4f}"
-        flag = "" if p.ood_score is None else str(p.unfamiliar).lower()
-        row: list[Any] = [str(p.path), p.label, p.label, f"{p.confidence:.6f}", score, flag]
-        for label, prob in p.top[:k]:
-            row += [label, f"{prob:.6f}"]
-        rows.append(row + [""] * (len(header) - len(row)))
-    return header, rows
+    return header
+
+
+def prediction_row(p: Prediction, width: int) -> list[Any]:
+    """One prediction as a row of :func:`prediction_header`'s ``width`` columns."""
+    score = "" if p.ood_score is None else f"{p.ood_score:.4f}"
+    flag = "" if p.ood_score is None else str(p.unfamiliar).lower()
+    row: list[Any] = [str(p.path), p.label, p.label, f"{p.confidence:.6f}", score, flag]
+    for label, prob in p.top[: (width - len(row)) // 2]:
+        row += [label, f"{prob:.6f}"]
+    return row + [""] * (width - len(row))
 
 
 def write_csv_atomic(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
