@@ -1,0 +1,69 @@
+"""Does a model know the phases of a library? Refuse to identify with one that does not.
+
+A model can only call the phases it was trained on (its run's own copy of the library). A project built
+on another library — a lab's own CIFs — and given the demo's model got answers from the wrong phase list
+("TiO2_136" for a La(OH)3 mixture, Rwp 39 %) with no word of warning. A phase is the same in both when its
+name is, or when its reduced formula and space group are (a library rebuilt with readable names, ADR
+0048). Every phase of the library the patterns are labeled with must be known to the model; a model that
+knows more phases is fine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from labeltune.core.errors import UnusableInputError
+from labeltune.core.xrd.library import Library, Phase
+from labeltune.core.xrd.metrics import FormulaError, canonical_formula
+
+__all__ = ["LibraryMismatchError", "check_model_knows", "model_library_problem", "unknown_to_model"]
+
+SHOWN = 6
+"""Most unknown phases named in the message."""
+
+
+class LibraryMismatchError(UnusableInputError):
+    """The model was trained on other phases than the library's."""
+
+
+@dataclass(frozen=True)
+class _Identity:
+    formula: str
+    space_group: int
+
+
+def _identity(phase: Phase) -> _Identity:
+    try:
+        formula = canonical_formula(phase.formula)
+    except FormulaError:
+        formula = phase.formula
+    return _Identity(formula, phase.space_group_number)
+
+
+def unknown_to_model(model_library: Library, library: Library) -> list[str]:
+    """The phases of ``library`` that ``model_library`` has neither by name nor by formula + space group."""
+    names = set(model_library.names)
+    identities = {_identity(p) for p in model_library.phases}
+    return [p.name for p in library.phases if p.name not in names and _identity(p) not in identities]
+
+
+def model_library_problem(
+    model_library: Library, library: Library, model_name: str = "the model"
+) -> str | None:
+    """Why ``model_library``'s model cannot identify ``library``'s phases, or ``None`` when it can."""
+    unknown = unknown_to_model(model_library, library)
+    if not unknown:
+        return None
+    shown = ", ".join(unknown[:SHOWN]) + (f" and {len(unknown) - SHOWN} more" if len(unknown) > SHOWN else "")
+    return (
+        f"{model_name} was trained on another phase library: it does not know {len(unknown)} of the "
+        f"{len(library.phases)} phases of this one ({shown}), so it can never find them. Train a model "
+        "for this library, or choose one trained on it."
+    )
+
+
+def check_model_knows(model_library: Library, library: Library, model_name: str = "the model") -> None:
+    """Raise :class:`LibraryMismatchError` when the model does not know every phase of ``library``."""
+    problem = model_library_problem(model_library, library, model_name)
+    if problem is not None:
+        raise LibraryMismatchError(problem)
