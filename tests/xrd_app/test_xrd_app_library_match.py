@@ -52,3 +52,15 @@ def test_predict_refuses_a_library_the_model_does_not_know(tmp_path: Path, capsy
                  "--wavelength", "1.5406", "--json"])  # fmt: skip
     assert code == 0
     assert '"phases"' in capsys.readouterr().out
+
+
+def test_polymorphs_of_one_formula_are_told_apart_by_their_volume(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    model = load_library(write_library(tmp_path / "model", (("TiO2_1", "TiO2"),)))
+    lab = load_library(write_library(tmp_path / "lab", (("TiO2 (rutile)", "TiO2"),)))
+    model.phases[0] = replace(model.phases[0], volume=136.3, z=4)  # anatase, 34.1 Å^3 per TiO2 (P 1 CIF)
+    lab.phases[0] = replace(lab.phases[0], volume=62.4, z=2)  # rutile, 31.2 Å^3
+    assert model_library_problem(model, lab) is not None
+    lab.phases[0] = replace(lab.phases[0], volume=136.9, z=4, space_group_number=141)  # anatase again
+    assert model_library_problem(model, lab) is None

@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from labeltune.core.xrd.library import Library, LibraryError, load_library
+from labeltune.core.xrd.library_match import model_library_problem
 from labeltune.core.xrd.pattern import Pattern
 from labeltune.core.xrd.results import XrdPrediction
 from labeltune.core.xrd.xrd_project import XrdProject
@@ -25,6 +26,7 @@ from labeltune.ui.xrd_overlay import (
     activation_on_pattern,
     build_stick_sets,
     fitted_curve_on_pattern,
+    prediction_of_alternative,
     unexplained_on_pattern,
 )
 from labeltune.ui.xrd_plot import PatternPlot
@@ -64,6 +66,7 @@ class XrdIdentifyController(QObject):
         self.controller = TaskController(self)
         panel.stop_requested.connect(self.controller.stop)
         panel.phase_selected.connect(self._on_panel_phase_selected)
+        panel.alternative_selected.connect(self._on_panel_alternative_selected)
         self.controller.progressed.connect(panel.set_progress)
         self.controller.finished.connect(self._on_controller_finished)
         self.controller.failed.connect(self._on_controller_failed)
@@ -99,9 +102,23 @@ class XrdIdentifyController(QObject):
         paths = project.patterns() if all_patterns else [p for p in [self._shown()[0]] if p is not None]
         if not paths:
             return
+        problem = self.library_problem()
+        if problem is not None:  # it would answer from another phase list (ADR 0048)
+            show_error(self._widget, "The model does not know this project's phases", problem)
+            return
         self._predict_folder = project.folder
         worker = XrdPredictWorker(project.model_dir, paths, project.wavelength, fit=True, activation=True)
         self.controller.start(worker)
+
+    def library_problem(self) -> str | None:
+        """Why the project's model cannot identify the project library's phases (``None``: it can)."""
+        project = self.project
+        if project is None or project.model_dir is None:
+            return None
+        model_library, library = self._model_library(), self._library_at(project.library_dir)
+        if model_library is None or library is None:
+            return None  # the worker says what is wrong with the model; the page, with the library
+        return model_library_problem(model_library, library, f"The model {project.model_dir.name}")
 
     def _on_controller_finished(self, result: XrdPredictOutcome) -> None:
         project = self.project
@@ -180,6 +197,9 @@ class XrdIdentifyController(QObject):
         if pattern is None or project is None:
             return
         prediction, model_library = self.prediction(), self._model_library()
+        row = self.panel.selected_alternative()
+        if prediction is not None and row >= 0:  # a clicked hypothesis: its phases and its fit
+            prediction = prediction_of_alternative(prediction, row, model_library)
         sticks = build_stick_sets(
             pattern.wavelength,
             project.labels(pattern.source),
@@ -214,6 +234,9 @@ class XrdIdentifyController(QObject):
             self.plot.set_activation(None)
         else:
             self.plot.set_activation(activation[0], activation[1], name)
+
+    def _on_panel_alternative_selected(self, _row: int) -> None:
+        self.update_overlay()
 
     def _on_panel_phase_selected(self, _name: str) -> None:
         self._update_activation()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -52,7 +53,8 @@ class XrdNewProjectDialog(QDialog):
         self.library_edit.setPlaceholderText(
             "a library folder (library.json), or a folder of CIF files to build one from"
         )
-        self.model_edit = QLineEdit(str(model) if model is not None else "")
+        self._default_model = str(model) if model is not None else ""
+        self.model_edit = QLineEdit(self._default_model)
         self.model_edit.setPlaceholderText(
             "optional: an XRD model run folder; train one later if you have none"
         )
@@ -146,13 +148,26 @@ class XrdNewProjectDialog(QDialog):
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:  # gemmi takes ~15 ms per CIF: a short wait in this modal dialog
             target = project / "library"
-            library = build_library(cifs, target, self.wavelength_spin.value())
+            # phases named from the CIFs' mineral names and formulas, not COD numbers (ADR 0048)
+            library = build_library(cifs, target, self.wavelength_spin.value(), naming="cif")
         finally:
             QGuiApplication.restoreOverrideCursor()
         if not library.phases:
             reasons = "; ".join(reason for _path, reason in library.skipped[:3])
             raise ValueError(f"none of the {len(cifs)} CIF files could be used: {reasons}")
         return target
+
+    @staticmethod
+    def _model_problem(model: Path, library_dir: Path) -> str | None:
+        """Why the model in ``model`` cannot identify the phases of ``library_dir`` (ADR 0048)."""
+        from labeltune.core.xrd.library import LibraryError, load_library
+        from labeltune.core.xrd.library_match import model_library_problem
+
+        try:
+            model_library, library = load_library(model / "library"), load_library(library_dir)
+        except LibraryError:
+            return None  # XrdProject.create says what is wrong with the library
+        return model_library_problem(model_library, library, f"The model {model.name}")
 
     def _browse(self, key: str, title: str) -> None:
         edit = {"folder": self.save_in_edit, "library": self.library_edit, "model": self.model_edit}[key]
@@ -175,6 +190,16 @@ class XrdNewProjectDialog(QDialog):
             return
         try:
             library_dir = self._library_from_cifs(Path(library), folder)
+            if model and (problem := self._model_problem(Path(model), library_dir)) is not None:
+                if library_dir != Path(library) and model == self._default_model:
+                    model = ""  # the demo's model, prefilled, on the lab's own phases: no model yet
+                else:
+                    if library_dir != Path(library):  # built here just now: leave the folder as it was
+                        shutil.rmtree(library_dir, ignore_errors=True)
+                        with contextlib.suppress(OSError):
+                            folder.rmdir()
+                    self.error_label.setText(problem)
+                    return
             self.project = XrdProject.create(
                 folder,
                 self.name_edit.text().strip(),

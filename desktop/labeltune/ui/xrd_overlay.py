@@ -5,6 +5,8 @@ Plain functions from project data to :class:`StickSet` records and arrays; no wi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from labeltune.core.xrd.bragg import d_of_two_theta, two_theta_of_d
@@ -34,6 +36,37 @@ def polymorphs(formula: str, library: Library) -> list[str]:
         return [library.names[i] for i in resolve_label(formula, library)]
     except FormulaError:
         return []
+
+
+def prediction_of_alternative(prediction: XrdPrediction, row: int, library: Library | None) -> XrdPrediction:
+    """``prediction`` as if competing phase set ``row`` had been chosen: its phases, fractions and fit.
+
+    What the overlay draws when a hypothesis is clicked. Probabilities are the network's for those
+    phases; the fitted curve is the set's own when the identification made it in this session (none
+    after reopening: only the phase sets are saved), and the chosen fit's unexplained peaks do not apply.
+    """
+    if not 0 <= row < len(prediction.alternatives):
+        return prediction
+    alternative = prediction.alternatives[row]
+    calls = {c.name: c for c in [*prediction.candidates, *prediction.phases]}
+    phases = []
+    for name, fraction in zip(alternative.phases, alternative.fractions, strict=False):
+        call = calls.get(name)
+        formula = call.formula if call is not None else ""
+        if not formula and library is not None and name in library.peaks:
+            formula = library.phase(name).formula
+        lattice = call.lattice_scale if call is not None and alternative.chosen else None
+        phases.append(
+            PhaseCall(name, formula, call.probability if call is not None else 0.0, fraction, None, lattice)
+        )
+    return replace(
+        prediction,
+        phases=phases,
+        residual=alternative.rwp,
+        unexplained_peaks=[] if not alternative.chosen else prediction.unexplained_peaks,
+        fit_two_theta=alternative.fit_two_theta,
+        calculated=alternative.calculated,
+    )
 
 
 def build_stick_sets(

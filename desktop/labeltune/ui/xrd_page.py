@@ -8,6 +8,7 @@ undo and redo; T takes the phase set the audit suggests for a likely label error
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -405,9 +406,11 @@ class XrdPage(QWidget):
         self.setEnabled(project is not None)
         self.project_bar.show_project(project)
         model = None if project is None else project.model_dir
-        self.prediction_panel.set_model_text(
-            NO_MODEL_TEXT if model is None else f"Model <b>{model.name}</b> identifies the phases."
-        )
+        problem = self.identifier.library_problem()
+        text = NO_MODEL_TEXT if model is None else f"Model <b>{model.name}</b> identifies the phases."
+        if problem is not None:  # ADR 0048: say so before Identify is pressed
+            text = f"<span style='color:{WARNING_COLOUR}'>⚠ {html.escape(problem)}</span>"
+        self.prediction_panel.set_model_text(text)
 
     def set_wavelength(self, value: float) -> None:
         """Set and confirm the wavelength for files that do not state theirs; re-read the pattern."""

@@ -100,6 +100,8 @@ def competing_sets(fits: PhaseSetFits, chosen: Sequence[str], ranked: Sequence[s
                 rwp=float(fit.rwp),
                 chi2=fit.chi2,
                 chosen=names == key,
+                fit_two_theta=fit.two_theta,
+                calculated=fit.calculated,
             )
         )
     out.sort(key=lambda a: a.rwp)

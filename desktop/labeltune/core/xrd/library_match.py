@@ -3,14 +3,14 @@
 A model can only call the phases it was trained on (its run's own copy of the library). A project built
 on another library — a lab's own CIFs — and given the demo's model got answers from the wrong phase list
 ("TiO2_136" for a La(OH)3 mixture, Rwp 39 %) with no word of warning. A phase is the same in both when its
-name is, or when its reduced formula and space group are (a library rebuilt with readable names, ADR
-0048). Every phase of the library the patterns are labeled with must be known to the model; a model that
-knows more phases is fine.
+name is, or — a library rebuilt with readable names (ADR 0048) — when its reduced formula is and its cell
+volume per formula unit agrees within ``VOLUME_TOLERANCE``. Not the space group: CIFs rewritten in P 1 (as
+the shipped library's are) all say 1, while the volume tells polymorphs apart (anatase 34.1 Å^3 per TiO2,
+rutile 31.2). Every phase of the library the patterns are labeled with must be known to the model; a model
+that knows more phases is fine.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.xrd.library import Library, Phase
@@ -20,31 +20,40 @@ __all__ = ["LibraryMismatchError", "check_model_knows", "model_library_problem",
 
 SHOWN = 6
 """Most unknown phases named in the message."""
+VOLUME_TOLERANCE = 0.03
+"""Two structures of one formula are the same phase when their volumes per formula unit differ less."""
 
 
 class LibraryMismatchError(UnusableInputError):
     """The model was trained on other phases than the library's."""
 
 
-@dataclass(frozen=True)
-class _Identity:
-    formula: str
-    space_group: int
-
-
-def _identity(phase: Phase) -> _Identity:
+def _formula_key(phase: Phase) -> str:
     try:
-        formula = canonical_formula(phase.formula)
+        return canonical_formula(phase.formula)
     except FormulaError:
-        formula = phase.formula
-    return _Identity(formula, phase.space_group_number)
+        return phase.formula
+
+
+def _volume_per_unit(phase: Phase) -> float:
+    return phase.volume / max(phase.z, 1)
+
+
+def _same_phase(a: Phase, b: Phase) -> bool:
+    if _formula_key(a) != _formula_key(b):
+        return False
+    va, vb = _volume_per_unit(a), _volume_per_unit(b)
+    return abs(va - vb) <= VOLUME_TOLERANCE * max(va, vb)
 
 
 def unknown_to_model(model_library: Library, library: Library) -> list[str]:
-    """The phases of ``library`` that ``model_library`` has neither by name nor by formula + space group."""
+    """The phases of ``library`` that ``model_library`` has neither by name nor as the same structure."""
     names = set(model_library.names)
-    identities = {_identity(p) for p in model_library.phases}
-    return [p.name for p in library.phases if p.name not in names and _identity(p) not in identities]
+    return [
+        p.name
+        for p in library.phases
+        if p.name not in names and not any(_same_phase(p, known) for known in model_library.phases)
+    ]
 
 
 def model_library_problem(
