@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QDialog,
     QLabel,
     QSplitter,
     QTabWidget,
@@ -63,6 +64,7 @@ class XrdPage(QWidget):
         self._current: Path | None = None
         self._pattern: Pattern | None = None
         self.findings: AuditFindings | None = None  # the project's stored audit (ui/xrd_audit.py)
+        self.name_labels_dialog: QDialog | None = None  # Labels from file names… (ui/xrd_name_labels.py)
 
         self.project_bar = XrdProjectBar()
 
@@ -116,6 +118,7 @@ class XrdPage(QWidget):
 
         self.patterns_panel.current_changed.connect(self._show_current)
         self.patterns_panel.imported.connect(self._on_patterns_panel_imported)
+        self.patterns_panel.name_labels_requested.connect(self.label_from_file_names)
         self.plot.plot.installEventFilter(self)
         self.plot.installEventFilter(self)
         self.project_bar.wavelength_set.connect(self.set_wavelength)
@@ -350,6 +353,26 @@ class XrdPage(QWidget):
         else:
             self.phase_panel.set_label(self.project.labels(path))
         self._after_label_change(path)
+
+    def label_from_file_names(self) -> None:
+        """Preview the labels the pattern file names state, then apply them (ui/xrd_name_labels.py)."""
+        if self.project is None:
+            return
+        from labeltune.ui.xrd_name_labels import XrdNameLabelsDialog
+
+        library = None
+        try:
+            library = self.project.library()
+        except Exception:  # the dialog shows every phase as unknown; labels still work
+            library = None
+        dialog = XrdNameLabelsDialog(self.project, library, self)
+        dialog.applied.connect(self._on_name_labels_dialog_applied)
+        self.name_labels_dialog = dialog
+        dialog.open()
+
+    def _on_name_labels_dialog_applied(self, _keys: list[str]) -> None:
+        self._fill_list(self._current)
+        self.train_panel.refresh()
 
     # -- label audit (ui/xrd_audit.py, ADR 36) ------------------------------------------------------
     def _show_audit_finding(self) -> None:
