@@ -131,3 +131,31 @@ def test_a_clicked_hypothesis_draws_its_own_fit_and_labels_nothing(page: XrdPage
     table.selectRow(0)
     assert plot._calc is None and [s.name for s in plot.stick_sets()] == [anatase, bunsenite]
     assert page.prediction_panel.selected_alternative() == 0
+
+
+@pytest.mark.skipif(SHIPPED is None, reason="the shipped XRD model is not in this checkout")
+def test_train_a_model_for_this_library_from_the_app(page: XrdPage, tmp_path: Path, qtbot) -> None:
+    page.open(make_project(tmp_path, SHIPPED))
+    assert page.project is not None
+    panel = page.train_panel
+    assert panel.start_button.text() == "&Train a model for this library" and panel.start_button.isEnabled()
+    assert "does not know 3 of the 3 phases" in panel.data_label.text()  # not "fine-tune the demo's model"
+    page.prediction_panel.model_label.linkActivated.emit("train")  # the way out the Model says tab offers
+    assert page.tabs.currentWidget() is panel
+    panel.config_overrides = {
+        "patterns_per_epoch": 64,
+        "batch_size": 32,
+        "validation_patterns": 32,
+        "threads": 2,
+    }
+    panel.epochs_spin.setValue(1)
+    with qtbot.waitSignal(panel.run_finished, timeout=180_000) as blocker:
+        panel.start_button.click()
+    run_dir = blocker.args[0]
+    assert page.project.model_dir == run_dir and run_dir.parent == page.project.runs_dir
+    from labeltune.core.xrd.library import load_library
+
+    assert load_library(run_dir / "library").names == [name for name, _formula in LAB_PHASES]
+    assert page.identifier.library_problem() is None  # the new model knows the lab's phases
+    assert f"Model <b>{run_dir.name}</b> identifies the phases." in page.prediction_panel.model_label.text()
+    assert panel.start_button.text() == "&Start fine-tuning"

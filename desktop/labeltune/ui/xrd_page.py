@@ -86,6 +86,7 @@ class XrdPage(QWidget):
             self.prediction_panel, self.plot, lambda: (self._current, self._pattern), self
         )
         self.predict_controller = self.identifier.controller  # tests and the window wait on its signals
+        self.train_panel.library_problem = self.identifier.library_problem  # ADR 0048
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.prediction_panel, "Model says")
@@ -130,6 +131,7 @@ class XrdPage(QWidget):
         self.prediction_panel.identify_requested.connect(self.identify)
         self.prediction_panel.use_as_label_requested.connect(self.use_prediction_as_label)
         self.prediction_panel.alternative_chosen.connect(self.use_alternative_as_label)
+        self.prediction_panel.model_label.linkActivated.connect(self._on_model_label_link_activated)
         self.patterns_panel.set_doubt(self._doubt)
         self.identifier.identified.connect(self._on_identifier_identified)
         self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
@@ -431,8 +433,11 @@ class XrdPage(QWidget):
         model = None if project is None else project.model_dir
         problem = self.identifier.library_problem()
         text = NO_MODEL_TEXT if model is None else f"Model <b>{model.name}</b> identifies the phases."
-        if problem is not None:  # ADR 0048: say so before Identify is pressed
-            text = f"<span style='color:{WARNING_COLOUR}'>⚠ {html.escape(problem)}</span>"
+        if problem is not None:  # ADR 0048: say so before Identify is pressed, and offer the way out
+            text = (
+                f"<span style='color:{WARNING_COLOUR}'>⚠ {html.escape(problem)}</span> "
+                "<a href='train'>Train a model for this library…</a>"
+            )
         self.prediction_panel.set_model_text(text)
 
     def set_wavelength(self, value: float) -> None:
@@ -470,6 +475,9 @@ class XrdPage(QWidget):
         self.identifier.show_prediction()
         self.identifier.update_state()
         return True
+
+    def _on_model_label_link_activated(self, _link: str) -> None:
+        self.tabs.setCurrentWidget(self.train_panel)
 
     def _on_project_bar_models_requested(self) -> None:
         self.tabs.setCurrentWidget(self.models_panel)
