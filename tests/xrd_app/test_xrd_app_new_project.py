@@ -36,7 +36,11 @@ def test_the_prefilled_demo_model_is_left_out_for_a_lab_library(qtbot, tmp_path:
     write_cif(tmp_path / "cifs", "1011111", "_chemical_name_mineral Manganosite-big", source="MnO_225")
     text = (tmp_path / "cifs" / "1011111.cif").read_text().replace("4.44400000", "4.84400000")
     (tmp_path / "cifs" / "1011111.cif").write_text(text)
-    dialog.accept()
+    with qtbot.waitSignal(dialog.build_controller.finished, timeout=30_000):  # built in a worker
+        dialog.accept()
+        assert not dialog.button_box.button(dialog.button_box.StandardButton.Ok).isEnabled()
+        assert dialog.error_label.text().startswith("Computing the peak lists of 3 CIF files")
+    assert dialog.result() == dialog.DialogCode.Accepted
     assert dialog.project is not None, dialog.error_label.text()
     project = XrdProject.open(tmp_path / "lab")
     assert project.library().names == ["MnO (manganosite-big)", "TiO2_1", "MnO (manganosite)"]
@@ -56,10 +60,32 @@ def test_a_chosen_model_that_does_not_know_the_library_is_refused(qtbot, tmp_pat
     dialog.name_edit.setText("lab")
     dialog.library_edit.setText(str(cifs))
     dialog.model_edit.setText(str(SHIPPED) + "/")  # chosen, not the prefilled text
-    dialog.accept()
+    with qtbot.waitSignal(dialog.build_controller.finished, timeout=30_000):
+        dialog.accept()
     assert dialog.project is None
     assert "does not know 1 of the 1 phases of this one (MnO (bigite))" in dialog.error_label.text()
     assert not (tmp_path / "lab").exists()  # the library built for it is gone again: OK can be pressed again
+    assert dialog.button_box.button(dialog.button_box.StandardButton.Ok).isEnabled()
     dialog.model_edit.clear()
-    dialog.accept()
+    with qtbot.waitSignal(dialog.accepted, timeout=30_000):
+        dialog.accept()
     assert dialog.project is not None and XrdProject.open(tmp_path / "lab").model_dir is None
+
+
+def test_a_folder_of_unusable_cifs_says_why_and_leaves_nothing_behind(qtbot, tmp_path: Path) -> None:
+    from labeltune.ui.xrd_new_dialog import XrdNewProjectDialog
+
+    (tmp_path / "cifs").mkdir()
+    (tmp_path / "cifs" / "broken.cif").write_text("data_broken\n_cell_length_a 4.0\n")
+    dialog = XrdNewProjectDialog()
+    qtbot.addWidget(dialog)
+    dialog.save_in_edit.setText(str(tmp_path))
+    dialog.name_edit.setText("lab")
+    dialog.library_edit.setText(str(tmp_path / "cifs"))
+    dialog.model_edit.clear()
+    with qtbot.waitSignal(dialog.build_controller.finished, timeout=30_000):
+        dialog.accept()
+    assert dialog.project is None
+    assert dialog.error_label.text().startswith("none of the 1 CIF files could be used: broken.cif:")
+    assert not (tmp_path / "lab").exists()
+    assert dialog.button_box.button(dialog.button_box.StandardButton.Ok).isEnabled()
