@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,12 @@ import pytest
 from conftest import write_library, write_xy
 from labeltune.cli import main
 from labeltune.core.xrd.library import load_library
-from labeltune.core.xrd.library_match import LibraryMismatchError, check_model_knows, model_library_problem
+from labeltune.core.xrd.library_match import (
+    LibraryMismatchError,
+    check_model_knows,
+    model_library_problem,
+    unknown_to_model,
+)
 from labeltune.core.xrd.shipped import shipped_model_dir
 
 
@@ -54,13 +60,21 @@ def test_predict_refuses_a_library_the_model_does_not_know(tmp_path: Path, capsy
     assert '"phases"' in capsys.readouterr().out
 
 
-def test_polymorphs_of_one_formula_are_told_apart_by_their_volume(tmp_path: Path) -> None:
-    from dataclasses import replace
+def test_polymorphs_of_one_formula_are_told_apart_by_their_strongest_peaks(tmp_path: Path) -> None:
+    from labeltune.core.xrd.library import build_library
 
-    model = load_library(write_library(tmp_path / "model", (("TiO2_1", "TiO2"),)))
-    lab = load_library(write_library(tmp_path / "lab", (("TiO2 (rutile)", "TiO2"),)))
-    model.phases[0] = replace(model.phases[0], volume=136.3, z=4)  # anatase, 34.1 Å^3 per TiO2 (P 1 CIF)
-    lab.phases[0] = replace(lab.phases[0], volume=62.4, z=2)  # rutile, 31.2 Å^3
-    assert model_library_problem(model, lab) is not None
-    lab.phases[0] = replace(lab.phases[0], volume=136.9, z=4, space_group_number=141)  # anatase again
-    assert model_library_problem(model, lab) is None
+    refs = Path(__file__).resolve().parents[2] / "desktop/labeltune/resources/demos/xrd/references"
+    model = build_library([refs / "TiO2_141.cif"], tmp_path / "model")  # anatase, computed cell
+    assert model.names == ["TiO2_141"]
+    # COD's anatase (measured cell, 5 % smaller than the computed one) is the same phase; rutile is not
+    lab = build_library([refs / "TiO2_141.cif", refs / "TiO2_136.cif"], tmp_path / "lab")
+    lab.phases[0] = replace(lab.phases[0], name="TiO2 (anatase)", volume=130.4)
+    lab.peaks["TiO2 (anatase)"] = lab.peaks.pop("TiO2_141")
+    lab.peaks["TiO2 (anatase)"] = replace(
+        lab.peaks["TiO2 (anatase)"], d=lab.peaks["TiO2 (anatase)"].d * 0.983
+    )
+    assert unknown_to_model(model, lab) == ["TiO2_136"]
+    mo = build_library([refs / "TiO2_141.cif"], tmp_path / "mo", wavelength=0.7093, naming="cif")
+    mo.phases[0] = replace(mo.phases[0], name="anatase at Mo")
+    mo.peaks["anatase at Mo"] = mo.peaks.pop("TiO2_141")
+    assert unknown_to_model(model, mo) == []  # other angles, the same d-spacings
