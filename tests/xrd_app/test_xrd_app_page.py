@@ -52,6 +52,8 @@ def test_a_formula_no_phase_matches_is_offered_as_a_label(page: XrdPage, tmp_pat
     page.open(folder)
     panel = page.phase_panel
     assert page.current_path() is not None and panel.isEnabled()
+    tooltip = panel._items["TiO2 (anatase)"].toolTip(0)
+    assert tooltip == "TiO2 (anatase): TiO2, space group P1, from TiO2 (anatase).cif"  # the source file
     panel.filter_edit.setText("TiO2")  # a library phase has it: tick that one, nothing offered
     assert panel.visible_names() == ["TiO2 (anatase)"] and panel.add_formula_button.isHidden()
     panel.filter_edit.setText("Quartz")  # no phase, and not a formula either

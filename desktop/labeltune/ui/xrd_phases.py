@@ -8,6 +8,8 @@ phase matches offers to add it as a formula label (``In2O3`` before the library 
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -175,8 +177,10 @@ class PhasePanel(QWidget):
         if self._library is not None:
             for phase in self._library.phases:
                 item = self._add_item(phase.name, phase.formula, ticked=phase.name in self._phases)
-                item.setToolTip(
-                    PHASE_COLUMN, f"{phase.name}: {phase.formula}, space group {phase.space_group}"
+                item.setToolTip(  # the source file: the COD number of a library named from its CIFs
+                    PHASE_COLUMN,
+                    f"{phase.name}: {phase.formula}, space group {phase.space_group}, from "
+                    f"{PurePath(phase.source).name}",
                 )
         self._updating = False
         self.fractions_box.blockSignals(True)
