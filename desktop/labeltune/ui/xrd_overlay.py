@@ -38,16 +38,23 @@ def polymorphs(formula: str, library: Library) -> list[str]:
         return []
 
 
-def prediction_of_alternative(prediction: XrdPrediction, row: int, library: Library | None) -> XrdPrediction:
+def prediction_of_alternative(
+    prediction: XrdPrediction,
+    row: int,
+    library: Library | None,
+    profile: tuple[np.ndarray, np.ndarray] | None = None,
+) -> XrdPrediction:
     """``prediction`` as if competing phase set ``row`` had been chosen: its phases, fractions and fit.
 
     What the overlay draws when a hypothesis is clicked. Probabilities are the network's for those
-    phases; the fitted curve is the set's own when the identification made it in this session (none
-    after reopening: only the phase sets are saved), and the chosen fit's unexplained peaks do not apply.
+    phases; the fitted curve is the chosen set's own, else ``profile`` (2θ at the library's wavelength,
+    intensity; ``None``: not fitted yet, no curve), and the chosen fit's unexplained peaks do not apply.
     """
     if not 0 <= row < len(prediction.alternatives):
         return prediction
     alternative = prediction.alternatives[row]
+    if alternative.chosen:
+        return prediction
     calls = {c.name: c for c in [*prediction.candidates, *prediction.phases]}
     phases = []
     for name, fraction in zip(alternative.phases, alternative.fractions, strict=False):
@@ -55,17 +62,15 @@ def prediction_of_alternative(prediction: XrdPrediction, row: int, library: Libr
         formula = call.formula if call is not None else ""
         if not formula and library is not None and name in library.peaks:
             formula = library.phase(name).formula
-        lattice = call.lattice_scale if call is not None and alternative.chosen else None
-        phases.append(
-            PhaseCall(name, formula, call.probability if call is not None else 0.0, fraction, None, lattice)
-        )
+        probability = call.probability if call is not None else 0.0
+        phases.append(PhaseCall(name, formula, probability, fraction))
     return replace(
         prediction,
         phases=phases,
         residual=alternative.rwp,
-        unexplained_peaks=[] if not alternative.chosen else prediction.unexplained_peaks,
-        fit_two_theta=alternative.fit_two_theta,
-        calculated=alternative.calculated,
+        unexplained_peaks=[],
+        fit_two_theta=None if profile is None else profile[0],
+        calculated=None if profile is None else profile[1],
     )
 
 

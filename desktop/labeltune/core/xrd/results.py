@@ -84,8 +84,7 @@ class Alternative:
 
     ``rwp`` is the fit's weighted-profile R factor (0..1, lower is better); ``chi2`` the reduced χ² (about 1
     for a fit within counting noise when the intensities are raw counts); ``chosen`` marks the set the
-    model reports as ``phases``. ``fit_two_theta`` and ``calculated`` are the set's fitted profile (the
-    library's 2θ; phases + background), kept in memory for the app's overlay, not written to JSON.
+    model reports as ``phases``.
     """
 
     phases: tuple[str, ...]
@@ -93,8 +92,6 @@ class Alternative:
     rwp: float
     chi2: float | None = None
     chosen: bool = False
-    fit_two_theta: np.ndarray | None = field(default=None, compare=False, repr=False)
-    calculated: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Alternative:
