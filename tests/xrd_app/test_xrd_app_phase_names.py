@@ -79,3 +79,14 @@ def test_the_shared_cod_cifs_get_mineral_names(tmp_path: Path) -> None:
         "SiO2 (quartz)",
         "SiO2 (quartz) 9012601",
     ]
+
+
+def test_xrd_library_names_cif_on_the_command_line(tmp_path: Path, capsys) -> None:
+    from labeltune.cli import main
+
+    cif = write_cif(tmp_path / "cifs", "9006758", "_chemical_name_mineral Manganosite")
+    assert main(["xrd", "library", str(cif), "--out", str(tmp_path / "lib"), "--names", "cif", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in summary["phases"]] == ["MnO (manganosite)"]
+    assert main(["xrd", "library", str(cif), "--out", str(tmp_path / "lib2"), "--json"]) == 0
+    assert [p["name"] for p in json.loads(capsys.readouterr().out)["phases"]] == ["9006758"]
