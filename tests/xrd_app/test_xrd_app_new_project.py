@@ -89,3 +89,21 @@ def test_a_folder_of_unusable_cifs_says_why_and_leaves_nothing_behind(qtbot, tmp
     assert dialog.error_label.text().startswith("none of the 1 CIF files could be used: broken.cif:")
     assert not (tmp_path / "lab").exists()
     assert dialog.button_box.button(dialog.button_box.StandardButton.Ok).isEnabled()
+
+
+def test_cancel_while_the_library_is_built_makes_nothing(qtbot, tmp_path: Path) -> None:
+    from labeltune.ui.xrd_new_dialog import XrdNewProjectDialog
+
+    cifs = _cifs(tmp_path / "cifs")
+    dialog = XrdNewProjectDialog()
+    qtbot.addWidget(dialog)
+    dialog.save_in_edit.setText(str(tmp_path))
+    dialog.name_edit.setText("lab")
+    dialog.library_edit.setText(str(cifs))
+    dialog.model_edit.clear()
+    dialog.accept()
+    assert dialog.build_controller.is_running()
+    dialog.reject()  # waits for the build, then removes it
+    qtbot.wait(200)  # a finished signal still queued must not make the project after all
+    assert dialog.result() == dialog.DialogCode.Rejected and dialog.project is None
+    assert not (tmp_path / "lab").exists()

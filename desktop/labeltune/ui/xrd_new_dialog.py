@@ -152,7 +152,7 @@ class XrdNewProjectDialog(QDialog):
         return sorted(p for p in source.rglob("*") if p.suffix.lower() == ".cif")
 
     def _build_library(self, cifs: list[Path], target: Path) -> None:
-        """Compute the CIFs' peak lists into ``target`` in a worker; :meth:`_on_build_finished` goes on."""
+        """Compute the CIFs' peak lists into ``target`` in a worker; the project is made when it finishes."""
         from labeltune.core.xrd.library import build_library
 
         wavelength = self.wavelength_spin.value()
@@ -177,7 +177,9 @@ class XrdNewProjectDialog(QDialog):
             )
 
     def _on_build_controller_finished(self, library: Any) -> None:
-        target, count = self._building or (Path(), 0)
+        if self._building is None:
+            return  # cancelled meanwhile (reject removed what was built)
+        target, count = self._building
         self._building = None
         if not library.phases:
             reasons = "; ".join(reason for _path, reason in library.skipped[:3])
@@ -188,7 +190,9 @@ class XrdNewProjectDialog(QDialog):
         self._create(target.parent, target, built=True)
 
     def _on_build_controller_failed(self, message: str, _details: str) -> None:
-        target, _count = self._building or (Path(), 0)
+        if self._building is None:
+            return
+        target, _count = self._building
         self._building = None
         self._discard_built(target)
         self._update_where()
