@@ -229,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="predict only part I of N (0 <= I < N) of the inputs, for N processes or machines in parallel",
     )
     p.add_argument("--batch-size", type=int, default=None, help="images per forward pass (default 32)")
+    p.add_argument(
+        "--library",
+        default=None,
+        metavar="LIB",
+        help="xrd: refuse unless the model knows this library's phases",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -262,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, metavar="LIBRARY_DIR")
     x.add_argument("--wavelength", type=float, default=1.5406, help="Å (default Cu Kα1 1.5406)")
     x.add_argument("--two-theta", type=float, nargs=2, default=(10.0, 100.0), metavar=("MIN", "MAX"))
+    x.add_argument(
+        "--names",
+        choices=("file", "cif"),
+        default="file",
+        help="phase names: the CIF file names (default), or the CIFs' mineral name + formula",
+    )
     x.add_argument("--json", action="store_true")
     x = xsub.add_parser("simulate", help="simulate labelled multi-phase patterns from a library folder")
     x.add_argument("library", metavar="LIBRARY_DIR")

@@ -148,7 +148,9 @@ def cmd_xrd(args: argparse.Namespace) -> int:
         raise UsageError("--two-theta needs 0 < MIN < MAX < 180")
     if not 0.1 < args.wavelength < 5 or tube_line_in_nm(args.wavelength) is not None:
         raise UsageError("--wavelength is in ångström, e.g. 1.5406 for Cu Kα1")
-    library = build_library(cifs, Path(args.out), args.wavelength, (low, high))
+    library = build_library(
+        cifs, Path(args.out), args.wavelength, (low, high), naming=getattr(args, "names", "file")
+    )
     summary = {
         "library": str(Path(args.out)),
         "wavelength": library.wavelength,

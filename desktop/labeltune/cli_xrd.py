@@ -145,10 +145,13 @@ def _predict(
     fit: bool,
     progress: ProgressCallback,
     stop: Any,
+    library: str | None = None,
 ) -> tuple[list[Any], list[tuple[str, str]], list[str]]:
     """Predictions, skipped files and notes; files without a wavelength get the model's (and a note)."""
     from labeltune.core.xrd.inference import load_xrd_model, predict_patterns
 
+    if library is not None:  # the patterns' phases must be ones the model knows (ADR 0048)
+        _check_library(run_dir, library)
     model = load_xrd_model(run_dir)
     notes: list[str] = []
     assumed = wavelength
@@ -179,6 +182,20 @@ def _predict(
     return predictions, skipped, notes
 
 
+def _check_library(run_dir: str, library: str) -> None:
+    """Refuse (one line, exit 2) when the run's model does not know every phase of ``library``."""
+    from labeltune.core.xrd.library import LibraryError, load_library
+    from labeltune.core.xrd.library_match import check_model_knows
+    from labeltune.core.xrd.run_files import LIBRARY_DIR
+
+    try:
+        expected = load_library(Path(library).expanduser())
+        known = load_library(Path(run_dir) / LIBRARY_DIR)
+    except LibraryError as exc:
+        raise XrdUsageError(str(exc)) from None
+    check_model_knows(known, expected, f"the model {Path(run_dir).name}")
+
+
 def _stated(prediction: Any) -> bool:
     return not any(w.startswith("the file states no wavelength") for w in prediction.warnings)
 
@@ -199,7 +216,13 @@ def predict(
     paths = take_shard(paths, getattr(args, "shard", None))
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
         predictions, bad, notes = _predict(
-            args.run_dir, paths, args.wavelength, not args.no_fit, progress, stop
+            args.run_dir,
+            paths,
+            args.wavelength,
+            not args.no_fit,
+            progress,
+            stop,
+            getattr(args, "library", None),
         )
     skipped += bad
     if args.out:

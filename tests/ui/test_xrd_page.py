@@ -453,7 +453,8 @@ def test_new_xrd_project_from_a_folder_of_cif_files(qtbot, demo: Path, tmp_path:
     dialog.name_edit.setText("from-cifs")
     dialog.library_edit.setText(str(cifs))
     dialog.model_edit.clear()
-    dialog.accept()
+    with qtbot.waitSignal(dialog.accepted, timeout=30_000):  # the peak lists are computed in a worker
+        dialog.accept()
     assert dialog.project is not None, dialog.error_label.text()
     project = XrdProject.open(tmp_path / "from-cifs")
     assert project.library_dir == tmp_path / "from-cifs" / "library"

@@ -10,13 +10,18 @@ controller asks it (``shown``), so the two never disagree about it.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from labeltune.core.xrd.alternatives import phase_set_profile
 from labeltune.core.xrd.library import Library, LibraryError, load_library
+from labeltune.core.xrd.library_match import model_library_problem
 from labeltune.core.xrd.pattern import Pattern
 from labeltune.core.xrd.results import XrdPrediction
 from labeltune.core.xrd.xrd_project import XrdProject
@@ -25,14 +30,19 @@ from labeltune.ui.xrd_overlay import (
     activation_on_pattern,
     build_stick_sets,
     fitted_curve_on_pattern,
+    prediction_of_alternative,
     unexplained_on_pattern,
 )
 from labeltune.ui.xrd_plot import PatternPlot
 from labeltune.ui.xrd_results import PredictionPanel
-from labeltune.workers.tasks import TaskController
+from labeltune.workers.tasks import FunctionWorker, TaskController
 from labeltune.workers.xrd import XrdPredictOutcome, XrdPredictWorker
 
 log = logging.getLogger(__name__)
+
+PROFILES_KEPT = 32
+"""Fitted profiles of clicked hypotheses kept (a click back and forth is not fitted again)."""
+ProfileKey = tuple[str, frozenset[str]]
 
 
 class XrdIdentifyController(QObject):
@@ -64,6 +74,12 @@ class XrdIdentifyController(QObject):
         self.controller = TaskController(self)
         panel.stop_requested.connect(self.controller.stop)
         panel.phase_selected.connect(self._on_panel_phase_selected)
+        panel.alternative_selected.connect(self._on_panel_alternative_selected)
+        # a clicked hypothesis's profile is fitted on demand, in a worker (core/xrd/alternatives.py)
+        self.fit_controller = TaskController(self)
+        self._profiles: OrderedDict[ProfileKey, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.fit_controller.finished.connect(self._on_fit_controller_finished)
+        self.fit_controller.failed.connect(self._on_fit_controller_failed)
         self.controller.progressed.connect(panel.set_progress)
         self.controller.finished.connect(self._on_controller_finished)
         self.controller.failed.connect(self._on_controller_failed)
@@ -75,20 +91,24 @@ class XrdIdentifyController(QObject):
         self._preview = ""
         self._predictions.clear()
         self._libraries.clear()
+        self._profiles.clear()
         if project is not None:
             self._predictions.update(project.load_predictions())  # the last identifications, if any
 
     def forget(self) -> None:
         """Drop the identifications shown (the wavelength or the model changed: they no longer hold)."""
         self._predictions.clear()
+        self._profiles.clear()
 
     def stop(self) -> None:
         """Stop a running identification (its answers belong to a project being closed)."""
         self.controller.stop()
+        self.fit_controller.stop()
 
     def shutdown(self) -> None:
         """Stop a running identification and wait for it (the window is closing)."""
         self.controller.shutdown()
+        self.fit_controller.shutdown()
 
     # -- identification -----------------------------------------------------------------------------
     def identify(self, all_patterns: bool = False) -> None:
@@ -99,9 +119,23 @@ class XrdIdentifyController(QObject):
         paths = project.patterns() if all_patterns else [p for p in [self._shown()[0]] if p is not None]
         if not paths:
             return
+        problem = self.library_problem()
+        if problem is not None:  # it would answer from another phase list (ADR 0048)
+            show_error(self._widget, "The model does not know this project's phases", problem)
+            return
         self._predict_folder = project.folder
         worker = XrdPredictWorker(project.model_dir, paths, project.wavelength, fit=True, activation=True)
         self.controller.start(worker)
+
+    def library_problem(self) -> str | None:
+        """Why the project's model cannot identify the project library's phases (``None``: it can)."""
+        project = self.project
+        if project is None or project.model_dir is None:
+            return None
+        model_library, library = self._model_library(), self._library_at(project.library_dir)
+        if model_library is None or library is None:
+            return None  # the worker says what is wrong with the model; the page, with the library
+        return model_library_problem(model_library, library, f"The model {project.model_dir.name}")
 
     def _on_controller_finished(self, result: XrdPredictOutcome) -> None:
         project = self.project
@@ -180,6 +214,11 @@ class XrdIdentifyController(QObject):
         if pattern is None or project is None:
             return
         prediction, model_library = self.prediction(), self._model_library()
+        row = self.panel.selected_alternative()
+        if prediction is not None and 0 <= row < len(prediction.alternatives):  # a clicked hypothesis
+            library = model_library or self._library_at(project.library_dir)  # as the sticks are drawn
+            profile = self._profile(prediction, row, pattern, library)
+            prediction = prediction_of_alternative(prediction, row, library, profile)
         sticks = build_stick_sets(
             pattern.wavelength,
             project.labels(pattern.source),
@@ -214,6 +253,39 @@ class XrdIdentifyController(QObject):
             self.plot.set_activation(None)
         else:
             self.plot.set_activation(activation[0], activation[1], name)
+
+    def _on_panel_alternative_selected(self, _row: int) -> None:
+        self.update_overlay()
+
+    def _profile(
+        self, prediction: XrdPrediction, row: int, pattern: Pattern, library: Library | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The fitted profile of hypothesis ``row``, or ``None`` while a worker fits it (then redrawn)."""
+        alternative = prediction.alternatives[row]
+        key: ProfileKey = (prediction.path, frozenset(alternative.phases))
+        if alternative.chosen or library is None:
+            return None
+        if key in self._profiles:
+            self._profiles.move_to_end(key)
+            return self._profiles[key]
+        if not self.fit_controller.is_running():  # else: asked again when the running fit ends
+            names = list(alternative.phases)
+
+            def fit(_progress: Any, stop: Any) -> tuple[ProfileKey, tuple[np.ndarray, np.ndarray]]:
+                return key, phase_set_profile(pattern, library, names, stop)
+
+            self.fit_controller.start(FunctionWorker(fit))
+        return None
+
+    def _on_fit_controller_finished(self, result: tuple[ProfileKey, tuple[np.ndarray, np.ndarray]]) -> None:
+        key, profile = result
+        self._profiles[key] = profile
+        while len(self._profiles) > PROFILES_KEPT:
+            self._profiles.popitem(last=False)
+        self.update_overlay()  # draws it if still selected, or starts the fit now wanted
+
+    def _on_fit_controller_failed(self, message: str, details: str) -> None:
+        show_error(self._widget, "Cannot fit this phase set", message, details)
 
     def _on_panel_phase_selected(self, _name: str) -> None:
         self._update_activation()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -20,12 +23,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from labeltune.core.progress import Progress
 from labeltune.core.project import new_project_problem
 from labeltune.core.settings import Settings, project_folder_name
 from labeltune.core.xrd.demo import shipped_model
 from labeltune.core.xrd.xrd_project import CU_KA1, XrdProject, xrd_run_problem
 from labeltune.ui.path_row import path_row
 from labeltune.ui.xrd_project_bar import WARNING_COLOUR, WAVELENGTH_HELP
+from labeltune.workers.tasks import FunctionWorker, TaskController
 
 
 class XrdNewProjectDialog(QDialog):
@@ -52,7 +57,8 @@ class XrdNewProjectDialog(QDialog):
         self.library_edit.setPlaceholderText(
             "a library folder (library.json), or a folder of CIF files to build one from"
         )
-        self.model_edit = QLineEdit(str(model) if model is not None else "")
+        self._default_model = str(model) if model is not None else ""
+        self.model_edit = QLineEdit(self._default_model)
         self.model_edit.setPlaceholderText(
             "optional: an XRD model run folder; train one later if you have none"
         )
@@ -98,6 +104,13 @@ class XrdNewProjectDialog(QDialog):
         )
         self.button_box.accepted.connect(self.accept)
         self.button_box.rejected.connect(self.reject)
+        # a folder of CIFs is built into a library in a worker (about 15 ms per CIF; hundreds add up)
+        self.build_controller = TaskController(self)
+        self._building: tuple[Path, int] | None = None
+        self._made_folder = False  # the project folder was made by the build (removed if it fails)
+        self.build_controller.progressed.connect(self._on_build_controller_progressed)
+        self.build_controller.finished.connect(self._on_build_controller_finished)
+        self.build_controller.failed.connect(self._on_build_controller_failed)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(note)
@@ -131,28 +144,88 @@ class XrdNewProjectDialog(QDialog):
         self.where_label.setStyleSheet("" if problem is None else f"color: {WARNING_COLOUR};")
         ok_button.setEnabled(problem is None)
 
-    def _library_from_cifs(self, source: Path, project: Path) -> Path:
-        """``source`` itself when it is a library; a folder of CIFs is built into ``project/library``."""
+    @staticmethod
+    def _cifs_to_build(source: Path) -> list[Path]:
+        """The CIF files of ``source`` when it is a folder of them rather than a library (else none)."""
         if (source / "library.json").is_file() or not source.is_dir():
-            return source
-        cifs = sorted(p for p in source.rglob("*") if p.suffix.lower() == ".cif")
-        if not cifs:
-            return source  # XrdProject.create says what is wrong with it
-        from PySide6.QtGui import QGuiApplication
+            return []
+        return sorted(p for p in source.rglob("*") if p.suffix.lower() == ".cif")
 
+    def _build_library(self, cifs: list[Path], target: Path) -> None:
+        """Compute the CIFs' peak lists into ``target`` in a worker; the project is made when it finishes."""
         from labeltune.core.xrd.library import build_library
 
+        wavelength = self.wavelength_spin.value()
+
+        def build(progress: Callable[[Progress], None], _stop: threading.Event) -> Any:
+            def report(done: int, total: int, name: str) -> None:
+                progress(Progress("Computing peak lists", done, total, name))
+
+            # phases named from the CIFs' mineral names and formulas, not COD numbers (ADR 0048)
+            return build_library(cifs, target, wavelength, progress=report, naming="cif")
+
         self.error_label.setText(f"Computing the peak lists of {len(cifs)} CIF files…")
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:  # gemmi takes ~15 ms per CIF: a short wait in this modal dialog
-            target = project / "library"
-            library = build_library(cifs, target, self.wavelength_spin.value())
-        finally:
-            QGuiApplication.restoreOverrideCursor()
+        self.button_box.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
+        self._building = (target, len(cifs))
+        self._made_folder = not target.parent.exists()
+        self.build_controller.start(FunctionWorker(build))
+
+    def _on_build_controller_progressed(self, progress: Progress) -> None:
+        if progress.total:
+            self.error_label.setText(
+                f"Computing the peak lists of {progress.total} CIF files… {progress.done} done"
+            )
+
+    def _on_build_controller_finished(self, library: Any) -> None:
+        if self._building is None:
+            return  # cancelled meanwhile (reject removed what was built)
+        target, count = self._building
+        self._building = None
         if not library.phases:
             reasons = "; ".join(reason for _path, reason in library.skipped[:3])
-            raise ValueError(f"none of the {len(cifs)} CIF files could be used: {reasons}")
-        return target
+            self._discard_built(target)
+            self._update_where()
+            self.error_label.setText(f"none of the {count} CIF files could be used: {reasons}")
+            return
+        self._create(target.parent, target, built=True)
+
+    def _on_build_controller_failed(self, message: str, _details: str) -> None:
+        if self._building is None:
+            return
+        target, _count = self._building
+        self._building = None
+        self._discard_built(target)
+        self._update_where()
+        self.error_label.setText(message)
+
+    def reject(self) -> None:
+        """Close without a project; a library being built for it is waited for and removed."""
+        if self.build_controller.is_running():
+            self.build_controller.shutdown()
+            target, _count = self._building or (Path(), 0)
+            self._building = None
+            self._discard_built(target)
+        super().reject()
+
+    def _discard_built(self, target: Path) -> None:
+        """Remove a library built for a project that was not made, so OK can be pressed again."""
+        if target.name:
+            shutil.rmtree(target, ignore_errors=True)
+            if self._made_folder:
+                with contextlib.suppress(OSError):
+                    target.parent.rmdir()
+
+    @staticmethod
+    def _model_problem(model: Path, library_dir: Path) -> str | None:
+        """Why the model in ``model`` cannot identify the phases of ``library_dir`` (ADR 0048)."""
+        from labeltune.core.xrd.library import LibraryError, load_library
+        from labeltune.core.xrd.library_match import model_library_problem
+
+        try:
+            model_library, library = load_library(model / "library"), load_library(library_dir)
+        except LibraryError:
+            return None  # XrdProject.create says what is wrong with the library
+        return model_library_problem(model_library, library, f"The model {model.name}")
 
     def _browse(self, key: str, title: str) -> None:
         edit = {"folder": self.save_in_edit, "library": self.library_edit, "model": self.model_edit}[key]
@@ -162,6 +235,8 @@ class XrdNewProjectDialog(QDialog):
 
     def accept(self) -> None:
         """Create the project; on a problem, say what is wrong and stay open."""
+        if self.build_controller.is_running():
+            return  # OK again while the library is computed: it goes on by itself
         folder, library = self.project_folder(), self.library_edit.text().strip()
         model = self.model_edit.text().strip()
         if folder is None or not library:
@@ -173,8 +248,25 @@ class XrdNewProjectDialog(QDialog):
         if model and (problem := xrd_run_problem(model)) is not None:
             self.error_label.setText(problem)
             return
+        cifs = self._cifs_to_build(Path(library))
+        if cifs:
+            self._build_library(cifs, folder / "library")
+            return
+        self._create(folder, Path(library), built=False)
+
+    def _create(self, folder: Path, library_dir: Path, built: bool) -> None:
+        """Make the project ``folder`` on ``library_dir`` (``built``: built from CIFs for it) and close."""
+        model = self.model_edit.text().strip()
         try:
-            library_dir = self._library_from_cifs(Path(library), folder)
+            if model and (problem := self._model_problem(Path(model), library_dir)) is not None:
+                if built and model == self._default_model:
+                    model = ""  # the demo's model, prefilled, on the lab's own phases: no model yet
+                else:
+                    if built:  # leave the folder as it was
+                        self._discard_built(library_dir)
+                        self._update_where()
+                    self.error_label.setText(problem)
+                    return
             self.project = XrdProject.create(
                 folder,
                 self.name_edit.text().strip(),
@@ -184,6 +276,9 @@ class XrdNewProjectDialog(QDialog):
                 wavelength_confirmed=True,  # a person chose it here
             )
         except Exception as error:  # a bad folder or library: say so, let the user fix it
+            if built:
+                self._discard_built(library_dir)
+                self._update_where()
             self.error_label.setText(str(error))
             return
         self.settings.projects_folder = str(folder.parent)

@@ -5,6 +5,8 @@ Plain functions from project data to :class:`StickSet` records and arrays; no wi
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from labeltune.core.xrd.bragg import d_of_two_theta, two_theta_of_d
@@ -34,6 +36,42 @@ def polymorphs(formula: str, library: Library) -> list[str]:
         return [library.names[i] for i in resolve_label(formula, library)]
     except FormulaError:
         return []
+
+
+def prediction_of_alternative(
+    prediction: XrdPrediction,
+    row: int,
+    library: Library | None,
+    profile: tuple[np.ndarray, np.ndarray] | None = None,
+) -> XrdPrediction:
+    """``prediction`` as if competing phase set ``row`` had been chosen: its phases, fractions and fit.
+
+    What the overlay draws when a hypothesis is clicked. Probabilities are the network's for those
+    phases; the fitted curve is the chosen set's own, else ``profile`` (2θ at the library's wavelength,
+    intensity; ``None``: not fitted yet, no curve), and the chosen fit's unexplained peaks do not apply.
+    """
+    if not 0 <= row < len(prediction.alternatives):
+        return prediction
+    alternative = prediction.alternatives[row]
+    if alternative.chosen:
+        return prediction
+    calls = {c.name: c for c in [*prediction.candidates, *prediction.phases]}
+    phases = []
+    for name, fraction in zip(alternative.phases, alternative.fractions, strict=False):
+        call = calls.get(name)
+        formula = call.formula if call is not None else ""
+        if not formula and library is not None and name in library.peaks:
+            formula = library.phase(name).formula
+        probability = call.probability if call is not None else 0.0
+        phases.append(PhaseCall(name, formula, probability, fraction))
+    return replace(
+        prediction,
+        phases=phases,
+        residual=alternative.rwp,
+        unexplained_peaks=[],
+        fit_two_theta=None if profile is None else profile[0],
+        calculated=None if profile is None else profile[1],
+    )
 
 
 def build_stick_sets(

@@ -8,11 +8,13 @@ undo and redo; T takes the phase set the audit suggests for a likely label error
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QDialog,
     QLabel,
     QSplitter,
     QTabWidget,
@@ -62,6 +64,7 @@ class XrdPage(QWidget):
         self._current: Path | None = None
         self._pattern: Pattern | None = None
         self.findings: AuditFindings | None = None  # the project's stored audit (ui/xrd_audit.py)
+        self.name_labels_dialog: QDialog | None = None  # Labels from file names… (ui/xrd_name_labels.py)
 
         self.project_bar = XrdProjectBar()
 
@@ -83,6 +86,7 @@ class XrdPage(QWidget):
             self.prediction_panel, self.plot, lambda: (self._current, self._pattern), self
         )
         self.predict_controller = self.identifier.controller  # tests and the window wait on its signals
+        self.train_panel.library_problem = self.identifier.library_problem  # ADR 0048
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.prediction_panel, "Model says")
@@ -115,6 +119,7 @@ class XrdPage(QWidget):
 
         self.patterns_panel.current_changed.connect(self._show_current)
         self.patterns_panel.imported.connect(self._on_patterns_panel_imported)
+        self.patterns_panel.name_labels_requested.connect(self.label_from_file_names)
         self.plot.plot.installEventFilter(self)
         self.plot.installEventFilter(self)
         self.project_bar.wavelength_set.connect(self.set_wavelength)
@@ -126,6 +131,7 @@ class XrdPage(QWidget):
         self.prediction_panel.identify_requested.connect(self.identify)
         self.prediction_panel.use_as_label_requested.connect(self.use_prediction_as_label)
         self.prediction_panel.alternative_chosen.connect(self.use_alternative_as_label)
+        self.prediction_panel.model_label.linkActivated.connect(self._on_model_label_link_activated)
         self.patterns_panel.set_doubt(self._doubt)
         self.identifier.identified.connect(self._on_identifier_identified)
         self.train_panel.run_finished.connect(self._on_train_panel_run_finished)
@@ -350,6 +356,26 @@ class XrdPage(QWidget):
             self.phase_panel.set_label(self.project.labels(path))
         self._after_label_change(path)
 
+    def label_from_file_names(self) -> None:
+        """Preview the labels the pattern file names state, then apply them (ui/xrd_name_labels.py)."""
+        if self.project is None:
+            return
+        from labeltune.ui.xrd_name_labels import XrdNameLabelsDialog
+
+        library = None
+        try:
+            library = self.project.library()
+        except Exception:  # the dialog shows every phase as unknown; labels still work
+            library = None
+        dialog = XrdNameLabelsDialog(self.project, library, self)
+        dialog.applied.connect(self._on_name_labels_dialog_applied)
+        self.name_labels_dialog = dialog
+        dialog.open()
+
+    def _on_name_labels_dialog_applied(self, _keys: list[str]) -> None:
+        self._fill_list(self._current)
+        self.train_panel.refresh()
+
     # -- label audit (ui/xrd_audit.py, ADR 36) ------------------------------------------------------
     def _show_audit_finding(self) -> None:
         path, findings = self._current, self.findings
@@ -405,9 +431,14 @@ class XrdPage(QWidget):
         self.setEnabled(project is not None)
         self.project_bar.show_project(project)
         model = None if project is None else project.model_dir
-        self.prediction_panel.set_model_text(
-            NO_MODEL_TEXT if model is None else f"Model <b>{model.name}</b> identifies the phases."
-        )
+        problem = self.identifier.library_problem()
+        text = NO_MODEL_TEXT if model is None else f"Model <b>{model.name}</b> identifies the phases."
+        if problem is not None:  # ADR 0048: say so before Identify is pressed, and offer the way out
+            text = (
+                f"<span style='color:{WARNING_COLOUR}'>⚠ {html.escape(problem)}</span> "
+                "<a href='train'>Train a model for this library…</a>"
+            )
+        self.prediction_panel.set_model_text(text)
 
     def set_wavelength(self, value: float) -> None:
         """Set and confirm the wavelength for files that do not state theirs; re-read the pattern."""
@@ -444,6 +475,9 @@ class XrdPage(QWidget):
         self.identifier.show_prediction()
         self.identifier.update_state()
         return True
+
+    def _on_model_label_link_activated(self, _link: str) -> None:
+        self.tabs.setCurrentWidget(self.train_panel)
 
     def _on_project_bar_models_requested(self) -> None:
         self.tabs.setCurrentWidget(self.models_panel)

@@ -52,6 +52,7 @@ class PatternListPanel(QWidget):
 
     current_changed = Signal(object)  # Path of the current pattern, or None
     imported = Signal(list)  # the pattern files an import added to the project
+    name_labels_requested = Signal()  # "Labels from file names…" pressed
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -78,6 +79,11 @@ class PatternListPanel(QWidget):
         self.count_label.setObjectName("patternCount")
         self.import_button = QPushButton("&Import patterns…")
         self.import_button.setToolTip("Copy pattern files into the project (unreadable files are listed)")
+        self.name_labels_button = QPushButton("Labels from file &names…")
+        self.name_labels_button.setToolTip(
+            "Label the patterns with what their file names say (Li2CO3_0p9001-ZrO2_0p1000--8min: Li2CO3 "
+            "90.01 %, ZrO2 10.00 %), after a preview"
+        )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         header = QHBoxLayout()
@@ -87,6 +93,8 @@ class PatternListPanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addWidget(self.count_label)
         layout.addWidget(self.import_button)
+        layout.addWidget(self.name_labels_button)
+        self.name_labels_button.clicked.connect(self.name_labels_requested)
         self.list.currentItemChanged.connect(self._on_list_current_changed)
         self.import_button.clicked.connect(self.choose_and_import)
         self.order_box.currentIndexChanged.connect(self._on_order_box_current_index_changed)

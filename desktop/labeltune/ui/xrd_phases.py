@@ -2,10 +2,13 @@
 
 The panel only edits a label and says so (:attr:`PhasePanel.label_edited`); the page commits it. Phases of
 the label that the library does not have (a plain formula such as ``TiO2``, or a phase of another
-library) are listed first, ticked, so nothing the user chose disappears.
+library) are listed first, ticked, so nothing the user chose disappears. Typing a formula that no listed
+phase matches offers to add it as a formula label (``In2O3`` before the library has an In2O3 phase).
 """
 
 from __future__ import annotations
+
+from pathlib import PurePath
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont
@@ -17,6 +20,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -24,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.name_labels import formula_problem
 from labeltune.core.xrd.xrd_project import XrdLabel
 from labeltune.ui.xrd_overlay import polymorphs
 
@@ -57,6 +62,13 @@ class PhasePanel(QWidget):
         self.filter_edit.setPlaceholderText("Filter by name or formula")
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.setToolTip("Show only phases whose name or formula contains this text")
+        self.add_formula_button = QPushButton()
+        self.add_formula_button.setObjectName("addFormulaLabel")
+        self.add_formula_button.setToolTip(
+            "No phase of the library matches: label the pattern with this formula (any of its polymorphs; "
+            "the formula is matched again when the library or model changes)"
+        )
+        self.add_formula_button.hide()
         self.tree = QTreeWidget()
         self.tree.setObjectName("phaseList")
         self.tree.setHeaderLabels(["Phase", "Formula", "wt %"])
@@ -96,10 +108,13 @@ class PhasePanel(QWidget):
         layout.addWidget(title)
         layout.addWidget(self.summary_label)
         layout.addWidget(self.filter_edit)
+        layout.addWidget(self.add_formula_button)
         layout.addWidget(self.tree, 1)
         layout.addLayout(fractions_row)
 
         self.filter_edit.textChanged.connect(self._on_filter_edit_text_changed)
+        self.filter_edit.returnPressed.connect(self._on_filter_edit_return_pressed)
+        self.add_formula_button.clicked.connect(self.add_formula_label)
         self.tree.itemChanged.connect(self._on_tree_item_changed)
         self.tree.currentItemChanged.connect(self._on_tree_current_changed)
         self.fractions_box.toggled.connect(self._on_fractions_box_toggled)
@@ -162,8 +177,10 @@ class PhasePanel(QWidget):
         if self._library is not None:
             for phase in self._library.phases:
                 item = self._add_item(phase.name, phase.formula, ticked=phase.name in self._phases)
-                item.setToolTip(
-                    PHASE_COLUMN, f"{phase.name}: {phase.formula}, space group {phase.space_group}"
+                item.setToolTip(  # the source file: the COD number of a library named from its CIFs
+                    PHASE_COLUMN,
+                    f"{phase.name}: {phase.formula}, space group {phase.space_group}, from "
+                    f"{PurePath(phase.source).name}",
                 )
         self._updating = False
         self.fractions_box.blockSignals(True)
@@ -214,6 +231,37 @@ class PhasePanel(QWidget):
                 not needle or needle in name.casefold() or needle in item.text(FORMULA_COLUMN).casefold()
             )
             item.setHidden(not (matches or name in self._phases))  # ticked phases stay in view
+        self._update_formula_offer()
+
+    def offered_formula(self) -> str:
+        """The formula typed in the filter that can be added as a label ("" when none is offered)."""
+        text = self.filter_edit.text().strip()
+        if not text or not self.isEnabled() or text in self._phases or formula_problem(text) is not None:
+            return ""
+        needle = text.casefold()
+        for name, item in self._items.items():
+            if needle in name.casefold() or needle in item.text(FORMULA_COLUMN).casefold():
+                return ""  # a phase matches: tick that one
+        return text
+
+    def _update_formula_offer(self) -> None:
+        formula = self.offered_formula()
+        self.add_formula_button.setText(f"Add {formula} as a formula label" if formula else "")
+        self.add_formula_button.setVisible(bool(formula))
+
+    def add_formula_label(self) -> None:
+        """Tick the formula typed in the filter as a label of its own (emits :attr:`label_edited`)."""
+        formula = self.offered_formula()
+        if not formula:
+            return
+        self._phases.append(formula)
+        if self._fractions is not None:
+            self._fractions.append(max(0.0, 1.0 - sum(self._fractions)))
+        self.filter_edit.blockSignals(True)
+        self.filter_edit.clear()
+        self.filter_edit.blockSignals(False)
+        self._rebuild()
+        self.label_edited.emit(self.label())
 
     def _update_texts(self) -> None:
         label = self.label()
@@ -235,6 +283,9 @@ class PhasePanel(QWidget):
     # -- slots --------------------------------------------------------------------------------------
     def _on_filter_edit_text_changed(self, _text: str) -> None:
         self._apply_filter()
+
+    def _on_filter_edit_return_pressed(self) -> None:
+        self.add_formula_label()
 
     def _on_tree_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if self._updating or column != PHASE_COLUMN:

@@ -108,6 +108,7 @@ class PredictionPanel(QWidget):
     use_as_label_requested = Signal()
     phase_selected = Signal(str)  # a row chosen in the table ("" for none): show its activation
     alternative_chosen = Signal(int)  # the row of a competing phase set to label the pattern with
+    alternative_selected = Signal(int)  # a competing phase set clicked: draw its fit (-1: the model's choice)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -140,8 +141,9 @@ class PredictionPanel(QWidget):
             "alternativesTable",
             ALTERNATIVE_COLUMNS,
             "Whole phase sets the fit tried for this pattern, lowest Rwp (best fit) first; ✓ = the model's "
-            "choice. A further phase always lowers Rwp a little: prefer the simpler set unless the gain is "
-            "clear. Double-click or 'Label with this set' to use one (Ctrl+Z undoes)",
+            "choice. Click one to draw its fit over the pattern. A further phase always lowers Rwp a little: "
+            "prefer the simpler set unless the gain is clear. Double-click or 'Label with this set' to use "
+            "one (Ctrl+Z undoes)",
         )
         self.use_alternative_button = QPushButton("Label with this &set")
         self.use_alternative_button.setToolTip(
@@ -176,7 +178,7 @@ class PredictionPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.use_button.clicked.connect(self.use_as_label_requested)
         self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
-        self.alternatives_table.itemSelectionChanged.connect(self._update_alternative_button)
+        self.alternatives_table.itemSelectionChanged.connect(self._on_alternatives_table_selection_changed)
         self.alternatives_table.cellDoubleClicked.connect(
             lambda row, _column: self.alternative_chosen.emit(row)
         )
@@ -254,6 +256,8 @@ class PredictionPanel(QWidget):
 
     def _fill_alternatives(self, alternatives: list[Alternative]) -> None:
         table = self.alternatives_table
+        table.blockSignals(True)  # a new prediction shows the model's choice: no hypothesis selected
+        table.clearSelection()
         table.setRowCount(len(alternatives))
         for row, alternative in enumerate(alternatives):
             chi2 = "—" if alternative.chi2 is None else f"{alternative.chi2:.3g}"
@@ -267,6 +271,7 @@ class PredictionPanel(QWidget):
                     font.setWeight(QFont.Weight.DemiBold)
                     item.setFont(font)
                 table.setItem(row, column, item)
+        table.blockSignals(False)
         self.alternatives_label.setVisible(bool(alternatives))
         table.setVisible(bool(alternatives))
         self.use_alternative_button.setVisible(bool(alternatives))
@@ -283,6 +288,10 @@ class PredictionPanel(QWidget):
 
     def _update_alternative_button(self) -> None:
         self.use_alternative_button.setEnabled(self.selected_alternative() >= 0)
+
+    def _on_alternatives_table_selection_changed(self) -> None:
+        self._update_alternative_button()
+        self.alternative_selected.emit(self.selected_alternative())
 
     def _on_use_alternative_button_clicked(self) -> None:
         row = self.selected_alternative()

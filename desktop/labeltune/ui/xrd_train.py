@@ -1,7 +1,9 @@
 """The XRD "Fine-tune" panel: train the phase network on the project's labeled patterns in the background.
 
 With a model, it fine-tunes that model on the labeled measurements (mixed with fresh simulated patterns);
-without one, it trains a new model from the library's simulated patterns. A new model becomes the
+without one — or with one trained on another phase library, which cannot learn this one's phases (ADR
+0048) — it trains a new model for the project's library from its simulated patterns ("Train a model for
+this library"). A new model becomes the
 project's model; a fine-tune only when it did better than its predecessor on labeled patterns held out of
 its training (:mod:`labeltune.core.xrd.model_check`), otherwise the panel says so and offers *Use it
 anyway*. Training runs in an :class:`XrdTrainWorker`; this panel only follows its controller. The
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +30,7 @@ from labeltune.ui.errors import show_error
 from labeltune.ui.metrics_table import percent
 from labeltune.ui.train_monitor import MonitoredPanel, MonitorWords, TrainMonitor
 from labeltune.ui.train_status import duration_text
+from labeltune.ui.xrd_phases import WARNING_COLOUR
 from labeltune.workers.tasks import TaskController
 from labeltune.workers.xrd import XrdTrainWorker
 
@@ -130,6 +134,8 @@ class XrdTrainPanel(MonitoredPanel):
         # further XrdTrainConfig fields; fine-tuning epochs are shorter than pretraining ones (8192)
         self.config_overrides: dict[str, Any] = {"patterns_per_epoch": 2048}
         self._project_folder: Path | None = None
+        # why the project's model cannot identify the library's phases (the page's check; None: it can)
+        self.library_problem: Callable[[], str | None] = lambda: None
 
         self.data_label = QLabel()
         self.data_label.setObjectName("xrdTrainData")
@@ -242,7 +248,8 @@ class XrdTrainPanel(MonitoredPanel):
             return
         labeled = project.labeled_count()
         total = len(project.patterns())
-        if project.model_dir is not None:
+        problem = None if project.model_dir is None else self.library_problem()
+        if project.model_dir is not None and problem is None:
             self.start_button.setText("&Start fine-tuning")
             self.start_button.setToolTip(
                 "Fine-tune the project's model on the labeled patterns, mixed with simulated ones so it "
@@ -258,10 +265,17 @@ class XrdTrainPanel(MonitoredPanel):
                 self.data_label.setText("Label some patterns first: fine-tuning learns from your labels.")
             self.start_button.setEnabled(labeled > 0 and not running)
         else:
-            self.start_button.setText("&Start training")
-            self.start_button.setToolTip("Train a new model on patterns simulated from the library")
+            self.start_button.setText("&Train a model for this library")
+            self.start_button.setToolTip(
+                "Train a new model on patterns simulated from the project's library (in the background)"
+            )
+            why = (
+                "No model yet"
+                if problem is None
+                else f"<span style='color:{WARNING_COLOUR}'>⚠ {html.escape(problem)}</span><br>Instead"
+            )
             self.data_label.setText(
-                "No model yet: train one here from patterns simulated from the library "
+                f"{why}: train one here from patterns simulated from the library "
                 f"({project.library_dir.name}), or choose an existing model above. Then fine-tune it on "
                 "your labeled patterns."
             )
@@ -273,7 +287,7 @@ class XrdTrainPanel(MonitoredPanel):
         project = self.project
         if project is None or self.is_running():
             return
-        init = project.model_dir
+        init = project.model_dir if self.library_problem() is None else None  # else: one for this library
         source = project.folder if init is not None else project.library_dir
         worker = XrdTrainWorker(
             source,

@@ -21,12 +21,13 @@ import csv
 import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from labeltune.core.xrd.crystal import CU_KA1, CrystalError, compute_reflections, read_structure
+from labeltune.core.xrd.phase_names import CIF, FILE, NAMINGS, cif_common_name, phase_name, unique_name
 
 LIBRARY_VERSION = 1
 LIBRARY_FILE = "library.json"
@@ -262,12 +263,17 @@ def build_library(
     *,
     min_relative_intensity: float = 0.05,
     anomalous: bool = True,
+    naming: str = FILE,
 ) -> Library:
     """Compute every CIF's peak list and write the library folder ``out_dir``.
 
     A CIF that cannot be used is recorded in ``Library.skipped`` as (path, reason) and the build goes
-    on. Phase names are the file names without extension (``_2``, ``_3``... added to duplicates).
+    on. With ``naming="file"`` phase names are the file names without extension (``_2``, ``_3``... added
+    to duplicates); with ``naming="cif"`` they come from the CIF's mineral/common name and formula
+    (``Al2O3 (corundum)``; :mod:`labeltune.core.xrd.phase_names`), the file stays in ``Phase.source``.
     """
+    if naming not in NAMINGS:
+        raise ValueError(f"naming must be one of {', '.join(NAMINGS)}, not {naming!r}")
     paths = [Path(p) for p in cif_paths]
     library = Library(
         wavelength=float(wavelength), two_theta_range=(float(two_theta_range[0]), float(two_theta_range[1]))
@@ -285,6 +291,9 @@ def build_library(
                 name=_unique_name(path.stem, taken),
                 anomalous=anomalous,
             )
+            if naming == CIF:
+                name = phase_name(phase.formula, cif_common_name(path), phase.space_group_number, path.stem)
+                phase = replace(phase, name=unique_name(name, taken, path.stem))
         except CrystalError as exc:
             library.skipped.append((str(path), str(exc)))
             continue

@@ -30,7 +30,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -493,6 +493,24 @@ class XrdProject:
             else:
                 n = len(changed)
                 self._undo_stack.push(XrdLabelBatch(changed, old_labels, [label] * n, ["human"] * n, source))
+        return changed
+
+    def set_each_label(self, labels: Mapping[Path, XrdLabel] | Mapping[str, XrdLabel]) -> list[str]:
+        """Give each pattern its own label (labels from file names): one write, one human undo step.
+
+        Returns the keys whose label changed; a failed write changes nothing (:class:`XrdProjectError`).
+        """
+        wanted = {
+            self.key(path): check_label(label.phases, label.fractions) for path, label in labels.items()
+        }
+        changed = [key for key, label in wanted.items() if self.labels(key) != label]
+        if not changed:
+            return []
+        before = [self.labels(key) for key in changed]
+        after = [wanted[key] for key in changed]
+        self._apply_many(dict(zip(changed, after, strict=True)), None, "human")
+        n = len(changed)
+        self._undo_stack.push(XrdLabelBatch(changed, before, after, ["human"] * n, "human"))
         return changed
 
     def undo(self) -> XrdLabelChange | None:
