@@ -166,3 +166,31 @@ def test_simulator_draws_measured_references(tmp_path: Path, phases: dict) -> No
     mix_ref = simulate(library, 1, SETTINGS, 4, composition={"A_ref": 0.5, "B": 0.5})
     mix_cif = simulate(_library(phases["A"], phases["B"]), 1, SETTINGS, 4, composition={"A": 0.5, "B": 0.5})
     assert float(np.corrcoef(mix_ref.x[0], mix_cif.x[0])[0, 1]) > 0.97
+
+
+def test_cli_builds_a_library_of_cifs_and_measured_references(
+    tmp_path: Path, phases: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from labeltune.cli import main
+
+    folder = tmp_path / "refs"
+    _reference(folder, phases, {"rir": 2.5})
+    _write_xy(folder / "stray.xy", _library(phases["B"]), {"B": 1.0}, 1)  # no sidecar: not a reference
+    cif = Path(phases["corundum"][0].source)
+    (folder / "corundum.cif").write_bytes(cif.read_bytes())
+    assert main(["xrd", "library", str(folder), "--out", str(tmp_path / "lib"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [(p["name"], p.get("kind", "cif")) for p in summary["phases"]] == [
+        ("corundum", "cif"),
+        ("A_ref", "measured"),
+    ]
+    assert summary["phases"][1]["rir"] == pytest.approx(2.5)
+    assert load_library(tmp_path / "lib").phase("A_ref").formula == "AO"
+    # a pattern named directly without a sidecar is skipped with the reason; a bad sidecar exits 2
+    assert main(["xrd", "library", str(folder / "stray.xy"), "--out", str(tmp_path / "lib2")]) == 2
+    assert "needs a sidecar stray.json" in capsys.readouterr().err
+    (folder / "A_ref.json").write_text('{"formula": "AO"}', encoding="utf-8")
+    assert main(["xrd", "library", str(folder / "A_ref.xy"), "--out", str(tmp_path / "lib3")]) == 2
+    err = capsys.readouterr().err
+    assert "A_ref.json: give either rir (against corundum) or a mixture with corundum" in err
+    assert "Traceback" not in err

@@ -261,3 +261,28 @@ def add_measured_references(library: Library, paths: list[Path]) -> None:
         library.phases.append(phase)
         library.peaks[name] = peaks
         library.profiles[name] = profile
+
+
+def library_inputs(items: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(CIF files, reference patterns) named by files and folders (raises ``UnusableInputError``).
+
+    In a folder a pattern counts as a reference only with a sidecar (a weighed mixture that a sidecar
+    names is not one); a pattern file named directly is one, and is skipped with the reason without one.
+    """
+    from labeltune.core.xrd.pattern_files import PATTERN_SUFFIXES
+
+    cifs: list[Path] = []
+    references: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if child.suffix.lower() == ".cif":
+                    cifs.append(child)
+                elif child.suffix.lower() in PATTERN_SUFFIXES and find_sidecar(child) is not None:
+                    references.append(child)
+        elif path.is_file():
+            (cifs if path.suffix.lower() == ".cif" else references).append(path)
+        else:
+            raise UnusableInputError(f"{path} does not exist")
+    return cifs, references
