@@ -222,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="xrd: Å, for files that do not state theirs (default: the model's, with a note)",
     )
     p.add_argument("--no-fit", action="store_true", help="xrd: network only, no least-squares fit")
+    p.add_argument(
+        "--particle-size",
+        type=float,
+        default=None,
+        metavar="UM",
+        help="xrd: grain diameter in µm; corrects the fractions for microabsorption (Brindley)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -145,8 +145,14 @@ def _predict(
     fit: bool,
     progress: ProgressCallback,
     stop: Any,
+    particle_size: float | None = None,
 ) -> tuple[list[Any], list[tuple[str, str]], list[str]]:
-    """Predictions, skipped files and notes; files without a wavelength get the model's (and a note)."""
+    """Predictions, skipped files and notes; files without a wavelength get the model's (and a note).
+
+    Fitted fractions are corrected for microabsorption with a ``particle_size`` (µm); without one a
+    warning says where the absorption contrast is large enough to matter (``core.xrd.absorption``).
+    """
+    from labeltune.core.xrd.absorption import correct_prediction
     from labeltune.core.xrd.inference import load_xrd_model, predict_patterns
 
     model = load_xrd_model(run_dir)
@@ -157,6 +163,8 @@ def _predict(
     predictions, skipped = predict_patterns(
         model, paths, default_wavelength=assumed, fit=fit, progress=progress, stop_event=stop
     )
+    for p in predictions:
+        correct_prediction(p, model.library, particle_size)
     if wavelength is None:
         from labeltune.core.xrd.readers import read_pattern
 
@@ -193,10 +201,15 @@ def predict(
     _check_wavelength(args.wavelength)
     if not 0.0 <= args.min_confidence <= 1.0:
         raise XrdUsageError("--min-confidence must be between 0 and 1")
+    size = getattr(args, "particle_size", None)
+    if size is not None and not 0.01 <= size <= 1000:
+        raise XrdUsageError("--particle-size is the grain diameter in µm, e.g. 5 (0.01-1000)")
+    if size is not None and args.no_fit:
+        raise XrdUsageError("--particle-size corrects fitted fractions; it cannot go with --no-fit")
     paths, skipped = collect_patterns(args.inputs)
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
         predictions, bad, notes = _predict(
-            args.run_dir, paths, args.wavelength, not args.no_fit, progress, stop
+            args.run_dir, paths, args.wavelength, not args.no_fit, progress, stop, size
         )
     skipped += bad
     if args.out:  # whole or not at all: a kill or a full disk leaves the previous file (core/atomic.py)
