@@ -194,3 +194,22 @@ def test_cli_builds_a_library_of_cifs_and_measured_references(
     err = capsys.readouterr().err
     assert "A_ref.json: give either rir (against corundum) or a mixture with corundum" in err
     assert "Traceback" not in err
+
+
+def test_toml_sidecar_and_a_reference_without_wavelength(tmp_path: Path, phases: dict) -> None:
+    _write_xy(tmp_path / "clay.xy", _library(phases["A"]), {"A": 1.0}, 3)
+    (tmp_path / "clay.toml").write_text(
+        'name = "clay"\nformula = "Al2Si2O5(OH)4"\nrir = 1.5\ndensity = 2.6\nwavelength = 1.5406\n',
+        encoding="utf-8",
+    )
+    library = _library()
+    add_measured_references(library, [tmp_path / "clay.xy"])
+    phase = library.phase("clay")
+    assert (phase.rir, phase.density, phase.element_counts["Si"]) == (1.5, 2.6, 2.0)
+    (tmp_path / "clay.toml").write_text('formula = "SiO2"\nrir = 1.5\n', encoding="utf-8")
+    library = _library()
+    add_measured_references(library, [tmp_path / "clay.xy"])
+    assert library.phases == []
+    assert library.skipped == [
+        (str(tmp_path / "clay.xy"), 'clay.xy: the file states no wavelength; add "wavelength" to its sidecar')
+    ]
