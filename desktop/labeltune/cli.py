@@ -235,6 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIB",
         help="xrd: refuse unless the model knows this library's phases",
     )
+    p.add_argument(
+        "--particle-size",
+        type=float,
+        default=None,
+        metavar="UM",
+        help="xrd: grain diameter in µm; corrects the fractions for microabsorption (Brindley)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -263,8 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gui)
     p = sub.add_parser("xrd", help="X-ray diffraction: reference libraries from CIF files")
     xsub = p.add_subparsers(dest="xrd_command", required=True, parser_class=_Parser)
-    x = xsub.add_parser("library", help="compute reference peak lists from CIF files into a library folder")
-    x.add_argument("cifs", nargs="+", metavar="CIF_OR_DIR")
+    x = xsub.add_parser(
+        "library",
+        help="compute reference peak lists from CIF files (and measured reference patterns with a "
+        "sidecar NAME.json: formula, rir or a corundum mixture) into a library folder",
+    )
+    x.add_argument("cifs", nargs="+", metavar="CIF_PATTERN_OR_DIR")
     x.add_argument("--out", required=True, metavar="LIBRARY_DIR")
     x.add_argument("--wavelength", type=float, default=1.5406, help="Å (default Cu Kα1 1.5406)")
     x.add_argument("--two-theta", type=float, nargs=2, default=(10.0, 100.0), metavar=("MIN", "MAX"))

@@ -129,20 +129,13 @@ def cmd_xrd(args: argparse.Namespace) -> int:
     """XRD subcommands: ``library`` (CIF files to a reference library), ``simulate`` (training data)."""
     if getattr(args, "xrd_command", "library") == "simulate":
         return cmd_xrd_simulate(args)
-    from labeltune.core.xrd.library import build_library
+    from labeltune.core.xrd.library import build_library, save_library
     from labeltune.core.xrd.pattern import tube_line_in_nm
+    from labeltune.core.xrd.reference_build import add_measured_references, library_inputs
 
-    cifs: list[Path] = []
-    for item in args.cifs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            cifs.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() == ".cif"))
-        elif path.is_file():
-            cifs.append(path)
-        else:
-            raise UsageError(f"{path} does not exist")
-    if not cifs:
-        raise UsageError("no .cif files found in " + ", ".join(args.cifs))
+    cifs, references = library_inputs(args.cifs)  # patterns with a sidecar: measured references (ADR 0047)
+    if not cifs and not references:
+        raise UsageError("no .cif files or reference patterns found in " + ", ".join(args.cifs))
     low, high = args.two_theta
     if not 0 < low < high < 180:
         raise UsageError("--two-theta needs 0 < MIN < MAX < 180")
@@ -151,12 +144,16 @@ def cmd_xrd(args: argparse.Namespace) -> int:
     library = build_library(
         cifs, Path(args.out), args.wavelength, (low, high), naming=getattr(args, "names", "file")
     )
+    if references:
+        add_measured_references(library, references)
+        save_library(library, Path(args.out))
     summary = {
         "library": str(Path(args.out)),
         "wavelength": library.wavelength,
         "two_theta_range": list(library.two_theta_range),
         "phases": [
             {"name": p.name, "formula": p.formula, "space_group": p.space_group, "n_peaks": p.n_peaks}
+            | ({"kind": p.kind, "rir": p.rir} if p.kind != "cif" else {})
             for p in library.phases
         ],
         "skipped": [{"path": path, "reason": reason} for path, reason in library.skipped],
@@ -166,7 +163,10 @@ def cmd_xrd(args: argparse.Namespace) -> int:
     else:
         print(f"{len(library.phases)} phases written to {args.out} ({args.wavelength} Å, {low}-{high}° 2θ)")
         for phase in library.phases:
-            print(f"  {phase.name:<24}{phase.formula:<14}{phase.space_group:<14}{phase.n_peaks:>5} peaks")
+            kind = f"  measured, RIR {phase.rir:.3g}" if phase.rir is not None else ""
+            print(
+                f"  {phase.name:<24}{phase.formula:<14}{phase.space_group:<14}{phase.n_peaks:>5} peaks{kind}"
+            )
         for cif, reason in library.skipped:
             sys.stderr.write(f"skipped {cif}: {reason}\n")
     return 0 if library.phases else 2

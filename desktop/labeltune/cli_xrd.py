@@ -146,8 +146,14 @@ def _predict(
     progress: ProgressCallback,
     stop: Any,
     library: str | None = None,
+    particle_size: float | None = None,
 ) -> tuple[list[Any], list[tuple[str, str]], list[str]]:
-    """Predictions, skipped files and notes; files without a wavelength get the model's (and a note)."""
+    """Predictions, skipped files and notes; files without a wavelength get the model's (and a note).
+
+    Fitted fractions are corrected for microabsorption with a ``particle_size`` (µm); without one a
+    warning says where the absorption contrast is large enough to matter (``core.xrd.absorption``).
+    """
+    from labeltune.core.xrd.absorption import correct_prediction
     from labeltune.core.xrd.inference import load_xrd_model, predict_patterns
 
     if library is not None:  # the patterns' phases must be ones the model knows (ADR 0048)
@@ -160,6 +166,8 @@ def _predict(
     predictions, skipped = predict_patterns(
         model, paths, default_wavelength=assumed, fit=fit, progress=progress, stop_event=stop
     )
+    for p in predictions:
+        correct_prediction(p, model.library, particle_size)
     if wavelength is None:
         from labeltune.core.xrd.readers import read_pattern
 
@@ -210,6 +218,12 @@ def predict(
     _check_wavelength(args.wavelength)
     if not 0.0 <= args.min_confidence <= 1.0:
         raise XrdUsageError("--min-confidence must be between 0 and 1")
+    size = getattr(args, "particle_size", None)
+    if size is not None and not 0.01 <= size <= 1000:
+        raise XrdUsageError("--particle-size is the grain diameter in µm, e.g. 5 (0.01-1000)")
+    if size is not None and args.no_fit:
+        raise XrdUsageError("--particle-size corrects fitted fractions; it cannot go with --no-fit")
+
     from labeltune.core.predict_stream import take_shard
 
     paths, skipped = collect_patterns(args.inputs)
@@ -222,7 +236,8 @@ def predict(
             not args.no_fit,
             progress,
             stop,
-            getattr(args, "library", None),
+            library=getattr(args, "library", None),
+            particle_size=size,
         )
     skipped += bad
     if args.out:

@@ -14,6 +14,7 @@ on the low / high-angle side (``peak_profile.phase_parts``).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,10 @@ WIDTH_START = 0.1
 INDEX_ZERO, INDEX_A, INDEX_B, INDEX_ASYMMETRY = 0, 1, 2, 3
 _N_GLOBAL = 4  # zero shift, a, b, asymmetry
 _PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+ProfileProvider = Callable[[np.ndarray, float, float], np.ndarray]
+"""A phase kind's own unit-scale profile: (x, zero shift, lattice scale) -> parts (2, len(x)).
+Measured references (``reference_patterns``) use it; their widths and Lorentzian fraction do nothing."""
 
 
 @dataclass
@@ -188,8 +193,10 @@ class Model:
         cells: list[tuple[float, float, float, float, float, float]],
         wavelength: float,
         wavelength2: float | None,
+        providers: Sequence[ProfileProvider | None] | None = None,
     ) -> None:
         self.n = len(peaks)
+        self.providers = list(providers) if providers is not None else [None] * len(peaks)
         self.rel = [p.intensity / 100.0 for p in peaks]
         self.wavelength = wavelength
         self.wavelength2 = wavelength2
@@ -284,6 +291,9 @@ class Model:
 
     def parts(self, x: np.ndarray, params: np.ndarray, ratio: float, j: int) -> np.ndarray:
         """Phase j's unit-scale profile on ``x`` as Lorentzian and Gaussian parts, (2, len(x))."""
+        provider = self.providers[j]
+        if provider is not None:
+            return provider(x, float(params[INDEX_ZERO]), float(params[self.index_s(j)]))
         return phase_parts(
             x,
             self.d_spacings(params, j),

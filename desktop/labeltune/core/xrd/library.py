@@ -3,6 +3,9 @@
 A library folder holds ``library.json`` (format version, wavelength, 2θ range, one entry of facts per
 phase, the CIFs that were skipped and why) and ``peaks/<name>.csv`` with the columns
 ``two_theta,d,intensity,h,k,l,multiplicity`` (intensity relative to the phase's strongest peak = 100).
+A *measured* reference (``Phase.kind == "measured"``, a pattern with a sidecar: ADR 0047,
+``reference_patterns``) also has ``profiles/<name>.csv`` (``two_theta,intensity``: resampled,
+background-stripped, its strongest peak of unit area) and its peak list is the profile's maxima.
 
 Scattering-power facts stored per phase (used later to map weight fractions to intensities):
 
@@ -32,6 +35,7 @@ from labeltune.core.xrd.phase_names import CIF, FILE, NAMINGS, cif_common_name, 
 LIBRARY_VERSION = 1
 LIBRARY_FILE = "library.json"
 PEAKS_DIR = "peaks"
+PROFILES_DIR = "profiles"
 _CSV_HEADER = ("two_theta", "d", "intensity", "h", "k", "l", "multiplicity")
 
 LibraryProgress = Callable[[int, int, str], None]
@@ -60,6 +64,10 @@ class Phase:
     scattering_power: float
     n_peaks: int = 0
     element_counts: dict[str, float] = field(default_factory=dict)
+    kind: str = "cif"
+    """``cif`` (calculated from a structure) or ``measured`` (a reference pattern, ``profiles``)."""
+    rir: float | None = None
+    """Reference intensity ratio against corundum (measured references; ``scattering_power`` follows it)."""
 
     def to_json(self) -> dict[str, object]:
         """The phase as a JSON-ready dict."""
@@ -103,6 +111,14 @@ class Peaks:
         )
 
 
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """A measured reference's net profile on an even 2θ grid; its strongest peak (Kα1) has unit area."""
+
+    two_theta: np.ndarray
+    intensity: np.ndarray
+
+
 @dataclass
 class Library:
     """Reference phases with their peak lists; ``skipped`` lists (CIF path, reason) of unusable CIFs."""
@@ -113,6 +129,8 @@ class Library:
     peaks: dict[str, Peaks] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     path: Path | None = None
+    profiles: dict[str, ReferenceProfile] = field(default_factory=dict)
+    """Measured references' profiles by phase name (see ``Phase.kind``)."""
 
     def phase(self, name: str) -> Phase:
         """The phase called ``name`` (raises ``KeyError``)."""
@@ -225,6 +243,22 @@ def _read_peaks(path: Path) -> Peaks:
     )
 
 
+def _write_profile(path: Path, profile: ReferenceProfile) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = np.column_stack([profile.two_theta, profile.intensity])
+    np.savetxt(path, rows, fmt=("%.5f", "%.7g"), delimiter=",", header="two_theta,intensity", comments="")
+
+
+def _read_profile(path: Path) -> ReferenceProfile:
+    try:
+        data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise LibraryError(f"{path}: cannot read the measured reference profile ({exc})") from exc
+    if data.shape[1] != 2 or len(data) < 2:
+        raise LibraryError(f"{path}: expected two columns two_theta,intensity")
+    return ReferenceProfile(data[:, 0], data[:, 1])
+
+
 def _unique_name(name: str, taken: set[str]) -> str:
     if name not in taken:
         return name
@@ -240,6 +274,8 @@ def save_library(library: Library, out_dir: str | Path) -> Path:
     (out / PEAKS_DIR).mkdir(parents=True, exist_ok=True)
     for phase in library.phases:
         _write_peaks(out / PEAKS_DIR / f"{phase.name}.csv", library.peaks[phase.name])
+        if phase.name in library.profiles:
+            _write_profile(out / PROFILES_DIR / f"{phase.name}.csv", library.profiles[phase.name])
     meta = {
         "version": LIBRARY_VERSION,
         "wavelength": library.wavelength,
@@ -333,6 +369,8 @@ def load_library(directory: str | Path) -> Library:
             phase = Phase.from_json(entry)
             library.phases.append(phase)
             library.peaks[phase.name] = _read_peaks(folder / PEAKS_DIR / f"{phase.name}.csv")
+            if phase.kind == "measured":
+                library.profiles[phase.name] = _read_profile(folder / PROFILES_DIR / f"{phase.name}.csv")
     except (KeyError, TypeError) as exc:
         raise LibraryError(f"{meta_path}: damaged library ({exc})") from exc
     return library

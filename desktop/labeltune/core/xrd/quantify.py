@@ -37,6 +37,7 @@ from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
 from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
+from labeltune.core.xrd.reference_patterns import reference_providers
 from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
 
@@ -167,7 +168,8 @@ def fit_phases(
     peaks = [library.peaks[n] for n in names]
     full = FitData(x, y)
     fwhm0 = estimate_fwhm(x, y)
-    model = Model(peaks, [library.phase(n).cell for n in names], wavelength, wavelength2)
+    providers = reference_providers(library, names, wavelength)  # measured references: ADR 0047
+    model = Model(peaks, [library.phase(n).cell for n in names], wavelength, wavelength2, providers)
     params = model.initial(fwhm0)
     check_stop(stop_event)
     if names:

@@ -16,6 +16,9 @@ Physics (per pattern, phases drawn from a peak :class:`~labeltune.core.xrd.libra
 * **Peak shape.** Unit-area pseudo-Voigt with mixing ``eta`` and FWHM ``sqrt(H_inst^2 + H_size^2)``,
   ``H_size = K λ / (L cos θ)`` (Scherrer, K = 0.9, L the phase's crystallite size).
 * **Texture.** Each peak's intensity is multiplied by ``exp(sigma * z)``, z ~ N(0, 1).
+* **Measured references** (``Phase.kind == "measured"``) add their stored profile, scaled by weight x
+  scattering power, shifted by the strain and the displacement (``reference_patterns``); their widths
+  and Kα2 are those of the measurement.
 * **Extras.** 0..``max_impurity_peaks`` weak unidentified peaks, a smooth positive background
   (Chebyshev degree 3 plus a low-angle exponential), counting noise at a random maximum count level
   (exact Poisson below 30 counts, the Gaussian approximation with the same mean and variance above).
@@ -40,6 +43,7 @@ import numpy as np
 from labeltune.core.xrd.bragg import two_theta_of_d
 from labeltune.core.xrd.crystal import CU_KA1
 from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.reference_patterns import add_profiles_to_simulated
 
 CU_KA2 = 1.54439
 """Cu Kα2 wavelength in Å."""
@@ -164,11 +168,14 @@ class _PeakTable:
 
     def __init__(self, library: Library) -> None:
         names = library.names
-        counts = np.array([len(library.peaks[n]) for n in names], dtype=np.int64)
+        self.library = library
+        # measured references are drawn as their stored profiles (reference_patterns), not as sticks
+        counts = np.array([0 if n in library.profiles else len(library.peaks[n]) for n in names], np.int64)
         self.counts = counts
         self.offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        self.d = np.concatenate([library.peaks[n].d for n in names]).astype(np.float64)
-        rel = np.concatenate([library.peaks[n].intensity for n in names]) / 100.0
+        kept = [library.peaks[n] for n in names if n not in library.profiles]
+        self.d = np.concatenate([p.d for p in kept] or [np.zeros(0)]).astype(np.float64)
+        rel = np.concatenate([p.intensity for p in kept] or [np.zeros(0)]) / 100.0
         power = np.array([p.scattering_power for p in library.phases], dtype=np.float64)
         self.power_max = float(power.max())
         self.power = power / self.power_max  # only ratios matter; keep numbers near 1
@@ -306,6 +313,12 @@ def _simulate_chunk(
     spec = np.fft.rfft(sticks, axis=-1)
     spec *= _pv_spectrum(nodes, np.broadcast_to(eta[:, None], nodes.shape), freq)
     y = np.fft.irfft(spec.sum(axis=1), nfft, axis=-1)[:, pad : pad + cfg.points]
+    if table.library.profiles:
+        ratio = table.library.wavelength / cfg.wavelength  # profiles are stored at the library's wavelength
+        add_profiles_to_simulated(
+            y, cfg.grid(), table.library, slot_phase, slot_pat, w[slot_pat, slot_k],
+            strain[slot_pat, slot_k] * ratio, disp, ratio**3,
+        )  # fmt: skip
     y = np.maximum(y, 0.0).astype(np.float32)
     scale = y.max(axis=1)
     y /= np.maximum(scale, 1e-30)[:, None]
