@@ -12,8 +12,20 @@ from labeltune.cli_output import UsageError, emit_json, print_skipped, progress_
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train (or resume) a run."""
+    """Train (or resume) a run; under ``torchrun`` as one of its ranks (core/distributed.py)."""
+    from labeltune.core import distributed
+
+    if distributed.launched():
+        return distributed.run_in_group(lambda: _train(args), args.device, args.threads)
+    return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train (or resume) a run in this process (under torchrun: rank 0 prints and writes the run)."""
     from labeltune import cli_xrd
+    from labeltune.core.distributed import from_main, is_main
+
+    main = is_main()
 
     domain = args.domain
     if domain == "auto":
@@ -26,8 +38,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from labeltune.core.backbones import DEFAULT_BACKBONE
     from labeltune.core.datasets import scan
 
-    notices = [_notices_to_stderr()]  # out of memory: told even with --json (stderr), as a line of its own
-    with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
+    # out of memory: told even with --json (stderr), as a line of its own
+    notices = [_notices_to_stderr()] if main else []
+    with progress_bar(not args.json and main) as progress, stop_on_ctrl_c() as stop:
         if args.resume:
             device = None if args.device == "auto" else args.device  # --device cpu: after the GPU was lost
             result = training.resume(
@@ -57,14 +70,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                 threads=args.threads,
             )
             data = scan(args.data, progress=progress)
-            out = Path(args.out) if args.out else training.new_run_dir(_runs_base(data))
-            listed = _list_outside_run(data, out, config)
+            out = from_main(Path(args.out) if args.out else training.new_run_dir(_runs_base(data)))
+            listed = main and _list_outside_run(data, out, config)
             try:
                 result = training.train(data, config, out, progress, stop, notices)
             except Exception:
                 if listed and not (out / "checkpoint.pt").is_file():  # failed, nothing to continue
                     _forget_run(data, out)
                 raise
+        if not main:  # rank 0 records, prints and writes the run
+            return 130 if result.stopped else 0
         _record_in_project(result)
     summary = result.to_json()
     if args.json:
