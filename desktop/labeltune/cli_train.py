@@ -16,8 +16,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from labeltune.core import distributed
 
     if distributed.launched():
-        return distributed.run_in_group(lambda: _train(args), args.device, args.threads)
+        device = "cpu" if _domain(args) == "xrd" else args.device  # XRD trains on the CPU: gloo
+        return distributed.run_in_group(lambda: _train(args), device, args.threads)
     return _train(args)
+
+
+def _domain(args: argparse.Namespace) -> str:
+    """``image`` or ``xrd``: ``--domain``, or what DATA looks like."""
+    from labeltune import cli_xrd
+
+    if args.domain != "auto":
+        return str(args.domain)
+    return "xrd" if args.data and cli_xrd.looks_like_xrd_source(Path(args.data)) else "image"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -27,11 +37,8 @@ def _train(args: argparse.Namespace) -> int:
 
     main = is_main()
 
-    domain = args.domain
-    if domain == "auto":
-        domain = "xrd" if args.data and cli_xrd.looks_like_xrd_source(Path(args.data)) else "image"
-    if domain == "xrd":
-        return cli_xrd.train(args, progress_bar, stop_on_ctrl_c, emit_json)
+    if _domain(args) == "xrd":
+        return cli_xrd.train(args, lambda on: progress_bar(on and main), stop_on_ctrl_c, emit_json)
     if args.init:
         raise UsageError("--init is for XRD runs (--domain xrd)")
     from labeltune.core import training

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import write_library  # tests/conftest.py (pytest puts tests/ on sys.path)
 from labeltune.cli_output import stop_on_ctrl_c
 from labeltune.core import distributed
 from labeltune.core.image_task import TensorBatches
@@ -87,3 +89,37 @@ def test_agreed_batches_stop_every_rank_at_the_same_step() -> None:
             if step == 1:
                 local.set()  # this rank's signal: the next step is not started
     assert seen == [[0, 1], [2, 3]] and agreed.is_set() and len(batches) == 4
+
+
+def test_xrd_batches_are_shared_out_over_the_ranks(tmp_path: Path) -> None:
+    import numpy as np
+
+    from labeltune.core.xrd.library import load_library
+    from labeltune.core.xrd.simulate import SimulationConfig
+    from labeltune.core.xrd.train_config import XrdTrainConfig
+    from labeltune.core.xrd.train_task import SimulatedBatches
+
+    library = load_library(write_library(tmp_path / "lib"))
+    config = XrdTrainConfig(epochs=1, patterns_per_epoch=40, batch_size=10)
+    fixed = (torch.arange(40).float().unsqueeze(1), torch.zeros(40, 2, dtype=torch.bool), torch.zeros(40, 2))
+
+    def batches(rank: int, ranks: int, fixed_set: tuple[torch.Tensor, ...] | None) -> list[torch.Tensor]:
+        torch.manual_seed(0)  # as train_xrd: the same order on every rank
+        rng = np.random.default_rng(0)
+        source = SimulatedBatches(
+            config, library, SimulationConfig(points=64, max_phases=2), None, fixed_set, 5, rng, 4
+        )
+        source.shard = (rank, ranks)
+        return [b.x for b in source.batches(1)]
+
+    whole = batches(0, 1, fixed)
+    parts = [batches(r, 2, fixed) for r in range(2)]
+    for step, batch in enumerate(whole):  # a fixed simulated set: each step's items split over the ranks
+        assert sorted(torch.cat([p[step] for p in parts]).flatten().tolist()) == sorted(
+            batch.flatten().tolist()
+        )
+    simulated = [
+        batches(r, 2, None) for r in range(2)
+    ]  # fresh patterns: each rank makes half, different ones
+    assert [len(b) for b in simulated[0]] == [5] * 4 and [len(b) for b in simulated[1]] == [5] * 4
+    assert not torch.equal(simulated[0][0], simulated[1][0])

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from labeltune.core.train_step import BatchSource
+    from labeltune.core.train_step import BatchSource, Validation
     from labeltune.core.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -361,6 +361,15 @@ def prepare_trainer(trainer: Trainer, local_stop: threading.Event) -> None:
             val.x[share], val.y[share], val.batch_size, val.device, transform=val.transform
         )
         task.gather = gather_validation
+    elif not isinstance(task, ClassificationTask):  # XRD: rank 0 validates; every rank takes its numbers
+        validate = task.validate
+
+        def validated_on_main(model: nn.Module, stop_event: threading.Event) -> Validation:
+            numbers = from_main(validate(model, stop_event) if is_main() else None)
+            assert numbers is not None
+            return numbers
+
+        task.validate = validated_on_main  # type: ignore[method-assign]
 
 
 def describe(environ: Mapping[str, str] | None = None) -> str:
