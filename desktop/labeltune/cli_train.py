@@ -46,8 +46,13 @@ def _train(args: argparse.Namespace) -> int:
     from labeltune.core.datasets import scan
 
     # out of memory: told even with --json (stderr), as a line of its own
-    notices = [_notices_to_stderr()] if main else []
-    with progress_bar(not args.json and main) as progress, stop_on_ctrl_c() as stop:
+    notices: list[Any] = [_notices_to_stderr()] if main else []
+    lines = (
+        _progress_lines() if main else None
+    )  # the app's multi-GPU run reads them (core/torchrun_launch.py)
+    with progress_bar(not args.json and main) as bar, stop_on_ctrl_c() as stop:
+        progress = lines or bar
+        notices += [lines] if lines else []
         if args.resume:
             device = None if args.device == "auto" else args.device  # --device cpu: after the GPU was lost
             result = training.resume(
@@ -137,6 +142,15 @@ def _train(args: argparse.Namespace) -> int:
         if result.stopped:
             print(f"stopped by user; the best model so far is saved. Continue with --resume {result.run_dir}")
     return 130 if result.stopped else 0
+
+
+def _progress_lines() -> Any:
+    """Progress as ``@labeltune`` JSON lines on stderr when the app launched this run (else None)."""
+    import os
+
+    from labeltune.core.torchrun_launch import PROGRESS_ENV, ProgressLines
+
+    return ProgressLines() if os.environ.get(PROGRESS_ENV) == "json" else None
 
 
 def _notices_to_stderr() -> Any:
