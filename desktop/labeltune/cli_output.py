@@ -82,23 +82,37 @@ def progress_bar(enabled: bool) -> Iterator[ProgressCallback]:
 
 @contextmanager
 def stop_on_ctrl_c() -> Iterator[threading.Event]:
-    """First Ctrl+C sets the stop event (work ends cleanly, keeping results); the second one aborts."""
+    """First Ctrl+C sets the stop event (work ends cleanly, keeping results); the second one aborts.
+
+    Under torchrun (one of several ranks) SIGTERM stops too, and a repeated signal does not abort: the
+    launcher passes the user's Ctrl+C on as well, and the ranks must end together with the checkpoint.
+    """
+    from labeltune.core.distributed import is_main, launched
+
     event = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield event
         return
+    ranked = launched()
 
     def handler(_signum: int, _frame: object) -> None:
         if event.is_set():
+            if ranked:
+                return
             raise KeyboardInterrupt
         event.set()
-        sys.stderr.write("\nstopping after this batch (Ctrl+C again to abort)...\n")
+        if ranked and is_main():
+            sys.stderr.write("\nstopping every rank after this step, keeping the best model...\n")
+        elif not ranked:
+            sys.stderr.write("\nstopping after this batch (Ctrl+C again to abort)...\n")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    signals = (signal.SIGINT, signal.SIGTERM) if ranked else (signal.SIGINT,)
+    previous = {number: signal.signal(number, handler) for number in signals}
     try:
         yield event
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, before in previous.items():
+            signal.signal(number, before)
 
 
 def print_skipped(skipped: Sequence[Any], limit: int = 10) -> None:

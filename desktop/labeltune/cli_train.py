@@ -12,22 +12,47 @@ from labeltune.cli_output import UsageError, emit_json, print_skipped, progress_
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train (or resume) a run."""
+    """Train (or resume) a run; under ``torchrun`` as one of its ranks (core/distributed.py)."""
+    from labeltune.core import distributed
+
+    if distributed.launched():
+        device = "cpu" if _domain(args) == "xrd" else args.device  # XRD trains on the CPU: gloo
+        return distributed.run_in_group(lambda: _train(args), device, args.threads)
+    return _train(args)
+
+
+def _domain(args: argparse.Namespace) -> str:
+    """``image`` or ``xrd``: ``--domain``, or what DATA looks like."""
     from labeltune import cli_xrd
 
-    domain = args.domain
-    if domain == "auto":
-        domain = "xrd" if args.data and cli_xrd.looks_like_xrd_source(Path(args.data)) else "image"
-    if domain == "xrd":
-        return cli_xrd.train(args, progress_bar, stop_on_ctrl_c, emit_json)
+    if args.domain != "auto":
+        return str(args.domain)
+    return "xrd" if args.data and cli_xrd.looks_like_xrd_source(Path(args.data)) else "image"
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train (or resume) a run in this process (under torchrun: rank 0 prints and writes the run)."""
+    from labeltune import cli_xrd
+    from labeltune.core.distributed import from_main, is_main
+
+    main = is_main()
+
+    if _domain(args) == "xrd":
+        return cli_xrd.train(args, lambda on: progress_bar(on and main), stop_on_ctrl_c, emit_json)
     if args.init:
         raise UsageError("--init is for XRD runs (--domain xrd)")
     from labeltune.core import training
     from labeltune.core.backbones import DEFAULT_BACKBONE
     from labeltune.core.datasets import scan
 
-    notices = [_notices_to_stderr()]  # out of memory: told even with --json (stderr), as a line of its own
-    with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
+    # out of memory: told even with --json (stderr), as a line of its own
+    notices: list[Any] = [_notices_to_stderr()] if main else []
+    lines = (
+        _progress_lines() if main else None
+    )  # the app's multi-GPU run reads them (core/torchrun_launch.py)
+    with progress_bar(not args.json and main) as bar, stop_on_ctrl_c() as stop:
+        progress = lines or bar
+        notices += [lines] if lines else []
         if args.resume:
             device = None if args.device == "auto" else args.device  # --device cpu: after the GPU was lost
             result = training.resume(
@@ -57,14 +82,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                 threads=args.threads,
             )
             data = scan(args.data, progress=progress)
-            out = Path(args.out) if args.out else training.new_run_dir(_runs_base(data))
-            listed = _list_outside_run(data, out, config)
+            out = from_main(Path(args.out) if args.out else training.new_run_dir(_runs_base(data)))
+            listed = main and _list_outside_run(data, out, config)
             try:
                 result = training.train(data, config, out, progress, stop, notices)
             except Exception:
                 if listed and not (out / "checkpoint.pt").is_file():  # failed, nothing to continue
                     _forget_run(data, out)
                 raise
+        if not main:  # rank 0 records, prints and writes the run
+            return 130 if result.stopped else 0
         _record_in_project(result)
     summary = result.to_json()
     if args.json:
@@ -115,6 +142,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.stopped:
             print(f"stopped by user; the best model so far is saved. Continue with --resume {result.run_dir}")
     return 130 if result.stopped else 0
+
+
+def _progress_lines() -> Any:
+    """Progress as ``@labeltune`` JSON lines on stderr when the app launched this run (else None)."""
+    import os
+
+    from labeltune.core.torchrun_launch import PROGRESS_ENV, ProgressLines
+
+    return ProgressLines() if os.environ.get(PROGRESS_ENV) == "json" else None
 
 
 def _notices_to_stderr() -> Any:

@@ -84,10 +84,12 @@ def train(
         config.validate()
     except ValueError as exc:
         raise XrdUsageError(str(exc)) from None
-    out = Path(args.out) if args.out else _default_run_dir(source)
+    from labeltune.core.distributed import from_main, is_main
+
+    out = from_main(Path(args.out) if args.out else _default_run_dir(source))  # one name for every rank
 
     def on_epoch(record: Any) -> None:  # one line per epoch on stderr: training takes minutes
-        if not args.json:
+        if not args.json and is_main():
             sys.stderr.write(
                 f"\repoch {record.epoch}/{config.epochs}: loss {record.train_loss:.4f}, simulated validation "
                 f"exact sets {record.val_accuracy:.3f}, recall {record.val_balanced_accuracy:.3f} "
@@ -98,6 +100,8 @@ def train(
         result = train_xrd(
             source, config, out, progress, stop, on_epoch=on_epoch, default_wavelength=args.wavelength
         )
+    if not is_main():  # under torchrun, rank 0 prints
+        return 130 if result.stopped else 0
     summary = result.to_json()
     if args.json:
         emit_json(summary)

@@ -94,6 +94,7 @@ def available_devices() -> dict[str, str]:
     if torch.cuda.is_available():
         names = [describe_device(torch.device("cuda", i)) for i in range(torch.cuda.device_count())]
         found["cuda"] = ", ".join(names)
+        found["gpus"] = str(len(names))  # several: the app offers a torchrun run on all of them
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         found["mps"] = describe_device(torch.device("mps"))

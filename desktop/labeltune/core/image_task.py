@@ -6,7 +6,6 @@ default when given a loss function); :func:`class_weights` makes the cross-entro
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -42,10 +41,14 @@ class TensorBatches:
         self.shuffle, self.seed = shuffle, seed
         self.transform = transform
         self.drop_last = drop_last and len(y) > batch_size
+        #: ``(rank, ranks)``: this process takes every ranks-th item of each batch, from its rank
+        #: (core/distributed.py); a last batch with fewer items than ranks is left out.
+        self.shard = (0, 1)
 
     def __len__(self) -> int:
         n = len(self.y)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        full, rest = divmod(n, self.batch_size)
+        return full if self.drop_last else full + (rest >= self.shard[1])
 
     def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, y)`` on the device for ``epoch``."""
@@ -59,7 +62,7 @@ class TensorBatches:
             order = torch.arange(n)
         pin = self.device.type == "cuda"
         for b in range(len(self)):
-            index = order[b * self.batch_size : (b + 1) * self.batch_size]
+            index = order[b * self.batch_size : (b + 1) * self.batch_size][self.shard[0] :: self.shard[1]]
             xb, yb = self.x[index], self.y[index]
             if pin:
                 xb, yb = xb.pin_memory(), yb.pin_memory()
@@ -87,6 +90,8 @@ class ClassificationTask(TrainingTask):
     ) -> None:
         self.loss_fn, self.val, self.num_classes = loss_fn, val, num_classes
         self.amp, self.chunk = amp, chunk
+        #: Puts the ranks' validation outputs back together (core/distributed.py; None: one process).
+        self.gather: Callable[..., list[torch.Tensor]] | None = None
 
     def size(self, batch: Any) -> int:
         """Images in the batch."""
@@ -110,6 +115,8 @@ class ClassificationTask(TrainingTask):
         if self.val is None or len(self.val) == 0:
             return Validation.none()
         logits, y = predict_batches(model, self.val, self.amp, stop_event, chunk=self.chunk)
+        if self.gather is not None:
+            logits, y = self.gather(logits, y)
         import torch
 
         loss = float(torch.nn.functional.cross_entropy(logits, y))

@@ -122,6 +122,11 @@ class Trainer:
         scheduler_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         self.model, self.optimizer = model, optimizer
+        #: What the training passes run (under torchrun: ``model`` wrapped in DistributedDataParallel;
+        #: validation, checkpoints and the best weights use the plain ``model``; core/distributed.py).
+        self.train_model: nn.Module = model
+        #: Adds the epoch's training sums (loss, correct, seen, scored) over the ranks (None: one process).
+        self.reduce_sums: Callable[[list[float]], list[float]] | None = None
         if isinstance(step, TrainingTask):
             self.task = step
         else:
@@ -210,6 +215,9 @@ class Trainer:
         if self.stop_event.is_set():
             self.state.stopped_by_user = True
             return None
+        if self.reduce_sums is not None:  # every rank records (and decides on) the same numbers
+            total_loss, correct, seen_sum, scored_sum = self.reduce_sums([total_loss, correct, seen, scored])
+            seen, scored = int(seen_sum), int(scored_sum)
         lr = float(self.optimizer.param_groups[-1]["lr"])
         try:
             val = self.validate()
@@ -291,7 +299,7 @@ class Trainer:
                     check_stop(self.stop_event)
                     amp = self.amp and device_type == "cuda"
                     with torch.autocast(device_type, dtype=torch.float16, enabled=amp):
-                        out = self.task.loss(self.model, part)
+                        out = self.task.loss(self.train_model, part)
                     check_stop(self.stop_event)  # the backward pass costs about twice the forward
                     share = self.task.size(part) / n
                     scaler.scale(out.loss * share if share < 1 else out.loss).backward()

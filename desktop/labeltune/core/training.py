@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labeltune.core import distributed
 from labeltune.core.atomic import write_text_atomic
 from labeltune.core.batch_plan import DeviceLostError
 from labeltune.core.datasets import Dataset, SkippedFile, describe_skipped
@@ -79,25 +80,31 @@ def train(
     config.validate()
     prepared = prepare_data(data, config, progress, cache_root)
     run_dir = Path(run_dir)
-    if (run_dir / CONFIG_FILE).exists() or (run_dir / MODEL_FILE).exists():
-        taken = f"{run_dir} already holds a run; choose another folder (its model is not overwritten)"
-        raise UnusableInputError(taken, cli=f"{taken}, or continue that run with --resume")
     created = not run_dir.exists()
+    distributed.main_only(lambda: _make_run_dir(run_dir, prepared))  # under torchrun: rank 0 writes
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # disk full, read-only, folder gone: one line naming it (ADR 0042)
-        raise storage_error(exc, run_dir, "create") from exc
-    try:
-        write_manifest(run_dir, prepared)
         job = FitJob(run_dir, config, prepared, None, progress, stop_event or threading.Event(), callbacks)
         return _fit(replace(job, cache_root=cache_root, start=start, source=data))
     except (LabelTuneError, StoppedError):
         # A run that failed before it had a model (weights missing, stopped while caching features) leaves
         # no half-made folder behind for the runs list to show.
         # One with a checkpoint (a lost GPU, out of memory in epoch 3) stays: it continues from there.
-        if created and not (run_dir / MODEL_FILE).exists() and not (run_dir / CHECKPOINT_FILE).exists():
+        gone = created and distributed.is_main()
+        if gone and not (run_dir / MODEL_FILE).exists() and not (run_dir / CHECKPOINT_FILE).exists():
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+
+def _make_run_dir(run_dir: Path, prepared: Any) -> None:
+    """Create the new run's folder with its manifest, refusing a folder that holds a run."""
+    if (run_dir / CONFIG_FILE).exists() or (run_dir / MODEL_FILE).exists():
+        taken = f"{run_dir} already holds a run; choose another folder (its model is not overwritten)"
+        raise UnusableInputError(taken, cli=f"{taken}, or continue that run with --resume")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # disk full, read-only, folder gone: one line naming it (ADR 0042)
+        raise storage_error(exc, run_dir, "create") from exc
+    write_manifest(run_dir, prepared)
 
 
 def resume(
@@ -120,10 +127,10 @@ def resume(
     checkpoint_path = run_dir / CHECKPOINT_FILE
     if not (run_dir / CONFIG_FILE).is_file() or not checkpoint_path.is_file():
         raise UnusableInputError(f"{run_dir} has no {CHECKPOINT_FILE} to resume from")
-    running = run_in_progress(run_dir)
+    running = run_in_progress(run_dir) if distributed.is_main() else ""  # rank 0 may hold the lock now
     if running:
         raise UnusableInputError(f"{run_dir} is being trained {running}; wait for it or stop it first")
-    for leftover in run_dir.glob(".*.tmp"):  # a write cut short by a kill (the file it replaces is whole)
+    for leftover in run_dir.glob(".*.tmp") if distributed.is_main() else ():  # a write cut short by a kill
         leftover.unlink(missing_ok=True)
     stored = json.loads((run_dir / CONFIG_FILE).read_text())
     check_run_schema(run_dir, stored)
@@ -165,7 +172,11 @@ def _fit(job: FitJob) -> RunResult:
     if config.threads:
         torch.set_num_threads(config.threads)
     device = select_device(config.device)
-    lock = ProjectLock(job.run_dir)  # while it trains: another process does not take the run as killed
+    group = distributed.world()
+    if group is not None and device.type == "cuda":
+        device = torch.device("cuda", group.local_rank)
+    # while it trains: another process does not take the run as killed (under torchrun: rank 0's lock)
+    lock = ProjectLock(job.run_dir) if distributed.is_main() else None
     try:
         return _fit_on(job, device)
     except DeviceLostError as error:  # the GPU's state is gone: the checkpoint is what continues (ADR 0041)
@@ -181,7 +192,8 @@ def _fit(job: FitJob) -> RunResult:
             raise
         raise storage_error(error, job.run_dir, "save the run in") from error
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _fit_on(job: FitJob, device: torch.device) -> RunResult:
@@ -191,9 +203,23 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
     config = job.config
     _seed_everything(config.seed)
     model, model_config, weights_id = _build_model(job)
-    inputs = prepare_inputs(job, model, model_config, weights_id, device)
+    local_stop = job.stop_event
+    if distributed.world() is not None:  # the ranks stop together, at a step they agree on
+        job = replace(job, stop_event=threading.Event())
+
+    def inputs_for(first: bool) -> FitInputs:
+        return prepare_inputs(
+            replace(job, stop_event=local_stop) if first else job, model, model_config, weights_id, device
+        )
+
+    # Under torchrun each machine's first rank fills the feature cache; the others then read it.
+    inputs = inputs_for(True) if config.strategy == "full" else distributed.local_main_first(inputs_for)
     trainer = _make_trainer(job, model, inputs, device)
+    distributed.prepare_trainer(trainer, local_stop)
     data = inputs.data
+    if not distributed.is_main():  # rank 0 writes the run folder
+        state = _run(trainer, config, device)
+        return _rank_result(job, state, inputs)
     if len(data.paths) != len(job.data.paths):  # files that changed since the scan were dropped
         write_manifest(job.run_dir, data)  # the manifest lists what the model is trained on
 
@@ -212,6 +238,28 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
     write_config()
     state = _run(trainer, config, device)
     return _write_out(job, trainer, state, (model, model_config), inputs, device, write_config)
+
+
+def _rank_result(job: FitJob, state: TrainerState, inputs: FitInputs) -> RunResult:
+    """What a rank other than 0 of a torchrun job reports (it writes no files and prints nothing)."""
+    config, data = job.config, inputs.data
+    return RunResult(
+        run_dir=job.run_dir,
+        backbone=config.backbone,
+        strategy=config.strategy,
+        classes=data.classes,
+        train_size=int((~data.is_val).sum()),
+        val_size=int(data.is_val.sum()),
+        metrics={},
+        best_epoch=state.best_epoch,
+        epochs_run=state.epoch,
+        seconds_total=time.perf_counter() - job.start,
+        seconds_features=inputs.seconds_features,
+        skipped=data.skipped,
+        stopped=state.stopped_by_user,
+        history=state.history,
+        epochs_planned=config.epochs,
+    )
 
 
 def _build_model(job: FitJob) -> tuple[Any, ModelConfig, str]:
@@ -290,8 +338,11 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
         frozen_batchnorm=bool(config.freeze_batchnorm),
         callbacks=[
             ProgressBar(job.progress, config.epochs),
-            History(job.run_dir),
-            Checkpoints(job.run_dir, progress=job.progress),
+            *(
+                [History(job.run_dir), Checkpoints(job.run_dir, progress=job.progress)]
+                if distributed.is_main()
+                else []
+            ),
             *job.callbacks,
         ],
     )

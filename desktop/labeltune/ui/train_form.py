@@ -154,6 +154,15 @@ class TrainSettingsForm(QWidget):
         form.addRow("&Weights:", self.weights_combo)
         form.addRow("&Device:", self.device_combo)
         form.addRow(self.device_label)
+        #: Shown when PyTorch sees several CUDA GPUs: the run goes to torchrun (workers/torchrun.py).
+        self.gpus_check = QCheckBox("Use all GPUs")
+        self.gpus_check.setToolTip(
+            "Train on every GPU of this computer at once (PyTorch's torchrun, DistributedDataParallel): "
+            "each step's batch is shared out between them"
+        )
+        self.gpus_check.setHidden(True)
+        self._gpu_count = 1
+        form.addRow(self.gpus_check)
 
         self.advanced_button = QToolButton()
         self.advanced_button.setText("Advanced")
@@ -393,6 +402,13 @@ class TrainSettingsForm(QWidget):
         config.validate()
         return config
 
+    def gpus(self) -> int:
+        """GPUs the run trains on: all of them when offered and ticked (and the device allows it), else 1."""
+        on_gpu = str(self.device_combo.currentData()) in ("auto", "cuda")
+        if self.gpus_check.isHidden() or not self.gpus_check.isChecked() or not on_gpu:
+            return 1
+        return self._gpu_count
+
     def _learning_rate(self) -> float | None:
         text = self.lr_edit.text().strip().replace(",", ".")
         if not text:
@@ -502,6 +518,9 @@ class TrainSettingsForm(QWidget):
             index = self.device_combo.findData(key)
             if key in self.devices:
                 self.device_combo.setItemText(index, f"{DEVICE_TEXT[key]}: {self.devices[key]}")
+        self._gpu_count = int(self.devices.get("gpus") or 1)
+        self.gpus_check.setText(f"Use {self._gpu_count} GPUs")
+        self.gpus_check.setHidden(self._gpu_count < 2)
 
     def _on_device_controller_failed(self, message: str, details: str) -> None:
         self.device_label.setText(f"<small>Could not look for a GPU: {message}</small>")

@@ -38,6 +38,7 @@ from labeltune.ui.train_monitor import MonitoredPanel, TrainMonitor
 from labeltune.ui.train_status import summary_text
 from labeltune.ui.weights_dialog import BUNDLED, IMAGENET, RANDOM, WeightsDialog
 from labeltune.workers.tasks import TaskController
+from labeltune.workers.torchrun import TorchrunWorker
 from labeltune.workers.training import TrainWorker
 
 log = logging.getLogger(__name__)
@@ -139,9 +140,15 @@ class TrainPanel(MonitoredPanel):
             self.weights_dialog.finished.connect(self._on_weights_dialog_finished)
             self.weights_dialog.open()
             return ""
-        self._start_worker(
-            TrainWorker(self.session.project.folder, config, new_run_dir(self.session.project.runs_dir))
+        folder, run_dir, gpus = (
+            self.session.project.folder,
+            new_run_dir(self.session.project.runs_dir),
+            self.form.gpus(),
         )
+        if gpus > 1:  # torchrun in a child process, read by the same monitor (ADR 0051)
+            self._start_worker(TorchrunWorker(folder, config, run_dir, gpus))
+        else:
+            self._start_worker(TrainWorker(folder, config, run_dir))
         return ""
 
     def resume(self) -> None:
@@ -154,7 +161,11 @@ class TrainPanel(MonitoredPanel):
         if self.session.project is None or self.is_running() or stopped_run(run_dir) is None:
             return False
         self.form.show_run_settings(Path(run_dir))  # the form shows what this run trains with
-        self._start_worker(TrainWorker(self.session.project.folder, None, Path(run_dir), resume=True))
+        folder, gpus = self.session.project.folder, self.form.gpus()
+        if gpus > 1:
+            self._start_worker(TorchrunWorker(folder, None, Path(run_dir), gpus, resume=True))
+        else:
+            self._start_worker(TrainWorker(folder, None, Path(run_dir), resume=True))
         self._resuming = True
         return True
 
@@ -171,7 +182,7 @@ class TrainPanel(MonitoredPanel):
         self.controller.shutdown()
         self.form.shutdown()
 
-    def _start_worker(self, worker: TrainWorker) -> None:
+    def _start_worker(self, worker: TrainWorker | TorchrunWorker) -> None:
         project = self.session.require()
         self._project_folder = project.folder
         self.last_result = None

@@ -150,6 +150,9 @@ class SimulatedBatches:
         self.rng = rng
         self.n_batches = batches
         self.stop_event = stop_event
+        #: ``(rank, ranks)`` under torchrun: this process makes its share of each batch (core/distributed.py).
+        self.shard = (0, 1)
+        self._rank_rng = False
 
     def __len__(self) -> int:
         return self.n_batches
@@ -161,7 +164,10 @@ class SimulatedBatches:
 
     def batches(self, epoch: int) -> Iterator[XrdBatch]:
         """The batches of one epoch (each epoch draws new ones: ``epoch`` itself is not needed)."""
-        size = self.config.batch_size
+        rank, ranks = self.shard
+        if ranks > 1 and not self._rank_rng:  # each rank draws its own measurements
+            self.rng, self._rank_rng = np.random.default_rng([int(self.rng.integers(2**31)), rank]), True
+        size = len(range(rank, self.config.batch_size, ranks))  # this rank's share of each step
         batches = self.n_batches
         order = torch.randperm(len(self.fixed[0])) if self.fixed is not None else None
         pool_x = pool_p = pool_f = None
@@ -170,15 +176,17 @@ class SimulatedBatches:
             if order is not None:
                 assert self.fixed is not None
                 fixed_x, fixed_present, fixed_frac = self.fixed
-                idx = order[b * size : (b + 1) * size]
+                whole = self.config.batch_size
+                idx = order[b * whole : (b + 1) * whole][rank::ranks]
                 xb, pb, fb = fixed_x[idx], fixed_present[idx], fixed_frac[idx]
             else:
-                n_sim = size
+                n_sim = self.config.batch_size
                 if self.measured is not None:
-                    n_sim = size - round(size * self.config.measured_share)
+                    n_sim -= round(n_sim * self.config.measured_share)
+                n_sim = len(range(rank, n_sim, ranks))
                 if pool_x is None or len(pool_x) < n_sim:
                     wanted = max(n_sim, min(512, n_sim * (batches - b)))  # no more than the epoch needs
-                    sim = simulate(self.library, wanted, self.sim_config, seed=self.sim_seed)
+                    sim = simulate(self.library, wanted, self.sim_config, seed=self.sim_seed * ranks + rank)
                     self.sim_seed += 1
                     pool_x = torch.from_numpy(sim.x)
                     pool_p = torch.from_numpy(sim.present)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labeltune.core import distributed
 from labeltune.core.errors import UnusableInputError
 from labeltune.core.progress import Progress, ProgressCallback, no_progress
 from labeltune.core.train_callbacks import EachEpoch, History, ProgressBar
@@ -204,8 +205,8 @@ def train_xrd(
     if kind == "measured":  # read before the run folder is made: a bad labeled file leaves no half run
         report(Progress("Reading labeled patterns", 0, 0))
         measured = load_measured(source, library, grid, default_wavelength)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    copy_library(library, run_dir)
+    main = distributed.is_main()  # under torchrun, rank 0 writes the run folder (core/distributed.py)
+    distributed.main_only(lambda: _make_run_dir(run_dir, library))
 
     # -- data -------------------------------------------------------------------------------------------
     fixed: tuple[torch.Tensor, ...] | None = None
@@ -217,7 +218,9 @@ def train_xrd(
 
     # -- the fit ----------------------------------------------------------------------------------------
     per_epoch = len(fixed[0]) if fixed is not None else config.patterns_per_epoch
-    stop_event = stop_event or threading.Event()
+    local_stop = stop_event or threading.Event()
+    # under torchrun the ranks stop together, at a step they agree on
+    stop_event = threading.Event() if distributed.world() is not None else local_stop
     batches = SimulatedBatches(
         config,
         library,
@@ -230,7 +233,8 @@ def train_xrd(
         stop_event,
     )
     write_config = config_writer(run_dir, config, net, library, grid, source, kind, measured)
-    write_config()
+    if main:
+        write_config()
     trainer = xrd_trainer(
         net,
         config,
@@ -240,20 +244,24 @@ def train_xrd(
         stop_event,
         [
             ProgressBar(report, config.epochs, per_epoch=True),
-            History(run_dir),
-            BestModelFile(run_dir),
+            *([History(run_dir), BestModelFile(run_dir)] if main else []),
             *([EachEpoch(on_epoch)] if on_epoch is not None else []),
             *callbacks,
         ],
     )
+    distributed.prepare_trainer(trainer, local_stop)
     try:
         state = trainer.fit()
     except KeyboardInterrupt:
+        if not main:
+            raise
         if not trainer.state.history:
             save_xrd_model(run_dir, net)
         _finish(run_dir, net, trainer.state.history, library, *validation, measured, stopped=True)
         raise
     stopped = state.stopped_by_user
+    if not main:  # the other ranks of a torchrun job write nothing
+        return XrdRunResult(run_dir, state.history, {}, stopped, library.names)
     if not state.history:  # stopped in the first epoch: the model as it is
         save_xrd_model(run_dir, net)
     metrics = _finish(run_dir, net, state.history, library, *validation, measured, stopped)
@@ -278,6 +286,12 @@ def train_xrd(
         metrics.update(comparison.metrics_json())
         write_metrics(run_dir, metrics)
     return XrdRunResult(run_dir, state.history, metrics, stopped, library.names)
+
+
+def _make_run_dir(run_dir: Path, library: Library) -> None:
+    """The run folder with its copy of the library."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    copy_library(library, run_dir)
 
 
 def _finish(
