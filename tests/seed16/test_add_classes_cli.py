@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
-from tests.conftest import write_class_folder
 
+from conftest import write_class_folder  # tests/conftest.py
 from labeltune.cli import main
 
 TINY = ["--weights", "none", "--batch-size", "16", "--patience", "0", "--threads", "1"]

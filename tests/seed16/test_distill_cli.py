@@ -6,8 +6,8 @@ import json
 import shutil
 
 import pytest
-from tests.conftest import write_class_folder
 
+from conftest import write_class_folder  # tests/conftest.py
 from labeltune.cli import main
 
 TINY = ["--weights", "none", "--batch-size", "16", "--threads", "1"]

@@ -104,7 +104,8 @@ def merge_with_runs(data: PreparedData, run_dirs: Sequence[Path], *, new_classes
     An item (by content hash) that a run validated on stays on the validation side; one a run trained on
     stays on the training side; with groups, a new item of a validation group joins the validation side.
     The runs' items that ``data`` lacks are added (rehearsal: their features come from the cache).
-    ``new_classes=False`` (distillation) refuses classes the runs do not know.
+    ``new_classes=False`` (distillation): items of classes the runs do not know are left out, each listed
+    with the reason among the skipped files.
     """
     from labeltune.core.grouping import grouping_record
 
@@ -118,10 +119,8 @@ def merge_with_runs(data: PreparedData, run_dirs: Sequence[Path], *, new_classes
             )
     extra = [c for c in data.classes if c not in old]
     if extra and not new_classes:
-        raise UnusableInputError(
-            f"the teachers do not know the class(es) {', '.join(extra)}: train a teacher that does, or "
-            "leave their images out"
-        )
+        data = _without_classes(data, extra, "the teachers do not know its class")
+        extra = []
     classes = old + extra
     val_hashes: set[str] = set()
     rows: dict[str, dict[str, str]] = {}
@@ -162,6 +161,16 @@ def merge_with_runs(data: PreparedData, run_dirs: Sequence[Path], *, new_classes
         groups if data.groups is not None else None,
         grouping_record(spec, groups, is_val) if data.grouping is not None else None,
     )
+
+
+def _without_classes(data: PreparedData, classes: Sequence[str], reason: str) -> PreparedData:
+    """``data`` without the items labeled ``classes``; they join the skipped files with ``reason``."""
+    from labeltune.core.train_data import drop_failed
+
+    gone = {data.classes.index(c) for c in classes}
+    failed = {i: f"{reason} ({data.classes[int(y)]})" for i, y in enumerate(data.labels) if int(y) in gone}
+    ok = [i for i in range(len(data.paths)) if i not in failed]
+    return drop_failed(data, ok, failed)
 
 
 def build_from_run(run_dir: Path, classes: list[str]) -> tuple[nn.Module, ModelConfig, str]:
