@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(name for name in BACKBONES if name != "efficientnet_lite0")
         + " (labeltune backbones says more)",
     )
-    p.add_argument("--strategy", default="features", choices=["features", "partial", "full"])
+    p.add_argument(
+        "--strategy", default=None, choices=["features", "partial", "full"], help="default features"
+    )
     p.add_argument(
         "--weights", default="imagenet", help="imagenet, none (random), or a .pth/.safetensors file"
     )
@@ -183,7 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "image", "xrd"],
         help="image or xrd (auto: xrd for a library, simulated set or folder with labels.csv of phases)",
     )
-    p.add_argument("--init", default=None, metavar="RUN_DIR", help="xrd: start from this run (fine-tuning)")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="RUN_DIR",
+        help="start from this run: images: add DATA's new classes (its network, split kept); xrd: fine-tune",
+    )
     p.add_argument(
         "--patterns-per-epoch", type=int, default=8192, help="xrd: simulated patterns per epoch (8192)"
     )
@@ -256,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     add_explain_parser(sub)
+    from labeltune.cli_distill import add_parser as add_distill_parser
+
+    add_distill_parser(sub)
 
     p = sub.add_parser(
         "demo", help="write a demo project (corn leaves, reef fish, XRD phases) that ships with the app"

@@ -39,8 +39,6 @@ def _train(args: argparse.Namespace) -> int:
 
     if _domain(args) == "xrd":
         return cli_xrd.train(args, lambda on: progress_bar(on and main), stop_on_ctrl_c, emit_json)
-    if args.init:
-        raise UsageError("--init is for XRD runs (--domain xrd)")
     from labeltune.core import training
     from labeltune.core.backbones import DEFAULT_BACKBONE
     from labeltune.core.datasets import scan
@@ -61,26 +59,7 @@ def _train(args: argparse.Namespace) -> int:
         else:
             if args.data is None:
                 raise UsageError("train: give DATA (a folder, CSV or project) or --resume RUN_DIR")
-            config = training.TrainConfig(
-                backbone=args.backbone or DEFAULT_BACKBONE,
-                strategy=args.strategy,
-                weights=args.weights,
-                epochs=0 if args.epochs is None else _positive(args.epochs, "--epochs"),
-                batch_size=training.TrainConfig.batch_size if args.batch_size is None else args.batch_size,
-                lr=args.lr,
-                val_fraction=0.2 if args.val_fraction is None else args.val_fraction,
-                folds=args.folds,
-                fold=_fold(args),
-                group_by=args.group_by,
-                seed=args.seed,
-                device=args.device,
-                input_size=args.input_size,
-                head_hidden=args.head_hidden,
-                augment=not args.no_augment,
-                cached_views=args.cached_views,
-                patience=args.patience,
-                threads=args.threads,
-            )
+            config = _config(args, DEFAULT_BACKBONE)
             data = scan(args.data, progress=progress)
             out = from_main(Path(args.out) if args.out else training.new_run_dir(_runs_base(data)))
             listed = main and _list_outside_run(data, out, config)
@@ -97,51 +76,103 @@ def _train(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(summary)
     else:
-        print(f"run: {summary['run_dir']}")
-        names = summary["classes"]
-        classes = ", ".join(names) if len(names) <= 8 else f"{len(names)} classes"
-        print(
-            f"{summary['backbone']} / {summary['strategy']}: {summary['train_size']} training and "
-            f"{summary['val_size']} validation images; classes: {classes}"
-        )
-        if summary.get("grouping"):
-            from labeltune.core.grouping import grouping_text
-
-            print(f"split: {grouping_text(summary['grouping'])}")
-        if summary["val_accuracy"] is not None:
-            from labeltune.core.metrics import headline_warnings
-
-            acc, f1 = summary["val_accuracy"], summary["val_macro_f1"]
-            epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}"
-            low, high = result.metrics.get("accuracy_interval", (0.0, 1.0))
-            print(
-                f"validation accuracy {acc:.3f} (95 % interval {low:.2f}-{high:.2f} on {summary['val_size']} "
-                f"images), macro-F1 {f1:.3f} ({epochs})"
-            )
-            for warning in headline_warnings(summary["val_size"], summary["weights_id"], (low, high)):
-                print(f"warning: {warning}")
-        calibration = result.metrics.get("calibration") or {}
-        if calibration and not calibration.get("n"):
-            print("confidence not calibrated: no validation images (--val-fraction 0)")
-        if calibration.get("n"):
-            print(
-                f"confidence calibrated: temperature {calibration['temperature']:.2f}, expected calibration "
-                f"error {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
-                + ("" if calibration.get("cross_fitted") else " (in-sample: few validation images)")
-            )
-        unfamiliar = result.metrics.get("unfamiliar") or {}
-        if unfamiliar.get("val_unfamiliar_rate") is not None:
-            print(
-                f"unfamiliar-image check: flags {unfamiliar['val_unfamiliar_rate']:.0%} of the validation "
-                f"images (target {unfamiliar['false_alarm_target']:.0%})"
-            )
-        print(
-            f"{summary['seconds_total']:.1f} s in total, {summary['seconds_features']:.1f} s in the backbone"
-        )
-        print_skipped(result.skipped)
-        if result.stopped:
-            print(f"stopped by user; the best model so far is saved. Continue with --resume {result.run_dir}")
+        print_summary(result, summary)
     return 130 if result.stopped else 0
+
+
+def _config(args: argparse.Namespace, default_backbone: str) -> Any:
+    """The run's settings from the options; with ``--init``, the backbone and strategy are RUN's."""
+    from labeltune.core.train_config import TrainConfig
+
+    settings: dict[str, Any] = dict(
+        epochs=0 if args.epochs is None else _positive(args.epochs, "--epochs"),
+        batch_size=TrainConfig.batch_size if args.batch_size is None else args.batch_size,
+        lr=args.lr,
+        val_fraction=0.2 if args.val_fraction is None else args.val_fraction,
+        folds=args.folds,
+        fold=_fold(args),
+        group_by=args.group_by,
+        seed=args.seed,
+        device=args.device,
+        augment=not args.no_augment,
+        cached_views=args.cached_views,
+        patience=args.patience,
+        threads=args.threads,
+    )
+    if args.init:
+        from labeltune.core.add_classes import inherited_config
+
+        given = {
+            "backbone": args.backbone,
+            "strategy": args.strategy,
+            "input_size": args.input_size,
+            "head_hidden": args.head_hidden or None,
+        }
+        return inherited_config(Path(args.init), given, **settings)
+    return TrainConfig(
+        backbone=args.backbone or default_backbone,
+        strategy=args.strategy or "features",
+        weights=args.weights,
+        input_size=args.input_size,
+        head_hidden=args.head_hidden,
+        **settings,
+    )
+
+
+def print_summary(result: Any, summary: dict[str, Any]) -> None:
+    """The run's summary as text (``train`` and ``distill`` without ``--json``)."""
+    print(f"run: {summary['run_dir']}")
+    names = summary["classes"]
+    classes = ", ".join(names) if len(names) <= 8 else f"{len(names)} classes"
+    print(
+        f"{summary['backbone']} / {summary['strategy']}: {summary['train_size']} training and "
+        f"{summary['val_size']} validation images; classes: {classes}"
+    )
+    if summary.get("grouping"):
+        from labeltune.core.grouping import grouping_text
+
+        print(f"split: {grouping_text(summary['grouping'])}")
+    if summary["val_accuracy"] is not None:
+        from labeltune.core.metrics import headline_warnings
+
+        acc, f1 = summary["val_accuracy"], summary["val_macro_f1"]
+        epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}"
+        low, high = result.metrics.get("accuracy_interval", (0.0, 1.0))
+        print(
+            f"validation accuracy {acc:.3f} (95 % interval {low:.2f}-{high:.2f} on {summary['val_size']} "
+            f"images), macro-F1 {f1:.3f} ({epochs})"
+        )
+        for warning in headline_warnings(summary["val_size"], summary["weights_id"], (low, high)):
+            print(f"warning: {warning}")
+    calibration = result.metrics.get("calibration") or {}
+    if calibration and not calibration.get("n"):
+        print("confidence not calibrated: no validation images (--val-fraction 0)")
+    if calibration.get("n"):
+        print(
+            f"confidence calibrated: temperature {calibration['temperature']:.2f}, expected calibration "
+            f"error {calibration['ece_before']:.3f} -> {calibration['ece_after']:.3f}"
+            + ("" if calibration.get("cross_fitted") else " (in-sample: few validation images)")
+        )
+    unfamiliar = result.metrics.get("unfamiliar") or {}
+    if unfamiliar.get("val_unfamiliar_rate") is not None:
+        print(
+            f"unfamiliar-image check: flags {unfamiliar['val_unfamiliar_rate']:.0%} of the validation "
+            f"images (target {unfamiliar['false_alarm_target']:.0%})"
+        )
+    print(f"{summary['seconds_total']:.1f} s in total, {summary['seconds_features']:.1f} s in the backbone")
+    print_skipped(result.skipped)
+    if summary.get("new_classes") is not None:
+        before, after = summary["old_classes_accuracy_before"], summary["old_classes_accuracy_after"]
+        print(
+            f"added {', '.join(summary['new_classes'])}: old classes' accuracy {_pct(before)} -> "
+            f"{_pct(after)}, new classes' {_pct(summary['new_classes_accuracy'])}"
+        )
+    if result.stopped:
+        print(f"stopped by user; the best model so far is saved. Continue with --resume {result.run_dir}")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _progress_lines() -> Any:

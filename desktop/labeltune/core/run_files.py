@@ -48,7 +48,10 @@ class RunResult:
     epochs_planned: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready summary."""
+        """JSON-ready summary (a run that added classes or was distilled: those figures too)."""
+        extra = {**(self.metrics.get("added_classes") or {})}
+        if self.metrics.get("distill"):
+            extra["distill"] = self.metrics["distill"]
         return {
             "run_dir": str(self.run_dir),
             "backbone": self.backbone,
@@ -73,6 +76,7 @@ class RunResult:
             "val_unfamiliar_rate": (self.metrics.get("unfamiliar") or {}).get("val_unfamiliar_rate"),
             "skipped": [s.to_json() for s in self.skipped],
             "grouping": self.grouping,
+            **extra,
         }
 
 

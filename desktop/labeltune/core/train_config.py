@@ -49,6 +49,13 @@ class TrainConfig:
     patience: int = 5  # early stopping after this many epochs without improvement (0: off)
     class_balanced: bool = True
     threads: int | None = None
+    #: Add classes to this run (core/add_classes.py, docs/adr/0053): its network frozen, the head extended.
+    init: str | None = None
+    #: Distil these runs into this one (core/distill.py, docs/adr/0054): their averaged soft targets at
+    #: ``distill_temperature``, weighted ``1 - distill_alpha`` against the labels' cross-entropy.
+    teachers: list[str] | None = None
+    distill_temperature: float = 4.0
+    distill_alpha: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.epochs:
@@ -81,4 +88,6 @@ class TrainConfig:
             )
         if self.input_size is not None and self.input_size < 16:
             raise UnusableInputError("input size must be at least 16 px")
+        if self.teachers is not None and not (self.distill_temperature > 0 and 0 <= self.distill_alpha <= 1):
+            raise UnusableInputError("distillation needs a temperature > 0 and a label weight in [0, 1]")
         GroupingSpec.parse(self.group_by)

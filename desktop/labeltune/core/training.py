@@ -79,6 +79,11 @@ def train(
     start = time.perf_counter()
     config.validate()
     prepared = prepare_data(data, config, progress, cache_root)
+    if config.init or config.teachers:  # the split (and class order) of the runs it starts from
+        from labeltune.core.add_classes import merge_with_runs
+
+        runs = [Path(config.init)] if config.init else [Path(t) for t in config.teachers or ()]
+        prepared = merge_with_runs(prepared, runs, new_classes=bool(config.init))
     run_dir = Path(run_dir)
     created = not run_dir.exists()
     distributed.main_only(lambda: _make_run_dir(run_dir, prepared))  # under torchrun: rank 0 writes
@@ -206,19 +211,28 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
     local_stop = job.stop_event
     if distributed.world() is not None:  # the ranks stop together, at a step they agree on
         job = replace(job, stop_event=threading.Event())
+    # Adding classes to a *full* run trains the head on its frozen network's pooled features (features run).
+    head_only = config.init and config.strategy == "full"
+    fit_job = replace(job, config=replace(config, strategy="features")) if head_only else job
 
     def inputs_for(first: bool) -> FitInputs:
-        return prepare_inputs(
-            replace(job, stop_event=local_stop) if first else job, model, model_config, weights_id, device
-        )
+        chosen = replace(fit_job, stop_event=local_stop) if first else fit_job
+        return prepare_inputs(chosen, model, model_config, weights_id, device)
 
     # Under torchrun each machine's first rank fills the feature cache; the others then read it.
-    inputs = inputs_for(True) if config.strategy == "full" else distributed.local_main_first(inputs_for)
-    trainer = _make_trainer(job, model, inputs, device)
+    full = fit_job.config.strategy == "full"
+    inputs = inputs_for(True) if full else distributed.local_main_first(inputs_for)
+    added = _old_classes_before(config, model, inputs) if config.init else None
+    distilled = None
+    if config.teachers:
+        from labeltune.core.distill import soft_target_inputs
+
+        inputs, distilled = soft_target_inputs(fit_job, model, model_config, inputs, device)
+    trainer = _make_trainer(fit_job, model, inputs, device)
     distributed.prepare_trainer(trainer, local_stop)
     data = inputs.data
     if not distributed.is_main():  # rank 0 writes the run folder
-        state = _run(trainer, config, device)
+        state = _run(trainer, fit_job.config, device)
         return _rank_result(job, state, inputs)
     if len(data.paths) != len(job.data.paths):  # files that changed since the scan were dropped
         write_manifest(job.run_dir, data)  # the manifest lists what the model is trained on
@@ -236,8 +250,28 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
         )
 
     write_config()
-    state = _run(trainer, config, device)
-    return _write_out(job, trainer, state, (model, model_config), inputs, device, write_config)
+    state = _run(trainer, fit_job.config, device)
+    result = _write_out(fit_job, trainer, state, (model, model_config), inputs, device, write_config)
+    y_val = data.labels[data.is_val]
+    if added is not None:
+        from labeltune.core import add_classes
+
+        trainable = inputs.trainable
+        result = add_classes.record(result, config, added[0], added[1], trainable, inputs.x_val, y_val)
+    if distilled is not None:
+        from labeltune.core.distill import record_distillation
+
+        result = record_distillation(result, distilled, y_val, device)
+    return result
+
+
+def _old_classes_before(config: TrainConfig, model: Any, inputs: FitInputs) -> tuple[int, float | None]:
+    """RUN's class count and its model's accuracy on the old classes' validation items (``--init``)."""
+    from labeltune.core.add_classes import head_accuracy, read_run_config
+
+    n_old = len(read_run_config(Path(str(config.init)))["model"]["classes"])
+    y_val = inputs.data.labels[inputs.data.is_val]
+    return n_old, head_accuracy(inputs.trainable, inputs.x_val, y_val, range(n_old), n_old)
 
 
 def _rank_result(job: FitJob, state: TrainerState, inputs: FitInputs) -> RunResult:
@@ -269,6 +303,10 @@ def _build_model(job: FitJob) -> tuple[Any, ModelConfig, str]:
     from labeltune.core.weights import resolve_weights
 
     config = job.config
+    if config.init:  # adding classes: RUN's model, its head extended (core/add_classes.py)
+        from labeltune.core.add_classes import build_from_run
+
+        return build_from_run(Path(config.init), job.data.classes)
     state, weights_id = resolve_weights(
         config.backbone, config.weights, config.seed, job.progress, job.stop_event
     )
@@ -317,10 +355,16 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
     val_batches = TensorBatches(
         inputs.x_val, y_val, max(config.batch_size, 64), device, transform=inputs.transform
     )
-    weights = class_weights(inputs.y_train.numpy(), len(data.classes)) if config.class_balanced else None
-    loss_fn = torch.nn.CrossEntropyLoss(
+    hard = inputs.y_train if inputs.y_train.ndim == 1 else inputs.y_train[:, -1].long()  # distillation
+    hard = hard[hard >= 0]
+    weights = class_weights(hard.numpy(), len(data.classes)) if config.class_balanced else None
+    loss_fn: Any = torch.nn.CrossEntropyLoss(
         weight=torch.tensor(weights, dtype=torch.float32, device=device) if weights is not None else None
     )
+    if config.teachers:
+        from labeltune.core.distill import DistillationTask
+
+        loss_fn = DistillationTask(loss_fn, val_batches if len(y_val) else None, len(data.classes), config)
     optimizer = torch.optim.AdamW(inputs.params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     trainer = Trainer(

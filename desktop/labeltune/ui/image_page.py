@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QFileDialog, QTabWidget, QWidget
 from labeltune.core.domain import LabelProject
 from labeltune.core.train_config import TrainConfig
 from labeltune.ui.data_map import DataMapPanel
+from labeltune.ui.distill_dialog import DistillDialog
+from labeltune.ui.errors import show_error
 from labeltune.ui.heatmap_panel import predicted_run_dir
 from labeltune.ui.import_dialog import ImportDialog
 from labeltune.ui.label_page import LabelPage
@@ -46,6 +48,9 @@ class ImagePage(QTabWidget):
         self.map_panel.paths_selected.connect(self._on_map_panel_paths_selected)
         session.project_opened.connect(self._on_session_project_opened)
         self.results_panel.continue_requested.connect(self._on_results_panel_continue_requested)
+        self.results_panel.add_classes_requested.connect(self._on_results_panel_add_classes_requested)
+        self.results_panel.distill_requested.connect(self._on_results_panel_distill_requested)
+        self.distill_dialog: DistillDialog | None = None
         self.results_panel.cell_requested.connect(self._on_results_panel_cell_requested)
         label_next = self.label_page.label_next  # Label ▸ Retrain trains through the Train tab's panel
         label_next.retrain_requested.connect(self._on_label_next_retrain_requested)
@@ -62,6 +67,43 @@ class ImagePage(QTabWidget):
     def _on_results_panel_continue_requested(self, run_dir: Path) -> None:
         """Continue a stopped run chosen in the runs list: the Train tab shows it training."""
         if self.train_panel.resume_run(Path(run_dir)):
+            self.setCurrentWidget(self.train_panel)
+
+    def _on_results_panel_add_classes_requested(self, run_dir: Path) -> None:
+        """Add the project's new classes to a run (core/add_classes.py): the Train tab shows it training."""
+        from labeltune.core.add_classes import inherited_config
+        from labeltune.core.errors import UnusableInputError
+
+        try:
+            config = inherited_config(Path(run_dir), {})
+        except UnusableInputError as error:
+            show_error(self, "Cannot add the new classes", str(error))
+            return
+        self._start_on_train_tab(config, "Cannot add the new classes")
+
+    def _on_results_panel_distill_requested(self, run_dir: Path) -> None:
+        """Ask for the teachers and the student's network, then train the student on the Train tab."""
+        project = self.session.project
+        if project is None or project.closed:
+            return
+        self.distill_dialog = DistillDialog(project.runs(), Path(run_dir), self)
+        self.distill_dialog.accepted.connect(self._on_distill_dialog_accepted)
+        self.distill_dialog.open()
+
+    def _on_distill_dialog_accepted(self) -> None:
+        dialog = self.distill_dialog
+        if dialog is None:
+            return
+        if not dialog.teachers():
+            show_error(self, "Cannot distill", "Check at least one teacher run.")
+            return
+        self._start_on_train_tab(dialog.config(), "Cannot distill")
+
+    def _start_on_train_tab(self, config: TrainConfig, title: str) -> None:
+        reason = self.train_panel.start_config(config)
+        if reason:
+            show_error(self, title, f"The run cannot start: {reason}.")
+        else:
             self.setCurrentWidget(self.train_panel)
 
     def _on_results_panel_cell_requested(self, run_dir: Path, true: str, predicted: str) -> None:

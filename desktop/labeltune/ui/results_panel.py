@@ -28,6 +28,8 @@ class ResultsPanel(QWidget):
     """Runs of the open project on the left; the selected run (or two compared) on the right."""
 
     continue_requested = Signal(object)  # Path of a stopped run to continue (the Train tab does it)
+    add_classes_requested = Signal(object)  # Path of a run to add the project's new classes to
+    distill_requested = Signal(object)  # Path of a run to distill (with others) into a smaller model
     #: A confusion-matrix cell was activated: run folder (Path), true class, predicted class (drill-down)
     cell_requested = Signal(object, str, str)
 
@@ -70,6 +72,8 @@ class ResultsPanel(QWidget):
         self.details_view.audit_button.clicked.connect(self._on_audit_button_clicked)
         self.runs_list.selection_changed.connect(self._on_runs_list_selection_changed)
         self.runs_list.continue_requested.connect(self.continue_requested)
+        self.runs_list.add_classes_requested.connect(self.add_classes_requested)
+        self.runs_list.distill_requested.connect(self.distill_requested)
         self.details_view.check_button.clicked.connect(self._on_check_button_clicked)
         self.details_view.confusion.cell_activated.connect(self._on_confusion_cell_activated)
         session.project_opened.connect(self._on_session_project_opened)
@@ -82,6 +86,7 @@ class ResultsPanel(QWidget):
         project = self.session.project
         before = {str(run["id"]) for run in self.runs_list.runs()}
         runs = project.runs() if project is not None else []
+        self.runs_list.project_classes = list(project.classes) if project is not None else []
         self.runs_list.set_runs(runs)
         new = [run for run in self.runs_list.runs() if str(run["id"]) not in before]
         if select_new and new:

@@ -155,12 +155,16 @@ class RunsListView(QTreeWidget):
 
     selection_changed = Signal(list)  # the selected runs (dicts from Project.runs()), in list order
     continue_requested = Signal(object)  # Path of a stopped run whose "Continue training" was chosen
+    add_classes_requested = Signal(object)  # Path of a run to add the project's new classes to (ADR 0053)
+    distill_requested = Signal(object)  # Path of a run chosen for "Distill into a smaller model…" (ADR 0054)
 
     COLUMNS = ("Run", "Model", "Accuracy", "Macro-F1", "Status")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._runs: dict[str, dict[str, Any]] = {}
+        #: The project's classes (the results panel sets them): a run that lacks some offers to add them.
+        self.project_classes: list[str] = []
         self.setColumnCount(len(self.COLUMNS))
         self.setHeaderLabels(list(self.COLUMNS))
         self.setRootIsDecorated(False)
@@ -261,9 +265,30 @@ class RunsListView(QTreeWidget):
             resume.setObjectName("continueRun")
             resume.setToolTip("Train the remaining epochs of this run from where it stopped (Train tab)")
             resume.triggered.connect(lambda: self.continue_requested.emit(stopped.run_dir))
+        self._add_model_actions(menu, run)
         action = menu.addAction("Open run folder")
         action.setToolTip("Show the run's files (model, metrics, history) in the file manager")
         path = Path(str(run.get("path", "")))
         action.setEnabled(path.is_dir())
         action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
         return menu
+
+    def _add_model_actions(self, menu: QMenu, run: dict[str, Any]) -> None:
+        """A finished image run: "Add the new classes to <run>" (classes it lacks), "Distill…"."""
+        summary = run.get("metrics") or {}
+        path = Path(str(run.get("path", "")))
+        if summary.get("stopped") or not summary.get("classes") or not (path / "model.safetensors").is_file():
+            return
+        new = [c for c in self.project_classes if c not in summary["classes"]]
+        if new:
+            add = menu.addAction(f"Add the new classes to {run['id']}")
+            add.setObjectName("addClassesToRun")
+            add.setToolTip(
+                f"Teach this run {', '.join(new)} without forgetting what it knows: its network is kept "
+                "and only what its strategy trained learns (Train tab)"
+            )
+            add.triggered.connect(lambda: self.add_classes_requested.emit(path))
+        distill = menu.addAction("Distill into a smaller model…")
+        distill.setObjectName("distillRun")
+        distill.setToolTip("Train a small, fast student on the answers of this run and others (Train tab)")
+        distill.triggered.connect(lambda: self.distill_requested.emit(path))

@@ -99,6 +99,7 @@ class _Start:
     init_net: XrdNet | None = None
     init_state: dict[str, torch.Tensor] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    added_phases: dict[str, Any] | None = None  # the library adds phases to the --init run's (xrd/extend.py)
 
 
 def _start(source: Path, config: XrdTrainConfig) -> _Start:
@@ -128,12 +129,20 @@ def _start(source: Path, config: XrdTrainConfig) -> _Start:
                 "run (for example the shipped models/xrd-li-mn-ti-o-f)",
             )
         library = init_library
+    added: dict[str, Any] | None = None
     if init_net is not None and init_library.names != library.names:
-        raise UnusableInputError(
-            f"the starting model {config.init} was trained on other phases than {source}: "
-            "use the same library",
-            cli=f"--init {config.init} was trained on other phases than {source}: use the same library",
-        )
+        from labeltune.core.xrd.extend import added_phases_record, extend_net, extends
+
+        if not extends(init_library.names, library.names):
+            raise UnusableInputError(
+                f"the starting model {config.init} was trained on other phases than {source}: "
+                "use the same library, or one that adds phases to it",
+                cli=f"--init {config.init} was trained on other phases than {source}: use the same "
+                "library, or one that adds phases to it",
+            )
+        init_net = extend_net(init_net, init_library.names, library.names)
+        added = added_phases_record(str(config.init), init_library.names, library.names)
+        init_state = None  # the check against the previous model needs the same phases
     if init_config is not None:
         g = init_config["grid"]
         grid = np.linspace(g["two_theta_min"], g["two_theta_max"], g["points"])
@@ -142,7 +151,7 @@ def _start(source: Path, config: XrdTrainConfig) -> _Start:
         grid = np.linspace(g["two_theta_min"], g["two_theta_max"], g["points"])
     else:
         grid = grid_of(library)
-    return _Start(kind, library, grid, init_net, init_state, meta)
+    return _Start(kind, library, grid, init_net, init_state, meta, added)
 
 
 def _fixed_set(source: Path, library: Library, grid: np.ndarray) -> tuple[torch.Tensor, ...]:
@@ -265,6 +274,9 @@ def train_xrd(
     if not state.history:  # stopped in the first epoch: the model as it is
         save_xrd_model(run_dir, net)
     metrics = _finish(run_dir, net, state.history, library, *validation, measured, stopped)
+    if start.added_phases is not None:
+        metrics["added_phases"] = start.added_phases
+        write_metrics(run_dir, metrics)
     if start.init_state is not None:
         from labeltune.core.xrd.model_check import compare_with_previous
 

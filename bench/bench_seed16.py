@@ -1,0 +1,197 @@
+"""Add classes without forgetting, and distil teachers into a student, on the real data (issue 16).
+
+Run: ``.venv/bin/python bench/bench_seed16.py [--quick] [--draws N] [--partial]``.
+
+*Add classes* (Fish4Knowledge, split by track with ``regex:fish_(\\d+)_``): a run on 18 species, then
+``train ALL --init RUN`` adds the 5 species the issue names; beside it a from-scratch run on all 23 species
+with the same settings. Printed: the old species' validation accuracy before/after, the new species'
+accuracy (init vs from scratch, each on its own validation items of those species) and the time ratio.
+*Distil* (corn and fish): two or three EfficientNet-Lite0 teachers fine-tuned with different input sizes and
+seeds (the only ImageNet weights available offline), a Lite0 student at a smaller input size, beside the
+same small Lite0 trained on labels alone. Speeds are plain PyTorch forward passes (``model(x)``, batch 16)
+on this machine's CPU. Benchmarks assert nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "desktop"))
+DATA = Path(os.environ.get("LABELTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+if not DATA.is_dir():
+    DATA = Path("/work/shared/data")
+NEW_SPECIES = (
+    "Abudefduf_vaigiensis",
+    "Chaetodon_lunulatus",
+    "Hemigymnus_melapterus",
+    "Neoglyphidodon_nigroris",
+    "Scaridae",
+)
+FISH_GROUPS = r"regex:fish_(\d+)_"
+
+
+def link_folder(source: Path, target: Path, classes: list[str]) -> Path:
+    """``target/<class>/`` holding symlinks to ``source/<class>/*`` (no copy of the images)."""
+    for name in classes:
+        (target / name).mkdir(parents=True, exist_ok=True)
+        for image in (source / name).iterdir():
+            (target / name / image.name).symlink_to(image)
+    return target
+
+
+def new_class_accuracy(metrics: dict[str, Any], classes: tuple[str, ...]) -> tuple[float, int]:
+    """Accuracy (recall weighted by support) over ``classes`` from a run's ``metrics.json``."""
+    rows = [r for r in metrics["per_class"] if r["class"] in classes]
+    support = sum(r["support"] for r in rows)
+    hits = sum(r["recall"] * r["support"] for r in rows)
+    return (hits / support if support else float("nan")), support
+
+
+def add_classes(work: Path, cache: Path, seed: int, strategy: str, epochs: int) -> dict[str, Any]:
+    """One draw on the fish: old run, --init run, from-scratch run."""
+    from labeltune.core.add_classes import inherited_config
+    from labeltune.core.datasets import scan
+    from labeltune.core.train_config import TrainConfig
+    from labeltune.core.training import train
+
+    images = DATA / "fish4knowledge" / "images"
+    species = sorted(p.name for p in images.iterdir() if p.is_dir())
+    old_species = [s for s in species if s not in NEW_SPECIES]
+    old_data = (
+        work / "fish-old"
+        if (work / "fish-old").is_dir()
+        else link_folder(images, work / "fish-old", old_species)
+    )
+    all_data = (
+        work / "fish-all" if (work / "fish-all").is_dir() else link_folder(images, work / "fish-all", species)
+    )
+    settings = dict(group_by=FISH_GROUPS, seed=seed, epochs=epochs, threads=None)
+    tag = f"{strategy}-s{seed}"
+    old = train(
+        scan(old_data), TrainConfig(strategy=strategy, **settings), work / f"old-{tag}", cache_root=cache
+    )  # type: ignore[arg-type]
+    # Both runs start from the cache as the old run left it (the new species not yet cached): neither
+    # profits from the other's feature extraction.
+    scratch_cache = work / f"cache-scratch-{tag}"
+    shutil.copytree(cache, scratch_cache, dirs_exist_ok=True)
+    config = inherited_config(work / f"old-{tag}", {}, group_by=FISH_GROUPS, seed=seed)
+    added = train(scan(all_data), config, work / f"init-{tag}", cache_root=cache)
+    scratch_config = TrainConfig(strategy=strategy, **settings)  # type: ignore[arg-type]
+    scratch = train(scan(all_data), scratch_config, work / f"scratch-{tag}", cache_root=scratch_cache)
+    summary = added.to_json()
+    scratch_new, scratch_n = new_class_accuracy(scratch.metrics, NEW_SPECIES)
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "old_run_val_accuracy": old.metrics.get("accuracy"),
+        "old_before": summary["old_classes_accuracy_before"],
+        "old_after": summary["old_classes_accuracy_after"],
+        "new_init": summary["new_classes_accuracy"],
+        "new_init_items": summary["new_val_items"],
+        "new_scratch": scratch_new,
+        "new_scratch_items": scratch_n,
+        "scratch_all_accuracy": scratch.metrics.get("accuracy"),
+        "init_all_accuracy": added.metrics.get("accuracy"),
+        "seconds_init": added.seconds_total,
+        "seconds_scratch": scratch.seconds_total,
+        "seconds_old_run": old.seconds_total,
+    }
+
+
+def distill_draw(work: Path, cache: Path, name: str, data: Path, group_by: str | None) -> dict[str, Any]:
+    """Teachers (Lite0 at 224 and 192 px), the student (Lite0 at 160 px) and the labels-only baseline."""
+    from labeltune.core.datasets import scan
+    from labeltune.core.distill import distill_config
+    from labeltune.core.train_config import TrainConfig
+    from labeltune.core.training import train
+
+    dataset = scan(data)
+    teachers = []
+    for size, seed_init in ((224, 0), (192, 0)):
+        out = work / f"{name}-teacher-{size}"
+        train(dataset, TrainConfig(input_size=size, group_by=group_by, seed=seed_init), out, cache_root=cache)
+        teachers.append(str(out))
+    baseline = train(
+        dataset,
+        TrainConfig(input_size=160, group_by=group_by),
+        work / f"{name}-small-labels",
+        cache_root=cache,
+    )
+    start = time.perf_counter()
+    student = train(
+        dataset,
+        distill_config(teachers, "efficientnet_lite0", input_size=160, group_by=group_by),
+        work / f"{name}-student",
+        cache_root=cache,
+    )
+    report = student.metrics["distill"]
+    report["seconds_student"] = time.perf_counter() - start
+    report["small_labels_only_accuracy"] = baseline.metrics.get("accuracy")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one draw, features strategy only")
+    parser.add_argument("--draws", type=int, default=3, help="seeds of the add-classes measurement")
+    parser.add_argument("--partial", action="store_true", help="also a partial-strategy draw (slow on a CPU)")
+    parser.add_argument("--skip-distill", action="store_true")
+    parser.add_argument("--work", default=None, help="keep the runs here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-seed16-"))
+    cache = work / "cache"
+    os.environ.setdefault("LABELTUNE_CACHE_DIR", str(cache))
+    draws = 1 if args.quick else args.draws
+    rows = [add_classes(work, cache, seed, "features", 30) for seed in range(draws)]
+    if args.partial and not args.quick:
+        rows.append(add_classes(work, cache, 0, "partial", 10))
+    print("add 5 fish species to a run on 18 (tracks kept apart); accuracy on validation items")
+    print(
+        f"{'strategy':9s} {'seed':>4s} {'old before':>10s} {'old after':>9s} {'new(init)':>9s} "
+        f"{'new(scratch)':>12s} {'all(init)':>9s} {'all(scratch)':>12s} {'s init':>7s} {'s scratch':>9s} "
+        "ratio"
+    )
+    for r in rows:
+        print(
+            f"{r['strategy']:9s} {r['seed']:4d} {r['old_before']:10.3f} {r['old_after']:9.3f} "
+            f"{r['new_init']:9.3f} {r['new_scratch']:12.3f} {r['init_all_accuracy']:9.3f} "
+            f"{r['scratch_all_accuracy']:12.3f} {r['seconds_init']:7.1f} {r['seconds_scratch']:9.1f} "
+            f"{r['seconds_init'] / r['seconds_scratch']:.2f}  (new val items {r['new_init_items']} / "
+            f"{r['new_scratch_items']})"
+        )
+    (work / "add_classes.json").write_text(json.dumps(rows, indent=2))
+    if not args.skip_distill:
+        sets = [("corn", DATA / "corn_leaf" / "images", None)]
+        if not args.quick:
+            sets.append(("fish", DATA / "fish4knowledge" / "images", FISH_GROUPS))
+        for name, data, group_by in sets:
+            report = distill_draw(work, cache, name, data, group_by)
+            (work / f"distill-{name}.json").write_text(json.dumps(report, indent=2))
+            print(f"\ndistil {name}: two Lite0 teachers (224, 192 px) into a Lite0 student at 160 px")
+            table = [("student lite0 160 px", report["student"])]
+            table += [(f"teacher lite0 {t['input_size']} px", t) for t in report["teachers"]]
+            table += [("ensemble of the teachers", report["ensemble"])]
+            for label, row in table:
+                print(
+                    f"  {label:26s} accuracy {row['val_accuracy']:.3f}  {row['size_mb']:6.1f} MB  "
+                    f"{row['params'] / 1e6:5.2f} M params  {row['images_per_second']:7.1f} images/s"
+                )
+            print(f"  same small Lite0 on labels alone: accuracy {report['small_labels_only_accuracy']:.3f}")
+            print(f"  unlabeled items used: {report['unlabeled_used']}")
+    print(f"\nruns kept in {work}" if args.work else "")
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
