@@ -77,6 +77,26 @@ class Callback:
         """Called when training fails; the exception is re-raised afterwards."""
 
 
+#: An epoch is better only by more than this fraction of the best score so far (per element, in order):
+#: float noise — another thread count, a vanishing learning rate — is not progress for early stopping.
+MIN_IMPROVEMENT = 1e-4
+
+
+def improves(score: tuple[float, float], best: tuple[float, float]) -> bool:
+    """Whether ``score`` beats ``best`` (compared element by element, larger is better, ties go on)."""
+    for new, old in zip(score, best, strict=True):
+        if not math.isfinite(old):
+            if new != old:
+                return new > old
+            continue
+        margin = MIN_IMPROVEMENT * max(abs(old), 1e-12)
+        if new > old + margin:
+            return True
+        if new < old - margin:
+            return False
+    return False
+
+
 @dataclass
 class TrainerState:
     """Everything that a resumed run needs besides model/optimizer/scheduler."""
@@ -329,7 +349,7 @@ class Trainer:
         state.epoch = record.epoch
         state.history.append(record)
         score = self.task.score(record)
-        if score > state.best_score:
+        if improves(score, state.best_score):
             state.best_score = score
             state.best_epoch = record.epoch
             state.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
