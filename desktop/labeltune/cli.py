@@ -222,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="xrd: Å, for files that do not state theirs (default: the model's, with a note)",
     )
     p.add_argument("--no-fit", action="store_true", help="xrd: network only, no least-squares fit")
+    p.add_argument(
+        "--internal-standard",
+        default=None,
+        metavar="NAME=WT%",
+        help="xrd: a library phase (name or formula) spiked at WT%% of the sample: amorphous content",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -72,6 +72,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return cli_xrd.predict(args, progress_bar, stop_on_ctrl_c, emit_json)
     from labeltune.core import inference
 
+    if getattr(args, "internal_standard", None):
+        raise UsageError("--internal-standard is for XRD runs (a phase of the model's library)")
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UsageError("--min-confidence must be between 0 and 1")
     if args.top_k < 1:

@@ -99,8 +99,26 @@ class XrdIdentifyController(QObject):
         paths = project.patterns() if all_patterns else [p for p in [self._shown()[0]] if p is not None]
         if not paths:
             return
+        standard = None
+        text = self.panel.standard_edit.text().strip()
+        if text:
+            from labeltune.core.errors import UnusableInputError
+            from labeltune.core.xrd.internal_standard import parse_internal_standard
+
+            try:
+                standard = parse_internal_standard(text)
+            except UnusableInputError as error:
+                show_error(self._widget, "Internal standard not understood", str(error))
+                return
         self._predict_folder = project.folder
-        worker = XrdPredictWorker(project.model_dir, paths, project.wavelength, fit=True, activation=True)
+        worker = XrdPredictWorker(
+            project.model_dir,
+            paths,
+            project.wavelength,
+            fit=True,
+            activation=True,
+            internal_standard=standard,
+        )
         self.controller.start(worker)
 
     def _on_controller_finished(self, result: XrdPredictOutcome) -> None:

@@ -156,6 +156,7 @@ def fit_phases(
     *,
     ka2: bool | None = None,
     stop_event: threading.Event | None = None,
+    amorphous: bool = False,
 ) -> FitResult:
     """Fit the calculated patterns of library phases ``names`` to ``pattern``; weight fractions and Rwp.
 
@@ -163,7 +164,8 @@ def fit_phases(
     unknown names raise ``KeyError``. ``ka2``: None = the file's Kα2 when it states one, else the better
     fit of Kα2 (ratio 0.5) and none; True/False force it. Only the library's 2θ range is fitted. With no
     names only the background is fitted and every strong peak is reported unexplained.
-    ``stop_event`` is checked between steps (``StoppedError``).
+    ``stop_event`` is checked between steps (``StoppedError``). ``amorphous``: the background can also
+    follow broad amorphous humps (``fit_engine.HUMP_CENTRES``; used with an internal standard).
     """
     names = _check_inputs(pattern, library, names)
     lo = max(library.two_theta_range[0], float(pattern.two_theta[0]))
@@ -179,7 +181,7 @@ def fit_phases(
     wavelength = float(pattern.wavelength)  # type: ignore[arg-type]
     wavelength2, ratios = _ka2_options(pattern, library, ka2)
     peaks = [library.peaks[n] for n in names]
-    full = FitData(x, y)
+    full = FitData(x, y, humps=amorphous)
     fwhm0 = estimate_fwhm(x, y)
     model = Model(peaks, [library.phase(n).cell for n in names], wavelength, wavelength2)
     params = model.initial(fwhm0)
