@@ -67,12 +67,12 @@ def _pick(model: XrdModel, rng: np.random.Generator, k: int, exclude: Sequence[s
     return out
 
 
-def _minor_table(model: XrdModel, n: int, counts: float) -> None:
+def _minor_table(model: XrdModel, n: int, counts: float, only_level: float | None = None) -> None:
     print(
         f"\nSimulated mixtures, two majors + one minor phase, {counts:g} counts at the strongest peak, n={n}"
     )
     print(f"{'minor wt %':>10} {'recall':>7} {'false':>6} {'|err| pts':>10} {'<2 esd':>7} {'limit %':>8}")
-    for level in LEVELS:
+    for level in LEVELS if only_level is None else (only_level,):
         rng = np.random.default_rng(int(level * 10_000))
         found = false = 0
         errors: list[float] = []
@@ -148,13 +148,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=8, help="mixtures per minor-phase level")
     parser.add_argument("--counts", type=float, default=20000.0)
     parser.add_argument("--only", choices=("minor", "standard", "measured"), default=None)
+    parser.add_argument("--level", type=float, default=None, help="one minor-phase level only (wt fraction)")
     args = parser.parse_args(argv)
     folder = shipped_model_dir()
     if folder is None:
         raise SystemExit("the shipped XRD model is not in models/")
     model = load_xrd_model(folder)
     if args.only in (None, "minor"):
-        _minor_table(model, args.n, args.counts)
+        _minor_table(model, args.n, args.counts, args.level)
     if args.only in (None, "standard"):
         _standard_table(model, args.counts)
     if args.only in (None, "measured"):

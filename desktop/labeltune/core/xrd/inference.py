@@ -10,6 +10,8 @@ and the strong peaks nothing explains. The fit also checks the network's call:
 * a same-formula polymorph the network also considered replaces a called phase when it fits better;
 * the two most likely uncalled phases (and, while strong peaks stay unexplained, up to six) are tried
   and added on the same evidence: minor phases the network was unsure of;
+* the fit proposes too: the two library phases the residual holds most of (``screening``) are fitted
+  and added on the same evidence at a level corrected for searching the whole library;
 * the phases tried and not found get a detection limit (``detection_limits``).
 
 What remains unexplained is reported (``unexplained_peaks`` and a warning): a closed-set model otherwise
@@ -37,7 +39,8 @@ from labeltune.core.xrd.model import class_activation, network_fractions
 from labeltune.core.xrd.pattern import Pattern
 from labeltune.core.xrd.results import Alternative, PhaseCall, XrdPrediction
 from labeltune.core.xrd.run_files import load_xrd_net
-from labeltune.core.xrd.significance import Z_MIN, phase_test
+from labeltune.core.xrd.screening import screen_residual
+from labeltune.core.xrd.significance import SIGNIFICANCE, Z_MIN, normal_quantile, phase_test
 
 SURE = 0.8
 """The network is sure of a phase at this probability (only for ordering the checks)."""
@@ -47,6 +50,8 @@ ALWAYS_TRIED = 2
 """The most likely uncalled phases tried on every pattern: minor phases the network is unsure of."""
 MAX_TRIES = 6
 """Most uncalled phases tried while strong peaks stay unexplained."""
+SCREENED_TRIES = 2
+"""Most phases the residual screen (``screening``) proposes that are then fitted in full."""
 
 
 class XrdModel:
@@ -261,6 +266,7 @@ class XrdModel:
         # 3. uncalled phases: the most likely ones always, more while strong peaks stay unexplained
         tries = 0
         added: list[int] = []
+        tried_phases: list[int] = []
         for k in np.argsort(-probs):
             k = int(k)
             if k in called or probs[k] < CANDIDATE_FLOOR:
@@ -268,11 +274,30 @@ class XrdModel:
             if tries >= MAX_TRIES or (tries >= ALWAYS_TRIED and not result.unexplained_peaks):
                 break
             tries += 1
+            tried_phases.append(k)
             trial = [*called, k]
             other = self._fit(pattern, trial)
             found, why = self._evidence(other, result, self.names[k])
             if found:
                 notes.append(f"{self.names[k]} added by the fit ({why}; probability {probs[k]:.2f})")
+                called, result = trial, other
+                added.append(k)
+        # 4. the residual screen: minor phases the network gave (almost) no probability
+        tried = {self.names[j] for j in called} | {self.names[k] for k in tried_phases}
+        screened = screen_residual(self.library, result, tried) if called else []
+        alpha = (1.0 - SIGNIFICANCE) / max(len(screened), 1)
+        z = normal_quantile(alpha)
+        for name, t in screened[:SCREENED_TRIES]:
+            if t < z:
+                break
+            k = self.names.index(name)
+            trial = [*called, k]
+            other = self._fit(pattern, trial)
+            found, why = self._evidence(other, result, name, alpha)
+            if found:
+                notes.append(
+                    f"{name} added by the fit, found in the residual ({why}; probability {probs[k]:.2f})"
+                )
                 called, result = trial, other
                 added.append(k)
         if added:  # a phase called only to cover the added one's peaks is no longer needed
@@ -281,15 +306,18 @@ class XrdModel:
         alternatives = competing_sets(pattern, [self.names[j] for j in called], ranked)
         return called, result, notes, alternatives, self._detection_limits(pattern, called, probs)
 
-    def _evidence(self, with_phase: Any, without: Any, name: str) -> tuple[bool, str]:
+    def _evidence(
+        self, with_phase: Any, without: Any, name: str, alpha: float = 1.0 - SIGNIFICANCE
+    ) -> tuple[bool, str]:
         """Whether ``with_phase`` needs ``name`` (scale test, F-test against ``without``), and why."""
         fit = next((p for p in with_phase.phases if p.name == name), None)
         if fit is None or fit.scale <= 0:
             return False, "no weight in the pattern"
         t = fit.scale / fit.scale_esd if fit.scale_esd > 0 else float("inf")
-        test = phase_test(with_phase, without)
+        test = phase_test(with_phase, without, alpha)
         why = f"scale {t:.1f} esd, F {test.f:.1f}, p {test.p:.2g}"
-        return t >= Z_MIN and test.significant, why
+        z = Z_MIN if alpha == 1.0 - SIGNIFICANCE else normal_quantile(alpha)
+        return t >= z and test.significant, why
 
     def _detection_limits(
         self, pattern: PhaseSetFits, called: list[int], probs: np.ndarray
