@@ -67,7 +67,9 @@ def _pick(model: XrdModel, rng: np.random.Generator, k: int, exclude: Sequence[s
     return out
 
 
-def _minor_table(model: XrdModel, n: int, counts: float, only_level: float | None = None) -> None:
+def _minor_table(
+    model: XrdModel, n: int, counts: float, only_level: float | None = None, verbose: bool = False
+) -> None:
     print(
         f"\nSimulated mixtures, two majors + one minor phase, {counts:g} counts at the strongest peak, n={n}"
     )
@@ -85,6 +87,12 @@ def _minor_table(model: XrdModel, n: int, counts: float, only_level: float | Non
             truth = {major[0]: split * (1 - level), major[1]: (1 - split) * (1 - level), minor: level}
             pred = model.predict(_simulated(model, truth, 1000 * i + int(level * 1000), counts))
             called = {p.name: p for p in pred.phases}
+            if verbose:
+                said = ", ".join(
+                    f"{n} {100 * (p.fraction or 0):.2f}±{100 * (p.fraction_esd or 0):.2f}"
+                    for n, p in called.items()
+                )
+                print(f"   truth {', '.join(f'{n} {100 * v:.2f}' for n, v in truth.items())} -> {said}")
             found += minor in called
             false += sum(1 for name in called if name not in truth)
             if minor not in called and minor in pred.detection_limits:
@@ -148,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=8, help="mixtures per minor-phase level")
     parser.add_argument("--counts", type=float, default=20000.0)
     parser.add_argument("--only", choices=("minor", "standard", "measured"), default=None)
+    parser.add_argument("--verbose", action="store_true", help="one line per simulated mixture")
     parser.add_argument("--level", type=float, default=None, help="one minor-phase level only (wt fraction)")
     args = parser.parse_args(argv)
     folder = shipped_model_dir()
@@ -155,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("the shipped XRD model is not in models/")
     model = load_xrd_model(folder)
     if args.only in (None, "minor"):
-        _minor_table(model, args.n, args.counts, args.level)
+        _minor_table(model, args.n, args.counts, args.level, args.verbose)
     if args.only in (None, "standard"):
         _standard_table(model, args.counts)
     if args.only in (None, "measured"):
