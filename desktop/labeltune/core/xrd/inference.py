@@ -300,8 +300,8 @@ class XrdModel:
                 )
                 called, result = trial, other
                 added.append(k)
-        if added:  # a phase called only to cover the added one's peaks is no longer needed
-            called, result = self._prune(pattern, called, result, probs, notes, keep=[*keep, *added])
+        if added:  # a phase called (or added) only to cover a later addition's peaks is no longer needed
+            called, result = self._prune(pattern, called, result, probs, notes, keep=keep)
         ranked = [self.names[int(k)] for k in np.argsort(-probs)]
         alternatives = competing_sets(pattern, [self.names[j] for j in called], ranked)
         return called, result, notes, alternatives, self._detection_limits(pattern, called, probs)
