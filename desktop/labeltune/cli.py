@@ -249,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="UM",
         help="xrd: grain diameter in µm; corrects the fractions for microabsorption (Brindley)",
     )
+    p.add_argument(
+        "--internal-standard",
+        default=None,
+        metavar="NAME=WT%",
+        help="xrd: a library phase (name or formula) spiked at WT%% of the sample: amorphous content",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

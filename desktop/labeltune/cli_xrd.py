@@ -151,13 +151,13 @@ def _predict(
     stop: Any,
     library: str | None = None,
     particle_size: float | None = None,
+    internal_standard: tuple[str, float] | None = None,
 ) -> tuple[list[Any], list[tuple[str, str]], list[str]]:
     """Predictions, skipped files and notes; files without a wavelength get the model's (and a note).
 
     Fitted fractions are corrected for microabsorption with a ``particle_size`` (µm); without one a
     warning says where the absorption contrast is large enough to matter (``core.xrd.absorption``).
     """
-    from labeltune.core.xrd.absorption import correct_prediction
     from labeltune.core.xrd.inference import load_xrd_model, predict_patterns
 
     if library is not None:  # the patterns' phases must be ones the model knows (ADR 0048)
@@ -168,10 +168,15 @@ def _predict(
     if assumed is None:
         assumed = model.library.wavelength
     predictions, skipped = predict_patterns(
-        model, paths, default_wavelength=assumed, fit=fit, progress=progress, stop_event=stop
+        model,
+        paths,
+        default_wavelength=assumed,
+        fit=fit,
+        progress=progress,
+        stop_event=stop,
+        internal_standard=internal_standard,
+        particle_size=particle_size,
     )
-    for p in predictions:
-        correct_prediction(p, model.library, particle_size)
     if wavelength is None:
         from labeltune.core.xrd.readers import read_pattern
 
@@ -222,6 +227,13 @@ def predict(
     _check_wavelength(args.wavelength)
     if not 0.0 <= args.min_confidence <= 1.0:
         raise XrdUsageError("--min-confidence must be between 0 and 1")
+    standard = None
+    if getattr(args, "internal_standard", None):
+        from labeltune.core.xrd.internal_standard import parse_internal_standard
+
+        standard = parse_internal_standard(args.internal_standard)
+        if args.no_fit:
+            raise XrdUsageError("--internal-standard needs the fit: leave out --no-fit")
     size = getattr(args, "particle_size", None)
     if size is not None and not 0.01 <= size <= 1000:
         raise XrdUsageError("--particle-size is the grain diameter in µm, e.g. 5 (0.01-1000)")
@@ -242,6 +254,7 @@ def predict(
             stop,
             library=getattr(args, "library", None),
             particle_size=size,
+            internal_standard=standard,
         )
     skipped += bad
     if args.out:
@@ -267,12 +280,24 @@ def predict(
         print(Path(p.path).name)
         for call in p.phases:
             frac = f"{call.fraction * 100:5.1f} wt%" if call.fraction is not None else ""
+            if call.fraction_esd is not None:
+                frac = f"{call.fraction * 100:5.1f} ± {call.fraction_esd * 100:.1f} wt%"
+            if call.absolute_fraction is not None:
+                absolute, esd = call.absolute_fraction * 100, (call.absolute_fraction_esd or 0) * 100
+                frac += f" (sample {absolute:.1f} ± {esd:.1f})"
             shift = (
                 f"  lattice {(call.lattice_scale - 1) * 100:+.2f} %" if call.lattice_scale is not None else ""
             )
             print(f"  {call.name:<22}{call.formula:<12}p={call.probability:.3f}  {frac}{shift}")
+        if p.amorphous is not None:
+            print(
+                f"  amorphous / unidentified {p.amorphous * 100:.1f} ± {(p.amorphous_esd or 0) * 100:.1f} wt%"
+            )
         if p.residual is not None:
             print(f"  fit residual Rwp {p.residual * 100:.1f} %, zero shift {p.zero_shift:+.3f}°")
+        if p.detection_limits:
+            limits = ", ".join(f"{n} {v * 100:.1f}" for n, v in list(p.detection_limits.items())[:3])
+            print(f"  not found (detection limit, wt%): {limits}")
         for alt in [a for a in p.alternatives if not a.chosen][:3]:
             mix = " + ".join(f"{n} {f * 100:.0f} %" for n, f in zip(alt.phases, alt.fractions, strict=True))
             print(f"  or {mix}: Rwp {alt.rwp * 100:.1f} %")

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -92,6 +93,13 @@ def warnings_html(prediction: XrdPrediction) -> str:
             "impurity, or a phase missing from the library?"
         )
     out = [f'<p style="color:{WARNING_COLOUR}; margin:0">⚠ {line}</p>' for line in lines]
+    if prediction.amorphous is not None and prediction.internal_standard is not None:
+        name, spiked = prediction.internal_standard
+        out.append(
+            f"<p style='margin:0'>Amorphous / unidentified: {prediction.amorphous * 100:.1f} ± "
+            f"{(prediction.amorphous_esd or 0) * 100:.1f} wt% (internal standard {html.escape(name)} at "
+            f"{spiked * 100:g} %).</p>"
+        )
     if prediction.residual is not None:
         fit = f"Fit of the identified phases: R<sub>wp</sub> {prediction.residual * 100:.1f} %"
         if prediction.zero_shift is not None:
@@ -124,6 +132,13 @@ class PredictionPanel(QWidget):
         self.identify_all_button.setToolTip("Identify the phases in every pattern of the project")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop identifying; patterns already done keep their result")
+        self.standard_edit = QLineEdit()
+        self.standard_edit.setObjectName("internalStandard")
+        self.standard_edit.setPlaceholderText("Internal standard, e.g. LiF=20")
+        self.standard_edit.setToolTip(
+            "A library phase (name or formula) weighed into the sample at this weight %: the fit then "
+            "reports absolute fractions and the amorphous / unidentified content. Leave empty for none"
+        )
         self.use_button = QPushButton("&Use as label")
         self.use_button.setToolTip("Tick exactly the phases the model found (saved at once; Ctrl+Z undoes)")
         self.progress_bar = QProgressBar()
@@ -159,6 +174,7 @@ class PredictionPanel(QWidget):
         buttons.addWidget(self.identify_button)
         buttons.addWidget(self.identify_all_button)
         buttons.addWidget(self.stop_button)
+        buttons.addWidget(self.standard_edit)
         buttons.addStretch(1)
         buttons.addWidget(self.use_button)
         layout = QVBoxLayout(self)
@@ -236,6 +252,8 @@ class PredictionPanel(QWidget):
 
     def _fill_row(self, row: int, call: PhaseCall, present: bool) -> None:
         fraction = percent_text(call.fraction) if present else "—"
+        if present and call.fraction is not None and call.fraction_esd is not None:
+            fraction = f"{call.fraction * 100:.1f} ± {call.fraction_esd * 100:.1f} %"
         texts = (call.name, call.formula, percent_text(call.probability), fraction, lattice_text(call))
         for column, text in enumerate(texts):
             item = QTableWidgetItem(text)

@@ -39,8 +39,11 @@ class XrdPredictWorker(Worker):
         *,
         fit: bool = True,
         activation: bool = True,
+        internal_standard: tuple[str, float] | None = None,
     ) -> None:
         super().__init__()
+        self.internal_standard = internal_standard
+        """(library phase or formula, weight fraction spiked): absolute fractions and amorphous content."""
         self.run_dir = Path(run_dir)
         self.paths = [Path(p) for p in paths]
         self.wavelength = wavelength
@@ -59,6 +62,7 @@ class XrdPredictWorker(Worker):
             activation=self.activation,
             progress=self.report,
             stop_event=self.stop_event,
+            internal_standard=self.internal_standard,
         )
         return XrdPredictOutcome(self.run_dir, list(predictions), list(skipped))
 

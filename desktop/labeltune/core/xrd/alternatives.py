@@ -41,10 +41,18 @@ NEGLIGIBLE = 0.01
 class PhaseSetFits:
     """The fits of phase sets to one pattern, each set fitted once (the order of the names is irrelevant)."""
 
-    def __init__(self, pattern: Pattern, library: Library, stop_event: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        pattern: Pattern,
+        library: Library,
+        stop_event: threading.Event | None = None,
+        amorphous: bool = False,
+    ) -> None:
         self.pattern = pattern
         self.library = library
         self.stop_event = stop_event
+        self.amorphous = amorphous
+        """Fit with the amorphous-hump background terms (an internal standard measures amorphous content)."""
         self._fits: dict[frozenset[str], FitResult] = {}
 
     def __call__(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:
@@ -52,7 +60,12 @@ class PhaseSetFits:
         key = frozenset(names)
         if key not in self._fits:
             self._fits[key] = fit_phases(
-                self.pattern, self.library, list(names), ka2=ka2, stop_event=self.stop_event
+                self.pattern,
+                self.library,
+                list(names),
+                ka2=ka2,
+                stop_event=self.stop_event,
+                amorphous=self.amorphous,
             )
         return self._fits[key]
 

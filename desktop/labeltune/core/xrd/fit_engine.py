@@ -24,6 +24,10 @@ from labeltune.core.xrd.peak_profile import phase_parts
 
 BACKGROUND_DEGREE = 5
 """Degree of the background's Chebyshev polynomial (plus one low-angle term)."""
+HUMP_CENTRES = (15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 55.0)
+HUMP_SIGMA = 3.0
+"""With ``humps``: Gaussian background terms (2θ degrees) able to follow an amorphous hump (FWHM 5-15°)
+that the polynomial cannot, so that crystalline phases do not take it (ADR 0046)."""
 MAX_SIZE_FWHM = 1.2
 """Upper bound (degrees) of a phase's size broadening at θ = 0, about 7 nm crystallites for Cu Kα:
 broader peaks would let a weak phase pose as background."""
@@ -53,9 +57,10 @@ class Solution:
 class FitData:
     """A measured pattern on the fitted range with Poisson weights and the background basis."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, humps: bool = False) -> None:
         self.x = x
         self.y = y
+        self.humps = humps
         self.step = float(np.median(np.diff(x))) if len(x) > 1 else 1.0
         # 1 % of the maximum: background-subtracted or rescaled profiles (RRUFF "processed") have points
         # near zero whose Poisson weights would swamp the peaks; raw counts sit above this anyway
@@ -66,6 +71,8 @@ class FitData:
         for _ in range(2, BACKGROUND_DEGREE + 1):
             columns.append(2.0 * t * columns[-1] - columns[-2])
         columns.append(np.exp(-4.0 * (t + 1.0)))
+        if humps:
+            columns += [np.exp(-0.5 * ((x - c) / HUMP_SIGMA) ** 2) for c in HUMP_CENTRES if x[0] < c < x[-1]]
         self.basis = np.stack(columns, axis=1)
         self.bw = self.basis * self.sw[:, None]
         self.yw = y * self.sw
@@ -82,7 +89,7 @@ class FitData:
             return self
         x = self.x[: m * factor].reshape(m, factor).mean(axis=1)
         y = self.y[: m * factor].reshape(m, factor).mean(axis=1)
-        return FitData(x, y)
+        return FitData(x, y, self.humps)
 
     def solve(self, profiles: np.ndarray) -> Solution:
         """Least squares of the phase ``profiles`` (N, n; scales >= 0) and the background."""

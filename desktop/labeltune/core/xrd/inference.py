@@ -5,10 +5,14 @@ called present are refined by a least-squares fit of their calculated patterns (
 scale, widths free; :mod:`labeltune.core.xrd.quantify`), which gives the weight fractions, the residual
 and the strong peaks nothing explains. The fit also checks the network's call:
 
-* a called phase the fit gives (almost) no weight is dropped;
+* a called phase stays only with evidence (``significance``, ADR 0046): its scale at least ``Z_MIN``
+  esds above zero and an F-test of the fit without it significant at 99.9 %;
 * a same-formula polymorph the network also considered replaces a called phase when it fits better;
-* while strong peaks stay unexplained, the most likely uncalled phases are tried and kept only when they
-  explain those peaks and lower the residual clearly.
+* the two most likely uncalled phases (and, while strong peaks stay unexplained, up to six) are tried
+  and added on the same evidence: minor phases the network was unsure of;
+* the fit proposes too: the two library phases the residual holds most of (``screening``) are fitted
+  and added on the same evidence at a level corrected for searching the whole library;
+* the phases tried and not found get a detection limit (``detection_limits``).
 
 What remains unexplained is reported (``unexplained_peaks`` and a warning): a closed-set model otherwise
 reports confident nonsense for phases outside its library. Around the chosen set, the competing whole
@@ -35,23 +39,19 @@ from labeltune.core.xrd.model import class_activation, network_fractions
 from labeltune.core.xrd.pattern import Pattern
 from labeltune.core.xrd.results import Alternative, PhaseCall, XrdPrediction
 from labeltune.core.xrd.run_files import load_xrd_net
+from labeltune.core.xrd.screening import screen_residual
+from labeltune.core.xrd.significance import SIGNIFICANCE, Z_MIN, normal_quantile, phase_test
 
-MIN_FRACTION = 0.005
-"""A called phase whose fitted weight fraction is below this is dropped."""
-WEAK_FRACTION = 0.02
-"""...and below this when the network was not sure (probability < ``SURE``)."""
 SURE = 0.8
+"""The network is sure of a phase at this probability (only for ordering the checks)."""
 CANDIDATE_FLOOR = 0.005
-"""Uncalled phases above this probability are tried when peaks stay unexplained."""
+"""Uncalled phases above this probability are tried (the ``ALWAYS_TRIED`` most likely ones always)."""
+ALWAYS_TRIED = 2
+"""The most likely uncalled phases tried on every pattern: minor phases the network is unsure of."""
 MAX_TRIES = 6
-GAIN = 0.85
-NEEDED = 1.02
-"""An unsure phase is dropped when the fit without it has an Rwp at most this factor of the fit with it."""
-MINOR = 0.05
-MINOR_NEEDED = 1.10
-"""A phase fitted below ``MINOR`` weight fraction must lower Rwp by 10 % to stay: small, shifted fits of a
-wrong phase to a few stray peaks (impurities, phases outside the library) are the usual false positives."""
-"""An added phase must bring the residual (Rwp) below this share of the previous one."""
+"""Most uncalled phases tried while strong peaks stay unexplained."""
+SCREENED_TRIES = 2
+"""Most phases the residual screen (``screening``) proposes that are then fitted in full."""
 
 
 class XrdModel:
@@ -85,9 +85,18 @@ class XrdModel:
         fit: bool = True,
         activation: bool = False,
         stop_event: threading.Event | None = None,
+        internal_standard: tuple[str, float] | None = None,
+        particle_size: float | None = None,
     ) -> XrdPrediction:
-        """Phases of one pattern (see the module docstring)."""
-        return self.predict_many([pattern], fit=fit, activation=activation, stop_event=stop_event)[0]
+        """Phases of one pattern (see the module docstring and :meth:`predict_many`)."""
+        return self.predict_many(
+            [pattern],
+            fit=fit,
+            activation=activation,
+            stop_event=stop_event,
+            internal_standard=internal_standard,
+            particle_size=particle_size,
+        )[0]
 
     def predict_many(
         self,
@@ -97,19 +106,44 @@ class XrdModel:
         activation: bool = False,
         stop_event: threading.Event | None = None,
         progress: ProgressCallback | None = None,
+        internal_standard: tuple[str, float] | None = None,
+        particle_size: float | None = None,
     ) -> list[XrdPrediction]:
-        """Phases of several patterns (one network pass for all of them)."""
+        """Phases of several patterns (one network pass for all of them).
+
+        Fitted fractions are corrected for microabsorption with a ``particle_size`` (µm, Brindley);
+        without one a warning says where the absorption contrast is large enough to matter
+        (:mod:`~labeltune.core.xrd.absorption`). ``internal_standard`` (library phase name or formula,
+        weight fraction spiked): the standard is always fitted and each result gets absolute fractions and
+        ``amorphous`` (:mod:`~labeltune.core.xrd.internal_standard`), from the corrected fractions; an
+        unknown standard raises ``UnusableInputError``.
+        """
+        from labeltune.core.xrd.absorption import correct_prediction
+        from labeltune.core.xrd.internal_standard import apply_internal_standard, resolve_standard
+
         report = progress or no_progress
         if not patterns:
             return []
+        standard = resolve_standard(self.library, internal_standard[0]) if internal_standard else None
         x, probs, frac_logits = self.network(patterns)
         out: list[XrdPrediction] = []
         for i, pattern in enumerate(patterns):
             check_stop(stop_event)
             report(Progress("Identifying phases", i, len(patterns), pattern.source.name))
-            out.append(
-                self._decide(pattern, x[i], probs[i], frac_logits[i], fit, activation, stop_event=stop_event)
+            made = self._decide(
+                pattern,
+                x[i],
+                probs[i],
+                frac_logits[i],
+                fit,
+                activation,
+                stop_event=stop_event,
+                standard=standard,
             )
+            correct_prediction(made, self.library, particle_size)  # before the standard scales them
+            if standard is not None and internal_standard is not None:
+                apply_internal_standard(made, standard, internal_standard[1])
+            out.append(made)
         report(Progress("Identifying phases", len(patterns), len(patterns)))
         return out
 
@@ -123,8 +157,12 @@ class XrdModel:
         fit: bool,
         activation: bool,
         stop_event: threading.Event | None = None,
+        standard: str | None = None,
     ) -> XrdPrediction:
         called = [int(j) for j in np.flatnonzero(probs >= self.threshold)]
+        std = self.names.index(standard) if standard is not None else None
+        if std is not None and std not in called:
+            called.append(std)
         warnings: list[str] = []
         if not called:
             top = int(np.argmax(probs))
@@ -137,8 +175,12 @@ class XrdModel:
                 warnings.append("no library phase recognised in this pattern")
         result: Any = None
         alternatives: list[Alternative] = []
+        limits: dict[str, float] = {}
         if fit:
-            called, result, fit_notes, alternatives = self._refine(pattern, called, probs, stop_event)
+            keep = [std] if std is not None else []
+            called, result, fit_notes, alternatives, limits = self._refine(
+                pattern, called, probs, stop_event, keep
+            )
             warnings.extend(fit_notes)
         called.sort(key=lambda j: -probs[j])
         net_frac = network_fractions(
@@ -157,6 +199,7 @@ class XrdModel:
                     probability=float(probs[j]),
                     fraction=float(pf.weight_fraction) if pf is not None else float(net_frac[j]),
                     fraction_network=float(net_frac[j]),
+                    fraction_esd=float(pf.fraction_esd) if pf is not None else None,
                     lattice_scale=float(pf.lattice_scale) if pf is not None else None,
                     shift_deg=float(pf.shift_deg) if pf is not None else None,
                 )
@@ -183,6 +226,7 @@ class XrdModel:
             fit_two_theta=np.asarray(result.two_theta) if result is not None else None,
             calculated=np.asarray(result.calculated) if result is not None else None,
             alternatives=alternatives,
+            detection_limits=limits,
         )
 
     def _fit(self, pattern: PhaseSetFits, called: list[int]) -> Any:
@@ -194,17 +238,23 @@ class XrdModel:
         called: list[int],
         probs: np.ndarray,
         stop_event: threading.Event | None = None,
-    ) -> tuple[list[int], Any, list[str], list[Alternative]]:
-        """The decision of ADR 0009, then the competing phase sets around it (every set fitted once).
+        keep: Sequence[int] = (),
+    ) -> tuple[list[int], Any, list[str], list[Alternative], dict[str, float]]:
+        """The decision of ADR 0009 on the evidence of ADR 0046, then the competing phase sets around it.
 
-        ``stop_event`` is checked inside every fit (``StoppedError``).
+        Phases in ``keep`` (an internal standard) are never dropped. Returns the phases, the fit, notes,
+        the alternatives and the detection limits of the phases tried and not found. ``stop_event`` is
+        checked inside every fit (``StoppedError``).
         """
         notes: list[str] = []
-        pattern = PhaseSetFits(self._at_library_wavelength(measured), self.library, stop_event)
+        # with an internal standard (in ``keep``) amorphous content is measured: humps go to the background
+        pattern = PhaseSetFits(self._at_library_wavelength(measured), self.library, stop_event, bool(keep))
         result = self._fit(pattern, called)
-        called, result = self._prune(pattern, called, result, probs, notes)
+        called, result = self._prune(pattern, called, result, probs, notes, keep=keep)
         # 2. polymorphs: same formula, considered by the network, fits better
         for pos, j in enumerate(list(called)):
+            if j in keep:
+                continue
             rivals = [
                 k
                 for k in np.argsort(-probs)
@@ -221,35 +271,77 @@ class XrdModel:
                     notes.append(f"{self.names[k]} fits better than {self.names[j]} (same formula)")
                     called, result = trial, other
                     j = int(k)
-        # 3. unexplained peaks: try likely uncalled phases
+        # 3. uncalled phases: the most likely ones always, more while strong peaks stay unexplained
         tries = 0
         added: list[int] = []
+        tried_phases: list[int] = []
         for k in np.argsort(-probs):
-            if not result.unexplained_peaks or tries >= MAX_TRIES:
-                break
             k = int(k)
             if k in called or probs[k] < CANDIDATE_FLOOR:
                 continue
+            if tries >= MAX_TRIES or (tries >= ALWAYS_TRIED and not result.unexplained_peaks):
+                break
             tries += 1
+            tried_phases.append(k)
             trial = [*called, k]
             other = self._fit(pattern, trial)
-            weight = {f.name: f.weight_fraction for f in other.phases}.get(self.names[k], 0.0)
-            if (
-                other.rwp < result.rwp * GAIN
-                and len(other.unexplained_peaks) < len(result.unexplained_peaks)
-                and weight >= WEAK_FRACTION
-            ):
+            found, why = self._evidence(other, result, self.names[k])
+            if found:
+                notes.append(f"{self.names[k]} added by the fit ({why}; probability {probs[k]:.2f})")
+                called, result = trial, other
+                added.append(k)
+        # 4. the residual screen: minor phases the network gave (almost) no probability
+        tried = {self.names[j] for j in called} | {self.names[k] for k in tried_phases}
+        screened = screen_residual(self.library, result, tried) if called else []
+        alpha = (1.0 - SIGNIFICANCE) / max(len(screened), 1)
+        z = normal_quantile(alpha)
+        for name, t in screened[:SCREENED_TRIES]:
+            if t < z:
+                break
+            k = self.names.index(name)
+            trial = [*called, k]
+            other = self._fit(pattern, trial)
+            found, why = self._evidence(other, result, name, alpha)
+            if found:
                 notes.append(
-                    f"{self.names[k]} added by the fit: it explains peaks the network's phases leave "
-                    f"(probability {probs[k]:.2f})"
+                    f"{name} added by the fit, found in the residual ({why}; probability {probs[k]:.2f})"
                 )
                 called, result = trial, other
                 added.append(k)
-        if added:  # a phase called only to cover the added one's peaks is no longer needed
-            called, result = self._prune(pattern, called, result, probs, notes, keep=added)
+        if added:  # a phase called (or added) only to cover a later addition's peaks is no longer needed
+            called, result = self._prune(pattern, called, result, probs, notes, keep=keep)
         ranked = [self.names[int(k)] for k in np.argsort(-probs)]
         alternatives = competing_sets(pattern, [self.names[j] for j in called], ranked)
-        return called, result, notes, alternatives
+        return called, result, notes, alternatives, self._detection_limits(pattern, called, probs)
+
+    def _evidence(
+        self, with_phase: Any, without: Any, name: str, alpha: float = 1.0 - SIGNIFICANCE
+    ) -> tuple[bool, str]:
+        """Whether ``with_phase`` needs ``name`` (scale test, F-test against ``without``), and why."""
+        fit = next((p for p in with_phase.phases if p.name == name), None)
+        if fit is None or fit.scale <= 0:
+            return False, "no weight in the pattern"
+        t = fit.scale / fit.scale_esd if fit.scale_esd > 0 else float("inf")
+        test = phase_test(with_phase, without, alpha)
+        why = f"scale {t:.1f} esd, F {test.f:.1f}, p {test.p:.2g}"
+        z = Z_MIN if alpha == 1.0 - SIGNIFICANCE else normal_quantile(alpha)
+        return t >= z and test.significant, why
+
+    def _detection_limits(
+        self, pattern: PhaseSetFits, called: list[int], probs: np.ndarray
+    ) -> dict[str, float]:
+        """For uncalled phases fitted together with the final set: the weight fraction they would need."""
+        chosen = frozenset(self.names[j] for j in called)
+        out: dict[str, float] = {}
+        for names, fit in pattern.fitted().items():
+            extra = names - chosen
+            if len(extra) == 1 and chosen <= names:
+                (name,) = extra
+                phase = next((p for p in fit.phases if p.name == name), None)
+                if phase is not None:
+                    out[name] = phase.detection_limit
+        order = {n: -probs[self.names.index(n)] for n in out}
+        return dict(sorted(out.items(), key=lambda item: order[item[0]]))
 
     def _prune(
         self,
@@ -260,39 +352,22 @@ class XrdModel:
         notes: list[str],
         keep: Sequence[int] = (),
     ) -> tuple[list[int], Any]:
-        """Drop the phases the fit does not need (never those in ``keep``)."""
-        # 1. no weight in the pattern
-        weights = {f.name: f.weight_fraction for f in result.phases}
-        kept = [
-            j
-            for j in called
-            if j in keep
-            or weights.get(self.names[j], 0.0) >= (MIN_FRACTION if probs[j] >= SURE else WEAK_FRACTION)
-        ]
-        if kept and len(kept) < len(called):
-            dropped = [self.names[j] for j in called if j not in kept]
-            notes.append(f"dropped by the fit (no weight in the pattern): {', '.join(dropped)}")
-            called = kept
-            result = self._fit(pattern, called)
-        # 2. an unsure or minor phase must earn its place: without it the fit must be clearly worse
-        weights = {f.name: f.weight_fraction for f in result.phases}
-        doubtful = [
-            j
-            for j in called
-            if j not in keep and (probs[j] < SURE or weights.get(self.names[j], 0.0) < MINOR)
-        ]
-        for j in doubtful:
-            if len(called) < 2:
+        """Drop the phases the fit has no evidence for (never those in ``keep``), least evident first."""
+        tested: set[int] = set()
+        while len(called) >= 2:
+            scales = {f.name: (f.scale / f.scale_esd if f.scale_esd > 0 else 0.0) for f in result.phases}
+            todo = [j for j in called if j not in keep and j not in tested]
+            if not todo:
                 break
+            j = min(todo, key=lambda k: (scales.get(self.names[k], 0.0), probs[k] >= SURE))
+            tested.add(j)
             rest = [k for k in called if k != j]
             without = self._fit(pattern, rest)
-            minor = {f.name: f.weight_fraction for f in result.phases}.get(self.names[j], 0.0) < MINOR
-            needed = MINOR_NEEDED if minor else NEEDED
-            if without.rwp <= result.rwp * needed:
-                why = (
-                    "a minor phase that barely improves the fit" if minor else "the fit is as good without it"
+            found, why = self._evidence(result, without, self.names[j])
+            if not found:
+                notes.append(
+                    f"{self.names[j]} dropped by the fit: no evidence ({why}; probability {probs[j]:.2f})"
                 )
-                notes.append(f"{self.names[j]} dropped: {why} (probability {probs[j]:.2f})")
                 called, result = rest, without
         return called, result
 
@@ -331,12 +406,22 @@ def predict_patterns(
     activation: bool = False,
     progress: ProgressCallback | None = None,
     stop_event: threading.Event | None = None,
+    internal_standard: tuple[str, float] | None = None,
+    particle_size: float | None = None,
 ) -> tuple[list[XrdPrediction], list[tuple[str, str]]]:
-    """Read and predict pattern files; unreadable ones come back as (path, reason), never fatal."""
+    """Read and predict pattern files; unreadable ones come back as (path, reason), never fatal.
+
+    ``internal_standard``: see :meth:`XrdModel.predict_many`; an unknown standard raises
+    ``UnusableInputError`` before any file is read.
+    """
     from labeltune.core.xrd.readers import read_pattern
 
     report = progress or no_progress
     model = run_dir if isinstance(run_dir, XrdModel) else load_xrd_model(run_dir)
+    if internal_standard is not None:
+        from labeltune.core.xrd.internal_standard import resolve_standard
+
+        resolve_standard(model.library, internal_standard[0])
     patterns: list[Pattern] = []
     skipped: list[tuple[str, str]] = []
     for i, path in enumerate(paths):
@@ -355,7 +440,14 @@ def predict_patterns(
         check_stop(stop_event)
         report(Progress("Identifying phases", i, len(patterns), pattern.source.name))
         try:
-            made = model.predict_many([pattern], fit=fit, activation=activation, stop_event=stop_event)
+            made = model.predict_many(
+                [pattern],
+                fit=fit,
+                activation=activation,
+                stop_event=stop_event,
+                internal_standard=internal_standard,
+                particle_size=particle_size,
+            )
         except (UnusableInputError, ValueError) as exc:  # e.g. no overlap with the library's 2θ range
             skipped.append((str(pattern.source), str(exc)))
             continue

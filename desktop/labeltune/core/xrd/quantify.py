@@ -40,6 +40,7 @@ from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.reference_patterns import reference_providers
 from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
+from labeltune.core.xrd.significance import DETECTION_SIGMAS, correlation_factor
 
 __all__ = ["FitResult", "PhaseFit", "calculated_profile", "fit_phases"]
 
@@ -80,6 +81,12 @@ class PhaseFit:
     lattice_scale: float
     shift_deg: float
     fwhm_deg: float
+    scale_esd: float = 0.0
+    """Standard uncertainty of ``scale`` (least-squares covariance, see ``_scale_covariance``)."""
+    fraction_esd: float = 0.0
+    """Standard uncertainty of ``weight_fraction`` (propagated from the scales' covariance)."""
+    detection_limit: float = 0.0
+    """The weight fraction this phase would have at a scale of ``DETECTION_SIGMAS`` esds."""
 
 
 @dataclass
@@ -105,6 +112,13 @@ class FitResult:
     asymmetry: float = 0.0
     chi2: float | None = None
     """Reduced χ² (weighted squares over points − parameters): about 1 within counting noise (raw counts)."""
+    chi2_sum: float | None = None
+    """The weighted sum of squares itself (for the F-test of nested fits, ``significance``)."""
+    n_points: int = 0
+    n_parameters: int = 0
+    """Refined parameters: the non-linear ones and the linear ones (scales, background)."""
+    residual_correlation: float = 0.0
+    """Lag-1 correlation of the weighted residuals (0 for pure counting noise; see ``significance``)."""
 
 
 def _check_inputs(pattern: Pattern, library: Library, names: Sequence[str]) -> list[str]:
@@ -143,6 +157,7 @@ def fit_phases(
     *,
     ka2: bool | None = None,
     stop_event: threading.Event | None = None,
+    amorphous: bool = False,
 ) -> FitResult:
     """Fit the calculated patterns of library phases ``names`` to ``pattern``; weight fractions and Rwp.
 
@@ -150,7 +165,8 @@ def fit_phases(
     unknown names raise ``KeyError``. ``ka2``: None = the file's Kα2 when it states one, else the better
     fit of Kα2 (ratio 0.5) and none; True/False force it. Only the library's 2θ range is fitted. With no
     names only the background is fitted and every strong peak is reported unexplained.
-    ``stop_event`` is checked between steps (``StoppedError``).
+    ``stop_event`` is checked between steps (``StoppedError``). ``amorphous``: the background can also
+    follow broad amorphous humps (``fit_engine.HUMP_CENTRES``; used with an internal standard).
     """
     names = _check_inputs(pattern, library, names)
     lo = max(library.two_theta_range[0], float(pattern.two_theta[0]))
@@ -166,7 +182,7 @@ def fit_phases(
     wavelength = float(pattern.wavelength)  # type: ignore[arg-type]
     wavelength2, ratios = _ka2_options(pattern, library, ka2)
     peaks = [library.peaks[n] for n in names]
-    full = FitData(x, y)
+    full = FitData(x, y, humps=amorphous)
     fwhm0 = estimate_fwhm(x, y)
     providers = reference_providers(library, names, wavelength)  # measured references: ADR 0047
     model = Model(peaks, [library.phase(n).cell for n in names], wavelength, wavelength2, providers)
@@ -182,8 +198,12 @@ def fit_phases(
     background = solution.background
     components = {n: solution.coef[j] * profiles[:, j] for j, n in enumerate(names)}
     rwp = math.sqrt(max(solution.chi2, 0.0) / full.yy) if full.yy > 0 else 0.0
-    freedom = max(len(x) - len(params) - len(solution.coef), 1)
-    phases = _phase_fits(library, names, model, params, solution.coef[: len(names)], wavelength)
+    n_parameters = (len(params) if names else 0) + len(solution.coef)
+    freedom = max(len(x) - n_parameters, 1)
+    weighted = (y - calc) * full.sw
+    rho = float(weighted[1:] @ weighted[:-1]) / max(float(weighted @ weighted), 1e-300)
+    cov = _scale_covariance(model, full, params, ratio, profiles, solution.coef, freedom, rho)
+    phases = _phase_fits(library, names, model, params, solution.coef[: len(names)], wavelength, cov)
     fwhm_now = float(np.median([p.fwhm_deg for p in phases])) if phases else fwhm0
     unexplained = residual_peaks(x, y, calc, background, fwhm_now, wavelength)
     outside = {n for j, n in enumerate(names) if not profiles[:, j].any()}
@@ -203,6 +223,10 @@ def fit_phases(
         warnings=warnings,
         asymmetry=float(params[INDEX_ASYMMETRY]),
         chi2=float(solution.chi2) / freedom,
+        chi2_sum=float(solution.chi2),
+        n_points=len(x),
+        n_parameters=n_parameters,
+        residual_correlation=rho,
     )
 
 
@@ -235,6 +259,49 @@ def _refine(
     return best[2], best[1]
 
 
+def _scale_covariance(
+    model: Model,
+    data: FitData,
+    params: np.ndarray,
+    ratio: float,
+    profiles: np.ndarray,
+    coef: np.ndarray,
+    freedom: int,
+    rho: float,
+) -> np.ndarray:
+    """Covariance (n, n) of the phase scales: every parameter refined together, as in Rietveld programs.
+
+    The Jacobian holds the scales' and background's columns and numerical derivatives of the
+    non-linear parameters; ``inv(JᵀJ)`` is scaled by the reduced χ² and by the serial-correlation factor
+    of the residuals (Bérar & Lelann), so that the esds hold for misfits beyond counting noise too.
+    """
+    n = model.n
+    if n == 0:
+        return np.zeros((0, 0))
+    sw = data.sw[:, None]
+    columns = [profiles * sw, data.bw]
+    if bool(np.any(coef[:n] > 0)):
+        parts = model.all_parts(data.x, params, ratio)
+        base = model.combine(parts, params) @ coef[:n]
+        _, hi = model.bounds(LATTICE_LIMIT)
+        steps = model.steps()
+        derivatives = []
+        for k in range(model.n_params):
+            q = params.copy()
+            h = steps[k] if q[k] + steps[k] <= hi[k] else -steps[k]
+            q[k] += h
+            derivatives.append(
+                (model.combine(model.updated_parts(data.x, q, ratio, parts, k), q) @ coef[:n] - base) / h
+            )
+        jac_nl = np.stack(derivatives, axis=1) * sw
+        columns.append(jac_nl[:, np.any(jac_nl != 0.0, axis=0)])
+    jac = np.concatenate(columns, axis=1)
+    norm = np.sqrt(np.maximum((jac * jac).sum(axis=0), 1e-300))
+    inverse = np.linalg.pinv((jac / norm).T @ (jac / norm), rcond=1e-12) / norm[:, None] / norm[None, :]
+    chi2_red = float(np.sum((data.y * data.sw - jac[:, : n + data.basis.shape[1]] @ coef) ** 2)) / freedom
+    return inverse[:n, :n] * chi2_red * correlation_factor(rho)
+
+
 def _phase_fits(
     library: Library,
     names: list[str],
@@ -242,17 +309,28 @@ def _phase_fits(
     params: np.ndarray,
     scales: np.ndarray,
     wavelength: float,
+    cov: np.ndarray | None = None,
 ) -> list[PhaseFit]:
     phases = [library.phase(n) for n in names]
     lattice = model.lattice(params)
-    amounts = np.array(
-        [
-            max(float(scales[j]), 0.0) * lattice[j] ** VOLUME_POWER / phases[j].scattering_power
-            for j in range(len(names))
-        ]
+    per_scale = np.array(
+        [lattice[j] ** VOLUME_POWER / phases[j].scattering_power for j in range(len(names))], dtype=np.float64
     )
+    amounts = np.maximum(np.asarray(scales, dtype=np.float64), 0.0) * per_scale
     total = float(amounts.sum())
     fractions = amounts / total if total > 0 else np.zeros(len(names))
+    cov = cov if cov is not None and cov.shape == (len(names), len(names)) else np.zeros((len(names),) * 2)
+    scale_esd = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    if total > 0:  # w_j = a_j / sum(a), a_k = scale_k * per_scale_k: dw_j/dscale_k
+        grad = (np.eye(len(names)) * total - amounts[:, None]) * per_scale[None, :] / total**2
+        fraction_esd = np.sqrt(np.maximum(np.einsum("jk,kl,jl->j", grad, cov, grad), 0.0))
+    else:
+        fraction_esd = np.zeros(len(names))
+    limit_amount = DETECTION_SIGMAS * scale_esd * per_scale
+    limits = [
+        float(a / (a + total - amounts[j])) if a + total - amounts[j] > 0 else 0.0
+        for j, a in enumerate(limit_amount)
+    ]
     out = []
     for j, phase in enumerate(phases):
         peaks = library.peaks[phase.name]
@@ -270,6 +348,9 @@ def _phase_fits(
                 lattice_scale=float(lattice[j]),
                 shift_deg=float(scaled[0] - at_cif[0]),
                 fwhm_deg=model.fwhm(params, j, math.radians(float(scaled[0])) / 2.0),
+                scale_esd=float(scale_esd[j]),
+                fraction_esd=float(fraction_esd[j]),
+                detection_limit=limits[j],
             )
         )
     return out

@@ -31,6 +31,18 @@ class UnexplainedPeak:
         return {"two_theta": round(self.two_theta, 3), "d": round(self.d, 4), "height": round(self.height, 4)}
 
 
+_OPTIONAL = (
+    "fraction",
+    "fraction_esd",
+    "fraction_network",
+    "lattice_scale",
+    "shift_deg",
+    "absolute_fraction",
+    "absolute_fraction_esd",
+)
+"""The optional numbers of a :class:`PhaseCall`, in their JSON order."""
+
+
 @dataclass(frozen=True)
 class PhaseCall:
     """One phase the model considers: network probability, and the fitted weight fraction when present.
@@ -38,6 +50,8 @@ class PhaseCall:
     ``fraction`` is the least-squares weight fraction (0..1) when the fit ran, else the network's;
     ``fraction_network`` is always the network's fraction head. ``lattice_scale`` is the fitted d-spacing
     scale (1.0 = the CIF's lattice), ``shift_deg`` the resulting shift of the phase's strongest peak.
+    ``fraction_esd`` is the fitted fraction's standard uncertainty; with an internal standard,
+    ``absolute_fraction`` (and its esd) is the weight fraction of the whole (spiked) sample.
     """
 
     name: str
@@ -47,11 +61,14 @@ class PhaseCall:
     fraction_network: float | None = None
     lattice_scale: float | None = None
     shift_deg: float | None = None
+    fraction_esd: float | None = None
+    absolute_fraction: float | None = None
+    absolute_fraction_esd: float | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PhaseCall:
         """Rebuild from :meth:`to_json` output."""
-        optional = ("fraction", "fraction_network", "lattice_scale", "shift_deg")
+        optional = _OPTIONAL
         return cls(
             str(data["name"]),
             str(data["formula"]),
@@ -66,7 +83,7 @@ class PhaseCall:
             "formula": self.formula,
             "probability": round(self.probability, 4),
         }
-        for key in ("fraction", "fraction_network", "lattice_scale", "shift_deg"):
+        for key in _OPTIONAL:
             value = getattr(self, key)
             if value is not None:
                 out[key] = round(float(value), 5 if key == "lattice_scale" else 4)
@@ -143,6 +160,13 @@ class XrdPrediction:
     calculated: np.ndarray | None = None
     """The fitted profile (phases + background) in the measurement's intensity units."""
     alternatives: list[Alternative] = field(default_factory=list)
+    detection_limits: dict[str, float] = field(default_factory=dict)
+    """Library phases not found that the fit tried: the weight fraction each would need to be seen."""
+    amorphous: float | None = None
+    """With an internal standard: the weight fraction of the sample no crystalline phase explains."""
+    amorphous_esd: float | None = None
+    internal_standard: tuple[str, float] | None = None
+    """(phase name, weight fraction spiked) when the prediction used an internal standard."""
 
     @property
     def uncertainty(self) -> float:
@@ -162,7 +186,9 @@ class XrdPrediction:
     def to_json(self) -> dict[str, Any]:
         """The prediction as JSON: ``{path, phases, unexplained_peaks, warnings?, residual?, ...}``.
 
-        Then ``zero_shift?``, ``candidates``, ``alternatives`` (competing phase sets) and ``uncertainty``.
+        Then ``zero_shift?``, ``candidates``, ``alternatives`` (competing phase sets), ``uncertainty``,
+        ``detection_limits`` (phase -> weight fraction) and, with an internal standard,
+        ``internal_standard {name, weight_fraction}``, ``amorphous`` and ``amorphous_esd``.
         """
         out: dict[str, Any] = {"path": self.path, "phases": [p.to_json() for p in self.phases]}
         out["unexplained_peaks"] = [p.to_json() for p in self.unexplained_peaks]
@@ -175,6 +201,15 @@ class XrdPrediction:
         out["candidates"] = [p.to_json() for p in self.candidates]
         out["alternatives"] = [a.to_json() for a in self.alternatives]
         out["uncertainty"] = round(self.uncertainty, 4)
+        out["detection_limits"] = {k: round(v, 4) for k, v in self.detection_limits.items()}
+        if self.internal_standard is not None:
+            out["internal_standard"] = {
+                "name": self.internal_standard[0],
+                "weight_fraction": round(self.internal_standard[1], 4),
+            }
+        if self.amorphous is not None:
+            out["amorphous"] = round(self.amorphous, 4)
+            out["amorphous_esd"] = round(self.amorphous_esd or 0.0, 4)
         return out
 
     @classmethod
@@ -189,4 +224,12 @@ class XrdPrediction:
             residual=None if data.get("residual") is None else float(data["residual"]),
             zero_shift=None if data.get("zero_shift") is None else float(data["zero_shift"]),
             alternatives=[Alternative.from_json(a) for a in data.get("alternatives") or []],
+            detection_limits={str(k): float(v) for k, v in (data.get("detection_limits") or {}).items()},
+            amorphous=None if data.get("amorphous") is None else float(data["amorphous"]),
+            amorphous_esd=None if data.get("amorphous_esd") is None else float(data["amorphous_esd"]),
+            internal_standard=(
+                (str(data["internal_standard"]["name"]), float(data["internal_standard"]["weight_fraction"]))
+                if data.get("internal_standard")
+                else None
+            ),
         )

@@ -70,6 +70,10 @@ class SimulationConfig:
     """Weight fractions ~ Dirichlet(alpha) over the present phases."""
     min_fraction: float = 0.0
     """Every present phase gets at least this weight fraction (the rest is Dirichlet-distributed)."""
+    minor_probability: float = 0.0
+    """Share of the patterns with two or more phases in which one present phase is a minor one."""
+    minor_fraction: tuple[float, float] = (0.005, 0.03)
+    """A minor phase's weight fraction, log-uniform in this range (below ``min_fraction``: issue 14)."""
     crystallite_nm: tuple[float, float] = (5.0, 1000.0)
     crystallite_phase_sigma: float = 0.3
     """Per-phase log-normal spread around the pattern's crystallite size (clipped to the range)."""
@@ -191,6 +195,25 @@ def _pv_spectrum(fwhm: np.ndarray, eta: np.ndarray, freq: np.ndarray) -> np.ndar
     return (e * lorentz + (1 - e) * gauss).astype(np.float32)  # type: ignore[no-any-return]
 
 
+def _with_minor_phase(
+    w: np.ndarray, k: np.ndarray, cfg: SimulationConfig, rng: np.random.Generator
+) -> np.ndarray:
+    """``w`` with one present phase set to a minor fraction in ``minor_probability`` of the rows of k >= 2.
+
+    The other phases keep their proportions and share the rest.
+    """
+    rows = np.flatnonzero((rng.random(len(k)) < cfg.minor_probability) & (k >= 2))
+    slot = rng.integers(0, np.maximum(k[rows], 1))
+    minor = _loguniform(rng, cfg.minor_fraction, len(rows))
+    out = w.copy()
+    part = out[rows]
+    part[np.arange(len(rows)), slot] = 0.0
+    part *= ((1.0 - minor) / np.maximum(part.sum(axis=1), 1e-12))[:, None]
+    part[np.arange(len(rows)), slot] = minor
+    out[rows] = part
+    return out
+
+
 def _simulate_chunk(
     table: _PeakTable,
     n: int,
@@ -210,6 +233,8 @@ def _simulate_chunk(
         if cfg.min_fraction > 0:
             floor = np.minimum(cfg.min_fraction, 1.0 / k)[:, None]
             w = (floor + (1.0 - floor * k[:, None]) * w) * slot_ok
+        if cfg.minor_probability > 0:
+            w = _with_minor_phase(w, k, cfg, rng)
     else:
         idx = np.flatnonzero(fixed > 0)
         k_max = len(idx)

@@ -1,7 +1,8 @@
 """The summary table of a batch of XRD predictions: one CSV row per pattern, as a lab reads a sample series.
 
 ``labeltune predict XRD_RUN FOLDER --out series.csv`` writes it (``--out x.json`` keeps the full JSON):
-file, phases, weight fractions with their esd (in wt %), amorphous content (with an internal standard),
+file, phases, weight fractions with their esd (in wt %), with an internal standard the absolute fractions
+and the amorphous content,
 Rwp, zero shift and warnings; a file that could not be used is a row with its reason in ``error``.
 Fields a prediction does not have are left empty.
 """
@@ -16,6 +17,7 @@ SUMMARY_HEADER = [
     "phases",
     "fractions_wt_pct",
     "fraction_esd_wt_pct",
+    "absolute_wt_pct",
     "amorphous_wt_pct",
     "amorphous_esd_wt_pct",
     "rwp_pct",

@@ -26,7 +26,10 @@ class XrdTrainConfig:
     init: Path | None = None
     max_phases: int = 3
     min_fraction: float = 0.03
-    """Smallest weight fraction of a phase in a simulated training pattern (fainter ones are invisible)."""
+    """Smallest weight fraction of a phase in a simulated training pattern, minor phases aside."""
+    minor_probability: float = 0.25
+    """Share of the simulated mixtures holding one minor phase of 0.5-3 wt % (issue 14: so the network
+    proposes minor phases; the fit decides whether the pattern shows them, ADR 0046)."""
     monochromatic: bool = False
     validation_patterns: int = 1024
     measured_share: float = 0.5

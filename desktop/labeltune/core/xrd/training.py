@@ -207,6 +207,7 @@ def train_xrd(
         points=len(grid),
         max_phases=min(config.max_phases, n_phases),
         min_fraction=config.min_fraction,
+        minor_probability=config.minor_probability,
         monochromatic=config.monochromatic,
     )
     net = init_net if init_net is not None else XrdNet(XrdNetConfig(n_phases=n_phases, points=len(grid)))

@@ -1,0 +1,118 @@
+"""Whether the fit needs a phase, from the fit's statistics (ADR 0046); no SciPy.
+
+Two questions, both at the confidence ``SIGNIFICANCE``:
+
+* is a phase's scale factor distinguishable from zero: ``scale / scale_esd >= Z_MIN`` (one-sided normal
+  quantile), the esd from the least-squares covariance (``quantify``);
+* does the fit with the phase lower χ² by more than the parameters it adds would by chance: an F-test of
+  the two nested fits, ``F = (χ²_without − χ²_with) / Δp / (χ²_with / (N − p))``, its degrees of freedom
+  and F deflated for the serial correlation of the residuals (neighbouring points of a powder pattern are
+  not independent when the model misses a little everywhere; Bérar & Lelann 1991).
+
+A phase found by searching the whole library (``screening``) rather than proposed by the network is
+tested at ``1 − SIGNIFICANCE`` divided by the number of phases searched (Bonferroni): among 50 absent
+phases one would otherwise pass by chance about one pattern in twenty.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+SIGNIFICANCE = 0.999
+"""Confidence at which a phase counts as present (scale test and F-test)."""
+Z_MIN = 3.09
+"""The one-sided normal quantile of ``SIGNIFICANCE``: a scale below this many esds is not a detection."""
+DETECTION_SIGMAS = 3.0
+"""A phase not found would have been seen at a scale of this many esds (its detection limit)."""
+
+
+class _Fit(Protocol):
+    chi2_sum: float | None
+    n_points: int
+    n_parameters: int
+    residual_correlation: float
+
+
+def correlation_factor(rho: float) -> float:
+    """How much serially correlated residuals (lag-1 correlation ``rho``) inflate χ² sums: (1+ρ)/(1−ρ)."""
+    rho = min(max(rho, 0.0), 0.95)
+    return (1.0 + rho) / (1.0 - rho)
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (Lentz's method)."""
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        for num in (
+            m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+            -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-12:
+            break
+    return h
+
+
+def incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log(1.0 - x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def f_survival(f: float, d1: float, d2: float) -> float:
+    """P(F > f) for an F(d1, d2) variable."""
+    if f <= 0.0:
+        return 1.0
+    return incomplete_beta(d2 / 2.0, d1 / 2.0, d2 / (d2 + d1 * f))
+
+
+@dataclass(frozen=True)
+class PhaseTest:
+    """The F-test of a phase: ``f`` the statistic, ``p`` its probability by chance, ``significant``."""
+
+    f: float
+    p: float
+    significant: bool
+
+
+def normal_quantile(alpha: float) -> float:
+    """The z with P(Z > z) = ``alpha`` for a standard normal Z (one-sided), by bisection."""
+    lo, hi = -10.0, 40.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if 0.5 * math.erfc(mid / math.sqrt(2.0)) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def phase_test(with_phase: _Fit, without: _Fit, alpha: float = 1.0 - SIGNIFICANCE) -> PhaseTest:
+    """Whether the fit ``with_phase`` is significantly better (at level ``alpha``) than ``without``."""
+    if with_phase.chi2_sum is None or without.chi2_sum is None:
+        return PhaseTest(0.0, 1.0, False)
+    added = max(with_phase.n_parameters - without.n_parameters, 1)
+    factor = correlation_factor(with_phase.residual_correlation)
+    freedom = max((with_phase.n_points - with_phase.n_parameters) / factor, 1.0)
+    rest = max(with_phase.chi2_sum, 1e-300) / max(with_phase.n_points - with_phase.n_parameters, 1)
+    f = max(without.chi2_sum - with_phase.chi2_sum, 0.0) / added / rest / factor
+    p = f_survival(f, added, freedom)
+    return PhaseTest(f, p, p < alpha)

@@ -1,0 +1,103 @@
+"""Minor phases: decided by the fit's evidence, proposed by training mixtures that hold them (issue 14)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.pattern import make_pattern
+from labeltune.core.xrd.shipped import shipped_model_dir
+from labeltune.core.xrd.simulate import SimulationConfig, simulate
+from labeltune.core.xrd.train_config import XrdTrainConfig
+
+MODEL = shipped_model_dir()
+
+
+def test_training_mixtures_hold_minor_phases_down_to_half_a_percent(tmp_path: Path) -> None:
+    from conftest import write_library
+    from labeltune.core.xrd.library import load_library
+
+    names = (("A_1", "AO"), ("B_2", "BO2"), ("C_3", "CO"), ("D_4", "DO"))
+    library: Library = load_library(write_library(tmp_path / "lib", names))
+    config = SimulationConfig(
+        min_phases=2, max_phases=3, min_fraction=0.03, minor_probability=1.0, points=500
+    )
+    batch = simulate(library, 300, config, seed=4)
+    smallest = np.where(batch.present, batch.fractions, 1.0).min(axis=1)
+    assert np.allclose(batch.fractions.sum(axis=1), 1.0, atol=1e-5)
+    assert ((smallest >= 0.005 - 1e-6) & (smallest <= 0.03 + 1e-6)).all()
+    assert (smallest < 0.01).mean() > 0.2  # log-uniform over 0.5-3 %: about 39 % under 1 %
+    # the training default asks for them; without it the 3 % floor holds as before
+    assert XrdTrainConfig().minor_probability > 0
+    plain = simulate(library, 300, SimulationConfig(min_phases=2, min_fraction=0.03, points=500), seed=4)
+    assert np.where(plain.present, plain.fractions, 1.0).min() >= 0.03 - 1e-6
+
+
+@pytest.mark.skipif(MODEL is None, reason="the shipped XRD model is not in models/")
+@pytest.mark.parametrize(
+    ("minor_probability", "how"),
+    [(0.3, "added by the fit (scale"), (0.001, "added by the fit, found in the residual (scale")],
+)
+def test_the_fit_adds_a_one_percent_phase_and_drops_an_absent_call_on_evidence(
+    minor_probability: float, how: str
+) -> None:
+    from labeltune.core.xrd.inference import load_xrd_model
+
+    assert MODEL is not None
+    model = load_xrd_model(MODEL)
+    truth = {"TiO2_141": 0.59, "MnO_225": 0.40, "Mn2O3_206": 0.01}
+    config = SimulationConfig(
+        texture_sigma=0.0, impurity_probability=0.0, crystallite_nm=(80.0, 300.0), max_counts=(2e4, 2e4),
+        background=(0.05, 0.05), ka2_probability=1.0,
+    )  # fmt: skip
+    batch = simulate(model.library, 1, config, 1, composition=truth)
+    pattern = make_pattern(
+        batch.two_theta, batch.x[0] * 2e4, source=Path("m.xy"), format="xy", wavelength=1.5406
+    )
+    names = model.names
+    probs = np.full(len(names), 0.001)
+    probs[names.index("TiO2_141")] = 0.99
+    probs[names.index("MnO_225")] = 0.99
+    probs[names.index("LiMnO2_59")] = 0.9  # called, absent
+    probs[names.index("Mn2O3_206")] = minor_probability  # present at 1 %, not called
+    probs[names.index("Li2MnO3_12")] = 0.2  # absent, not called
+    x = np.zeros(len(model.grid), dtype=np.float32)
+    prediction = model._decide(
+        pattern, x, probs, np.zeros(len(names), dtype=np.float32), fit=True, activation=False
+    )
+    phases = {p.name: p for p in prediction.phases}
+    assert set(phases) == set(truth), prediction.warnings
+    assert any(w.startswith("LiMnO2_59 dropped by the fit: no evidence") for w in prediction.warnings)
+    assert any(w.startswith(f"Mn2O3_206 {how}") for w in prediction.warnings), prediction.warnings
+    minor = phases["Mn2O3_206"]
+    assert minor.fraction is not None and minor.fraction_esd is not None
+    assert abs(minor.fraction - 0.01) < 3 * minor.fraction_esd + 0.002
+    assert 0.0 < prediction.detection_limits["Li2MnO3_12"] < 0.05
+    assert "Mn2O3_206" not in prediction.detection_limits
+    data = prediction.to_json()
+    assert data["detection_limits"]["Li2MnO3_12"] > 0 and all(p["fraction_esd"] > 0 for p in data["phases"])
+
+
+@pytest.mark.skipif(MODEL is None, reason="the shipped XRD model is not in models/")
+def test_a_phase_added_early_goes_when_a_later_addition_explains_its_peaks() -> None:
+    # from bench_xrd_minor (2 wt % LiF): LiTiO2 was added first, LiF then took its peaks and LiTiO2 was
+    # reported at 0.00 ± 0.04 wt % because added phases were exempt from the final check
+    from labeltune.core.xrd.inference import load_xrd_model
+
+    assert MODEL is not None
+    model = load_xrd_model(MODEL)
+    truth = {"Li2Ti(OF3)2_12": 0.4636, "Li2Ti6O13_12": 0.5164, "LiF_225": 0.02}
+    config = SimulationConfig(
+        texture_sigma=0.0, impurity_probability=0.0, crystallite_nm=(60.0, 400.0), max_counts=(2e4, 2e4),
+        background=(0.02, 0.1), ka2_probability=1.0,
+    )  # fmt: skip
+    batch = simulate(model.library, 1, config, 20, composition=truth)
+    pattern = make_pattern(
+        batch.two_theta, batch.x[0] * 2e4, source=Path("s.xy"), format="xy", wavelength=1.5406
+    )
+    prediction = model.predict(pattern)
+    assert {p.name for p in prediction.phases} == set(truth), prediction.warnings
+    assert all(p.fraction is not None and p.fraction > 0.01 for p in prediction.phases)

@@ -1,0 +1,81 @@
+"""The app's internal-standard field and the esd / amorphous display on the XRD page (issue 14)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from labeltune.core import demos
+from labeltune.core.xrd.results import PhaseCall, XrdPrediction
+from labeltune.core.xrd.shipped import shipped_model_dir
+from labeltune.ui import xrd_identify as xrd_identify_module
+from labeltune.ui.xrd_page import XrdPage
+from labeltune.ui.xrd_results import PredictionPanel, warnings_html
+from labeltune.workers.xrd import XrdPredictWorker
+
+needs_model = pytest.mark.skipif(
+    shipped_model_dir() is None, reason="the shipped XRD model is not in models/"
+)
+
+
+def error_boxes(parent: QWidget) -> list[QMessageBox]:
+    return [box for box in parent.findChildren(QMessageBox) if box.objectName() == "errorBox"]
+
+
+def test_the_panel_shows_fraction_esds_and_the_amorphous_content(qtbot) -> None:
+    panel = PredictionPanel()
+    qtbot.addWidget(panel)
+    prediction = XrdPrediction(
+        "s.xy",
+        [PhaseCall("LiF_225", "LiF", 0.9, fraction=0.25, fraction_esd=0.012, absolute_fraction=0.2)],
+        amorphous=0.2,
+        amorphous_esd=0.015,
+        internal_standard=("LiF_225", 0.2),
+    )
+    panel.show_prediction(prediction)
+    assert panel.table.item(0, 3).text() == "25.0 ± 1.2 %"
+    assert "Amorphous / unidentified: 20.0 ± 1.5 wt% (internal standard LiF_225 at 20 %)" in warnings_html(
+        prediction
+    )
+
+
+@pytest.fixture
+def page(qtbot, tmp_path: Path) -> Iterator[XrdPage]:
+    folder = demos.write_demo("xrd", tmp_path / "demo")  # points at the shipped model
+    widget = XrdPage()
+    qtbot.addWidget(widget)
+    widget.show()
+    widget.open(folder)
+    yield widget
+    widget.shutdown()
+
+
+@needs_model
+def test_the_standard_field_reaches_the_worker_and_bad_entries_are_shown(
+    page: XrdPage, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[XrdPredictWorker] = []
+
+    class Recording(XrdPredictWorker):  # the network alone: this test is about what reaches the worker
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["fit"] = False
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            started.append(self)
+
+    monkeypatch.setattr(xrd_identify_module, "XrdPredictWorker", Recording)
+    field = page.prediction_panel.standard_edit
+    field.setText("LiF")  # no weight %: refused at once, nothing runs
+    page.identify()
+    (box,) = error_boxes(page)
+    assert box.windowTitle() == "Internal standard not understood" and "NAME=WT%" in box.text()
+    assert started == []
+    box.close()
+    box.deleteLater()
+    field.setText("Al2O3=20")  # not in the library: the worker refuses it, the user sees why
+    with qtbot.waitSignal(page.predict_controller.failed, timeout=120_000):
+        page.identify()
+    assert started[-1].internal_standard == ("Al2O3", pytest.approx(0.2))
+    assert any("not a phase of the model's library" in b.text() for b in error_boxes(page))
