@@ -223,6 +223,16 @@ def test_xrd_series_summary_csv(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert sum(fractions) == pytest.approx(100.0, abs=0.1)
     assert 0 < float(two["rwp_pct"]) < 50
     assert "TiO2" in rows["TiO2.xy"]["phases"]
+    assert all(float(v) > 0 for v in two["fraction_esd_wt_pct"].split(";"))
+    assert not two["amorphous_wt_pct"]  # no internal standard given
+    # LiF as an internal standard at the weight fraction the fit finds for it: nothing amorphous
+    lif = fractions[two["phases"].split(";").index("LiF_225")]
+    spiked = tmp_path / "spiked.csv"
+    args = [str(model), str(series / "Mn2O3+LiF.xy"), "--internal-standard", f"LiF={lif:.2f}", "--out"]
+    assert cli.main(["predict", *args, str(spiked)]) == 0
+    (row,) = _csv(spiked)
+    assert abs(float(row["amorphous_wt_pct"])) < 5.0  # a few points (measured: -3.7 +- 1.1, MnO2 1.5 % found)
+    assert len(row["absolute_wt_pct"].split(";")) == len(row["phases"].split(";"))
     # the shard option applies to patterns too
     part = tmp_path / "part.json"
     assert cli.main(["predict", str(model), str(series), "--shard", "0/2", "--out", str(part)]) == 0

@@ -35,24 +35,21 @@ def summary_row(result: dict[str, Any]) -> list[str]:
     """One ``predict --json`` object (or ``{"path", "error"}``) as a row of :data:`SUMMARY_HEADER`."""
     if "error" in result and "phases" not in result:
         return [str(result["path"])] + [""] * (len(SUMMARY_HEADER) - 2) + [str(result["error"])]
-    phases = [p for p in result.get("phases", []) if p.get("fraction") is not None] or result.get(
-        "phases", []
-    )
+    phases = result.get("phases", [])
     amorphous = result.get("amorphous")
-    amorphous_esd = result.get("amorphous_esd")
-    if isinstance(amorphous, dict):  # {"fraction": ..., "esd": ...}
-        amorphous_esd = amorphous.get("esd", amorphous_esd)
-        amorphous = amorphous.get("fraction")
+
+    def column(key: str) -> str:
+        return ";".join(_pct(p.get(key)) for p in phases) if any(key in p for p in phases) else ""
+
     shift = result.get("zero_shift")
     return [
         str(result["path"]),
         ";".join(str(p["name"]) for p in phases),
-        ";".join(_pct(p.get("fraction")) for p in phases),
-        ";".join(_pct(p.get("fraction_esd")) for p in phases)
-        if any("fraction_esd" in p for p in phases)
-        else "",
+        column("fraction"),
+        column("fraction_esd"),
+        column("absolute_fraction"),
         _pct(amorphous),
-        _pct(amorphous_esd),
+        _pct(result.get("amorphous_esd")),
         _pct(result.get("residual")),
         "" if shift is None else f"{float(shift):+.4f}",
         " | ".join(str(w) for w in result.get("warnings", [])),
