@@ -276,6 +276,13 @@ def _old_classes_before(config: TrainConfig, model: Any, inputs: FitInputs) -> t
 
 def _rank_result(job: FitJob, state: TrainerState, inputs: FitInputs) -> RunResult:
     """What a rank other than 0 of a torchrun job reports (it writes no files and prints nothing)."""
+    return _run_result(job, state, inputs, {}, state.stopped_by_user)
+
+
+def _run_result(
+    job: FitJob, state: TrainerState, inputs: FitInputs, metrics: dict[str, Any], stopped: bool
+) -> RunResult:
+    """The run's summary from its job, the trainer's final state and the inputs it trained on."""
     config, data = job.config, inputs.data
     return RunResult(
         run_dir=job.run_dir,
@@ -284,14 +291,17 @@ def _rank_result(job: FitJob, state: TrainerState, inputs: FitInputs) -> RunResu
         classes=data.classes,
         train_size=int((~data.is_val).sum()),
         val_size=int(data.is_val.sum()),
-        metrics={},
+        metrics=metrics,
         best_epoch=state.best_epoch,
         epochs_run=state.epoch,
         seconds_total=time.perf_counter() - job.start,
         seconds_features=inputs.seconds_features,
         skipped=data.skipped,
-        stopped=state.stopped_by_user,
+        stopped=stopped,
+        stopped_early=state.stopped_early,
+        weights_id=inputs.weights_id,
         history=state.history,
+        grouping=data.grouping,
         epochs_planned=config.epochs,
     )
 
@@ -475,26 +485,7 @@ def _write_out(
     progress(Progress("save", 0, 1, "saving the model"))
     save_model(job.run_dir, model.cpu(), model_config)
     write_config()
-    result = RunResult(
-        run_dir=job.run_dir,
-        backbone=config.backbone,
-        strategy=config.strategy,
-        classes=data.classes,
-        train_size=int((~data.is_val).sum()),
-        val_size=int(data.is_val.sum()),
-        metrics=metrics,
-        best_epoch=state.best_epoch,
-        epochs_run=state.epoch,
-        seconds_total=time.perf_counter() - job.start,
-        seconds_features=inputs.seconds_features,
-        skipped=data.skipped,
-        stopped=stopped,
-        stopped_early=state.stopped_early,
-        weights_id=inputs.weights_id,
-        history=state.history,
-        grouping=data.grouping,
-        epochs_planned=config.epochs,
-    )
+    result = _run_result(job, state, inputs, metrics, stopped)
     summary = result.to_json()
     write_text_atomic(job.run_dir / METRICS_FILE, json.dumps({**metrics, "summary": summary}, indent=2))
     progress(Progress("save", 1, 1, "saving the model"))
