@@ -149,7 +149,7 @@ def minor_phases(model: XrdModel, library: Library, scans: list[Path], seed: int
                 found += phase in called
                 extra += len(called - set(truth.phases) - {phase})
                 if phase not in called:
-                    missed.append(phase)
+                    missed.append(str(phase))
         missed_by = {p: missed.count(p) for p in sorted(set(missed))}
         print(
             f"| {fraction * 100:.0f} wt% | {found}/{total} | {found / total:.2f} | {extra} |",
