@@ -165,6 +165,10 @@ def export_model(
     """
     fmt = _normalise_format(fmt)
     run_dir = Path(run_dir)
+    from labeltune.core.export.xrd_export import export_xrd_model, is_xrd_run_config
+
+    if is_xrd_run_config(run_dir):  # the 1-D CNN of an XRD run: its own input, outputs and card
+        return export_xrd_model(run_dir, out, fmt, progress)
     run_config = _read_run_config(run_dir)
     if fmt == "onnx":
         check_onnx_dependencies()

@@ -118,6 +118,8 @@ class XrdBatch:
     groups: list[list[list[int]]]
     fractions: torch.Tensor
     present: torch.Tensor
+    measured_fractions: torch.Tensor | None = None
+    """The measured rows' labeled weight fractions (n_measured, n_phases); a row of zeros where unknown."""
 
 
 class SimulatedBatches:
@@ -196,16 +198,36 @@ class SimulatedBatches:
                 pool_x, pool_p, pool_f = pool_x[n_sim:], pool_p[n_sim:], pool_f[n_sim:]
             groups = [[[int(j)] for j in torch.nonzero(row).flatten()] for row in pb]
             if self.measured is not None:
-                xm, gm = _measured_batch(self.measured, size - len(xb), self.rng)
+                xm, gm, fm = _measured_batch(self.measured, size - len(xb), self.rng, pb.shape[1])
                 xb = torch.cat([xb, xm])
                 groups = groups + gm
+                yield XrdBatch(xb, groups, fb, pb, fm)
+                continue
             yield XrdBatch(xb, groups, fb, pb)
 
 
+def _measured_fractions(measured: Measured, idx: np.ndarray, n_phases: int) -> torch.Tensor:
+    """Labeled weight fractions of the rows ``idx`` as (n, n_phases); zeros where a row has none.
+
+    Only labels whose every phase is one library phase count: a formula standing for several polymorphs
+    does not say which one holds the weight.
+    """
+    out = torch.zeros((len(idx), n_phases), dtype=torch.float32)
+    for row, i in enumerate(idx):
+        fractions, groups = measured.fractions[i], measured.groups[i]
+        if fractions is not None and all(len(g) == 1 for g in groups):
+            for group, value in zip(groups, fractions, strict=True):
+                out[row, group[0]] += float(value)
+    return out
+
+
 def _measured_batch(
-    measured: Measured, n: int, rng: np.random.Generator
-) -> tuple[torch.Tensor, list[list[list[int]]]]:
-    """``n`` measurements drawn with replacement, augmented: small shift, intensity scale and noise."""
+    measured: Measured, n: int, rng: np.random.Generator, n_phases: int
+) -> tuple[torch.Tensor, list[list[list[int]]], torch.Tensor]:
+    """``n`` measurements drawn with replacement, augmented: small shift, intensity scale and noise.
+
+    Also their labeled weight fractions (:func:`_measured_fractions`), which the fraction head learns.
+    """
     idx = rng.integers(0, len(measured.x), n)
     x = measured.x[idx].copy()
     shift = rng.integers(-3, 4, n)
@@ -215,7 +237,11 @@ def _measured_batch(
     gain = np.exp(rng.normal(0.0, 0.15, (n, 1))).astype(np.float32)
     noise = rng.normal(0.0, 0.01, x.shape).astype(np.float32)
     x = np.clip(x * gain + noise * np.sqrt(np.maximum(x, 1e-4)), 0.0, None)
-    return torch.from_numpy(x), [measured.groups[i] for i in idx]
+    return (
+        torch.from_numpy(x),
+        [measured.groups[i] for i in idx],
+        _measured_fractions(measured, idx, n_phases),
+    )
 
 
 # -- the task ------------------------------------------------------------------------------------------
@@ -247,11 +273,13 @@ class XrdTask(TrainingTask):
         n_sim = len(batch.fractions)
         for first in range(0, len(batch.x), size):
             last = first + size
+            measured = batch.measured_fractions
             yield XrdBatch(
                 batch.x[first:last],
                 batch.groups[first:last],
                 batch.fractions[first : min(last, n_sim)],
                 batch.present[first : min(last, len(batch.present))],
+                None if measured is None else measured[max(first - n_sim, 0) : max(last - n_sim, 0)],
             )
 
     def loss(self, model: nn.Module, batch: Any) -> StepOutput:
@@ -263,6 +291,14 @@ class XrdTask(TrainingTask):
             loss = loss + self.config.fraction_weight * _fraction_loss(
                 frac_logits[:n_f], batch.fractions, batch.present
             )
+        if batch.measured_fractions is not None:  # labeled measurements with weighed fractions
+            known = batch.measured_fractions.sum(dim=1) > 0
+            if bool(known.any()):
+                target = batch.measured_fractions[known]
+                measured_logits = frac_logits[len(batch.fractions) :][known]
+                loss = loss + self.config.fraction_weight * _fraction_loss(
+                    measured_logits, target, target > 0
+                )
         with torch.no_grad():
             pred = logits[: len(batch.present)] > 0
             exact = (pred == batch.present).all(dim=1).float().sum().item()
