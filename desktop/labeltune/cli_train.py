@@ -55,6 +55,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 cached_views=args.cached_views,
                 patience=args.patience,
                 threads=args.threads,
+                precision=args.precision,
+                batch_auto=args.batch_size is None,
             )
             data = scan(args.data, progress=progress)
             out = Path(args.out) if args.out else training.new_run_dir(_runs_base(data))

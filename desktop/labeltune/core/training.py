@@ -186,10 +186,12 @@ def _fit(job: FitJob) -> RunResult:
 
 def _fit_on(job: FitJob, device: torch.device) -> RunResult:
     """:func:`_fit` on ``device``, with the run folder locked."""
-    from labeltune.core.device import describe_device
+    from labeltune.core.device import describe_device, resolved_precision
 
     config = job.config
     _seed_everything(config.seed)
+    mixed = config.strategy != "features" or device.type == "cuda"
+    config.precision_used = resolved_precision(device, config.precision if mixed else "fp32")
     model, model_config, weights_id = _build_model(job)
     inputs = prepare_inputs(job, model, model_config, weights_id, device)
     trainer = _make_trainer(job, model, inputs, device)
@@ -286,9 +288,10 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
         scheduler=scheduler,
         stop_event=job.stop_event,
         patience=config.patience,
-        amp=device.type == "cuda",
+        amp=config.precision == "auto" and (device.type == "cuda" or config.strategy != "features"),
         frozen_batchnorm=bool(config.freeze_batchnorm),
         callbacks=[
+            *_memory_probe(config),
             ProgressBar(job.progress, config.epochs),
             History(job.run_dir),
             Checkpoints(job.run_dir, progress=job.progress),
@@ -298,6 +301,15 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
     if job.checkpoint is not None:
         trainer.restore(job.checkpoint)
     return trainer
+
+
+def _memory_probe(config: TrainConfig) -> list[Callback]:
+    """No batch size given: partial/full steps in micro-batches that fit the free memory (docs/adr/0050)."""
+    if not config.batch_auto or config.strategy == "features":
+        return []
+    from labeltune.core.memory_probe import MemoryAwareBatch
+
+    return [MemoryAwareBatch()]
 
 
 def _run(trainer: Trainer, config: TrainConfig, device: torch.device) -> TrainerState:
