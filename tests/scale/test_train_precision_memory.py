@@ -93,6 +93,20 @@ def test_trainer_steps_and_validates_in_bf16_on_the_cpu_with_amp(monkeypatch: py
     assert set(fp32.dtypes) == {torch.float32}
 
 
+def test_auto_precision_on_the_cpu_is_for_partial_and_full_of_dense_convolution_backbones() -> None:
+    """EfficientNet-Lite0 and MobileNetV3 trained slower in bf16 here; a linear head gains nothing."""
+    from labeltune.core.training import _precision
+
+    cuda = torch.device("cuda")
+    assert _precision(TrainConfig(backbone="resnet18", strategy="full"), CPU) == "auto"
+    assert _precision(TrainConfig(backbone="densenet201", strategy="partial"), CPU) == "auto"
+    assert _precision(TrainConfig(backbone="efficientnet_lite0", strategy="full"), CPU) == "fp32"
+    assert _precision(TrainConfig(backbone="mobilenet_v3_large", strategy="full"), CPU) == "fp32"
+    assert _precision(TrainConfig(backbone="resnet18", strategy="features"), CPU) == "fp32"
+    assert _precision(TrainConfig(backbone="resnet18", strategy="full", precision="fp32"), CPU) == "fp32"
+    assert _precision(TrainConfig(backbone="efficientnet_lite0", strategy="features"), cuda) == "auto"
+
+
 def test_precision_is_validated() -> None:
     TrainConfig(precision="fp32").validate()
     with pytest.raises(Exception, match="precision"):
@@ -230,3 +244,21 @@ def test_cli_unknown_precision_is_one_line_exit_2(tmp_path: Path, capsys: pytest
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "--precision: invalid choice: 'half'" in err
+
+
+# -- a cached re-run ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("backbone", ["alexnet", "inception_v3", "efficientnet_lite0"])
+def test_probe_widths_measured_on_a_small_image_are_the_full_sized_ones(
+    backbone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The post-fit probe-width pass runs on at most 96 px: the same widths as at the backbone's own size."""
+    from labeltune.core import probes
+    from labeltune.core.backbones import get_spec
+    from labeltune.core.model import ModelConfig, build_classifier
+
+    size = get_spec(backbone).input_size
+    model = build_classifier(ModelConfig.for_backbone(backbone, ["a", "b"], size), None)
+    small = probes.probe_dims(model, backbone, size)
+    monkeypatch.setattr(probes, "PROBE_DIMS_SIZE", size)
+    assert small == probes.probe_dims(model, backbone, size)
+    assert len(small) == 2 and all(width > 0 for width in small)

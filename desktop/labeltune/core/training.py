@@ -190,8 +190,7 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
 
     config = job.config
     _seed_everything(config.seed)
-    mixed = config.strategy != "features" or device.type == "cuda"
-    config.precision_used = resolved_precision(device, config.precision if mixed else "fp32")
+    config.precision_used = resolved_precision(device, _precision(config, device))
     model, model_config, weights_id = _build_model(job)
     inputs = prepare_inputs(job, model, model_config, weights_id, device)
     trainer = _make_trainer(job, model, inputs, device)
@@ -214,6 +213,16 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
     write_config()
     state = _run(trainer, config, device)
     return _write_out(job, trainer, state, (model, model_config), inputs, device, write_config)
+
+
+def _precision(config: TrainConfig, device: torch.device) -> str:
+    """``auto`` where mixed precision pays: CUDA; a CPU for partial/full of dense-convolution backbones."""
+    from labeltune.core.backbones import get_spec
+
+    if device.type == "cuda" or config.precision == "fp32":
+        return config.precision
+    dense = get_spec(config.backbone).cpu_bf16_training
+    return config.precision if dense and config.strategy != "features" else "fp32"
 
 
 def _build_model(job: FitJob) -> tuple[Any, ModelConfig, str]:
@@ -288,7 +297,7 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
         scheduler=scheduler,
         stop_event=job.stop_event,
         patience=config.patience,
-        amp=config.precision == "auto" and (device.type == "cuda" or config.strategy != "features"),
+        amp=config.precision_used != "fp32",
         frozen_batchnorm=bool(config.freeze_batchnorm),
         callbacks=[
             *_memory_probe(config),
