@@ -94,7 +94,7 @@ def test_trainer_steps_and_validates_in_bf16_on_the_cpu_with_amp(monkeypatch: py
 
 
 def test_auto_precision_on_the_cpu_is_for_partial_and_full_of_dense_convolution_backbones() -> None:
-    """EfficientNet-Lite0 and MobileNetV3 trained slower in bf16 here; a linear head gains nothing."""
+    """EfficientNet-Lite0, MobileNetV3 and AlexNet trained slower in bf16 here; a linear head gains none."""
     from labeltune.core.training import _precision
 
     cuda = torch.device("cuda")
@@ -102,6 +102,7 @@ def test_auto_precision_on_the_cpu_is_for_partial_and_full_of_dense_convolution_
     assert _precision(TrainConfig(backbone="densenet201", strategy="partial"), CPU) == "auto"
     assert _precision(TrainConfig(backbone="efficientnet_lite0", strategy="full"), CPU) == "fp32"
     assert _precision(TrainConfig(backbone="mobilenet_v3_large", strategy="full"), CPU) == "fp32"
+    assert _precision(TrainConfig(backbone="alexnet", strategy="full"), CPU) == "fp32"
     assert _precision(TrainConfig(backbone="resnet18", strategy="features"), CPU) == "fp32"
     assert _precision(TrainConfig(backbone="resnet18", strategy="full", precision="fp32"), CPU) == "fp32"
     assert _precision(TrainConfig(backbone="efficientnet_lite0", strategy="features"), cuda) == "auto"

@@ -67,7 +67,8 @@ class BackboneSpec:
     cam_layers: tuple[str, ...] = ()
     #: Whether *partial*/*full* train under bf16 autocast on a CPU with native bf16 (``precision="auto"``):
     #: 2x faster for dense convolutions, slower for depthwise ones with ReLU6 (EfficientNet-Lite0 measured
-    #: 0.6-0.9x of fp32: casts around every BatchNorm), so those stay fp32 (docs/adr/0050).
+    #: 0.6-0.9x of fp32: casts around every BatchNorm) and for AlexNet, whose step is its 57M fully
+    #: connected weights (cast every step, 0.9x), so those stay fp32 (docs/adr/0050).
     cpu_bf16_training: bool = True
 
     @property
@@ -146,6 +147,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             "connected layers as in MATLAB's transfer-learning example.",
             cam_layers=("trunk.0.11", "trunk.0.4"),
             probe_taps=((0, 2), (0, 12)),
+            cpu_bf16_training=False,
             dropped_prefixes=("classifier.6.",),
         ),
         BackboneSpec(
