@@ -216,13 +216,13 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
 
 
 def _precision(config: TrainConfig, device: torch.device) -> str:
-    """``auto`` where mixed precision pays: CUDA; a CPU for partial/full of dense-convolution backbones."""
+    """``auto`` where mixed precision pays: CUDA; on a CPU, the backbone's ``cpu_bf16_strategies``."""
     from labeltune.core.backbones import get_spec
 
     if device.type == "cuda" or config.precision == "fp32":
         return config.precision
-    dense = get_spec(config.backbone).cpu_bf16_training
-    return config.precision if dense and config.strategy != "features" else "fp32"
+    pays = config.strategy in get_spec(config.backbone).cpu_bf16_strategies
+    return config.precision if pays else "fp32"
 
 
 def _build_model(job: FitJob) -> tuple[Any, ModelConfig, str]:
