@@ -142,7 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--epochs", type=int, default=None, help="default 30 for features, 10 for partial and full; xrd 30"
     )
-    p.add_argument("--batch-size", type=int, default=None, help="default 32 for images, 128 for xrd")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per optimiser step; default 32 for images (partial/full: computed in the largest "
+        "micro-batches that fit the free memory, gradients accumulated), 128 for xrd",
+    )
     p.add_argument("--lr", type=float, default=None, help="default: 1e-3 features/partial, 3e-4 full")
     p.add_argument(
         "--val-fraction", type=float, default=None, help="share of images kept for validation (default 0.2)"
@@ -169,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32"],
+        help="auto: bfloat16 autocast on CPUs that have it, float16 AMP on CUDA (partial/full); fp32: off",
+    )
     p.add_argument("--input-size", type=int, default=None, help="override the backbone's input size (px)")
     p.add_argument("--head-hidden", type=int, default=0, help="hidden units of an MLP head (0: linear)")
     p.add_argument("--no-augment", action="store_true", help="no flips/rotations/colour jitter")

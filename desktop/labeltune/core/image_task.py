@@ -142,12 +142,15 @@ def predict_batches(
     was_training = model.training
     model.eval()
     outs, ys = [], []
+    from labeltune.core.device import mixed_precision
+
     device_type = batches.device.type
+    dtype = mixed_precision(device_type, amp)
     try:
         with (
             stop_hooks(model, stop_event),
             torch.inference_mode(),
-            torch.autocast(device_type, torch.float16, enabled=amp and device_type == "cuda"),
+            torch.autocast(device_type, dtype or torch.float32, enabled=dtype is not None),
         ):
             for x, y in batches.batches(0):
                 size = chunk if chunk > 0 else max(len(y), 1)

@@ -122,8 +122,16 @@ def probed_classifier(model: nn.Module, backbone: str) -> nn.Module:
     return classifier(model, get_spec(backbone).probe_taps)  # type: ignore[no-any-return]
 
 
+#: Image size of the pass that measures the probes' widths (Inception-v3 needs at least 75 px).
+PROBE_DIMS_SIZE = 96
+
+
 def probe_dims(model: nn.Module, backbone: str, input_size: int) -> tuple[int, ...]:
-    """Widths of the ``early`` and ``mid`` statistics (two per channel) for ``model``."""
+    """Widths of the ``early`` and ``mid`` statistics (two per channel) for ``model``.
+
+    The widths are channel counts, which do not depend on the image size: the pass runs on at most
+    ``PROBE_DIMS_SIZE`` px (a DenseNet-201 pass at 224 px took a cached re-run's longest second).
+    """
     import torch
 
     taps = get_spec(backbone).probe_taps
@@ -131,7 +139,8 @@ def probe_dims(model: nn.Module, backbone: str, input_size: int) -> tuple[int, .
     was_training = m.training
     m.eval()
     with torch.no_grad():
-        x = torch.zeros(1, 3, input_size, input_size, device=next(m.parameters()).device)
+        size = min(input_size, PROBE_DIMS_SIZE)
+        x = torch.zeros(1, 3, size, size, device=next(m.parameters()).device)
         _, tapped = run_tapped(m.trunk, m.normalize(x), taps)
     m.train(was_training)
     return tuple(channel_stats(t).shape[1] for t in tapped if t is not None)

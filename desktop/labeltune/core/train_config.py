@@ -30,6 +30,9 @@ class TrainConfig:
     weights: str = "imagenet"
     epochs: int = 0  # 0: the strategy's default (DEFAULT_EPOCHS)
     batch_size: int = 32
+    #: The batch size was not given: partial/full compute each step in the largest micro-batches that a
+    #: probe step finds fit the free memory, gradients accumulated (core/memory_probe.py, docs/adr/0050).
+    batch_auto: bool = False
     lr: float | None = None  # None: the strategy's default
     backbone_lr_factor: float = 0.1  # full fine-tuning: backbone learns this much slower than the head
     #: Full fine-tuning of pretrained weights keeps BatchNorm statistics as pretrained (None: frozen
@@ -56,6 +59,11 @@ class TrainConfig:
     teachers: list[str] | None = None
     distill_temperature: float = 4.0
     distill_alpha: float = 0.5
+    #: ``auto``: mixed precision where the device runs it fast (bf16 autocast on a CPU that has it, fp16
+    #: AMP on CUDA) for partial/full; ``fp32``: off (docs/adr/0050). ``precision_used`` is what it resolved
+    #: to on the run's device, recorded in config.json.
+    precision: str = "auto"
+    precision_used: str | None = None
 
     def __post_init__(self) -> None:
         if not self.epochs:
@@ -90,4 +98,8 @@ class TrainConfig:
             raise UnusableInputError("input size must be at least 16 px")
         if self.teachers is not None and not (self.distill_temperature > 0 and 0 <= self.distill_alpha <= 1):
             raise UnusableInputError("distillation needs a temperature > 0 and a label weight in [0, 1]")
+        if self.precision not in ("auto", "fp32"):
+            raise UnusableInputError(
+                f"unknown precision {self.precision!r}; use auto or fp32", cli="--precision: use auto or fp32"
+            )
         GroupingSpec.parse(self.group_by)

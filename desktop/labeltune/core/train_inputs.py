@@ -163,8 +163,13 @@ def _cached_inputs(
     y_train = torch.from_numpy(np.tile(data.labels[train_mask], n_views))
     x_val = x_all[torch.from_numpy(data.is_val)]
 
+    from labeltune.core.device import memory_format
+
+    fmt = memory_format(device) if stage == "trunk" else torch.contiguous_format
+    trainable.to(memory_format=fmt)  # partial: the top's convolutions in channels_last, as full's
+
     def to_float(x: torch.Tensor, _train: bool) -> torch.Tensor:
-        return x.float()
+        return x.float().contiguous(memory_format=fmt) if x.dim() == 4 else x.float()
 
     return FitInputs(
         data, weights_id, trainable, params, x_train, y_train, x_val, x_all, probes_all, to_float,

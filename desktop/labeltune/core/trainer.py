@@ -120,7 +120,9 @@ class Trainer:
     ``step`` is the domain's :class:`TrainingTask`, or (images) a loss function, which becomes a
     :class:`ClassificationTask` validating on ``val`` over ``num_classes`` classes. ``scheduler_interval``
     is when the scheduler steps: after each epoch's validation (``"epoch"``) or after each optimisation
-    step (``"step"``, never past the last one, as a one-cycle schedule needs).
+    step (``"step"``, never past the last one, as a one-cycle schedule needs). ``amp`` is mixed precision:
+    float16 with a gradient scaler on CUDA, bfloat16 on a CPU that runs it natively, else off
+    (``core/device.py`` ``mixed_precision``; docs/adr/0050).
     """
 
     def __init__(
@@ -309,6 +311,9 @@ class Trainer:
         """:meth:`_train_step` in micro-batches of :attr:`micro_batch` (may raise out of memory)."""
         import torch
 
+        from labeltune.core.device import mixed_precision
+
+        dtype = mixed_precision(device_type, self.amp)  # fp16 on CUDA, bf16 on a CPU that has it
         n = self.task.size(batch)
         size = min(self.micro_batch, n) if self.micro_batch > 0 else n
         self.optimizer.zero_grad(set_to_none=True)
@@ -317,8 +322,7 @@ class Trainer:
             with stop_hooks(self.model, self.stop_event):
                 for part in self.task.split(batch, max(size, 1)):
                     check_stop(self.stop_event)
-                    amp = self.amp and device_type == "cuda"
-                    with torch.autocast(device_type, dtype=torch.float16, enabled=amp):
+                    with torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None):
                         out = self.task.loss(self.train_model, part)
                     check_stop(self.stop_event)  # the backward pass costs about twice the forward
                     share = self.task.size(part) / n

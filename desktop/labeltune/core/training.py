@@ -203,10 +203,11 @@ def _fit(job: FitJob) -> RunResult:
 
 def _fit_on(job: FitJob, device: torch.device) -> RunResult:
     """:func:`_fit` on ``device``, with the run folder locked."""
-    from labeltune.core.device import describe_device
+    from labeltune.core.device import describe_device, resolved_precision
 
     config = job.config
     _seed_everything(config.seed)
+    config.precision_used = resolved_precision(device, _precision(config, device))
     model, model_config, weights_id = _build_model(job)
     local_stop = job.stop_event
     if distributed.world() is not None:  # the ranks stop together, at a step they agree on
@@ -306,6 +307,16 @@ def _run_result(
     )
 
 
+def _precision(config: TrainConfig, device: torch.device) -> str:
+    """``auto`` where mixed precision pays: CUDA; on a CPU, the backbone's ``cpu_bf16_strategies``."""
+    from labeltune.core.backbones import get_spec
+
+    if device.type == "cuda" or config.precision == "fp32":
+        return config.precision
+    pays = config.strategy in get_spec(config.backbone).cpu_bf16_strategies
+    return config.precision if pays else "fp32"
+
+
 def _build_model(job: FitJob) -> tuple[Any, ModelConfig, str]:
     """The classifier (normalize, trunk, top, head) with the resolved weights, its config and weights id."""
     import torch
@@ -388,9 +399,10 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
         scheduler=scheduler,
         stop_event=job.stop_event,
         patience=config.patience,
-        amp=device.type == "cuda",
+        amp=config.precision_used != "fp32",
         frozen_batchnorm=bool(config.freeze_batchnorm),
         callbacks=[
+            *_memory_probe(config),
             ProgressBar(job.progress, config.epochs),
             *(
                 [History(job.run_dir), Checkpoints(job.run_dir, progress=job.progress)]
@@ -403,6 +415,15 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
     if job.checkpoint is not None:
         trainer.restore(job.checkpoint)
     return trainer
+
+
+def _memory_probe(config: TrainConfig) -> list[Callback]:
+    """No batch size given: partial/full steps in micro-batches that fit the free memory (docs/adr/0050)."""
+    if not config.batch_auto or config.strategy == "features":
+        return []
+    from labeltune.core.memory_probe import MemoryAwareBatch
+
+    return [MemoryAwareBatch()]
 
 
 def _run(trainer: Trainer, config: TrainConfig, device: torch.device) -> TrainerState:

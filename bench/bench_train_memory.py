@@ -1,0 +1,210 @@
+"""Peak memory and step speed of each strategy and backbone: LabelTune (fp32, mixed) against a plain loop.
+
+Run: ``.venv/bin/python bench/bench_train_memory.py [--quick] [--backbones a,b] [--profile]``. Not a test: it
+prints a table (and writes ``bench/out/train_memory.json``). Each cell runs in a subprocess of its own, so
+one measurement's peak does not mask another's: the child's peak RSS (``ru_maxrss``) and, on CUDA, the
+allocator's peak (``max_memory_allocated``).
+
+Per backbone x strategy at the default batch (32; ``--quick``: 8 images at a smaller size):
+
+- *features*: one inference pass of the frozen network over a batch (what filling the feature cache
+  costs), then head steps on the pooled features;
+- *partial*: the frozen trunk's output (as cached), then steps of the top block + head;
+- *full*: steps of the whole network (BatchNorm frozen as LabelTune does for pretrained weights).
+
+Three ways for *partial* and *full*: ``plain`` = a plain PyTorch fp32 loop (NCHW, no autocast, AdamW),
+``fp32`` = LabelTune's ``--precision fp32`` (channels_last), ``mixed`` = LabelTune's default
+``--precision auto`` (bf16 autocast + channels_last on a CPU with native bf16; fp16 AMP on CUDA). Each
+reports the median step time and the child's peak memory. The micro-batch LabelTune's memory probe
+(``core/memory_probe.py``) picks for *full* on this machine is shown as well. ``--profile`` prints the
+top operators of one mixed *full* step (torch.profiler) per backbone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).resolve().parent / "out"
+BACKBONES = ("densenet201", "inception_v3", "alexnet", "efficientnet_lite0")
+STRATEGIES = ("features", "partial", "full")
+WAYS = ("plain", "fp32", "mixed")
+
+
+# -- the child: one measurement ------------------------------------------------------------------------
+def child(
+    backbone: str, strategy: str, way: str, batch: int, size: int | None, steps: int, profile: bool
+) -> dict:
+    """Build the classifier (random weights), run ``steps`` steps of ``strategy`` ``way``; report."""
+    import torch
+
+    from labeltune.core.backbones import get_spec
+    from labeltune.core.device import mixed_precision
+    from labeltune.core.memory_probe import probe
+    from labeltune.core.model import ModelConfig, build_classifier
+
+    torch.manual_seed(0)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    size = size or get_spec(backbone).input_size
+    config = ModelConfig.for_backbone(backbone, [str(i) for i in range(4)], size)
+    model: Any = build_classifier(config, None).to(device)
+    fmt = (
+        torch.channels_last if way != "plain" and device.type in ("cuda", "cpu") else torch.contiguous_format
+    )
+    dtype = mixed_precision(device.type, way == "mixed")
+    x = torch.rand(batch, 3, size, size, device=device)
+    y = torch.arange(batch, device=device) % 4
+    frozen = torch.nn.Sequential(model.normalize, model.trunk)
+    if strategy == "features":
+        frozen.append(model.top)
+    if strategy != "full":
+        frozen.eval()
+        with (
+            torch.inference_mode(),
+            torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None),
+        ):
+            inputs = frozen.to(memory_format=fmt)(x.contiguous(memory_format=fmt)).float()
+        inputs = inputs.clone()
+        trainable = model.head if strategy == "features" else torch.nn.Sequential(model.top, model.head)
+    else:
+        inputs, trainable = x, model
+        for m in model.modules():  # frozen BatchNorm, as for pretrained weights
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+    trainable.to(memory_format=fmt)
+    if inputs.dim() == 4:
+        inputs = inputs.contiguous(memory_format=fmt)
+    optimizer = torch.optim.AdamW(trainable.parameters(), lr=1e-4)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None):
+            loss = torch.nn.functional.cross_entropy(trainable(inputs), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    times = []
+    for _ in range(steps + 1):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    out: dict[str, Any] = {
+        "step_s": statistics.median(times[1:]),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
+    }
+    if profile:
+        from torch.profiler import ProfilerActivity
+        from torch.profiler import profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
+        out["profile"] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=8)
+    if strategy == "full" and way == "mixed":  # what the memory probe picks for the default batch
+        from labeltune.core.image_task import TensorBatches
+        from labeltune.core.trainer import Trainer
+
+        trainer = Trainer(model, optimizer, torch.nn.functional.cross_entropy,
+                          TensorBatches(x, y, batch, device), None, 1, 4, amp=True)  # fmt: skip
+        result = probe(trainer, (x, y))
+        out["probe"] = {
+            "plan": result.plan.describe(),
+            "item_mb": result.item_bytes / 2**20,
+            "fixed_mb": result.fixed_bytes / 2**20,
+            "free_mb": result.free_bytes / 2**20,
+        }
+    return out
+
+
+def run_child(args: list[str], timeout: float) -> dict[str, Any]:
+    """One cell in a fresh process."""
+    cmd = [sys.executable, __file__, "--child", *args]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=os.environ)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f} s"}
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:120]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure the grid, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="batch 8 at 112 px (Inception-v3: 160 px)")
+    parser.add_argument("--backbones", default=",".join(BACKBONES))
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--child", nargs=7, metavar="ARG", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        backbone, strategy, way, batch, size, steps, profile = args.child
+        result = child(backbone, strategy, way, int(batch), int(size) or None, int(steps), profile == "1")
+        print(json.dumps(result))
+        return 0
+    import torch
+
+    from labeltune.core.device import cpu_bf16_supported
+
+    batch = 8 if args.quick else 32
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, CUDA: {torch.cuda.is_available()}, "
+        f"CPU bf16: {cpu_bf16_supported()}; "
+        f"batch {batch}{' (quick: small inputs)' if args.quick else ' (the default)'}"
+    )
+    rows: list[dict[str, Any]] = []
+    header = f"{'backbone':18s} {'strategy':8s} " + " ".join(
+        f"{w + ' s/step':>13s} {w + ' MB':>10s}" for w in WAYS
+    )
+    print(header + "   mixed vs plain")
+    for backbone in args.backbones.split(","):
+        size = (160 if backbone == "inception_v3" else 112) if args.quick else 0
+        for strategy in args.strategies.split(","):
+            row: dict[str, Any] = {"backbone": backbone, "strategy": strategy, "batch": batch, "size": size}
+            for way in WAYS:
+                if strategy == "features" and way == "fp32":
+                    continue  # features: the head is fp32 either way; plain vs mixed shows the cache fill
+                profile = "1" if args.profile and strategy == "full" and way == "mixed" else "0"
+                cell = [backbone, strategy, way, str(batch), str(size), str(args.steps), profile]
+                row[way] = run_child(cell, args.timeout)
+            rows.append(row)
+            cells = []
+            for way in WAYS:
+                r = row.get(way) or {}
+                if "step_s" in r:
+                    cells.append(f"{r['step_s']:13.3f} {r['peak_rss_mb']:10.0f}")
+                else:
+                    cells.append(f"{str(r.get('error', '-'))[:24]:>24s}")
+            plain, mixed = row.get("plain", {}), row.get("mixed", {})
+            ratio = plain.get("step_s", 0) / mixed["step_s"] if "step_s" in mixed else float("nan")
+            print(f"{backbone:18s} {strategy:8s} " + " ".join(cells) + f"   {ratio:5.2f}x", flush=True)
+            if "probe" in mixed:
+                p = mixed["probe"]
+                print(
+                    f"{'':27s}memory probe: batch {batch} as {p['plan']} ({p['item_mb']:.0f} MB per image, "
+                    f"{p['fixed_mb']:.0f} MB per step, {p['free_mb'] / 1024:.1f} GB free)"
+                )
+            if "profile" in mixed:
+                print(mixed["profile"])
+    OUT.mkdir(exist_ok=True)
+    (OUT / "train_memory.json").write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
