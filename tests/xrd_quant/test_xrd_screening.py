@@ -46,3 +46,13 @@ def test_the_residual_of_the_majors_names_the_minor_phase_and_nothing_without_on
             assert ranked[0][0] == minor and ranked[0][1] > z, ranked[:3]
         else:
             assert ranked[0][1] < z, ranked[:3]
+
+
+def test_an_unlikely_phase_needs_stronger_evidence() -> None:
+    from labeltune.core.xrd.inference import prior_alpha
+    from labeltune.core.xrd.significance import SIGNIFICANCE, normal_quantile
+
+    assert prior_alpha(0.5) == pytest.approx(1.0 - SIGNIFICANCE)
+    assert prior_alpha(0.9) == pytest.approx(1.0 - SIGNIFICANCE)  # never looser than the base level
+    assert normal_quantile(prior_alpha(0.02)) == pytest.approx(4.1, abs=0.1)
+    assert prior_alpha(0.001) < prior_alpha(0.02) < prior_alpha(0.2)

@@ -54,6 +54,19 @@ SCREENED_TRIES = 2
 """Most phases the residual screen (``screening``) proposes that are then fitted in full."""
 
 
+def prior_alpha(probability: float) -> float:
+    """The significance level a phase the network gave ``probability`` must reach to be added by the fit.
+
+    The network's probability is a prior: the level is ``1 - SIGNIFICANCE`` times the prior odds against
+    even odds (``p / (1 - p)``, at most 1), so an unlikely phase needs stronger evidence — a phase at
+    p = 0.02 must pass at about 2e-5 (4.1 esd) instead of 1e-3 (3.1 esd). On measured weighed mixtures
+    (dara) fixed-level tests added weak scatterers (Li2CO3, 7-13 wt %) to absorb systematic misfit
+    (ADR 0046).
+    """
+    p = min(max(probability, 1e-6), 0.5)
+    return (1.0 - SIGNIFICANCE) * p / (1.0 - p)
+
+
 class XrdModel:
     """A loaded XRD run: network, library, grid and decision threshold."""
 
@@ -285,7 +298,7 @@ class XrdModel:
             tried_phases.append(k)
             trial = [*called, k]
             other = self._fit(pattern, trial)
-            found, why = self._evidence(other, result, self.names[k])
+            found, why = self._evidence(other, result, self.names[k], prior_alpha(float(probs[k])))
             if found:
                 notes.append(f"{self.names[k]} added by the fit ({why}; probability {probs[k]:.2f})")
                 called, result = trial, other
