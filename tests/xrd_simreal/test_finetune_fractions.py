@@ -42,13 +42,21 @@ def test_fine_tuning_moves_the_network_fractions_to_the_labeled_ones(tmp_path: P
     (measured / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     tuned = tmp_path / "tuned"
     config = XrdTrainConfig(
-        epochs=4, patterns_per_epoch=128, init=base, lr=2e-3, measured_share=0.75, **SMALL
+        epochs=8, patterns_per_epoch=128, init=base, lr=2e-3, measured_share=0.75, **SMALL
     )
     train_xrd(measured, config, tuned, default_wavelength=1.5406)  # type: ignore[arg-type]
 
-    net, run_config, _ = load_xrd_net(tuned)
+    before, after = _nio_share(base, sim.x), _nio_share(tuned, sim.x)
+    print(f"NiO share of the NiO + ZnO fraction: {before:.3f} before, {after:.3f} after (labels: 0.1)")
+    # the base network (one tiny epoch) reads about half and half; without the labeled fractions in the
+    # loss the fine-tuned one drifted to 0.63, with them it moves toward the labels' 0.1 (0.13)
+    assert after < 0.3 and before - after > 0.15
+
+
+def _nio_share(run: Path, x: np.ndarray) -> float:
+    """Mean NiO / (NiO + ZnO) of the network's fraction head on ``x``."""
+    net, run_config, _ = load_xrd_net(run)
     ni, zn = run_config["phases"].index("NiO"), run_config["phases"].index("ZnO")
     with torch.no_grad():
-        _, fraction_logits = net(torch.from_numpy(sim.x))
-    pair = torch.softmax(fraction_logits[:, [ni, zn]], dim=1).numpy()
-    assert float(np.mean(pair[:, 0])) < 0.3, pair[:, 0]
+        _, fraction_logits = net(torch.from_numpy(x))
+    return float(np.mean(torch.softmax(fraction_logits[:, [ni, zn]], dim=1).numpy()[:, 0]))
