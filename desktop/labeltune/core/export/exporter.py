@@ -72,8 +72,12 @@ def _resolve_out(out: Path, run_dir: Path, fmt: str) -> Path:
     return out
 
 
-def _card_paths(out: Path) -> tuple[Path, Path]:
-    return out.with_name(out.name + ".card.json"), out.with_name(out.name + ".card.md")
+def write_cards(out: Path, card: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    """Write the model card beside ``out``: ``<out>.card.json`` and ``<out>.card.md`` (image and XRD runs)."""
+    card_path, md_path = out.with_name(out.name + ".card.json"), out.with_name(out.name + ".card.md")
+    write_text_atomic(card_path, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(md_path, markdown)
+    return card_path, md_path
 
 
 def _read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -230,9 +234,7 @@ def export_model(
         tolerance=tolerance,
         familiarity=familiarity,
     )
-    card_path, md_path = _card_paths(out)
-    write_text_atomic(card_path, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    write_text_atomic(md_path, render_card_markdown(card))
+    card_path, md_path = write_cards(out, card, render_card_markdown(card))
     _report(progress, 4, f"exported to {out}")
     return ExportResult(
         path=out,

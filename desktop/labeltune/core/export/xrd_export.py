@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labeltune import __version__
-from labeltune.core.atomic import write_text_atomic
 from labeltune.core.errors import LabelTuneError, UnusableInputError
 from labeltune.core.file_problems import storage_error
 from labeltune.core.hashing import file_sha256
@@ -284,7 +283,7 @@ def export_xrd_model(
 
     Same contract as :func:`labeltune.core.export.export_model`, which calls this for XRD runs.
     """
-    from labeltune.core.export.exporter import ExportResult, _card_paths, _normalise_format, _resolve_out
+    from labeltune.core.export.exporter import ExportResult, _normalise_format, _resolve_out, write_cards
     from labeltune.core.export.formats import check_onnx_dependencies
     from labeltune.core.xrd.run_files import load_xrd_net
 
@@ -346,9 +345,7 @@ def export_xrd_model(
     digest = file_sha256(out)
     facts = {"sha256": digest, "exporter": exporter, "max_abs_diff": max_abs_diff, "tolerance": tolerance}
     card = _card(run_dir, run_config, library, fmt, out, facts)
-    card_path, md_path = _card_paths(out)
-    write_text_atomic(card_path, json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    write_text_atomic(md_path, _markdown(card))
+    card_path, md_path = write_cards(out, card, _markdown(card))
     report(4, f"exported to {out}")
     return ExportResult(
         path=out,
