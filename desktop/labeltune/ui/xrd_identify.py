@@ -123,17 +123,13 @@ class XrdIdentifyController(QObject):
         if problem is not None:  # it would answer from another phase list (ADR 0048)
             show_error(self._widget, "The model does not know this project's phases", problem)
             return
-        standard = None
-        text = self.panel.standard_edit.text().strip()
-        if text:
-            from labeltune.core.errors import UnusableInputError
-            from labeltune.core.xrd.internal_standard import parse_internal_standard
+        from labeltune.core.errors import UnusableInputError
 
-            try:
-                standard = parse_internal_standard(text)
-            except UnusableInputError as error:
-                show_error(self._widget, "Internal standard not understood", str(error))
-                return
+        try:
+            standard = self.panel.sample_fields.internal_standard()
+        except UnusableInputError as error:
+            show_error(self._widget, "Internal standard not understood", str(error))
+            return
         self._predict_folder = project.folder
         worker = XrdPredictWorker(
             project.model_dir,
@@ -142,6 +138,7 @@ class XrdIdentifyController(QObject):
             fit=True,
             activation=True,
             internal_standard=standard,
+            particle_size=self.panel.sample_fields.particle_size(),  # as predict --particle-size
         )
         self.controller.start(worker)
 

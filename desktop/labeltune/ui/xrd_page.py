@@ -103,7 +103,7 @@ class XrdPage(QWidget):
         centre.addWidget(self.tabs)
         centre.setStretchFactor(0, 4)
         centre.setStretchFactor(1, 3)
-        centre.setSizes([520, 380])  # the tabs below hold the fine-tune outcome and the models list
+        centre.setSizes([490, 410])  # the tabs below: the model's phases (ADR 0057), fine-tune, models
 
         # -- right: phases present ---------------------------------------------------------------------
         self.phase_panel = PhasePanel()

@@ -11,12 +11,14 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -25,11 +27,14 @@ from PySide6.QtWidgets import (
 
 from labeltune.core.progress import Progress
 from labeltune.core.xrd.results import Alternative, PhaseCall, XrdPrediction
+from labeltune.ui.xrd_sample import SampleFields
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
 COLUMNS = ("Phase", "Formula", "Probability", "Fraction", "Lattice shift")
 ALTERNATIVE_COLUMNS = ("Phase set (weight fractions)", "Rwp", "χ²")
 WARNING_COLOUR = "#D55E00"
+PHASE_ROWS_SHOWN = 5
+"""Rows of the phase table always in view: the phases and candidates of a typical result (ADR 0057)."""
 
 
 def percent_text(value: float | None, digits: int = 0) -> str:
@@ -58,11 +63,21 @@ def read_only_table(name: str, columns: tuple[str, ...], tooltip: str) -> QTable
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
     table.setToolTip(tooltip)
+    rows = table.verticalHeader()
+    rows.setDefaultSectionSize(table.fontMetrics().height() + 8)  # a line and a little air, not 30 px
+    rows.setMinimumSectionSize(table.fontMetrics().height() + 4)
     header = table.horizontalHeader()
     header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
     for column in range(1, len(columns)):
         header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
     return table
+
+
+def fit_rows(table: QTableWidget, rows: int) -> None:
+    """Make ``table`` at least tall enough for its header and ``rows`` rows."""
+    header = table.horizontalHeader().sizeHint().height()
+    row = table.verticalHeader().defaultSectionSize()
+    table.setMinimumHeight(header + rows * row + 2 * table.frameWidth())
 
 
 def alternative_text(alternative: Alternative) -> str:
@@ -132,13 +147,8 @@ class PredictionPanel(QWidget):
         self.identify_all_button.setToolTip("Identify the phases in every pattern of the project")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setToolTip("Stop identifying; patterns already done keep their result")
-        self.standard_edit = QLineEdit()
-        self.standard_edit.setObjectName("internalStandard")
-        self.standard_edit.setPlaceholderText("Internal standard, e.g. LiF=20")
-        self.standard_edit.setToolTip(
-            "A library phase (name or formula) weighed into the sample at this weight %: the fit then "
-            "reports absolute fractions and the amorphous / unidentified content. Leave empty for none"
-        )
+        self.sample_fields = SampleFields()  # internal standard and particle size (ui/xrd_sample.py)
+        self.standard_edit = self.sample_fields.standard_edit
         self.use_button = QPushButton("&Use as label")
         self.use_button.setToolTip("Tick exactly the phases the model found (saved at once; Ctrl+Z undoes)")
         self.progress_bar = QProgressBar()
@@ -174,20 +184,14 @@ class PredictionPanel(QWidget):
         buttons.addWidget(self.identify_button)
         buttons.addWidget(self.identify_all_button)
         buttons.addWidget(self.stop_button)
-        buttons.addWidget(self.standard_edit)
+        buttons.addWidget(self.sample_fields)
         buttons.addStretch(1)
         buttons.addWidget(self.use_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.model_label)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
-        layout.addWidget(self.table, 1)
-        alternatives_bar = QHBoxLayout()
-        alternatives_bar.addWidget(self.alternatives_label, 1)
-        alternatives_bar.addWidget(self.use_alternative_button)
-        layout.addLayout(alternatives_bar)
-        layout.addWidget(self.alternatives_table, 1)
-        layout.addWidget(self.warnings_label)
+        layout.addWidget(self._results_splitter(), 1)
 
         self.identify_button.clicked.connect(lambda: self.identify_requested.emit(False))
         self.identify_all_button.clicked.connect(lambda: self.identify_requested.emit(True))
@@ -201,6 +205,34 @@ class PredictionPanel(QWidget):
         self.use_alternative_button.clicked.connect(self._on_use_alternative_button_clicked)
         self.set_state(has_model=False, has_pattern=False, busy=False)
         self.show_prediction(None)
+
+    def _results_splitter(self) -> QSplitter:
+        """Phases | competing hypotheses | warnings, the phases first (ADR 0057: ≥ 5 rows at 1400×900)."""
+        self.alternatives_box = QWidget()
+        alternatives_bar = QHBoxLayout()
+        alternatives_bar.addWidget(self.alternatives_label, 1)
+        alternatives_bar.addWidget(self.use_alternative_button)
+        box = QVBoxLayout(self.alternatives_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(alternatives_bar)
+        box.addWidget(self.alternatives_table, 1)
+        warnings = QScrollArea()  # many warnings scroll instead of squeezing the tables
+        warnings.setWidgetResizable(True)
+        warnings.setFrameShape(QFrame.Shape.NoFrame)
+        warnings.setWidget(self.warnings_label)
+        self.warnings_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("predictionSplitter")
+        self.splitter.setChildrenCollapsible(False)
+        for pane, stretch in ((self.table, 4), (self.alternatives_box, 2), (warnings, 1)):
+            self.splitter.addWidget(pane)
+            self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
+        fit_rows(self.table, PHASE_ROWS_SHOWN)  # a typical result whole, however the splitters are dragged
+        fit_rows(self.alternatives_table, 2)
+        warnings.setMinimumHeight(2 * self.warnings_label.fontMetrics().lineSpacing() + 4)
+        row = self.table.verticalHeader().defaultSectionSize()
+        self.splitter.setSizes([(PHASE_ROWS_SHOWN + 2) * row, 4 * row, 2 * row])
+        return self.splitter
 
     # -- state --------------------------------------------------------------------------------------
     def set_model_text(self, text: str) -> None:
@@ -290,9 +322,7 @@ class PredictionPanel(QWidget):
                     item.setFont(font)
                 table.setItem(row, column, item)
         table.blockSignals(False)
-        self.alternatives_label.setVisible(bool(alternatives))
-        table.setVisible(bool(alternatives))
-        self.use_alternative_button.setVisible(bool(alternatives))
+        self.alternatives_box.setVisible(bool(alternatives))
         self._update_alternative_button()
 
     def alternatives(self) -> list[Alternative]:

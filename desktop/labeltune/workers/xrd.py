@@ -40,8 +40,11 @@ class XrdPredictWorker(Worker):
         fit: bool = True,
         activation: bool = True,
         internal_standard: tuple[str, float] | None = None,
+        particle_size: float | None = None,
     ) -> None:
         super().__init__()
+        self.particle_size = particle_size
+        """Grain diameter (µm): fitted fractions corrected for microabsorption, as ``--particle-size``."""
         self.internal_standard = internal_standard
         """(library phase or formula, weight fraction spiked): absolute fractions and amorphous content."""
         self.run_dir = Path(run_dir)
@@ -63,6 +66,7 @@ class XrdPredictWorker(Worker):
             progress=self.report,
             stop_event=self.stop_event,
             internal_standard=self.internal_standard,
+            particle_size=self.particle_size,
         )
         return XrdPredictOutcome(self.run_dir, list(predictions), list(skipped))
 
