@@ -30,6 +30,7 @@ from labeltune.core.xrd.demo import shipped_model
 from labeltune.core.xrd.xrd_project import CU_KA1, XrdProject, xrd_run_problem
 from labeltune.ui.path_row import path_row
 from labeltune.ui.xrd_project_bar import WARNING_COLOUR, WAVELENGTH_HELP
+from labeltune.ui.xrd_references import ReferencePatternsPanel, build_project_library
 from labeltune.workers.tasks import FunctionWorker, TaskController
 
 
@@ -62,6 +63,8 @@ class XrdNewProjectDialog(QDialog):
         self.model_edit.setPlaceholderText(
             "optional: an XRD model run folder; train one later if you have none"
         )
+        self.references_panel = ReferencePatternsPanel()  # measured references (ui/xrd_references.py)
+        self.references_panel.changed.connect(self._on_references_panel_changed)
         self.wavelength_spin = QDoubleSpinBox()
         self.wavelength_spin.setRange(0.1, 5.0)
         self.wavelength_spin.setDecimals(5)
@@ -87,6 +90,7 @@ class XrdNewProjectDialog(QDialog):
             ("Save &in:", self.save_in_edit, path_row(self.save_in_edit, buttons["folder"])),
             ("", self.where_label, self.where_label),
             ("Phase &library:", self.library_edit, path_row(self.library_edit, buttons["library"])),
+            ("Measured references\n(optional):", self.references_panel.list, self.references_panel),
             ("&Model (optional):", self.model_edit, path_row(self.model_edit, buttons["model"])),
             ("X-ray &wavelength:", self.wavelength_spin, self.wavelength_spin),
         ]
@@ -106,7 +110,7 @@ class XrdNewProjectDialog(QDialog):
         self.button_box.rejected.connect(self.reject)
         # a folder of CIFs is built into a library in a worker (about 15 ms per CIF; hundreds add up)
         self.build_controller = TaskController(self)
-        self._building: tuple[Path, int] | None = None
+        self._building: tuple[Path, int, list[Path]] | None = None  # library folder, CIFs, references
         self._made_folder = False  # the project folder was made by the build (removed if it fails)
         self.build_controller.progressed.connect(self._on_build_controller_progressed)
         self.build_controller.finished.connect(self._on_build_controller_finished)
@@ -144,34 +148,43 @@ class XrdNewProjectDialog(QDialog):
         self.where_label.setStyleSheet("" if problem is None else f"color: {WARNING_COLOUR};")
         ok_button.setEnabled(problem is None)
 
-    @staticmethod
-    def _cifs_to_build(source: Path) -> list[Path]:
-        """The CIF files of ``source`` when it is a folder of them rather than a library (else none)."""
-        if (source / "library.json").is_file() or not source.is_dir():
-            return []
-        return sorted(p for p in source.rglob("*") if p.suffix.lower() == ".cif")
+    def _to_build(self, source: Path) -> tuple[list[Path], list[Path]]:
+        """(CIFs, reference patterns) to build the library from: a folder's, and the references added.
 
-    def _build_library(self, cifs: list[Path], target: Path) -> None:
-        """Compute the CIFs' peak lists into ``target`` in a worker; the project is made when it finishes."""
-        from labeltune.core.xrd.library import build_library
+        Nothing when ``source`` is a library and no reference was added: the project uses it as it is.
+        """
+        cifs: list[Path] = []
+        references: list[Path] = []
+        if source.is_dir() and not (source / "library.json").is_file():
+            from labeltune.core.xrd.reference_build import library_inputs
 
+            cifs, references = library_inputs([source])  # patterns with a sidecar: references (ADR 0047)
+        return cifs, references + [p for p in self.references_panel.paths() if p not in references]
+
+    def _build_library(self, source: Path, cifs: list[Path], references: list[Path], target: Path) -> None:
+        """Build the library into ``target`` in a worker; the project is made when it finishes.
+
+        The same core code as ``labeltune xrd library`` (:func:`build_project_library`).
+        """
         wavelength = self.wavelength_spin.value()
 
         def build(progress: Callable[[Progress], None], _stop: threading.Event) -> Any:
-            def report(done: int, total: int, name: str) -> None:
-                progress(Progress("Computing peak lists", done, total, name))
-
-            # phases named from the CIFs' mineral names and formulas, not COD numbers (ADR 0048)
-            return build_library(cifs, target, wavelength, progress=report, naming="cif")
+            return build_project_library(source, cifs, references, target, wavelength, progress)
 
         self.error_label.setText(f"Computing the peak lists of {len(cifs)} CIF files…")
+        if references:
+            self.error_label.setText(
+                f"Computing the peak lists of {len(cifs)} CIF files and {len(references)} reference patterns…"
+            )
         self.button_box.button(QDialogButtonBox.StandardButton.Ok).setEnabled(False)
-        self._building = (target, len(cifs))
+        self._building = (target, len(cifs), references)
         self._made_folder = not target.parent.exists()
         self.build_controller.start(FunctionWorker(build))
 
     def _on_build_controller_progressed(self, progress: Progress) -> None:
-        if progress.total:
+        if progress.total and progress.stage.startswith("Reading reference"):
+            self.error_label.setText(f"Reading {progress.total} reference patterns…")
+        elif progress.total:
             self.error_label.setText(
                 f"Computing the peak lists of {progress.total} CIF files… {progress.done} done"
             )
@@ -179,8 +192,14 @@ class XrdNewProjectDialog(QDialog):
     def _on_build_controller_finished(self, library: Any) -> None:
         if self._building is None:
             return  # cancelled meanwhile (reject removed what was built)
-        target, count = self._building
+        target, count, references = self._building
         self._building = None
+        failed = [reason for path, reason in library.skipped if Path(path) in references]
+        if failed:  # a reference the user chose cannot be used: say why, build nothing, stay open
+            self._discard_built(target)
+            self._update_where()
+            self.error_label.setText("\n".join(f"⚠ {reason}" for reason in failed))
+            return
         if not library.phases:
             reasons = "; ".join(reason for _path, reason in library.skipped[:3])
             self._discard_built(target)
@@ -192,7 +211,7 @@ class XrdNewProjectDialog(QDialog):
     def _on_build_controller_failed(self, message: str, _details: str) -> None:
         if self._building is None:
             return
-        target, _count = self._building
+        target = self._building[0]
         self._building = None
         self._discard_built(target)
         self._update_where()
@@ -202,7 +221,7 @@ class XrdNewProjectDialog(QDialog):
         """Close without a project; a library being built for it is waited for and removed."""
         if self.build_controller.is_running():
             self.build_controller.shutdown()
-            target, _count = self._building or (Path(), 0)
+            target = self._building[0] if self._building is not None else Path()
             self._building = None
             self._discard_built(target)
         super().reject()
@@ -227,6 +246,10 @@ class XrdNewProjectDialog(QDialog):
             return None  # XrdProject.create says what is wrong with the library
         return model_library_problem(model_library, library, f"The model {model.name}")
 
+    def _on_references_panel_changed(self) -> None:
+        problems = self.references_panel.problems()
+        self.error_label.setText("\n".join(f"⚠ {problem}" for problem in problems))
+
     def _browse(self, key: str, title: str) -> None:
         edit = {"folder": self.save_in_edit, "library": self.library_edit, "model": self.model_edit}[key]
         folder = QFileDialog.getExistingDirectory(self, title, edit.text())
@@ -248,9 +271,12 @@ class XrdNewProjectDialog(QDialog):
         if model and (problem := xrd_run_problem(model)) is not None:
             self.error_label.setText(problem)
             return
-        cifs = self._cifs_to_build(Path(library))
-        if cifs:
-            self._build_library(cifs, folder / "library")
+        if problems := self.references_panel.problems():
+            self.error_label.setText("\n".join(f"⚠ {problem}" for problem in problems))
+            return
+        cifs, references = self._to_build(Path(library).expanduser())
+        if cifs or references:
+            self._build_library(Path(library).expanduser(), cifs, references, folder / "library")
             return
         self._create(folder, Path(library), built=False)
 
