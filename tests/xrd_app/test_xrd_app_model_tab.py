@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QLineEdit, QStyle, QStyleOptionFrame, QTableWidget
 
 from conftest import write_library, write_xy
@@ -93,6 +94,36 @@ def test_model_says_shows_five_phases_and_readable_fields_at_1400x900(
     for label in fields.findChildren(QLabel):
         text = label.text().replace("&", "")
         assert label.isVisible() and label.width() >= label.fontMetrics().horizontalAdvance(text), text
+
+
+LONG_NAMES = (
+    ("Bi2O3 (bismite (alpha-Bi2O3))", "Bi2O3"),
+    ("In2O3 (bixbyite-type In2O3)", "In2O3"),
+    ("Li2CO3 (zabuyelite)", "Li2CO3"),
+)
+
+
+def test_a_labs_long_phase_and_file_names_stay_readable(window: MainWindow, tmp_path: Path, qtbot) -> None:
+    library = write_library(tmp_path / "library", LONG_NAMES)
+    folder = tmp_path / "project"
+    XrdProject.create(folder, "dara", library, None, wavelength_confirmed=True)
+    name = "NiO_0p1031-La(OH)3_0p2025-TiO2_0p6944--8min.xy"
+    write_xy(folder / "patterns" / name)
+    window.open_project(folder)
+    page = window.xrd_page
+    qtbot.waitUntil(lambda: page.current_path() is not None)
+    tree = page.phase_panel.tree
+    assert tree.isColumnHidden(2)  # wt %: empty until Weight fractions is ticked
+    for row, (phase, _formula) in enumerate(LONG_NAMES):
+        item = tree.topLevelItem(row)
+        room = tree.visualItemRect(item).width() - tree.header().sectionSize(1) - 30  # less the check box
+        assert room >= tree.fontMetrics().horizontalAdvance(phase), phase
+    page.phase_panel.set_ticked(LONG_NAMES[0][0], True)
+    page.phase_panel.fractions_box.setChecked(True)
+    assert not tree.isColumnHidden(2)
+    patterns = page.patterns_panel.list  # a long name is elided in the middle, not scrolled out of view
+    assert patterns.horizontalScrollBar().maximum() == 0
+    assert patterns.textElideMode() == Qt.TextElideMode.ElideMiddle
 
 
 # -- the particle size, as the CLI's --particle-size ---------------------------------------------------

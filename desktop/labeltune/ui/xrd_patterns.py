@@ -75,6 +75,10 @@ class PatternListPanel(QWidget):
         self.list.setObjectName("patternList")
         self.list.setToolTip("Patterns of the project; ✓ = labeled. Up/Down move between them")
         self.list.setAlternatingRowColors(True)
+        # long file names (a lab's "NiO_0p1031-La(OH)3_0p2025-...--8min.xrdml") are elided, not scrolled
+        # sideways away from their labels; the tooltip holds the whole name
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.count_label = QLabel()
         self.count_label.setObjectName("patternCount")
         self.import_button = QPushButton("&Import patterns…")

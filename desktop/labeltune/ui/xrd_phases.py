@@ -186,6 +186,7 @@ class PhasePanel(QWidget):
         self.fractions_box.blockSignals(True)
         self.fractions_box.setChecked(self._fractions is not None)
         self.fractions_box.blockSignals(False)
+        self._fit_formula_column()
         self._update_spins()
         self._apply_filter()
         self._update_texts()
@@ -199,7 +200,13 @@ class PhasePanel(QWidget):
         self._items[name] = item
         return item
 
+    def _fit_formula_column(self) -> None:
+        """The formulas as wide as they need, up to 110 px: the names keep the rest (ADR 0057)."""
+        wanted = self.tree.sizeHintForColumn(FORMULA_COLUMN) + 12
+        self.tree.header().resizeSection(FORMULA_COLUMN, max(60, min(110, wanted)))
+
     def _update_spins(self) -> None:
+        self.tree.setColumnHidden(FRACTION_COLUMN, self._fractions is None)  # empty: its room to the names
         for name in list(self._spins):
             if self._fractions is None or name not in self._phases:
                 self.tree.removeItemWidget(self._items[name], FRACTION_COLUMN)

@@ -66,7 +66,7 @@ class ReferencePatternsPanel(QWidget):
             "library beside the CIF phases. Each needs a sidecar NAME.json or .toml next to it: name, "
             "formula and rir (against corundum) or a mixture with corundum at a known weight %"
         )
-        self.list.setMaximumHeight(4 * self.list.fontMetrics().lineSpacing() + 12)
+        self.list.setFixedHeight(4 * self.list.fontMetrics().lineSpacing() + 12)  # four files in view
         self.add_button = QPushButton("Add reference &patterns…")
         self.remove_button = QPushButton("Remove")
         self.add_button.clicked.connect(self._on_add_button_clicked)
@@ -93,7 +93,7 @@ class ReferencePatternsPanel(QWidget):
             item = QListWidgetItem(f"⚠ {problem}" if problem else f"{path.name}: {summary}")
             item.setData(PATH_ROLE, str(path))
             item.setData(PROBLEM_ROLE, problem or "")
-            item.setToolTip(str(path))
+            item.setToolTip(f"{item.text()}\n{path}")
             self.list.addItem(item)
         self._update_buttons()
         self.changed.emit()

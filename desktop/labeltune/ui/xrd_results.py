@@ -216,7 +216,7 @@ class PredictionPanel(QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         box.addLayout(alternatives_bar)
         box.addWidget(self.alternatives_table, 1)
-        warnings = QScrollArea()  # many warnings scroll instead of squeezing the tables
+        self.warnings_area = warnings = QScrollArea()  # many warnings scroll, not squeezing the tables
         warnings.setWidgetResizable(True)
         warnings.setFrameShape(QFrame.Shape.NoFrame)
         warnings.setWidget(self.warnings_label)
@@ -233,6 +233,22 @@ class PredictionPanel(QWidget):
         row = self.table.verticalHeader().defaultSectionSize()
         self.splitter.setSizes([(PHASE_ROWS_SHOWN + 2) * row, 4 * row, 2 * row])
         return self.splitter
+
+    def _give_alternatives_room(self) -> None:
+        """A hypotheses pane shown again gets its rows back (a splitter keeps a hidden pane's size 0)."""
+        sizes = self.splitter.sizes()
+        want = (
+            self.alternatives_box.minimumSizeHint().height()
+            + self.table.verticalHeader().defaultSectionSize()
+        )
+        if sum(sizes) == 0 or sizes[1] >= want:
+            return  # not laid out yet (it will share the room then) or room enough
+        spare_table = max(sizes[0] - self.table.minimumHeight(), 0)
+        from_table = min(spare_table, want - sizes[1])
+        from_warnings = min(
+            max(sizes[2] - self.warnings_area.minimumHeight(), 0), want - sizes[1] - from_table
+        )
+        self.splitter.setSizes([sizes[0] - from_table, want, sizes[2] - from_warnings])
 
     # -- state --------------------------------------------------------------------------------------
     def set_model_text(self, text: str) -> None:
@@ -322,7 +338,12 @@ class PredictionPanel(QWidget):
                     item.setFont(font)
                 table.setItem(row, column, item)
         table.blockSignals(False)
-        self.alternatives_box.setVisible(bool(alternatives))
+        shown = bool(alternatives)
+        if shown and self.alternatives_box.isHidden():
+            self.alternatives_box.show()
+            self._give_alternatives_room()
+        self.alternatives_box.setVisible(shown)
+        table.setVisible(shown)
         self._update_alternative_button()
 
     def alternatives(self) -> list[Alternative]:
