@@ -1,7 +1,8 @@
 """Make the README's screenshots by driving the real main window (offscreen unless a display is set).
 
 Run: ``.venv/bin/python scripts/make_screenshots.py [--out docs/screenshots] [--epochs 30] [--keep]``
-(or ``make screenshots``). It writes these PNGs:
+(or ``make screenshots``; ``--only xrd`` makes ``xrd.png`` alone, without the image training). It writes
+these PNGs:
 
 - ``start-page.png``: the start page with two recent projects;
 - ``labeling.png``: a corn-leaf project (a copy of the shipped demo with a quarter of its photos
@@ -349,26 +350,55 @@ def run(out: Path, base: Path, epochs: int) -> None:
     settle(500)
     save(window, out / "map.png")
 
-    # -- XRD ---------------------------------------------------------------------------------------------
-    from labeltune.core.xrd.shipped import shipped_model_dir
+    xrd_screenshot(window, out)
+    window.close()
+    settle(200)
 
+
+def xrd_screenshot(window: object, out: Path) -> None:
+    """``xrd.png``: the XRD demo's three-phase pattern identified by the shipped model (if there is one)."""
+    from labeltune.core.xrd.shipped import shipped_model_dir
+    from labeltune.ui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
     if shipped_model_dir() is None:
         print("no shipped XRD model (make xrd-model): xrd.png skipped")
-    else:
-        window.open_demo("xrd")
-        xrd = window.xrd_page
-        wait_until(lambda: xrd.project is not None, 30, "the XRD demo project")
-        assert xrd.project is not None
-        target = next(p for p in xrd.project.patterns() if p.name.startswith("Li2MnO3+MnO+TiO2"))
-        xrd.patterns_panel.select(target)
-        settle(300)
-        done: list[object] = []
-        xrd.predict_controller.finished.connect(done.append)
-        xrd.predict_controller.failed.connect(lambda message, _details: done.append(message))
-        xrd.identify()
-        wait_until(lambda: bool(done) and not xrd.predict_controller.is_running(), 120, "the XRD prediction")
-        settle(500)
-        save(window, out / "xrd.png")
+        return
+    window.open_demo("xrd")
+    xrd = window.xrd_page
+    wait_until(lambda: xrd.project is not None, 30, "the XRD demo project")
+    assert xrd.project is not None
+    target = next(p for p in xrd.project.patterns() if p.name.startswith("Li2MnO3+MnO+TiO2"))
+    xrd.patterns_panel.select(target)
+    settle(300)
+    done: list[object] = []
+    xrd.predict_controller.finished.connect(done.append)
+    xrd.predict_controller.failed.connect(lambda message, _details: done.append(message))
+    xrd.identify()
+    wait_until(lambda: bool(done) and not xrd.predict_controller.is_running(), 120, "the XRD prediction")
+    settle(500)
+    save(window, out / "xrd.png")
+
+
+def run_xrd_only(out: Path, base: Path) -> None:
+    """Only ``xrd.png`` (no image training): ``--only xrd``."""
+    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from labeltune.core.settings import Settings
+    from labeltune.ui.main_window import MainWindow
+
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(base / "qsettings"))
+    out.mkdir(parents=True, exist_ok=True)
+    window = MainWindow(Settings.load())
+    window.resize(WIDTH, HEIGHT)
+    window.show()
+    wait_until(window.isVisible, 10, "the window")
+    xrd_screenshot(window, out)
     window.close()
     settle(200)
 
@@ -379,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/screenshots", help="folder for the PNGs")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of the training run (at least 5)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
+    parser.add_argument("--only", choices=["xrd"], default=None, help="make only this screenshot (xrd.png)")
     args = parser.parse_args(argv)
     if args.epochs < 5:
         parser.error("--epochs must be at least 5: the training screenshot is taken at epoch 5")
@@ -386,7 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="labeltune-screenshots-"))
     isolate(base)
     try:
-        run(out, base, args.epochs)
+        if args.only == "xrd":
+            run_xrd_only(out, base)
+        else:
+            run(out, base, args.epochs)
     finally:
         if args.keep:
             print(f"kept {base}")
