@@ -178,3 +178,18 @@ def test_particle_size_field_corrects_the_fractions_as_the_cli_does(
         assert app[name] == pytest.approx(corrected[name], abs=1e-4)
     assert corrected["TiO2"] - plain["TiO2"] > 0.01  # TiO2 absorbs more: its fraction goes up
     page.shutdown()
+
+
+def test_the_legend_does_not_repeat_a_formula_the_name_starts_with() -> None:
+    import numpy as np
+
+    from labeltune.ui.xrd_plot import StickSet
+
+    def text(name: str, formula: str) -> str:
+        return StickSet(
+            name, formula, "#000", np.zeros(1), np.ones(1), note="In2O3 in your label"
+        ).legend_text()
+
+    assert text("In2O3 (bixbyite-type In2O3)", "In2O3") == "In2O3 (bixbyite-type In2O3) · In2O3 in your label"
+    assert text("TiO2_141", "TiO2") == "TiO2_141 (TiO2) · In2O3 in your label"  # a COD-style name: said
+    assert text("In2O3x (made up)", "In2O3") == "In2O3x (made up) (In2O3) · In2O3 in your label"

@@ -67,7 +67,10 @@ class StickSet:
 
     def legend_text(self) -> str:
         """``Mn2O3_206 (Mn2O3) · p 0.97 · 45 wt%`` (the parts that are known)."""
-        parts = [self.name if self.formula in ("", self.name) else f"{self.name} ({self.formula})"]
+        said = self.formula in ("", self.name) or self.name.startswith(
+            f"{self.formula} ("
+        )  # "NiO (bunsenite)"
+        parts = [self.name if said else f"{self.name} ({self.formula})"]
         if self.probability is not None:
             parts.append(f"p {self.probability:.2f}")
         if self.fraction is not None:
