@@ -86,6 +86,10 @@ def test_model_says_shows_five_phases_and_readable_fields_at_1400x900(
     assert page.tabs.currentWidget() is panel
     assert fully_visible_rows(panel.table) >= 5  # was 2 (and a half) with the hypotheses below it
     assert fully_visible_rows(panel.alternatives_table) >= 2
+    whole = panel.alternatives_table.item(0, 0).toolTip()  # a long set is cut in its column: whole on hover
+    assert whole.splitlines() == ["✓ Phase A (mineral) 20 %"] + [
+        f"+ Phase {c} (mineral) 20 %" for c in "BCDE"
+    ]
     fields = panel.sample_fields
     for edit in (fields.standard_edit, fields.size_spin.lineEdit()):
         shown = edit.placeholderText() or edit.text()

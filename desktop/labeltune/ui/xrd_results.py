@@ -332,6 +332,8 @@ class PredictionPanel(QWidget):
                 item = QTableWidgetItem(text)
                 if column >= 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                else:  # a set of long CIF names is cut in the column: the whole set on hover
+                    item.setToolTip(text.replace(" + ", "\n+ "))
                 if alternative.chosen:
                     font = item.font()
                     font.setWeight(QFont.Weight.DemiBold)
