@@ -197,3 +197,23 @@ def test_the_legend_does_not_repeat_a_formula_the_name_starts_with() -> None:
     assert text("In2O3 (bixbyite-type In2O3)", "In2O3") == "In2O3 (bixbyite-type In2O3) · In2O3 in your label"
     assert text("TiO2_141", "TiO2") == "TiO2_141 (TiO2) · In2O3 in your label"  # a COD-style name: said
     assert text("In2O3x (made up)", "In2O3") == "In2O3x (made up) (In2O3) · In2O3 in your label"
+
+
+def test_sample_fields_do_not_follow_into_another_project(window: MainWindow, tmp_path: Path, qtbot) -> None:
+    folders = []
+    for name in ("first", "second"):
+        XrdProject.create(tmp_path / name, name, write_library(tmp_path / f"lib-{name}"), None)
+        write_xy(tmp_path / name / "patterns" / "p.xy")
+        folders.append(tmp_path / name)
+    window.open_project(folders[0])
+    page = window.xrd_page
+    qtbot.waitUntil(lambda: page.current_path() is not None)
+    fields = page.prediction_panel.sample_fields
+    fields.standard_edit.setText("AO=10")
+    fields.size_spin.setValue(5.0)
+    page.show_neighbour(1)  # another pattern of the same samples: kept
+    assert fields.internal_standard() == ("AO", pytest.approx(0.1)) and fields.particle_size() == 5.0
+    window.open_project(folders[1])
+    qtbot.waitUntil(lambda: page.project is not None and page.project.folder == folders[1])
+    assert fields.internal_standard() is None and fields.particle_size() is None
+    assert fields.size_spin.text() == "none"

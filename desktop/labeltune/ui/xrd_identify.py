@@ -86,7 +86,12 @@ class XrdIdentifyController(QObject):
         self.controller.running_changed.connect(self._on_controller_running_changed)
 
     def set_project(self, project: XrdProject | None) -> None:
-        """Follow ``project``: its saved identifications, no library phase previewed."""
+        """Follow ``project``: its saved identifications, no library phase previewed.
+
+        Another project's samples are other samples: its standard and particle size are not carried over.
+        """
+        if project is None or self.project is None or project.folder != self.project.folder:
+            self.panel.sample_fields.clear()
         self.project = project
         self._preview = ""
         self._predictions.clear()

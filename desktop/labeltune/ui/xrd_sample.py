@@ -54,6 +54,11 @@ class SampleFields(QWidget):
         layout.addWidget(size_label)
         layout.addWidget(self.size_spin)
 
+    def clear(self) -> None:
+        """No standard, no particle size (another project: other samples)."""
+        self.standard_edit.clear()
+        self.size_spin.setValue(0.0)
+
     def internal_standard(self) -> tuple[str, float] | None:
         """The standard as ``predict`` takes it, ``None`` when empty (raises ``UnusableInputError``)."""
         text = self.standard_edit.text().strip()
