@@ -66,7 +66,8 @@ class ReferencePatternsPanel(QWidget):
             "library beside the CIF phases. Each needs a sidecar NAME.json or .toml next to it: name, "
             "formula and rir (against corundum) or a mixture with corundum at a known weight %"
         )
-        self.list.setFixedHeight(4 * self.list.fontMetrics().lineSpacing() + 12)  # four files in view
+        self.list.setWordWrap(True)  # a sidecar's problem is read whole, not cut at the dialog's edge
+        self.list.setFixedHeight(5 * self.list.fontMetrics().lineSpacing() + 12)
         self.add_button = QPushButton("Add reference &patterns…")
         self.remove_button = QPushButton("Remove")
         self.add_button.clicked.connect(self._on_add_button_clicked)
