@@ -125,5 +125,8 @@ def test_a_conflicting_header_is_refused_in_one_line(
     assert "give an anode" in capsys.readouterr().err
     assert main(["predict", str(MODEL), str(stated), "--radiation", "CoKa", "--wavelength", "1.79"]) == 2
     assert "not both" in capsys.readouterr().err
+    (tmp_path / "labels.csv").write_text("path,phases\ncu.txt,LiF\n", encoding="utf-8")
+    assert main(["evaluate", str(MODEL), str(tmp_path), "--radiation", "CoKa"]) == 2  # evaluate too
+    assert "not CoKa (1.78897 Å)" in capsys.readouterr().err
     agreed = _predict(capsys, str(stated), "--radiation", "CuKa", "--no-fit")
     assert agreed["radiation"] == {"name": "CuKa", "wavelength": 1.54056, "source": "file"}
