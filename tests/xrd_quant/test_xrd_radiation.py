@@ -18,6 +18,7 @@ from labeltune.core.xrd.radiation import (
     with_radiation,
 )
 from labeltune.core.xrd.readers import read_pattern
+from labeltune.core.xrd.results import XrdPrediction
 from labeltune.core.xrd.shipped import shipped_model_dir
 
 MODEL = shipped_model_dir()
@@ -63,6 +64,9 @@ def test_a_stated_wavelength_must_agree(tmp_path: Path) -> None:
         "wavelength2": 1.79285,
         "source": "given",
     }
+    saved = XrdPrediction(path="plain.xy", phases=[], radiation=radiation_used(co)).to_json()
+    assert XrdPrediction.from_json(saved).radiation == saved["radiation"] == radiation_used(co)
+    assert "radiation" not in XrdPrediction(path="x.xy", phases=[]).to_json()
 
 
 def _rruff(path: Path, wavelength: float | None) -> Path:
