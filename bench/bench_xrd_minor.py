@@ -1,6 +1,6 @@
 """Minor phases, fraction esds and amorphous content with the shipped XRD model (issue 14).
 
-Run: ``PYTHONPATH=desktop .venv/bin/python bench/bench_xrd_minor.py [--n 8] [--counts 20000]``.
+Run: ``PYTHONPATH=desktop .venv/bin/python bench/bench_xrd_minor.py [--n 8] [--counts 20000] [--model RUN]``.
 Not a test: prints tables only.
 
 * Simulated mixtures from the shipped library (``models/xrd-li-mn-ti-o-f``): two major phases and one
@@ -158,10 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", choices=("minor", "standard", "measured"), default=None)
     parser.add_argument("--verbose", action="store_true", help="one line per simulated mixture")
     parser.add_argument("--level", type=float, default=None, help="one minor-phase level only (wt fraction)")
+    parser.add_argument("--model", default=None, metavar="RUN_DIR", help="another XRD run (default: shipped)")
     args = parser.parse_args(argv)
-    folder = shipped_model_dir()
+    folder = Path(args.model) if args.model else shipped_model_dir()
     if folder is None:
         raise SystemExit("the shipped XRD model is not in models/")
+    print(f"model: {folder}")
     model = load_xrd_model(folder)
     if args.only in (None, "minor"):
         _minor_table(model, args.n, args.counts, args.level, args.verbose)

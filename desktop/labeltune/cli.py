@@ -221,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--wavelength", type=float, default=None, help="xrd: Å, for files that do not state theirs"
     )
+    _add_radiation(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -240,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="xrd: Å, for files that do not state theirs (default: the model's, with a note)",
     )
+    _add_radiation(p)
     p.add_argument("--no-fit", action="store_true", help="xrd: network only, no least-squares fit")
     p.add_argument(
         "--shard",
@@ -325,6 +327,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_audit_parser(sub)
     return parser
+
+
+def _add_radiation(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--radiation",
+        default=None,
+        metavar="LINE",
+        help="xrd: what the files were measured with (CuKa, CuKa1, CoKa, MoKa, CrKa, FeKa, AgKa or Å); "
+        "a file stating another wavelength is refused",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -78,6 +78,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if getattr(args, "internal_standard", None):
         raise UsageError("--internal-standard is for XRD runs (a phase of the model's library)")
+    if getattr(args, "radiation", None):
+        raise UsageError("--radiation is for XRD runs (the X-ray source of the patterns)")
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UsageError("--min-confidence must be between 0 and 1")
     if args.top_k < 1:

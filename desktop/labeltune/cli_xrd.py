@@ -46,6 +46,21 @@ def _check_wavelength(value: float | None) -> None:
         raise XrdUsageError(f"--wavelength {value:g} is {line} in nm; give it in ångström: {value * 10:g}")
 
 
+def _radiation(args: argparse.Namespace) -> Any:
+    """The ``--radiation`` of predict/evaluate as a `Radiation`, or None; refused beside --wavelength."""
+    text = getattr(args, "radiation", None)
+    if text is None:
+        return None
+    from labeltune.core.xrd.radiation import RadiationError, parse_radiation
+
+    if args.wavelength is not None:
+        raise XrdUsageError("give --radiation or --wavelength, not both")
+    try:
+        return parse_radiation(text)
+    except RadiationError as exc:
+        raise XrdUsageError(str(exc)) from None
+
+
 def train(
     args: argparse.Namespace,
     progress_bar: Callable[[bool], Any],
@@ -152,8 +167,12 @@ def _predict(
     library: str | None = None,
     particle_size: float | None = None,
     internal_standard: tuple[str, float] | None = None,
+    radiation: Any = None,
 ) -> tuple[list[Any], list[tuple[str, str]], list[str]]:
     """Predictions, skipped files and notes; files without a wavelength get the model's (and a note).
+
+    ``radiation`` (``--radiation``, a `Radiation`) is what every file was measured with: no assumption,
+    no note, and a file stating another wavelength stops the command (``RadiationConflictError``).
 
     Fitted fractions are corrected for microabsorption with a ``particle_size`` (µm); without one a
     warning says where the absorption contrast is large enough to matter (``core.xrd.absorption``).
@@ -176,8 +195,9 @@ def _predict(
         stop_event=stop,
         internal_standard=internal_standard,
         particle_size=particle_size,
+        radiation=radiation,
     )
-    if wavelength is None:
+    if wavelength is None and radiation is None:
         from labeltune.core.xrd.readers import read_pattern
 
         for p in predictions:
@@ -189,12 +209,14 @@ def _predict(
                 p.warnings.insert(
                     0,
                     f"the file states no wavelength: assumed {assumed} Å (the model's); "
-                    "give --wavelength if it was measured otherwise",
+                    "give --radiation if it was measured otherwise",
                 )
+                if p.radiation is not None:
+                    p.radiation["source"] = "assumed"
         if any(not _stated(p) for p in predictions):
             notes.append(
                 f"some files state no wavelength; assumed {assumed} Å (the model's library). "
-                "Give --wavelength if they were measured with another source."
+                "Give --radiation (e.g. CoKa, or Å) if they were measured with another source."
             )
     return predictions, skipped, notes
 
@@ -225,6 +247,7 @@ def predict(
 ) -> int:
     """``labeltune predict XRD_RUN PATTERN...``: phases, fractions, unexplained peaks."""
     _check_wavelength(args.wavelength)
+    radiation = _radiation(args)
     if not 0.0 <= args.min_confidence <= 1.0:
         raise XrdUsageError("--min-confidence must be between 0 and 1")
     standard = None
@@ -255,6 +278,7 @@ def predict(
             library=getattr(args, "library", None),
             particle_size=size,
             internal_standard=standard,
+            radiation=radiation,
         )
     skipped += bad
     if args.out:
@@ -295,6 +319,8 @@ def predict(
             )
         if p.residual is not None:
             print(f"  fit residual Rwp {p.residual * 100:.1f} %, zero shift {p.zero_shift:+.3f}°")
+        if p.radiation is not None:
+            print(f"  radiation {_radiation_text(p.radiation)}")
         if p.detection_limits:
             limits = ", ".join(f"{n} {v * 100:.1f}" for n, v in list(p.detection_limits.items())[:3])
             print(f"  not found (detection limit, wt%): {limits}")
@@ -308,6 +334,16 @@ def predict(
         hint = "; give --wavelength" if why.endswith("does not state its X-ray wavelength") else ""
         sys.stderr.write(f"skipped {path}: {why}{hint}\n")
     return 0 if predictions or not skipped else 2
+
+
+def _radiation_text(used: dict[str, Any]) -> str:
+    """``{name?, wavelength, wavelength2?, source}`` in words: "CoKa: 1.78897 Å + Kα2 1.79285 Å (given)"."""
+    text = f"{used['wavelength']:g} Å" + (
+        f" + Kα2 {used['wavelength2']:g} Å" if "wavelength2" in used else ""
+    )
+    where = {"file": "stated by the file", "given": "--radiation", "assumed": "assumed: the model's"}
+    name = f"{used['name']}: " if used.get("name") else ""
+    return f"{name}{text} ({where.get(str(used.get('source')), str(used.get('source')))})"
 
 
 def _write_out(out: Path, predictions: Sequence[Any], skipped: Sequence[tuple[str, str]]) -> None:
@@ -341,6 +377,7 @@ def evaluate(
     from labeltune.core.xrd.measured import read_labels_csv
 
     _check_wavelength(args.wavelength)
+    radiation = _radiation(args)
     folder = Path(args.data).expanduser()
     if not (folder / "labels.csv").is_file():
         raise XrdUsageError(f"{folder} has no labels.csv (path,phases[,fractions])")
@@ -354,7 +391,7 @@ def evaluate(
         )
     with progress_bar(not args.json) as progress, stop_on_ctrl_c() as stop:
         predictions, skipped, _notes = _predict(
-            args.run_dir, [r[0] for r in rows], args.wavelength, True, progress, stop
+            args.run_dir, [r[0] for r in rows], args.wavelength, True, progress, stop, radiation=radiation
         )
     metrics = score_predictions(rows, predictions, library)
     per_file = metrics["files"]

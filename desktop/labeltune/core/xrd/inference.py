@@ -37,6 +37,7 @@ from labeltune.core.xrd.measured import pattern_on_grid
 from labeltune.core.xrd.metrics import canonical_formula
 from labeltune.core.xrd.model import class_activation, network_fractions
 from labeltune.core.xrd.pattern import Pattern
+from labeltune.core.xrd.radiation import Radiation, radiation_used, with_radiation
 from labeltune.core.xrd.results import Alternative, PhaseCall, XrdPrediction
 from labeltune.core.xrd.run_files import load_xrd_net
 from labeltune.core.xrd.screening import screen_residual
@@ -421,11 +422,14 @@ def predict_patterns(
     stop_event: threading.Event | None = None,
     internal_standard: tuple[str, float] | None = None,
     particle_size: float | None = None,
+    radiation: Radiation | None = None,
 ) -> tuple[list[XrdPrediction], list[tuple[str, str]]]:
     """Read and predict pattern files; unreadable ones come back as (path, reason), never fatal.
 
     ``internal_standard``: see :meth:`XrdModel.predict_many`; an unknown standard raises
-    ``UnusableInputError`` before any file is read.
+    ``UnusableInputError`` before any file is read. ``radiation`` (instead of ``default_wavelength``): what
+    the files were measured with; one that states another wavelength raises ``RadiationConflictError``
+    before any fit (``core/xrd/radiation.py``). Each prediction says the radiation it used.
     """
     from labeltune.core.xrd.readers import read_pattern
 
@@ -441,7 +445,9 @@ def predict_patterns(
         check_stop(stop_event)
         report(Progress("Reading patterns", i, len(paths), Path(path).name))
         try:
-            pattern = read_pattern(path, default_wavelength=default_wavelength)
+            pattern = read_pattern(path, default_wavelength=None if radiation else default_wavelength)
+            if radiation is not None:
+                pattern = with_radiation(pattern, radiation)
             if pattern.wavelength is None:
                 raise UnusableInputError(f"{Path(path).name}: the file does not state its X-ray wavelength")
         except (UnusableInputError, OSError) as exc:
@@ -466,6 +472,7 @@ def predict_patterns(
             continue
         for prediction in made:  # what the reader found odd comes first (sorted, averaged, converted...)
             prediction.warnings[:0] = [w for w in pattern.warnings if w not in prediction.warnings]
+            prediction.radiation = radiation_used(pattern)
         predictions.extend(made)
     report(Progress("Identifying phases", len(patterns), len(patterns)))
     return predictions, skipped

@@ -167,6 +167,8 @@ class XrdPrediction:
     amorphous_esd: float | None = None
     internal_standard: tuple[str, float] | None = None
     """(phase name, weight fraction spiked) when the prediction used an internal standard."""
+    radiation: dict[str, Any] | None = None
+    """The radiation the pattern was read with (``core/xrd/radiation.radiation_used``; ADR 0058)."""
 
     @property
     def uncertainty(self) -> float:
@@ -188,7 +190,8 @@ class XrdPrediction:
 
         Then ``zero_shift?``, ``candidates``, ``alternatives`` (competing phase sets), ``uncertainty``,
         ``detection_limits`` (phase -> weight fraction) and, with an internal standard,
-        ``internal_standard {name, weight_fraction}``, ``amorphous`` and ``amorphous_esd``.
+        ``internal_standard {name, weight_fraction}``, ``amorphous`` and ``amorphous_esd``; ``radiation``
+        (``{name?, wavelength, wavelength2?, source}``) when it is known.
         """
         out: dict[str, Any] = {"path": self.path, "phases": [p.to_json() for p in self.phases]}
         out["unexplained_peaks"] = [p.to_json() for p in self.unexplained_peaks]
@@ -210,6 +213,8 @@ class XrdPrediction:
         if self.amorphous is not None:
             out["amorphous"] = round(self.amorphous, 4)
             out["amorphous_esd"] = round(self.amorphous_esd or 0.0, 4)
+        if self.radiation is not None:
+            out["radiation"] = dict(self.radiation)
         return out
 
     @classmethod
@@ -232,4 +237,5 @@ class XrdPrediction:
                 if data.get("internal_standard")
                 else None
             ),
+            radiation=dict(data["radiation"]) if isinstance(data.get("radiation"), dict) else None,
         )
