@@ -46,6 +46,7 @@ BACKBONES = ("densenet201", "inception_v3", "alexnet", "efficientnet_lite0")
 STRATEGIES = ("features", "partial", "full")
 WAYS = ("plain", "fp32", "mixed")
 PREFIX = "plain+prefix"  # partial only
+BEFORE = "before"  # --before: mixed with PyTorch's default AdamW, as LabelTune stepped before ADR 0060
 
 
 # -- the child: one measurement ------------------------------------------------------------------------
@@ -68,7 +69,10 @@ def child(
     plain = way in ("plain", PREFIX)
     fmt = torch.channels_last if not plain and device.type in ("cuda", "cpu") else torch.contiguous_format
     auto = False
-    if way == "mixed":  # what the trainer resolves --precision auto to for this backbone and strategy
+    if way in (
+        "mixed",
+        BEFORE,
+    ):  # what the trainer resolves --precision auto to for this backbone and strategy
         from labeltune.core.train_config import TrainConfig
         from labeltune.core.training import _precision
 
@@ -108,7 +112,7 @@ def child(
     else:
         net = trainable
     params = [p for p in trainable.parameters() if p.requires_grad]
-    if plain:
+    if plain or way == BEFORE:
         optimizer: Any = torch.optim.AdamW(params, lr=1e-4)
     else:
         from labeltune.core.optimizer import adamw
@@ -206,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="run each cell this many times; medians")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--before", action="store_true", help="also mixed with the unfused AdamW of before")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--child", nargs=7, metavar="ARG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -235,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         size = (160 if backbone == "inception_v3" else 112) if args.quick else 0
         for strategy in args.strategies.split(","):
             row: dict[str, Any] = {"backbone": backbone, "strategy": strategy, "batch": batch, "size": size}
-            runs: dict[str, list[dict[str, Any]]] = {way: [] for way in _ways(strategy)}
+            ways = (*_ways(strategy), BEFORE) if args.before and strategy != "features" else _ways(strategy)
+            runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
             for repeat in range(args.repeats):  # the ways side by side, so a load change hits all of them
                 for way in runs:
                     wanted = args.profile and repeat == 0 and strategy != "features" and way in WAYS[::2]
@@ -265,6 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"{backbone:18s} {strategy:8s} " + " ".join(cells) + f"   {ratio:5.2f}x ({used})", flush=True
             )
+            before = row.get(BEFORE, {})
+            if "step_s" in before and "step_s" in mixed:
+                print(
+                    f"{'':27s}before ADR 0060 (unfused AdamW): {before['step_s']:.3f} s/step -> "
+                    f"{plain.get('step_s', 0) / before['step_s']:.2f}x plain; now {ratio:.2f}x"
+                )
             prefix = row.get(PREFIX, {})
             if "step_s" in prefix and "step_s" in mixed:
                 print(
