@@ -186,7 +186,7 @@ def _median_cell(runs: list[dict[str, Any]]) -> dict[str, Any]:
     good = [r for r in runs if "step_s" in r]
     if not good:
         return runs[-1] if runs else {"error": "-"}
-    cell = dict(good[-1])
+    cell = {k: v for r in good for k, v in r.items()}  # the profile comes from the first repeat only
     cell["step_s"] = statistics.median(r["step_s"] for r in good)
     cell["step_s_all"] = [round(r["step_s"], 4) for r in good]
     cell["peak_rss_mb"] = max(r["peak_rss_mb"] for r in good)
