@@ -22,8 +22,9 @@ the ways of a cell one after another, and reports the medians (a loaded machine 
 shows ``plain+prefix``: a plain loop that runs the frozen prefix (fp32, eval, no_grad) in every step, as a
 loop without LabelTune's trunk cache does, and the prefix's time per batch both ways (LabelTune pays its
 bf16 inference pass once per item, into the cache). The micro-batch LabelTune's memory probe
-(``core/memory_probe.py``) picks for *full* on this machine is shown as well. ``--profile`` prints the top
-operators (torch.profiler) of one plain and one mixed step of *partial* and *full* per backbone.
+(``core/memory_probe.py``) picks for *full* on this machine is shown as well. It prints the top operators
+(torch.profiler) of one plain and one mixed step of *partial* and *full* per backbone (``--no-profile``:
+not).
 """
 
 from __future__ import annotations
@@ -209,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="run each cell this many times; medians")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--profile", action=argparse.BooleanOptionalAction, default=True, help="top operators of a step"
+    )
     parser.add_argument("--before", action="store_true", help="also mixed with the unfused AdamW of before")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--child", nargs=7, metavar="ARG", help=argparse.SUPPRESS)
