@@ -386,7 +386,9 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
         from labeltune.core.distill import DistillationTask
 
         loss_fn = DistillationTask(loss_fn, val_batches if len(y_val) else None, len(data.classes), config)
-    optimizer = torch.optim.AdamW(inputs.params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
+    from labeltune.core.optimizer import adamw
+
+    optimizer = adamw(inputs.params, lr=config.resolved_lr(), weight_decay=config.weight_decay)  # ADR 0060
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     trainer = Trainer(
         inputs.trainable,

@@ -321,7 +321,9 @@ def make_optimizer(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.OneCycleLR]:
     """AdamW with a one-cycle schedule over ``total_steps`` steps (a shorter warm-up when fine-tuning)."""
     lr = config.resolved_lr()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=config.weight_decay)
+    from labeltune.core.optimizer import adamw
+
+    optimizer = adamw(net.parameters(), lr=lr, weight_decay=config.weight_decay)  # fused (docs/adr/0060)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=lr, total_steps=total_steps, pct_start=0.05 if fine_tuning else 0.15
     )
