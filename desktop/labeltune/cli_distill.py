@@ -25,6 +25,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--label-weight", type=float, default=0.5, help="weight of the labels' loss against the soft targets"
     )
+    p.add_argument(
+        "--feature-loss",
+        type=float,
+        default=0.0,
+        metavar="WEIGHT",
+        help="weight of the teachers' pooled features as targets (partial/full students; default 0)",
+    )
     p.add_argument("--group-by", default=None, metavar="SPEC", help="as for train (e.g. 'fish_(\\d+)_')")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
@@ -55,6 +62,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
         lr=args.lr,
         distill_temperature=args.temperature,
         distill_alpha=args.label_weight,
+        distill_feature_weight=args.feature_loss,
         group_by=args.group_by,
         val_fraction=args.val_fraction,
         seed=args.seed,

@@ -7,6 +7,11 @@ with the soft targets alone. Teachers may differ in backbone and input size: eac
 own size, and its logits are cached like features (keyed by its model file's hash). The report sets the
 student's accuracy, size and speed beside each teacher's and the ensemble's.
 See docs/adr/0054-distill-teachers-soft-targets.md.
+
+With ``distill_feature_weight`` > 0 the teachers' pooled features are targets too (Landro et al. 2021): a
+linear projection of the student's pooled features is fitted to the teachers' concatenated (standardised)
+pooled features by mean squared error; the projection is discarded after training. It can only shape the
+student's features where they train (*partial*, *full*). See docs/adr/0062-lite-teachers-feature-targets.md.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class Teacher:
     backbone: str
     input_size: int
     val_logits: np.ndarray  # (n_val, classes), in the student's class order
+    features: np.ndarray | None = None  # pooled features of every input (feature term only)
 
 
 @dataclass
@@ -51,13 +57,19 @@ class Distilled:
     unlabeled_used: int
     temperature: float
     alpha: float
+    feature_weight: float = 0.0
+    feature_dim: int = 0  # width of the teachers' concatenated pooled features (0: no feature term)
 
 
 class DistillationTask(ClassificationTask):
     """``alpha`` × cross-entropy on the labels + ``(1 - alpha)`` T² × KL to the teachers' soft targets.
 
-    A training batch's ``y`` is ``(N, classes + 1)``: the averaged soft targets, then the label (-1 for an
-    unlabeled item, which only the soft targets teach). Validation is the usual one, on labels.
+    A training batch's ``y`` is ``(N, classes + D + 1)``: the averaged soft targets, the teachers' D
+    standardised pooled features (D = 0 without the feature term), then the label (-1 for an unlabeled
+    item, which only the teachers teach). With ``feature_dims`` (student's, teachers') and ``head`` (the
+    module whose input is the student's pooled vector), ``distill_feature_weight`` × MSE(projection(student
+    features), teachers' features) is added; the projection's parameters are :meth:`extra_params`.
+    Validation is the usual one, on labels.
     """
 
     def __init__(
@@ -66,9 +78,29 @@ class DistillationTask(ClassificationTask):
         val: TensorBatches | None,
         num_classes: int,
         config: TrainConfig,
+        head: nn.Module | None = None,
+        feature_dims: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(loss_fn, val, num_classes)
         self.temperature, self.alpha = config.distill_temperature, config.distill_alpha
+        self.feature_weight = config.distill_feature_weight if feature_dims and head is not None else 0.0
+        self.projection: nn.Module | None = None
+        self._pooled: list[torch.Tensor] = []
+        if self.feature_weight > 0 and feature_dims is not None and head is not None:
+            from torch import nn
+
+            self.projection = nn.Linear(*feature_dims)
+            device = next(head.parameters()).device
+            self.projection.to(device)
+            head.register_forward_pre_hook(self._keep_pooled)
+
+    def _keep_pooled(self, _module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        """Remember the head's input: the student's pooled features of this batch."""
+        self._pooled = [args[0]]
+
+    def extra_params(self) -> list[dict[str, Any]]:
+        """The projection's parameters, for the optimiser (none without the feature term)."""
+        return [{"params": list(self.projection.parameters())}] if self.projection is not None else []
 
     def loss(self, model: nn.Module, batch: Any) -> StepOutput:
         """The blended loss; correct = arg-max hits on the labeled items."""
@@ -76,11 +108,16 @@ class DistillationTask(ClassificationTask):
 
         x, y = batch
         logits = model(x)
-        soft, hard = y[:, :-1].float(), y[:, -1].long()
+        c = logits.shape[1]
+        soft, hard = y[:, :c].float(), y[:, -1].long()
         t = self.temperature
         kd = F.kl_div(F.log_softmax(logits.float() / t, 1), soft, reduction="batchmean") * t * t
         labeled = hard >= 0
         loss = (1 - self.alpha) * kd
+        if self.projection is not None and self._pooled and y.shape[1] > c + 1:
+            predicted = self.projection(self._pooled[0].float().flatten(1))
+            loss = loss + self.feature_weight * F.mse_loss(predicted, y[:, c:-1].float())
+        self._pooled = []
         correct = 0
         if bool(labeled.any()):
             loss = loss + self.alpha * self.loss_fn(logits[labeled], hard[labeled])
@@ -95,8 +132,14 @@ def teacher_logits(
     hashes: list[str],
     device: torch.device,
     job: FitJob,
+    features: bool = False,
 ) -> tuple[np.ndarray, Teacher]:
-    """The teacher's logits for ``paths`` in the student's class order (cached; failed files: zeros)."""
+    """The teacher's logits for ``paths`` in the student's class order (cached; failed files: zeros).
+
+    With ``features``, :attr:`Teacher.features` gets its pooled features of ``paths`` too (same pass, cached).
+    """
+    from contextlib import ExitStack
+
     from labeltune.core.features import FeatureCache, FeatureKey, default_cache_root, extract_features
 
     model, config = load_model(run_dir, device)
@@ -104,14 +147,48 @@ def teacher_logits(
     digest = hashlib.sha256((Path(run_dir) / MODEL_FILE).read_bytes()).hexdigest()
     key = FeatureKey(config.backbone, f"run-{digest[:16]}", config.preprocessing, config.input_size, "logits")
     root = Path(job.cache_root) if job.cache_root is not None else default_cache_root()
-    with FeatureCache(root, key) as cache:
+    with ExitStack() as stack:
+        cache = stack.enter_context(FeatureCache(root, key))
+        extra = stack.enter_context(FeatureCache(root, replace(key, stage="pooled"))) if features else None
+        module = _logits_and_pooled(model) if features else model
         out = extract_features(
-            model, paths, hashes, cache, config.input_size, device, 32, job.progress, job.stop_event
+            module,
+            paths,
+            hashes,
+            cache,
+            config.input_size,
+            device,
+            32,
+            job.progress,
+            job.stop_event,
+            extra_cache=extra,
         )
     logits = np.zeros((len(paths), len(classes)), np.float32)
+    teacher = Teacher(str(run_dir), config.backbone, config.input_size, np.zeros((0, len(classes))))
     if out.ok:
         logits[np.asarray(out.ok)] = out.features.astype(np.float32)[:, order]
-    return logits, Teacher(str(run_dir), config.backbone, config.input_size, np.zeros((0, len(classes))))
+    if out.extra is not None:
+        teacher.features = np.zeros((len(paths), out.extra.shape[1] if out.ok else 0), np.float32)
+        if out.ok:
+            teacher.features[np.asarray(out.ok)] = out.extra.astype(np.float32)
+    return logits, teacher
+
+
+def _logits_and_pooled(model: nn.Module) -> nn.Module:
+    """A module returning ``(logits, pooled features)`` of a run's Classifier (one pass for both)."""
+    from torch import nn
+
+    class LogitsAndPooled(nn.Module):
+        def __init__(self, classifier: nn.Module) -> None:
+            super().__init__()
+            self.classifier = classifier
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            m: Any = self.classifier
+            pooled = m.top(m.trunk(m.normalize(x)))
+            return m.head(pooled), pooled
+
+    return LogitsAndPooled(model)
 
 
 def _unlabeled_inputs(
@@ -159,27 +236,48 @@ def soft_target_inputs(
     t = config.distill_temperature
     soft = np.zeros((len(paths), len(classes)), np.float64)
     teachers = []
+    with_features = config.distill_feature_weight > 0
     for run in config.teachers or []:
-        logits, teacher = teacher_logits(Path(run), classes, paths, hashes, device, job)
+        logits, teacher = teacher_logits(Path(run), classes, paths, hashes, device, job, with_features)
         scaled = torch.from_numpy(logits) / t
         soft += torch.softmax(scaled, 1).double().numpy()
         teacher.val_logits = logits[len(train) : len(train) + len(val)]
         teachers.append(teacher)
     soft /= max(len(teachers), 1)
     n_train = len(train)
+    targets_all = soft.astype(np.float32)
+    if with_features:
+        targets_all = np.concatenate([targets_all, teacher_feature_targets(teachers, n_train, len(paths))], 1)
     views = len(inputs.y_train) // max(n_train, 1)
     labels = torch.from_numpy(data.labels[train]).float().unsqueeze(1)
-    targets = torch.from_numpy(soft[:n_train]).float()
+    targets = torch.from_numpy(targets_all[:n_train])
     y_labeled = torch.cat([targets, labels], 1).repeat(views, 1)
     x_train, y_train = inputs.x_train, y_labeled
     if u_paths:
         y_unlabeled = torch.cat(
-            [torch.from_numpy(soft[n_train + len(val) :]).float(), torch.full((len(u_paths), 1), -1.0)], 1
+            [torch.from_numpy(targets_all[n_train + len(val) :]), torch.full((len(u_paths), 1), -1.0)], 1
         )
         x_train = torch.cat([x_train, x_unlabeled.to(x_train.dtype)])
         y_train = torch.cat([y_train, y_unlabeled])
-    distilled = Distilled(teachers, len(u_paths), t, config.distill_alpha)
+    feature_dim = targets_all.shape[1] - len(classes)
+    weight = config.distill_feature_weight
+    distilled = Distilled(teachers, len(u_paths), t, config.distill_alpha, weight, feature_dim)
     return replace(inputs, x_train=x_train, y_train=y_train), distilled
+
+
+def teacher_feature_targets(teachers: list[Teacher], n_train: int, n_rows: int) -> np.ndarray:
+    """The teachers' pooled features side by side, each column standardised on the training items.
+
+    Standardising puts every teacher (and every channel) on the same scale, so the mean squared error
+    weighs them alike whatever their activations' range.
+    """
+    blocks = [t.features for t in teachers if t.features is not None and t.features.size]
+    if not blocks:
+        return np.zeros((n_rows, 0), np.float32)
+    joined = np.concatenate(blocks, 1).astype(np.float32)
+    mean = joined[:n_train].mean(0) if n_train else joined.mean(0)
+    std = joined[:n_train].std(0) if n_train else joined.std(0)
+    return ((joined - mean) / np.maximum(std, 1e-3)).astype(np.float32)
 
 
 def images_per_second(model: nn.Module, input_size: int, device: torch.device, batch: int = 16) -> float:
@@ -252,6 +350,7 @@ def record_distillation(
         "unlabeled_used": distilled.unlabeled_used,
         "temperature": distilled.temperature,
         "label_weight": distilled.alpha,
+        "feature_weight": distilled.feature_weight,
     }
     metrics = {**result.metrics, "summary": result.to_json()}
     write_text_atomic(Path(result.run_dir) / METRICS_FILE, json.dumps(metrics, indent=2))

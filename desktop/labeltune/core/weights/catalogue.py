@@ -32,10 +32,18 @@ def weights_present(name: str) -> bool:
 
 
 def best_present_backbone() -> str:
-    """The most accurate backbone (ImageNet top-1) whose weights are here; the default one otherwise."""
+    """The most accurate backbone (ImageNet top-1) whose weights are here; the default one otherwise.
+
+    Of the bundled networks only the default counts: Lite1/Lite2 ship as distillation teachers and would
+    otherwise make every new install preselect the slowest of the three (docs/adr/0062).
+    """
     from labeltune.core.backbones import BACKBONES, DEFAULT_BACKBONE
 
-    present = [spec for spec in BACKBONES.values() if weights_present(spec.name)]
+    present = [
+        spec
+        for spec in BACKBONES.values()
+        if (spec.name == DEFAULT_BACKBONE or not spec.bundled) and weights_present(spec.name)
+    ]
     if not present:
         return DEFAULT_BACKBONE
     return max(present, key=lambda spec: (spec.imagenet_top1, -spec.gflops)).name
