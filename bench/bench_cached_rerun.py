@@ -59,11 +59,13 @@ main(sys.argv[1:])
 profile.disable()
 stats = pstats.Stats(profile)
 phases = {}
+wanted = {("training", "_build_model"), ("train_inputs", "prepare_inputs"), ("trainer", "fit"),
+          ("reliability_fit", "fit_reliability"), ("familiarity", "fit_familiarity"), ("model", "save_model"),
+          ("train_data", "prepare_data"), ("training", "_fit"), ("training", "train")}
 for (path, _line, name), row in stats.stats.items():
-    for phase in ("_build_model", "prepare_inputs", "fit", "fit_reliability", "fit_familiarity", "save_model",
-                  "prepare_data", "_fit"):
-        if name == phase and "labeltune" in path:
-            phases[phase] = max(phases.get(phase, 0.0), row[3])
+    stem = path.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".py")
+    if "labeltune" in path and (stem, name) in wanted:
+        phases[stem + "." + name] = row[3]
 text = io.StringIO()
 pstats.Stats(profile, stream=text).sort_stats("cumulative").print_stats(22)
 print("PHASES " + json.dumps(phases), file=sys.stderr)
@@ -197,7 +199,7 @@ def main() -> None:
     )
     print("  wall per phase (cProfile, cumulative, inflated by the profiler):")
     for name, seconds in sorted(phases.items(), key=lambda kv: -kv[1]):
-        print(f"    {name:18s} {seconds:7.3f} s")
+        print(f"    {name:32s} {seconds:7.3f} s")
     print(f"  head step, ours ({len(history)} epochs, with validation): {head_seconds:6.3f} s")
     print(
         f"  head step, plain PyTorch loop, same epochs: {plain_seconds:6.3f} s (val acc {plain_accuracy:.3f})"
