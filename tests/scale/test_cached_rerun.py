@@ -53,6 +53,16 @@ def data_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_class_folder(tmp_path_factory.mktemp("cached") / "images", classes=3, per_class=10, size=32)
 
 
+@pytest.fixture(scope="module")
+def cache(data_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A feature cache after a first run on ``data_folder``: its features and its frozen backbone."""
+    root = tmp_path_factory.mktemp("cache")
+    first = train(scan(data_folder), _config(), root / "runs" / "first", cache_root=root)
+    assert first.seconds_features > 0
+    assert len(list((root / "backbones").glob("efficientnet_lite0-*.safetensors"))) == 1
+    return root
+
+
 class Builds:
     """Counts constructions of a backbone architecture (the slow part the re-run must skip)."""
 
@@ -73,13 +83,8 @@ def _state(run: Path) -> dict[str, torch.Tensor]:
 
 
 def test_rerun_builds_no_backbone_and_saves_the_eager_model(
-    data_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    data_folder: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache = tmp_path / "cache"
-    first = train(scan(data_folder), _config(), tmp_path / "first", cache_root=cache)
-    assert first.seconds_features > 0
-    assert list((cache / "backbones").glob("efficientnet_lite0-*.safetensors"))
-
     builds = Builds(monkeypatch)
     lazy = train(scan(data_folder), _config(), tmp_path / "lazy", cache_root=cache)
     assert builds.count == 0 and lazy.seconds_features == 0
@@ -112,26 +117,24 @@ def test_rerun_builds_no_backbone_and_saves_the_eager_model(
 
 
 def test_new_images_build_the_backbone_from_the_cache(
-    data_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cache = tmp_path / "cache"
-    train(scan(data_folder), _config(epochs=1), tmp_path / "first", cache_root=cache)
     more = write_class_folder(tmp_path / "more", classes=3, per_class=12, size=32, seed=5)
     builds = Builds(monkeypatch)
     result = train(scan(more), _config(epochs=1), tmp_path / "more-run", cache_root=cache)
     assert builds.count == 1 and result.seconds_features > 0  # built once, from the cached frozen part
     model, _ = load_model(tmp_path / "more-run")
-    eager = _state(tmp_path / "first")
+    eager = _state(cache / "runs" / "first")
     for key, value in model.state_dict().items():
         if not key.startswith("head."):
             assert torch.equal(value, eager[key]), key
 
 
-def test_cached_rerun_from_the_cli_imports_no_dynamo(data_folder: Path, tmp_path: Path) -> None:
+def test_cached_rerun_from_the_cli_imports_no_dynamo(data_folder: Path, cache: Path, tmp_path: Path) -> None:
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO / "desktop"),
-        "LABELTUNE_CACHE_DIR": str(tmp_path / "cache"),
+        "LABELTUNE_CACHE_DIR": str(cache),
         "LABELTUNE_DATA_DIR": str(tmp_path / "data"),
         "LABELTUNE_CONFIG_DIR": str(tmp_path / "config"),
     }
@@ -141,19 +144,17 @@ def test_cached_rerun_from_the_cli_imports_no_dynamo(data_folder: Path, tmp_path
         "print(json.dumps({'rc': rc, 'loaded': [m for m in ('torch._dynamo', 'torchvision') "
         "if m in sys.modules]}), file=sys.stderr)"
     )
-    runs = []
-    for name in ("first", "second"):
-        done = subprocess.run(
-            [sys.executable, "-c", script, *args, "--out", str(tmp_path / name), "--lr", "0.002"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        runs.append(json.loads(done.stderr.strip().splitlines()[-1]))
-        assert runs[-1]["rc"] == 0, done.stderr
-    assert runs[1]["loaded"] == []
-    assert json.loads((tmp_path / "second" / "metrics.json").read_text())["summary"]["seconds_features"] == 0
+    done = subprocess.run(  # the CLI's defaults are _config()'s backbone and weights: its cache serves
+        [sys.executable, "-c", script, *args, "--out", str(tmp_path / "rerun"), "--lr", "0.002"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report == {"rc": 0, "loaded": []}, done.stderr
+    summary = json.loads((tmp_path / "rerun" / "metrics.json").read_text())["summary"]
+    assert summary["seconds_features"] == 0 and summary["epochs_run"] == 2
 
 
 def test_head_optimiser_is_torchs_adamw_step_for_step() -> None:
