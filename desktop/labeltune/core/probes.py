@@ -132,6 +132,9 @@ def probe_dims(model: nn.Module, backbone: str, input_size: int) -> tuple[int, .
     The widths are channel counts, which do not depend on the image size: the pass runs on at most
     ``PROBE_DIMS_SIZE`` px (a DenseNet-201 pass at 224 px took a cached re-run's longest second).
     """
+    known = getattr(model, "known_probe_dims", None)  # a lazy backbone's, from its cache (ADR 0059)
+    if known is not None:
+        return tuple(known)
     import torch
 
     taps = get_spec(backbone).probe_taps

@@ -26,6 +26,7 @@ from labeltune.core.features import (
     default_cache_root,
     extract_features,
 )
+from labeltune.core.lazy_backbone import is_unbuilt, lazy_module
 from labeltune.core.model import ModelConfig
 from labeltune.core.probes import probed_frozen
 from labeltune.core.progress import ProgressCallback, no_progress
@@ -93,9 +94,13 @@ def _cached_inputs(
     seconds_features = 0.0
     cache_root = Path(job.cache_root) if job.cache_root is not None else default_cache_root()
     stage = "pooled" if config.strategy == "features" else "trunk"
-    frozen = torch.nn.Sequential(model.normalize, model.trunk)
-    if stage == "pooled":
-        frozen.append(model.top)
+
+    def frozen_part() -> nn.Module:
+        part = torch.nn.Sequential(model.normalize, model.trunk)
+        return part.append(model.top) if stage == "pooled" else part
+
+    # A lazy backbone (core/lazy_backbone.py) is built only if an image's features are not cached.
+    frozen = lazy_module(frozen_part) if is_unbuilt(model) else frozen_part()
     calibrate: list[Path] = []
     if weights_id.startswith("random") and not config.init and "-bn" not in weights_id:
         # Random weights: BatchNorm statistics are estimated on (up to 64) training images first; the
@@ -114,8 +119,9 @@ def _cached_inputs(
             seconds_features += calibrated_batchnorm(
                 frozen, cache, calibrate, model_config.input_size, device, stop_event
             )
+        probed = lambda: probed_frozen(model, config.backbone, with_top=stage == "pooled")  # noqa: E731
         extracted = extract_features(
-            probed_frozen(model, config.backbone, with_top=stage == "pooled"),
+            lazy_module(probed) if is_unbuilt(model) else probed(),
             data.paths,
             data.hashes,
             cache,

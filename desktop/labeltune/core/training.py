@@ -328,9 +328,17 @@ def _build_model(job: FitJob) -> tuple[Any, ModelConfig, str]:
         from labeltune.core.add_classes import build_from_run
 
         return build_from_run(Path(config.init), job.data.classes)
-    state, weights_id = resolve_weights(
-        config.backbone, config.weights, config.seed, job.progress, job.stop_event
-    )
+    from labeltune.core import lazy_backbone
+
+    lazy = lazy_backbone.build_lazy(job)  # a cached re-run builds no backbone (docs/adr/0059)
+    if lazy is not None:
+        return lazy
+    # Reading the weights may draw random numbers (checking a file's keys builds the architecture once per
+    # process): the head's initial weights come from the seed alone, as a lazy build's (docs/adr/0059).
+    with torch.random.fork_rng(devices=[]):
+        state, weights_id = resolve_weights(
+            config.backbone, config.weights, config.seed, job.progress, job.stop_event
+        )
     if config.freeze_batchnorm is None:  # recorded resolved in config.json
         config.freeze_batchnorm = config.strategy == "full" and not weights_id.startswith("random")
     model_config = ModelConfig.for_backbone(config.backbone, job.data.classes, config.input_size)
@@ -342,6 +350,8 @@ def _build_model(job: FitJob) -> tuple[Any, ModelConfig, str]:
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.momentum is not None:
                 module.momentum = max(module.momentum, 0.1)
+    else:
+        lazy_backbone.remember(job, model, model_config, weights_id)
     return model, model_config, weights_id
 
 
@@ -357,7 +367,9 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
             "no training images left after leaving out the files that cannot be read: "
             + describe_skipped(data.skipped)
         )
-    for module in (model.normalize, model.trunk, model.top):
+    from labeltune.core.lazy_backbone import frozen_modules
+
+    for module in frozen_modules(model):  # a lazy backbone's parts are frozen when built
         module.requires_grad_(
             config.strategy == "full" or (config.strategy == "partial" and module is model.top)
         )
@@ -389,11 +401,18 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
         val = val_batches if len(y_val) else None
         dims = (get_spec(config.backbone).feature_dim, inputs.y_train.shape[1] - len(data.classes) - 1)
         loss_fn = DistillationTask(loss_fn, val, len(data.classes), config, model.head, dims)
-    from labeltune.core.optimizer import adamw
-
     params = [*inputs.params, *(loss_fn.extra_params() if config.teachers else [])]  # + feature projection
-    optimizer = adamw(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)  # ADR 0060
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    optimizer: Any
+    if config.strategy == "features":  # the same steps without importing torch._dynamo (docs/adr/0059)
+        from labeltune.core.head_optim import HeadAdamW, HeadCosineSchedule
+
+        optimizer = HeadAdamW(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)
+        scheduler: Any = HeadCosineSchedule(optimizer, T_max=config.epochs)
+    else:
+        from labeltune.core.optimizer import adamw
+
+        optimizer = adamw(params, lr=config.resolved_lr(), weight_decay=config.weight_decay)  # ADR 0060
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     trainer = Trainer(
         inputs.trainable,
         optimizer,
