@@ -106,13 +106,21 @@ def add_classes(
     settings = dict(group_by=FISH_GROUPS, seed=seed, epochs=epochs, threads=None)
     tag = f"{strategy}-d{draw}-s{seed}"
     cache = work / f"cache-{tag}"
-    old = train(
-        scan(old_data), TrainConfig(strategy=strategy, **settings), work / f"old-{tag}", cache_root=cache
-    )  # type: ignore[arg-type]
     # Both runs start from the cache as the old run left it (the new species not yet cached): neither
     # profits from the other's feature extraction.
     scratch_cache = work / f"cache-scratch-{tag}"
-    shutil.copytree(cache, scratch_cache, dirs_exist_ok=True)
+    old_dir = work / f"old-{tag}"
+    if (old_dir / "model.safetensors").is_file() and (work / f"pristine-{tag}").is_dir():  # --work kept it
+        old_metrics = json.loads((old_dir / "metrics.json").read_text())
+        old_accuracy, old_seconds = old_metrics.get("accuracy"), old_metrics["summary"]["seconds_total"]
+        for folder in (cache, scratch_cache):
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.copytree(work / f"pristine-{tag}", folder)
+    else:
+        old = train(scan(old_data), TrainConfig(strategy=strategy, **settings), old_dir, cache_root=cache)  # type: ignore[arg-type]
+        old_accuracy, old_seconds = old.metrics.get("accuracy"), old.seconds_total
+        shutil.copytree(cache, work / f"pristine-{tag}", dirs_exist_ok=True)
+        shutil.copytree(cache, scratch_cache, dirs_exist_ok=True)
     config = inherited_config(work / f"old-{tag}", {}, group_by=FISH_GROUPS, seed=seed)
     added = train(scan(all_data), config, work / f"init-{tag}", cache_root=cache)
     scratch_config = TrainConfig(strategy=strategy, **settings)  # type: ignore[arg-type]
@@ -130,7 +138,7 @@ def add_classes(
         "draw": draw,
         "new_species": list(new_species),
         "seed": seed,
-        "old_run_val_accuracy": old.metrics.get("accuracy"),
+        "old_run_val_accuracy": old_accuracy,
         "old_before": summary["old_classes_accuracy_before"],
         "old_after": summary["old_classes_accuracy_after"],
         "old_items": summary["old_val_items"],
@@ -145,7 +153,7 @@ def add_classes(
         "seconds_init_features": added.seconds_features,
         "seconds_scratch": scratch.seconds_total,
         "seconds_scratch_cold": cold_seconds,
-        "seconds_old_run": old.seconds_total,
+        "seconds_old_run": old_seconds,
     }
 
 
@@ -186,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one draw, features strategy only")
     parser.add_argument("--draws", type=int, default=len(DRAWS), help="5-species sets added (DRAWS)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds of the first draw")
+    parser.add_argument("--only-draw", type=int, default=None, help="just this draw of DRAWS")
     parser.add_argument("--partial", action="store_true", help="also a partial-strategy draw (slow on a CPU)")
     parser.add_argument("--skip-distill", action="store_true")
     parser.add_argument("--work", default=None, help="keep the runs here (default: a temporary folder)")
@@ -195,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("LABELTUNE_CACHE_DIR", str(cache))  # the distillation's
     draws = 1 if args.quick else args.draws
     rows = []
-    for draw in range(min(draws, len(DRAWS))):
+    for draw in [args.only_draw] if args.only_draw is not None else range(min(draws, len(DRAWS))):
         for seed in range(1 if args.quick or draw else args.seeds):
             rows.append(add_classes(work, draw, seed, "features", 30, cold=draw == 0 and seed == 0))
             with open(work / "add_classes.jsonl", "a", encoding="utf-8") as handle:  # as they come

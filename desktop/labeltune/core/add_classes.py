@@ -402,7 +402,7 @@ def choose_new_class_shift(
     data = inputs.data
     train = np.flatnonzero(~data.is_val)
     labels = data.labels[train]
-    x = inputs.x_all[torch.from_numpy(train)]
+    x = inputs.x_all[torch.from_numpy(train)].float()
     groups = [data.groups[i] if data.groups is not None else None for i in train]
     keys = [g if g is not None else f"item{i}" for g, i in zip(groups, train, strict=True)]
     unique = sorted(set(keys))
@@ -413,11 +413,23 @@ def choose_new_class_shift(
     old_kept = np.zeros(len(shifts))
     new_right = np.zeros(len(shifts))
     old_right = 0
-    for fold in range(SHIFT_FOLDS):
-        held, fit = folds == fold, folds != fold
-        if not held.any() or not (labels[fit] >= n_old).any():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a linear head's steps are tiny: more threads only wait on each other
+    try:
+        fitted = [
+            fit_head_copy(
+                template, x[torch.from_numpy(folds != k)], labels[folds != k], n_old, config, stop_event
+            )
+            if (folds == k).any() and (labels[folds != k] >= n_old).any()
+            else None
+            for k in range(SHIFT_FOLDS)
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    for fold, head in enumerate(fitted):
+        held = folds == fold
+        if head is None:
             continue
-        head = fit_head_copy(template, x[torch.from_numpy(fit)], labels[fit], n_old, config, stop_event)
         with torch.inference_mode():
             logits = head(x[torch.from_numpy(held)].float()).numpy()
         y = labels[held]
