@@ -32,11 +32,23 @@ from labeltune.core.train_config import DEFAULT_EPOCHS, TrainConfig
 from labeltune.core.train_data import MANIFEST_FILE, PreparedData
 
 if TYPE_CHECKING:
+    import threading
+
     import torch
     from torch import nn
 
+    from labeltune.core.train_inputs import FitInputs
+
 #: Settings a run started with ``--init`` takes from its run: an explicit different value is refused.
 INHERITED = ("backbone", "strategy", "input_size", "head_hidden")
+#: The shifts tried on the new classes' logits (docs/adr/0061), and the held-out folds that choose one.
+SHIFTS = tuple(0.25 * k for k in range(33))
+SHIFT_FOLDS = 3
+#: The fraction of the held-out old items, at most, that the new classes may take from the old ones.
+OLD_TOLERANCE = 0.01
+#: Distillation on RUN's old-class outputs while the head learns the new classes (docs/adr/0061).
+KD_TEMPERATURE = 2.0
+KD_WEIGHT = 1.0
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -236,8 +248,12 @@ def record(
     head: nn.Module,
     x_val: torch.Tensor,
     y_val: np.ndarray,
+    shift: float | None = None,
 ) -> RunResult:
-    """Add the old/new classes' accuracy and the time against RUN to ``result`` and its ``metrics.json``."""
+    """Add the old/new classes' accuracy and the time against RUN to ``result`` and its ``metrics.json``.
+
+    ``shift``: what was subtracted from the new classes' logits (:func:`choose_new_class_shift`).
+    """
     assert config.init is not None
     classes = result.classes
     n = len(classes)
@@ -256,6 +272,7 @@ def record(
         "old_val_items": int(np.isin(y_val, range(n_old)).sum()),
         "new_val_items": int(np.isin(y_val, range(n_old, n)).sum()),
         "init_run_seconds_total": old_seconds,
+        "new_classes_logit_shift": shift,
     }
     result = replace(result, strategy=config.strategy)
     result.metrics["added_classes"] = added
@@ -265,3 +282,179 @@ def record(
 
     write_text_atomic(path, json.dumps(metrics, indent=2))
     return result
+
+
+def last_linear(head: nn.Module) -> nn.Linear:
+    """The head's output layer (a linear head, or the last layer of the one-hidden-layer MLP)."""
+    from torch import nn
+
+    layers = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    return layers[-1]
+
+
+def with_old_outputs(head: nn.Module, x: torch.Tensor, y: torch.Tensor, n_old: int) -> torch.Tensor:
+    """Targets ``(N, n_old + 1)``: RUN's head's logits on ``x`` (``head`` before training), then the label."""
+    import torch
+
+    was_training = head.training
+    head.eval()
+    try:
+        with torch.inference_mode():
+            device = next(head.parameters()).device
+            old = torch.cat(
+                [head(x[i : i + 4096].float().to(device))[:, :n_old].cpu() for i in range(0, len(x), 4096)]
+            )
+    finally:
+        head.train(was_training)
+    return torch.cat([old, y.float()[:, None]], 1)
+
+
+def old_outputs_loss(
+    logits: torch.Tensor, targets: torch.Tensor, loss_fn: Any, temperature: float = KD_TEMPERATURE
+) -> torch.Tensor:
+    """Cross-entropy on the labels + T² × KL from RUN's old-class distribution to the new head's (LwF)."""
+    import torch.nn.functional as F
+
+    old, hard = targets[:, :-1].float(), targets[:, -1].long()
+    t = temperature
+    kd = F.kl_div(
+        F.log_softmax(logits[:, : old.shape[1]].float() / t, 1), F.softmax(old / t, 1), reduction="batchmean"
+    )
+    return loss_fn(logits, hard) + KD_WEIGHT * kd * t * t
+
+
+def old_outputs_task(loss_fn: Any, val: Any, num_classes: int) -> Any:
+    """The trainer's task for adding classes: :func:`old_outputs_loss` on ``(N, n_old + 1)`` targets."""
+    from labeltune.core.image_task import ClassificationTask, StepOutput
+
+    class OldOutputsKept(ClassificationTask):
+        """Cross-entropy on the labels plus distillation on RUN's old-class outputs (ADR 0061)."""
+
+        def loss(self, model: nn.Module, batch: Any) -> StepOutput:
+            """The blended loss; correct = arg-max hits on the labels."""
+            x, y = batch
+            logits = model(x)
+            hard = y[:, -1].long()
+            correct = int((logits.detach().argmax(1) == hard).sum())
+            return StepOutput(old_outputs_loss(logits, y, self.loss_fn), correct, len(hard))
+
+    return OldOutputsKept(loss_fn, val, num_classes)
+
+
+def fit_head_copy(
+    template: nn.Module,
+    x: torch.Tensor,
+    y: np.ndarray,
+    n_old: int,
+    config: TrainConfig,
+    stop_event: threading.Event | None = None,
+) -> nn.Module:
+    """A copy of ``template`` fitted on ``(x, y)`` as the run's head is (a fold's fit, on the CPU)."""
+    import copy
+
+    import torch
+
+    from labeltune.core.image_task import class_weights
+    from labeltune.core.progress import check_stop
+
+    head = copy.deepcopy(template).cpu().float()
+    n = last_linear(head).out_features
+    targets = with_old_outputs(head, x, torch.from_numpy(np.asarray(y, dtype=np.int64)), n_old)
+    head.train()
+    optimizer = torch.optim.AdamW(
+        head.parameters(), lr=config.resolved_lr(), weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    weight = torch.tensor(class_weights(y, n), dtype=torch.float32) if config.class_balanced else None
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    generator = torch.Generator().manual_seed(config.seed)
+    for _ in range(config.epochs):
+        check_stop(stop_event)
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            loss = old_outputs_loss(head(x[batch].float()), targets[batch], loss_fn)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+    return head.eval()
+
+
+def choose_new_class_shift(
+    template: nn.Module,
+    inputs: FitInputs,
+    n_old: int,
+    config: TrainConfig,
+    stop_event: threading.Event | None = None,
+) -> float:
+    """The shift of the new classes' logits that keeps the old classes, chosen on held-out training items.
+
+    The training items are split by group (fish track) into folds; a copy of ``template`` is fitted on
+    the other folds (:func:`fit_head_copy`) and its logits on each fold tell, for every shift in
+    :data:`SHIFTS`, how many old items stay right (the best old class wins over every new one) and how
+    many new items stay right. Chosen: among the shifts that lose at most :data:`OLD_TOLERANCE` of the
+    old items right without the new classes, the one with the most new items right (the smallest on
+    ties). The validation items play no part.
+    """
+    import torch
+
+    data = inputs.data
+    train = np.flatnonzero(~data.is_val)
+    labels = data.labels[train]
+    x = inputs.x_all[torch.from_numpy(train)].float()
+    groups = [data.groups[i] if data.groups is not None else None for i in train]
+    keys = [g if g is not None else f"item{i}" for g, i in zip(groups, train, strict=True)]
+    unique = sorted(set(keys))
+    np.random.default_rng(config.seed).shuffle(unique)
+    fold_of = {key: k % SHIFT_FOLDS for k, key in enumerate(unique)}
+    folds = np.array([fold_of[key] for key in keys])
+    shifts = np.asarray(SHIFTS)
+    old_kept = np.zeros(len(shifts))
+    new_right = np.zeros(len(shifts))
+    old_right = 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a linear head's steps are tiny: more threads only wait on each other
+    try:
+        fitted = [
+            fit_head_copy(
+                template, x[torch.from_numpy(folds != k)], labels[folds != k], n_old, config, stop_event
+            )
+            if (folds == k).any() and (labels[folds != k] >= n_old).any()
+            else None
+            for k in range(SHIFT_FOLDS)
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    for fold, head in enumerate(fitted):
+        held = folds == fold
+        if head is None:
+            continue
+        with torch.inference_mode():
+            logits = head(x[torch.from_numpy(held)].float()).numpy()
+        y = labels[held]
+        old, new = logits[:, :n_old], logits[:, n_old:]
+        is_old = y < n_old
+        right = old[is_old].argmax(1) == y[is_old]
+        margin = old[is_old].max(1) - new[is_old].max(1)  # an old item stays old while margin > -shift
+        gap = new[~is_old].max(1) - old[~is_old].max(1)  # a new item stays new while gap > shift
+        hit = new[~is_old].argmax(1) + n_old == y[~is_old]
+        old_right += int(right.sum())
+        old_kept += (right[None, :] & (margin[None, :] > -shifts[:, None])).sum(1)
+        new_right += (hit[None, :] & (gap[None, :] > shifts[:, None])).sum(1)
+    if old_right == 0:
+        return 0.0
+    allowed = np.flatnonzero(old_kept >= old_right * (1 - OLD_TOLERANCE))
+    if len(allowed) == 0:
+        return float(shifts[-1])
+    return float(shifts[allowed[np.argmax(new_right[allowed])]])
+
+
+def shift_new_classes(head: nn.Module, n_old: int, shift: float, val_logits: torch.Tensor | None) -> None:
+    """Subtract ``shift`` from the new classes' outputs: in ``head``'s bias and in ``val_logits``."""
+    import torch
+
+    with torch.no_grad():
+        last_linear(head).bias[n_old:] -= shift
+        if val_logits is not None:
+            val_logits[:, n_old:] -= shift

@@ -9,6 +9,7 @@ optimiser and schedule, run the :class:`~labeltune.core.trainer.Trainer`, then t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -224,6 +225,15 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
     full = fit_job.config.strategy == "full"
     inputs = inputs_for(True) if full else distributed.local_main_first(inputs_for)
     added = _old_classes_before(config, model, inputs) if config.init else None
+    template, shift = None, None
+    if added is not None and fit_job.config.strategy == "features":  # RUN's outputs distilled (ADR 0061)
+        import copy
+
+        from labeltune.core import add_classes
+
+        template = copy.deepcopy(inputs.trainable)
+        targets = add_classes.with_old_outputs(template, inputs.x_train, inputs.y_train, added[0])
+        inputs = replace(inputs, y_train=targets)
     distilled = None
     if config.teachers:
         from labeltune.core.distill import soft_target_inputs
@@ -252,13 +262,19 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
 
     write_config()
     state = _run(trainer, fit_job.config, device)
+    if template is not None and added is not None and not state.stopped_by_user:
+        from labeltune.core import add_classes
+
+        with contextlib.suppress(StoppedError):  # Stop meanwhile: no shift; the post-fit step stops too
+            shift = add_classes.choose_new_class_shift(template, inputs, added[0], fit_job.config, local_stop)
+            add_classes.shift_new_classes(inputs.trainable, added[0], shift, state.best_val_logits)
     result = _write_out(fit_job, trainer, state, (model, model_config), inputs, device, write_config)
     y_val = data.labels[data.is_val]
     if added is not None:
         from labeltune.core import add_classes
 
         trainable = inputs.trainable
-        result = add_classes.record(result, config, added[0], added[1], trainable, inputs.x_val, y_val)
+        result = add_classes.record(result, config, added[0], added[1], trainable, inputs.x_val, y_val, shift)
     if distilled is not None:
         from labeltune.core.distill import record_distillation
 
@@ -394,6 +410,10 @@ def _make_trainer(job: FitJob, model: Any, inputs: FitInputs, device: torch.devi
     loss_fn: Any = torch.nn.CrossEntropyLoss(
         weight=torch.tensor(weights, dtype=torch.float32, device=device) if weights is not None else None
     )
+    if config.init and inputs.y_train.ndim == 2:  # adding classes: RUN's old outputs distilled (ADR 0061)
+        from labeltune.core.add_classes import old_outputs_task
+
+        loss_fn = old_outputs_task(loss_fn, val_batches if len(y_val) else None, len(data.classes))
     if config.teachers:
         from labeltune.core.backbones import get_spec
         from labeltune.core.distill import DistillationTask
