@@ -45,21 +45,24 @@ DARA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xrd" / "dara_m
 
 def check_structures(library: Library, scans: list[Path]) -> None:
     """Fit the weighed phases of every 8-min scan; print Rwp and fitted / weighed fractions."""
-    print("\n## The true phases fitted to each 8-min scan (fitted / weighed wt%)\n")
+    print("\n## The true phases fitted to each 8-min scan (fitted ± esd / weighed wt%)\n")
     print("| mixture | Rwp % | phases |\n|---|---|---|")
-    errors = []
+    errors, covered = [], []
     for path in scans:
         if not path.name.endswith("--8min.xrdml"):
             continue
         name = parse_dara_name(path.name)
         result = fit_phases(read_pattern(path), library, list(name.phases))
         fitted = {p.name: p.weight_fraction for p in result.phases}
+        esd = {p.name: p.fraction_esd for p in result.phases}
         cells = []
         for phase, weighed in zip(name.phases, name.fractions, strict=True):
             errors.append(abs(fitted[phase] - weighed) * 100)
-            cells.append(f"{phase} {fitted[phase] * 100:.1f} / {weighed * 100:.1f}")
+            covered.append(abs(fitted[phase] - weighed) < 2 * esd[phase])
+            cells.append(f"{phase} {fitted[phase] * 100:.1f}±{esd[phase] * 100:.1f} / {weighed * 100:.1f}")
         print(f"| {name.mixture} | {result.rwp * 100:.1f} | {'; '.join(cells)} |")
     print(f"\nmean |fitted - weighed| = {np.mean(errors):.2f} points over {len(errors)} phases")
+    print(f"esd coverage (|fitted - weighed| < 2 esd): {np.mean(covered):.2f} of {len(covered)} phases")
 
 
 def score(model: XrdModel, patterns: list[Pattern], fit: bool) -> dict[str, float]:

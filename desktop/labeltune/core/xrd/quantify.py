@@ -35,12 +35,13 @@ from labeltune.core.xrd.bragg import two_theta_of_d
 from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, FitData, Model
 from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
 from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.misfit import correlation_lags, integrated_correlation, systematic_variance
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
 from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.reference_patterns import reference_providers
 from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
-from labeltune.core.xrd.significance import DETECTION_SIGMAS, correlation_factor
+from labeltune.core.xrd.significance import DETECTION_SIGMAS
 
 __all__ = ["FitResult", "PhaseFit", "calculated_profile", "fit_phases"]
 
@@ -202,7 +203,8 @@ def fit_phases(
     freedom = max(len(x) - n_parameters, 1)
     weighted = (y - calc) * full.sw
     rho = float(weighted[1:] @ weighted[:-1]) / max(float(weighted @ weighted), 1e-300)
-    cov = _scale_covariance(model, full, params, ratio, profiles, solution.coef, freedom, rho)
+    sw = 1.0 / np.sqrt(systematic_variance(x, y, calc, background, fwhm0))  # ADR 0056
+    cov = _scale_covariance(model, full, params, ratio, profiles, solution.coef, freedom, sw, fwhm0)
     phases = _phase_fits(library, names, model, params, solution.coef[: len(names)], wavelength, cov)
     fwhm_now = float(np.median([p.fwhm_deg for p in phases])) if phases else fwhm0
     unexplained = residual_peaks(x, y, calc, background, fwhm_now, wavelength)
@@ -267,19 +269,23 @@ def _scale_covariance(
     profiles: np.ndarray,
     coef: np.ndarray,
     freedom: int,
-    rho: float,
+    sw: np.ndarray,
+    fwhm: float,
 ) -> np.ndarray:
     """Covariance (n, n) of the phase scales: every parameter refined together, as in Rietveld programs.
 
     The Jacobian holds the scales' and background's columns and numerical derivatives of the
-    non-linear parameters; ``inv(JᵀJ)`` is scaled by the reduced χ² and by the serial-correlation factor
-    of the residuals (Bérar & Lelann), so that the esds hold for misfits beyond counting noise too.
+    non-linear parameters, all with the misfit-aware weights ``sw`` (square roots: counts plus a
+    systematic term at the calculated peaks, ``misfit.systematic_variance``); ``inv(JᵀWJ)`` is scaled by
+    the reduced χ² under these weights and by Bérar & Lelann's factor over the residuals' correlation
+    length (``misfit.integrated_correlation``, up to ``CORRELATION_FWHM`` peak widths), so that the esds
+    hold for misfits beyond counting noise too (ADR 0046, 0056).
     """
     n = model.n
     if n == 0:
         return np.zeros((0, 0))
-    sw = data.sw[:, None]
-    columns = [profiles * sw, data.bw]
+    w = sw[:, None]
+    columns = [profiles * w, data.basis * w]
     if bool(np.any(coef[:n] > 0)):
         parts = model.all_parts(data.x, params, ratio)
         base = model.combine(parts, params) @ coef[:n]
@@ -293,13 +299,15 @@ def _scale_covariance(
             derivatives.append(
                 (model.combine(model.updated_parts(data.x, q, ratio, parts, k), q) @ coef[:n] - base) / h
             )
-        jac_nl = np.stack(derivatives, axis=1) * sw
+        jac_nl = np.stack(derivatives, axis=1) * w
         columns.append(jac_nl[:, np.any(jac_nl != 0.0, axis=0)])
     jac = np.concatenate(columns, axis=1)
     norm = np.sqrt(np.maximum((jac * jac).sum(axis=0), 1e-300))
     inverse = np.linalg.pinv((jac / norm).T @ (jac / norm), rcond=1e-12) / norm[:, None] / norm[None, :]
-    chi2_red = float(np.sum((data.y * data.sw - jac[:, : n + data.basis.shape[1]] @ coef) ** 2)) / freedom
-    return inverse[:n, :n] * chi2_red * correlation_factor(rho)
+    residual = data.y * sw - jac[:, : n + data.basis.shape[1]] @ coef
+    chi2_red = float(residual @ residual) / freedom
+    lags = correlation_lags(fwhm, data.step)
+    return inverse[:n, :n] * chi2_red * integrated_correlation(residual, lags)
 
 
 def _phase_fits(
