@@ -72,9 +72,8 @@ def test_misfit_at_the_weighed_phases_peaks_is_no_absent_phase(dara_scan: tuple[
     with_zno, without = fits([*weighed, "ZnO"]), fits(weighed)
     found, why = _evidence(with_zno, without, "ZnO")
     assert not found, why
-    zno = next(p for p in with_zno.phases if p.name == "ZnO")
-    assert zno.scale / zno.scale_esd < 3.09  # the misfit-aware esd
-    beyond = misfit_test(with_zno, without, "ZnO", 1e-3)  # and on its own, the misfit-weighted test
+    assert "beyond misfit" in why  # counting statistics alone still call it
+    beyond = misfit_test(with_zno, without, "ZnO", 1e-3)
     assert beyond.t < 3.09 or not beyond.test.significant
 
 
