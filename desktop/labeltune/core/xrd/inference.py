@@ -35,6 +35,7 @@ from labeltune.core.xrd.alternatives import PhaseSetFits, competing_sets
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.measured import pattern_on_grid
 from labeltune.core.xrd.metrics import canonical_formula
+from labeltune.core.xrd.misfit import misfit_test
 from labeltune.core.xrd.model import class_activation, network_fractions
 from labeltune.core.xrd.pattern import Pattern
 from labeltune.core.xrd.radiation import Radiation, radiation_used, with_radiation
@@ -339,7 +340,11 @@ class XrdModel:
         test = phase_test(with_phase, without, alpha)
         why = f"scale {t:.1f} esd, F {test.f:.1f}, p {test.p:.2g}"
         z = Z_MIN if alpha == 1.0 - SIGNIFICANCE else normal_quantile(alpha)
-        return t >= z and test.significant, why
+        if not (t >= z and test.significant):
+            return False, why
+        misfit = misfit_test(with_phase, without, name, alpha)  # ADR 0056: beyond the others' misfit?
+        why += f"; beyond misfit {misfit.t:.1f} esd, F {misfit.test.f:.1f}"
+        return misfit.t >= z and misfit.test.significant, why
 
     def _detection_limits(
         self, pattern: PhaseSetFits, called: list[int], probs: np.ndarray

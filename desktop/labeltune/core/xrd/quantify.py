@@ -35,6 +35,7 @@ from labeltune.core.xrd.bragg import two_theta_of_d
 from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, FitData, Model
 from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
 from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.misfit import correlation_lags, integrated_correlation, systematic_variance
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
 from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.reference_patterns import reference_providers
@@ -82,9 +83,9 @@ class PhaseFit:
     shift_deg: float
     fwhm_deg: float
     scale_esd: float = 0.0
-    """Standard uncertainty of ``scale`` (least-squares covariance, see ``_scale_covariance``)."""
+    """Standard uncertainty of ``scale`` from counting statistics (``_scale_covariance``; presence tests)."""
     fraction_esd: float = 0.0
-    """Standard uncertainty of ``weight_fraction`` (propagated from the scales' covariance)."""
+    """Standard uncertainty of ``weight_fraction``: the misfit-aware covariance (ADR 0056), propagated."""
     detection_limit: float = 0.0
     """The weight fraction this phase would have at a scale of ``DETECTION_SIGMAS`` esds."""
 
@@ -202,8 +203,13 @@ def fit_phases(
     freedom = max(len(x) - n_parameters, 1)
     weighted = (y - calc) * full.sw
     rho = float(weighted[1:] @ weighted[:-1]) / max(float(weighted @ weighted), 1e-300)
-    cov = _scale_covariance(model, full, params, ratio, profiles, solution.coef, freedom, rho)
-    phases = _phase_fits(library, names, model, params, solution.coef[: len(names)], wavelength, cov)
+    sw = 1.0 / np.sqrt(systematic_variance(x, y, calc, background, fwhm0))  # ADR 0056
+    cov, cov_misfit = _scale_covariance(
+        model, full, params, ratio, profiles, solution.coef, freedom, rho, sw, fwhm0
+    )
+    phases = _phase_fits(
+        library, names, model, params, solution.coef[: len(names)], wavelength, cov, cov_misfit
+    )
     fwhm_now = float(np.median([p.fwhm_deg for p in phases])) if phases else fwhm0
     unexplained = residual_peaks(x, y, calc, background, fwhm_now, wavelength)
     outside = {n for j, n in enumerate(names) if not profiles[:, j].any()}
@@ -268,18 +274,25 @@ def _scale_covariance(
     coef: np.ndarray,
     freedom: int,
     rho: float,
-) -> np.ndarray:
-    """Covariance (n, n) of the phase scales: every parameter refined together, as in Rietveld programs.
+    sw_misfit: np.ndarray,
+    fwhm: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Covariances (n, n) of the phase scales: every parameter refined together, as in Rietveld programs.
 
     The Jacobian holds the scales' and background's columns and numerical derivatives of the
-    non-linear parameters; ``inv(JᵀJ)`` is scaled by the reduced χ² and by the serial-correlation factor
-    of the residuals (Bérar & Lelann), so that the esds hold for misfits beyond counting noise too.
+    non-linear parameters. Two weightings (ADR 0056):
+
+    * counting: Poisson weights, ``inv(JᵀWJ)`` × reduced χ² × the lag-1 serial-correlation factor
+      (Bérar & Lelann; ADR 0046) — the scale esds the presence tests and detection limits use;
+    * misfit-aware: weights ``sw_misfit`` (square roots of counts plus a systematic term at the
+      calculated peaks, ``misfit.systematic_variance``), × reduced χ² under them × Bérar & Lelann's
+      factor over the residuals' correlation length (``misfit.integrated_correlation``) — the fraction
+      esds, which must cover misfit beyond counting noise.
     """
     n = model.n
     if n == 0:
-        return np.zeros((0, 0))
-    sw = data.sw[:, None]
-    columns = [profiles * sw, data.bw]
+        return np.zeros((0, 0)), np.zeros((0, 0))
+    columns = [profiles, data.basis]
     if bool(np.any(coef[:n] > 0)):
         parts = model.all_parts(data.x, params, ratio)
         base = model.combine(parts, params) @ coef[:n]
@@ -293,13 +306,22 @@ def _scale_covariance(
             derivatives.append(
                 (model.combine(model.updated_parts(data.x, q, ratio, parts, k), q) @ coef[:n] - base) / h
             )
-        jac_nl = np.stack(derivatives, axis=1) * sw
+        jac_nl = np.stack(derivatives, axis=1)
         columns.append(jac_nl[:, np.any(jac_nl != 0.0, axis=0)])
-    jac = np.concatenate(columns, axis=1)
-    norm = np.sqrt(np.maximum((jac * jac).sum(axis=0), 1e-300))
-    inverse = np.linalg.pinv((jac / norm).T @ (jac / norm), rcond=1e-12) / norm[:, None] / norm[None, :]
-    chi2_red = float(np.sum((data.y * data.sw - jac[:, : n + data.basis.shape[1]] @ coef) ** 2)) / freedom
-    return inverse[:n, :n] * chi2_red * correlation_factor(rho)
+    raw = np.concatenate(columns, axis=1)
+    out = []
+    for sw in (data.sw, sw_misfit):
+        jac = raw * sw[:, None]
+        norm = np.sqrt(np.maximum((jac * jac).sum(axis=0), 1e-300))
+        inverse = np.linalg.pinv((jac / norm).T @ (jac / norm), rcond=1e-12) / norm[:, None] / norm[None, :]
+        residual = data.y * sw - jac[:, : n + data.basis.shape[1]] @ coef
+        chi2_red = float(residual @ residual) / freedom
+        if sw is data.sw:
+            factor = correlation_factor(rho)
+        else:
+            factor = integrated_correlation(residual, correlation_lags(fwhm, data.step))
+        out.append(inverse[:n, :n] * chi2_red * factor)
+    return out[0], out[1]
 
 
 def _phase_fits(
@@ -310,6 +332,7 @@ def _phase_fits(
     scales: np.ndarray,
     wavelength: float,
     cov: np.ndarray | None = None,
+    cov_fraction: np.ndarray | None = None,
 ) -> list[PhaseFit]:
     phases = [library.phase(n) for n in names]
     lattice = model.lattice(params)
@@ -321,9 +344,11 @@ def _phase_fits(
     fractions = amounts / total if total > 0 else np.zeros(len(names))
     cov = cov if cov is not None and cov.shape == (len(names), len(names)) else np.zeros((len(names),) * 2)
     scale_esd = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    if cov_fraction is None or cov_fraction.shape != cov.shape:
+        cov_fraction = cov
     if total > 0:  # w_j = a_j / sum(a), a_k = scale_k * per_scale_k: dw_j/dscale_k
         grad = (np.eye(len(names)) * total - amounts[:, None]) * per_scale[None, :] / total**2
-        fraction_esd = np.sqrt(np.maximum(np.einsum("jk,kl,jl->j", grad, cov, grad), 0.0))
+        fraction_esd = np.sqrt(np.maximum(np.einsum("jk,kl,jl->j", grad, cov_fraction, grad), 0.0))
     else:
         fraction_esd = np.zeros(len(names))
     limit_amount = DETECTION_SIGMAS * scale_esd * per_scale

@@ -1,0 +1,150 @@
+"""A noise model with a systematic term: evidence that only misfit at other phases' peaks gives is discounted.
+
+Poisson weights assume the model is right. With imperfect structures (wrong atomic positions or Biso,
+a slightly wrong cell, texture, microabsorption) the calculated peaks of the identified phases are missed
+by a few per cent of their height, far above counting noise, and a further phase with many weak peaks —
+a weak scatterer such as Li2CO3 — absorbs part of that misfit and passes a test built on Poisson weights
+(ADR 0046, addendum). Here each point's variance gets a systematic term proportional to the calculated
+intensity of the phases already in the fit (ADR 0056)::
+
+    var_i = max(y_i, floor) + (k · envelope_i)²
+
+``envelope`` is the calculated pattern above background of the fit *without* the candidate, dilated over
+``ENVELOPE_FWHM`` peak widths each side (a shifted or wrongly wide peak misses beside its calculated
+position too); ``k`` (the relative misfit, a few per cent) is the least-squares estimate of the excess
+of the squared residuals over counting noise against the squared calculated peaks. A candidate's own
+peaks in clean regions keep their Poisson weight; where it only improves the fit at the other phases'
+peaks its evidence counts for little. The same weights give misfit-aware esds
+(``quantify._scale_covariance``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from labeltune.core.xrd.significance import PhaseTest, correlation_factor, phase_test
+
+ENVELOPE_FWHM = 1.0
+"""The systematic term covers this many FWHM on each side of the calculated peaks."""
+CORRELATION_FWHM = 8.0
+"""Bérar–Lelann's factor sums the residuals' autocorrelation over at most this many peak widths."""
+FLOOR_SHARE = 1e-2
+"""The Poisson floor (share of the maximum), as the fit's own weights (``fit_engine.FitData``)."""
+
+
+def envelope(net: np.ndarray, half_width: int) -> np.ndarray:
+    """The running maximum of ``net`` (clipped at 0) over ``half_width`` points each side."""
+    net = np.maximum(np.asarray(net, dtype=np.float64), 0.0)
+    h = max(int(half_width), 0)
+    if h == 0 or len(net) == 0:
+        return net
+    padded = np.pad(net, h, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * h + 1).max(axis=1)
+
+
+def poisson_variance(y: np.ndarray) -> np.ndarray:
+    """Counting variance with the fit's floor (1 % of the maximum)."""
+    floor = max(FLOOR_SHARE * float(np.max(np.abs(y))), 1e-12)
+    return np.maximum(y, floor)
+
+
+def systematic_variance(
+    x: np.ndarray, y: np.ndarray, calculated: np.ndarray, background: np.ndarray, fwhm_deg: float
+) -> np.ndarray:
+    """Per-point variance counts + (k · envelope)² of a fit (``calculated``, ``background``) to ``y``."""
+    step = float(np.median(np.diff(x))) if len(x) > 1 else 1.0
+    net = np.maximum(calculated - background, 0.0)
+    env = envelope(net, round(ENVELOPE_FWHM * fwhm_deg / max(step, 1e-12)))
+    counts = poisson_variance(y)
+    excess = (y - calculated) ** 2 - counts
+    a = net * net
+    norm = float(a @ a)
+    k2 = max(float(a @ excess) / norm, 0.0) if norm > 0 else 0.0
+    return counts + k2 * env * env
+
+
+def correlation_lags(fwhm_deg: float, step_deg: float) -> int:
+    """The most lags Bérar–Lelann's sum runs over: ``CORRELATION_FWHM`` peak widths in points."""
+    return max(1, round(CORRELATION_FWHM * fwhm_deg / max(step_deg, 1e-12)))
+
+
+def fwhm_of(fit: Any) -> float:
+    """The median fitted FWHM of a fit's phases (0.1° without phases)."""
+    return float(np.median([p.fwhm_deg for p in fit.phases])) if fit.phases else 0.1
+
+
+@dataclass
+class _Weighted:
+    chi2_sum: float | None
+    n_points: int
+    n_parameters: int
+    residual_correlation: float
+
+
+def _weighted(fit: Any, weight: np.ndarray, lags: int) -> _Weighted:
+    r = (fit.observed - fit.calculated) * np.sqrt(weight)
+    factor = integrated_correlation(r, lags)  # as the ρ whose (1+ρ)/(1−ρ) it is: ``phase_test`` takes ρ
+    return _Weighted(float(r @ r), fit.n_points, fit.n_parameters, (factor - 1.0) / (factor + 1.0))
+
+
+@dataclass(frozen=True)
+class MisfitTest:
+    """The candidate's evidence under the misfit-aware weights: ``t`` (scale / esd) and the F-test."""
+
+    t: float
+    test: PhaseTest
+
+
+def misfit_test(with_phase: Any, without: Any, name: str, alpha: float) -> MisfitTest:
+    """Whether ``with_phase`` needs ``name`` beyond the misfit of ``without`` (both ``FitResult``).
+
+    The weights come from ``without`` (the phases already there); on them the χ² drop of the nested fits
+    is F-tested as in ``significance.phase_test``, and the candidate's profile is fitted to the residual
+    of ``without`` by one-parameter weighted least squares: ``t`` = amount / esd, the esd scaled by the
+    reduced χ² and the serial-correlation factor under these weights.
+    """
+    component = with_phase.components.get(name)
+    if component is None or not np.any(component > 0) or len(without.observed) != len(with_phase.observed):
+        return MisfitTest(0.0, PhaseTest(0.0, 1.0, False))
+    variance = systematic_variance(
+        without.two_theta, without.observed, without.calculated, without.background, fwhm_of(with_phase)
+    )
+    weight = 1.0 / variance
+    lags = correlation_lags(fwhm_of(with_phase), float(np.median(np.diff(without.two_theta))))
+    a, b = _weighted(with_phase, weight, lags), _weighted(without, weight, lags)
+    test = phase_test(a, b, alpha)
+    norm = float(np.sum(weight * component * component))
+    assert a.chi2_sum is not None
+    amount = float(np.sum(weight * (without.observed - without.calculated) * component)) / norm
+    scale = a.chi2_sum / max(a.n_points - a.n_parameters, 1) * correlation_factor(a.residual_correlation)
+    t = amount / float(np.sqrt(max(scale, 1e-300) / norm))
+    return MisfitTest(t, test)
+
+
+def integrated_correlation(residual: np.ndarray, max_lag: int) -> float:
+    """Bérar–Lelann's factor over the residuals' whole correlation length: 1 + 2 Σ ρ_k.
+
+    The sum runs over lags 1..``max_lag`` and stops at the first ρ_k <= 0; at least 1. The lag-1 form
+    ``(1+ρ)/(1−ρ)`` (``significance.correlation_factor``) assumes an exponential correlation and caps ρ
+    at 0.95; a misfit that spans a whole peak keeps neighbouring points correlated over many steps.
+    """
+    r = np.asarray(residual, dtype=np.float64)
+    r = r - float(np.mean(r))
+    n = len(r)
+    if n < 4:
+        return 1.0
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spectrum = np.fft.rfft(r, size)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum), size)[:n]
+    if acf[0] <= 0:
+        return 1.0
+    rho = acf / acf[0]
+    total = 1.0
+    for k in range(1, min(max_lag, n - 1) + 1):
+        if rho[k] <= 0:
+            break
+        total += 2.0 * float(rho[k])
+    return total
