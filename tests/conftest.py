@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -236,3 +237,43 @@ def write_xy(path: Path, peak: float = 30.0, points: int = 200, header: str = ""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+# Made-up cubic phases for the XRD fit tests (tests/core/test_xrd_quantify.py, tests/xrd_refs/...).
+FCC_HKL = [(1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1), (2, 2, 2), (4, 0, 0), (3, 3, 1), (4, 2, 0), (4, 2, 2)]
+PRIMITIVE_HKL = [
+    (1, 0, 0),
+    (1, 1, 0),
+    (1, 1, 1),
+    (2, 0, 0),
+    (2, 1, 0),
+    (2, 1, 1),
+    (2, 2, 0),
+    (3, 0, 0),
+    (3, 1, 0),
+]
+
+
+def cubic_phase(
+    name: str, a: float, hkls: list[tuple[int, int, int]], power: float, formula: str | None = None
+) -> tuple[Any, Any]:
+    """A made-up cubic phase at Cu Kα1: d from the cell, intensities falling with angle (strongest = 100)."""
+    from labeltune.core.xrd.bragg import two_theta_of_d
+    from labeltune.core.xrd.library import Peaks, Phase
+
+    hkl = np.array(hkls, dtype=np.int64)
+    d = a / np.sqrt((hkl**2).sum(axis=1))
+    two_theta, ok = two_theta_of_d(d, 1.5406)
+    keep = ok & (two_theta > 10) & (two_theta < 100)
+    intensity = 100.0 * np.exp(-0.03 * (two_theta[keep] - two_theta[keep].min()))
+    intensity *= 1 + 0.5 * np.cos(np.arange(keep.sum()))
+    intensity = 100.0 * intensity / intensity.max()
+    order = np.argsort(two_theta[keep])
+    n = int(keep.sum())
+    peaks = Peaks(two_theta[keep][order], d[keep][order], intensity[order], hkl[keep][order], np.full(n, 8))
+    phase = Phase(
+        name=name, formula=formula or name, space_group="P 1", space_group_number=1,
+        cell=(a, a, a, 90.0, 90.0, 90.0), volume=a**3, density=5.0, z=4, source="test",
+        abs_intensity_max=power, abs_intensity_sum=power, scattering_power=power, n_peaks=n,
+    )  # fmt: skip
+    return phase, peaks

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import FCC_HKL, PRIMITIVE_HKL, cubic_phase  # tests/conftest.py
 from labeltune.core.progress import StoppedError
 from labeltune.core.xrd.bragg import two_theta_of_d as bragg_two_theta
-from labeltune.core.xrd.library import Library, Peaks, Phase, build_library
+from labeltune.core.xrd.library import Library, build_library
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern, make_pattern
 from labeltune.core.xrd.peak_profile import ka2_wavelength, phase_parts
 from labeltune.core.xrd.quantify import calculated_profile, fit_phases
@@ -23,18 +24,6 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "xrd"
 LMTOF = DATA / "li_mn_ti_o_f"
 needs_data = pytest.mark.skipif(not LMTOF.is_dir(), reason="shared XRD data not present")
 
-FCC = [(1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1), (2, 2, 2), (4, 0, 0), (3, 3, 1), (4, 2, 0), (4, 2, 2)]
-PRIMITIVE = [
-    (1, 0, 0),
-    (1, 1, 0),
-    (1, 1, 1),
-    (2, 0, 0),
-    (2, 1, 0),
-    (2, 1, 1),
-    (2, 2, 0),
-    (3, 0, 0),
-    (3, 1, 0),
-]
 # a large cell: many peaks, so a misplaced lattice has many false partial matches
 DENSE = sorted(
     {
@@ -47,56 +36,18 @@ DENSE = sorted(
 )
 
 
-def _cubic_phase(name: str, a: float, hkls: list[tuple[int, int, int]], power: float) -> tuple[Phase, Peaks]:
-    """A made-up cubic phase: d from the cell, intensities falling with angle (strongest = 100)."""
-    hkl = np.array(hkls, dtype=np.int64)
-    d = a / np.sqrt((hkl**2).sum(axis=1))
-    two_theta, ok = bragg_two_theta(d, WAVELENGTH)
-    keep = ok & (two_theta > 10) & (two_theta < 100)
-    intensity = (
-        100.0
-        * np.exp(-0.03 * (two_theta - two_theta[keep].min()))[keep]
-        * (1 + 0.5 * np.cos(np.arange(keep.sum())))
-    )
-    intensity = 100.0 * intensity / intensity.max()
-    order = np.argsort(two_theta[keep])
-    peaks = Peaks(
-        two_theta[keep][order],
-        d[keep][order],
-        intensity[order],
-        hkl[keep][order],
-        np.full(int(keep.sum()), 8),
-    )
-    phase = Phase(
-        name=name,
-        formula=name,
-        space_group="P 1",
-        space_group_number=1,
-        cell=(a, a, a, 90.0, 90.0, 90.0),
-        volume=a**3,
-        density=5.0,
-        z=4,
-        source="test",
-        abs_intensity_max=power,
-        abs_intensity_sum=power,
-        scattering_power=power,
-        n_peaks=len(peaks),
-    )
-    return phase, peaks
-
-
 @pytest.fixture(scope="module")
 def library() -> Library:
     """Four synthetic cubic phases with different scattering powers."""
     lib = Library(wavelength=WAVELENGTH, two_theta_range=(10.0, 100.0))
     phases = (
-        ("A", 4.21, FCC, 10.0),
-        ("B", 3.37, PRIMITIVE, 4.0),
-        ("C", 5.63, FCC, 7.0),
+        ("A", 4.21, FCC_HKL, 10.0),
+        ("B", 3.37, PRIMITIVE_HKL, 4.0),
+        ("C", 5.63, FCC_HKL, 7.0),
         ("D", 8.93, DENSE, 6.0),
     )
     for name, a, hkls, power in phases:
-        phase, peaks = _cubic_phase(name, a, hkls, power)
+        phase, peaks = cubic_phase(name, a, hkls, power)
         lib.phases.append(phase)
         lib.peaks[name] = peaks
     return lib

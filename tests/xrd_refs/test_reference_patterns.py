@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labeltune.core.xrd.bragg import two_theta_of_d
+from conftest import FCC_HKL, PRIMITIVE_HKL, cubic_phase  # tests/conftest.py
 from labeltune.core.xrd.library import Library, Peaks, Phase, load_library, save_library
 from labeltune.core.xrd.pattern import make_pattern
 from labeltune.core.xrd.quantify import fit_phases
@@ -16,18 +16,6 @@ from labeltune.core.xrd.reference_build import add_measured_references, corundum
 from labeltune.core.xrd.simulate import SimulationConfig, simulate
 
 WAVELENGTH = 1.5406
-FCC = [(1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1), (2, 2, 2), (4, 0, 0), (3, 3, 1), (4, 2, 0), (4, 2, 2)]
-PRIMITIVE = [
-    (1, 0, 0),
-    (1, 1, 0),
-    (1, 1, 1),
-    (2, 0, 0),
-    (2, 1, 0),
-    (2, 1, 1),
-    (2, 2, 0),
-    (3, 0, 0),
-    (3, 1, 0),
-]
 SETTINGS = SimulationConfig(
     points=4501,
     wavelength=WAVELENGTH,
@@ -45,24 +33,6 @@ SETTINGS = SimulationConfig(
 )
 
 
-def _cubic(name: str, a: float, hkls: list[tuple[int, int, int]], power: float) -> tuple[Phase, Peaks]:
-    hkl = np.array(hkls, dtype=np.int64)
-    d = a / np.sqrt((hkl**2).sum(axis=1))
-    two_theta, ok = two_theta_of_d(d, WAVELENGTH)
-    keep = ok & (two_theta > 10) & (two_theta < 100)
-    intensity = 100.0 * np.exp(-0.03 * (two_theta[keep] - two_theta[keep].min()))
-    intensity *= 1 + 0.5 * np.cos(np.arange(keep.sum()))
-    intensity = 100.0 * intensity / intensity.max()
-    n = int(keep.sum())
-    peaks = Peaks(two_theta[keep], d[keep], intensity, hkl[keep], np.full(n, 8))
-    phase = Phase(
-        name=name, formula=name + "O", space_group="P 1", space_group_number=1,
-        cell=(a, a, a, 90.0, 90.0, 90.0), volume=a**3, density=5.0, z=4, source="test",
-        abs_intensity_max=power, abs_intensity_sum=power, scattering_power=power, n_peaks=n,
-    )  # fmt: skip
-    return phase, peaks
-
-
 def _library(*phases: tuple[Phase, Peaks]) -> Library:
     library = Library(wavelength=WAVELENGTH, two_theta_range=(10.0, 100.0))
     for phase, peaks in phases:
@@ -77,9 +47,9 @@ def phases() -> dict[str, tuple[Phase, Peaks]]:
     standard = corundum(_library())
     power = standard[0].scattering_power
     return {
-        "A": _cubic("A", 4.21, FCC, 2.5 * power),
-        "B": _cubic("B", 3.37, PRIMITIVE, 1.2 * power),
-        "C": _cubic("C", 5.63, FCC, 1.8 * power),
+        "A": cubic_phase("A", 4.21, FCC_HKL, 2.5 * power, formula="AO"),
+        "B": cubic_phase("B", 3.37, PRIMITIVE_HKL, 1.2 * power, formula="BO"),
+        "C": cubic_phase("C", 5.63, FCC_HKL, 1.8 * power, formula="CO"),
         "corundum": standard,
     }
 
