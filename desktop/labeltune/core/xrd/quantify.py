@@ -207,7 +207,7 @@ def fit_phases(
     work = full.binned(max(1, int(fwhm0 / BIN_PER_FWHM / full.step)))
     params, ratio = _refine(model, work, params, ratios, bool(names), stop_event)
     if names and texture:
-        model, params = _preferred_orientation(library, names, model, work, params, ratio, stop_event)
+        model, params = _preferred_orientation(library, names, model, work, params, ratio, fwhm0, stop_event)
     profiles = model.profiles(full.x, params, ratio)
     solution = full.solve(profiles)
     calc = solution.calculated
@@ -287,29 +287,32 @@ def _preferred_orientation(
     work: FitData,
     params: np.ndarray,
     ratio: float,
+    fwhm: float,
     stop_event: threading.Event | None,
 ) -> tuple[Model, np.ndarray]:
     """Model and parameters with a March–Dollase preferred orientation for the phases that need one.
 
     For each phase above ``TEXTURE_MIN_FRACTION`` with a calculated (not measured) pattern, each
-    candidate direction (``Texture.directions``) gets its best r (golden-section search, the other
-    parameters fixed); the direction lowering χ² most is kept when an F-test against no texture passes at
-    ``SIGNIFICANCE``, Bonferroni-corrected for the directions tried and deflated for the residuals'
-    serial correlation (ADR 0046). The kept orientations are then refined with everything else.
+    candidate direction (``Texture.directions``) gets its best r (golden-section search on χ², the other
+    parameters fixed). The direction lowering χ² most is kept when it explains the misfit beyond what
+    imperfect structures leave anyway: an F-test of the two fits under the misfit-aware weights of the fit
+    without texture (``misfit.systematic_variance``, Bérar–Lelann factor over the correlation length; ADR
+    0056) at ``SIGNIFICANCE``, Bonferroni-corrected for the directions tried. The kept orientations are
+    then refined with everything else.
     """
     profiles = model.profiles(work.x, params, ratio)
     base = work.solve(profiles)
-    amounts = np.maximum(base.coef[: model.n], 0.0) * np.array(
-        [
-            model.lattice(params)[j] ** VOLUME_POWER / library.phase(n).scattering_power
-            for j, n in enumerate(names)
-        ]
+    lattice = model.lattice(params)
+    power = np.array(
+        [lattice[j] ** VOLUME_POWER / library.phase(n).scattering_power for j, n in enumerate(names)]
     )
+    amounts = np.maximum(base.coef[: model.n], 0.0) * power
     total = float(amounts.sum())
     if total <= 0 or base.chi2 <= 0:
         return model, params
-    weighted = (work.y - base.calculated) * work.sw
-    rho = float(weighted[1:] @ weighted[:-1]) / max(float(weighted @ weighted), 1e-300)
+    weight = 1.0 / systematic_variance(work.x, work.y, base.calculated, base.background, fwhm)
+    lags = correlation_lags(fwhm, work.step)
+    chi2_base = float(weight @ (work.y - base.calculated) ** 2)
     freedom = max(len(work.x) - model.n_params - len(base.coef) - 1, 1)
     chosen: dict[int, tuple[int, int, int]] = {}
     for j in range(model.n):
@@ -317,28 +320,34 @@ def _preferred_orientation(
         if texture is None or amounts[j] / total < TEXTURE_MIN_FRACTION:
             continue
         directions = texture.directions()
-        best: tuple[float, tuple[int, int, int]] | None = None
+        best: tuple[float, tuple[int, int, int], np.ndarray] | None = None
         for direction in directions:
             check_stop(stop_event)
             trial, start = model.with_orientation({j: direction}, params)
-            k = trial.r_param[j]
 
-            def chi2(
-                r: float, trial: Model = trial, start: np.ndarray = start, k: int = k, j: int = j
-            ) -> float:
+            def calculated(
+                r: float, trial: Model = trial, start: np.ndarray = start, j: int = j
+            ) -> np.ndarray:
                 q = start.copy()
-                q[k] = r
+                q[trial.r_param[j]] = r
                 p = profiles.copy()
                 p[:, j] = _phase_profile(trial, work.x, q, ratio, j)
-                return work.solve(p).chi2
+                return work.solve(p).calculated
 
-            value = _golden_minimum(chi2, *TEXTURE_BOUNDS)
+            def chi2(r: float, calculated: Callable[[float], np.ndarray] = calculated) -> float:
+                residual = (work.y - calculated(r)) * work.sw
+                return float(residual @ residual)
+
+            value, r = _golden_minimum(chi2, *TEXTURE_BOUNDS)
             if best is None or value < best[0]:
-                best = (value, direction)
+                best = (value, direction, calculated(r))
         if best is None or best[0] >= base.chi2:
             continue
-        f = (base.chi2 - best[0]) / (best[0] / freedom) / correlation_factor(rho)
-        p_value = f_survival(f, 1.0, freedom / correlation_factor(rho))
+        residual = (work.y - best[2]) * np.sqrt(weight)
+        chi2_with = float(residual @ residual)
+        factor = integrated_correlation(residual, lags)
+        f = (chi2_base - chi2_with) / max(chi2_with / freedom, 1e-300) / factor
+        p_value = f_survival(f, 1.0, freedom / factor) if f > 0 else 1.0
         log.debug("texture %s along %s: F %.3g, p %.3g", names[j], best[1], f, p_value)
         if p_value < (1.0 - SIGNIFICANCE) / len(directions):
             chosen[j] = best[1]
@@ -356,8 +365,10 @@ def _phase_profile(model: Model, x: np.ndarray, params: np.ndarray, ratio: float
     return np.asarray(eta * parts[0] + (1.0 - eta) * parts[1])
 
 
-def _golden_minimum(f: Callable[[float], float], lo: float, hi: float, iterations: int = 14) -> float:
-    """The smallest value of ``f`` on [lo, hi] found by golden-section search (f(1) = no texture included)."""
+def _golden_minimum(
+    f: Callable[[float], float], lo: float, hi: float, iterations: int = 14
+) -> tuple[float, float]:
+    """The smallest value of ``f`` on [lo, hi] by golden-section search, and where (r = 1 is tried too)."""
     g = (math.sqrt(5.0) - 1.0) / 2.0
     a, b = lo, hi
     c, d = b - g * (b - a), a + g * (b - a)
@@ -371,7 +382,7 @@ def _golden_minimum(f: Callable[[float], float], lo: float, hi: float, iteration
             a, c, fc = c, d, fd
             d = a + g * (b - a)
             fd = f(d)
-    return min(fc, fd, f(1.0))
+    return min((fc, c), (fd, d), (f(1.0), 1.0))
 
 
 def _scale_covariance(
