@@ -3,10 +3,12 @@
 ``FitData`` holds the measurement with Poisson weights and solves the linear part (phase scales >= 0,
 background) for given profiles (variable projection); ``Model`` turns parameters into profiles.
 
-Parameter vector of ``Model`` (n phases, m axis ratios):
-``[zero shift, a, b, P, s_1..s_n, c_1..c_n, eta_1..eta_n, t_1..t_m]``. The FWHM of phase j at Bragg angle
-θ is ``sqrt(a² + (b tan θ)² + (c_j / cos θ)²)`` (degrees), ``eta_j`` its Lorentzian fraction, ``s_j`` its
-d-spacing scale and each ``t`` the relative change of one group of equal cell axes (see ``Model``).
+Parameter vector of ``Model`` (n phases, m axis ratios, k textured phases):
+``[zero shift, a, b, P, s_1..s_n, c_1..c_n, eta_1..eta_n, t_1..t_m, r_1..r_k]``. The FWHM of phase j at
+Bragg angle θ is ``sqrt(a² + (b tan θ)² + (c_j / cos θ)²)`` (degrees), ``eta_j`` its Lorentzian fraction,
+``s_j`` its d-spacing scale and each ``t`` the relative change of one group of equal cell axes
+(see ``Model``).
+Each ``r`` is the March–Dollase ratio of a phase given a preferred direction (``texture``; ADR 0063).
 ``P`` is the peak asymmetry (axial divergence) shared by all phases: half-widths (1 ± P / tan 2θ) FWHM / 2
 on the low / high-angle side (``peak_profile.phase_parts``).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +41,11 @@ WIDTH_START = 0.1
 INDEX_ZERO, INDEX_A, INDEX_B, INDEX_ASYMMETRY = 0, 1, 2, 3
 _N_GLOBAL = 4  # zero shift, a, b, asymmetry
 _PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
+
+TEXTURE_BOUNDS = (0.6, 1.6)
+"""March–Dollase r is refined within these bounds (1 = no preferred orientation)."""
+TEXTURE_DIRECTIONS = ((0, 0, 1), (0, 1, 0), (1, 0, 0), (1, 1, 0), (0, 1, 1), (1, 0, 1), (1, 1, 1))
+"""Candidate preferred directions, as reciprocal-lattice vectors (plane normals) of the phase's cell."""
 
 ProfileProvider = Callable[[np.ndarray, float, float], np.ndarray]
 """A phase kind's own unit-scale profile: (x, zero shift, lattice scale) -> parts (2, len(x)).
@@ -186,6 +194,105 @@ def _metric_terms(
     return q, [[0, 1, 2]]
 
 
+def march_dollase(r: float, cos2: np.ndarray) -> np.ndarray:
+    """March–Dollase factor (r² cos²α + sin²α / r)^(-3/2); its mean over all orientations is 1."""
+    return np.power(r * r * cos2 + (1.0 - cos2) / r, -1.5)
+
+
+def _reciprocal_basis(cell: tuple[float, float, float, float, float, float]) -> np.ndarray:
+    """Rows a*, b*, c* in Cartesian coordinates (1/Å), so that g(hkl) = hkl @ basis."""
+    a, b, c = cell[:3]
+    al, be, ga = np.radians(cell[3:])
+    cx = math.cos(be)
+    cy = (math.cos(al) - math.cos(be) * math.cos(ga)) / math.sin(ga)
+    real = np.array(
+        [
+            [a, 0.0, 0.0],
+            [b * math.cos(ga), b * math.sin(ga), 0.0],
+            [c * cx, c * cy, c * math.sqrt(max(1.0 - cx * cx - cy * cy, 1e-12))],
+        ]
+    )
+    return np.asarray(np.linalg.inv(real).T)
+
+
+def _operations(space_group: str | None) -> list[Any]:
+    """The space group's symmetry operations (gemmi), or none when the symbol is not known."""
+    if not space_group:
+        return []
+    try:
+        import gemmi
+
+        sg = gemmi.find_spacegroup_by_name(space_group)
+    except (ImportError, ValueError, RuntimeError):
+        return []
+    return list(sg.operations()) if sg is not None else []
+
+
+def equivalent_hkls(hkl: Sequence[int], operations: Sequence[Any]) -> np.ndarray:
+    """The symmetry-equivalent indices of ``hkl`` (Friedel mates left out: ±g give the same angle)."""
+    seen: dict[tuple[int, ...], None] = {}
+    for op in operations or ():
+        h = tuple(int(v) for v in op.apply_to_hkl([int(v) for v in hkl]))
+        if tuple(-v for v in h) not in seen:
+            seen.setdefault(h, None)
+    if not seen:
+        seen[tuple(int(v) for v in hkl)] = None
+    return np.array(list(seen), dtype=np.float64)
+
+
+class Texture:
+    """The plane normals of a phase's reflections (all symmetry equivalents), for March–Dollase factors.
+
+    ``space_group`` (Hermann–Mauguin, the CIF's setting) gives the equivalents; without it, or when they
+    do not keep the d-spacing in this cell (another setting), each reflection's representative index
+    stands for all of them.
+    """
+
+    def __init__(
+        self, peaks: Peaks, cell: tuple[float, float, float, float, float, float], space_group: str | None
+    ) -> None:
+        self.basis = _reciprocal_basis(cell)
+        self.operations = _operations(space_group)
+        groups = [equivalent_hkls(h, self.operations) for h in peaks.hkl]
+        if not self._consistent(groups):
+            groups = [np.asarray(h, dtype=np.float64)[None, :] for h in peaks.hkl]
+        size = max((len(g) for g in groups), default=1)
+        self.normals = np.zeros((len(groups), size, 3))
+        self.mask = np.zeros((len(groups), size))
+        for i, g in enumerate(groups):
+            v = g @ self.basis
+            self.normals[i, : len(g)] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-300)
+            self.mask[i, : len(g)] = 1.0
+        self.count = np.maximum(self.mask.sum(axis=1), 1.0)
+
+    def _consistent(self, groups: list[np.ndarray]) -> bool:
+        for g in groups:
+            lengths = np.linalg.norm(g @ self.basis, axis=1)
+            if np.any(np.abs(lengths / max(float(lengths[0]), 1e-300) - 1.0) > 1e-4):
+                return False
+        return True
+
+    def directions(self) -> list[tuple[int, int, int]]:
+        """``TEXTURE_DIRECTIONS`` without symmetry-equivalent duplicates (first one kept)."""
+        out: list[tuple[int, int, int]] = []
+        seen: set[tuple[int, ...]] = set()
+        for d in TEXTURE_DIRECTIONS:
+            group = equivalent_hkls(d, self.operations)
+            keys = {tuple(int(v) for v in g) for g in group} | {tuple(-int(v) for v in g) for g in group}
+            if keys & seen:
+                continue
+            seen |= keys
+            out.append(d)
+        return out
+
+    def factors(self, direction: Sequence[int], r: float) -> np.ndarray:
+        """Per-reflection March–Dollase factor, averaged over the equivalents, for ``direction`` and ``r``."""
+        u = np.asarray(direction, dtype=np.float64) @ self.basis
+        u = u / max(float(np.linalg.norm(u)), 1e-300)
+        cos2 = np.clip((self.normals @ u) ** 2, 0.0, 1.0)
+        return np.asarray((march_dollase(r, cos2) * self.mask).sum(axis=1) / self.count)
+
+
 class Model:
     """The phases' peak lists and how parameters turn into their unit-scale profiles.
 
@@ -201,8 +308,12 @@ class Model:
         wavelength: float,
         wavelength2: float | None,
         providers: Sequence[ProfileProvider | None] | None = None,
+        textures: Sequence[Texture | None] | None = None,
+        oriented: dict[int, tuple[int, int, int]] | None = None,
     ) -> None:
         self.n = len(peaks)
+        self.textures = list(textures) if textures is not None else [None] * len(peaks)
+        self.oriented = dict(oriented or {})  # phase -> preferred direction, each with an r parameter
         self.providers = list(providers) if providers is not None else [None] * len(peaks)
         self.rel = [p.intensity / 100.0 for p in peaks]
         self.wavelength = wavelength
@@ -220,7 +331,31 @@ class Model:
                     owner[axis] = first_extra + len(self.extra_phase)
                 self.extra_phase.append(j)
             self.axis_param.append(owner)
-        self.n_params = first_extra + len(self.extra_phase)
+        self.first_r = first_extra + len(self.extra_phase)
+        self.r_param = {j: self.first_r + i for i, j in enumerate(sorted(self.oriented))}
+        self.n_params = self.first_r + len(self.oriented)
+
+    def with_orientation(
+        self, oriented: dict[int, tuple[int, int, int]], params: np.ndarray
+    ) -> tuple[Model, np.ndarray]:
+        """A copy with preferred directions ``oriented`` (phase -> hkl), and ``params`` carried over.
+
+        r keeps its value for a phase already oriented along the same direction, else starts at 1.
+        """
+        other = Model.__new__(Model)
+        other.__dict__.update(self.__dict__)
+        other.oriented = dict(oriented)
+        other.r_param = {j: self.first_r + i for i, j in enumerate(sorted(oriented))}
+        other.n_params = self.first_r + len(oriented)
+        r = [
+            float(params[self.r_param[j]]) if self.oriented.get(j) == d and j in self.r_param else 1.0
+            for j, d in sorted(oriented.items())
+        ]
+        return other, np.concatenate([params[: self.first_r], r])
+
+    def orientation(self, params: np.ndarray) -> dict[int, tuple[tuple[int, int, int], float]]:
+        """Phase -> (preferred direction, refined r)."""
+        return {j: (d, float(params[self.r_param[j]])) for j, d in self.oriented.items()}
 
     def initial(self, fwhm: float) -> np.ndarray:
         """Start values: no shift, symmetric peaks, FWHM ``fwhm`` everywhere, eta 0.5, CIF lattices.
@@ -233,7 +368,14 @@ class Model:
         f = WIDTH_START
         a = fwhm * math.sqrt(1.0 - 2.0 * f * f)
         return np.concatenate(
-            [[0.0, a, f * fwhm, 0.0], np.ones(n), np.full(n, f * fwhm), np.full(n, 0.5), extra]
+            [
+                [0.0, a, f * fwhm, 0.0],
+                np.ones(n),
+                np.full(n, f * fwhm),
+                np.full(n, 0.5),
+                extra,
+                np.ones(len(self.oriented)),
+            ]
         )
 
     def index_s(self, j: int) -> int:
@@ -266,9 +408,15 @@ class Model:
 
     def bounds(self, limit: float) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of every parameter; lattice scales within 1 ± ``limit``."""
-        n, m = self.n, len(self.extra_phase)
+        n, m, k = self.n, len(self.extra_phase), len(self.oriented)
         lo = np.concatenate(
-            [[-1.0, 0.005, 0.0, 0.0], np.full(n, 1.0 - limit), np.zeros(2 * n), np.full(m, -limit)]
+            [
+                [-1.0, 0.005, 0.0, 0.0],
+                np.full(n, 1.0 - limit),
+                np.zeros(2 * n),
+                np.full(m, -limit),
+                np.full(k, TEXTURE_BOUNDS[0]),
+            ]
         )
         hi = np.concatenate(
             [
@@ -277,15 +425,23 @@ class Model:
                 np.full(n, MAX_SIZE_FWHM),
                 np.ones(n),
                 np.full(m, limit),
+                np.full(k, TEXTURE_BOUNDS[1]),
             ]
         )
         return lo, hi
 
     def steps(self) -> np.ndarray:
         """Finite-difference steps."""
-        n, m = self.n, len(self.extra_phase)
+        n, m, k = self.n, len(self.extra_phase), len(self.oriented)
         return np.concatenate(
-            [[2e-3, 2e-3, 2e-3, 2e-3], np.full(n, 2e-5), np.full(n, 2e-3), np.full(n, 1e-2), np.full(m, 2e-5)]
+            [
+                [2e-3, 2e-3, 2e-3, 2e-3],
+                np.full(n, 2e-5),
+                np.full(n, 2e-3),
+                np.full(n, 1e-2),
+                np.full(m, 2e-5),
+                np.full(k, 2e-3),
+            ]
         )
 
     def phase_of(self, k: int) -> int | None:
@@ -294,7 +450,16 @@ class Model:
             return None
         if k < _N_GLOBAL + 3 * self.n:
             return (k - _N_GLOBAL) % self.n
+        if k >= self.first_r:
+            return sorted(self.oriented)[k - self.first_r]
         return self.extra_phase[k - _N_GLOBAL - 3 * self.n]
+
+    def relative(self, params: np.ndarray, j: int) -> np.ndarray:
+        """Phase j's relative peak intensities, times the March–Dollase factors when it is oriented."""
+        texture = self.textures[j]
+        if j not in self.oriented or texture is None:
+            return self.rel[j]
+        return self.rel[j] * texture.factors(self.oriented[j], float(params[self.r_param[j]]))
 
     def parts(self, x: np.ndarray, params: np.ndarray, ratio: float, j: int) -> np.ndarray:
         """Phase j's unit-scale profile on ``x`` as Lorentzian and Gaussian parts, (2, len(x))."""
@@ -304,7 +469,7 @@ class Model:
         return phase_parts(
             x,
             self.d_spacings(params, j),
-            self.rel[j],
+            self.relative(params, j),
             self.wavelength,
             zero_shift=float(params[INDEX_ZERO]),
             fwhm_of_theta=(float(params[INDEX_A]), float(params[INDEX_B]), float(params[self.index_c(j)])),

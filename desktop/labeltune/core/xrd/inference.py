@@ -217,6 +217,7 @@ class XrdModel:
                     fraction_esd=float(pf.fraction_esd) if pf is not None else None,
                     lattice_scale=float(pf.lattice_scale) if pf is not None else None,
                     shift_deg=float(pf.shift_deg) if pf is not None else None,
+                    preferred_orientation=pf.preferred_orientation if pf is not None else None,
                 )
             )
         others = [int(j) for j in np.argsort(-probs) if int(j) not in called][:5]

@@ -25,14 +25,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from labeltune.core.progress import check_stop
 from labeltune.core.xrd.bragg import two_theta_of_d
-from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, FitData, Model
+from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, TEXTURE_BOUNDS, FitData, Model, Texture
 from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.misfit import correlation_lags, integrated_correlation, systematic_variance
@@ -41,7 +41,7 @@ from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.reference_patterns import reference_providers
 from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
-from labeltune.core.xrd.significance import DETECTION_SIGMAS, correlation_factor
+from labeltune.core.xrd.significance import DETECTION_SIGMAS, SIGNIFICANCE, correlation_factor, f_survival
 
 __all__ = ["FitResult", "PhaseFit", "calculated_profile", "fit_phases"]
 
@@ -64,6 +64,9 @@ BIN_PER_FWHM = 5.0
 """The non-linear refinement runs on the data binned to about this many points per FWHM."""
 MIN_FIT_POINTS = 20
 VOLUME_POWER = 3.0
+TEXTURE_MIN_FRACTION = 0.05
+"""Preferred orientation is refined only for phases above this weight fraction (ADR 0063): a minor
+phase's few weak peaks cannot tell texture from its structure's errors."""
 """Scattering power per weight varies as 1 / V: w ∝ scale * lattice_scale ** VOLUME_POWER / power."""
 
 
@@ -88,6 +91,8 @@ class PhaseFit:
     """Standard uncertainty of ``weight_fraction``: the misfit-aware covariance (ADR 0056), propagated."""
     detection_limit: float = 0.0
     """The weight fraction this phase would have at a scale of ``DETECTION_SIGMAS`` esds."""
+    preferred_orientation: tuple[tuple[int, int, int], float] | None = None
+    """(direction [hkl] of the plane normals, March–Dollase r) when texture was significant (ADR 0063)."""
 
 
 @dataclass
@@ -159,6 +164,7 @@ def fit_phases(
     ka2: bool | None = None,
     stop_event: threading.Event | None = None,
     amorphous: bool = False,
+    texture: bool = True,
 ) -> FitResult:
     """Fit the calculated patterns of library phases ``names`` to ``pattern``; weight fractions and Rwp.
 
@@ -168,6 +174,8 @@ def fit_phases(
     names only the background is fitted and every strong peak is reported unexplained.
     ``stop_event`` is checked between steps (``StoppedError``). ``amorphous``: the background can also
     follow broad amorphous humps (``fit_engine.HUMP_CENTRES``; used with an internal standard).
+    ``texture``: refine a March–Dollase preferred orientation for the major phases where it is
+    significant (``_preferred_orientation``, ADR 0063).
     """
     names = _check_inputs(pattern, library, names)
     lo = max(library.two_theta_range[0], float(pattern.two_theta[0]))
@@ -186,13 +194,20 @@ def fit_phases(
     full = FitData(x, y, humps=amorphous)
     fwhm0 = estimate_fwhm(x, y)
     providers = reference_providers(library, names, wavelength)  # measured references: ADR 0047
-    model = Model(peaks, [library.phase(n).cell for n in names], wavelength, wavelength2, providers)
+    cells = [library.phase(n).cell for n in names]
+    textures = [
+        Texture(p, c, library.phase(n).space_group) if providers[j] is None else None
+        for j, (n, p, c) in enumerate(zip(names, peaks, cells, strict=True))
+    ]
+    model = Model(peaks, cells, wavelength, wavelength2, providers, textures)
     params = model.initial(fwhm0)
     check_stop(stop_event)
     if names:
         params = lattice_search(model, full, params, fwhm0, max(ratios), LATTICE_SEARCH, stop_event)
     work = full.binned(max(1, int(fwhm0 / BIN_PER_FWHM / full.step)))
     params, ratio = _refine(model, work, params, ratios, bool(names), stop_event)
+    if names and texture:
+        model, params = _preferred_orientation(library, names, model, work, params, ratio, fwhm0, stop_event)
     profiles = model.profiles(full.x, params, ratio)
     solution = full.solve(profiles)
     calc = solution.calculated
@@ -263,6 +278,111 @@ def _refine(
         if trial[0] < best[0]:
             best = refined(trial[2], ratio, MAX_ITERATIONS)
     return best[2], best[1]
+
+
+def _preferred_orientation(
+    library: Library,
+    names: list[str],
+    model: Model,
+    work: FitData,
+    params: np.ndarray,
+    ratio: float,
+    fwhm: float,
+    stop_event: threading.Event | None,
+) -> tuple[Model, np.ndarray]:
+    """Model and parameters with a March–Dollase preferred orientation for the phases that need one.
+
+    For each phase above ``TEXTURE_MIN_FRACTION`` with a calculated (not measured) pattern, each
+    candidate direction (``Texture.directions``) gets its best r (golden-section search on χ², the other
+    parameters fixed). The direction lowering χ² most is kept when it explains the misfit beyond what
+    imperfect structures leave anyway: an F-test of the two fits under the misfit-aware weights of the fit
+    without texture (``misfit.systematic_variance``, Bérar–Lelann factor over the correlation length; ADR
+    0056) at ``SIGNIFICANCE``, Bonferroni-corrected for the directions tried. The kept orientations are
+    then refined with everything else.
+    """
+    profiles = model.profiles(work.x, params, ratio)
+    base = work.solve(profiles)
+    lattice = model.lattice(params)
+    power = np.array(
+        [lattice[j] ** VOLUME_POWER / library.phase(n).scattering_power for j, n in enumerate(names)]
+    )
+    amounts = np.maximum(base.coef[: model.n], 0.0) * power
+    total = float(amounts.sum())
+    if total <= 0 or base.chi2 <= 0:
+        return model, params
+    weight = 1.0 / systematic_variance(work.x, work.y, base.calculated, base.background, fwhm)
+    lags = correlation_lags(fwhm, work.step)
+    chi2_base = float(weight @ (work.y - base.calculated) ** 2)
+    freedom = max(len(work.x) - model.n_params - len(base.coef) - 1, 1)
+    chosen: dict[int, tuple[int, int, int]] = {}
+    for j in range(model.n):
+        texture = model.textures[j]
+        if texture is None or amounts[j] / total < TEXTURE_MIN_FRACTION:
+            continue
+        directions = texture.directions()
+        best: tuple[float, tuple[int, int, int], np.ndarray] | None = None
+        for direction in directions:
+            check_stop(stop_event)
+            trial, start = model.with_orientation({j: direction}, params)
+
+            def calculated(
+                r: float, trial: Model = trial, start: np.ndarray = start, j: int = j
+            ) -> np.ndarray:
+                q = start.copy()
+                q[trial.r_param[j]] = r
+                p = profiles.copy()
+                p[:, j] = _phase_profile(trial, work.x, q, ratio, j)
+                return work.solve(p).calculated
+
+            def chi2(r: float, calculated: Callable[[float], np.ndarray] = calculated) -> float:
+                residual = (work.y - calculated(r)) * work.sw
+                return float(residual @ residual)
+
+            value, r = _golden_minimum(chi2, *TEXTURE_BOUNDS)
+            if best is None or value < best[0]:
+                best = (value, direction, calculated(r))
+        if best is None or best[0] >= base.chi2:
+            continue
+        residual = (work.y - best[2]) * np.sqrt(weight)
+        chi2_with = float(residual @ residual)
+        factor = integrated_correlation(residual, lags)
+        f = (chi2_base - chi2_with) / max(chi2_with / freedom, 1e-300) / factor
+        p_value = f_survival(f, 1.0, freedom / factor) if f > 0 else 1.0
+        log.debug("texture %s along %s: F %.3g, p %.3g", names[j], best[1], f, p_value)
+        if p_value < (1.0 - SIGNIFICANCE) / len(directions):
+            chosen[j] = best[1]
+    if not chosen:
+        return model, params
+    oriented, start = model.with_orientation(chosen, params)
+    fitted = levenberg_marquardt(oriented, work, start, ratio, LATTICE_LIMIT, stop_event, MAX_ITERATIONS)
+    return oriented, fitted
+
+
+def _phase_profile(model: Model, x: np.ndarray, params: np.ndarray, ratio: float, j: int) -> np.ndarray:
+    """Phase j's unit-scale profile alone."""
+    parts = model.parts(x, params, ratio, j)
+    eta = float(params[model.index_c(j) + model.n])
+    return np.asarray(eta * parts[0] + (1.0 - eta) * parts[1])
+
+
+def _golden_minimum(
+    f: Callable[[float], float], lo: float, hi: float, iterations: int = 14
+) -> tuple[float, float]:
+    """The smallest value of ``f`` on [lo, hi] by golden-section search, and where (r = 1 is tried too)."""
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = lo, hi
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(iterations):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return min((fc, c), (fd, d), (f(1.0), 1.0))
 
 
 def _scale_covariance(
@@ -356,6 +476,7 @@ def _phase_fits(
         float(a / (a + total - amounts[j])) if a + total - amounts[j] > 0 else 0.0
         for j, a in enumerate(limit_amount)
     ]
+    orientation = model.orientation(params)
     out = []
     for j, phase in enumerate(phases):
         peaks = library.peaks[phase.name]
@@ -376,6 +497,7 @@ def _phase_fits(
                 scale_esd=float(scale_esd[j]),
                 fraction_esd=float(fraction_esd[j]),
                 detection_limit=limits[j],
+                preferred_orientation=orientation.get(j),
             )
         )
     return out
@@ -425,6 +547,9 @@ def _warnings(
     if names and rwp > RWP_WARNING:
         out.append(f"the fit is poor (Rwp {rwp * 100:.0f} %): a phase may be missing or misidentified")
     for p in phases:
+        if p.preferred_orientation is not None:
+            direction, r = p.preferred_orientation
+            out.append(f"texture: {p.name} r = {r:.2f} along [{''.join(str(v) for v in direction)}]")
         if p.name in outside:
             out.append(f"{p.name}: no reflections in the fitted range {fitted[0]:.1f}-{fitted[1]:.1f}° 2θ")
             continue

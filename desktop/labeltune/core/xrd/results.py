@@ -64,16 +64,25 @@ class PhaseCall:
     fraction_esd: float | None = None
     absolute_fraction: float | None = None
     absolute_fraction_esd: float | None = None
+    preferred_orientation: tuple[tuple[int, int, int], float] | None = None
+    """(direction [hkl], March–Dollase r) when the fit refined texture (ADR 0063); JSON
+    ``{"direction": [h, k, l], "r": r}``."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PhaseCall:
         """Rebuild from :meth:`to_json` output."""
         optional = _OPTIONAL
+        po = data.get("preferred_orientation")
+        orientation = None
+        if isinstance(po, dict) and po.get("direction") is not None and po.get("r") is not None:
+            h, k, l_ = (int(v) for v in po["direction"])
+            orientation = ((h, k, l_), float(po["r"]))
         return cls(
             str(data["name"]),
             str(data["formula"]),
             float(data["probability"]),
             **{k: float(data[k]) for k in optional if data.get(k) is not None},
+            preferred_orientation=orientation,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -87,6 +96,9 @@ class PhaseCall:
             value = getattr(self, key)
             if value is not None:
                 out[key] = round(float(value), 5 if key == "lattice_scale" else 4)
+        if self.preferred_orientation is not None:
+            direction, r = self.preferred_orientation
+            out["preferred_orientation"] = {"direction": [int(v) for v in direction], "r": round(float(r), 3)}
         return out
 
 
