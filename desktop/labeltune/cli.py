@@ -381,3 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stderr.write(f"labeltune: error: {storage_error(error, action='').cli_message}\n")
         return 2
+
+
+if __name__ == "__main__":  # `python -m labeltune.cli` as well as `python -m labeltune`
+    raise SystemExit(main())

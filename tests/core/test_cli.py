@@ -914,3 +914,14 @@ def test_python_m_labeltune_train_json(env: Env, trained: tuple[dict[str, Any], 
     assert summary["epochs_run"] == 1
     assert Path(summary["run_dir"]) == run_dir
     assert "\r" not in result.stdout and "it/s" not in result.stdout
+
+
+def test_python_m_labeltune_cli_runs_the_command_line() -> None:
+    """``python -m labeltune.cli`` is the command line too (it used to import the module and do nothing)."""
+    from labeltune import __version__
+
+    result = subprocess.run(
+        [sys.executable, "-m", "labeltune.cli", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert __version__ in result.stdout
