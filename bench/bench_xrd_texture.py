@@ -1,7 +1,7 @@
 """Preferred orientation (March–Dollase, ADR 0063) on the weighed dara mixtures: fit with and without it.
 
 For every 8-min scan of ``dara_mixtures/labeled`` the weighed phases are fitted (``fit_phases``) once
-with ``texture=False`` and once with the default (texture refined where significant): Rwp, each phase's
+with ``texture=False`` and once with ``texture=True`` (refined where significant): Rwp, each phase's
 fitted ± esd / weighed wt% and the refined direction and r, then the mean |fitted − weighed|, the esd
 coverage (share with |error| < 2 esd), mean Rwp and seconds per fit. Not a test: prints tables only.
 

@@ -212,6 +212,8 @@ def test_backbones_json(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     by_name = {row["name"]: row for row in rows}
     assert set(by_name) == {
         "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
         "alexnet",
         "densenet201",
         "inception_v3",
@@ -220,9 +222,10 @@ def test_backbones_json(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     }
     for row in rows:
         assert isinstance(row["input_size"], int) and isinstance(row["feature_dim"], int)
-        # the empty store holds nothing; only the bundled network's weights are here, offline
-        assert row["weights_present"] is (row["name"] == "efficientnet_lite0")
-        assert row["bundled"] is (row["name"] == "efficientnet_lite0")
+        # the empty store holds nothing; only the bundled networks' weights are here, offline
+        bundled = row["name"].startswith("efficientnet_lite")
+        assert row["weights_present"] is bundled
+        assert row["bundled"] is bundled
     assert by_name["efficientnet_lite0"]["feature_dim"] == 1280
     assert by_name["efficientnet_lite0"]["download_mb"] == 0
     assert by_name["inception_v3"]["input_size"] == 299
@@ -243,11 +246,16 @@ def test_weights_list_json_uses_data_dir(env: Env, capsys: pytest.CaptureFixture
     code, out, _ = run(capsys, "weights", "list", "--json")
     assert code == 0
     infos = json.loads(out)
-    assert len(infos) == 6
+    assert len(infos) == 8
+    bundled_files = {
+        "efficientnet_lite0": "efficientnet-lite0-57934424.pth",
+        "efficientnet_lite1": "efficientnet-lite1-77cc7160.pth",
+        "efficientnet_lite2": "efficientnet-lite2-",
+    }
     for info in infos:
-        if info["name"] == "efficientnet_lite0":  # ships inside a Python package, not in the store
+        if info["name"] in bundled_files:  # ships inside a Python package, not in the store
             assert info["present"] is True and "bundled" in info["source"]
-            assert Path(info["path"]).name == "efficientnet-lite0-57934424.pth"
+            assert Path(info["path"]).name.startswith(bundled_files[info["name"]])
             continue
         assert info["present"] is False
         assert Path(info["path"]).is_relative_to(env.store)

@@ -83,7 +83,7 @@ def test_a_textured_mixture_is_fitted_with_its_direction_and_r(
 ) -> None:
     peaks = [_textured_peaks(library, names[0], direction, 0.7), library.peaks[names[1]]]
     pattern = _mixture(library, names, (0.6, 0.4), peaks)
-    fit = fit_phases(pattern, library, list(names))
+    fit = fit_phases(pattern, library, list(names), texture=True)
     textured, other = fit.phases
     assert textured.preferred_orientation is not None
     assert textured.preferred_orientation[0] == direction
@@ -99,7 +99,7 @@ def test_a_textured_mixture_is_fitted_with_its_direction_and_r(
 def test_an_untextured_mixture_keeps_r_1(library: Library) -> None:
     names = ("Li2CO3", "NiO")
     pattern = _mixture(library, names, (0.6, 0.4), [library.peaks[n] for n in names])
-    fit = fit_phases(pattern, library, list(names))
+    fit = fit_phases(pattern, library, list(names), texture=True)
     assert [p.preferred_orientation for p in fit.phases] == [None, None]
     assert not [w for w in fit.warnings if w.startswith("texture")]
     assert fit.phases[0].weight_fraction == pytest.approx(0.6, abs=0.01)
