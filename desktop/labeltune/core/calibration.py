@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from labeltune.core.golden import golden_section
+
 #: ECE bins (equal width over [0, 1]).
 ECE_BINS = 15
 #: Cross-fitting folds; fewer items than ``MIN_PER_FOLD * folds`` give an in-sample report.
@@ -110,20 +112,8 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, multilabel: bool = 
     def objective(log_t: float) -> float:
         return nll(logits, targets, math.exp(log_t), multilabel) + weight * log_t * log_t
 
-    lo, hi = _LOG_T_RANGE
-    ratio = (math.sqrt(5.0) - 1.0) / 2.0
-    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-    fa, fb = objective(a), objective(b)
-    for _ in range(80):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - ratio * (hi - lo)
-            fa = objective(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + ratio * (hi - lo)
-            fb = objective(b)
-    return float(math.exp((lo + hi) / 2.0))
+    bracket = golden_section(objective, *_LOG_T_RANGE, iterations=80)
+    return float(math.exp((bracket.lo + bracket.hi) / 2.0))
 
 
 def expected_calibration_error(

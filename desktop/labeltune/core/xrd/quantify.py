@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from labeltune.core.golden import golden_section
 from labeltune.core.progress import check_stop
 from labeltune.core.xrd.bragg import two_theta_of_d
 from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, TEXTURE_BOUNDS, FitData, Model, Texture
@@ -370,20 +371,7 @@ def _golden_minimum(
     f: Callable[[float], float], lo: float, hi: float, iterations: int = 14
 ) -> tuple[float, float]:
     """The smallest value of ``f`` on [lo, hi] by golden-section search, and where (r = 1 is tried too)."""
-    g = (math.sqrt(5.0) - 1.0) / 2.0
-    a, b = lo, hi
-    c, d = b - g * (b - a), a + g * (b - a)
-    fc, fd = f(c), f(d)
-    for _ in range(iterations):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - g * (b - a)
-            fc = f(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + g * (b - a)
-            fd = f(d)
-    return min((fc, c), (fd, d), (f(1.0), 1.0))
+    return min(golden_section(f, lo, hi, iterations).best, (f(1.0), 1.0))
 
 
 def _scale_covariance(
