@@ -48,6 +48,7 @@ STRATEGIES = ("features", "partial", "full")
 WAYS = ("plain", "fp32", "mixed")
 PREFIX = "plain+prefix"  # partial only
 BEFORE = "before"  # --before: mixed with PyTorch's default AdamW, as LabelTune stepped before ADR 0060
+CHECKPOINTED = "mixed+memory_efficient"  # DenseNet full: mixed with torchvision's checkpointed dense layers
 
 
 # -- the child: one measurement ------------------------------------------------------------------------
@@ -70,10 +71,7 @@ def child(
     plain = way in ("plain", PREFIX)
     fmt = torch.channels_last if not plain and device.type in ("cuda", "cpu") else torch.contiguous_format
     auto = False
-    if way in (
-        "mixed",
-        BEFORE,
-    ):  # what the trainer resolves --precision auto to for this backbone and strategy
+    if way in ("mixed", BEFORE, CHECKPOINTED):  # what the trainer resolves --precision auto to
         from labeltune.core.train_config import TrainConfig
         from labeltune.core.training import _precision
 
@@ -105,6 +103,8 @@ def child(
         for m in model.modules():  # frozen BatchNorm, as for pretrained weights
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.eval()
+            if way == CHECKPOINTED and hasattr(m, "memory_efficient"):  # torchvision's _DenseLayer
+                m.memory_efficient = True  # recompute each layer's concatenation + 1x1 conv in backward
     trainable.to(memory_format=fmt)
     if inputs.dim() == 4:
         inputs = inputs.contiguous(memory_format=fmt)
@@ -196,9 +196,11 @@ def _median_cell(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return cell
 
 
-def _ways(strategy: str) -> tuple[str, ...]:
+def _ways(strategy: str, backbone: str) -> tuple[str, ...]:
     if strategy == "features":  # the head is fp32 either way; plain vs mixed shows the cache fill
         return ("plain", "mixed")
+    if strategy == "full" and backbone.startswith("densenet"):
+        return (*WAYS, CHECKPOINTED)
     return (*WAYS, PREFIX) if strategy == "partial" else WAYS
 
 
@@ -243,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         size = (160 if backbone == "inception_v3" else 112) if args.quick else 0
         for strategy in args.strategies.split(","):
             row: dict[str, Any] = {"backbone": backbone, "strategy": strategy, "batch": batch, "size": size}
-            ways = (*_ways(strategy), BEFORE) if args.before and strategy != "features" else _ways(strategy)
+            ways = _ways(strategy, backbone)
+            ways = (*ways, BEFORE) if args.before and strategy != "features" else ways
             runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
             for repeat in range(args.repeats):  # the ways side by side, so a load change hits all of them
                 for way in runs:
@@ -279,6 +282,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"{'':27s}before ADR 0060 (unfused AdamW): {before['step_s']:.3f} s/step -> "
                     f"{plain.get('step_s', 0) / before['step_s']:.2f}x plain; now {ratio:.2f}x"
+                )
+            saved = row.get(CHECKPOINTED, {})
+            if "step_s" in saved and "step_s" in mixed:
+                print(
+                    f"{'':27s}memory_efficient DenseNet (checkpointed dense layers): {saved['step_s']:.3f} "
+                    f"s/step, {saved['peak_rss_mb']:.0f} MB -> {mixed['step_s'] / saved['step_s']:.2f}x the "
+                    f"speed and {saved['peak_rss_mb'] / mixed['peak_rss_mb']:.2f}x the memory of mixed"
                 )
             prefix = row.get(PREFIX, {})
             if "step_s" in prefix and "step_s" in mixed:
