@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,9 +123,15 @@ def add_classes(
         shutil.copytree(cache, work / f"pristine-{tag}", dirs_exist_ok=True)
         shutil.copytree(cache, scratch_cache, dirs_exist_ok=True)
     config = inherited_config(work / f"old-{tag}", {}, group_by=FISH_GROUPS, seed=seed)
+    shutil.rmtree(work / f"init-{tag}", ignore_errors=True)
     added = train(scan(all_data), config, work / f"init-{tag}", cache_root=cache)
     scratch_config = TrainConfig(strategy=strategy, **settings)  # type: ignore[arg-type]
-    scratch = train(scan(all_data), scratch_config, work / f"scratch-{tag}", cache_root=scratch_cache)
+    scratch_dir = work / f"scratch-{tag}"
+    if (scratch_dir / "model.safetensors").is_file():  # --work kept it: a partial one takes 5 minutes
+        kept = json.loads((scratch_dir / "metrics.json").read_text())
+        scratch: Any = SimpleNamespace(metrics=kept, seconds_total=kept["summary"]["seconds_total"])
+    else:
+        scratch = train(scan(all_data), scratch_config, scratch_dir, cache_root=scratch_cache)
     cold_seconds = None
     if cold:
         cold_run = train(
@@ -210,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(work / "add_classes.jsonl", "a", encoding="utf-8") as handle:  # as they come
                 handle.write(json.dumps(rows[-1]) + "\n")
     if args.partial and not args.quick:
-        rows.append(add_classes(work, 0, 0, "partial", 10))
+        rows.append(add_classes(work, args.only_draw or 0, 0, "partial", 10))
     print("add 5 fish species to a run on 18 (tracks kept apart); accuracy on validation items")
     print(
         f"{'draw':>4s} {'seed':>4s} {'old before':>10s} {'old after':>9s} {'change':>6s} {'new(init)':>9s} "

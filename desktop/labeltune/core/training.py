@@ -266,7 +266,9 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
         from labeltune.core import add_classes
 
         with contextlib.suppress(StoppedError):  # Stop meanwhile: no shift; the post-fit step stops too
-            shift = add_classes.choose_new_class_shift(template, inputs, added[0], fit_job.config, local_stop)
+            shift = add_classes.choose_new_class_shift(
+                template, inputs, added[0], fit_job.config, local_stop, seen=bool(head_only)
+            )
             add_classes.shift_new_classes(inputs.trainable, added[0], shift, state.best_val_logits)
     result = _write_out(fit_job, trainer, state, (model, model_config), inputs, device, write_config)
     y_val = data.labels[data.is_val]
