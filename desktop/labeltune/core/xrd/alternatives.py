@@ -69,6 +69,21 @@ class PhaseSetFits:
             )
         return self._fits[key]
 
+    def textured(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:
+        """The fit of ``names`` with March–Dollase texture where significant (ADR 0065).
+
+        Not cached with the others, which are all without texture (the decision's and the competing sets').
+        """
+        return fit_phases(
+            self.pattern,
+            self.library,
+            list(names),
+            ka2=ka2,
+            stop_event=self.stop_event,
+            amorphous=self.amorphous,
+            texture=True,
+        )
+
     def fitted(self) -> dict[frozenset[str], FitResult]:
         """Every set fitted so far and its fit."""
         return dict(self._fits)
