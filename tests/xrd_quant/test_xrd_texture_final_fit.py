@@ -131,6 +131,9 @@ def test_a_real_texture_is_refined_in_the_final_fit_and_fixes_the_fraction(
     assert v2o5.preferred_orientation is not None
     assert v2o5.preferred_orientation[0] == (1, 0, 0)
     assert v2o5.preferred_orientation[1] == pytest.approx(0.7, abs=0.05)
+    off_v2o5 = next(p for p in off.phases if p.name == "V2O5")
+    assert v2o5.fraction_esd is not None  # the model choice (texture or not) is part of the esd
+    assert v2o5.fraction_esd >= abs(v2o5.fraction - off_v2o5.fraction) / 2 > 0.02
     assert all(p.preferred_orientation is None for p in off.phases)
     assert auto.residual is not None and off.residual is not None and auto.residual < off.residual / 2
     assert any(w.startswith("texture: V2O5 r = 0.7") for w in auto.warnings)

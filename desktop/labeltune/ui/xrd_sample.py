@@ -8,7 +8,7 @@ handed to the same ``predict_patterns`` by the identify worker (ADR 0057, ADR 00
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QWidget
+from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 PARTICLE_SIZE_RANGE = (0.01, 1000.0)
 """Grain diameters (µm) the correction accepts, as ``predict --particle-size``."""
@@ -61,14 +61,17 @@ class SampleFields(QWidget):
         self.standard_edit.setMinimumWidth(
             self.standard_edit.fontMetrics().horizontalAdvance(STANDARD_PLACEHOLDER) + margin
         )
-        layout = QHBoxLayout(self)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(standard_label)
+        row.addWidget(self.standard_edit)
+        row.addSpacing(8)
+        row.addWidget(size_label)
+        row.addWidget(self.size_spin)
+        layout = QVBoxLayout(self)  # the checkbox on a line of its own: the phase list keeps its width
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(standard_label)
-        layout.addWidget(self.standard_edit)
-        layout.addSpacing(8)
-        layout.addWidget(size_label)
-        layout.addWidget(self.size_spin)
-        layout.addSpacing(8)
+        layout.setSpacing(2)
+        layout.addLayout(row)
         layout.addWidget(self.texture_check)
 
     def clear(self) -> None:
