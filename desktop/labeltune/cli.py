@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--texture",
         default=None,
         metavar="{auto,off}",
-        help="xrd: auto (default) = preferred orientation refined in the final refit of the decided phases",
+        help="xrd: auto = preferred orientation refined in a last refit of the decided phases; off (default)",
     )
     p.add_argument(
         "--internal-standard",

@@ -168,7 +168,7 @@ def _predict(
     particle_size: float | None = None,
     internal_standard: tuple[str, float] | None = None,
     radiation: Any = None,
-    texture: bool = True,
+    texture: bool = False,
 ) -> tuple[list[Any], list[tuple[str, str]], list[str]]:
     """Predictions, skipped files and notes; files without a wavelength get the model's (and a note).
 
@@ -287,7 +287,7 @@ def predict(
             particle_size=size,
             internal_standard=standard,
             radiation=radiation,
-            texture=texture != "off",
+            texture=texture == "auto",
         )
     skipped += bad
     if args.out:

@@ -20,16 +20,16 @@ needs_model = pytest.mark.skipif(
 )
 
 
-def test_the_checkbox_is_on_by_default_and_a_new_project_resets_it(qtbot) -> None:
+def test_the_checkbox_is_off_by_default_and_a_new_project_resets_it(qtbot) -> None:
     fields = SampleFields()
     qtbot.addWidget(fields)
     check = fields.findChild(QCheckBox, "preferredOrientation")
-    assert check is not None and "texture" in check.text() and check.isChecked()
-    assert fields.texture() is True
-    check.setChecked(False)
+    assert check is not None and "texture" in check.text() and not check.isChecked()  # as predict
     assert fields.texture() is False
-    fields.clear()
+    check.setChecked(True)
     assert fields.texture() is True
+    fields.clear()
+    assert fields.texture() is False
 
 
 @pytest.fixture

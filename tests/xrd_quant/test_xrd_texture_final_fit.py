@@ -144,13 +144,13 @@ def test_cli_texture_option_reaches_the_fit_and_a_bad_value_exits_2(
 ) -> None:
     path = _textured_mixture(run.library, tmp_path)
     rows = {}
-    for mode in ("auto", "off"):
-        args = ["predict", str(run.run_dir), str(path), "--wavelength", "1.5406", "--texture", mode]
-        assert main([*args, "--json"]) == 0
+    for mode in ("auto", "off", None):  # None: not given, off (ADR 0065)
+        args = ["predict", str(run.run_dir), str(path), "--wavelength", "1.5406"]
+        assert main([*args, *(["--texture", mode] if mode else []), "--json"]) == 0
         (rows[mode],) = json.loads(capsys.readouterr().out)
-        assert rows[mode]["texture"] == mode
+        assert rows[mode]["texture"] == (mode or "off")
     oriented = {m: [p["name"] for p in rows[m]["phases"] if "preferred_orientation" in p] for m in rows}
-    assert oriented["off"] == []
+    assert oriented["off"] == oriented[None] == []
     assert "V2O5" in oriented["auto"], rows["auto"]
     v2o5 = next(p for p in rows["auto"]["phases"] if p["name"] == "V2O5")
     assert v2o5["preferred_orientation"]["direction"] == [1, 0, 0]

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QHBoxLayout, QLabel, QL
 PARTICLE_SIZE_RANGE = (0.01, 1000.0)
 """Grain diameters (µm) the correction accepts, as ``predict --particle-size``."""
 STANDARD_PLACEHOLDER = "none, e.g. LiF=20"
-TEXTURE_DEFAULT = True
-"""The checkbox's state for a new project, as ``predict --texture auto`` (ADR 0065)."""
+TEXTURE_DEFAULT = False
+"""The checkbox's state for a new project, as ``predict`` without ``--texture`` (off; ADR 0065)."""
 
 
 class SampleFields(QWidget):

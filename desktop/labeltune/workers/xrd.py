@@ -41,11 +41,11 @@ class XrdPredictWorker(Worker):
         activation: bool = True,
         internal_standard: tuple[str, float] | None = None,
         particle_size: float | None = None,
-        texture: bool = True,
+        texture: bool = False,
     ) -> None:
         super().__init__()
         self.texture = texture
-        """Preferred orientation in the final refit of the decided phases, as ``--texture auto``."""
+        """Texture in the final refit of the decided phases, as ``--texture auto`` (default off)."""
         self.particle_size = particle_size
         """Grain diameter (µm): fitted fractions corrected for microabsorption, as ``--particle-size``."""
         self.internal_standard = internal_standard

@@ -102,7 +102,7 @@ class XrdModel:
         stop_event: threading.Event | None = None,
         internal_standard: tuple[str, float] | None = None,
         particle_size: float | None = None,
-        texture: bool = True,
+        texture: bool = False,
     ) -> XrdPrediction:
         """Phases of one pattern (see the module docstring and :meth:`predict_many`)."""
         return self.predict_many(
@@ -125,7 +125,7 @@ class XrdModel:
         progress: ProgressCallback | None = None,
         internal_standard: tuple[str, float] | None = None,
         particle_size: float | None = None,
-        texture: bool = True,
+        texture: bool = False,
     ) -> list[XrdPrediction]:
         """Phases of several patterns (one network pass for all of them).
 
@@ -445,7 +445,7 @@ def predict_patterns(
     internal_standard: tuple[str, float] | None = None,
     particle_size: float | None = None,
     radiation: Radiation | None = None,
-    texture: bool = True,
+    texture: bool = False,
 ) -> tuple[list[XrdPrediction], list[tuple[str, str]]]:
     """Read and predict pattern files; unreadable ones come back as (path, reason), never fatal.
 
