@@ -264,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="xrd: grain diameter in µm; corrects the fractions for microabsorption (Brindley)",
     )
     p.add_argument(
+        "--texture",
+        default=None,
+        metavar="{auto,off}",
+        help="xrd: auto = preferred orientation refined in a last refit of the decided phases; off (default)",
+    )
+    p.add_argument(
         "--internal-standard",
         default=None,
         metavar="NAME=WT%",

@@ -80,6 +80,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError("--internal-standard is for XRD runs (a phase of the model's library)")
     if getattr(args, "radiation", None):
         raise UsageError("--radiation is for XRD runs (the X-ray source of the patterns)")
+    if getattr(args, "texture", None):
+        raise UsageError("--texture is for XRD runs (preferred orientation in the phase fit)")
     if not 0.0 <= args.min_confidence <= 1.0:
         raise UsageError("--min-confidence must be between 0 and 1")
     if args.top_k < 1:

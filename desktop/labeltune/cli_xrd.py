@@ -168,6 +168,7 @@ def _predict(
     particle_size: float | None = None,
     internal_standard: tuple[str, float] | None = None,
     radiation: Any = None,
+    texture: bool = False,
 ) -> tuple[list[Any], list[tuple[str, str]], list[str]]:
     """Predictions, skipped files and notes; files without a wavelength get the model's (and a note).
 
@@ -176,6 +177,7 @@ def _predict(
 
     Fitted fractions are corrected for microabsorption with a ``particle_size`` (µm); without one a
     warning says where the absorption contrast is large enough to matter (``core.xrd.absorption``).
+    ``texture``: preferred orientation in the final refit of the decided phases (ADR 0065).
     """
     from labeltune.core.xrd.inference import load_xrd_model, predict_patterns
 
@@ -196,6 +198,7 @@ def _predict(
         internal_standard=internal_standard,
         particle_size=particle_size,
         radiation=radiation,
+        texture=texture,
     )
     if wavelength is None and radiation is None:
         from labeltune.core.xrd.readers import read_pattern
@@ -262,6 +265,11 @@ def predict(
         raise XrdUsageError("--particle-size is the grain diameter in µm, e.g. 5 (0.01-1000)")
     if size is not None and args.no_fit:
         raise XrdUsageError("--particle-size corrects fitted fractions; it cannot go with --no-fit")
+    texture = getattr(args, "texture", None)
+    if texture is not None and texture not in ("auto", "off"):
+        raise XrdUsageError(f"--texture is auto or off, not {texture!r}")
+    if texture is not None and args.no_fit:
+        raise XrdUsageError("--texture is a choice of the fit; it cannot go with --no-fit")
 
     from labeltune.core.predict_stream import take_shard
 
@@ -279,6 +287,7 @@ def predict(
             particle_size=size,
             internal_standard=standard,
             radiation=radiation,
+            texture=texture == "auto",
         )
     skipped += bad
     if args.out:

@@ -144,6 +144,7 @@ class XrdIdentifyController(QObject):
             activation=True,
             internal_standard=standard,
             particle_size=self.panel.sample_fields.particle_size(),  # as predict --particle-size
+            texture=self.panel.sample_fields.texture(),  # as predict --texture
         )
         self.controller.start(worker)
 

@@ -41,8 +41,11 @@ class XrdPredictWorker(Worker):
         activation: bool = True,
         internal_standard: tuple[str, float] | None = None,
         particle_size: float | None = None,
+        texture: bool = False,
     ) -> None:
         super().__init__()
+        self.texture = texture
+        """Texture in the final refit of the decided phases, as ``--texture auto`` (default off)."""
         self.particle_size = particle_size
         """Grain diameter (µm): fitted fractions corrected for microabsorption, as ``--particle-size``."""
         self.internal_standard = internal_standard
@@ -67,6 +70,7 @@ class XrdPredictWorker(Worker):
             stop_event=self.stop_event,
             internal_standard=self.internal_standard,
             particle_size=self.particle_size,
+            texture=self.texture,
         )
         return XrdPredictOutcome(self.run_dir, list(predictions), list(skipped))
 

@@ -20,8 +20,10 @@ decision (ADR 0009) asks more of it, and why the chosen set is marked rather tha
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -68,6 +70,31 @@ class PhaseSetFits:
                 amorphous=self.amorphous,
             )
         return self._fits[key]
+
+    def textured(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:
+        """The fit of ``names`` with March–Dollase texture where significant (ADR 0065).
+
+        Not cached with the others, which are all without texture (the decision's and the competing sets').
+        Each fraction esd also holds the choice between the two models: half the change the texture made
+        to the fraction, added in quadrature (two equally likely models; the texture's direction is picked
+        by a scan the covariance does not see).
+        """
+        plain = self(names, ka2)
+        fit = fit_phases(
+            self.pattern,
+            self.library,
+            list(names),
+            ka2=ka2,
+            stop_event=self.stop_event,
+            amorphous=self.amorphous,
+            texture=True,
+        )
+        before = {p.name: p.weight_fraction for p in plain.phases}
+        fit.phases = [
+            replace(p, fraction_esd=math.hypot(p.fraction_esd, (p.weight_fraction - before[p.name]) / 2))
+            for p in fit.phases
+        ]
+        return fit
 
     def fitted(self) -> dict[frozenset[str], FitResult]:
         """Every set fitted so far and its fit."""

@@ -102,6 +102,7 @@ class XrdModel:
         stop_event: threading.Event | None = None,
         internal_standard: tuple[str, float] | None = None,
         particle_size: float | None = None,
+        texture: bool = False,
     ) -> XrdPrediction:
         """Phases of one pattern (see the module docstring and :meth:`predict_many`)."""
         return self.predict_many(
@@ -111,6 +112,7 @@ class XrdModel:
             stop_event=stop_event,
             internal_standard=internal_standard,
             particle_size=particle_size,
+            texture=texture,
         )[0]
 
     def predict_many(
@@ -123,8 +125,13 @@ class XrdModel:
         progress: ProgressCallback | None = None,
         internal_standard: tuple[str, float] | None = None,
         particle_size: float | None = None,
+        texture: bool = False,
     ) -> list[XrdPrediction]:
         """Phases of several patterns (one network pass for all of them).
+
+        ``texture`` (``predict --texture auto``): the phases are decided without preferred orientation,
+        then the decided set is refitted once with a March–Dollase texture where significant, for the
+        fractions, esds and Rwp reported; texture can neither add nor drop a phase (ADR 0065).
 
         Fitted fractions are corrected for microabsorption with a ``particle_size`` (µm, Brindley);
         without one a warning says where the absorption contrast is large enough to matter
@@ -154,6 +161,7 @@ class XrdModel:
                 activation,
                 stop_event=stop_event,
                 standard=standard,
+                texture=texture,
             )
             correct_prediction(made, self.library, particle_size)  # before the standard scales them
             if standard is not None and internal_standard is not None:
@@ -173,6 +181,7 @@ class XrdModel:
         activation: bool,
         stop_event: threading.Event | None = None,
         standard: str | None = None,
+        texture: bool = False,
     ) -> XrdPrediction:
         called = [int(j) for j in np.flatnonzero(probs >= self.threshold)]
         std = self.names.index(standard) if standard is not None else None
@@ -194,7 +203,7 @@ class XrdModel:
         if fit:
             keep = [std] if std is not None else []
             called, result, fit_notes, alternatives, limits = self._refine(
-                pattern, called, probs, stop_event, keep
+                pattern, called, probs, stop_event, keep, texture
             )
             warnings.extend(fit_notes)
         called.sort(key=lambda j: -probs[j])
@@ -243,6 +252,7 @@ class XrdModel:
             calculated=np.asarray(result.calculated) if result is not None else None,
             alternatives=alternatives,
             detection_limits=limits,
+            texture=("auto" if texture else "off") if fit else None,
         )
 
     def _fit(self, pattern: PhaseSetFits, called: list[int]) -> Any:
@@ -255,12 +265,15 @@ class XrdModel:
         probs: np.ndarray,
         stop_event: threading.Event | None = None,
         keep: Sequence[int] = (),
+        texture: bool = False,
     ) -> tuple[list[int], Any, list[str], list[Alternative], dict[str, float]]:
         """The decision of ADR 0009 on the evidence of ADR 0046, then the competing phase sets around it.
 
         Phases in ``keep`` (an internal standard) are never dropped. Returns the phases, the fit, notes,
         the alternatives and the detection limits of the phases tried and not found. ``stop_event`` is
-        checked inside every fit (``StoppedError``).
+        checked inside every fit (``StoppedError``). Every decision is made without texture; with
+        ``texture`` the returned fit is a last refit of the decided phases with preferred orientation
+        (ADR 0065), while the alternatives and detection limits stay those of the decision's fits.
         """
         notes: list[str] = []
         # with an internal standard (in ``keep``) amorphous content is measured: humps go to the background
@@ -328,7 +341,10 @@ class XrdModel:
             called, result = self._prune(pattern, called, result, probs, notes, keep=keep)
         ranked = [self.names[int(k)] for k in np.argsort(-probs)]
         alternatives = competing_sets(pattern, [self.names[j] for j in called], ranked)
-        return called, result, notes, alternatives, self._detection_limits(pattern, called, probs)
+        limits = self._detection_limits(pattern, called, probs)
+        if texture and called:  # ADR 0065: after every decision, so texture cannot add or drop a phase
+            result = pattern.textured([self.names[j] for j in called], result.ka2)
+        return called, result, notes, alternatives, limits
 
     def _evidence(
         self, with_phase: Any, without: Any, name: str, alpha: float = 1.0 - SIGNIFICANCE
@@ -429,13 +445,15 @@ def predict_patterns(
     internal_standard: tuple[str, float] | None = None,
     particle_size: float | None = None,
     radiation: Radiation | None = None,
+    texture: bool = False,
 ) -> tuple[list[XrdPrediction], list[tuple[str, str]]]:
     """Read and predict pattern files; unreadable ones come back as (path, reason), never fatal.
 
     ``internal_standard``: see :meth:`XrdModel.predict_many`; an unknown standard raises
     ``UnusableInputError`` before any file is read. ``radiation`` (instead of ``default_wavelength``): what
     the files were measured with; one that states another wavelength raises ``RadiationConflictError``
-    before any fit (``core/xrd/radiation.py``). Each prediction says the radiation it used.
+    before any fit (``core/xrd/radiation.py``). Each prediction says the radiation it used. ``texture``:
+    see :meth:`XrdModel.predict_many`.
     """
     from labeltune.core.xrd.readers import read_pattern
 
@@ -472,6 +490,7 @@ def predict_patterns(
                 stop_event=stop_event,
                 internal_standard=internal_standard,
                 particle_size=particle_size,
+                texture=texture,
             )
         except (UnusableInputError, ValueError) as exc:  # e.g. no overlap with the library's 2θ range
             skipped.append((str(pattern.source), str(exc)))

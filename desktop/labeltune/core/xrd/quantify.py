@@ -177,7 +177,8 @@ def fit_phases(
     follow broad amorphous humps (``fit_engine.HUMP_CENTRES``; used with an internal standard).
     ``texture``: refine a March–Dollase preferred orientation for the major phases where it is
     significant (``_preferred_orientation``, ADR 0063). Off by default: on a simulated mixture with random
-    peak-intensity errors it fitted a texture and let a 1 wt % false phase through (ADR 0063 addendum).
+    peak-intensity errors it fitted a texture and let a 1 wt % false phase through (ADR 0063 addendum), so
+    ``predict`` decides the phases without it and uses it only in a last refit of the decided set (ADR 0065).
     """
     names = _check_inputs(pattern, library, names)
     lo = max(library.two_theta_range[0], float(pattern.two_theta[0]))

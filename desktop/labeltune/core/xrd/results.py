@@ -181,6 +181,9 @@ class XrdPrediction:
     """(phase name, weight fraction spiked) when the prediction used an internal standard."""
     radiation: dict[str, Any] | None = None
     """The radiation the pattern was read with (``core/xrd/radiation.radiation_used``; ADR 0058)."""
+    texture: str | None = None
+    """``"auto"`` or ``"off"`` when the fit ran: whether the final refit of the decided phases could refine a
+    March–Dollase preferred orientation (``predict --texture``; ADR 0065)."""
 
     @property
     def uncertainty(self) -> float:
@@ -203,7 +206,8 @@ class XrdPrediction:
         Then ``zero_shift?``, ``candidates``, ``alternatives`` (competing phase sets), ``uncertainty``,
         ``detection_limits`` (phase -> weight fraction) and, with an internal standard,
         ``internal_standard {name, weight_fraction}``, ``amorphous`` and ``amorphous_esd``; ``radiation``
-        (``{name?, wavelength, wavelength2?, source}``) when it is known.
+        (``{name?, wavelength, wavelength2?, source}``) when it is known; ``texture`` (``auto``/``off``)
+        when the fit ran.
         """
         out: dict[str, Any] = {"path": self.path, "phases": [p.to_json() for p in self.phases]}
         out["unexplained_peaks"] = [p.to_json() for p in self.unexplained_peaks]
@@ -227,6 +231,8 @@ class XrdPrediction:
             out["amorphous_esd"] = round(self.amorphous_esd or 0.0, 4)
         if self.radiation is not None:
             out["radiation"] = dict(self.radiation)
+        if self.texture is not None:
+            out["texture"] = self.texture
         return out
 
     @classmethod
@@ -250,4 +256,5 @@ class XrdPrediction:
                 else None
             ),
             radiation=dict(data["radiation"]) if isinstance(data.get("radiation"), dict) else None,
+            texture=str(data["texture"]) if data.get("texture") else None,
         )
