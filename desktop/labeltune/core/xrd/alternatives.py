@@ -61,15 +61,19 @@ class PhaseSetFits:
         """The fit of ``names`` (see :func:`~labeltune.core.xrd.quantify.fit_phases`, also for ``ka2``)."""
         key = frozenset(names)
         if key not in self._fits:
-            self._fits[key] = fit_phases(
-                self.pattern,
-                self.library,
-                list(names),
-                ka2=ka2,
-                stop_event=self.stop_event,
-                amorphous=self.amorphous,
-            )
+            self._fits[key] = self._fit(names, ka2, texture=False)
         return self._fits[key]
+
+    def _fit(self, names: Sequence[str], ka2: bool | None, texture: bool) -> FitResult:
+        return fit_phases(
+            self.pattern,
+            self.library,
+            list(names),
+            ka2=ka2,
+            stop_event=self.stop_event,
+            amorphous=self.amorphous,
+            texture=texture,
+        )
 
     def textured(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:
         """The fit of ``names`` with March–Dollase texture where significant (ADR 0065).
@@ -80,15 +84,7 @@ class PhaseSetFits:
         by a scan the covariance does not see).
         """
         plain = self(names, ka2)
-        fit = fit_phases(
-            self.pattern,
-            self.library,
-            list(names),
-            ka2=ka2,
-            stop_event=self.stop_event,
-            amorphous=self.amorphous,
-            texture=True,
-        )
+        fit = self._fit(names, ka2, texture=True)
         before = {p.name: p.weight_fraction for p in plain.phases}
         fit.phases = [
             replace(p, fraction_esd=math.hypot(p.fraction_esd, (p.weight_fraction - before[p.name]) / 2))
