@@ -1,0 +1,59 @@
+"""False phases on the weighed dara 8-min scans: what the presence tests let through (ADR 0056, 0066).
+
+Two figures with an XRD run over the dara library (e.g. ``bench/bench_xrd_sim2real.py``'s simulated run):
+
+* the phases ``predict`` calls on the unspiked 8-min scans that the weighing does not list;
+* every absent library phase fitted together with each scan's weighed phases and put to the fit's
+  evidence (``XrdModel._evidence`` at the base level α = 0.001, no prior): how many pass.
+
+Run: ``PYTHONPATH=desktop python bench/bench_xrd_dara_false_phases.py --model RUN_DIR``. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from labeltune.core.xrd.dara import parse_dara_name
+from labeltune.core.xrd.inference import load_xrd_model
+from labeltune.core.xrd.quantify import fit_phases
+from labeltune.core.xrd.readers import read_pattern
+
+DARA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xrd" / "dara_mixtures" / "labeled"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print both figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, metavar="RUN_DIR", help="an XRD run over the dara library")
+    args = parser.parse_args(argv)
+    model = load_xrd_model(args.model)
+    scans = [read_pattern(p) for p in sorted(DARA.glob("*--8min.xrdml"))]
+    unlisted = 0
+    for pattern, prediction in zip(scans, model.predict_many(scans), strict=True):
+        weighed = set(parse_dara_name(pattern.source.name).phases)
+        for call in prediction.phases:
+            if call.name not in weighed:
+                unlisted += 1
+                share = 100 * (call.fraction or 0)
+                print(f"  called, not weighed: {pattern.source.name}: {call.name} {share:.1f} %")
+    print(f"unspiked 8-min scans: {unlisted} phases not weighed in, called on {len(scans)} scans")
+    passing = total = 0
+    for pattern in scans:
+        weighed = list(parse_dara_name(pattern.source.name).phases)
+        without = fit_phases(pattern, model.library, weighed)
+        for name in model.library.names:
+            if name in weighed:
+                continue
+            total += 1
+            found, why = model._evidence(fit_phases(pattern, model.library, [*weighed, name]), without, name)
+            passing += found
+            if found:
+                print(f"  absent, passing: {pattern.source.name}: {name} ({why})")
+    print(f"absent phases passing the evidence with the weighed set: {passing}/{total}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
