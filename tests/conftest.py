@@ -14,7 +14,7 @@ from PIL import Image
 from labeltune.core.xrd.library import Library, Peaks, Phase, save_library
 
 #: Clearly different mean colours per class, so even random-weight features separate them.
-CLASS_COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 200, 30)]
+CLASS_COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 200, 30), (200, 50, 210)]
 
 
 @pytest.fixture(autouse=True, scope="session")

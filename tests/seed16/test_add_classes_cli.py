@@ -63,6 +63,16 @@ def test_init_adds_the_new_classes_and_keeps_the_old(
     )
     assert first["classes"] == ["class0", "class1", "class2"]
     out = tmp_path / "r2"
+    from labeltune.core import training
+
+    fitted: list[tuple[str, int]] = []  # (strategy, cached views) the addition's inputs were prepared with
+    real_prepare = training.prepare_inputs
+
+    def spy(job, *args, **kwargs):
+        fitted.append((job.config.strategy, job.config.cached_views))
+        return real_prepare(job, *args, **kwargs)
+
+    monkeypatch.setattr(training, "prepare_inputs", spy)
     second = run_json(
         capsys,
         [
@@ -92,10 +102,12 @@ def test_init_adds_the_new_classes_and_keeps_the_old(
     assert before == pytest.approx(first["val_accuracy"], abs=1e-6)
     assert after >= before - 0.2, second
     assert second["new_classes_accuracy"] >= 0.6, second
-    # the network is RUN's, untouched; only the head grew (old rows + 2)
+    # a partial run's addition trains the head alone, on its network's features and an augmented view of
+    # each image (ADR 0064); a features run's on the pretrained features, as its run did
+    assert fitted == ([("features", 1)] if strategy == "partial" else [("features", 0)])
+    # the network is RUN's, untouched (partial: its fine-tuned top too, ADR 0064); only the head grew
     a, b = load_file(tmp_path / "r1" / "model.safetensors"), load_file(out / "model.safetensors")
-    frozen = "trunk." if strategy == "partial" else ("trunk.", "top.", "normalize.")  # partial: top trains
-    network = [k for k in a if k.startswith(frozen)]
+    network = [k for k in a if k.startswith(("trunk.", "top.", "normalize."))]
     assert network and all((a[k] == b[k]).all() for k in network)
     last = max(k for k in b if k.startswith("head.") and k.endswith(".weight"))
     assert b[last].shape[0] == 5 and a[last].shape[0] == 3

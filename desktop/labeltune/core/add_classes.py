@@ -1,13 +1,14 @@
 """Add classes to a trained image run without forgetting the old ones (``train DATA --init RUN``).
 
-The new run starts from RUN's model and trains what RUN's strategy trained, on cached outputs of the
-frozen part: the head gains one row per new class (the old rows copied); a *features* run trains the head
-on the pretrained pooled features, a *partial* run its top and head on the pretrained trunk's outputs (both
-already cached by RUN), a *full* run the head on its fine-tuned network's pooled features. Every item
-takes part: the new classes' and, as rehearsal, the old classes' (RUN's items that DATA no longer holds are
-read back from RUN's manifest, their features from the cache). RUN's
-validation items stay on the validation side, so the old classes' accuracy before and after is measured
-on the same items. See docs/adr/0053-add-classes-frozen-network-rehearsal.md.
+The new run starts from RUN's model and trains its head on cached pooled features: the head gains one
+row per new class (the old rows copied); a *features* run's features are the pretrained network's (already
+cached by RUN), a *partial* or *full* run's those of its fine-tuned network, and of an augmented view of
+each image, extracted once (ADR 0064: retraining a partial run's top cost as much as a run from scratch;
+without the augmented view the old classes lost items to the new). Every item takes part: the new
+classes' and, as rehearsal, the old classes' (RUN's items that DATA no longer holds are read back from
+RUN's manifest, their features from the cache). RUN's validation items stay on the validation side, so
+the old classes' accuracy before and after is measured on the same items. See
+docs/adr/0053-add-classes-frozen-network-rehearsal.md.
 
 :func:`merge_with_runs` (the split and the class order) also serves distillation (core/distill.py).
 """
@@ -46,11 +47,6 @@ SHIFTS = tuple(0.25 * k for k in range(33))
 SHIFT_FOLDS = 3
 #: The fraction of the held-out old items, at most, that the new classes may take from the old ones.
 OLD_TOLERANCE = 0.01
-#: When RUN's network was fine-tuned on its old training items (a *full* run's head-only addition), the
-#: held-out folds keep every old item at any shift (the network has seen them); the new items it never saw
-#: tell the truth: the shift goes as far as loses at most this fraction of the new items right on the folds
-#: (docs/adr/0064).
-NEW_TOLERANCE_SEEN = 0.05
 #: Distillation on RUN's old-class outputs while the head learns the new classes (docs/adr/0061).
 KD_TEMPERATURE = 2.0
 KD_WEIGHT = 1.0
@@ -193,8 +189,9 @@ def _without_classes(data: PreparedData, classes: Sequence[str], reason: str) ->
 def build_from_run(run_dir: Path, classes: list[str]) -> tuple[nn.Module, ModelConfig, str]:
     """RUN's model with its head extended to ``classes`` (RUN's first, their rows copied), and a weights id.
 
-    The weights id names the frozen part's outputs in the cache: a *features* or *partial* run's trunk is
-    the pretrained one (its outputs already cached); a *full* run's network is keyed by its file's hash.
+    The weights id names the frozen part's outputs in the cache: a *features* run's network is the
+    pretrained one (its outputs already cached); a *partial* or *full* run's fine-tuned network is keyed by
+    its file's hash (docs/adr/0064).
     """
     import torch
 
@@ -217,7 +214,7 @@ def build_from_run(run_dir: Path, classes: list[str]) -> tuple[nn.Module, ModelC
                 fresh[key][:n_old].copy_(value)
     head.load_state_dict(fresh)
     model.head = head  # type: ignore[union-attr]
-    if stored["train"]["strategy"] in ("features", "partial"):  # the trunk is as pretrained
+    if stored["train"]["strategy"] == "features":  # the network is as pretrained
         weights_id = str(stored["weights_id"])
     else:
         digest = hashlib.sha256((Path(run_dir) / MODEL_FILE).read_bytes()).hexdigest()
@@ -394,7 +391,6 @@ def choose_new_class_shift(
     n_old: int,
     config: TrainConfig,
     stop_event: threading.Event | None = None,
-    seen: bool = False,
 ) -> float:
     """The shift of the new classes' logits that keeps the old classes, chosen on held-out training items.
 
@@ -403,9 +399,7 @@ def choose_new_class_shift(
     :data:`SHIFTS`, how many old items stay right (the best old class wins over every new one) and how
     many new items stay right. Chosen: among the shifts that lose at most :data:`OLD_TOLERANCE` of the
     old items right without the new classes, the one with the most new items right (the smallest on
-    ties). The validation items play no part. ``seen``: RUN's network was fine-tuned on the old training
-    items, whose margins therefore say nothing; the largest shift within :data:`NEW_TOLERANCE_SEEN` of the
-    new items' best is chosen instead.
+    ties). The validation items play no part.
     """
     import torch
 
@@ -454,9 +448,6 @@ def choose_new_class_shift(
         new_right += (hit[None, :] & (gap[None, :] > shifts[:, None])).sum(1)
     if old_right == 0:
         return 0.0
-    if seen:  # the old items' margins are not to be trusted, the new items' are: shift as far as they bear
-        bearable = np.flatnonzero(new_right >= new_right.max() * (1 - NEW_TOLERANCE_SEEN))
-        return float(shifts[bearable.max()])
     allowed = np.flatnonzero(old_kept >= old_right * (1 - OLD_TOLERANCE))
     if len(allowed) == 0:
         return float(shifts[-1])

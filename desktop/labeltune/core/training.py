@@ -213,9 +213,12 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
     local_stop = job.stop_event
     if distributed.world() is not None:  # the ranks stop together, at a step they agree on
         job = replace(job, stop_event=threading.Event())
-    # Adding classes to a *full* run trains the head on its frozen network's pooled features (features run).
-    head_only = config.init and config.strategy == "full"
-    fit_job = replace(job, config=replace(config, strategy="features")) if head_only else job
+    # Adding classes to a *partial* or *full* run trains the head on its frozen, fine-tuned network's pooled
+    # features (a features run), with an augmented view of every item: the network has learned RUN's old
+    # training images by heart, not their augmented versions (docs/adr/0064).
+    head_only = config.init and config.strategy in ("partial", "full")
+    head_config = replace(config, strategy="features", cached_views=max(config.cached_views, 1))
+    fit_job = replace(job, config=head_config) if head_only else job
 
     def inputs_for(first: bool) -> FitInputs:
         chosen = replace(fit_job, stop_event=local_stop) if first else fit_job
@@ -266,9 +269,7 @@ def _fit_on(job: FitJob, device: torch.device) -> RunResult:
         from labeltune.core import add_classes
 
         with contextlib.suppress(StoppedError):  # Stop meanwhile: no shift; the post-fit step stops too
-            shift = add_classes.choose_new_class_shift(
-                template, inputs, added[0], fit_job.config, local_stop, seen=bool(head_only)
-            )
+            shift = add_classes.choose_new_class_shift(template, inputs, added[0], fit_job.config, local_stop)
             add_classes.shift_new_classes(inputs.trainable, added[0], shift, state.best_val_logits)
     result = _write_out(fit_job, trainer, state, (model, model_config), inputs, device, write_config)
     y_val = data.labels[data.is_val]
