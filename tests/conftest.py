@@ -277,3 +277,23 @@ def cubic_phase(
         abs_intensity_max=power, abs_intensity_sum=power, scattering_power=power, n_peaks=n,
     )  # fmt: skip
     return phase, peaks
+
+
+def textured_peaks(library: Library, name: str, direction: tuple[int, int, int], r: float) -> Peaks:
+    """The phase's peaks with March–Dollase intensities, computed here independently of ``Texture``."""
+    from dataclasses import replace
+
+    import gemmi
+
+    phase = library.phase(name)
+    recip = np.array(gemmi.UnitCell(*phase.cell).frac.mat.tolist())  # rows a*, b*, c*
+    ops = gemmi.find_spacegroup_by_name(phase.space_group).operations()
+    u = np.array(direction, float) @ recip
+    u /= np.linalg.norm(u)
+    peaks = library.peaks[name]
+    factors = []
+    for hkl in peaks.hkl:
+        g = np.array(sorted({tuple(op.apply_to_hkl([int(v) for v in hkl])) for op in ops}), float) @ recip
+        cos2 = ((g @ u) / np.linalg.norm(g, axis=1)) ** 2
+        factors.append(float(np.mean((r * r * cos2 + (1 - cos2) / r) ** -1.5)))
+    return replace(peaks, intensity=peaks.intensity * np.array(factors))

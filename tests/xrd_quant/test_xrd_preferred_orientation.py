@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import gemmi
 import numpy as np
 import pytest
 
+from conftest import textured_peaks  # tests/conftest.py
 from labeltune.core.xrd.dara import dara_cifs
 from labeltune.core.xrd.fit_engine import Model, Texture, march_dollase
 from labeltune.core.xrd.library import Library, Peaks, build_library
@@ -24,24 +23,6 @@ WAVELENGTH = 1.5406
 def library(tmp_path_factory: pytest.TempPathFactory) -> Library:
     cifs = [c for c in dara_cifs() if c.stem in ("Li2CO3", "NiO", "V2O5", "ZnO")]
     return build_library(cifs, tmp_path_factory.mktemp("po") / "library")
-
-
-def _textured_peaks(library: Library, name: str, direction: tuple[int, int, int], r: float) -> Peaks:
-    """The phase's peaks with March–Dollase intensities, computed here independently of ``Texture``."""
-    phase = library.phase(name)
-    cell = gemmi.UnitCell(*phase.cell)
-    recip = np.array(cell.frac.mat.tolist())  # rows a*, b*, c*
-    ops = gemmi.find_spacegroup_by_name(phase.space_group).operations()
-    u = np.array(direction, float) @ recip
-    u /= np.linalg.norm(u)
-    peaks = library.peaks[name]
-    factors = []
-    for hkl in peaks.hkl:
-        group = {tuple(op.apply_to_hkl([int(v) for v in hkl])) for op in ops}
-        g = np.array(sorted(group), float) @ recip
-        cos2 = ((g @ u) / np.linalg.norm(g, axis=1)) ** 2
-        factors.append(float(np.mean((r * r * cos2 + (1 - cos2) / r) ** -1.5)))
-    return replace(peaks, intensity=peaks.intensity * np.array(factors))
 
 
 def _mixture(
@@ -81,7 +62,7 @@ def test_candidate_directions_are_deduplicated_by_symmetry(library: Library) -> 
 def test_a_textured_mixture_is_fitted_with_its_direction_and_r(
     library: Library, names: tuple[str, str], direction: tuple[int, int, int]
 ) -> None:
-    peaks = [_textured_peaks(library, names[0], direction, 0.7), library.peaks[names[1]]]
+    peaks = [textured_peaks(library, names[0], direction, 0.7), library.peaks[names[1]]]
     pattern = _mixture(library, names, (0.6, 0.4), peaks)
     fit = fit_phases(pattern, library, list(names), texture=True)
     textured, other = fit.phases

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from conftest import open_xrd_page  # tests/conftest.py
 from labeltune.core import demos
 from labeltune.core.xrd.results import PhaseCall, XrdPrediction
 from labeltune.core.xrd.shipped import shipped_model_dir
@@ -45,10 +46,7 @@ def test_the_panel_shows_fraction_esds_and_the_amorphous_content(qtbot) -> None:
 @pytest.fixture
 def page(qtbot, tmp_path: Path) -> Iterator[XrdPage]:
     folder = demos.write_demo("xrd", tmp_path / "demo")  # points at the shipped model
-    widget = XrdPage()
-    qtbot.addWidget(widget)
-    widget.show()
-    widget.open(folder)
+    widget: XrdPage = open_xrd_page(qtbot, folder)  # type: ignore[assignment]
     yield widget
     widget.shutdown()
 

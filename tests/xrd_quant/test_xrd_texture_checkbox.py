@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtWidgets import QCheckBox
 
+from conftest import open_xrd_page  # tests/conftest.py
 from labeltune.core import demos
 from labeltune.core.xrd.shipped import shipped_model_dir
 from labeltune.ui import xrd_identify as xrd_identify_module
@@ -35,10 +36,7 @@ def test_the_checkbox_is_off_by_default_and_a_new_project_resets_it(qtbot) -> No
 @pytest.fixture
 def page(qtbot, tmp_path: Path) -> Iterator[XrdPage]:
     folder = demos.write_demo("xrd", tmp_path / "demo")  # points at the shipped model
-    widget = XrdPage()
-    qtbot.addWidget(widget)
-    widget.show()
-    widget.open(folder)
+    widget: XrdPage = open_xrd_page(qtbot, folder)  # type: ignore[assignment]
     yield widget
     widget.shutdown()
 

@@ -8,18 +8,17 @@ March–Dollase texture where significant. The network is a tiny one trained for
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
-import gemmi
 import numpy as np
 import pytest
 
+from conftest import textured_peaks  # tests/conftest.py
 from labeltune.cli import main
 from labeltune.core.xrd.dara import dara_cifs
 from labeltune.core.xrd.fit_engine import Model
 from labeltune.core.xrd.inference import XrdModel, load_xrd_model
-from labeltune.core.xrd.library import Library, Peaks, build_library
+from labeltune.core.xrd.library import Library, build_library
 from labeltune.core.xrd.pattern import Pattern
 from labeltune.core.xrd.readers import read_pattern
 from labeltune.core.xrd.simulate import SimulationConfig, simulate
@@ -63,27 +62,11 @@ def _decide(model: XrdModel, pattern: Pattern, present: dict[str, float], textur
     return model._decide(pattern, x, probs, logits, fit=True, activation=False, texture=texture)
 
 
-def _textured_peaks(library: Library, name: str, direction: tuple[int, int, int], r: float) -> Peaks:
-    """The phase's peaks with March–Dollase intensities, computed here independently of ``Texture``."""
-    phase = library.phase(name)
-    recip = np.array(gemmi.UnitCell(*phase.cell).frac.mat.tolist())  # rows a*, b*, c*
-    ops = gemmi.find_spacegroup_by_name(phase.space_group).operations()
-    u = np.array(direction, float) @ recip
-    u /= np.linalg.norm(u)
-    peaks = library.peaks[name]
-    factors = []
-    for hkl in peaks.hkl:
-        g = np.array(sorted({tuple(op.apply_to_hkl([int(v) for v in hkl])) for op in ops}), float) @ recip
-        cos2 = ((g @ u) / np.linalg.norm(g, axis=1)) ** 2
-        factors.append(float(np.mean((r * r * cos2 + (1 - cos2) / r) ** -1.5)))
-    return replace(peaks, intensity=peaks.intensity * np.array(factors))
-
-
 def _textured_mixture(library: Library, tmp_path: Path) -> Path:
     """V2O5 60 wt % with r = 0.7 along [100] (platelets) + ZnO 40 wt %, Poisson counts, Kα1+2."""
     names = ("V2O5", "ZnO")
     x = np.arange(20.0, 70.0, 0.02)
-    peaks = [_textured_peaks(library, "V2O5", (1, 0, 0), 0.7), library.peaks["ZnO"]]
+    peaks = [textured_peaks(library, "V2O5", (1, 0, 0), 0.7), library.peaks["ZnO"]]
     model = Model(peaks, [library.phase(n).cell for n in names], WAVELENGTH, 1.5444)
     profiles = model.profiles(x, model.initial(0.08), 0.5)
     y = profiles @ np.array(

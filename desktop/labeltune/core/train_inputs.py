@@ -157,12 +157,6 @@ def _cached_inputs(
     data = drop_failed(data, extracted.ok, extracted.failed)
     trainable: nn.Module = model.head if stage == "pooled" else torch.nn.Sequential(model.top, model.head)
     params: list[dict[str, Any]] = [{"params": list(trainable.parameters())}]
-    if config.init and stage == "trunk":  # adding classes: RUN's fine-tuned top moves slowly (ADR 0053)
-        slow = config.resolved_lr() * config.backbone_lr_factor
-        params = [
-            {"params": list(model.top.parameters()), "lr": slow},
-            {"params": list(model.head.parameters())},
-        ]
     n_views = len(views)
     train_mask = ~data.is_val
     x_train = torch.cat([v[torch.from_numpy(train_mask)] for v in views])
