@@ -17,10 +17,27 @@ from pathlib import Path
 
 from labeltune.core.xrd.dara import parse_dara_name
 from labeltune.core.xrd.inference import load_xrd_model
+from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.metrics import canonical_formula
 from labeltune.core.xrd.quantify import fit_phases
 from labeltune.core.xrd.readers import read_pattern
 
 DARA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xrd" / "dara_mixtures" / "labeled"
+
+
+def weighed_names(library: Library, file_name: str) -> list[str]:
+    """The library names of a scan's weighed phases: the name itself, else the phase of that formula.
+
+    ``bench_xrd_sim2real.py`` names its library by formula; a library built in the app by mineral name.
+    """
+    by_formula = {canonical_formula(library.phase(n).formula): n for n in library.names}
+    out = []
+    for phase in parse_dara_name(file_name).phases:
+        name = phase if phase in library.names else by_formula.get(canonical_formula(phase))
+        if name is None:
+            raise SystemExit(f"{phase} (weighed in {file_name}) is not in the model's library")
+        out.append(name)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scans = [read_pattern(p) for p in sorted(DARA.glob("*--8min.xrdml"))]
     unlisted = 0
     for pattern, prediction in zip(scans, model.predict_many(scans), strict=True):
-        weighed = set(parse_dara_name(pattern.source.name).phases)
+        weighed = set(weighed_names(model.library, pattern.source.name))
         for call in prediction.phases:
             if call.name not in weighed:
                 unlisted += 1
@@ -44,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"unspiked 8-min scans: {unlisted} phases not weighed in, called on {len(scans)} scans")
     passing = total = 0
     for pattern in scans:
-        weighed = list(parse_dara_name(pattern.source.name).phases)
+        weighed = weighed_names(model.library, pattern.source.name)
         without = fit_phases(pattern, model.library, weighed)
         for name in model.library.names:
             if name in weighed:

@@ -101,3 +101,32 @@ def test_a_phase_added_early_goes_when_a_later_addition_explains_its_peaks() -> 
     prediction = model.predict(pattern)
     assert {p.name for p in prediction.phases} == set(truth), prediction.warnings
     assert all(p.fraction is not None and p.fraction > 0.01 for p in prediction.phases)
+
+
+@pytest.mark.skipif(MODEL is None, reason="the shipped XRD model is not in models/")
+def test_a_one_percent_phase_whose_profile_sits_at_a_bound_is_found() -> None:
+    # bench_xrd_minor's one 1 % miss (ADR 0066): LiMnF4's Lorentzian share and size width end at their
+    # bound 0; treated as free they inflated its scale esd 2.4× (3.9 esd < 4.12, the screen's level).
+    # Held at the bound, as Rietveld programs hold a parameter at its limit (ADR 0067): 9.4 esd
+    from labeltune.core.xrd.inference import load_xrd_model
+
+    assert MODEL is not None
+    model = load_xrd_model(MODEL)
+    truth = {"MnO2_227": 0.6036, "Li3Ti4O8_3": 0.3864, "LiMnF4_14": 0.01}
+    config = SimulationConfig(
+        texture_sigma=0.0, impurity_probability=0.0, crystallite_nm=(60.0, 400.0), max_counts=(2e4, 2e4),
+        background=(0.02, 0.1), ka2_probability=1.0,
+    )  # fmt: skip
+    batch = simulate(model.library, 1, config, 2010, composition=truth)
+    pattern = make_pattern(
+        batch.two_theta, batch.x[0] * 2e4, source=Path("sim2010.xy"), format="xy", wavelength=1.5406
+    )
+    probs = np.full(len(model.names), 0.001)
+    for name in ("MnO2_227", "Li3Ti4O8_3"):
+        probs[model.names.index(name)] = 0.99
+    prediction = model._decide(
+        pattern, np.zeros(len(model.grid), dtype=np.float32), probs,
+        np.zeros(len(model.names), dtype=np.float32), fit=True, activation=False,
+    )  # fmt: skip
+    assert {p.name for p in prediction.phases} == set(truth), prediction.warnings
+    assert any(w.startswith("LiMnF4_14 added by the fit, found in the residual") for w in prediction.warnings)

@@ -361,7 +361,10 @@ class XrdModel:
             return False, why
         misfit = misfit_test(with_phase, without, name, alpha)  # ADR 0056: beyond the others' misfit?
         why += f"; beyond misfit {misfit.t:.1f} esd, F {misfit.test.f:.1f}"
-        return misfit.t >= z and misfit.test.significant, why
+        if not (misfit.t >= z and misfit.test.significant):
+            return False, why
+        why += f"; {misfit.t_rest:.1f} esd without its peak at {misfit.best_peak:.2f}°"  # ADR 0067
+        return misfit.t_rest >= z, why
 
     def _detection_limits(
         self, pattern: PhaseSetFits, called: list[int], probs: np.ndarray

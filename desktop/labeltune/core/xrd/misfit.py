@@ -90,12 +90,23 @@ def _weighted(fit: Any, weight: np.ndarray, lags: int) -> _Weighted:
     return _Weighted(float(r @ r), fit.n_points, fit.n_parameters, (factor - 1.0) / (factor + 1.0))
 
 
+PEAK_WINDOW_FWHM = 2.0
+"""The candidate's most evident peak is left out over this many FWHM on each side (``MisfitTest.t_rest``)."""
+
+
 @dataclass(frozen=True)
 class MisfitTest:
-    """The candidate's evidence under the misfit-aware weights: ``t`` (scale / esd) and the F-test."""
+    """The candidate's evidence under the misfit-aware weights: ``t`` (scale / esd) and the F-test.
+
+    ``t_rest`` is ``t`` without the candidate's most evident peak (at ``best_peak`` 2θ; ADR 0067): a phase
+    is more than one reflection, and a single bump beside the known phases' peaks — an impurity outside
+    the library, a misfit — can be reached by any phase with a reflection within its lattice range.
+    """
 
     t: float
     test: PhaseTest
+    t_rest: float = 0.0
+    best_peak: float = 0.0
 
 
 def misfit_test(with_phase: Any, without: Any, name: str, alpha: float) -> MisfitTest:
@@ -116,12 +127,41 @@ def misfit_test(with_phase: Any, without: Any, name: str, alpha: float) -> Misfi
     lags = correlation_lags(fwhm_of(with_phase), float(np.median(np.diff(without.two_theta))))
     a, b = _weighted(with_phase, weight, lags), _weighted(without, weight, lags)
     test = phase_test(a, b, alpha)
-    norm = float(np.sum(weight * component * component))
     assert a.chi2_sum is not None
-    amount = float(np.sum(weight * (without.observed - without.calculated) * component)) / norm
     scale = a.chi2_sum / max(a.n_points - a.n_parameters, 1) * correlation_factor(a.residual_correlation)
-    t = amount / float(np.sqrt(max(scale, 1e-300) / norm))
-    return MisfitTest(t, test)
+    information = weight * component * component
+    evidence = weight * (without.observed - without.calculated) * component
+
+    def t_over(kept: np.ndarray) -> float:
+        norm = float(np.sum(information[kept]))
+        if norm <= 0:
+            return 0.0
+        return float(np.sum(evidence[kept])) / norm / float(np.sqrt(max(scale, 1e-300) / norm))
+
+    everywhere = np.ones(len(component), dtype=bool)
+    step = float(np.median(np.diff(without.two_theta)))
+    peak, rest = best_peak(component, evidence, round(PEAK_WINDOW_FWHM * fwhm_of(with_phase) / step))
+    return MisfitTest(t_over(everywhere), test, t_over(rest), float(without.two_theta[peak]))
+
+
+def best_peak(component: np.ndarray, evidence: np.ndarray, half_width: int) -> tuple[int, np.ndarray]:
+    """The candidate's most evident peak and the mask of the points outside its window.
+
+    The peak is the local maximum of ``component`` whose window (± ``half_width`` points) holds the most
+    ``evidence``.
+    """
+    c = np.asarray(component, dtype=np.float64)
+    h = max(int(half_width), 1)
+    inner = c[1:-1]
+    maxima = np.flatnonzero((inner >= c[:-2]) & (inner > c[2:]) & (inner > 1e-3 * float(c.max()))) + 1
+    if len(maxima) == 0:
+        maxima = np.array([int(np.argmax(c))])
+    sums = np.concatenate([[0.0], np.cumsum(evidence)])
+    lo, hi = np.maximum(maxima - h, 0), np.minimum(maxima + h + 1, len(c))
+    peak = int(maxima[int(np.argmax(sums[hi] - sums[lo]))])
+    rest = np.ones(len(c), dtype=bool)
+    rest[max(peak - h, 0) : peak + h + 1] = False
+    return peak, rest
 
 
 def integrated_correlation(residual: np.ndarray, max_lag: int) -> float:

@@ -375,6 +375,12 @@ def _golden_minimum(
     return min(golden_section(f, lo, hi, iterations).best, (f(1.0), 1.0))
 
 
+def _at_bound(params: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which parameters sit on a bound of their range (within 1e-9 of the range)."""
+    tol = 1e-9 * np.maximum(hi - lo, 1e-300)
+    return (params <= lo + tol) | (params >= hi - tol)
+
+
 def _scale_covariance(
     model: Model,
     data: FitData,
@@ -393,7 +399,8 @@ def _scale_covariance(
     non-linear parameters. Two weightings (ADR 0056):
 
     * counting: Poisson weights, ``inv(JᵀWJ)`` × reduced χ² × the lag-1 serial-correlation factor
-      (Bérar & Lelann; ADR 0046) — the scale esds the presence tests and detection limits use;
+      (Bérar & Lelann; ADR 0046) — the scale esds the presence tests and detection limits use, with
+      the non-linear parameters that sit on a bound held there (ADR 0067);
     * misfit-aware: weights ``sw_misfit`` (square roots of counts plus a systematic term at the
       calculated peaks, ``misfit.systematic_variance``), × reduced χ² under them × Bérar & Lelann's
       factor over the residuals' correlation length (``misfit.integrated_correlation``) — the fraction
@@ -403,10 +410,11 @@ def _scale_covariance(
     if n == 0:
         return np.zeros((0, 0)), np.zeros((0, 0))
     columns = [profiles, data.basis]
+    free = [np.ones(profiles.shape[1] + data.basis.shape[1], dtype=bool)]
     if bool(np.any(coef[:n] > 0)):
         parts = model.all_parts(data.x, params, ratio)
         base = model.combine(parts, params) @ coef[:n]
-        _, hi = model.bounds(LATTICE_LIMIT)
+        lo, hi = model.bounds(LATTICE_LIMIT)
         steps = model.steps()
         derivatives = []
         for k in range(model.n_params):
@@ -417,11 +425,17 @@ def _scale_covariance(
                 (model.combine(model.updated_parts(data.x, q, ratio, parts, k), q) @ coef[:n] - base) / h
             )
         jac_nl = np.stack(derivatives, axis=1)
-        columns.append(jac_nl[:, np.any(jac_nl != 0.0, axis=0)])
+        moving = np.any(jac_nl != 0.0, axis=0)
+        columns.append(jac_nl[:, moving])
+        free.append(~_at_bound(params, lo, hi)[moving])
     raw = np.concatenate(columns, axis=1)
+    unheld = np.concatenate(free)
     out = []
     for sw in (data.sw, sw_misfit):
-        jac = raw * sw[:, None]
+        # counting (presence): a parameter on a bound is held there, as Rietveld programs hold a parameter
+        # at its limit — linearised as free, a Lorentzian share at 0 trades against the scale (ADR 0067)
+        kept = unheld if sw is data.sw else np.ones(raw.shape[1], dtype=bool)
+        jac = raw[:, kept] * sw[:, None]
         norm = np.sqrt(np.maximum((jac * jac).sum(axis=0), 1e-300))
         inverse = np.linalg.pinv((jac / norm).T @ (jac / norm), rcond=1e-12) / norm[:, None] / norm[None, :]
         residual = data.y * sw - jac[:, : n + data.basis.shape[1]] @ coef
