@@ -116,7 +116,11 @@ def test_cli_reports_twenty_percent_amorphous_from_a_spiked_simulated_sample(
     (result,) = json.loads(capsys.readouterr().out)
     assert result["internal_standard"] == {"name": "LiF_225", "weight_fraction": 0.2}
     assert result["amorphous"] == pytest.approx(0.20, abs=0.04), result
-    assert 0.0 < result["amorphous_esd"] < 0.05
+    # without a particle size the esd holds what 5 µm grains would do (ADR 0068): LiF absorbs a tenth
+    # of what TiO2 and MnO do, so the grain size could move the standard's share, and the amorphous
+    # content with it, by far more than counting noise
+    assert 0.05 < result["amorphous_esd"] < 0.25
+    assert any("large absorption contrast" in w for w in result["warnings"]), result["warnings"]
     phases = {p["name"]: p for p in result["phases"]}
     assert set(phases) == {"LiF_225", "TiO2_141", "MnO_225"}, result
     assert phases["LiF_225"]["absolute_fraction"] == pytest.approx(0.2)

@@ -87,7 +87,10 @@ def test_correction_solves_brindleys_equation(library: Library) -> None:
 
 
 def _prediction() -> XrdPrediction:
-    calls = [PhaseCall("ZnO", "ZnO", 0.99, fraction=0.63), PhaseCall("TiO2", "TiO2", 0.98, fraction=0.37)]
+    calls = [
+        PhaseCall("ZnO", "ZnO", 0.99, fraction=0.63),
+        PhaseCall("TiO2", "TiO2", 0.98, fraction=0.37, fraction_esd=0.01),
+    ]
     return XrdPrediction(path="m.xy", phases=calls, residual=0.07)
 
 
@@ -99,10 +102,17 @@ def test_prediction_corrected_with_a_particle_size_and_warned_without(library: L
         brindley_correction({"ZnO": 0.63, "TiO2": 0.37}, library, 5.0).fractions["TiO2"]
     )
     assert sum(fractions.values()) == pytest.approx(1.0)
+    applied = fractions["TiO2"] - 0.37  # half the correction joins the esd: a size is known to ±50 %
+    assert next(c for c in corrected.phases if c.name == "TiO2").fraction_esd == pytest.approx(
+        math.hypot(0.01, applied / 2)
+    )
     assert any(w.startswith("microabsorption (Brindley, 5 µm grains) corrected") for w in corrected.warnings)
     untouched = _prediction()
     correct_prediction(untouched, library, None)
     assert [c.fraction for c in untouched.phases] == [0.63, 0.37]
+    change = brindley_correction({"ZnO": 0.63, "TiO2": 0.37}, library, 5.0).fractions["TiO2"] - 0.37
+    esds = {c.name: c.fraction_esd for c in untouched.phases}  # the unknown grain size joins the esd
+    assert esds["TiO2"] == pytest.approx(math.hypot(0.01, change)) and esds["ZnO"] is None
     assert any("large absorption contrast" in w and "give the particle size" in w for w in untouched.warnings)
     tiny = _prediction()
     correct_prediction(tiny, library, 0.05)  # sub-micron grains: a change far below 1 wt %, no warning
@@ -146,3 +156,16 @@ def test_dara_tio2_zno_read_closer_to_the_weights_after_correction(tmp_path: Pat
     assert before > 0.025  # the issue's ~3.5 points: TiO2 absorbs twice as much as ZnO at Cu Kα
     assert after < 0.015 and after < before / 2
     assert math.isclose(sum(raw.values()), 1.0)
+    # without a particle size the fractions stay as fitted; the unknown grain size's effect joins the
+    # esd (ADR 0068), which then covers the weighing with room to spare
+    calls = [
+        PhaseCall(p.name, p.formula, 0.99, fraction=p.weight_fraction, fraction_esd=p.fraction_esd)
+        for p in fit.phases
+    ]
+    prediction = XrdPrediction(path="t.xrdml", phases=calls, residual=fit.rwp)
+    correct_prediction(prediction, library, None)
+    tio2 = next(c for c in prediction.phases if c.name == "1010942")
+    fitted = next(p for p in fit.phases if p.name == "1010942")
+    assert tio2.fraction == fitted.weight_fraction
+    assert tio2.fraction_esd > 1.5 * fitted.fraction_esd  # the fit alone: 1.7 points for a 3.5 error
+    assert before < 1.5 * tio2.fraction_esd

@@ -125,35 +125,53 @@ def _mu_text(result: Microabsorption) -> str:
 def correct_prediction(prediction: object, library: Library, particle_size_um: float | None) -> None:
     """Apply the correction to a fitted ``XrdPrediction``'s fractions and say what it did (warnings).
 
-    Without a particle size nothing changes, but a warning says when grains of ``TYPICAL_PARTICLE_UM``
-    would move a fraction by more than ``MATTERS``: the absorption contrast is large enough to matter.
+    The correction's uncertainty joins each fitted fraction's esd (in quadrature, ADR 0068). Without a
+    particle size the fractions stay as fitted and the change grains of ``TYPICAL_PARTICLE_UM`` would make
+    is that uncertainty: the size is unknown, and a fraction a laboratory-ground powder would move by
+    3 wt % is not known to better than that; a warning says when the change exceeds ``MATTERS`` (the
+    absorption contrast is large enough to matter). With a size, half the correction applied: a grain
+    size is rarely known to better than ±50 %.
     """
     calls: Sequence[object] = getattr(prediction, "phases", [])
     warnings: list[str] = getattr(prediction, "warnings", [])
     if getattr(prediction, "residual", None) is None or len(calls) < 2:
         return
     fractions = {c.name: float(c.fraction or 0.0) for c in calls}  # type: ignore[attr-defined]
+    total = sum(fractions.values())
+    if not total > 0:
+        return
     size = particle_size_um if particle_size_um is not None else TYPICAL_PARTICLE_UM
     result = brindley_correction(fractions, library, size)
     if result.unknown:
         warnings.append(
             "microabsorption: no density or formula for " + ", ".join(result.unknown) + ": left uncorrected"
         )
-    if particle_size_um is None:
-        if result.largest_change > MATTERS:
-            warnings.append(
-                f"large absorption contrast (μ in 1/cm: {_mu_text(result)}): microabsorption moves fractions "
-                f"by about {100 * result.largest_change:.1f} wt % for {size:g} µm grains; give the particle "
-                "size to correct it"
+    known = particle_size_um is not None
+    share = 0.5 if known else 1.0
+    updated = []
+    for call in calls:
+        name: str = call.name  # type: ignore[attr-defined]
+        change = result.fractions[name] - fractions[name] / total
+        esd = call.fraction_esd  # type: ignore[attr-defined]
+        updated.append(
+            dataclasses.replace(
+                call,  # type: ignore[type-var]
+                fraction=result.fractions[name] if known else call.fraction,  # type: ignore[attr-defined]
+                fraction_esd=math.hypot(esd, share * change) if esd is not None else None,
             )
+        )
+    prediction.phases = updated  # type: ignore[attr-defined]
+    if result.largest_change <= MATTERS:
         return
-    prediction.phases = [  # type: ignore[attr-defined]
-        dataclasses.replace(c, fraction=result.fractions[c.name])  # type: ignore[attr-defined,type-var]
-        for c in calls
-    ]
-    if result.largest_change > MATTERS:
+    if known:
         warnings.append(
             f"microabsorption (Brindley, {size:g} µm grains) corrected the fractions by up to "
             f"{100 * result.largest_change:.1f} wt % (μ in 1/cm: {_mu_text(result)}); the correction is "
             "only as good as the particle size"
+        )
+    else:
+        warnings.append(
+            f"large absorption contrast (μ in 1/cm: {_mu_text(result)}): microabsorption moves fractions "
+            f"by about {100 * result.largest_change:.1f} wt % for {size:g} µm grains (in the esds); give "
+            "the particle size to correct it"
         )
