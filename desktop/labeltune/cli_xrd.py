@@ -311,6 +311,8 @@ def predict(
         sys.stderr.write(f"note: {note}\n")
     for p in predictions:
         print(Path(p.path).name)
+        name_width = max([22, *(len(c.name) + 2 for c in p.phases)])  # mineral names run long
+        formula_width = max([12, *(len(c.formula) + 2 for c in p.phases)])
         for call in p.phases:
             frac = f"{call.fraction * 100:5.1f} wt%" if call.fraction is not None else ""
             if call.fraction_esd is not None:
@@ -321,7 +323,8 @@ def predict(
             shift = (
                 f"  lattice {(call.lattice_scale - 1) * 100:+.2f} %" if call.lattice_scale is not None else ""
             )
-            print(f"  {call.name:<22}{call.formula:<12}p={call.probability:.3f}  {frac}{shift}")
+            label = f"{call.name:<{name_width}}{call.formula:<{formula_width}}"
+            print(f"  {label}p={call.probability:.3f}  {frac}{shift}")
         if p.amorphous is not None:
             print(
                 f"  amorphous / unidentified {p.amorphous * 100:.1f} ± {(p.amorphous_esd or 0) * 100:.1f} wt%"

@@ -115,7 +115,8 @@ def misfit_test(with_phase: Any, without: Any, name: str, alpha: float) -> Misfi
     The weights come from ``without`` (the phases already there); on them the χ² drop of the nested fits
     is F-tested as in ``significance.phase_test``, and the candidate's profile is fitted to the residual
     of ``without`` by one-parameter weighted least squares: ``t`` = amount / esd, the esd scaled by the
-    reduced χ² and the serial-correlation factor under these weights.
+    reduced χ² and the serial-correlation factor under these weights; ``t_rest`` the same least squares
+    without the candidate's most evident peak (``best_peak``, ADR 0067).
     """
     component = with_phase.components.get(name)
     if component is None or not np.any(component > 0) or len(without.observed) != len(with_phase.observed):
