@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from labeltune.core.xrd.library import Library
-from labeltune.core.xrd.pattern import make_pattern
+from labeltune.core.xrd.pattern import Pattern, make_pattern
 from labeltune.core.xrd.shipped import shipped_model_dir
 from labeltune.core.xrd.simulate import SimulationConfig, simulate
 from labeltune.core.xrd.train_config import XrdTrainConfig
@@ -81,6 +81,18 @@ def test_the_fit_adds_a_one_percent_phase_and_drops_an_absent_call_on_evidence(
     assert data["detection_limits"]["Li2MnO3_12"] > 0 and all(p["fraction_esd"] > 0 for p in data["phases"])
 
 
+def _bench_mixture(library: Library, truth: dict[str, float], seed: int) -> Pattern:
+    """A mixture simulated as ``bench/bench_xrd_minor.py`` does: good data, 20 000 counts at the top."""
+    config = SimulationConfig(
+        texture_sigma=0.0, impurity_probability=0.0, crystallite_nm=(60.0, 400.0), max_counts=(2e4, 2e4),
+        background=(0.02, 0.1), ka2_probability=1.0,
+    )  # fmt: skip
+    batch = simulate(library, 1, config, seed, composition=truth)
+    return make_pattern(
+        batch.two_theta, batch.x[0] * 2e4, source=Path(f"sim{seed}.xy"), format="xy", wavelength=1.5406
+    )
+
+
 @pytest.mark.skipif(MODEL is None, reason="the shipped XRD model is not in models/")
 def test_a_phase_added_early_goes_when_a_later_addition_explains_its_peaks() -> None:
     # from bench_xrd_minor (2 wt % LiF): LiTiO2 was added first, LiF then took its peaks and LiTiO2 was
@@ -90,15 +102,7 @@ def test_a_phase_added_early_goes_when_a_later_addition_explains_its_peaks() -> 
     assert MODEL is not None
     model = load_xrd_model(MODEL)
     truth = {"Li2Ti(OF3)2_12": 0.4636, "Li2Ti6O13_12": 0.5164, "LiF_225": 0.02}
-    config = SimulationConfig(
-        texture_sigma=0.0, impurity_probability=0.0, crystallite_nm=(60.0, 400.0), max_counts=(2e4, 2e4),
-        background=(0.02, 0.1), ka2_probability=1.0,
-    )  # fmt: skip
-    batch = simulate(model.library, 1, config, 20, composition=truth)
-    pattern = make_pattern(
-        batch.two_theta, batch.x[0] * 2e4, source=Path("s.xy"), format="xy", wavelength=1.5406
-    )
-    prediction = model.predict(pattern)
+    prediction = model.predict(_bench_mixture(model.library, truth, 20))
     assert {p.name for p in prediction.phases} == set(truth), prediction.warnings
     assert all(p.fraction is not None and p.fraction > 0.01 for p in prediction.phases)
 
@@ -113,14 +117,7 @@ def test_a_one_percent_phase_whose_profile_sits_at_a_bound_is_found() -> None:
     assert MODEL is not None
     model = load_xrd_model(MODEL)
     truth = {"MnO2_227": 0.6036, "Li3Ti4O8_3": 0.3864, "LiMnF4_14": 0.01}
-    config = SimulationConfig(
-        texture_sigma=0.0, impurity_probability=0.0, crystallite_nm=(60.0, 400.0), max_counts=(2e4, 2e4),
-        background=(0.02, 0.1), ka2_probability=1.0,
-    )  # fmt: skip
-    batch = simulate(model.library, 1, config, 2010, composition=truth)
-    pattern = make_pattern(
-        batch.two_theta, batch.x[0] * 2e4, source=Path("sim2010.xy"), format="xy", wavelength=1.5406
-    )
+    pattern = _bench_mixture(model.library, truth, 2010)
     probs = np.full(len(model.names), 0.001)
     for name in ("MnO2_227", "Li3Ti4O8_3"):
         probs[model.names.index(name)] = 0.99
