@@ -18,7 +18,7 @@ from pathlib import Path
 from labeltune.core.xrd.dara import parse_dara_name
 from labeltune.core.xrd.inference import load_xrd_model
 from labeltune.core.xrd.library import Library
-from labeltune.core.xrd.metrics import canonical_formula
+from labeltune.core.xrd.metrics import resolve_label
 from labeltune.core.xrd.quantify import fit_phases
 from labeltune.core.xrd.readers import read_pattern
 
@@ -26,17 +26,16 @@ DARA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xrd" / "dara_m
 
 
 def weighed_names(library: Library, file_name: str) -> list[str]:
-    """The library names of a scan's weighed phases: the name itself, else the phase of that formula.
+    """The library names of a scan's weighed phases (``metrics.resolve_label``: a name, else its formula).
 
     ``bench_xrd_sim2real.py`` names its library by formula; a library built in the app by mineral name.
     """
-    by_formula = {canonical_formula(library.phase(n).formula): n for n in library.names}
     out = []
     for phase in parse_dara_name(file_name).phases:
-        name = phase if phase in library.names else by_formula.get(canonical_formula(phase))
-        if name is None:
-            raise SystemExit(f"{phase} (weighed in {file_name}) is not in the model's library")
-        out.append(name)
+        matches = resolve_label(phase, library)
+        if len(matches) != 1:
+            raise SystemExit(f"{phase} (weighed in {file_name}) is {len(matches)} phases of the library")
+        out.append(library.names[matches[0]])
     return out
 
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from labeltune.core.xrd.library import Library, Phase
+from labeltune.core.xrd.results import XrdPrediction
 
 CLASSICAL_ELECTRON_RADIUS_CM = 2.8179403262e-13
 AVOGADRO = 6.02214076e23
@@ -122,7 +123,7 @@ def _mu_text(result: Microabsorption) -> str:
     return ", ".join(f"{n} {v:.0f}" for n, v in sorted(result.mu.items(), key=lambda kv: kv[1]))
 
 
-def correct_prediction(prediction: object, library: Library, particle_size_um: float | None) -> None:
+def correct_prediction(prediction: XrdPrediction, library: Library, particle_size_um: float | None) -> None:
     """Apply the correction to a fitted ``XrdPrediction``'s fractions and say what it did (warnings).
 
     The correction's uncertainty joins each fitted fraction's esd (in quadrature, ADR 0068). Without a
@@ -132,11 +133,10 @@ def correct_prediction(prediction: object, library: Library, particle_size_um: f
     absorption contrast is large enough to matter). With a size, half the correction applied: a grain
     size is rarely known to better than ±50 %.
     """
-    calls: Sequence[object] = getattr(prediction, "phases", [])
-    warnings: list[str] = getattr(prediction, "warnings", [])
-    if getattr(prediction, "residual", None) is None or len(calls) < 2:
+    calls, warnings = prediction.phases, prediction.warnings
+    if prediction.residual is None or len(calls) < 2:
         return
-    fractions = {c.name: float(c.fraction or 0.0) for c in calls}  # type: ignore[attr-defined]
+    fractions = {c.name: float(c.fraction or 0.0) for c in calls}
     total = sum(fractions.values())
     if not total > 0:
         return
@@ -150,17 +150,16 @@ def correct_prediction(prediction: object, library: Library, particle_size_um: f
     share = 0.5 if known else 1.0
     updated = []
     for call in calls:
-        name: str = call.name  # type: ignore[attr-defined]
-        change = result.fractions[name] - fractions[name] / total
-        esd = call.fraction_esd  # type: ignore[attr-defined]
+        change = result.fractions[call.name] - fractions[call.name] / total
+        esd = call.fraction_esd
         updated.append(
             dataclasses.replace(
-                call,  # type: ignore[type-var]
-                fraction=result.fractions[name] if known else call.fraction,  # type: ignore[attr-defined]
+                call,
+                fraction=result.fractions[call.name] if known else call.fraction,
                 fraction_esd=math.hypot(esd, share * change) if esd is not None else None,
             )
         )
-    prediction.phases = updated  # type: ignore[attr-defined]
+    prediction.phases = updated
     if result.largest_change <= MATTERS:
         return
     if known:
