@@ -9,7 +9,7 @@ the CSV written whole or not at all, copies sorted into ``<label>/``, ``uncertai
   (:func:`labeltune.core.inference.predict_files`; the CSV is ``labeltune predict --out``'s).
 * XRD runs: the label is the ``;``-joined phase set, the confidence the lowest probability among its phases
   (a set is only as sure as its least sure phase) and *unfamiliar* means no library phase was recognised;
-  the CSV counts the strong peaks the phases leave unexplained (ADR 0031).
+  the CSV counts the significant peaks the phases leave unexplained (ADR 0031).
 
 The app's *Predict a folder…* runs this in a worker; nothing here imports torch before it is called.
 """

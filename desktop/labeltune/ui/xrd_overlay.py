@@ -190,7 +190,7 @@ def fitted_curve_on_pattern(
 def unexplained_on_pattern(
     prediction: XrdPrediction | None, model_wavelength: float | None, pattern_wavelength: float | None
 ) -> list[float]:
-    """The 2θ (on the pattern's axis) of the strong peaks the identified phases leave unexplained."""
+    """The 2θ (on the pattern's axis) of the significant peaks the identified phases leave unexplained."""
     if prediction is None or not prediction.unexplained_peaks:
         return []
     two_theta = np.array([p.two_theta for p in prediction.unexplained_peaks], dtype=np.float64)

@@ -101,10 +101,10 @@ def warnings_html(prediction: XrdPrediction) -> str:
     peaks = sorted(prediction.unexplained_peaks, key=lambda p: -p.height)
     said = peaks and any(f"{peaks[0].two_theta:.1f}°" in text for text in prediction.warnings)
     if peaks and not said:  # the fit's warnings often name them already
-        shown = ", ".join(f"{p.two_theta:.2f}° (d {p.d:.3f} Å, {p.height * 100:.0f} %)" for p in peaks[:5])
+        shown = ", ".join(f"{p.two_theta:.2f}° (d {p.d:.3f} Å, {p.height * 100:.1f} %)" for p in peaks[:5])
         more = f" and {len(peaks) - 5} more" if len(peaks) > 5 else ""
         lines.append(
-            f"{len(peaks)} strong peak(s) that no identified phase explains, at 2θ {shown}{more}: an "
+            f"{len(peaks)} peak(s) that no identified phase explains, at 2θ {shown}{more}: an "
             "impurity, or a phase missing from the library?"
         )
     out = [f'<p style="color:{WARNING_COLOUR}; margin:0">⚠ {line}</p>' for line in lines]

@@ -3,7 +3,7 @@
 The network proposes (probability per phase); physics decides the details. With ``fit=True`` the phases
 called present are refined by a least-squares fit of their calculated patterns (zero shift, lattice
 scale, widths free; :mod:`labeltune.core.xrd.quantify`), which gives the weight fractions, the residual
-and the strong peaks nothing explains. The fit also checks the network's call:
+and the significant peaks nothing explains. The fit also checks the network's call:
 
 * a called phase stays only with evidence (``significance``, ADR 0046): its scale at least ``Z_MIN``
   esds above zero and an F-test of the fit without it significant at 99.9 %;
@@ -51,7 +51,11 @@ CANDIDATE_FLOOR = 0.005
 ALWAYS_TRIED = 2
 """The most likely uncalled phases tried on every pattern: minor phases the network is unsure of."""
 MAX_TRIES = 6
-"""Most uncalled phases tried while strong peaks stay unexplained."""
+"""Most uncalled phases tried while strong peaks stay unexplained (``STRONG_PEAK``)."""
+STRONG_PEAK = 0.04
+"""An unexplained peak this high (of the strongest) widens the search to ``MAX_TRIES`` phases. Weaker
+ones are reported but leave the search to the residual screen: tried greedily in the network's order,
+a phase sharing some of a 0.5 % minor's reflections was taken in its place (ADR 0069)."""
 SCREENED_TRIES = 2
 """Most phases the residual screen (``screening``) proposes that are then fitted in full."""
 
@@ -308,7 +312,8 @@ class XrdModel:
             k = int(k)
             if k in called or probs[k] < CANDIDATE_FLOOR:
                 continue
-            if tries >= MAX_TRIES or (tries >= ALWAYS_TRIED and not result.unexplained_peaks):
+            strong = any(p.height >= STRONG_PEAK for p in result.unexplained_peaks)
+            if tries >= MAX_TRIES or (tries >= ALWAYS_TRIED and not strong):
                 break
             tries += 1
             tried_phases.append(k)

@@ -537,10 +537,14 @@ def _warnings(
     new = [p for p in unexplained if p.two_theta not in on_phase]
     stronger = [p for p in unexplained if p.two_theta in on_phase]
     if new:
-        where = ", ".join(f"{p.two_theta:.1f}°" for p in new)
+        if len(new) == 1:
+            what = f"a peak at 2θ {new[0].two_theta:.1f}° ({100 * new[0].height:.1f} % of the strongest) fits"
+        else:
+            where = ", ".join(f"{p.two_theta:.1f}° ({100 * p.height:.1f} %)" for p in new)
+            what = f"peaks at 2θ {where} (% of the strongest) fit"
         out.append(
-            f"strong peaks at 2θ {where} fit no identified phase: "
-            "an unknown phase or amorphous content may be present"
+            f"{what} no identified phase: "
+            "an unknown phase (an impurity, when weak) or amorphous content may be present"
         )
     if stronger:
         where = ", ".join(f"{p.two_theta:.1f}°" for p in stronger)

@@ -12,23 +12,30 @@ from labeltune.core.uncertainty import hypothesis_doubt, presence_doubt
 
 @dataclass(frozen=True)
 class UnexplainedPeak:
-    """A strong peak of the measurement that no identified phase accounts for.
+    """A significant peak of the measurement that no identified phase accounts for.
 
-    ``height`` is the residual peak height relative to the measurement's strongest peak (0..1).
+    ``height`` is the residual peak height relative to the measurement's strongest peak (0..1);
+    ``significance`` its amplitude over its standard deviation (``residual_peaks``; 0 when not known).
     """
 
     two_theta: float
     d: float
     height: float
+    significance: float = 0.0
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UnexplainedPeak:
         """Rebuild from :meth:`to_json` output."""
-        return cls(float(data["two_theta"]), float(data["d"]), float(data["height"]))
+        return cls(
+            float(data["two_theta"]), float(data["d"]), float(data["height"]), float(data.get("z", 0.0))
+        )
 
     def to_json(self) -> dict[str, float]:
         """The peak as a JSON-ready dict (rounded)."""
-        return {"two_theta": round(self.two_theta, 3), "d": round(self.d, 4), "height": round(self.height, 4)}
+        out = {"two_theta": round(self.two_theta, 3), "d": round(self.d, 4), "height": round(self.height, 4)}
+        if self.significance:
+            out["z"] = round(self.significance, 1)
+        return out
 
 
 _OPTIONAL = (
