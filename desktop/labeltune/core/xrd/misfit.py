@@ -15,7 +15,7 @@ position too); ``k`` (the relative misfit, a few per cent) is the least-squares 
 of the squared residuals over counting noise against the squared calculated peaks. A candidate's own
 peaks in clean regions keep their Poisson weight; where it only improves the fit at the other phases'
 peaks its evidence counts for little. The same weights give misfit-aware esds
-(``quantify._scale_covariance``).
+(``fit_covariance.scale_covariance``).
 """
 
 from __future__ import annotations

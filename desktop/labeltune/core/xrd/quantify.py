@@ -33,8 +33,10 @@ import numpy as np
 from labeltune.core.golden import golden_section
 from labeltune.core.progress import check_stop
 from labeltune.core.xrd.bragg import two_theta_of_d
+from labeltune.core.xrd.fit_covariance import scale_covariance
 from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, TEXTURE_BOUNDS, FitData, Model, Texture
 from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
+from labeltune.core.xrd.fit_warnings import fit_warnings, on_calculated_peaks
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.misfit import correlation_lags, integrated_correlation, systematic_variance
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
@@ -42,7 +44,7 @@ from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.reference_patterns import reference_providers
 from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
-from labeltune.core.xrd.significance import DETECTION_SIGMAS, SIGNIFICANCE, correlation_factor, f_survival
+from labeltune.core.xrd.significance import DETECTION_SIGMAS, SIGNIFICANCE, f_survival
 
 __all__ = ["FitResult", "PhaseFit", "calculated_profile", "fit_phases"]
 
@@ -54,8 +56,6 @@ LATTICE_SEARCH = 0.015
 """The lattice-scale grid search covers 1 ± this."""
 LATTICE_LIMIT = 0.02
 """Refinement keeps every lattice scale within 1 ± this."""
-RWP_WARNING = 0.25
-"""A fit with a larger Rwp gets a warning."""
 DEFAULT_KA2_RATIO = 0.5
 KA2_PREFERENCE = 0.01
 """When the file does not say, no Kα2 must fit this much better (relative chi²) to be chosen."""
@@ -87,7 +87,7 @@ class PhaseFit:
     shift_deg: float
     fwhm_deg: float
     scale_esd: float = 0.0
-    """Standard uncertainty of ``scale`` from counting statistics (``_scale_covariance``; presence tests)."""
+    """Standard uncertainty of ``scale`` from counting statistics (``fit_covariance``; presence tests)."""
     fraction_esd: float = 0.0
     """Standard uncertainty of ``weight_fraction``: the misfit-aware covariance (ADR 0056), propagated."""
     detection_limit: float = 0.0
@@ -222,8 +222,8 @@ def fit_phases(
     weighted = (y - calc) * full.sw
     rho = float(weighted[1:] @ weighted[:-1]) / max(float(weighted @ weighted), 1e-300)
     sw = 1.0 / np.sqrt(systematic_variance(x, y, calc, background, fwhm0))  # ADR 0056
-    cov, cov_misfit = _scale_covariance(
-        model, full, params, ratio, profiles, solution.coef, freedom, rho, sw, fwhm0
+    cov, cov_misfit = scale_covariance(
+        model, full, params, ratio, profiles, solution.coef, freedom, rho, sw, fwhm0, LATTICE_LIMIT
     )
     phases = _phase_fits(
         library, names, model, params, solution.coef[: len(names)], wavelength, cov, cov_misfit
@@ -231,8 +231,10 @@ def fit_phases(
     fwhm_now = float(np.median([p.fwhm_deg for p in phases])) if phases else fwhm0
     unexplained = residual_peaks(x, y, calc, background, fwhm_now, wavelength)
     outside = {n for j, n in enumerate(names) if not profiles[:, j].any()}
-    on_phase = _on_calculated_peaks(unexplained, x, calc - background, float(np.max(y)), fwhm_now)
-    warnings = _warnings(phases, unexplained, rwp, names, outside, (float(x[0]), float(x[-1])), on_phase)
+    on_phase = on_calculated_peaks(unexplained, x, calc - background, float(np.max(y)), fwhm_now)
+    warnings = fit_warnings(
+        phases, unexplained, rwp, names, outside, (float(x[0]), float(x[-1])), on_phase, LATTICE_LIMIT
+    )
     return FitResult(
         phases=phases,
         zero_shift=float(params[INDEX_ZERO]),
@@ -375,79 +377,6 @@ def _golden_minimum(
     return min(golden_section(f, lo, hi, iterations).best, (f(1.0), 1.0))
 
 
-def _at_bound(params: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Which parameters sit on a bound of their range (within 1e-9 of the range)."""
-    tol = 1e-9 * np.maximum(hi - lo, 1e-300)
-    return (params <= lo + tol) | (params >= hi - tol)
-
-
-def _scale_covariance(
-    model: Model,
-    data: FitData,
-    params: np.ndarray,
-    ratio: float,
-    profiles: np.ndarray,
-    coef: np.ndarray,
-    freedom: int,
-    rho: float,
-    sw_misfit: np.ndarray,
-    fwhm: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Covariances (n, n) of the phase scales: every parameter refined together, as in Rietveld programs.
-
-    The Jacobian holds the scales' and background's columns and numerical derivatives of the
-    non-linear parameters. Two weightings (ADR 0056):
-
-    * counting: Poisson weights, ``inv(JᵀWJ)`` × reduced χ² × the lag-1 serial-correlation factor
-      (Bérar & Lelann; ADR 0046) — the scale esds the presence tests and detection limits use, with
-      the non-linear parameters that sit on a bound held there (ADR 0067);
-    * misfit-aware: weights ``sw_misfit`` (square roots of counts plus a systematic term at the
-      calculated peaks, ``misfit.systematic_variance``), × reduced χ² under them × Bérar & Lelann's
-      factor over the residuals' correlation length (``misfit.integrated_correlation``) — the fraction
-      esds, which must cover misfit beyond counting noise.
-    """
-    n = model.n
-    if n == 0:
-        return np.zeros((0, 0)), np.zeros((0, 0))
-    columns = [profiles, data.basis]
-    free = [np.ones(profiles.shape[1] + data.basis.shape[1], dtype=bool)]
-    if bool(np.any(coef[:n] > 0)):
-        parts = model.all_parts(data.x, params, ratio)
-        base = model.combine(parts, params) @ coef[:n]
-        lo, hi = model.bounds(LATTICE_LIMIT)
-        steps = model.steps()
-        derivatives = []
-        for k in range(model.n_params):
-            q = params.copy()
-            h = steps[k] if q[k] + steps[k] <= hi[k] else -steps[k]
-            q[k] += h
-            derivatives.append(
-                (model.combine(model.updated_parts(data.x, q, ratio, parts, k), q) @ coef[:n] - base) / h
-            )
-        jac_nl = np.stack(derivatives, axis=1)
-        moving = np.any(jac_nl != 0.0, axis=0)
-        columns.append(jac_nl[:, moving])
-        free.append(~_at_bound(params, lo, hi)[moving])
-    raw = np.concatenate(columns, axis=1)
-    unheld = np.concatenate(free)
-    out = []
-    for sw in (data.sw, sw_misfit):
-        # counting (presence): a parameter on a bound is held there, as Rietveld programs hold a parameter
-        # at its limit — linearised as free, a Lorentzian share at 0 trades against the scale (ADR 0067)
-        kept = unheld if sw is data.sw else np.ones(raw.shape[1], dtype=bool)
-        jac = raw[:, kept] * sw[:, None]
-        norm = np.sqrt(np.maximum((jac * jac).sum(axis=0), 1e-300))
-        inverse = np.linalg.pinv((jac / norm).T @ (jac / norm), rcond=1e-12) / norm[:, None] / norm[None, :]
-        residual = data.y * sw - jac[:, : n + data.basis.shape[1]] @ coef
-        chi2_red = float(residual @ residual) / freedom
-        if sw is data.sw:
-            factor = correlation_factor(rho)
-        else:
-            factor = integrated_correlation(residual, correlation_lags(fwhm, data.step))
-        out.append(inverse[:n, :n] * chi2_red * factor)
-    return out[0], out[1]
-
-
 def _phase_fits(
     library: Library,
     names: list[str],
@@ -504,70 +433,4 @@ def _phase_fits(
                 preferred_orientation=orientation.get(j),
             )
         )
-    return out
-
-
-def _on_calculated_peaks(
-    peaks: list[UnexplainedPeak], x: np.ndarray, net: np.ndarray, top: float, fwhm: float
-) -> set[float]:
-    """2θ of the unexplained peaks that sit on a calculated peak of an identified phase.
-
-    That is: within one FWHM the calculated profile above background reaches 10 % of the residual
-    peak's height — a peak measured much stronger than calculated, not one where nothing is calculated.
-    """
-    out: set[float] = set()
-    for p in peaks:
-        window = np.abs(x - p.two_theta) <= max(fwhm, 1e-3)
-        if window.any() and float(np.max(net[window])) >= 0.1 * p.height * top:
-            out.add(p.two_theta)
-    return out
-
-
-def _warnings(
-    phases: list[PhaseFit],
-    unexplained: list[UnexplainedPeak],
-    rwp: float,
-    names: list[str],
-    outside: set[str],
-    fitted: tuple[float, float],
-    on_phase: set[float] | None = None,
-) -> list[str]:
-    out = []
-    on_phase = on_phase or set()
-    new = [p for p in unexplained if p.two_theta not in on_phase]
-    stronger = [p for p in unexplained if p.two_theta in on_phase]
-    if new:
-        if len(new) == 1:
-            what = f"a peak at 2θ {new[0].two_theta:.1f}° ({100 * new[0].height:.1f} % of the strongest) fits"
-        else:
-            where = ", ".join(f"{p.two_theta:.1f}° ({100 * p.height:.1f} %)" for p in new)
-            what = f"peaks at 2θ {where} (% of the strongest) fit"
-        out.append(
-            f"{what} no identified phase: "
-            "an unknown phase (an impurity, when weak) or amorphous content may be present"
-        )
-    if stronger:
-        where = ", ".join(f"{p.two_theta:.1f}°" for p in stronger)
-        out.append(
-            f"peaks at 2θ {where} are much stronger than the identified phases predict there: "
-            "preferred orientation (texture), or an unknown phase on top"
-        )
-    if names and rwp > RWP_WARNING:
-        out.append(f"the fit is poor (Rwp {rwp * 100:.0f} %): a phase may be missing or misidentified")
-    for p in phases:
-        if p.preferred_orientation is not None:
-            direction, r = p.preferred_orientation
-            out.append(f"texture: {p.name} r = {r:.2f} along [{''.join(str(v) for v in direction)}]")
-        if p.name in outside:
-            out.append(f"{p.name}: no reflections in the fitted range {fitted[0]:.1f}-{fitted[1]:.1f}° 2θ")
-            continue
-        if abs(p.lattice_scale - 1.0) > LATTICE_LIMIT * 0.98:
-            out.append(
-                f"{p.name}: the lattice had to be scaled by {100 * (p.lattice_scale - 1):+.1f} %, "
-                "the limit: the phase may be misidentified"
-            )
-        if p.weight_fraction < 0.005:
-            out.append(
-                f"{p.name}: fitted with almost no weight ({100 * p.weight_fraction:.1f} %): probably absent"
-            )
     return out
