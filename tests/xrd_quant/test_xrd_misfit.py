@@ -171,9 +171,11 @@ def test_one_bump_beside_the_known_peaks_is_no_phase(dara_scan: tuple[Any, Any],
     found, why = _evidence(with_absent, without, absent)
     assert not found, why
     beyond = misfit_test(with_absent, without, absent, 1e-3)
-    assert beyond.t >= 3.09 and beyond.test.significant  # what let it through before
+    # with the coarse lattice pick only (before ADR 0070) both passed the misfit test here; with the CIF's
+    # lattice tried too they reach t 3.2-3.4 without a significant F: either way, the bump is all they have
+    assert beyond.t >= 3.09
     assert 29.8 < beyond.best_peak < 30.5 and beyond.t_rest < 3.09
-    assert f"{beyond.t_rest:.1f} esd without its peak at {beyond.best_peak:.2f}°" in why
+    assert f"beyond misfit {beyond.t:.1f} esd" in why
 
 
 BISMUTITE_LI2CO3_SCAN = DARA / "NiO_0p3035-Bi2O3_0p3016-Li2CO3_0p3997--8min.xrdml"

@@ -62,8 +62,11 @@ def lattice_search(
                 k = model.index_s(j)
                 if coarse:
                     values = np.arange(1.0 - search, 1.0 + search + 0.5 * step, step)
-                else:
-                    values = np.arange(q[k] - 4 * step, q[k] + 4.5 * step, step)
+                else:  # around the coarse pick and around the CIF's lattice: a weak phase's coarse pick
+                    # can be a broad peak filling another phase's misfit
+                    values = np.concatenate(
+                        [np.arange(q[k] - 4 * step, q[k] + 4.5 * step, step), np.arange(-4, 5) * step + 1.0]
+                    )
                 p[k] = scan(work, q, k, values)
         if not coarse:
             zeros = np.clip(np.arange(-4.0, 4.01, 0.5) * width, -1.0, 1.0)
