@@ -113,7 +113,7 @@ def residual_peaks(
     A local maximum of the matched filter's significance (``residual_significance``) counts when it
     reaches ``MIN_SIGNIFICANCE``, its amplitude ``MIN_HEIGHT`` of the strongest observed peak (above
     background) and ``MIN_OF_CALCULATED`` of the calculated peak intensity there (ADR 0069; before it a
-    fixed 4 % of the strongest peak, which hid a 2 % impurity peak at 18σ).
+    fixed 4 % of the strongest peak, which hid impurity peaks of 1.6-3.2 % at 7-15σ).
     """
     n = len(x)
     if n < 5:
@@ -142,8 +142,8 @@ def residual_peaks(
     # where the peak is and how high: the residual smoothed over half a FWHM, at its maximum near the
     # filter's (which sits between Kα1 and Kα2)
     half = max(1, round(fwhm / step))
-    smooth = np.convolve(observed - calculated, np.ones(max(1, round(0.5 * fwhm / step))), mode="same")
-    smooth /= max(1, round(0.5 * fwhm / step))
+    box = max(1, round(0.5 * fwhm / step))
+    smooth = np.convolve(observed - calculated, np.ones(box) / box, mode="same")
     out = []
     for i in sorted(chosen, key=lambda c: x[c]):
         lo = max(i - half, 0)
