@@ -46,7 +46,7 @@ from labeltune.core.xrd.screening import screen_residual
 from labeltune.core.xrd.significance import (
     SIGNIFICANCE,
     Z_MIN,
-    correlation_factor,
+    noise_scale,
     normal_quantile,
     phase_test,
 )
@@ -74,9 +74,7 @@ def _gain(fit: Any, better: Any) -> float:
 
     In units of ``better``'s reduced χ² × its serial-correlation factor.
     """
-    scale = float(better.chi2_sum) / max(better.n_points - better.n_parameters, 1)
-    scale *= correlation_factor(better.residual_correlation)
-    return (float(fit.chi2_sum) - float(better.chi2_sum)) / max(scale, 1e-300)
+    return (float(fit.chi2_sum) - float(better.chi2_sum)) / max(noise_scale(better), 1e-300)
 
 
 def prior_alpha(probability: float) -> float:

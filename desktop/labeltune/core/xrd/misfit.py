@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from labeltune.core.xrd.significance import PhaseTest, correlation_factor, phase_test
+from labeltune.core.xrd.significance import PhaseTest, noise_scale, phase_test
 
 ENVELOPE_FWHM = 1.0
 """The systematic term covers this many FWHM on each side of the calculated peaks."""
@@ -129,7 +129,7 @@ def misfit_test(with_phase: Any, without: Any, name: str, alpha: float) -> Misfi
     a, b = _weighted(with_phase, weight, lags), _weighted(without, weight, lags)
     test = phase_test(a, b, alpha)
     assert a.chi2_sum is not None
-    scale = a.chi2_sum / max(a.n_points - a.n_parameters, 1) * correlation_factor(a.residual_correlation)
+    scale = noise_scale(a)
     information = weight * component * component
     evidence = weight * (without.observed - without.calculated) * component
 

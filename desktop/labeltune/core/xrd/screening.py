@@ -19,7 +19,7 @@ from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.peak_profile import calculated_profile
 from labeltune.core.xrd.quantify import DEFAULT_KA2_RATIO, FitResult
 from labeltune.core.xrd.residual_peaks import estimate_fwhm
-from labeltune.core.xrd.significance import correlation_factor
+from labeltune.core.xrd.significance import noise_scale
 
 LATTICE_STEPS = np.linspace(0.99, 1.01, 9)
 """Lattice scales tried per phase (CIF lattices are often 1 % off)."""
@@ -35,9 +35,7 @@ def screen_residual(library: Library, fit: FitResult, exclude: Collection[str]) 
     floor = max(1e-2 * float(np.max(np.abs(y))), 1e-12)
     weight = 1.0 / np.maximum(y, floor)
     residual = y - fit.calculated
-    variance = (
-        fit.chi2_sum / max(fit.n_points - fit.n_parameters, 1) * correlation_factor(fit.residual_correlation)
-    )
+    variance = noise_scale(fit)
     fwhm = float(np.median([p.fwhm_deg for p in fit.phases])) if fit.phases else estimate_fwhm(x, y)
     ratio = DEFAULT_KA2_RATIO if fit.ka2 else 0.0
     out: list[tuple[str, float]] = []

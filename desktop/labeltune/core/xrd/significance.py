@@ -35,6 +35,12 @@ class _Fit(Protocol):
     residual_correlation: float
 
 
+def noise_scale(fit: _Fit) -> float:
+    """A fit's reduced χ² × its serial-correlation factor: the variance unit of its esds and χ² drops."""
+    chi2 = fit.chi2_sum if fit.chi2_sum is not None else 0.0
+    return chi2 / max(fit.n_points - fit.n_parameters, 1) * correlation_factor(fit.residual_correlation)
+
+
 def correlation_factor(rho: float) -> float:
     """How much serially correlated residuals (lag-1 correlation ``rho``) inflate χ² sums: (1+ρ)/(1−ρ)."""
     rho = min(max(rho, 0.0), 0.95)
