@@ -4,7 +4,7 @@ Two figures with an XRD run over the dara library (e.g. ``bench/bench_xrd_sim2re
 
 * the phases ``predict`` calls on the unspiked 8-min scans that the weighing does not list;
 * every absent library phase fitted together with each scan's weighed phases and put to the fit's
-  evidence (``XrdModel._evidence`` at the base level α = 0.001, no prior): how many pass.
+  evidence (``phase_decision.evidence`` at the base level α = 0.001, no prior): how many pass.
 
 Run: ``PYTHONPATH=desktop python bench/bench_xrd_dara_false_phases.py --model RUN_DIR``. Not a test.
 """
@@ -19,6 +19,7 @@ from labeltune.core.xrd.dara import parse_dara_name
 from labeltune.core.xrd.inference import load_xrd_model
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.metrics import resolve_label
+from labeltune.core.xrd.phase_decision import evidence
 from labeltune.core.xrd.quantify import fit_phases
 from labeltune.core.xrd.readers import read_pattern
 
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if name in weighed:
                 continue
             total += 1
-            found, why = model._evidence(fit_phases(pattern, model.library, [*weighed, name]), without, name)
+            found, why = evidence(fit_phases(pattern, model.library, [*weighed, name]), without, name)
             passing += found
             if found:
                 print(f"  absent, passing: {pattern.source.name}: {name} ({why})")

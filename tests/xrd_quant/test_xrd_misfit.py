@@ -65,9 +65,9 @@ def dara_scan(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
 
 
 def _evidence(with_phase: Any, without: Any, name: str) -> tuple[bool, str]:
-    from labeltune.core.xrd.inference import XrdModel, prior_alpha
+    from labeltune.core.xrd.phase_decision import evidence, prior_alpha
 
-    return XrdModel._evidence(object.__new__(XrdModel), with_phase, without, name, prior_alpha(0.4))
+    return evidence(with_phase, without, name, prior_alpha(0.4))
 
 
 @pytest.mark.skipif(not SCAN.is_file(), reason="../shared/data/xrd/dara_mixtures is not present")

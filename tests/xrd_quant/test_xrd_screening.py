@@ -49,7 +49,7 @@ def test_the_residual_of_the_majors_names_the_minor_phase_and_nothing_without_on
 
 
 def test_an_unlikely_phase_needs_stronger_evidence() -> None:
-    from labeltune.core.xrd.inference import prior_alpha
+    from labeltune.core.xrd.phase_decision import prior_alpha
     from labeltune.core.xrd.significance import SIGNIFICANCE, normal_quantile
 
     assert prior_alpha(0.5) == pytest.approx(1.0 - SIGNIFICANCE)
