@@ -14,6 +14,8 @@ from labeltune.core.xrd.fit_engine import INDEX_A, INDEX_B, INDEX_ZERO, FitData,
 log = logging.getLogger(__name__)
 
 _MAX_REJECTED = 12
+COARSE_MINIMA = 3
+"""The coarse lattice scan's lowest local minima that the fine scan also searches around (ADR 0071)."""
 _DEG_PER_RAD = 180.0 / math.pi
 
 
@@ -38,6 +40,9 @@ def lattice_search(
     tan_max = math.tan(math.radians(float(data.x[-1]) / 2.0))
     per_unit = 2.0 * _DEG_PER_RAD * tan_max  # d(2θ)/ds at the top of the range, degrees
 
+    minima: dict[int, np.ndarray] = {}
+    """Per lattice parameter, the coarse scan's best local minima (ADR 0071)."""
+
     def scan(work: FitData, q: np.ndarray, k: int, values: np.ndarray) -> float:
         """Best value of parameter k over ``values`` with the others fixed; sets q[k]."""
         base = model.all_parts(work.x, q, ratio)
@@ -46,10 +51,12 @@ def lattice_search(
             q[k] = v
             trial = model.updated_parts(work.x, q, ratio, base, k)
             scores.append(work.solve(model.combine(trial, q)).chi2)
+        minima[k] = local_minima(np.asarray(values), np.asarray(scores), COARSE_MINIMA)
         q[k] = float(values[int(np.argmin(scores))])
         return q[k]
 
     broad = max(3.0 * fwhm, 0.25)
+    coarse_minima: dict[int, np.ndarray] = {}
     for width, coarse in ((broad, True), (fwhm, False)):
         step = 0.5 * width / per_unit
         work = data.binned(max(1, int(width / 6.0 / data.step)))
@@ -62,12 +69,13 @@ def lattice_search(
                 k = model.index_s(j)
                 if coarse:
                     values = np.arange(1.0 - search, 1.0 + search + 0.5 * step, step)
-                else:  # around the coarse pick and around the CIF's lattice: a weak phase's coarse pick
-                    # can be a broad peak filling another phase's misfit
-                    values = np.concatenate(
-                        [np.arange(q[k] - 4 * step, q[k] + 4.5 * step, step), np.arange(-4, 5) * step + 1.0]
-                    )
+                else:  # around the coarse pick, the coarse scan's next minima and the CIF's lattice: a
+                    # weak phase's coarse pick can be a broad peak filling another phase's misfit
+                    centres = np.unique(np.round([q[k], 1.0, *coarse_minima[j]], 9))
+                    values = np.unique(np.concatenate([np.arange(-4, 5) * step + c for c in centres]))
                 p[k] = scan(work, q, k, values)
+                if coarse:
+                    coarse_minima[j] = minima[k]
         if not coarse:
             zeros = np.clip(np.arange(-4.0, 4.01, 0.5) * width, -1.0, 1.0)
             p[INDEX_ZERO] = scan(work, q, INDEX_ZERO, zeros)
@@ -75,6 +83,16 @@ def lattice_search(
                 k = model.index_s(j)
                 p[k] = scan(work, q, k, np.arange(q[k] - 3 * step, q[k] + 3.5 * step, step))
     return p
+
+
+def local_minima(values: np.ndarray, scores: np.ndarray, count: int) -> np.ndarray:
+    """The ``values`` at the ``count`` lowest local minima of ``scores`` (ends included), lowest first."""
+    if len(scores) == 0:
+        return values[:0]
+    left = np.concatenate([[np.inf], scores[:-1]])
+    right = np.concatenate([scores[1:], [np.inf]])
+    at = np.flatnonzero((scores <= left) & (scores <= right))
+    return values[at[np.argsort(scores[at], kind="stable")][:count]]
 
 
 def levenberg_marquardt(

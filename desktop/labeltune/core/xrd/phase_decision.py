@@ -12,9 +12,12 @@ decides, in this order:
    and added on the same evidence, at a level set by the network's probability (:func:`prior_alpha`):
    minor phases the network was unsure of;
 4. the fit proposes too: the two library phases the residual holds most of (``screening``) are fitted
-   and added on the same evidence at a level corrected for searching the whole library;
+   and added on the same evidence at a level corrected for searching the whole library; steps 3-4
+   repeat while they add a phase (``MAX_ROUNDS``, ADR 0071): in a many-phase sample a phase tried while
+   others were missing is tried again once they are in;
 5. an added phase gives way to a look-alike (the screen's best phases for its peaks) that fits clearly
-   better (ADR 0070); a phase that was needed only to cover a later addition's peaks is then pruned.
+   better and leaves it without evidence (ADR 0070, 0071); a phase that was needed only to cover a later
+   addition's peaks is then pruned.
 
 Around the decided set it reports the competing phase sets (``alternatives``) and the detection limits
 of the phases tried and not found. No torch here: the network's output comes in as probabilities.
@@ -56,6 +59,9 @@ SCREENED_TRIES = 2
 """Most phases the residual screen (``screening``) proposes that are then fitted in full."""
 LOOKALIKE_TRIES = 2
 """Phases fitted in an added phase's place (``PhaseDecision._lookalike``)."""
+MAX_ROUNDS = 3
+"""Rounds of trying likely uncalled phases and screened ones: a next round only after one added a phase
+(ADR 0071)."""
 
 
 def prior_alpha(probability: float) -> float:
@@ -142,10 +148,15 @@ class PhaseDecision:
         result = self._fit(called)
         called, result = self._prune(called, result)
         called, result = self._polymorphs(called, result)
-        called, result, added, tried = self._candidates(called, result)
-        called, result, screened = self._screened(called, result, tried)
-        added += screened
-        for k in added:
+        added: list[int] = []
+        # steps 3-4 again while they add: a phase rejected while others were missing is tried once they are in
+        for _ in range(MAX_ROUNDS):
+            called, result, found, tried = self._candidates(called, result)
+            called, result, screened = self._screened(called, result, tried)
+            added += found + screened
+            if not found + screened:
+                break
+        for k in list(added):
             if k in called:
                 called, result = self._lookalike(called, result, k)
         if added:  # a phase called (or added) only to cover a later addition's peaks is no longer needed
@@ -260,15 +271,21 @@ class PhaseDecision:
         evidence and lowers χ² by at least ``Z_MIN``² in units of its reduced χ² × serial-correlation
         factor (:func:`chi2_gain`): a 2 % LiTi2O4 was called LiMn2O4 (the network's candidate, its spinel
         lattice stretched 2 % onto LiTi2O4's; gain 25), a 2 % Ti2MnO4 TiMn2O4 (gain 70), while a true 1 %
-        Li2O would have given way to Mn2O3 at a gain of 3.8 (ADR 0070).
+        Li2O would have given way to Mn2O3 at a gain of 3.8 (ADR 0070). When ``k`` still passes its
+        evidence beside the look-alike, the two hold different peaks: ``k`` stays and the look-alike is
+        added if it passes its own (a clinker's periclase was swapped for the ferrite on the ferrite's own
+        peaks, ADR 0071). Nothing is fitted when the screen ranks ``k`` itself first.
         """
         rest = [j for j in called if j != k]
         if not rest:
             return called, result
         without = self._fit(rest)
-        exclude = {self.names[j] for j in called}
+        exclude = {self.names[j] for j in rest}
+        ranked = [name for name, _t in screen_residual(self.pattern.library, without, exclude)]
+        if ranked and ranked[0] == self.names[k]:
+            return called, result  # the screen itself puts k first: no other phase holds its peaks better
         best, best_gain = None, Z_MIN * Z_MIN
-        for name, _t in screen_residual(self.pattern.library, without, exclude)[:LOOKALIKE_TRIES]:
+        for name in [n for n in ranked if n != self.names[k]][:LOOKALIKE_TRIES]:
             trial = [*rest, self.names.index(name)]
             other = self._fit(trial)
             gain = chi2_gain(result, other)
@@ -277,6 +294,15 @@ class PhaseDecision:
         if best is None:
             return called, result
         trial, other, name = best
+        both = [*called, self.names.index(name)]
+        fit_both = self._fit(both)
+        if evidence(fit_both, other, self.names[k])[0]:  # k is needed beside it: not the same peaks
+            alpha = (1.0 - SIGNIFICANCE) / max(len(ranked), 1)
+            found, why = evidence(fit_both, result, name, alpha)
+            if not found:
+                return called, result
+            self.notes.append(f"{name} added by the fit, found beside {self.names[k]} ({why})")
+            return both, fit_both
         self.notes.append(
             f"{name} fits better than {self.names[k]} (the same peaks; χ² lower by {best_gain:.0f} σ²)"
         )
