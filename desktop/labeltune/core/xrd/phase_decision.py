@@ -12,12 +12,12 @@ decides, in this order:
    and added on the same evidence, at a level set by the network's probability (:func:`prior_alpha`):
    minor phases the network was unsure of;
 4. the fit proposes too: the two library phases the residual holds most of (``screening``) are fitted
-   and added on the same evidence at a level corrected for searching the whole library; steps 3-4
-   repeat while they add a phase (``MAX_ROUNDS``, ADR 0071): in a many-phase sample a phase tried while
-   others were missing is tried again once they are in;
+   and added on the same evidence at a level corrected for searching the whole library;
 5. an added phase gives way to a look-alike (the screen's best phases for its peaks) that fits clearly
-   better and leaves it without evidence (ADR 0070, 0071); a phase that was needed only to cover a later
-   addition's peaks is then pruned.
+   better and leaves it without evidence (ADR 0070, 0071). Steps 3-5 repeat while they change the set
+   (``MAX_ROUNDS``, ADR 0071): in a many-phase sample a phase tried while others were missing, or while
+   a look-alike stood in for one, is tried again once they are in. A phase that was needed only to
+   cover a later addition's peaks is then pruned.
 
 Around the decided set it reports the competing phase sets (``alternatives``) and the detection limits
 of the phases tried and not found. No torch here: the network's output comes in as probabilities.
@@ -60,8 +60,8 @@ SCREENED_TRIES = 2
 LOOKALIKE_TRIES = 2
 """Phases fitted in an added phase's place (``PhaseDecision._lookalike``)."""
 MAX_ROUNDS = 3
-"""Rounds of trying likely uncalled phases and screened ones: a next round only after one added a phase
-(ADR 0071)."""
+"""Rounds of steps 3-5 (likely uncalled phases, screened ones, look-alikes): a next round only after one
+changed the phase set (ADR 0071)."""
 
 
 def prior_alpha(probability: float) -> float:
@@ -148,18 +148,19 @@ class PhaseDecision:
         result = self._fit(called)
         called, result = self._prune(called, result)
         called, result = self._polymorphs(called, result)
-        added: list[int] = []
-        # steps 3-4 again while they add: a phase rejected while others were missing is tried once they are in
+        first = set(called)
+        # steps 3-5 again while they change the set: a phase rejected while others were missing (or
+        # stood in for) is tried once they are in
         for _ in range(MAX_ROUNDS):
+            before = set(called)
             called, result, found, tried = self._candidates(called, result)
             called, result, screened = self._screened(called, result, tried)
-            added += found + screened
-            if not found + screened:
+            for k in found + screened:
+                if k in called:
+                    called, result = self._lookalike(called, result, k)
+            if set(called) == before:
                 break
-        for k in list(added):
-            if k in called:
-                called, result = self._lookalike(called, result, k)
-        if added:  # a phase called (or added) only to cover a later addition's peaks is no longer needed
+        if set(called) - first:  # a phase called (or added) only to cover a later addition's peaks goes
             called, result = self._prune(called, result)
         ranked = [self.names[int(k)] for k in np.argsort(-self.probs)]
         alternatives = competing_sets(self.pattern, [self.names[j] for j in called], ranked)
