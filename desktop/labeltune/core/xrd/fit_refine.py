@@ -40,20 +40,16 @@ def lattice_search(
     tan_max = math.tan(math.radians(float(data.x[-1]) / 2.0))
     per_unit = 2.0 * _DEG_PER_RAD * tan_max  # d(2θ)/ds at the top of the range, degrees
 
-    minima: dict[int, np.ndarray] = {}
-    """Per lattice parameter, the coarse scan's best local minima (ADR 0071)."""
-
-    def scan(work: FitData, q: np.ndarray, k: int, values: np.ndarray) -> float:
-        """Best value of parameter k over ``values`` with the others fixed; sets q[k]."""
+    def scan(work: FitData, q: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
+        """χ² at each of ``values`` of parameter k with the others fixed; sets q[k] to the best."""
         base = model.all_parts(work.x, q, ratio)
         scores = []
         for v in values:
             q[k] = v
             trial = model.updated_parts(work.x, q, ratio, base, k)
             scores.append(work.solve(model.combine(trial, q)).chi2)
-        minima[k] = local_minima(np.asarray(values), np.asarray(scores), COARSE_MINIMA)
         q[k] = float(values[int(np.argmin(scores))])
-        return q[k]
+        return np.asarray(scores)
 
     broad = max(3.0 * fwhm, 0.25)
     coarse_minima: dict[int, np.ndarray] = {}
@@ -73,15 +69,18 @@ def lattice_search(
                     # weak phase's coarse pick can be a broad peak filling another phase's misfit
                     centres = np.unique(np.round([q[k], 1.0, *coarse_minima[j]], 9))
                     values = np.unique(np.concatenate([np.arange(-4, 5) * step + c for c in centres]))
-                p[k] = scan(work, q, k, values)
+                scores = scan(work, q, k, values)
+                p[k] = q[k]
                 if coarse:
-                    coarse_minima[j] = minima[k]
+                    coarse_minima[j] = local_minima(values, scores, COARSE_MINIMA)
         if not coarse:
             zeros = np.clip(np.arange(-4.0, 4.01, 0.5) * width, -1.0, 1.0)
-            p[INDEX_ZERO] = scan(work, q, INDEX_ZERO, zeros)
+            scan(work, q, INDEX_ZERO, zeros)
+            p[INDEX_ZERO] = q[INDEX_ZERO]
             for j in range(n):
                 k = model.index_s(j)
-                p[k] = scan(work, q, k, np.arange(q[k] - 3 * step, q[k] + 3.5 * step, step))
+                scan(work, q, k, np.arange(q[k] - 3 * step, q[k] + 3.5 * step, step))
+                p[k] = q[k]
     return p
 
 

@@ -38,6 +38,7 @@ from labeltune.core.xrd.screening import screen_residual
 from labeltune.core.xrd.significance import (
     SIGNIFICANCE,
     Z_MIN,
+    bonferroni_alpha,
     noise_scale,
     normal_quantile,
     phase_test,
@@ -246,7 +247,7 @@ class PhaseDecision:
         """The residual screen: minor phases the network gave (almost) no probability; those added."""
         done = {self.names[j] for j in called} | {self.names[k] for k in tried}
         screened = screen_residual(self.pattern.library, result, done) if called else []
-        alpha = (1.0 - SIGNIFICANCE) / max(len(screened), 1)
+        alpha = bonferroni_alpha(len(screened))
         z = normal_quantile(alpha)
         added: list[int] = []
         for name, t in screened[:SCREENED_TRIES]:
@@ -298,8 +299,7 @@ class PhaseDecision:
         both = [*called, self.names.index(name)]
         fit_both = self._fit(both)
         if evidence(fit_both, other, self.names[k])[0]:  # k is needed beside it: not the same peaks
-            alpha = (1.0 - SIGNIFICANCE) / max(len(ranked), 1)
-            found, why = evidence(fit_both, result, name, alpha)
+            found, why = evidence(fit_both, result, name, bonferroni_alpha(len(ranked)))
             if not found:
                 return called, result
             self.notes.append(f"{name} added by the fit, found beside {self.names[k]} ({why})")

@@ -44,7 +44,7 @@ from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.reference_patterns import reference_providers
 from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
-from labeltune.core.xrd.significance import DETECTION_SIGMAS, SIGNIFICANCE, f_survival
+from labeltune.core.xrd.significance import DETECTION_SIGMAS, bonferroni_alpha, f_survival
 
 __all__ = ["FitResult", "PhaseFit", "calculated_profile", "fit_phases"]
 
@@ -354,7 +354,7 @@ def _preferred_orientation(
         f = (chi2_base - chi2_with) / max(chi2_with / freedom, 1e-300) / factor
         p_value = f_survival(f, 1.0, freedom / factor) if f > 0 else 1.0
         log.debug("texture %s along %s: F %.3g, p %.3g", names[j], best[1], f, p_value)
-        if p_value < (1.0 - SIGNIFICANCE) / len(directions):
+        if p_value < bonferroni_alpha(len(directions)):
             chosen[j] = best[1]
     if not chosen:
         return model, params

@@ -99,6 +99,11 @@ class PhaseTest:
     significant: bool
 
 
+def bonferroni_alpha(tests: int) -> float:
+    """Bonferroni: each of ``tests`` searched alternatives at this level (all at 1 − SIGNIFICANCE)."""
+    return (1.0 - SIGNIFICANCE) / max(tests, 1)
+
+
 def normal_quantile(alpha: float) -> float:
     """The z with P(Z > z) = ``alpha`` for a standard normal Z (one-sided), by bisection."""
     lo, hi = -10.0, 40.0
