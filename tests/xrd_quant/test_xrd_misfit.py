@@ -172,10 +172,11 @@ def test_one_bump_beside_the_known_peaks_is_no_phase(dara_scan: tuple[Any, Any],
     assert not found, why
     beyond = misfit_test(with_absent, without, absent, 1e-3)
     # with the coarse lattice pick only (before ADR 0070) both passed the misfit test here; with the CIF's
-    # lattice tried too they reach t 3.2-3.4 without a significant F: either way, the bump is all they have
-    assert beyond.t >= 3.09
+    # lattice tried too they reached t 3.2-3.4 without a significant F, and with the other phases' lattices
+    # between grid points (ADR 0072) t 2.9-3.1: either way, the bump is nearly all they have
+    assert beyond.t > 2.5 and beyond.t_rest < beyond.t / 2
     assert 29.8 < beyond.best_peak < 30.5 and beyond.t_rest < 3.09
-    assert f"beyond misfit {beyond.t:.1f} esd" in why
+    assert "beyond misfit" not in why or f"beyond misfit {beyond.t:.1f} esd" in why  # (or the F-test failed)
 
 
 BISMUTITE_LI2CO3_SCAN = DARA / "NiO_0p3035-Bi2O3_0p3016-Li2CO3_0p3997--8min.xrdml"

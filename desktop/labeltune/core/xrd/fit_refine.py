@@ -17,6 +17,8 @@ _MAX_REJECTED = 12
 COARSE_MINIMA = 3
 """The coarse lattice scan's lowest local minima that the fine scan also searches around (ADR 0071)."""
 _DEG_PER_RAD = 180.0 / math.pi
+TIE = 1e-9
+"""Relative χ² difference below which two scan values fit equally well."""
 
 
 def lattice_search(
@@ -40,19 +42,35 @@ def lattice_search(
     tan_max = math.tan(math.radians(float(data.x[-1]) / 2.0))
     per_unit = 2.0 * _DEG_PER_RAD * tan_max  # d(2θ)/ds at the top of the range, degrees
 
-    def scan(work: FitData, q: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
-        """χ² at each of ``values`` of parameter k with the others fixed; sets q[k] to the best."""
+    def scan(
+        work: FitData, q: np.ndarray, k: int, values: np.ndarray, reference: float = 1.0, vertex: bool = False
+    ) -> np.ndarray:
+        """χ² at each of ``values`` of parameter k with the others fixed; sets q[k] to the best.
+
+        With ``vertex`` (equally spaced ``values``) the parabola through the best and its neighbours
+        gives a value between grid points, kept if its χ² is lower still.
+        """
         base = model.all_parts(work.x, q, ratio)
-        scores = []
-        for v in values:
+
+        def chi2(v: float) -> float:
             q[k] = v
-            trial = model.updated_parts(work.x, q, ratio, base, k)
-            scores.append(work.solve(model.combine(trial, q)).chi2)
-        q[k] = float(values[int(np.argmin(scores))])
-        return np.asarray(scores)
+            return float(work.solve(model.combine(model.updated_parts(work.x, q, ratio, base, k), q)).chi2)
+
+        scores = np.array([chi2(float(v)) for v in values])
+        i = best_value(values, scores, reference)
+        q[k] = float(values[i])
+        if vertex and 0 < i < len(values) - 1:
+            left, mid, right = scores[i - 1 : i + 2]
+            curvature = left - 2.0 * mid + right
+            if curvature > 0:
+                v = float(values[i]) + 0.5 * (left - right) / curvature * float(values[1] - values[0])
+                if chi2(v) >= mid:
+                    q[k] = float(values[i])
+        return scores
 
     broad = max(3.0 * fwhm, 0.25)
     coarse_minima: dict[int, np.ndarray] = {}
+    unseen: set[int] = set()  # phases the coarse scan left without weight at every lattice scale
     for width, coarse in ((broad, True), (fwhm, False)):
         step = 0.5 * width / per_unit
         work = data.binned(max(1, int(width / 6.0 / data.step)))
@@ -63,7 +81,7 @@ def lattice_search(
             for j in range(n):
                 check_stop(stop_event)
                 k = model.index_s(j)
-                if coarse:
+                if coarse or j in unseen:
                     values = np.arange(1.0 - search, 1.0 + search + 0.5 * step, step)
                 else:  # around the coarse pick, the coarse scan's next minima and the CIF's lattice: a
                     # weak phase's coarse pick can be a broad peak filling another phase's misfit
@@ -73,15 +91,42 @@ def lattice_search(
                 p[k] = q[k]
                 if coarse:
                     coarse_minima[j] = local_minima(values, scores, COARSE_MINIMA)
+                    if _flat(scores):
+                        unseen.add(j)
+                    else:
+                        unseen.discard(j)
         if not coarse:
             zeros = np.clip(np.arange(-4.0, 4.01, 0.5) * width, -1.0, 1.0)
-            scan(work, q, INDEX_ZERO, zeros)
+            scan(work, q, INDEX_ZERO, zeros, reference=0.0)
             p[INDEX_ZERO] = q[INDEX_ZERO]
-            for j in range(n):
+            unseen.clear()
+            for j in range(n):  # the others between grid points: a 1 % phase beside a 8 % polymorph
+                k = model.index_s(j)  # shows only when the polymorph's peaks sit where they are
+                if _flat(scan(work, q, k, np.arange(q[k] - 3 * step, q[k] + 3.5 * step, step), vertex=True)):
+                    unseen.add(j)
+                p[k] = q[k]
+            for j in unseen:  # without weight near its pick: a last look over the whole range (ADR 0072)
                 k = model.index_s(j)
-                scan(work, q, k, np.arange(q[k] - 3 * step, q[k] + 3.5 * step, step))
+                scan(work, q, k, np.arange(1.0 - search, 1.0 + search + 0.5 * step, step))
                 p[k] = q[k]
     return p
+
+
+def _flat(scores: np.ndarray) -> bool:
+    """Whether a scan's χ² is the same everywhere (the phase got no weight at any value)."""
+    low = float(np.min(scores))
+    return float(np.max(scores)) <= low + TIE * abs(low)
+
+
+def best_value(values: np.ndarray, scores: np.ndarray, reference: float) -> int:
+    """Index of the lowest of ``scores``; among ties the value nearest ``reference`` (ADR 0072).
+
+    Where a phase gets no weight the χ² is the same at every value: the lowest value of the range (the
+    first of the ties) is no better than any other, and a phase left there has no gradient to leave by.
+    """
+    low = float(np.min(scores))
+    tied = np.flatnonzero(scores <= low + TIE * abs(low))
+    return int(tied[np.argmin(np.abs(values[tied] - reference))])
 
 
 def local_minima(values: np.ndarray, scores: np.ndarray, count: int) -> np.ndarray:
@@ -102,7 +147,7 @@ def levenberg_marquardt(
     limit: float,
     stop_event: threading.Event | None,
     max_iterations: int = 40,
-    tolerance: float = 1e-4,
+    tolerance: float = 1e-5,
 ) -> np.ndarray:
     """Refine every non-linear parameter (bounded, numerical Jacobian); returns the new parameters.
 

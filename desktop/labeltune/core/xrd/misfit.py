@@ -20,6 +20,7 @@ peaks its evidence counts for little. The same weights give misfit-aware esds
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,11 +122,7 @@ def misfit_test(with_phase: Any, without: Any, name: str, alpha: float) -> Misfi
     component = with_phase.components.get(name)
     if component is None or not np.any(component > 0) or len(without.observed) != len(with_phase.observed):
         return MisfitTest(0.0, PhaseTest(0.0, 1.0, False))
-    variance = systematic_variance(
-        without.two_theta, without.observed, without.calculated, without.background, fwhm_of(with_phase)
-    )
-    weight = 1.0 / variance
-    lags = correlation_lags(fwhm_of(with_phase), float(np.median(np.diff(without.two_theta))))
+    weight, lags = _misfit_weights(with_phase, without)
     a, b = _weighted(with_phase, weight, lags), _weighted(without, weight, lags)
     test = phase_test(a, b, alpha)
     assert a.chi2_sum is not None
@@ -143,6 +140,46 @@ def misfit_test(with_phase: Any, without: Any, name: str, alpha: float) -> Misfi
     step = float(np.median(np.diff(without.two_theta)))
     peak, rest = best_peak(component, evidence, round(PEAK_WINDOW_FWHM * fwhm_of(with_phase) / step))
     return MisfitTest(t_over(everywhere), test, t_over(rest), float(without.two_theta[peak]))
+
+
+def _misfit_weights(with_phase: Any, without: Any) -> tuple[np.ndarray, int]:
+    """The weights from ``without``'s misfit (peak widths from ``with_phase``) and the correlation lags."""
+    fwhm = fwhm_of(with_phase)
+    variance = systematic_variance(
+        without.two_theta, without.observed, without.calculated, without.background, fwhm
+    )
+    return 1.0 / variance, correlation_lags(fwhm, float(np.median(np.diff(without.two_theta))))
+
+
+def needed_scale(with_phase: Any, without: Any, name: str, z: float) -> float:
+    """The scale of ``name`` at which :func:`misfit_test`'s ``t_rest`` would reach ``z`` (ADR 0072).
+
+    ``with_phase`` fits ``name`` beside the phases of ``without``, at whatever scale (zero included).
+    What a residual of ``without`` can show of the phase is the part of its unit profile ``u`` that the
+    other phases' profiles do not take up (``u⊥``, weighted least squares under the weights of
+    ``without``'s misfit): where its reflections coincide with theirs, they absorb them. ``t_rest`` at
+    scale ``c`` is then about ``c Σ w u⊥ u / sqrt(s Σ w u²)`` over the points outside its most
+    informative peak (``s`` the noise scale); ``z`` of it is what the decision asks. In the units of
+    ``PhaseFit.scale``; infinite when nothing of the phase is left to see.
+    """
+    unit = with_phase.profiles.get(name)
+    if unit is None or not np.any(unit > 0) or len(without.observed) != len(with_phase.observed):
+        return math.inf
+    weight, lags = _misfit_weights(with_phase, without)
+    scale = noise_scale(_weighted(with_phase, weight, lags))
+    others = [p for n, p in without.profiles.items() if n != name and np.any(p)]
+    free = unit
+    if others:
+        basis = np.column_stack([*others, np.ones(len(unit)), np.linspace(-1.0, 1.0, len(unit))])
+        root = np.sqrt(weight)
+        beta = np.linalg.lstsq(basis * root[:, None], unit * root, rcond=None)[0]
+        free = unit - basis @ beta
+    information = weight * unit * unit
+    step = float(np.median(np.diff(without.two_theta)))
+    _, rest = best_peak(unit, information, round(PEAK_WINDOW_FWHM * fwhm_of(with_phase) / step))
+    seen = float(np.sum((weight * free * unit)[rest]))
+    norm = float(np.sum(information[rest]))
+    return z * math.sqrt(max(scale, 1e-300) * norm) / seen if seen > 0 and norm > 0 else math.inf
 
 
 def best_peak(component: np.ndarray, evidence: np.ndarray, half_width: int) -> tuple[int, np.ndarray]:

@@ -25,6 +25,7 @@ of the phases tried and not found. No torch here: the network's output comes in 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +33,11 @@ from typing import Any
 import numpy as np
 
 from labeltune.core.xrd.alternatives import PhaseSetFits, competing_sets
-from labeltune.core.xrd.misfit import misfit_test
+from labeltune.core.xrd.misfit import misfit_test, needed_scale
 from labeltune.core.xrd.results import Alternative
 from labeltune.core.xrd.screening import screen_residual
 from labeltune.core.xrd.significance import (
+    DETECTION_SIGMAS,
     SIGNIFICANCE,
     Z_MIN,
     bonferroni_alpha,
@@ -165,7 +167,7 @@ class PhaseDecision:
             called, result = self._prune(called, result)
         ranked = [self.names[int(k)] for k in np.argsort(-self.probs)]
         alternatives = competing_sets(self.pattern, [self.names[j] for j in called], ranked)
-        limits = self._detection_limits(called)
+        limits = self._detection_limits(called, result)
         if texture and called:  # ADR 0065: after every decision, so texture cannot add or drop a phase
             result = self.pattern.textured([self.names[j] for j in called], result.ka2)
         return Decision(called, result, self.notes, alternatives, limits)
@@ -309,8 +311,14 @@ class PhaseDecision:
         )
         return trial, other
 
-    def _detection_limits(self, called: list[int]) -> dict[str, float]:
-        """For uncalled phases fitted together with the final set: the weight fraction they would need."""
+    def _detection_limits(self, called: list[int], result: Any) -> dict[str, float]:
+        """For uncalled phases fitted together with the final set (``result``): the weight fraction needed.
+
+        The larger of two: ``DETECTION_SIGMAS`` counting esds of its scale (``PhaseFit.detection_limit``,
+        signal above noise) and the scale at which the decision's test beyond the others' misfit, without
+        its most evident peak, would pass (``misfit.needed_scale``; ADR 0072): a phase whose reflections
+        sit under the called phases' misfit, or coincide with theirs, needs far more than counting says.
+        """
         chosen = frozenset(self.names[j] for j in called)
         out: dict[str, float] = {}
         for names, fit in self.pattern.fitted().items():
@@ -319,6 +327,22 @@ class PhaseDecision:
                 (name,) = extra
                 phase = next((p for p in fit.phases if p.name == name), None)
                 if phase is not None:
-                    out[name] = phase.detection_limit
+                    out[name] = _limit(phase, needed_scale(fit, result, name, Z_MIN))
         order = {n: -self.probs[self.names.index(n)] for n in out}
         return dict(sorted(out.items(), key=lambda item: order[item[0]]))
+
+
+def _limit(phase: Any, needed: float) -> float:
+    """``phase``'s counting detection limit, raised to the weight fraction at scale ``needed`` if larger.
+
+    The counting limit ``L`` is the fraction at ``DETECTION_SIGMAS`` scale esds: an amount ``a`` beside
+    the others' ``T`` gives ``a / (a + T)``, so ``a / T = L / (1 - L)`` scales with the scale needed.
+    """
+    counting = phase.detection_limit
+    at_counting = DETECTION_SIGMAS * phase.scale_esd
+    if not 0.0 < counting < 1.0 or at_counting <= 0.0:
+        return counting
+    if not math.isfinite(needed):
+        return 1.0
+    ratio = counting / (1.0 - counting) * needed / at_counting
+    return max(counting, ratio / (1.0 + ratio))

@@ -114,6 +114,8 @@ class FitResult:
     calculated: np.ndarray
     background: np.ndarray
     components: dict[str, np.ndarray] = field(default_factory=dict)
+    profiles: dict[str, np.ndarray] = field(default_factory=dict)
+    """Each phase's unit-scale profile (``components`` = ``PhaseFit.scale`` × profile), also at zero scale."""
     unexplained_peaks: list[UnexplainedPeak] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     asymmetry: float = 0.0
@@ -245,6 +247,7 @@ def fit_phases(
         calculated=calc,
         background=background,
         components=components,
+        profiles={n: profiles[:, j] for j, n in enumerate(names)},
         unexplained_peaks=unexplained,
         warnings=warnings,
         asymmetry=float(params[INDEX_ASYMMETRY]),
