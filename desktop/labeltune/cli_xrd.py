@@ -334,8 +334,7 @@ def predict(
         if p.radiation is not None:
             print(f"  radiation {_radiation_text(p.radiation)}")
         if p.detection_limits:
-            limits = ", ".join(f"{n} {v * 100:.1f}" for n, v in list(p.detection_limits.items())[:3])
-            print(f"  not found (detection limit, wt%): {limits}")
+            print(f"  not found (detection limit, wt%): {p.limits_text()}")
         for alt in [a for a in p.alternatives if not a.chosen][:3]:
             mix = " + ".join(f"{n} {f * 100:.0f} %" for n, f in zip(alt.phases, alt.fractions, strict=True))
             print(f"  or {mix}: Rwp {alt.rwp * 100:.1f} %")

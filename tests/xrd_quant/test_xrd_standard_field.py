@@ -26,7 +26,7 @@ def error_boxes(parent: QWidget) -> list[QMessageBox]:
     return [box for box in parent.findChildren(QMessageBox) if box.objectName() == "errorBox"]
 
 
-def test_the_panel_shows_fraction_esds_and_the_amorphous_content(qtbot) -> None:
+def test_the_panel_shows_fraction_esds_the_amorphous_content_and_detection_limits(qtbot) -> None:
     panel = PredictionPanel()
     qtbot.addWidget(panel)
     prediction = XrdPrediction(
@@ -35,12 +35,14 @@ def test_the_panel_shows_fraction_esds_and_the_amorphous_content(qtbot) -> None:
         amorphous=0.2,
         amorphous_esd=0.015,
         internal_standard=("LiF_225", 0.2),
+        detection_limits={"Mn2O3_206": 0.0123, "TiO2_141": 1.0},
     )
     panel.show_prediction(prediction)
     assert panel.table.item(0, 3).text() == "25.0 ± 1.2 %"
-    assert "Amorphous / unidentified: 20.0 ± 1.5 wt% (internal standard LiF_225 at 20 %)" in warnings_html(
-        prediction
-    )
+    shown = warnings_html(prediction)
+    assert "Amorphous / unidentified: 20.0 ± 1.5 wt% (internal standard LiF_225 at 20 %)" in shown
+    assert "Tried and not found (detection limit, wt%): Mn2O3_206 1.2, TiO2_141 no peak of its own." in shown
+    assert panel.warnings_label.text() == shown
 
 
 @pytest.fixture

@@ -115,6 +115,11 @@ def warnings_html(prediction: XrdPrediction) -> str:
             f"{(prediction.amorphous_esd or 0) * 100:.1f} wt% (internal standard {html.escape(name)} at "
             f"{spiked * 100:g} %).</p>"
         )
+    if prediction.detection_limits:
+        out.append(
+            "<p style='margin:0'>Tried and not found (detection limit, wt%): "
+            f"{html.escape(prediction.limits_text())}.</p>"
+        )
     if prediction.residual is not None:
         fit = f"Fit of the identified phases: R<sub>wp</sub> {prediction.residual * 100:.1f} %"
         if prediction.zero_shift is not None:

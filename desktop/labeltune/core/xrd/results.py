@@ -192,6 +192,18 @@ class XrdPrediction:
     """``"auto"`` or ``"off"`` when the fit ran: whether the final refit of the decided phases could refine a
     March–Dollase preferred orientation (``predict --texture``; ADR 0065)."""
 
+    def limits_text(self, count: int = 3) -> str:
+        """The ``count`` most likely phases tried and not found with their detection limits, as text.
+
+        ``"LiF_225 0.4, Mn2O3_206 1.2"`` (wt %); a phase the decision could not accept at any fraction
+        (no reflection of its own left in the range, ADR 0067) reads "no peak of its own". Empty when
+        none was tried.
+        """
+        return ", ".join(
+            f"{name} {value * 100:.1f}" if value < 1.0 else f"{name} no peak of its own"
+            for name, value in list(self.detection_limits.items())[:count]
+        )
+
     @property
     def uncertainty(self) -> float:
         """How unsure the model is about this pattern, 0 (sure) .. 1 (a coin toss).
