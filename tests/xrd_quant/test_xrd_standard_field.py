@@ -32,6 +32,7 @@ def test_the_panel_shows_fraction_esds_the_amorphous_content_and_detection_limit
     prediction = XrdPrediction(
         "s.xy",
         [PhaseCall("LiF_225", "LiF", 0.9, fraction=0.25, fraction_esd=0.012, absolute_fraction=0.2)],
+        candidates=[PhaseCall("Mn2O3_206", "Mn2O3", 0.3), PhaseCall("MnO_225", "MnO", 0.1)],
         amorphous=0.2,
         amorphous_esd=0.015,
         internal_standard=("LiF_225", 0.2),
@@ -39,6 +40,9 @@ def test_the_panel_shows_fraction_esds_the_amorphous_content_and_detection_limit
     )
     panel.show_prediction(prediction)
     assert panel.table.item(0, 3).text() == "25.0 ± 1.2 %"
+    assert panel.table.item(1, 3).text() == "< 1.2 %"  # tried by the fit, not found: its detection limit
+    assert "would have been seen from about 1.2 wt%" in panel.table.item(1, 3).toolTip()
+    assert panel.table.item(2, 3).text() == "—"  # considered by the network, never tried
     shown = warnings_html(prediction)
     assert "Amorphous / unidentified: 20.0 ± 1.5 wt% (internal standard LiF_225 at 20 %)" in shown
     assert "Tried and not found (detection limit, wt%): Mn2O3_206 1.2, TiO2_141 no peak of its own." in shown

@@ -290,7 +290,7 @@ class PredictionPanel(QWidget):
             calls = [(c, True) for c in prediction.phases] + [(c, False) for c in prediction.candidates]
             self.table.setRowCount(len(calls))
             for row, (call, present) in enumerate(calls):
-                self._fill_row(row, call, present)
+                self._fill_row(row, call, present, prediction.detection_limits.get(call.name))
         self.table.blockSignals(False)
         self._fill_alternatives([] if prediction is None else prediction.alternatives)
         if prediction is None:
@@ -303,10 +303,14 @@ class PredictionPanel(QWidget):
         else:
             self.phase_selected.emit("")
 
-    def _fill_row(self, row: int, call: PhaseCall, present: bool) -> None:
+    def _fill_row(self, row: int, call: PhaseCall, present: bool, limit: float | None = None) -> None:
+        """One phase; a candidate the fit tried and did not find shows its detection limit ("< 0.4 %")."""
         fraction = percent_text(call.fraction) if present else "—"
         if present and call.fraction is not None and call.fraction_esd is not None:
             fraction = f"{call.fraction * 100:.1f} ± {call.fraction_esd * 100:.1f} %"
+        tried = not present and limit is not None and limit < 1.0
+        if tried and limit is not None:
+            fraction = f"< {limit * 100:.1f} %"
         texts = (call.name, call.formula, percent_text(call.probability), fraction, lattice_text(call))
         for column, text in enumerate(texts):
             item = QTableWidgetItem(text)
@@ -322,7 +326,12 @@ class PredictionPanel(QWidget):
                 item.setForeground(
                     self.palette().color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.Text)
                 )
-                item.setToolTip(f"{call.name}: considered, but not likely enough to call present")
+                item.setToolTip(
+                    f"{call.name}: tried by the fit and not found; it would have been seen from about "
+                    f"{limit * 100:.1f} wt% (detection limit)"
+                    if tried and limit is not None
+                    else f"{call.name}: considered, but not likely enough to call present"
+                )
             self.table.setItem(row, column, item)
 
     def _fill_alternatives(self, alternatives: list[Alternative]) -> None:
