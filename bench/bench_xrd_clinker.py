@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labeltune.core.allocator import keep_freed_memory
 from labeltune.core.xrd.inference import XrdModel
 from labeltune.core.xrd.library import Library, build_library, load_library
 from labeltune.core.xrd.pattern import Pattern, make_pattern
@@ -91,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--misfit", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as the labeltune command does (ADR 0072)
     if not CLINKER.is_dir():
         print(f"needs the shared clinker CIFs in {CLINKER}")
         return 0

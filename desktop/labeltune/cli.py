@@ -347,6 +347,9 @@ def _add_radiation(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``labeltune`` command."""
+    from labeltune.core.allocator import keep_freed_memory
+
+    keep_freed_memory()  # NumPy temporaries of a few MB: no page faults for each (ADR 0072)
     parser = build_parser()
     printable_stdout()
     try:
