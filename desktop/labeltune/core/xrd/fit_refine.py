@@ -17,8 +17,6 @@ _MAX_REJECTED = 12
 COARSE_MINIMA = 3
 """The coarse lattice scan's lowest local minima that the fine scan also searches around (ADR 0071)."""
 _DEG_PER_RAD = 180.0 / math.pi
-WEAK_SHARE = 0.05
-"""A phase below this share of the calculated intensity gets a last whole-range lattice look (ADR 0072)."""
 TIE = 1e-9
 """Relative χ² difference below which two scan values fit equally well."""
 
@@ -50,7 +48,28 @@ def lattice_search(
     def scan(
         work: FitData, q: np.ndarray, k: int, values: np.ndarray, reference: float = 1.0, vertex: bool = False
     ) -> np.ndarray:
-        return scan_parameter(model, work, q, k, values, ratio, reference, vertex)
+        """χ² at each of ``values`` of parameter k with the others fixed; sets q[k] to the best.
+
+        With ``vertex`` (equally spaced ``values``) the parabola through the best and its neighbours
+        gives a value between grid points, kept if its χ² is lower still.
+        """
+        base = model.all_parts(work.x, q, ratio)
+
+        def chi2(v: float) -> float:
+            q[k] = v
+            return float(work.solve(model.combine(model.updated_parts(work.x, q, ratio, base, k), q)).chi2)
+
+        scores = np.array([chi2(float(v)) for v in values])
+        i = best_value(values, scores, reference)
+        q[k] = float(values[i])
+        if vertex and 0 < i < len(values) - 1:
+            left, mid, right = scores[i - 1 : i + 2]
+            curvature = left - 2.0 * mid + right
+            if curvature > 0:
+                v = float(values[i]) + 0.5 * (left - right) / curvature * float(values[1] - values[0])
+                if chi2(v) >= mid:
+                    q[k] = float(values[i])
+        return scores
 
     broad = max(3.0 * fwhm, 0.25)
     coarse_minima: dict[int, np.ndarray] = {}
@@ -89,59 +108,12 @@ def lattice_search(
                 if _flat(scan(work, q, k, np.arange(q[k] - 3 * step, q[k] + 3.5 * step, step), vertex=True)):
                     unseen.add(j)
                 p[k] = q[k]
-            # without weight near its pick, or weak (its pick may be a match among the others' peaks):
-            # a last look over the whole range, the others placed (ADR 0072)
-            for j in sorted(unseen | _weak(model, work, q, ratio)):
+            for j in unseen:  # without weight near its pick: a last look over the whole range (ADR 0072)
                 check_stop(stop_event)
                 k = model.index_s(j)
-                scan(work, q, k, np.arange(1.0 - search, 1.0 + search + 0.5 * step, step), vertex=True)
+                scan(work, q, k, np.arange(1.0 - search, 1.0 + search + 0.5 * step, step))
                 p[k] = q[k]
     return p
-
-
-def scan_parameter(
-    model: Model,
-    work: FitData,
-    q: np.ndarray,
-    k: int,
-    values: np.ndarray,
-    ratio: float,
-    reference: float = 1.0,
-    vertex: bool = False,
-) -> np.ndarray:
-    """χ² at each of ``values`` of parameter k with the others fixed; sets q[k] to the best.
-
-    Ties go to the value nearest ``reference`` (``best_value``). With ``vertex`` (equally spaced
-    ``values``) the parabola through the best and its neighbours gives a value between grid points, kept
-    if its χ² is lower still.
-    """
-    base = model.all_parts(work.x, q, ratio)
-
-    def chi2(v: float) -> float:
-        q[k] = v
-        return float(work.solve(model.combine(model.updated_parts(work.x, q, ratio, base, k), q)).chi2)
-
-    scores = np.array([chi2(float(v)) for v in values])
-    i = best_value(values, scores, reference)
-    q[k] = float(values[i])
-    if vertex and 0 < i < len(values) - 1:
-        left, mid, right = scores[i - 1 : i + 2]
-        curvature = left - 2.0 * mid + right
-        if curvature > 0:
-            v = float(values[i]) + 0.5 * (left - right) / curvature * float(values[1] - values[0])
-            if chi2(v) >= mid:
-                q[k] = float(values[i])
-    return scores
-
-
-def _weak(model: Model, work: FitData, q: np.ndarray, ratio: float) -> set[int]:
-    """The phases giving less than ``WEAK_SHARE`` of the calculated intensity at parameters ``q``."""
-    if model.n < 2:
-        return set()
-    profiles = model.combine(model.all_parts(work.x, q, ratio), q)
-    shares = np.maximum(work.solve(profiles).coef[: model.n], 0.0) * profiles.sum(axis=0)
-    total = float(shares.sum())
-    return {j for j in range(model.n) if total > 0 and shares[j] < WEAK_SHARE * total}
 
 
 def _flat(scores: np.ndarray) -> bool:
