@@ -444,6 +444,16 @@ class Model:
             ]
         )
 
+    def lattice_indices(self) -> np.ndarray:
+        """Indices of the parameters that move reflections: lattice scales and axis ratios."""
+        first_extra = _N_GLOBAL + 3 * self.n
+        return np.concatenate(
+            [
+                np.arange(_N_GLOBAL, _N_GLOBAL + self.n),
+                np.arange(first_extra, first_extra + len(self.extra_phase)),
+            ]
+        )
+
     def phase_of(self, k: int) -> int | None:
         """The phase a parameter belongs to, None for a global one."""
         if k < _N_GLOBAL:

@@ -156,11 +156,16 @@ def levenberg_marquardt(
     """Refine every non-linear parameter (bounded, numerical Jacobian); returns the new parameters.
 
     Stops after ``max_iterations``, when an iteration lowers chi² by less than ``tolerance``
-    (relative), or when no step of increasing damping lowers it.
+    (relative), or when no step of increasing damping lowers it. A step moves no lattice parameter by
+    more than one peak width at the top of the range (ADR 0073): the grid search has placed each
+    lattice within half a width of its minimum, and a weak phase's lattice, whose χ² valley is flat,
+    was otherwise carried by the first large steps into another phase's peaks.
     """
     lo, hi = model.bounds(limit)
     p = np.clip(params, lo, hi)
     steps = model.steps()
+    lattice = model.lattice_indices()
+    per_unit = 2.0 * _DEG_PER_RAD * math.tan(math.radians(float(data.x[-1]) / 2.0))
     parts = model.all_parts(data.x, p, ratio)
     r = data.residual(model.combine(parts, p))
     cost = float(r @ r)
@@ -187,6 +192,8 @@ def levenberg_marquardt(
             except np.linalg.LinAlgError:
                 damping *= 4.0
                 continue
+            move = max(float(p[INDEX_A]), 0.01) / per_unit
+            delta[lattice] = np.clip(delta[lattice], -move, move)
             q = np.clip(p + delta, lo, hi)
             trial = model.all_parts(data.x, q, ratio)
             r_new = data.residual(model.combine(trial, q))
