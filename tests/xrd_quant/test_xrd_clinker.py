@@ -161,7 +161,7 @@ def test_the_detection_limit_predicts_the_decisions_test(clinker_9: tuple) -> No
     # cubic one's lattice moves to take up, 37 % optimistic), and nearer than counting statistics
     # (scale / esd, what the limit was before) for a phase whose peaks coincide with another's.
     from labeltune.core.xrd.misfit import misfit_test, needed_scale
-    from labeltune.core.xrd.phase_decision import _limit
+    from labeltune.core.xrd.phase_decision import decision_limit
     from labeltune.core.xrd.significance import Z_MIN
 
     names, fits = clinker_9
@@ -177,7 +177,7 @@ def test_the_detection_limit_predicts_the_decisions_test(clinker_9: tuple) -> No
         assert predicted == pytest.approx(t_rest, rel=tolerance), name
         if cod == C3A_NA:
             assert abs(predicted - t_rest) < abs(phase.scale / phase.scale_esd - t_rest)
-        assert phase.detection_limit <= _limit(phase, needed) < phase.weight_fraction
+        assert phase.detection_limit <= decision_limit(phase, needed) < phase.weight_fraction
 
 
 @needs_cifs

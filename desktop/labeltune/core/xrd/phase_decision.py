@@ -372,12 +372,12 @@ class PhaseDecision:
                 (name,) = extra
                 phase = next((p for p in fit.phases if p.name == name), None)
                 if phase is not None:
-                    out[name] = _limit(phase, needed_scale(fit, result, name, Z_MIN))
+                    out[name] = decision_limit(phase, needed_scale(fit, result, name, Z_MIN))
         order = {n: -self.probs[self.names.index(n)] for n in out}
         return dict(sorted(out.items(), key=lambda item: order[item[0]]))
 
 
-def _limit(phase: Any, needed: float) -> float:
+def decision_limit(phase: Any, needed: float) -> float:
     """``phase``'s counting detection limit, raised to the weight fraction at scale ``needed`` if larger.
 
     The counting limit ``L`` is the fraction at ``DETECTION_SIGMAS`` scale esds: an amount ``a`` beside
