@@ -42,8 +42,7 @@ def lattice_search(
     """
     p = params.copy()
     n = model.n
-    tan_max = math.tan(math.radians(float(data.x[-1]) / 2.0))
-    per_unit = 2.0 * _DEG_PER_RAD * tan_max  # d(2θ)/ds at the top of the range, degrees
+    per_unit = degrees_per_lattice_unit(data)
 
     def scan(
         work: FitData, q: np.ndarray, k: int, values: np.ndarray, reference: float = 1.0, vertex: bool = False
@@ -116,6 +115,11 @@ def lattice_search(
     return p
 
 
+def degrees_per_lattice_unit(data: FitData) -> float:
+    """d(2θ)/ds at the top of ``data``'s range, in degrees: how far a lattice scale s moves a reflection."""
+    return 2.0 * _DEG_PER_RAD * math.tan(math.radians(float(data.x[-1]) / 2.0))
+
+
 def _flat(scores: np.ndarray) -> bool:
     """Whether a scan's χ² is the same everywhere (the phase got no weight at any value)."""
     low = float(np.min(scores))
@@ -165,7 +169,7 @@ def levenberg_marquardt(
     p = np.clip(params, lo, hi)
     steps = model.steps()
     lattice = model.lattice_indices()
-    per_unit = 2.0 * _DEG_PER_RAD * math.tan(math.radians(float(data.x[-1]) / 2.0))
+    per_unit = degrees_per_lattice_unit(data)
     parts = model.all_parts(data.x, p, ratio)
     r = data.residual(model.combine(parts, p))
     cost = float(r @ r)
@@ -184,6 +188,7 @@ def levenberg_marquardt(
         grad = jac.T @ r
         hess = jac.T @ jac
         diag = np.maximum(np.diag(hess), 1e-12 * max(float(np.max(np.diag(hess))), 1e-300))
+        move = max(float(p[INDEX_A]), 0.01) / per_unit  # one peak width at the top of the range
         improved = False
         gain = 0.0
         for _attempt in range(_MAX_REJECTED):
@@ -192,7 +197,6 @@ def levenberg_marquardt(
             except np.linalg.LinAlgError:
                 damping *= 4.0
                 continue
-            move = max(float(p[INDEX_A]), 0.01) / per_unit
             delta[lattice] = np.clip(delta[lattice], -move, move)
             q = np.clip(p + delta, lo, hi)
             trial = model.all_parts(data.x, q, ratio)
