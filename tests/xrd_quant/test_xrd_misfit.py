@@ -81,7 +81,7 @@ def test_misfit_at_the_weighed_phases_peaks_is_no_absent_phase(dara_scan: tuple[
     with_zno, without = fits([*weighed, "ZnO"]), fits(weighed)
     found, why = _evidence(with_zno, without, "ZnO")
     assert not found, why
-    assert "beyond misfit" in why  # counting statistics alone still call it
+    assert "beyond misfit" in why  # the misfit-aware test rejects it (counting statistics alone call it)
     beyond = misfit_test(with_zno, without, "ZnO", 1e-3)
     assert beyond.t < 3.09 or not beyond.test.significant
 

@@ -1,10 +1,12 @@
 """The phase scales' covariance of a fit, the way Rietveld programs give it (from ``quantify.fit_phases``).
 
-Two weightings, one for deciding and one for reporting (ADR 0046, 0056, 0067): counting statistics for the
-presence tests and detection limits, misfit-aware weights for the fraction esds.
+Two weightings (ADR 0046, 0056, 0067, 0074): counting statistics, which order the decision's checks, and
+misfit-aware weights for the presence tests, the detection limits and the fraction esds.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -27,27 +29,30 @@ def scale_covariance(
     profiles: np.ndarray,
     coef: np.ndarray,
     freedom: int,
-    rho: float,
-    sw_misfit: np.ndarray,
+    sw_misfit: tuple[np.ndarray, Sequence[np.ndarray]],
     fwhm: float,
     lattice_limit: float,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Covariances (n, n) of the phase scales: every parameter refined together, as in Rietveld programs.
 
     The Jacobian holds the scales' and background's columns and numerical derivatives of the
-    non-linear parameters. Two weightings (ADR 0056):
+    non-linear parameters. Three covariances (ADR 0056, 0074):
 
     * counting: Poisson weights, ``inv(JᵀWJ)`` × reduced χ² × the lag-1 serial-correlation factor
-      (Bérar & Lelann; ADR 0046) — the scale esds the presence tests and detection limits use, with
-      the non-linear parameters that sit on a bound held there (ADR 0067);
-    * misfit-aware: weights ``sw_misfit`` (square roots of counts plus a systematic term at the
-      calculated peaks, ``misfit.systematic_variance``), × reduced χ² under them × Bérar & Lelann's
-      factor over the residuals' correlation length (``misfit.integrated_correlation``) — the fraction
-      esds, which must cover misfit beyond counting noise.
+      (Bérar & Lelann; ADR 0046), with the non-linear parameters that sit on a bound held there (ADR
+      0067) — the scale esds that order the decision's checks;
+    * presence (ADR 0074): phase j's scale esd as the counting one (bound parameters held, lag-1
+      factor), with weights ``sw_misfit[1][j]``: counts plus a systematic term at the *other* phases'
+      calculated peaks (``misfit.systematic_variance``), the reduced χ² and ρ under them. Returned as a
+      diagonal matrix;
+    * misfit-aware: the whole fit's weights ``sw_misfit[0]``, every parameter free, × reduced χ² under
+      them × Bérar & Lelann's factor over the residuals' correlation length
+      (``misfit.integrated_correlation``) — the fraction esds, which must cover misfit beyond counting
+      noise.
     """
     n = model.n
     if n == 0:
-        return np.zeros((0, 0)), np.zeros((0, 0))
+        return np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0))
     columns = [profiles, data.basis]
     free = [np.ones(profiles.shape[1] + data.basis.shape[1], dtype=bool)]
     if bool(np.any(coef[:n] > 0)):
@@ -69,19 +74,22 @@ def scale_covariance(
         free.append(~at_bound(params, lo, hi)[moving])
     raw = np.concatenate(columns, axis=1)
     unheld = np.concatenate(free)
-    out = []
-    for sw in (data.sw, sw_misfit):
-        # counting (presence): a parameter on a bound is held there, as Rietveld programs hold a parameter
-        # at its limit — linearised as free, a Lorentzian share at 0 trades against the scale (ADR 0067)
-        kept = unheld if sw is data.sw else np.ones(raw.shape[1], dtype=bool)
+
+    def covariance(sw: np.ndarray, kept: np.ndarray, lag_one: bool) -> np.ndarray:
         jac = raw[:, kept] * sw[:, None]
         norm = np.sqrt(np.maximum((jac * jac).sum(axis=0), 1e-300))
         inverse = np.linalg.pinv((jac / norm).T @ (jac / norm), rcond=1e-12) / norm[:, None] / norm[None, :]
         residual = data.y * sw - jac[:, : n + data.basis.shape[1]] @ coef
-        chi2_red = float(residual @ residual) / freedom
-        if sw is data.sw:
-            factor = correlation_factor(rho)
+        chi2 = float(residual @ residual)
+        if lag_one:
+            factor = correlation_factor(float(residual[1:] @ residual[:-1]) / max(chi2, 1e-300))
         else:
             factor = integrated_correlation(residual, correlation_lags(fwhm, data.step))
-        out.append(inverse[:n, :n] * chi2_red * factor)
-    return out[0], out[1]
+        return inverse[:n, :n] * chi2 / freedom * factor
+
+    # presence: a parameter on a bound is held there, as Rietveld programs hold a parameter at its
+    # limit — linearised as free, a Lorentzian share at 0 trades against the scale (ADR 0067)
+    counting = covariance(data.sw, unheld, lag_one=True)
+    sw_all, sw_each = sw_misfit
+    presence = np.diag([covariance(sw, unheld, lag_one=True)[j, j] for j, sw in enumerate(sw_each)])
+    return counting, presence, covariance(sw_all, np.ones(raw.shape[1], dtype=bool), lag_one=False)

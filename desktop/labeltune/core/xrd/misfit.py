@@ -53,17 +53,29 @@ def poisson_variance(y: np.ndarray) -> np.ndarray:
 
 
 def systematic_variance(
-    x: np.ndarray, y: np.ndarray, calculated: np.ndarray, background: np.ndarray, fwhm_deg: float
+    x: np.ndarray,
+    y: np.ndarray,
+    calculated: np.ndarray,
+    background: np.ndarray,
+    fwhm_deg: float,
+    leave_out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per-point variance counts + (k · envelope)² of a fit (``calculated``, ``background``) to ``y``."""
+    """Per-point variance counts + (k · envelope)² of a fit (``calculated``, ``background``) to ``y``.
+
+    ``leave_out`` (one phase's calculated component) is left out of the envelope, not of ``k``: the
+    noise a phase's presence is tested against is the misfit of the *other* phases (ADR 0074). Its own
+    peaks, absent under the hypothesis tested, bring none.
+    """
     step = float(np.median(np.diff(x))) if len(x) > 1 else 1.0
     net = np.maximum(calculated - background, 0.0)
-    env = envelope(net, round(ENVELOPE_FWHM * fwhm_deg / max(step, 1e-12)))
     counts = poisson_variance(y)
     excess = (y - calculated) ** 2 - counts
     a = net * net
     norm = float(a @ a)
     k2 = max(float(a @ excess) / norm, 0.0) if norm > 0 else 0.0
+    if leave_out is not None:
+        net = np.maximum(calculated - background - leave_out, 0.0)
+    env = envelope(net, round(ENVELOPE_FWHM * fwhm_deg / max(step, 1e-12)))
     return counts + k2 * env * env
 
 
@@ -149,6 +161,17 @@ def _misfit_weights(with_phase: Any, without: Any) -> tuple[np.ndarray, int]:
         without.two_theta, without.observed, without.calculated, without.background, fwhm
     )
     return 1.0 / variance, correlation_lags(fwhm, float(np.median(np.diff(without.two_theta))))
+
+
+def misfit_noise(fit: Any) -> tuple[np.ndarray, float]:
+    """The misfit-aware weights of ``fit``'s points and the noise scale of its residual under them.
+
+    What a search of the residual for further phases weighs with (``screening``): a major phase missed
+    by 15 % at its few peaks inflates a single noise scale everywhere, and a 1 wt % phase with clean peaks
+    beside them would score under the search's threshold (ADR 0074).
+    """
+    weight, lags = _misfit_weights(fit, fit)
+    return weight, noise_scale(_weighted(fit, weight, lags))
 
 
 def needed_scale(with_phase: Any, without: Any, name: str, z: float) -> float:

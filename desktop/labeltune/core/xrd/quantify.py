@@ -87,11 +87,14 @@ class PhaseFit:
     shift_deg: float
     fwhm_deg: float
     scale_esd: float = 0.0
-    """Standard uncertainty of ``scale`` from counting statistics (``fit_covariance``; presence tests)."""
+    """Standard uncertainty of ``scale`` from counting statistics (``fit_covariance``; orders the checks)."""
     fraction_esd: float = 0.0
     """Standard uncertainty of ``weight_fraction``: the misfit-aware covariance (ADR 0056), propagated."""
+    scale_esd_misfit: float = 0.0
+    """Standard uncertainty of ``scale`` under the misfit-aware weights, bound parameters held: the presence
+    test's (ADR 0074)."""
     detection_limit: float = 0.0
-    """The weight fraction this phase would have at a scale of ``DETECTION_SIGMAS`` esds."""
+    """The weight fraction this phase would have at a scale of ``DETECTION_SIGMAS`` misfit-aware esds."""
     preferred_orientation: tuple[tuple[int, int, int], float] | None = None
     """(direction [hkl] of the plane normals, March–Dollase r) when texture was significant (ADR 0063)."""
 
@@ -224,11 +227,14 @@ def fit_phases(
     weighted = (y - calc) * full.sw
     rho = float(weighted[1:] @ weighted[:-1]) / max(float(weighted @ weighted), 1e-300)
     sw = 1.0 / np.sqrt(systematic_variance(x, y, calc, background, fwhm0))  # ADR 0056
-    cov, cov_misfit = scale_covariance(
-        model, full, params, ratio, profiles, solution.coef, freedom, rho, sw, fwhm0, LATTICE_LIMIT
+    sw_each = [  # each phase tested against the others' misfit (ADR 0074)
+        1.0 / np.sqrt(systematic_variance(x, y, calc, background, fwhm0, components[n])) for n in names
+    ]
+    cov, cov_presence, cov_misfit = scale_covariance(
+        model, full, params, ratio, profiles, solution.coef, freedom, (sw, sw_each), fwhm0, LATTICE_LIMIT
     )
     phases = _phase_fits(
-        library, names, model, params, solution.coef[: len(names)], wavelength, cov, cov_misfit
+        library, names, model, params, solution.coef[: len(names)], wavelength, cov, cov_misfit, cov_presence
     )
     fwhm_now = float(np.median([p.fwhm_deg for p in phases])) if phases else fwhm0
     unexplained = residual_peaks(x, y, calc, background, fwhm_now, wavelength)
@@ -389,6 +395,7 @@ def _phase_fits(
     wavelength: float,
     cov: np.ndarray | None = None,
     cov_fraction: np.ndarray | None = None,
+    cov_presence: np.ndarray | None = None,
 ) -> list[PhaseFit]:
     phases = [library.phase(n) for n in names]
     lattice = model.lattice(params)
@@ -402,12 +409,15 @@ def _phase_fits(
     scale_esd = np.sqrt(np.maximum(np.diag(cov), 0.0))
     if cov_fraction is None or cov_fraction.shape != cov.shape:
         cov_fraction = cov
+    if cov_presence is None or cov_presence.shape != cov.shape:
+        cov_presence = cov_fraction
+    scale_esd_misfit = np.sqrt(np.maximum(np.diag(cov_presence), 0.0))
     if total > 0:  # w_j = a_j / sum(a), a_k = scale_k * per_scale_k: dw_j/dscale_k
         grad = (np.eye(len(names)) * total - amounts[:, None]) * per_scale[None, :] / total**2
         fraction_esd = np.sqrt(np.maximum(np.einsum("jk,kl,jl->j", grad, cov_fraction, grad), 0.0))
     else:
         fraction_esd = np.zeros(len(names))
-    limit_amount = DETECTION_SIGMAS * scale_esd * per_scale
+    limit_amount = DETECTION_SIGMAS * scale_esd_misfit * per_scale  # the presence test's esd (ADR 0074)
     limits = [
         float(a / (a + total - amounts[j])) if a + total - amounts[j] > 0 else 0.0
         for j, a in enumerate(limit_amount)
@@ -432,6 +442,7 @@ def _phase_fits(
                 fwhm_deg=model.fwhm(params, j, math.radians(float(scaled[0])) / 2.0),
                 scale_esd=float(scale_esd[j]),
                 fraction_esd=float(fraction_esd[j]),
+                scale_esd_misfit=float(scale_esd_misfit[j]),
                 detection_limit=limits[j],
                 preferred_orientation=orientation.get(j),
             )

@@ -16,10 +16,10 @@ from collections.abc import Collection
 import numpy as np
 
 from labeltune.core.xrd.library import Library
+from labeltune.core.xrd.misfit import misfit_noise
 from labeltune.core.xrd.peak_profile import calculated_profile
 from labeltune.core.xrd.quantify import DEFAULT_KA2_RATIO, FitResult
 from labeltune.core.xrd.residual_peaks import estimate_fwhm
-from labeltune.core.xrd.significance import noise_scale
 
 LATTICE_STEPS = np.linspace(0.99, 1.01, 9)
 """Lattice scales tried per phase (CIF lattices are often 1 % off)."""
@@ -32,10 +32,8 @@ def screen_residual(library: Library, fit: FitResult, exclude: Collection[str]) 
     x, y = fit.two_theta, fit.observed
     if len(x) < 20 or fit.chi2_sum is None:
         return []
-    floor = max(1e-2 * float(np.max(np.abs(y))), 1e-12)
-    weight = 1.0 / np.maximum(y, floor)
+    weight, variance = misfit_noise(fit)
     residual = y - fit.calculated
-    variance = noise_scale(fit)
     fwhm = float(np.median([p.fwhm_deg for p in fit.phases])) if fit.phases else estimate_fwhm(x, y)
     ratio = DEFAULT_KA2_RATIO if fit.ka2 else 0.0
     out: list[tuple[str, float]] = []
