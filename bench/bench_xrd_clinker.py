@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from labeltune.core.allocator import keep_freed_memory
 from labeltune.core.xrd.inference import XrdModel
 from labeltune.core.xrd.library import Library, build_library, load_library
 from labeltune.core.xrd.pattern import Pattern, make_pattern
+from labeltune.core.xrd.results import XrdPrediction
 from labeltune.core.xrd.simulate import SimulationConfig, simulate
 from labeltune.core.xrd.train_config import XrdTrainConfig
 from labeltune.core.xrd.training import train_xrd
@@ -79,6 +82,60 @@ def simulated(library: Library, mix: dict[str, float], seed: int, counts: float,
     )
 
 
+@dataclass
+class Tally:
+    """The issue's scores over simulated mixtures with known fractions; each call's cells for the table.
+
+    A phase at or below ``minor_below`` counts as minor; ``digits`` of the printed fractions (wt %).
+    """
+
+    minor_below: float
+    digits: int = 1
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    minors: int = 0
+    minors_found: int = 0
+    errors: list[float] = field(default_factory=list)
+
+    def add(
+        self,
+        mix: dict[str, float],
+        prediction: XrdPrediction,
+        order: Callable[[tuple[str, float]], Any] | None = None,
+        esd: bool = False,
+    ) -> list[str]:
+        """Score one prediction against ``mix`` (phase -> fraction); the table cells, misses in bold."""
+        called = {c.name: (c.fraction or 0.0, c.fraction_esd or 0.0) for c in prediction.phases}
+        self.tp += len(set(called) & set(mix))
+        self.fp += len(set(called) - set(mix))
+        self.fn += len(set(mix) - set(called))
+        self.errors += [abs(called.get(name, (0.0, 0.0))[0] - w) * 100 for name, w in mix.items()]
+        self.minors += sum(w <= self.minor_below for w in mix.values())
+        self.minors_found += sum(w <= self.minor_below and name in called for name, w in mix.items())
+        d, limits = self.digits, prediction.detection_limits
+        cells = []
+        for name, w in sorted(mix.items(), key=order) if order else mix.items():
+            if name not in called:
+                limit = f" (limit {100 * limits[name]:.{d}f})" if name in limits else ""
+                cells.append(f"**{name} {100 * w:.{d}f} missed**{limit}")
+                continue
+            value, sigma = called[name]
+            cells.append(
+                f"{name} {100 * w:.{d}f}→{100 * value:.{d}f}" + (f"±{100 * sigma:.{d}f}" if esd else "")
+            )
+        cells += [f"**{name} {100 * v[0]:.{d}f} absent**" for name, v in called.items() if name not in mix]
+        return cells
+
+    @property
+    def recall(self) -> float:
+        return self.tp / max(self.tp + self.fn, 1)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / max(self.tp + self.fp, 1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Train (unless ``--base``) and print the per-clinker calls and the scores."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -111,34 +168,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         train_xrd(lib_dir, config, run)
         print(f"trained {run.name}: {time.perf_counter() - start:.0f} s")
     model = XrdModel(run)
-    tp = fp = fn = 0
-    errors: list[float] = []
-    minors_found = minors = 0
+    tally = Tally(minor_below=0.03)
     start = time.perf_counter()
     for i, mix in enumerate(clinkers(library, args.n, args.seed)):
         pattern = simulated(library, mix, args.seed * 1000 + i, args.counts, args.misfit)
         prediction = model.predict(pattern)
-        called = {c.name: c.fraction or 0.0 for c in prediction.phases}
-        tp += len(set(called) & set(mix))
-        fp += len(set(called) - set(mix))
-        fn += len(set(mix) - set(called))
-        errors += [abs(called.get(name, 0.0) - w) * 100 for name, w in mix.items()]
-        for name, w in mix.items():
-            if w < 0.03:
-                minors += 1
-                minors_found += name in called
-        cells = [
-            f"{name} {100 * w:.1f}→{100 * called[name]:.1f}"
-            if name in called
-            else f"**{name} {100 * w:.1f} missed**"
-            for name, w in sorted(mix.items(), key=lambda item: -item[1])
-        ]
-        cells += [f"**{name} {100 * w:.1f} absent**" for name, w in called.items() if name not in mix]
+        cells = tally.add(mix, prediction, order=lambda item: -item[1])
         print(f"| {i} | {prediction.residual * 100 if prediction.residual else 0:.1f} | {'; '.join(cells)} |")
     seconds = (time.perf_counter() - start) / max(args.n, 1)
-    recall, precision = tp / max(tp + fn, 1), tp / max(tp + fp, 1)
-    print(f"\nrecall {recall:.3f}, precision {precision:.3f}, absent phases called {fp}")
-    print(f"mean |fraction error| {np.mean(errors):.2f} points; < 3 wt %: {minors_found}/{minors} found")
+    print(f"\nrecall {tally.recall:.3f}, precision {tally.precision:.3f}, absent phases called {tally.fp}")
+    found = f"{tally.minors_found}/{tally.minors}"
+    print(f"mean |fraction error| {np.mean(tally.errors):.2f} points; < 3 wt %: {found} found")
     print(f"{seconds:.1f} s per pattern")
     return 0
 

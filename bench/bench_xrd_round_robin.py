@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_xrd_clinker import Tally
 from labeltune.core.allocator import keep_freed_memory
 from labeltune.core.xrd.inference import XrdModel
 from labeltune.core.xrd.library import Library, build_library, load_library
@@ -99,8 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ka2_probability=1.0,
         displacement_deg=args.displacement,
     )
-    tp = fp = fn = minors = minors_found = 0
-    errors: list[float] = []
+    tally = Tally(minor_below=0.02, digits=2)
     print("| mixture | Rwp % | true → found wt % (± esd) |\n|---|---|---|")
     for i, weights in enumerate(MIXTURES):
         mix = {name: w / 100 for name, w in zip(phases, weights, strict=True)}
@@ -109,25 +109,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = Path(f"rr{i}.xy")
         pattern = make_pattern(batch.two_theta, counts, source=source, format="xy", wavelength=1.5406)
         prediction = model.predict(pattern)
-        called = {c.name: (c.fraction or 0.0, c.fraction_esd or 0.0) for c in prediction.phases}
-        limits = prediction.detection_limits
-        tp += len(set(called) & set(mix))
-        fp += len(set(called) - set(mix))
-        fn += len(set(mix) - set(called))
-        errors += [abs(called.get(name, (0.0, 0.0))[0] - w) * 100 for name, w in mix.items()]
-        minors += sum(w <= 0.02 for w in mix.values())
-        minors_found += sum(w <= 0.02 and name in called for name, w in mix.items())
-        cells = [
-            f"{name} {100 * w:.2f}→{100 * called[name][0]:.2f}±{100 * called[name][1]:.2f}"
-            if name in called
-            else f"**{name} {100 * w:.2f} missed** (limit {100 * limits.get(name, float('nan')):.2f})"
-            for name, w in mix.items()
-        ]
-        cells += [f"**{name} {100 * v[0]:.2f} absent**" for name, v in called.items() if name not in mix]
+        cells = tally.add(mix, prediction, esd=True)
         print(f"| {i + 1} | {100 * (prediction.residual or 0.0):.1f} | {'; '.join(cells)} |", flush=True)
-    recall, precision = tp / max(tp + fn, 1), tp / max(tp + fp, 1)
-    print(f"\nphases <= 2 wt % found {minors_found}/{minors}; recall {recall:.3f}, precision {precision:.3f}")
-    print(f"absent phases called {fp}; mean |fraction error| {np.mean(errors):.2f} points")
+    print(f"\nphases <= 2 wt % found {tally.minors_found}/{tally.minors}; ", end="")
+    print(f"recall {tally.recall:.3f}, precision {tally.precision:.3f}")
+    print(f"absent phases called {tally.fp}; mean |fraction error| {np.mean(tally.errors):.2f} points")
     return 0
 
 
