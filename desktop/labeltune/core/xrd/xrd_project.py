@@ -20,6 +20,10 @@ have a row in ``labels.csv``.
 
 A label's phases are library phase names, or plain formulas (``TiO2``) where the user knows only the
 composition; both are kept exactly as given.
+
+:class:`XrdProject` is its folder's life cycle, paths, settings and patterns; setting labels, their history
+and undo are core/xrd/xrd_project_labels.py's mixin, the saved identifications (``predictions.json``)
+core/xrd/xrd_project_predictions.py's.
 """
 
 from __future__ import annotations
@@ -28,18 +32,15 @@ import datetime as dt
 import json
 import os
 import threading
-import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from labeltune.core.atomic import remove_stale_temporaries, write_text_atomic
-from labeltune.core.domain import LabelChange, LabelEvent
-from labeltune.core.errors import StorageError
 from labeltune.core.progress import ProgressCallback
 from labeltune.core.run_schema import run_schema_problem
-from labeltune.core.undo import LabelBatch, UndoStack
+from labeltune.core.undo import UndoStack
 from labeltune.core.untrusted import inside
 from labeltune.core.xrd.pattern_import import import_pattern_files, pattern_files
 from labeltune.core.xrd.xrd_labels import (
@@ -48,10 +49,11 @@ from labeltune.core.xrd.xrd_labels import (
     LabelHistory,
     XrdLabel,
     XrdProjectError,
-    check_label,
     labels_csv_text,
     read_labels,
 )
+from labeltune.core.xrd.xrd_project_labels import XrdLabelBatch, XrdLabelChange, XrdLabelsMixin
+from labeltune.core.xrd.xrd_project_predictions import PREDICTIONS_FILE, XrdPredictionsMixin
 
 if TYPE_CHECKING:
     from labeltune.core.xrd.library import Library
@@ -73,18 +75,11 @@ __all__ = [
 
 PROJECT_FILE = "xrd_project.json"
 PATTERNS_DIR = "patterns"
-PREDICTIONS_FILE = "predictions.json"
 RUNS_DIR = "runs"
 VERSION = 1
 CU_KA1 = 1.5406
 """Cu Kα1 wavelength (Å): the default for files that do not state theirs."""
 UNDO_LIMIT = 200
-
-
-XrdLabelChange = LabelChange[str, XrdLabel]
-"""A label change of an XRD project: the pattern's ``labels.csv`` key, its file, both labels."""
-XrdLabelBatch = LabelBatch[str, XrdLabel]
-"""The undo entry of many patterns labeled at once (:meth:`XrdProject.set_labels`, docs/adr/0039)."""
 
 
 def is_xrd_project(folder: str | os.PathLike[str]) -> bool:
@@ -115,7 +110,7 @@ def xrd_run_problem(run_dir: str | os.PathLike[str]) -> str | None:
     return None
 
 
-class XrdProject:
+class XrdProject(XrdLabelsMixin, XrdPredictionsMixin):
     """An open XRD project folder (see the module docstring for the layout)."""
 
     def __init__(self, folder: Path, meta: dict[str, Any], labels: dict[str, XrdLabel]) -> None:
@@ -230,46 +225,6 @@ class XrdProject:
     def _resolve(self, stored: str) -> Path:
         path = Path(stored)
         return path if path.is_absolute() else self.folder.joinpath(*PurePosixPath(stored).parts)
-
-    def save_predictions(self, predictions: Iterable[Any]) -> None:
-        """Keep the model's latest identifications (``XrdPrediction``s) in ``predictions.json``.
-
-        Keyed by pattern and tagged with the model, so reopening the project shows them again.
-        """
-        path = self.folder / PREDICTIONS_FILE
-        model = self.model_dir
-        stored: dict[str, Any] = {"model": None if model is None else str(model), "patterns": {}}
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(old, dict) and old.get("model") == stored["model"]:
-                stored["patterns"] = dict(old.get("patterns") or {})
-        except (OSError, ValueError):
-            pass
-        for prediction in predictions:
-            data = prediction.to_json()
-            data["path"] = self.key(prediction.path)
-            stored["patterns"][data["path"]] = data
-        write_text_atomic(path, json.dumps(stored, indent=1))
-
-    def load_predictions(self) -> dict[str, Any]:
-        """The saved identifications of the current model: pattern key -> ``XrdPrediction``.
-
-        Empty when there are none, they belong to another model, or the file is damaged.
-        """
-        from labeltune.core.xrd.results import XrdPrediction
-
-        try:
-            stored = json.loads((self.folder / PREDICTIONS_FILE).read_text(encoding="utf-8"))
-            model = self.model_dir
-            if not isinstance(stored, dict) or stored.get("model") != (None if model is None else str(model)):
-                return {}
-            out = {}
-            for key, data in (stored.get("patterns") or {}).items():
-                prediction = XrdPrediction.from_json({**data, "path": str(self.folder / key)})
-                out[str(key)] = prediction
-            return out
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}
 
     def key(self, path: str | os.PathLike[str]) -> str:
         """The project-relative POSIX path used in ``labels.csv`` for a pattern file."""
@@ -430,177 +385,6 @@ class XrdProject:
         gets a suffix (``a.xy`` → ``a_2.xy``). See core/xrd/pattern_import.py.
         """
         return import_pattern_files(paths, self.patterns_dir, self.wavelength, progress, stop_event)
-
-    # -- labels -------------------------------------------------------------------------------------
-    def labels(self, path: str | os.PathLike[str]) -> XrdLabel:
-        """The label of one pattern (an empty label when it has none)."""
-        return self._labels.get(self.key(path), XrdLabel())
-
-    def labeled_count(self) -> int:
-        """How many patterns in ``patterns/`` have a label."""
-        return sum(1 for p in self.patterns() if self.labels(p).is_labeled)
-
-    def set_label(
-        self,
-        path: str | os.PathLike[str],
-        phases: Sequence[str],
-        fractions: Sequence[float] | None = None,
-        *,
-        source: str = "human",
-    ) -> XrdLabel:
-        """Label one pattern (no phases = unlabeled); written to ``labels.csv`` before returning.
-
-        ``source`` is recorded in the history (``import``: from a label file); a person's change
-        (``human``) can be undone.
-        """
-        label = check_label(phases, fractions)
-        key = self.key(path)
-        before = self.labels(key)
-        if label == before:
-            return label
-        self._apply(key, label, note=None, source=source)
-        if source == "human":
-            self._undo_stack.push(XrdLabelChange(key, self.path_of(key), before, label))
-        return label
-
-    def set_labels(
-        self,
-        paths: Iterable[str | os.PathLike[str]],
-        phases: Sequence[str],
-        fractions: Sequence[float] | None = None,
-        *,
-        source: str = "human",
-    ) -> list[str]:
-        """Give many patterns one label: one ``labels.csv`` write, one history block, one undo step.
-
-        Returns the keys whose label changed (a pattern that has the label already is left alone). A
-        failed write leaves ``labels.csv`` and the labels as they were (:class:`XrdProjectError`).
-        A person's change of several patterns is undone and redone as one step (docs/adr/0039).
-        """
-        label = check_label(phases, fractions)
-        keys = list(dict.fromkeys(self.key(path) for path in paths))
-        before = [self.labels(key) for key in keys]
-        changed = [key for key, old in zip(keys, before, strict=True) if old != label]
-        if not changed:
-            return []
-        self._apply_many(dict.fromkeys(changed, label), None, source)
-        if source == "human":
-            old_labels = [old for old in before if old != label]
-            if len(changed) == 1:
-                self._undo_stack.push(
-                    XrdLabelChange(changed[0], self.path_of(changed[0]), old_labels[0], label)
-                )
-            else:
-                n = len(changed)
-                self._undo_stack.push(XrdLabelBatch(changed, old_labels, [label] * n, ["human"] * n, source))
-        return changed
-
-    def set_each_label(self, labels: Mapping[Path, XrdLabel] | Mapping[str, XrdLabel]) -> list[str]:
-        """Give each pattern its own label (labels from file names): one write, one human undo step.
-
-        Returns the keys whose label changed; a failed write changes nothing (:class:`XrdProjectError`).
-        """
-        wanted = {
-            self.key(path): check_label(label.phases, label.fractions) for path, label in labels.items()
-        }
-        changed = [key for key, label in wanted.items() if self.labels(key) != label]
-        if not changed:
-            return []
-        before = [self.labels(key) for key in changed]
-        after = [wanted[key] for key in changed]
-        self._apply_many(dict(zip(changed, after, strict=True)), None, "human")
-        n = len(changed)
-        self._undo_stack.push(XrdLabelBatch(changed, before, after, ["human"] * n, "human"))
-        return changed
-
-    def undo(self) -> XrdLabelChange | None:
-        """Undo the last label change; what the undo changed (``None``: nothing to undo)."""
-        return self._undo_stack.undo(
-            lambda change: (
-                self._step_batch(change, undo=True)
-                if isinstance(change, LabelBatch)
-                else self._step(change.item, change.before, "undo")
-            )
-        )
-
-    def redo(self) -> XrdLabelChange | None:
-        """Redo the last undone label change; what the redo changed (``None``: nothing to redo)."""
-        return self._undo_stack.redo(
-            lambda change: (
-                self._step_batch(change, undo=False)
-                if isinstance(change, LabelBatch)
-                else self._step(change.item, change.after, "redo")
-            )
-        )
-
-    def _step_batch(self, entry: XrdLabelBatch, undo: bool) -> XrdLabelChange:
-        """Give every pattern of a batch its label before (undo) or after (redo) it, in one write."""
-        values = entry.before if undo else entry.after
-        first = self.labels(entry.items[0])
-        self._apply_many(dict(zip(entry.items, values, strict=True)), "undo" if undo else "redo")
-        return XrdLabelChange(
-            entry.items[0], self.path_of(entry.items[0]), first, values[0], tuple(entry.items)
-        )
-
-    def can_undo(self) -> bool:
-        """Whether there is a change to undo."""
-        return self._undo_stack.can_undo()
-
-    def can_redo(self) -> bool:
-        """Whether there is an undone change to redo."""
-        return self._undo_stack.can_redo()
-
-    def _step(self, key: str, label: XrdLabel, note: str) -> XrdLabelChange:
-        """Give ``key`` the label ``label`` as an undo or redo (``note``); what changed."""
-        before = self.labels(key)
-        self._apply(key, label, note)
-        return XrdLabelChange(key, self.path_of(key), before, label)
-
-    def _apply(self, key: str, label: XrdLabel, note: str | None, source: str = "human") -> None:
-        """Write ``label`` to ``labels.csv`` (all or nothing), then append it to the history."""
-        self._apply_many({key: label}, note, source)
-
-    def _apply_many(self, labels: dict[str, XrdLabel], note: str | None, source: str = "human") -> None:
-        """Write the patterns' labels to ``labels.csv`` in one write (all or nothing), then the history."""
-        previous = {key: self._labels.get(key) for key in labels}
-        unrecorded = [  # before labels.csv changes
-            (key, event)
-            for key, old in previous.items()
-            if (event := self._history.unrecorded(key, old or XrdLabel())) is not None
-        ]
-        for key, label in labels.items():
-            if label.is_labeled:
-                self._labels[key] = label
-            else:
-                self._labels.pop(key, None)
-        try:
-            self._save_labels()
-        except BaseException as exc:
-            for key, old in previous.items():
-                if old is None:
-                    self._labels.pop(key, None)
-                else:
-                    self._labels[key] = old
-            if isinstance(exc, OSError) and not isinstance(exc, StorageError):  # one line: which file, why
-                reason = exc.strerror or str(exc)
-                raise XrdProjectError(f"cannot save the labels in {self.labels_file}: {reason}") from exc
-            raise  # a StorageError already names labels.csv and the reason in words (ADR 0042)
-        now = time.time()
-        self._history.append_many(
-            [*unrecorded, *((key, LabelEvent(v, source, now, note)) for key, v in labels.items())]
-        )
-
-    def label_history(self, path: str | os.PathLike[str]) -> list[LabelEvent[XrdLabel]]:
-        """Every label a pattern has had, oldest first (source ``human``; ``import``: see below).
-
-        A label that ``labels.csv`` holds but the history does not (written by another tool, or by a
-        version of LabelTune that kept no history) is shown as an ``import`` event dated by the file,
-        and is recorded as one before the pattern's label next changes.
-        """
-        key = self.key(path)
-        unrecorded = self._history.unrecorded(key, self.labels(key))
-        events = self._history.events(key)
-        return events if unrecorded is None else [*events, unrecorded]
 
     def _save_labels(self) -> None:
         write_text_atomic(self.labels_file, labels_csv_text(self._labels))
