@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import logging
 import os
 import shutil
 import threading
@@ -62,8 +61,6 @@ from labeltune.core.trainer import Callback, Trainer, TrainerState
 
 if TYPE_CHECKING:
     import torch
-
-log = logging.getLogger(__name__)
 
 
 # -- the run ------------------------------------------------------------------------------------------
