@@ -6,7 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from labeltune.core.xrd.significance import correlation_factor, f_survival, incomplete_beta, phase_test
+from labeltune.core.xrd.significance import (
+    correlation_factor,
+    f_quantile,
+    f_survival,
+    incomplete_beta,
+    phase_test,
+)
 
 
 def test_incomplete_beta_matches_closed_forms() -> None:
@@ -27,6 +33,7 @@ def test_incomplete_beta_matches_closed_forms() -> None:
 )
 def test_f_survival_matches_tables(f: float, d1: float, d2: float, p: float) -> None:
     assert f_survival(f, d1, d2) == pytest.approx(p, rel=2e-3)
+    assert f_quantile(p, d1, d2) == pytest.approx(f, rel=2e-3)  # its inverse (detection limits, ADR 0075)
 
 
 def _fit(chi2: float, points: int, parameters: int, rho: float = 0.0) -> SimpleNamespace:

@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from labeltune.core.xrd.significance import PhaseTest, noise_scale, phase_test
+from labeltune.core.xrd.significance import (
+    PhaseTest,
+    correlation_factor,
+    f_quantile,
+    noise_scale,
+    phase_test,
+)
 
 ENVELOPE_FWHM = 1.0
 """The systematic term covers this many FWHM on each side of the calculated peaks."""
@@ -185,11 +191,55 @@ def needed_scale(with_phase: Any, without: Any, name: str, z: float) -> float:
     informative peak (``s`` the noise scale); ``z`` of it is what the decision asks. In the units of
     ``PhaseFit.scale``; infinite when nothing of the phase is left to see.
     """
+    seen = _unseen_part(with_phase, without, name)
+    if seen is None:
+        return math.inf
+    unit, free, weight, weighted = seen
+    scale = noise_scale(weighted)
+    information = weight * unit * unit
+    step = float(np.median(np.diff(without.two_theta)))
+    _, rest = best_peak(unit, information, round(PEAK_WINDOW_FWHM * fwhm_of(with_phase) / step))
+    shown = float(np.sum((weight * free * unit)[rest]))
+    norm = float(np.sum(information[rest]))
+    return z * math.sqrt(max(scale, 1e-300) * norm) / shown if shown > 0 and norm > 0 else math.inf
+
+
+def f_needed_scale(with_phase: Any, without: Any, name: str, alpha: float) -> float:
+    """The scale of ``name`` at which :func:`misfit_test`'s F-test would be significant at ``alpha``.
+
+    The test's statistic is ``Δχ² / (q s)`` for the ``q`` parameters the phase adds (its scale, lattice,
+    width and shape) and noise scale ``s``; at scale ``c`` the χ² drop is about ``c² Σ w u⊥²`` (the part
+    of the unit profile the other phases cannot take up, as in :func:`needed_scale`). So the scale
+    needed is ``sqrt(q F_crit s / Σ w u⊥²)``: with five parameters at 99.9 % that is about 4.5 esds,
+    more than the 3.1 of the scale test (ADR 0075). Infinite when nothing of the phase is left to see.
+    """
+    seen = _unseen_part(with_phase, without, name)
+    if seen is None:
+        return math.inf
+    _unit, free, weight, weighted = seen
+    shown = float(np.sum(weight * free * free))
+    if shown <= 0:
+        return math.inf
+    added = max(with_phase.n_parameters - without.n_parameters, 1)
+    factor = correlation_factor(weighted.residual_correlation)  # as phase_test counts it
+    freedom = max((with_phase.n_points - with_phase.n_parameters) / factor, 1.0)
+    critical = f_quantile(alpha, added, freedom)
+    return math.sqrt(added * critical * max(noise_scale(weighted), 1e-300) / shown)
+
+
+def _unseen_part(
+    with_phase: Any, without: Any, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Weighted] | None:
+    """``name``'s unit profile, its part the others' profiles cannot take up, the weights, the fit's χ².
+
+    The weights are those of ``without``'s misfit, the χ² sum and correlation ``with_phase``'s under
+    them; None when the phase has no profile in the fitted range.
+    """
     unit = with_phase.profiles.get(name)
     if unit is None or not np.any(unit > 0) or len(without.observed) != len(with_phase.observed):
-        return math.inf
+        return None
     weight, lags = _misfit_weights(with_phase, without)
-    scale = noise_scale(_weighted(with_phase, weight, lags))
+    weighted = _weighted(with_phase, weight, lags)
     others = [p for n, p in without.profiles.items() if n != name and np.any(p)]
     free = unit
     if others:
@@ -197,12 +247,7 @@ def needed_scale(with_phase: Any, without: Any, name: str, z: float) -> float:
         root = np.sqrt(weight)
         beta = np.linalg.lstsq(basis * root[:, None], unit * root, rcond=None)[0]
         free = unit - basis @ beta
-    information = weight * unit * unit
-    step = float(np.median(np.diff(without.two_theta)))
-    _, rest = best_peak(unit, information, round(PEAK_WINDOW_FWHM * fwhm_of(with_phase) / step))
-    seen = float(np.sum((weight * free * unit)[rest]))
-    norm = float(np.sum(information[rest]))
-    return z * math.sqrt(max(scale, 1e-300) * norm) / seen if seen > 0 and norm > 0 else math.inf
+    return unit, free, weight, weighted
 
 
 def best_peak(component: np.ndarray, evidence: np.ndarray, half_width: int) -> tuple[int, np.ndarray]:

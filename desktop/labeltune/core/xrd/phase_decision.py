@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from labeltune.core.xrd.alternatives import PhaseSetFits, competing_sets
-from labeltune.core.xrd.misfit import misfit_test, needed_scale
+from labeltune.core.xrd.misfit import f_needed_scale, misfit_test, needed_scale
 from labeltune.core.xrd.results import Alternative
 from labeltune.core.xrd.screening import screen_residual
 from labeltune.core.xrd.significance import (
@@ -360,11 +360,13 @@ class PhaseDecision:
     def _detection_limits(self, called: list[int], result: Any) -> dict[str, float]:
         """For uncalled phases fitted together with the final set (``result``): the weight fraction needed.
 
-        The larger of two: ``DETECTION_SIGMAS`` esds of its scale under the misfit-aware weights
-        (``PhaseFit.detection_limit``, as the presence test counts them; ADR 0074) and the scale at
-        which the decision's test beyond the others' misfit, without its most evident peak, would pass
+        The largest of three: ``DETECTION_SIGMAS`` esds of its scale under the misfit-aware weights
+        (``PhaseFit.detection_limit``, as the presence test counts them; ADR 0074), the scale at which
+        the decision's test beyond the others' misfit, without its most evident peak, would pass
         (``misfit.needed_scale``; ADR 0072): a phase whose reflections sit under the called phases'
-        misfit, or coincide with theirs, needs far more than its esd says.
+        misfit, or coincide with theirs, needs far more than its esd says; and the scale at which the
+        F-test of the nested fits would pass (``misfit.f_needed_scale``; ADR 0075), which charges the
+        phase's lattice, width and shape too.
         """
         chosen = frozenset(self.names[j] for j in called)
         out: dict[str, float] = {}
@@ -374,7 +376,11 @@ class PhaseDecision:
                 (name,) = extra
                 phase = next((p for p in fit.phases if p.name == name), None)
                 if phase is not None:
-                    out[name] = decision_limit(phase, needed_scale(fit, result, name, Z_MIN))
+                    needed = max(
+                        needed_scale(fit, result, name, Z_MIN),
+                        f_needed_scale(fit, result, name, 1.0 - SIGNIFICANCE),
+                    )
+                    out[name] = decision_limit(phase, needed)
         order = {n: -self.probs[self.names.index(n)] for n in out}
         return dict(sorted(out.items(), key=lambda item: order[item[0]]))
 

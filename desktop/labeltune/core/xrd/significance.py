@@ -90,6 +90,20 @@ def f_survival(f: float, d1: float, d2: float) -> float:
     return incomplete_beta(d2 / 2.0, d1 / 2.0, d2 / (d2 + d1 * f))
 
 
+def f_quantile(alpha: float, d1: float, d2: float) -> float:
+    """The f with P(F > f) = ``alpha`` for an F(``d1``, ``d2``) variable, by bisection."""
+    lo, hi = 0.0, 1.0
+    while f_survival(hi, d1, d2) > alpha and hi < 1e8:
+        hi *= 2.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if f_survival(mid, d1, d2) > alpha:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
 @dataclass(frozen=True)
 class PhaseTest:
     """The F-test of a phase: ``f`` the statistic, ``p`` its probability by chance, ``significant``."""
