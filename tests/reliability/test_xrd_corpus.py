@@ -193,12 +193,13 @@ def test_predict_identifies_the_usable_files_and_names_each_refused_one(
     assert len(rows) == len(kinds) + 1
     for kind in kinds:
         row = rows[kind.path.name]
-        if kind.expected == "used":  # rutile, whatever was odd about the file, and the oddity said
-            assert [c["formula"] for c in row["phases"]] == ["TiO2"], (kind.name, row)
+        if kind.expected == "used":  # TiO2, whatever was odd about the file, and the oddity said (the
+            # network alone, --no-fit: the shipped model may call both TiO2 polymorphs of the library)
+            assert {c["formula"] for c in row["phases"]} == {"TiO2"}, (kind.name, row)
             assert any(kind.reason in w for w in row["warnings"]), (kind.name, row)
         else:
             assert "phases" not in row and kind.reason.lower() in row["error"].lower(), (kind.name, row)
-    assert [c["formula"] for c in rows["good.xy"]["phases"]] == ["TiO2"]
+    assert {c["formula"] for c in rows["good.xy"]["phases"]} == {"TiO2"}
     refused = [k for k in kinds if k.expected == "refused"][::4]
     files = [str(folder / "descending.xy"), *(str(k.path) for k in refused)]
     code = main(["predict", run, *files, "--wavelength", "1.5406", "--no-fit"])

@@ -54,6 +54,7 @@ def test_the_page_imports_the_usable_files_names_each_refused_one_and_shows_the_
     with qtbot.waitSignal(page.predict_controller.finished, timeout=TIMEOUT):
         page.identify()
     prediction = page.prediction()
-    assert prediction is not None and [c.formula for c in prediction.phases] == ["TiO2"]
+    # the network's answer (no fit): TiO2, read right; the shipped model may add the other polymorph
+    assert prediction is not None and {c.formula for c in prediction.phases} == {"TiO2"}, prediction.phases
     assert "descend" in page.prediction_panel.warnings_label.text()
     page.shutdown()

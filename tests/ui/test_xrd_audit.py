@@ -95,11 +95,12 @@ def test_the_audit_runs_in_a_worker_lists_the_planted_pattern_first_and_survives
     assert (copy / audit_store.AUDIT_FILE).is_file()
     assert page.audit_panel.status_label.text().startswith(f"Audited {result['n_items']} labeled patterns: ")
     assert result["n_items"] == 33  # 24 simulated, 8 demo patterns, the copy
+    # none skipped: the formula-labeled Li2MnO3+MnO+TiO2.xy is audited as the phases its formulas stand for
+    assert result["skipped"] == 0
 
     page.patterns_panel.set_order(LABEL_ERROR_ORDER)
     listed = [p.name for p in page.patterns_panel.paths()]
     assert listed[0] == PLANTED
-    assert "Li2MnO3+MnO+TiO2.xy" in listed  # labeled with formulas: compared as the phases they stand for
     assert "MnO.xy" not in listed
     assert page.current_path() is not None and page.current_path().name == PLANTED
     said = page.audit_panel.finding_label.text()
@@ -128,8 +129,11 @@ def test_t_takes_the_suggested_phase_set_and_undo_restores_it(page: XrdPage, cop
     assert _phases(copy, PLANTED) == A
     event = page.project.label_history(planted)[-1]
     assert event.value.phases == (A,) and event.source == "human"
-    assert page.current_path() != planted  # on to the next likely error; the fixed one stays listed
-    assert planted in page.patterns_panel.paths()
+    # on to the next likely error, if there is one; the shipped model (retrained with minor phases, ADR
+    # 0058) flags only the planted pattern, so the page stays on it, and the fixed one stays listed
+    listed = page.patterns_panel.paths()
+    assert page.current_path() == (listed[listed.index(planted) + 1] if len(listed) > 1 else planted)
+    assert planted in listed
 
     page.undo()
     assert _phases(copy, PLANTED) == B
