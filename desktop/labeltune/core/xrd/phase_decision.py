@@ -360,13 +360,11 @@ class PhaseDecision:
     def _detection_limits(self, called: list[int], result: Any) -> dict[str, float]:
         """For uncalled phases fitted together with the final set (``result``): the weight fraction needed.
 
-        The largest of three: ``DETECTION_SIGMAS`` esds of its scale under the misfit-aware weights
-        (``PhaseFit.detection_limit``, as the presence test counts them; ADR 0074), the scale at which
-        the decision's test beyond the others' misfit, without its most evident peak, would pass
-        (``misfit.needed_scale``; ADR 0072): a phase whose reflections sit under the called phases'
-        misfit, or coincide with theirs, needs far more than its esd says; and the scale at which the
-        F-test of the nested fits would pass (``misfit.f_needed_scale``; ADR 0075), which charges the
-        phase's lattice, width and shape too.
+        The largest of three: ``DETECTION_SIGMAS`` misfit-aware esds of its scale (the presence test;
+        ADR 0074), the scale at which the test beyond the others' misfit without its best peak would pass
+        (``misfit.needed_scale``, ADR 0072: reflections under the called phases' misfit, or on theirs,
+        need far more than the esd says) and that at which the F-test of the nested fits would pass
+        (``misfit.f_needed_scale``, ADR 0075: it charges the phase's lattice, width and shape too).
         """
         chosen = frozenset(self.names[j] for j in called)
         out: dict[str, float] = {}

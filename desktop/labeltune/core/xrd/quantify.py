@@ -25,26 +25,26 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from labeltune.core.golden import golden_section
 from labeltune.core.progress import check_stop
 from labeltune.core.xrd.bragg import two_theta_of_d
 from labeltune.core.xrd.fit_covariance import scale_covariance
-from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, TEXTURE_BOUNDS, FitData, Model, Texture
+from labeltune.core.xrd.fit_engine import INDEX_ASYMMETRY, INDEX_ZERO, FitData, Model, Texture
 from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
+from labeltune.core.xrd.fit_texture import preferred_orientation
 from labeltune.core.xrd.fit_warnings import fit_warnings, on_calculated_peaks
 from labeltune.core.xrd.library import Library
-from labeltune.core.xrd.misfit import correlation_lags, integrated_correlation, systematic_variance
+from labeltune.core.xrd.misfit import systematic_variance
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
 from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.reference_patterns import reference_providers
 from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
-from labeltune.core.xrd.significance import DETECTION_SIGMAS, bonferroni_alpha, f_survival
+from labeltune.core.xrd.significance import DETECTION_SIGMAS
 
 __all__ = ["FitResult", "PhaseFit", "calculated_profile", "fit_phases"]
 
@@ -65,9 +65,6 @@ BIN_PER_FWHM = 5.0
 """The non-linear refinement runs on the data binned to about this many points per FWHM."""
 MIN_FIT_POINTS = 20
 VOLUME_POWER = 3.0
-TEXTURE_MIN_FRACTION = 0.05
-"""Preferred orientation is refined only for phases above this weight fraction (ADR 0063): a minor
-phase's few weak peaks cannot tell texture from its structure's errors."""
 """Scattering power per weight varies as 1 / V: w ∝ scale * lattice_scale ** VOLUME_POWER / power."""
 
 
@@ -181,7 +178,7 @@ def fit_phases(
     ``stop_event`` is checked between steps (``StoppedError``). ``amorphous``: the background can also
     follow broad amorphous humps (``fit_engine.HUMP_CENTRES``; used with an internal standard).
     ``texture``: refine a March–Dollase preferred orientation for the major phases where it is
-    significant (``_preferred_orientation``, ADR 0063). Off by default: on a simulated mixture with random
+    significant (``fit_texture``, ADR 0063). Off by default: on a simulated mixture with random
     peak-intensity errors it fitted a texture and let a 1 wt % false phase through (ADR 0063 addendum), so
     ``predict`` decides the phases without it and uses it only in a last refit of the decided set (ADR 0065).
     """
@@ -215,7 +212,13 @@ def fit_phases(
     work = full.binned(max(1, int(fwhm0 / BIN_PER_FWHM / full.step)))
     params, ratio = _refine(model, work, params, ratios, bool(names), stop_event)
     if names and texture:
-        model, params = _preferred_orientation(library, names, model, work, params, ratio, fwhm0, stop_event)
+        refined = model.lattice(params)
+        power = np.array(
+            [refined[j] ** VOLUME_POWER / library.phase(n).scattering_power for j, n in enumerate(names)]
+        )
+        model, params = preferred_orientation(
+            model, work, params, ratio, power, fwhm0, (LATTICE_LIMIT, MAX_ITERATIONS), stop_event
+        )
     profiles = model.profiles(full.x, params, ratio)
     solution = full.solve(profiles)
     calc = solution.calculated
@@ -292,98 +295,6 @@ def _refine(
         if trial[0] < best[0]:
             best = refined(trial[2], ratio, MAX_ITERATIONS)
     return best[2], best[1]
-
-
-def _preferred_orientation(
-    library: Library,
-    names: list[str],
-    model: Model,
-    work: FitData,
-    params: np.ndarray,
-    ratio: float,
-    fwhm: float,
-    stop_event: threading.Event | None,
-) -> tuple[Model, np.ndarray]:
-    """Model and parameters with a March–Dollase preferred orientation for the phases that need one.
-
-    For each phase above ``TEXTURE_MIN_FRACTION`` with a calculated (not measured) pattern, each
-    candidate direction (``Texture.directions``) gets its best r (golden-section search on χ², the other
-    parameters fixed). The direction lowering χ² most is kept when it explains the misfit beyond what
-    imperfect structures leave anyway: an F-test of the two fits under the misfit-aware weights of the fit
-    without texture (``misfit.systematic_variance``, Bérar–Lelann factor over the correlation length; ADR
-    0056) at ``SIGNIFICANCE``, Bonferroni-corrected for the directions tried. The kept orientations are
-    then refined with everything else.
-    """
-    profiles = model.profiles(work.x, params, ratio)
-    base = work.solve(profiles)
-    lattice = model.lattice(params)
-    power = np.array(
-        [lattice[j] ** VOLUME_POWER / library.phase(n).scattering_power for j, n in enumerate(names)]
-    )
-    amounts = np.maximum(base.coef[: model.n], 0.0) * power
-    total = float(amounts.sum())
-    if total <= 0 or base.chi2 <= 0:
-        return model, params
-    weight = 1.0 / systematic_variance(work.x, work.y, base.calculated, base.background, fwhm)
-    lags = correlation_lags(fwhm, work.step)
-    chi2_base = float(weight @ (work.y - base.calculated) ** 2)
-    freedom = max(len(work.x) - model.n_params - len(base.coef) - 1, 1)
-    chosen: dict[int, tuple[int, int, int]] = {}
-    for j in range(model.n):
-        texture = model.textures[j]
-        if texture is None or amounts[j] / total < TEXTURE_MIN_FRACTION:
-            continue
-        directions = texture.directions()
-        best: tuple[float, tuple[int, int, int], np.ndarray] | None = None
-        for direction in directions:
-            check_stop(stop_event)
-            trial, start = model.with_orientation({j: direction}, params)
-
-            def calculated(
-                r: float, trial: Model = trial, start: np.ndarray = start, j: int = j
-            ) -> np.ndarray:
-                q = start.copy()
-                q[trial.r_param[j]] = r
-                p = profiles.copy()
-                p[:, j] = _phase_profile(trial, work.x, q, ratio, j)
-                return work.solve(p).calculated
-
-            def chi2(r: float, calculated: Callable[[float], np.ndarray] = calculated) -> float:
-                residual = (work.y - calculated(r)) * work.sw
-                return float(residual @ residual)
-
-            value, r = _golden_minimum(chi2, *TEXTURE_BOUNDS)
-            if best is None or value < best[0]:
-                best = (value, direction, calculated(r))
-        if best is None or best[0] >= base.chi2:
-            continue
-        residual = (work.y - best[2]) * np.sqrt(weight)
-        chi2_with = float(residual @ residual)
-        factor = integrated_correlation(residual, lags)
-        f = (chi2_base - chi2_with) / max(chi2_with / freedom, 1e-300) / factor
-        p_value = f_survival(f, 1.0, freedom / factor) if f > 0 else 1.0
-        log.debug("texture %s along %s: F %.3g, p %.3g", names[j], best[1], f, p_value)
-        if p_value < bonferroni_alpha(len(directions)):
-            chosen[j] = best[1]
-    if not chosen:
-        return model, params
-    oriented, start = model.with_orientation(chosen, params)
-    fitted = levenberg_marquardt(oriented, work, start, ratio, LATTICE_LIMIT, stop_event, MAX_ITERATIONS)
-    return oriented, fitted
-
-
-def _phase_profile(model: Model, x: np.ndarray, params: np.ndarray, ratio: float, j: int) -> np.ndarray:
-    """Phase j's unit-scale profile alone."""
-    parts = model.parts(x, params, ratio, j)
-    eta = float(params[model.index_c(j) + model.n])
-    return np.asarray(eta * parts[0] + (1.0 - eta) * parts[1])
-
-
-def _golden_minimum(
-    f: Callable[[float], float], lo: float, hi: float, iterations: int = 14
-) -> tuple[float, float]:
-    """The smallest value of ``f`` on [lo, hi] by golden-section search, and where (r = 1 is tried too)."""
-    return min(golden_section(f, lo, hi, iterations).best, (f(1.0), 1.0))
 
 
 def _phase_fits(
