@@ -3,8 +3,8 @@
 ``write_pattern_corpus(folder)`` writes pattern files (text, XRDML, RASX, RAS, Bruker RAW, pdCIF) and
 ``write_cif_corpus(folder)`` crystal-structure CIFs. A kind is "used" (read, perhaps with a warning
 holding ``reason``) or "refused" (one message naming the file and holding ``reason``). The good data
-underneath is the shipped demo's measured rutile (TiO2) pattern and its reference CIF, so whatever is
-used can also be identified by the shipped model.
+underneath is the shipped demo's measured TiO2 pattern (anatase, TiO2_141 in the shipped model's fit)
+and rutile's reference CIF, so whatever is used can also be identified by the shipped model.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import labeltune
 
 DEMO = Path(labeltune.__file__).resolve().parent / "resources" / "demos" / "xrd"
 GOOD_PATTERN = DEMO / "patterns" / "TiO2.xy"
-"""A measured rutile pattern (Cu Kα, 10-100° 2θ, no wavelength in the file)."""
+"""A measured TiO2 (anatase) pattern (Cu Kα, 10-100° 2θ, no wavelength in the file)."""
 GOOD_CIF = DEMO / "references" / "TiO2_136.cif"
 """Rutile's structure, written by pymatgen in P 1."""
 SECRET = "LABELTUNE-SECRET-7f3a"
