@@ -95,7 +95,7 @@ def test_the_detection_limit_predicts_the_f_test(library: Library, misfit: float
     # lattice, c/a, width, shape) needs about 4.5 esds and was what failed (ADR 0075). f_needed_scale
     # predicts that F at the fitted scale within 25 %, for the 1 % corundum and the 4 % zincite (it
     # measured 5.3 for 6.4 and 6.9 for 6.1 on the corundum)
-    from labeltune.core.xrd.misfit import f_needed_scale, misfit_test
+    from labeltune.core.xrd.misfit import decision_scale, f_needed_scale, misfit_test, needed_scale
     from labeltune.core.xrd.quantify import fit_phases
     from labeltune.core.xrd.significance import f_quantile
 
@@ -113,3 +113,5 @@ def test_the_detection_limit_predicts_the_f_test(library: Library, misfit: float
         needed = f_needed_scale(fit, without, name, 1e-3)
         predicted = f_quantile(1e-3, added, 1e4) * (phase.scale / needed) ** 2
         assert predicted == pytest.approx(test.f, rel=0.25), name
+        both = max(needed_scale(fit, without, name, 3.09), needed)  # what the detection limit uses
+        assert decision_scale(fit, without, name, 3.09, 1e-3) == pytest.approx(both), name

@@ -192,16 +192,7 @@ def needed_scale(with_phase: Any, without: Any, name: str, z: float) -> float:
     ``PhaseFit.scale``; infinite when nothing of the phase is left to see.
     """
     seen = _unseen_part(with_phase, without, name)
-    if seen is None:
-        return math.inf
-    unit, free, weight, weighted = seen
-    scale = noise_scale(weighted)
-    information = weight * unit * unit
-    step = float(np.median(np.diff(without.two_theta)))
-    _, rest = best_peak(unit, information, round(PEAK_WINDOW_FWHM * fwhm_of(with_phase) / step))
-    shown = float(np.sum((weight * free * unit)[rest]))
-    norm = float(np.sum(information[rest]))
-    return z * math.sqrt(max(scale, 1e-300) * norm) / shown if shown > 0 and norm > 0 else math.inf
+    return math.inf if seen is None else _t_rest_need(seen, with_phase, without, z)
 
 
 def f_needed_scale(with_phase: Any, without: Any, name: str, alpha: float) -> float:
@@ -214,8 +205,32 @@ def f_needed_scale(with_phase: Any, without: Any, name: str, alpha: float) -> fl
     more than the 3.1 of the scale test (ADR 0075). Infinite when nothing of the phase is left to see.
     """
     seen = _unseen_part(with_phase, without, name)
+    return math.inf if seen is None else _f_need(seen, with_phase, without, alpha)
+
+
+def decision_scale(with_phase: Any, without: Any, name: str, z: float, alpha: float) -> float:
+    """The larger of :func:`needed_scale` and :func:`f_needed_scale`, the projection computed once."""
+    seen = _unseen_part(with_phase, without, name)
     if seen is None:
         return math.inf
+    return max(_t_rest_need(seen, with_phase, without, z), _f_need(seen, with_phase, without, alpha))
+
+
+_Seen = tuple[np.ndarray, np.ndarray, np.ndarray, _Weighted]
+
+
+def _t_rest_need(seen: _Seen, with_phase: Any, without: Any, z: float) -> float:
+    unit, free, weight, weighted = seen
+    information = weight * unit * unit
+    step = float(np.median(np.diff(without.two_theta)))
+    _, rest = best_peak(unit, information, round(PEAK_WINDOW_FWHM * fwhm_of(with_phase) / step))
+    shown = float(np.sum((weight * free * unit)[rest]))
+    norm = float(np.sum(information[rest]))
+    scale = noise_scale(weighted)
+    return z * math.sqrt(max(scale, 1e-300) * norm) / shown if shown > 0 and norm > 0 else math.inf
+
+
+def _f_need(seen: _Seen, with_phase: Any, without: Any, alpha: float) -> float:
     _unit, free, weight, weighted = seen
     shown = float(np.sum(weight * free * free))
     if shown <= 0:
@@ -227,9 +242,7 @@ def f_needed_scale(with_phase: Any, without: Any, name: str, alpha: float) -> fl
     return math.sqrt(added * critical * max(noise_scale(weighted), 1e-300) / shown)
 
 
-def _unseen_part(
-    with_phase: Any, without: Any, name: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Weighted] | None:
+def _unseen_part(with_phase: Any, without: Any, name: str) -> _Seen | None:
     """``name``'s unit profile, its part the others' profiles cannot take up, the weights, the fit's χ².
 
     The weights are those of ``without``'s misfit, the χ² sum and correlation ``with_phase``'s under

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from labeltune.core.xrd.alternatives import PhaseSetFits, competing_sets
-from labeltune.core.xrd.misfit import f_needed_scale, misfit_test, needed_scale
+from labeltune.core.xrd.misfit import decision_scale, misfit_test
 from labeltune.core.xrd.results import Alternative
 from labeltune.core.xrd.screening import screen_residual
 from labeltune.core.xrd.significance import (
@@ -374,10 +374,7 @@ class PhaseDecision:
                 (name,) = extra
                 phase = next((p for p in fit.phases if p.name == name), None)
                 if phase is not None:
-                    needed = max(
-                        needed_scale(fit, result, name, Z_MIN),
-                        f_needed_scale(fit, result, name, 1.0 - SIGNIFICANCE),
-                    )
+                    needed = decision_scale(fit, result, name, Z_MIN, 1.0 - SIGNIFICANCE)
                     out[name] = decision_limit(phase, needed)
         order = {n: -self.probs[self.names.index(n)] for n in out}
         return dict(sorted(out.items(), key=lambda item: order[item[0]]))
