@@ -37,7 +37,9 @@ def test_f_survival_matches_tables(f: float, d1: float, d2: float, p: float) -> 
 
 
 def _fit(chi2: float, points: int, parameters: int, rho: float = 0.0) -> SimpleNamespace:
-    return SimpleNamespace(chi2_sum=chi2, n_points=points, n_parameters=parameters, residual_correlation=rho)
+    return SimpleNamespace(
+        chi2_sum=chi2, noise_chi2=None, n_points=points, n_parameters=parameters, residual_correlation=rho
+    )
 
 
 def test_f_test_of_nested_fits_and_the_correlation_deflation() -> None:

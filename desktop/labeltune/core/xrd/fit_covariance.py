@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from labeltune.core.xrd.fit_engine import FitData, Model
-from labeltune.core.xrd.misfit import correlation_lags, integrated_correlation
+from labeltune.core.xrd.misfit import correlation_lags, integrated_correlation, quiet_sum
 from labeltune.core.xrd.significance import correlation_factor
 
 
@@ -32,6 +32,7 @@ def scale_covariance(
     sw_misfit: tuple[np.ndarray, Sequence[np.ndarray]],
     fwhm: float,
     lattice_limit: float,
+    quiet: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Covariances (n, n) of the phase scales: every parameter refined together, as in Rietveld programs.
 
@@ -49,6 +50,9 @@ def scale_covariance(
       them × Bérar & Lelann's factor over the residuals' correlation length
       (``misfit.integrated_correlation``) — the fraction esds, which must cover misfit beyond counting
       noise.
+
+    The counting and presence covariances estimate the noise outside ``quiet``'s unexplained peaks (a
+    phase the fit lacks is not noise; ADR 0076); the fraction esds keep every point.
     """
     n = model.n
     if n == 0:
@@ -82,7 +86,9 @@ def scale_covariance(
         residual = data.y * sw - jac[:, : n + data.basis.shape[1]] @ coef
         chi2 = float(residual @ residual)
         if lag_one:
-            factor = correlation_factor(float(residual[1:] @ residual[:-1]) / max(chi2, 1e-300))
+            noisy = residual if quiet is None else residual * quiet
+            chi2 = quiet_sum(residual, quiet)
+            factor = correlation_factor(float(noisy[1:] @ noisy[:-1]) / max(float(noisy @ noisy), 1e-300))
         else:
             factor = integrated_correlation(residual, correlation_lags(fwhm, data.step))
         return inverse[:n, :n] * chi2 / freedom * factor

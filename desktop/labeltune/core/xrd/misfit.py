@@ -98,15 +98,26 @@ def fwhm_of(fit: Any) -> float:
 @dataclass
 class _Weighted:
     chi2_sum: float | None
+    noise_chi2: float | None
     n_points: int
     n_parameters: int
     residual_correlation: float
 
 
+def quiet_sum(residual: np.ndarray, quiet: np.ndarray | None) -> float:
+    """Σ residual² over the ``quiet`` points (outside unexplained peaks), scaled to all points (ADR 0076)."""
+    if quiet is None or not quiet.any() or quiet.all():
+        return float(residual @ residual)
+    kept = residual[quiet]
+    return float(kept @ kept) * len(residual) / len(kept)
+
+
 def _weighted(fit: Any, weight: np.ndarray, lags: int) -> _Weighted:
     r = (fit.observed - fit.calculated) * np.sqrt(weight)
-    factor = integrated_correlation(r, lags)  # as the ρ whose (1+ρ)/(1−ρ) it is: ``phase_test`` takes ρ
-    return _Weighted(float(r @ r), fit.n_points, fit.n_parameters, (factor - 1.0) / (factor + 1.0))
+    quiet = fit.quiet  # noise from outside the fit's unexplained peaks (ADR 0076)
+    factor = integrated_correlation(r if quiet is None else r * quiet, lags)
+    rho = (factor - 1.0) / (factor + 1.0)  # as the ρ whose (1+ρ)/(1−ρ) it is: ``phase_test`` takes ρ
+    return _Weighted(float(r @ r), quiet_sum(r, quiet), fit.n_points, fit.n_parameters, rho)
 
 
 PEAK_WINDOW_FWHM = 2.0

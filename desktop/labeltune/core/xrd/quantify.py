@@ -38,11 +38,11 @@ from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
 from labeltune.core.xrd.fit_texture import preferred_orientation
 from labeltune.core.xrd.fit_warnings import fit_warnings, on_calculated_peaks
 from labeltune.core.xrd.library import Library
-from labeltune.core.xrd.misfit import systematic_variance
+from labeltune.core.xrd.misfit import quiet_sum, systematic_variance
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
 from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.reference_patterns import reference_providers
-from labeltune.core.xrd.residual_peaks import estimate_fwhm, residual_peaks
+from labeltune.core.xrd.residual_peaks import estimate_fwhm, quiet_points, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
 from labeltune.core.xrd.significance import DETECTION_SIGMAS
 
@@ -127,7 +127,11 @@ class FitResult:
     n_parameters: int = 0
     """Refined parameters: the non-linear ones and the linear ones (scales, background)."""
     residual_correlation: float = 0.0
-    """Lag-1 correlation of the weighted residuals (0 for pure counting noise; see ``significance``)."""
+    """Lag-1 correlation of the weighted residuals outside ``quiet`` (0 for pure counting noise)."""
+    noise_chi2: float | None = None
+    """``chi2_sum`` over the ``quiet`` points, scaled to all: what the noise is estimated from (ADR 0076)."""
+    quiet: np.ndarray | None = None
+    """The points outside the residual's significant peaks (``residual_peaks.quiet_points``)."""
 
 
 def _check_inputs(pattern: Pattern, library: Library, names: Sequence[str]) -> list[str]:
@@ -227,14 +231,26 @@ def fit_phases(
     rwp = math.sqrt(max(solution.chi2, 0.0) / full.yy) if full.yy > 0 else 0.0
     n_parameters = (len(params) if names else 0) + len(solution.coef)
     freedom = max(len(x) - n_parameters, 1)
+    quiet = quiet_points(x, y, calc, background, fwhm0, wavelength)  # noise outside unknown peaks: ADR 0076
     weighted = (y - calc) * full.sw
-    rho = float(weighted[1:] @ weighted[:-1]) / max(float(weighted @ weighted), 1e-300)
+    noisy = weighted * quiet
+    rho = float(noisy[1:] @ noisy[:-1]) / max(float(noisy @ noisy), 1e-300)
     sw = 1.0 / np.sqrt(systematic_variance(x, y, calc, background, fwhm0))  # ADR 0056
     sw_each = [  # each phase tested against the others' misfit (ADR 0074)
         1.0 / np.sqrt(systematic_variance(x, y, calc, background, fwhm0, components[n])) for n in names
     ]
     cov, cov_presence, cov_misfit = scale_covariance(
-        model, full, params, ratio, profiles, solution.coef, freedom, (sw, sw_each), fwhm0, LATTICE_LIMIT
+        model,
+        full,
+        params,
+        ratio,
+        profiles,
+        solution.coef,
+        freedom,
+        (sw, sw_each),
+        fwhm0,
+        LATTICE_LIMIT,
+        quiet=quiet,
     )
     phases = _phase_fits(
         library, names, model, params, solution.coef[: len(names)], wavelength, cov, cov_misfit, cov_presence
@@ -262,6 +278,8 @@ def fit_phases(
         asymmetry=float(params[INDEX_ASYMMETRY]),
         chi2=float(solution.chi2) / freedom,
         chi2_sum=float(solution.chi2),
+        noise_chi2=quiet_sum(weighted, quiet),
+        quiet=quiet,
         n_points=len(x),
         n_parameters=n_parameters,
         residual_correlation=rho,

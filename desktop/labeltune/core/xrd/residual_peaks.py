@@ -24,6 +24,13 @@ of the background does not look like a peak)."""
 MERGE_FWHM = 3.0
 """Residual maxima closer than this many FWHM are one peak."""
 MAX_PEAKS = 12
+QUIET_SIGNIFICANCE = 4.0
+"""A residual peak this significant is left out of the noise estimate (``quiet_points``): among a scan's
+~1 000 independent peak positions noise reaches it about once in thirty scans, and leaving out a noise
+bump costs the estimate a few points."""
+UNEXPLAINED_REACH_FWHM = 10.0
+"""An unexplained peak's points, left out of the noise estimate (``quiet_points``), reach at most this
+many FWHM each side (its tails and Kα2 copy: as far as the residual stays above the noise)."""
 
 
 def estimate_fwhm(x: np.ndarray, y: np.ndarray, peaks: int = 5) -> float:
@@ -100,6 +107,33 @@ def residual_significance(
     return amplitude, z / spread if spread > 0 else np.zeros(n)
 
 
+def _new_peaks(
+    x: np.ndarray,
+    amplitude: np.ndarray,
+    z: np.ndarray,
+    net: np.ndarray,
+    fwhm: float,
+    min_z: float,
+    min_height: float,
+) -> np.ndarray:
+    """Residual peaks no phase's misfit explains, most significant first (indices into ``x``).
+
+    Local maxima of the matched filter's ``z`` at least ``min_z``, ``amplitude`` at least ``min_height``
+    and ``MIN_OF_CALCULATED`` x the calculated peak there (``net``, above background).
+    """
+    step = float(np.median(np.diff(x)))
+    calc_peak = _running_max(np.maximum(net, 0.0), max(1, round(fwhm / step)))
+    inner = np.arange(1, len(x) - 1)
+    is_max = (z[inner] >= z[inner - 1]) & (z[inner] > z[inner + 1])
+    passes = (
+        (z[inner] >= min_z)
+        & (amplitude[inner] >= min_height)
+        & (amplitude[inner] >= MIN_OF_CALCULATED * calc_peak[inner])
+    )
+    candidates = inner[is_max & passes]
+    return candidates[np.argsort(-z[candidates])]
+
+
 def residual_peaks(
     x: np.ndarray,
     observed: np.ndarray,
@@ -123,18 +157,11 @@ def residual_peaks(
         return []
     step = float(np.median(np.diff(x)))
     amplitude, z = residual_significance(x, observed, calculated, background, fwhm)
-    calc_peak = _running_max(np.maximum(calculated - background, 0.0), max(1, round(fwhm / step)))
-    inner = np.arange(1, n - 1)
-    is_max = (z[inner] >= z[inner - 1]) & (z[inner] > z[inner + 1])
-    passes = (
-        (z[inner] >= MIN_SIGNIFICANCE)
-        & (amplitude[inner] >= MIN_HEIGHT * top)
-        & (amplitude[inner] >= MIN_OF_CALCULATED * calc_peak[inner])
+    candidates = _new_peaks(
+        x, amplitude, z, calculated - background, fwhm, MIN_SIGNIFICANCE, MIN_HEIGHT * top
     )
-    candidates = inner[is_max & passes]
-    order = candidates[np.argsort(-z[candidates])]
     chosen: list[int] = []
-    for i in order:
+    for i in candidates:
         if all(abs(x[i] - x[c]) > MERGE_FWHM * fwhm for c in chosen):
             chosen.append(int(i))
         if len(chosen) >= MAX_PEAKS:
@@ -152,3 +179,44 @@ def residual_peaks(
         d = wavelength / (2.0 * math.sin(theta)) if theta > 0 else math.inf
         out.append(UnexplainedPeak(float(x[at]), float(d), float(smooth[at] / top), float(z[i])))
     return out
+
+
+def quiet_points(
+    x: np.ndarray,
+    observed: np.ndarray,
+    calculated: np.ndarray,
+    background: np.ndarray,
+    fwhm: float,
+    wavelength: float,
+) -> np.ndarray:
+    """The points outside the significant peaks of the fit's residual (ADR 0076).
+
+    Such a peak is a phase the fit lacks (an impurity, a phase outside the library), not noise; the noise
+    scale of the presence tests is estimated from the other points (``misfit.quiet_sum``). The peaks are
+    those of the matched filter (``residual_significance``) at ``QUIET_SIGNIFICANCE`` or more, of any
+    height: an unknown phase's weak reflections, each under ``residual_peaks``' bar for a user's question,
+    together made a residual correlated over ten points and tripled the noise scale. Each peak's
+    points run from its maximum as far as the residual, averaged over one FWHM, stays one counting σ
+    above zero (its tails and Kα2 copy), at most ``UNEXPLAINED_REACH_FWHM`` FWHM, plus one FWHM. A
+    phase's intensity misfit is not among them (1.5 x the calculated peak there, as ``residual_peaks``).
+    """
+    quiet = np.ones(len(x), dtype=bool)
+    if len(x) < 5:
+        return quiet
+    step = float(np.median(np.diff(x)))
+    amplitude, z = residual_significance(x, observed, calculated, background, fwhm)
+    peaks = _new_peaks(x, amplitude, z, calculated - background, fwhm, QUIET_SIGNIFICANCE, 0.0)
+    width = max(1, round(fwhm / step))
+    excess = (observed - calculated) / np.sqrt(np.maximum(observed, 1.0))
+    smooth = np.convolve(excess, np.ones(width) / width, mode="same")
+    reach = round(UNEXPLAINED_REACH_FWHM * fwhm / step)
+    for centre in peaks:
+        if not quiet[centre]:
+            continue
+        lo, hi = centre, centre
+        while lo > max(centre - reach, 0) and smooth[lo - 1] > 1.0:
+            lo -= 1
+        while hi < min(centre + reach, len(x) - 1) and smooth[hi + 1] > 1.0:
+            hi += 1
+        quiet[max(lo - width, 0) : hi + width + 1] = False
+    return quiet
