@@ -24,10 +24,11 @@ of the background does not look like a peak)."""
 MERGE_FWHM = 3.0
 """Residual maxima closer than this many FWHM are one peak."""
 MAX_PEAKS = 12
-QUIET_SIGNIFICANCE = 4.0
-"""A residual peak this significant is left out of the noise estimate (``quiet_points``): among a scan's
-~1 000 independent peak positions noise reaches it about once in thirty scans, and leaving out a noise
-bump costs the estimate a few points."""
+QUIET_SIGNIFICANCE = 5.0
+"""A residual peak this significant is left out of the noise estimate (``quiet_points``): the bar of a
+reported peak (``MIN_SIGNIFICANCE``), without its height bar. At 4, a 4.2σ bump on the tail misfit of a
+dara scan's broad major peak (FWHM 0.34°) took 2° of that misfit out of the noise, and an absent ZnO
+absorbing the misfit passed the F-test (ADR 0076)."""
 UNEXPLAINED_REACH_FWHM = 10.0
 """An unexplained peak's points, left out of the noise estimate (``quiet_points``), reach at most this
 many FWHM each side (its tails and Kα2 copy: as far as the residual stays above the noise)."""
@@ -194,8 +195,8 @@ def quiet_points(
     Such a peak is a phase the fit lacks (an impurity, a phase outside the library), not noise; the noise
     scale of the presence tests is estimated from the other points (``misfit.quiet_sum``). The peaks are
     those of the matched filter (``residual_significance``) at ``QUIET_SIGNIFICANCE`` or more, of any
-    height: an unknown phase's weak reflections, each under ``residual_peaks``' bar for a user's question,
-    together made a residual correlated over ten points and tripled the noise scale. Each peak's
+    height: an unknown phase's reflections under ``residual_peaks``' height bar for a user's question
+    are not noise either. Each peak's
     points run from its maximum as far as the residual, averaged over one FWHM, stays one counting σ
     above zero (its tails and Kα2 copy), at most ``UNEXPLAINED_REACH_FWHM`` FWHM, plus one FWHM. A
     phase's intensity misfit is not among them (1.5 x the calculated peak there, as ``residual_peaks``).
