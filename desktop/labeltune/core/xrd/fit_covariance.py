@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from labeltune.core.xrd.fit_engine import FitData, Model
-from labeltune.core.xrd.misfit import correlation_lags, integrated_correlation, quiet_sum
+from labeltune.core.xrd.misfit import correlation_lags, integrated_correlation, quiet_noise
 from labeltune.core.xrd.significance import correlation_factor
 
 
@@ -84,12 +84,11 @@ def scale_covariance(
         norm = np.sqrt(np.maximum((jac * jac).sum(axis=0), 1e-300))
         inverse = np.linalg.pinv((jac / norm).T @ (jac / norm), rcond=1e-12) / norm[:, None] / norm[None, :]
         residual = data.y * sw - jac[:, : n + data.basis.shape[1]] @ coef
-        chi2 = float(residual @ residual)
         if lag_one:
-            noisy = residual if quiet is None else residual * quiet
-            chi2 = quiet_sum(residual, quiet)
-            factor = correlation_factor(float(noisy[1:] @ noisy[:-1]) / max(float(noisy @ noisy), 1e-300))
+            chi2, rho = quiet_noise(residual, quiet)
+            factor = correlation_factor(rho)
         else:
+            chi2 = float(residual @ residual)
             factor = integrated_correlation(residual, correlation_lags(fwhm, data.step))
         return inverse[:n, :n] * chi2 / freedom * factor
 

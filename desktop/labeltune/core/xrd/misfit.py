@@ -112,6 +112,13 @@ def quiet_sum(residual: np.ndarray, quiet: np.ndarray | None) -> float:
     return float(kept @ kept) * len(residual) / len(kept)
 
 
+def quiet_noise(residual: np.ndarray, quiet: np.ndarray | None) -> tuple[float, float]:
+    """(``quiet_sum``, the lag-1 correlation of ``residual`` over the ``quiet`` points): a fit's noise."""
+    noisy = residual if quiet is None else residual * quiet
+    rho = float(noisy[1:] @ noisy[:-1]) / max(float(noisy @ noisy), 1e-300)
+    return quiet_sum(residual, quiet), rho
+
+
 def _weighted(fit: Any, weight: np.ndarray, lags: int) -> _Weighted:
     r = (fit.observed - fit.calculated) * np.sqrt(weight)
     quiet = fit.quiet  # noise from outside the fit's unexplained peaks (ADR 0076)

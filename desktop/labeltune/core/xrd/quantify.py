@@ -38,7 +38,7 @@ from labeltune.core.xrd.fit_refine import lattice_search, levenberg_marquardt
 from labeltune.core.xrd.fit_texture import preferred_orientation
 from labeltune.core.xrd.fit_warnings import fit_warnings, on_calculated_peaks
 from labeltune.core.xrd.library import Library
-from labeltune.core.xrd.misfit import quiet_sum, systematic_variance
+from labeltune.core.xrd.misfit import quiet_noise, systematic_variance
 from labeltune.core.xrd.pattern import MissingWavelengthError, Pattern
 from labeltune.core.xrd.peak_profile import calculated_profile, ka2_wavelength
 from labeltune.core.xrd.reference_patterns import reference_providers
@@ -232,9 +232,7 @@ def fit_phases(
     n_parameters = (len(params) if names else 0) + len(solution.coef)
     freedom = max(len(x) - n_parameters, 1)
     quiet = quiet_points(x, y, calc, background, fwhm0, wavelength)  # noise outside unknown peaks: ADR 0076
-    weighted = (y - calc) * full.sw
-    noisy = weighted * quiet
-    rho = float(noisy[1:] @ noisy[:-1]) / max(float(noisy @ noisy), 1e-300)
+    noise_chi2, rho = quiet_noise((y - calc) * full.sw, quiet)
     sw = 1.0 / np.sqrt(systematic_variance(x, y, calc, background, fwhm0))  # ADR 0056
     sw_each = [  # each phase tested against the others' misfit (ADR 0074)
         1.0 / np.sqrt(systematic_variance(x, y, calc, background, fwhm0, components[n])) for n in names
@@ -278,7 +276,7 @@ def fit_phases(
         asymmetry=float(params[INDEX_ASYMMETRY]),
         chi2=float(solution.chi2) / freedom,
         chi2_sum=float(solution.chi2),
-        noise_chi2=quiet_sum(weighted, quiet),
+        noise_chi2=noise_chi2,
         quiet=quiet,
         n_points=len(x),
         n_parameters=n_parameters,
