@@ -124,6 +124,9 @@ def image_folder(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+_XDG_FOLDERS: dict[pytest.Config, str] = {}
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Qt tests run offscreen unless a display was asked for (QT_QPA_PLATFORM set by the caller), and
@@ -132,8 +135,20 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    # Qt's own settings (window geometry) go to a throw-away folder, not the user's ~/.config (Linux)
-    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="labeltune-tests-xdg-")
+    # Qt's own settings (window geometry) go to a throw-away folder, not the user's ~/.config (Linux),
+    # removed when the session ends (pytest_unconfigure)
+    os.environ["XDG_CONFIG_HOME"] = _XDG_FOLDERS.setdefault(
+        config, tempfile.mkdtemp(prefix="labeltune-tests-xdg-")
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's throw-away Qt settings folder goes with it."""
+    import shutil
+
+    folder = _XDG_FOLDERS.pop(config, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

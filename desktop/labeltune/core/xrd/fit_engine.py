@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from labeltune.core.xrd.library import Peaks
-from labeltune.core.xrd.peak_profile import phase_parts
+from labeltune.core.xrd.profile_cache import cached_phase_parts
 
 BACKGROUND_DEGREE = 5
 """Degree of the background's Chebyshev polynomial (plus one low-angle term)."""
@@ -476,7 +476,7 @@ class Model:
         provider = self.providers[j]
         if provider is not None:
             return provider(x, float(params[INDEX_ZERO]), float(params[self.index_s(j)]))
-        return phase_parts(
+        return cached_phase_parts(
             x,
             self.d_spacings(params, j),
             self.relative(params, j),
