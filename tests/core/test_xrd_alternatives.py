@@ -131,3 +131,45 @@ def test_alternatives_and_uncertainty_survive_json() -> None:
     assert back.alternatives == prediction.alternatives
     assert back.uncertainty == pytest.approx(prediction.uncertainty)
     assert XrdPrediction.from_json({"path": "old.xy", "phases": []}).alternatives == []
+
+
+@needs_data
+@pytest.mark.parametrize("monochromatic", [True, False])
+def test_the_first_fit_decides_ka2_and_later_fits_refine_that_model_alone(
+    library: Library, monochromatic: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import labeltune.core.xrd.quantify as quantify
+
+    config = SimulationConfig(
+        two_theta_min=20.0,
+        two_theta_max=70.0,
+        points=2501,
+        max_counts=(5e4, 5e4),
+        impurity_probability=0.0,
+        monochromatic=monochromatic,
+        ka2_probability=1.0,
+    )
+    batch = simulate(library, 1, config, seed=5, composition={CORUNDUM: 0.7, FLUORITE: 0.3})
+    # an .xy file says nothing of Kα2: the fit must find out
+    pattern = make_pattern(
+        batch.two_theta, batch.x[0] * 5e4, source=Path("m.xy"), format="xy", wavelength=1.5406
+    )
+    refinements: list[float] = []
+    real = quantify.levenberg_marquardt
+
+    def counted(*args: object, **kwargs: object) -> np.ndarray:
+        refinements.append(float(args[3]))  # type: ignore[arg-type]  # the Kα2 ratio
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(quantify, "levenberg_marquardt", counted)
+    fits = PhaseSetFits(pattern, library)
+    assert fits([]).ka2 is not None and fits.ka2 is None  # the background alone decides nothing
+    first = fits([CORUNDUM, FLUORITE])
+    assert first.ka2 is (not monochromatic) and fits.ka2 is first.ka2
+    assert set(refinements) == {0.0, 0.5}  # both models tried once
+    refinements.clear()
+    for names in ([CORUNDUM], [CORUNDUM, FLUORITE, QUARTZ], [FLUORITE, RUTILE]):
+        assert fits(names).ka2 is first.ka2
+    assert refinements == [0.0 if monochromatic else 0.5] * 3  # one model each, the first fit's
+    refinements.clear()
+    assert fits([RUTILE], ka2=monochromatic).ka2 is monochromatic  # forced by the caller: as asked

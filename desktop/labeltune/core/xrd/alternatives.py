@@ -56,12 +56,23 @@ class PhaseSetFits:
         self.amorphous = amorphous
         """Fit with the amorphous-hump background terms (an internal standard measures amorphous content)."""
         self._fits: dict[frozenset[str], FitResult] = {}
+        self.ka2: bool | None = None
+        """Kα2 in the pattern: the choice of its first fit of phases, kept for every later fit (ADR 0077)."""
 
     def __call__(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:
-        """The fit of ``names`` (see :func:`~labeltune.core.xrd.quantify.fit_phases`, also for ``ka2``)."""
+        """The fit of ``names`` (see :func:`~labeltune.core.xrd.quantify.fit_phases`, also for ``ka2``).
+
+        Whether the pattern holds Kα2 is decided once, by the first fit of phases (the better of Kα2 and
+        none, unless the file says or ``ka2`` forces it); every later fit uses that choice. The nested
+        fits of a presence test then differ by the phase alone, and each fit refines one Kα2 model, not
+        two (ADR 0077).
+        """
         key = frozenset(names)
         if key not in self._fits:
-            self._fits[key] = self._fit(names, ka2, texture=False)
+            fit = self._fit(names, self.ka2 if ka2 is None else ka2, texture=False)
+            if self.ka2 is None and names:
+                self.ka2 = fit.ka2
+            self._fits[key] = fit
         return self._fits[key]
 
     def _fit(self, names: Sequence[str], ka2: bool | None, texture: bool) -> FitResult:
