@@ -142,6 +142,7 @@ class PhaseDecision:
         self.probs = probs
         self.keep = list(keep)
         self.notes: list[str] = []
+        self.stood_in: set[int] = set()  # dropped for a stand-in holding the same peaks (ADR 0077)
 
     def decide(self, called: list[int], texture: bool = False) -> Decision:
         """Steps 1-5 of the module docstring from the network's ``called``, then the competing sets.
@@ -196,6 +197,7 @@ class PhaseDecision:
             if stand_in is not None:  # j and a stand-in hold the same peaks; j fits better alone
                 k, alone = stand_in
                 tested.add(k)
+                self.stood_in.add(k)
                 self.notes.append(
                     f"{self.names[k]} dropped by the fit: {self.names[j]} holds the same peaks and fits "
                     f"better without it (χ² lower by {chi2_gain(without, alone):.0f} σ²)"
@@ -365,6 +367,7 @@ class PhaseDecision:
         (``misfit.needed_scale``, ADR 0072: reflections under the called phases' misfit, or on theirs,
         need far more than the esd says) and that at which the F-test of the nested fits would pass
         (``misfit.f_needed_scale``, ADR 0075: it charges the phase's lattice, width and shape too).
+        A phase dropped for a stand-in passed them: its limit is at least what it read beside the other.
         """
         chosen = frozenset(self.names[j] for j in called)
         out: dict[str, float] = {}
@@ -375,7 +378,8 @@ class PhaseDecision:
                 phase = next((p for p in fit.phases if p.name == name), None)
                 if phase is not None:
                     needed = decision_scale(fit, result, name, Z_MIN, 1.0 - SIGNIFICANCE)
-                    out[name] = decision_limit(phase, needed)
+                    floor = float(phase.weight_fraction) if self.names.index(name) in self.stood_in else 0.0
+                    out[name] = max(decision_limit(phase, needed), floor)
         order = {n: -self.probs[self.names.index(n)] for n in out}
         return dict(sorted(out.items(), key=lambda item: order[item[0]]))
 
