@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, ParamSpec
 
 import numpy as np
 
@@ -23,6 +25,7 @@ MAX_BYTES = 96 * 2**20
 """Parts kept per thread: a clinker's lattice scans on its full and binned grids fit in well under this."""
 
 _local = threading.local()
+P = ParamSpec("P")
 
 
 class _Cache:
@@ -40,60 +43,54 @@ def _cache() -> _Cache:
     return cache
 
 
-def _key(x: np.ndarray, d: np.ndarray, rel: np.ndarray, scalars: tuple[object, ...]) -> bytes:
-    digest = hashlib.blake2b(digest_size=20)
-    for array in (x, d, rel):
-        array = np.ascontiguousarray(array, dtype=np.float64)
-        digest.update(len(array).to_bytes(8, "little"))
+def _feed(digest: Any, value: object) -> None:
+    """Add ``value`` to ``digest``: arrays by shape and bytes, sequences item by item, numbers by value."""
+    if isinstance(value, np.ndarray):
+        array = np.ascontiguousarray(value, dtype=np.float64)
+        digest.update(repr(array.shape).encode())
         digest.update(array.tobytes())
-    digest.update(repr(scalars).encode())
-    return digest.digest()
+    elif isinstance(value, tuple | list):
+        digest.update(b"(")
+        for item in value:
+            _feed(digest, item)
+        digest.update(b")")
+    else:
+        digest.update(repr(float(value) if isinstance(value, np.generic) else value).encode() + b";")
 
 
-def cached_phase_parts(
-    x: np.ndarray,
-    d: np.ndarray,
-    rel: np.ndarray,
-    wavelength: float,
-    *,
-    zero_shift: float,
-    fwhm_of_theta: tuple[float, float, float],
-    wavelength2: float | None,
-    ka2_ratio: float,
-    asymmetry: float = 0.0,
-) -> np.ndarray:
-    """``peak_profile.phase_parts`` with the same arguments, from the cache when it was asked before.
+def remembered(compute: Callable[P, np.ndarray]) -> Callable[P, np.ndarray]:
+    """``compute``, a pure function of arrays and numbers, answered from this thread's cache.
 
-    The array returned is read-only (it may be handed out again); copy it to change it.
+    A call with arguments equal to an earlier one's gets that call's array, read-only (it may be handed
+    out again).
     """
-    widths = tuple(float(w) for w in fwhm_of_theta)
-    scalars = (float(wavelength), float(zero_shift), widths, wavelength2, float(ka2_ratio), float(asymmetry))
-    key = _key(x, d, rel, scalars)
-    cache = _cache()
-    parts = cache.entries.get(key)
-    if parts is not None:
-        cache.entries.move_to_end(key)
-        cache.hits += 1
+
+    def cached(*args: P.args, **kwargs: P.kwargs) -> np.ndarray:
+        digest = hashlib.blake2b(digest_size=20)
+        _feed(digest, args)
+        _feed(digest, sorted(kwargs.items()))
+        key = digest.digest()
+        cache = _cache()
+        parts = cache.entries.get(key)
+        if parts is not None:
+            cache.entries.move_to_end(key)
+            cache.hits += 1
+            return parts
+        cache.misses += 1
+        parts = compute(*args, **kwargs)
+        parts.setflags(write=False)
+        cache.entries[key] = parts
+        cache.bytes += parts.nbytes
+        while cache.bytes > MAX_BYTES and cache.entries:
+            _, old = cache.entries.popitem(last=False)
+            cache.bytes -= old.nbytes
         return parts
-    cache.misses += 1
-    parts = phase_parts(
-        x,
-        d,
-        rel,
-        wavelength,
-        zero_shift=zero_shift,
-        fwhm_of_theta=fwhm_of_theta,
-        wavelength2=wavelength2,
-        ka2_ratio=ka2_ratio,
-        asymmetry=asymmetry,
-    )
-    parts.setflags(write=False)
-    cache.entries[key] = parts
-    cache.bytes += parts.nbytes
-    while cache.bytes > MAX_BYTES and cache.entries:
-        _, old = cache.entries.popitem(last=False)
-        cache.bytes -= old.nbytes
-    return parts
+
+    return cached
+
+
+cached_phase_parts = remembered(phase_parts)
+"""``peak_profile.phase_parts`` with the same arguments, from the cache when it was asked before."""
 
 
 def clear() -> None:
