@@ -187,12 +187,12 @@ def test_build_and_load_round_trip_with_a_bad_cif(tmp_path: Path) -> None:
     assert loaded.two_theta_range == (10.0, 100.0)
     assert loaded.phases == lib.phases
     assert loaded.skipped == lib.skipped
+    # exactly what is read back, not the unrounded lists: a fit of those decided otherwise (ADR 0078)
+    assert lib.path == loaded.path
     for name in lib.names:
         a, b = lib.peaks[name], loaded.peaks[name]
-        np.testing.assert_allclose(a.two_theta, b.two_theta, atol=1e-5)
-        np.testing.assert_allclose(a.intensity, b.intensity, atol=1e-4)
-        np.testing.assert_array_equal(a.hkl, b.hkl)
-        np.testing.assert_array_equal(a.multiplicity, b.multiplicity)
+        for column in ("two_theta", "d", "intensity", "hkl", "multiplicity"):
+            np.testing.assert_array_equal(getattr(a, column), getattr(b, column), err_msg=column)
     mno = loaded.phase("MnO_225")
     assert (mno.formula, mno.z, mno.space_group_number) == ("MnO", 4, 1)
     assert mno.scattering_power > 0

@@ -342,7 +342,9 @@ def build_library(
     if progress is not None:
         progress(len(paths), len(paths), "")
     save_library(library, out_dir)
-    return library
+    # what every later command reads: the files round the peak lists, and a fit of the library in memory
+    # could decide otherwise than the same fit of the library read back (ADR 0078)
+    return load_library(out_dir)
 
 
 def load_library(directory: str | Path) -> Library:
