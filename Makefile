@@ -54,7 +54,7 @@ screenshots: $(STAMP)
 	$(BIN)/python scripts/make_screenshots.py --out docs/screenshots
 
 # The shipped XRD model (models/xrd-li-mn-ti-o-f): library from the 56 Li-Mn-Ti-O-F CIFs, then training on
-# patterns simulated on the fly. Seeded; about 10 minutes on a 2-core CPU.
+# patterns simulated on the fly. Seeded; about 17 minutes on a quiet 2-core CPU (models/README.md).
 XRD_REFERENCES ?= ../shared/data/xrd/li_mn_ti_o_f/references
 XRD_EPOCHS ?= 40
 xrd-model: $(STAMP)
