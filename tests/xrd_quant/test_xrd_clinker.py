@@ -160,8 +160,7 @@ def test_the_detection_limit_predicts_the_decisions_test(clinker_9: tuple) -> No
     # (within 25 % for phases with reflections of their own; the orthorhombic C3A, whose reflections the
     # cubic one's lattice moves to take up, 37 % optimistic), and nearer than counting statistics
     # (scale / esd, what the limit was before) for a phase whose peaks coincide with another's.
-    from labeltune.core.xrd.misfit import misfit_test, needed_scale
-    from labeltune.core.xrd.phase_decision import decision_limit
+    from labeltune.core.xrd.misfit import decision_limit, misfit_test, needed_scale
     from labeltune.core.xrd.significance import Z_MIN
 
     names, fits = clinker_9

@@ -143,3 +143,47 @@ def test_a_phase_outside_the_library_does_not_hide_a_one_percent_phase(library: 
     assert quiet[1] is not None and 0 < np.count_nonzero(~quiet[1]) < 0.05 * len(quiet[1])  # its peaks only
     found, why = evidence(fits[1], fit_phases(scans[1], library, rest), names[CORUNDUM])
     assert found, why
+
+
+@pytest.fixture(scope="module")
+def without_periclase(tmp_path_factory: pytest.TempPathFactory, library: Library) -> Library:
+    """The round-robin library without its periclase: a lab's library that lacks a phase of the sample."""
+    from labeltune.core.xrd.library import build_library
+
+    periclase = next(Path(p.source) for p in library.phases if "periclase" in p.name)
+    cifs = [c for c in [*sorted(COD.glob("*.cif")), ZINCITE] if c.stem != periclase.stem]
+    folder = tmp_path_factory.mktemp("round-robin-lab") / "library"
+    return build_library(cifs, folder, naming="cif", two_theta_range=(15.0, 145.0))
+
+
+def test_a_peak_outside_the_library_that_pulls_a_one_percent_phase_is_left_out(
+    library: Library, without_periclase: Library
+) -> None:
+    # 3 % periclase in the sample, absent from the lab's library, 10 % per-peak errors. Tried in full, the
+    # 1.15 % corundum moved its lattice 1.8 % to put its 113 reflection on the periclase's 200 (42.5° in
+    # this draw) and failed the test without that reflection (−0.3 esd): missed, although at its own lattice
+    # it passes. The second look leaves that peak's region out and tests it again (ADR 0078)
+    from labeltune.core.xrd.alternatives import PhaseSetFits
+    from labeltune.core.xrd.metrics import canonical_formula
+    from labeltune.core.xrd.phase_decision import PhaseDecision
+
+    names = _names(library)
+    periclase = next(p.name for p in library.phases if "periclase" in p.name)
+    mix = {names[c]: w for c, w in MIXTURE.items()}
+    mix[names[FLUORITE]] -= 0.03
+    scan = _scan(library, 0.10, 4, {**mix, periclase: 0.03})
+    lab = without_periclase
+    index = {name: j for j, name in enumerate(lab.names)}
+    probs = np.full(len(lab.names), 0.002)
+    probs[index[names[FLUORITE]]], probs[index[names[ZINCITE.stem]]] = 0.95, 0.2
+    keys = [canonical_formula(p.formula) for p in lab.phases]
+    fits = PhaseSetFits(scan, lab)
+    decided = PhaseDecision(fits, lab.names, keys, probs).decide([index[names[FLUORITE]]])
+    fractions = {p.name: p.weight_fraction for p in decided.fit.phases}
+    assert set(fractions) == {names[c] for c in MIXTURE}, decided.notes
+    assert fractions[names[CORUNDUM]] == pytest.approx(0.0115, abs=0.006)
+    ((lo, hi),) = fits.excluded
+    assert lo < 42.5 < hi < 43.2  # the periclase's 200 and its Kα2, not the corundum's own 113 at 43.35°
+    assert not np.any((decided.fit.two_theta > lo) & (decided.fit.two_theta < hi))
+    assert any(lo < p.two_theta < hi for p in decided.fit.unexplained_peaks)  # still reported
+    assert any("left out of the fit" in w and names[CORUNDUM] in w for w in decided.fit.warnings)

@@ -55,9 +55,11 @@ class PhaseSetFits:
         self.stop_event = stop_event
         self.amorphous = amorphous
         """Fit with the amorphous-hump background terms (an internal standard measures amorphous content)."""
-        self._fits: dict[frozenset[str], FitResult] = {}
+        self._fits: dict[tuple[frozenset[str], tuple[tuple[float, float], ...]], FitResult] = {}
         self.ka2: bool | None = None
         """Kα2 in the pattern: the choice of its first fit of phases, kept for every later fit (ADR 0077)."""
+        self.excluded: tuple[tuple[float, float], ...] = ()
+        """2θ ranges every later fit leaves out: unknown peaks that pulled a phase (ADR 0078)."""
 
     def __call__(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:
         """The fit of ``names`` (see :func:`~labeltune.core.xrd.quantify.fit_phases`, also for ``ka2``).
@@ -67,7 +69,7 @@ class PhaseSetFits:
         fits of a presence test then differ by the phase alone, and each fit refines one Kα2 model, not
         two (ADR 0077).
         """
-        key = frozenset(names)
+        key = (frozenset(names), self.excluded)
         if key not in self._fits:
             fit = self._fit(names, self.ka2 if ka2 is None else ka2, texture=False)
             if self.ka2 is None and names:
@@ -84,6 +86,7 @@ class PhaseSetFits:
             stop_event=self.stop_event,
             amorphous=self.amorphous,
             texture=texture,
+            exclude=self.excluded,
         )
 
     def textured(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:
@@ -104,8 +107,8 @@ class PhaseSetFits:
         return fit
 
     def fitted(self) -> dict[frozenset[str], FitResult]:
-        """Every set fitted so far and its fit."""
-        return dict(self._fits)
+        """Every set fitted so far (with the ranges now ``excluded``) and its fit."""
+        return {names: fit for (names, excluded), fit in self._fits.items() if excluded == self.excluded}
 
 
 def _weakest(fit: FitResult) -> str | None:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from labeltune.core.xrd.significance import (
+    DETECTION_SIGMAS,
     PhaseTest,
     correlation_factor,
     f_quantile,
@@ -325,3 +326,19 @@ def integrated_correlation(residual: np.ndarray, max_lag: int) -> float:
             break
         total += 2.0 * float(rho[k])
     return total
+
+
+def decision_limit(phase: Any, needed: float) -> float:
+    """``phase``'s detection limit from its scale esd, raised to the fraction at scale ``needed`` if larger.
+
+    That limit ``L`` is the fraction at ``DETECTION_SIGMAS`` misfit-aware scale esds: an amount ``a``
+    beside the others' ``T`` gives ``a / (a + T)``, so ``a / T = L / (1 - L)`` scales with the scale.
+    """
+    limit = phase.detection_limit
+    at_limit = DETECTION_SIGMAS * phase.scale_esd_misfit
+    if not 0.0 < limit < 1.0 or at_limit <= 0.0:
+        return limit
+    if not math.isfinite(needed):
+        return 1.0
+    ratio = limit / (1.0 - limit) * needed / at_limit
+    return max(limit, ratio / (1.0 + ratio))

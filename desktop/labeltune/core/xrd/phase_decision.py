@@ -27,7 +27,6 @@ of the phases tried and not found. No torch here: the network's output comes in 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,15 +34,15 @@ from typing import Any
 import numpy as np
 
 from labeltune.core.xrd.alternatives import PhaseSetFits, competing_sets
-from labeltune.core.xrd.misfit import decision_scale, misfit_test
+from labeltune.core.xrd.misfit import decision_limit, decision_scale, misfit_test
+from labeltune.core.xrd.pulled import ka2_relative, pulled_region, with_excluded
 from labeltune.core.xrd.results import Alternative
 from labeltune.core.xrd.screening import screen_residual
 from labeltune.core.xrd.significance import (
-    DETECTION_SIGMAS,
     SIGNIFICANCE,
     Z_MIN,
     bonferroni_alpha,
-    noise_scale,
+    chi2_gain,
     normal_quantile,
 )
 
@@ -79,14 +78,6 @@ def prior_alpha(probability: float) -> float:
     """
     p = min(max(probability, 1e-6), 0.5)
     return (1.0 - SIGNIFICANCE) * p / (1.0 - p)
-
-
-def chi2_gain(fit: Any, better: Any) -> float:
-    """How much lower ``better``'s χ² is than ``fit``'s (two fits of one pattern, not nested).
-
-    In units of ``better``'s reduced χ² × its serial-correlation factor.
-    """
-    return (float(fit.chi2_sum) - float(better.chi2_sum)) / max(noise_scale(better), 1e-300)
 
 
 def evidence(with_phase: Any, without: Any, name: str, alpha: float = 1.0 - SIGNIFICANCE) -> tuple[bool, str]:
@@ -143,6 +134,7 @@ class PhaseDecision:
         self.keep = list(keep)
         self.notes: list[str] = []
         self.stood_in: set[int] = set()  # dropped for a stand-in holding the same peaks (ADR 0077)
+        self.excluded: list[Any] = []  # (peak, 2θ range, phase): an unknown's peak left out (ADR 0078)
 
     def decide(self, called: list[int], texture: bool = False) -> Decision:
         """Steps 1-5 of the module docstring from the network's ``called``, then the competing sets.
@@ -173,10 +165,32 @@ class PhaseDecision:
         limits = self._detection_limits(called, result)
         if texture and called:  # ADR 0065: after every decision, so texture cannot add or drop a phase
             result = self.pattern.textured([self.names[j] for j in called], result.ka2)
-        return Decision(called, result, self.notes, alternatives, limits)
+        return Decision(called, with_excluded(result, self.excluded), self.notes, alternatives, limits)
 
     def _fit(self, called: Sequence[int]) -> Any:
         return self.pattern([self.names[j] for j in called])
+
+    def _tested(self, called: list[int], result: Any, k: int, alpha: float) -> tuple[bool, str, Any]:
+        """``called`` + ``k`` fitted and k's evidence beside ``result``, with a second look (ADR 0078).
+
+        When a peak no library phase explains pulled k onto itself (``pulled``), k is fitted again with
+        that peak's region left out; if it passes there, the region stays out of every later fit.
+        """
+        other, name = self._fit([*called, k]), self.names[k]
+        found, why = evidence(other, result, name, alpha)
+        ka2 = ka2_relative(self.pattern.pattern, other.ka2)
+        pulled = None if found else pulled_region(other, result, name, ka2)
+        if pulled is None:
+            return found, why, other
+        before, (peak, region) = self.pattern.excluded, pulled
+        self.pattern.excluded = (*before, region)
+        second = self._fit([*called, k])
+        found, again = evidence(second, self._fit(called), name, alpha)
+        if not found:
+            self.pattern.excluded = before
+            return False, why, other
+        self.excluded.append((peak, region, name))
+        return True, f"{again}; 2θ {region[0]:.2f}-{region[1]:.2f}° left out: a peak there pulled it", second
 
     def _prune(self, called: list[int], result: Any) -> tuple[list[int], Any]:
         """Drop the phases the fit has no evidence for (never those in ``keep``), least evident first."""
@@ -283,8 +297,7 @@ class PhaseDecision:
             tries += 1
             tried.append(k)
             trial = [*called, k]
-            other = self._fit(trial)
-            found, why = evidence(other, result, self.names[k], prior_alpha(float(self.probs[k])))
+            found, why, other = self._tested(called, result, k, prior_alpha(float(self.probs[k])))
             if found:
                 self.notes.append(
                     f"{self.names[k]} added by the fit ({why}; probability {self.probs[k]:.2f})"
@@ -305,8 +318,7 @@ class PhaseDecision:
                 break
             k = self.names.index(name)
             trial = [*called, k]
-            other = self._fit(trial)
-            found, why = evidence(other, result, name, alpha)
+            found, why, other = self._tested(called, result, k, alpha)
             if found:
                 self.notes.append(
                     f"{name} added by the fit, found in the residual ({why}; probability {self.probs[k]:.2f})"
@@ -382,19 +394,3 @@ class PhaseDecision:
                     out[name] = max(decision_limit(phase, needed), floor)
         order = {n: -self.probs[self.names.index(n)] for n in out}
         return dict(sorted(out.items(), key=lambda item: order[item[0]]))
-
-
-def decision_limit(phase: Any, needed: float) -> float:
-    """``phase``'s detection limit from its scale esd, raised to the fraction at scale ``needed`` if larger.
-
-    That limit ``L`` is the fraction at ``DETECTION_SIGMAS`` misfit-aware scale esds: an amount ``a``
-    beside the others' ``T`` gives ``a / (a + T)``, so ``a / T = L / (1 - L)`` scales with the scale.
-    """
-    limit = phase.detection_limit
-    at_limit = DETECTION_SIGMAS * phase.scale_esd_misfit
-    if not 0.0 < limit < 1.0 or at_limit <= 0.0:
-        return limit
-    if not math.isfinite(needed):
-        return 1.0
-    ratio = limit / (1.0 - limit) * needed / at_limit
-    return max(limit, ratio / (1.0 + ratio))

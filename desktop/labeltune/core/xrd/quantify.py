@@ -172,6 +172,7 @@ def fit_phases(
     stop_event: threading.Event | None = None,
     amorphous: bool = False,
     texture: bool = False,
+    exclude: Sequence[tuple[float, float]] = (),
 ) -> FitResult:
     """Fit the calculated patterns of library phases ``names`` to ``pattern``; weight fractions and Rwp.
 
@@ -185,11 +186,14 @@ def fit_phases(
     significant (``fit_texture``, ADR 0063). Off by default: on a simulated mixture with random
     peak-intensity errors it fitted a texture and let a 1 wt % false phase through (ADR 0063 addendum), so
     ``predict`` decides the phases without it and uses it only in a last refit of the decided set (ADR 0065).
+    ``exclude``: 2θ ranges left out of the fit (a peak outside the library; ADR 0078).
     """
     names = _check_inputs(pattern, library, names)
     lo = max(library.two_theta_range[0], float(pattern.two_theta[0]))
     hi = min(library.two_theta_range[1], float(pattern.two_theta[-1]))
     keep = (pattern.two_theta >= lo) & (pattern.two_theta <= hi)
+    for a, b in exclude:
+        keep &= (pattern.two_theta < a) | (pattern.two_theta > b)
     if int(keep.sum()) < MIN_FIT_POINTS:
         raise ValueError(
             f"{pattern.source.name}: fewer than {MIN_FIT_POINTS} points inside the library's 2θ range "

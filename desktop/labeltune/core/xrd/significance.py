@@ -153,3 +153,11 @@ def phase_test(with_phase: _Fit, without: _Fit, alpha: float = 1.0 - SIGNIFICANC
     f = max(without.chi2_sum - with_phase.chi2_sum, 0.0) / added / rest / factor
     p = f_survival(f, added, freedom)
     return PhaseTest(f, p, p < alpha)
+
+
+def chi2_gain(fit: _Fit, better: _Fit) -> float:
+    """How much lower ``better``'s χ² is than ``fit``'s (two fits of one pattern, not nested).
+
+    In units of ``better``'s reduced χ² × its serial-correlation factor.
+    """
+    return (float(fit.chi2_sum or 0.0) - float(better.chi2_sum or 0.0)) / max(noise_scale(better), 1e-300)
