@@ -116,8 +116,10 @@ def test_alternatives_and_uncertainty_survive_json() -> None:
             Alternative(("A",), (1.0,), 0.050, 2.1, chosen=True),
             Alternative(("A", "B"), (0.9, 0.1), 0.049, 2.0),
         ],
+        excluded=[(42.3204, 42.8711)],  # an unknown's peak left out (ADR 0078): sets are refitted without it
     )
     data = prediction.to_json()
+    assert data["excluded"] == [[42.32, 42.871]]
     assert data["alternatives"] == [
         {"phases": ["A"], "fractions": [1.0], "rwp": 0.05, "chi2": 2.1, "chosen": True},
         {"phases": ["A", "B"], "fractions": [0.9, 0.1], "rwp": 0.049, "chi2": 2.0, "chosen": False},
@@ -130,7 +132,9 @@ def test_alternatives_and_uncertainty_survive_json() -> None:
     back = XrdPrediction.from_json(data)
     assert back.alternatives == prediction.alternatives
     assert back.uncertainty == pytest.approx(prediction.uncertainty)
-    assert XrdPrediction.from_json({"path": "old.xy", "phases": []}).alternatives == []
+    assert back.excluded == [(42.32, 42.871)]
+    old = XrdPrediction.from_json({"path": "old.xy", "phases": []})
+    assert old.alternatives == [] and old.excluded == [] and "excluded" not in old.to_json()
 
 
 @needs_data

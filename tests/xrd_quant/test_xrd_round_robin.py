@@ -163,7 +163,7 @@ def test_a_peak_outside_the_library_that_pulls_a_one_percent_phase_is_left_out(
     # 1.15 % corundum moved its lattice 1.8 % to put its 113 reflection on the periclase's 200 (42.5° in
     # this draw) and failed the test without that reflection (−0.3 esd): missed, although at its own lattice
     # it passes. The second look leaves that peak's region out and tests it again (ADR 0078)
-    from labeltune.core.xrd.alternatives import PhaseSetFits
+    from labeltune.core.xrd.alternatives import PhaseSetFits, phase_set_profile
     from labeltune.core.xrd.metrics import canonical_formula
     from labeltune.core.xrd.phase_decision import PhaseDecision
 
@@ -187,3 +187,6 @@ def test_a_peak_outside_the_library_that_pulls_a_one_percent_phase_is_left_out(
     assert not np.any((decided.fit.two_theta > lo) & (decided.fit.two_theta < hi))
     assert any(lo < p.two_theta < hi for p in decided.fit.unexplained_peaks)  # still reported
     assert any("left out of the fit" in w and names[CORUNDUM] in w for w in decided.fit.warnings)
+    assert decided.fit.excluded == ((lo, hi),)  # what `predict` reports, and the app refits a set with
+    x, _ = phase_set_profile(scan, lab, [names[FLUORITE], names[ZINCITE.stem]], exclude=decided.fit.excluded)
+    assert len(x) == len(decided.fit.two_theta) and not np.any((x > lo) & (x < hi))

@@ -290,10 +290,10 @@ class XrdIdentifyController(QObject):
             self._profiles.move_to_end(key)
             return self._profiles[key]
         if not self.fit_controller.is_running():  # else: asked again when the running fit ends
-            names = list(alternative.phases)
+            names, excluded = list(alternative.phases), list(prediction.excluded)
 
             def fit(_progress: Any, stop: Any) -> tuple[ProfileKey, tuple[np.ndarray, np.ndarray]]:
-                return key, phase_set_profile(pattern, library, names, stop)
+                return key, phase_set_profile(pattern, library, names, stop, excluded)
 
             self.fit_controller.start(FunctionWorker(fit))
         return None

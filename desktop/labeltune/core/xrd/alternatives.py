@@ -162,18 +162,23 @@ def competing_sets(fits: PhaseSetFits, chosen: Sequence[str], ranked: Sequence[s
 
 
 def phase_set_profile(
-    pattern: Pattern, library: Library, names: Sequence[str], stop_event: threading.Event | None = None
+    pattern: Pattern,
+    library: Library,
+    names: Sequence[str],
+    stop_event: threading.Event | None = None,
+    exclude: Sequence[tuple[float, float]] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """The fitted profile (2θ at the library's wavelength, intensity) of one phase set on ``pattern``.
 
     What the app draws when a competing set is clicked: one fit (about a second), made in a worker when
     asked for, rather than every set's profile kept in memory for every pattern identified (five float
     arrays of a few thousand points each, per pattern). Raises ``ValueError`` for a pattern without a
-    wavelength or outside the library's range.
+    wavelength or outside the library's range. ``exclude``: the prediction's left-out 2θ ranges (ADR 0078),
+    so the set is fitted as the decision fitted it.
     """
     if pattern.wavelength is None:
         raise ValueError(f"{pattern.source.name}: the X-ray wavelength is not known")
     if abs(pattern.wavelength - library.wavelength) > 1e-3:
         pattern = pattern.converted(library.wavelength)
-    fit = fit_phases(pattern, library, list(names), stop_event=stop_event)
+    fit = fit_phases(pattern, library, list(names), stop_event=stop_event, exclude=exclude)
     return np.asarray(fit.two_theta), np.asarray(fit.calculated)

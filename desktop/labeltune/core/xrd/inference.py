@@ -221,6 +221,7 @@ class XrdModel:
             alternatives=alternatives,
             detection_limits=limits,
             texture=("auto" if texture else "off") if fit else None,
+            excluded=list(result.excluded) if result is not None else [],
         )
 
     def _refine(

@@ -132,6 +132,8 @@ class FitResult:
     """``chi2_sum`` over the ``quiet`` points, scaled to all: what the noise is estimated from (ADR 0076)."""
     quiet: np.ndarray | None = None
     """The points outside the residual's significant peaks (``residual_peaks.quiet_points``)."""
+    excluded: tuple[tuple[float, float], ...] = ()
+    """2θ ranges left out of the fit (``fit_phases(exclude=...)``; ADR 0078)."""
 
 
 def _check_inputs(pattern: Pattern, library: Library, names: Sequence[str]) -> list[str]:
@@ -285,6 +287,7 @@ def fit_phases(
         n_points=len(x),
         n_parameters=n_parameters,
         residual_correlation=rho,
+        excluded=tuple((float(a), float(b)) for a, b in exclude),
     )
 
 

@@ -191,6 +191,8 @@ class XrdPrediction:
     texture: str | None = None
     """``"auto"`` or ``"off"`` when the fit ran: whether the final refit of the decided phases could refine a
     March–Dollase preferred orientation (``predict --texture``; ADR 0065)."""
+    excluded: list[tuple[float, float]] = field(default_factory=list)
+    """2θ ranges the fit left out: peaks outside the library that pulled a phase onto them (ADR 0078)."""
 
     def limits_text(self, count: int = 3) -> str:
         """The ``count`` most likely phases tried and not found with their detection limits, as text.
@@ -226,7 +228,7 @@ class XrdPrediction:
         ``detection_limits`` (phase -> weight fraction) and, with an internal standard,
         ``internal_standard {name, weight_fraction}``, ``amorphous`` and ``amorphous_esd``; ``radiation``
         (``{name?, wavelength, wavelength2?, source}``) when it is known; ``texture`` (``auto``/``off``)
-        when the fit ran.
+        when the fit ran; ``excluded`` (``[[lo, hi], ...]`` 2θ left out of the fit, ADR 0078) when any.
         """
         out: dict[str, Any] = {"path": self.path, "phases": [p.to_json() for p in self.phases]}
         out["unexplained_peaks"] = [p.to_json() for p in self.unexplained_peaks]
@@ -252,6 +254,8 @@ class XrdPrediction:
             out["radiation"] = dict(self.radiation)
         if self.texture is not None:
             out["texture"] = self.texture
+        if self.excluded:
+            out["excluded"] = [[round(lo, 3), round(hi, 3)] for lo, hi in self.excluded]
         return out
 
     @classmethod
@@ -276,4 +280,5 @@ class XrdPrediction:
             ),
             radiation=dict(data["radiation"]) if isinstance(data.get("radiation"), dict) else None,
             texture=str(data["texture"]) if data.get("texture") else None,
+            excluded=[(float(lo), float(hi)) for lo, hi in data.get("excluded") or []],
         )
