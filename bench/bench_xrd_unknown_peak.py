@@ -5,8 +5,8 @@ The round robin's first mixture (``bench_xrd_round_robin.py``: corundum 1.15, fl
 library without periclase: a lab's library that lacks a phase of its sample. The decision
 (``phase_decision``) runs on probabilities given in place of a network's (fluorite 0.95, zincite 0.2,
 every other phase 0.002, as in ``tests/xrd_quant/test_xrd_round_robin.py``), so no model is trained and
-the corundum must come from the residual screen. Per draw: the corundum found or missed, absent phases
-called, the 2θ range left out (ADR 0078), the time.
+the corundum must come from the residual screen. Per draw: the corundum found or missed (with its
+detection limit when it was tried), absent phases called, the 2θ range left out (ADR 0078), the time.
 
 Run: ``PYTHONPATH=desktop python bench/bench_xrd_unknown_peak.py [--draws 24] [--misfit 0.10]``. Not a test.
 """
@@ -79,9 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = sorted(set(fractions) - {corundum, fluorite, zincite})
         found += corundum in fractions
         absent += len(extra)
+        limit = decided.detection_limits.get(corundum)
         shown = f"{100 * fractions[corundum]:.2f} %" if corundum in fractions else "missed"
+        shown += f" (limit {100 * limit:.2f} %)" if limit is not None else ""
         left = "; ".join(f"{lo:.2f}-{hi:.2f}° left out" for lo, hi in fits.excluded)
-        print(f"draw {seed:3d}: corundum {shown:8s} absent called {extra or '-'}  {left}  "
+        print(f"draw {seed:3d}: corundum {shown:22s} absent called {extra or '-'}  {left}  "
               f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
     print(f"\ncorundum (1.15 wt %) found in {found} of {args.draws} draws; absent phases called {absent}")
     return 0

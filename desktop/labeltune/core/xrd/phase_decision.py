@@ -35,7 +35,7 @@ import numpy as np
 
 from labeltune.core.xrd.alternatives import PhaseSetFits, competing_sets
 from labeltune.core.xrd.misfit import decision_limit, decision_scale, misfit_test
-from labeltune.core.xrd.pulled import ka2_relative, pulled_region, with_excluded
+from labeltune.core.xrd.pulled import ka2_relative, masked_limit, pulled_region, with_excluded
 from labeltune.core.xrd.results import Alternative
 from labeltune.core.xrd.screening import screen_residual
 from labeltune.core.xrd.significance import (
@@ -135,6 +135,7 @@ class PhaseDecision:
         self.notes: list[str] = []
         self.stood_in: set[int] = set()  # dropped for a stand-in holding the same peaks (ADR 0077)
         self.excluded: list[Any] = []  # (peak, 2θ range, phase): an unknown's peak left out (ADR 0078)
+        self.masked_limits: dict[str, float] = {}  # limits of phases its second look still rejected
 
     def decide(self, called: list[int], texture: bool = False) -> Decision:
         """Steps 1-5 of the module docstring from the network's ``called``, then the competing sets.
@@ -185,9 +186,10 @@ class PhaseDecision:
         before, (peak, region) = self.pattern.excluded, pulled
         self.pattern.excluded = (*before, region)
         second = self._fit([*called, k])
-        found, again = evidence(second, self._fit(called), name, alpha)
+        found, again = evidence(second, masked := self._fit(called), name, alpha)
         if not found:
             self.pattern.excluded = before
+            self.masked_limits[name] = masked_limit(second, masked, name)
             return False, why, other
         self.excluded.append((peak, region, name))
         return True, f"{again}; 2θ {region[0]:.2f}-{region[1]:.2f}° left out: a peak there pulled it", second
@@ -379,7 +381,8 @@ class PhaseDecision:
         (``misfit.needed_scale``, ADR 0072: reflections under the called phases' misfit, or on theirs,
         need far more than the esd says) and that at which the F-test of the nested fits would pass
         (``misfit.f_needed_scale``, ADR 0075: it charges the phase's lattice, width and shape too).
-        A phase dropped for a stand-in passed them: its limit is at least what it read beside the other.
+        A phase dropped for a stand-in passed them: its limit is at least what it read beside the other;
+        one its second look rejected (ADR 0078), at least its limit without the peak that pulled it.
         """
         chosen = frozenset(self.names[j] for j in called)
         out: dict[str, float] = {}
@@ -391,6 +394,6 @@ class PhaseDecision:
                 if phase is not None:
                     needed = decision_scale(fit, result, name, Z_MIN, 1.0 - SIGNIFICANCE)
                     floor = float(phase.weight_fraction) if self.names.index(name) in self.stood_in else 0.0
-                    out[name] = max(decision_limit(phase, needed), floor)
+                    out[name] = max(decision_limit(phase, needed), floor, self.masked_limits.get(name, 0.0))
         order = {n: -self.probs[self.names.index(n)] for n in out}
         return dict(sorted(out.items(), key=lambda item: order[item[0]]))
