@@ -31,6 +31,7 @@ from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.pattern import Pattern
 from labeltune.core.xrd.quantify import FitResult, fit_phases
 from labeltune.core.xrd.results import Alternative
+from labeltune.core.xrd.warm_start import Refined
 
 NEXT_BEST = 2
 """How many of the most likely uncalled phases are tried with the chosen set."""
@@ -67,17 +68,41 @@ class PhaseSetFits:
         Whether the pattern holds Kα2 is decided once, by the first fit of phases (the better of Kα2 and
         none, unless the file says or ``ka2`` forces it); every later fit uses that choice. The nested
         fits of a presence test then differ by the phase alone, and each fit refines one Kα2 model, not
-        two (ADR 0077).
+        two (ADR 0077). A fit that comes out worse than a fitted subset's is refitted from that subset's
+        parameters (``_no_worse``, ADR 0079).
         """
         key = (frozenset(names), self.excluded)
         if key not in self._fits:
-            fit = self._fit(names, self.ka2 if ka2 is None else ka2, texture=False)
+            ka2 = self.ka2 if ka2 is None else ka2
+            fit = self._no_worse(names, ka2, self._fit(names, ka2, texture=False))
             if self.ka2 is None and names:
                 self.ka2 = fit.ka2
             self._fits[key] = fit
         return self._fits[key]
 
-    def _fit(self, names: Sequence[str], ka2: bool | None, texture: bool) -> FitResult:
+    def _no_worse(self, names: Sequence[str], ka2: bool | None, fit: FitResult) -> FitResult:
+        """``fit``, or a refit started from a fitted subset of ``names`` that fits better (ADR 0079).
+
+        A fit with more phases that fits worse than one with fewer ended in a poorer local minimum; the
+        best such subset's parameters, the new phases' lattices searched, give it another start.
+        """
+        wanted = frozenset(names)
+        subsets = [
+            f
+            for (s, excluded), f in self._fits.items()
+            if s and s < wanted and excluded == self.excluded and f.chi2_sum is not None
+        ]
+        best = min(subsets, key=lambda f: float(f.chi2_sum or 0.0), default=None)
+        if best is None or best.refined is None or fit.chi2_sum is None:
+            return fit
+        if float(best.chi2_sum or 0.0) >= fit.chi2_sum:
+            return fit
+        again = self._fit(names, ka2, texture=False, start=best.refined)
+        return again if again.chi2_sum is not None and again.chi2_sum < fit.chi2_sum else fit
+
+    def _fit(
+        self, names: Sequence[str], ka2: bool | None, texture: bool, start: Refined | None = None
+    ) -> FitResult:
         return fit_phases(
             self.pattern,
             self.library,
@@ -87,6 +112,7 @@ class PhaseSetFits:
             amorphous=self.amorphous,
             texture=texture,
             exclude=self.excluded,
+            start=start,
         )
 
     def textured(self, names: Sequence[str], ka2: bool | None = None) -> FitResult:

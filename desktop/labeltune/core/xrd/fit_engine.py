@@ -386,6 +386,10 @@ class Model:
         """Index of phase j's size-broadening FWHM (at θ = 0)."""
         return _N_GLOBAL + self.n + j
 
+    def index_eta(self, j: int) -> int:
+        """Index of phase j's Lorentzian fraction."""
+        return _N_GLOBAL + 2 * self.n + j
+
     def axis_scales(self, params: np.ndarray, j: int) -> np.ndarray:
         """Phase j's a, b, c multipliers."""
         s = float(params[self.index_s(j)])

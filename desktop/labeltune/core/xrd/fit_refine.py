@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -29,6 +30,7 @@ def lattice_search(
     ratio: float,
     search: float,
     stop_event: threading.Event | None,
+    only: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Lattice parameters (and zero shift) by grid search: broad peaks on a coarse grid, then sharp ones.
 
@@ -39,9 +41,11 @@ def lattice_search(
     peaks gave no weight anywhere is scanned over the whole range with sharp ones; last, each lattice
     moves between grid points (parabola vertex) and a phase still without weight gets a whole-range
     look with the others so placed (ADR 0072: a 2 % polymorph beside an 8 % one shows only then).
+    ``only``: search these phases' lattices alone, the zero shift and the others' lattices kept (a fit
+    started from a fit of fewer phases, ADR 0079).
     """
     p = params.copy()
-    n = model.n
+    searched = list(range(model.n)) if only is None else list(only)
     per_unit = degrees_per_lattice_unit(data)
 
     def scan(
@@ -78,9 +82,9 @@ def lattice_search(
         work = data.binned(max(1, int(width / 6.0 / data.step)))
         q = p.copy()
         q[INDEX_A], q[INDEX_B] = width, 0.0  # and no size broadening:
-        q[[model.index_c(j) for j in range(n)]] = 0.0
+        q[[model.index_c(j) for j in range(model.n)]] = 0.0
         for _ in range(2):
-            for j in range(n):
+            for j in searched:
                 check_stop(stop_event)
                 k = model.index_s(j)
                 if coarse or j in unseen:
@@ -98,11 +102,12 @@ def lattice_search(
                     else:
                         unseen.discard(j)
         if not coarse:
-            zeros = np.clip(np.arange(-4.0, 4.01, 0.5) * width, -1.0, 1.0)
-            scan(work, q, INDEX_ZERO, zeros, reference=0.0)
-            p[INDEX_ZERO] = q[INDEX_ZERO]
+            if only is None:
+                zeros = np.clip(np.arange(-4.0, 4.01, 0.5) * width, -1.0, 1.0)
+                scan(work, q, INDEX_ZERO, zeros, reference=0.0)
+                p[INDEX_ZERO] = q[INDEX_ZERO]
             unseen.clear()
-            for j in range(n):  # the others between grid points: a 1 % phase beside a 8 % polymorph
+            for j in searched:  # the others between grid points: a 1 % phase beside a 8 % polymorph
                 k = model.index_s(j)  # shows only when the polymorph's peaks sit where they are
                 if _flat(scan(work, q, k, np.arange(q[k] - 3 * step, q[k] + 3.5 * step, step), vertex=True)):
                     unseen.add(j)

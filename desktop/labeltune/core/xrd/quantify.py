@@ -45,6 +45,7 @@ from labeltune.core.xrd.reference_patterns import reference_providers
 from labeltune.core.xrd.residual_peaks import estimate_fwhm, quiet_points, residual_peaks
 from labeltune.core.xrd.results import UnexplainedPeak
 from labeltune.core.xrd.significance import DETECTION_SIGMAS
+from labeltune.core.xrd.warm_start import Refined, refined_of, warm_params
 
 __all__ = ["FitResult", "PhaseFit", "calculated_profile", "fit_phases"]
 
@@ -134,6 +135,8 @@ class FitResult:
     """The points outside the residual's significant peaks (``residual_peaks.quiet_points``)."""
     excluded: tuple[tuple[float, float], ...] = ()
     """2θ ranges left out of the fit (``fit_phases(exclude=...)``; ADR 0078)."""
+    refined: Refined | None = None
+    """The non-linear parameters by phase: a fit of more phases can start from them (ADR 0079)."""
 
 
 def _check_inputs(pattern: Pattern, library: Library, names: Sequence[str]) -> list[str]:
@@ -175,6 +178,7 @@ def fit_phases(
     amorphous: bool = False,
     texture: bool = False,
     exclude: Sequence[tuple[float, float]] = (),
+    start: Refined | None = None,
 ) -> FitResult:
     """Fit the calculated patterns of library phases ``names`` to ``pattern``; weight fractions and Rwp.
 
@@ -188,7 +192,9 @@ def fit_phases(
     significant (``fit_texture``, ADR 0063). Off by default: on a simulated mixture with random
     peak-intensity errors it fitted a texture and let a 1 wt % false phase through (ADR 0063 addendum), so
     ``predict`` decides the phases without it and uses it only in a last refit of the decided set (ADR 0065).
-    ``exclude``: 2θ ranges left out of the fit (a peak outside the library; ADR 0078).
+    ``exclude``: 2θ ranges left out of the fit (a peak outside the library; ADR 0078). ``start``: the
+    ``refined`` parameters of a fit of some of ``names``; only the others' lattices are then searched and
+    its Kα2 ratio is kept (ADR 0079).
     """
     names = _check_inputs(pattern, library, names)
     lo = max(library.two_theta_range[0], float(pattern.two_theta[0]))
@@ -217,8 +223,12 @@ def fit_phases(
     model = Model(peaks, cells, wavelength, wavelength2, providers, textures)
     params = model.initial(fwhm0)
     check_stop(stop_event)
-    if names:
-        params = lattice_search(model, full, params, fwhm0, max(ratios), LATTICE_SEARCH, stop_event)
+    only = None
+    if start is not None:
+        params, only = warm_params(model, names, params, start)
+        ratios = [r for r in ratios if r == start.ka2_ratio] or ratios
+    if names and only != []:
+        params = lattice_search(model, full, params, fwhm0, max(ratios), LATTICE_SEARCH, stop_event, only)
     work = full.binned(max(1, int(fwhm0 / BIN_PER_FWHM / full.step)))
     params, ratio = _refine(model, work, params, ratios, bool(names), stop_event)
     if names and texture:
@@ -288,6 +298,7 @@ def fit_phases(
         n_parameters=n_parameters,
         residual_correlation=rho,
         excluded=tuple((float(a), float(b)) for a, b in exclude),
+        refined=refined_of(model, params, names, ratio),
     )
 
 
