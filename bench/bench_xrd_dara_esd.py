@@ -16,10 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bench_xrd_dara_false_phases import DARA, weighed_names
+from bench_xrd_dara_false_phases import DARA, dara_model, weighed_names
 from labeltune.core.xrd.absorption import TYPICAL_PARTICLE_UM, brindley_correction
 from labeltune.core.xrd.dara import parse_dara_name
-from labeltune.core.xrd.inference import load_xrd_model
 from labeltune.core.xrd.readers import read_pattern
 
 
@@ -28,10 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", metavar="RUN_DIR", help="an XRD run over the dara library")
     args = parser.parse_args(argv)
-    if args.model is None:  # `make bench` runs every script bare
-        print("needs --model RUN_DIR: an XRD run over the dara library (bench_xrd_sim2real.py trains one)")
+    model = dara_model(args.model)
+    if model is None:
         return 0
-    model = load_xrd_model(args.model)
     scans = [read_pattern(p) for p in sorted(DARA.glob("*.xrdml"))]
     errors, fit_only, reported = [], [], []
     for pattern, prediction in zip(scans, model.predict_many(scans), strict=True):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from labeltune.core.xrd.dara import parse_dara_name
-from labeltune.core.xrd.inference import load_xrd_model
+from labeltune.core.xrd.inference import XrdModel, load_xrd_model
 from labeltune.core.xrd.library import Library
 from labeltune.core.xrd.metrics import resolve_label
 from labeltune.core.xrd.phase_decision import evidence
@@ -40,15 +40,25 @@ def weighed_names(library: Library, file_name: str) -> list[str]:
     return out
 
 
+def dara_model(run_dir: str | None) -> XrdModel | None:
+    """The XRD run at ``run_dir``; None, with a line saying what is needed, without one.
+
+    ``make bench`` runs every script bare: the dara benches say what they need instead of failing.
+    """
+    if run_dir is None:
+        print("needs --model RUN_DIR: an XRD run over the dara library (bench_xrd_sim2real.py trains one)")
+        return None
+    return load_xrd_model(run_dir)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print both figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", metavar="RUN_DIR", help="an XRD run over the dara library")
     args = parser.parse_args(argv)
-    if args.model is None:  # `make bench` runs every script bare: say what it needs instead of failing
-        print("needs --model RUN_DIR: an XRD run over the dara library (bench_xrd_sim2real.py trains one)")
+    model = dara_model(args.model)
+    if model is None:
         return 0
-    model = load_xrd_model(args.model)
     scans = [read_pattern(p) for p in sorted(DARA.glob("*--8min.xrdml"))]
     unlisted = 0
     for pattern, prediction in zip(scans, model.predict_many(scans), strict=True):

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_xrd_dara_false_phases import dara_model
 from labeltune.core.xrd.dara import parse_dara_name
-from labeltune.core.xrd.inference import XrdModel, load_xrd_model
+from labeltune.core.xrd.inference import XrdModel
 from labeltune.core.xrd.metrics import canonical_formula
 from labeltune.core.xrd.pattern import Pattern, make_pattern
 from labeltune.core.xrd.readers import read_pattern
@@ -102,10 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--simulated", type=int, default=0, metavar="N", help="N simulated mixtures too")
     parser.add_argument("--texture-sigma", type=float, default=0.15)
     args = parser.parse_args(argv)
-    if args.model is None:  # `make bench` runs every script bare: say what it needs instead of failing
-        print("needs --model RUN_DIR: an XRD run over the dara library (bench_xrd_sim2real.py trains one)")
+    model = dara_model(args.model)
+    if model is None:
         return 0
-    model = load_xrd_model(args.model)
     if args.scans != "none":
         print(f"## dara {args.scans} scans\n")
         _compare(model, _dara(args.scans))
