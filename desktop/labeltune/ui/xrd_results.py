@@ -328,7 +328,8 @@ class PredictionPanel(QWidget):
                 )
                 item.setToolTip(
                     f"{call.name}: tried by the fit and not found; it would have been seen from about "
-                    f"{limit * 100:.1f} wt% (detection limit)"
+                    f"{limit * 100:.1f} wt% (detection limit: found about half the time at it, "
+                    "most of the time at 1.5 times it)"
                     if tried and limit is not None
                     else f"{call.name}: considered, but not likely enough to call present"
                 )
