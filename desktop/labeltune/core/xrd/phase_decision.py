@@ -133,7 +133,6 @@ class PhaseDecision:
         self.probs = probs
         self.keep = list(keep)
         self.notes: list[str] = []
-        self.stood_in: set[int] = set()  # dropped for a stand-in holding the same peaks (ADR 0077)
         self.excluded: list[Any] = []  # (peak, 2θ range, phase): an unknown's peak left out (ADR 0078)
         self.masked_limits: dict[str, float] = {}  # limits of phases its second look still rejected
 
@@ -213,7 +212,6 @@ class PhaseDecision:
             if stand_in is not None:  # j and a stand-in hold the same peaks; j fits better alone
                 k, alone = stand_in
                 tested.add(k)
-                self.stood_in.add(k)
                 self.notes.append(
                     f"{self.names[k]} dropped by the fit: {self.names[j]} holds the same peaks and fits "
                     f"better without it (χ² lower by {chi2_gain(without, alone):.0f} σ²)"
@@ -381,8 +379,9 @@ class PhaseDecision:
         (``misfit.needed_scale``, ADR 0072: reflections under the called phases' misfit, or on theirs,
         need far more than the esd says) and that at which the F-test of the nested fits would pass
         (``misfit.f_needed_scale``, ADR 0075: it charges the phase's lattice, width and shape too).
-        A phase dropped for a stand-in passed them: its limit is at least what it read beside the other;
-        one its second look rejected (ADR 0078), at least its limit without the peak that pulled it.
+        It is at least what the phase read beside the final set (ADR 0079; a phase dropped for a
+        stand-in passed its tests there, ADR 0077), and for one its second look rejected (ADR 0078) at
+        least its limit without the peak that pulled it.
         """
         chosen = frozenset(self.names[j] for j in called)
         out: dict[str, float] = {}
@@ -393,7 +392,7 @@ class PhaseDecision:
                 phase = next((p for p in fit.phases if p.name == name), None)
                 if phase is not None:
                     needed = decision_scale(fit, result, name, Z_MIN, 1.0 - SIGNIFICANCE)
-                    floor = float(phase.weight_fraction) if self.names.index(name) in self.stood_in else 0.0
+                    floor = float(phase.weight_fraction)
                     out[name] = max(decision_limit(phase, needed), floor, self.masked_limits.get(name, 0.0))
         order = {n: -self.probs[self.names.index(n)] for n in out}
         return dict(sorted(out.items(), key=lambda item: order[item[0]]))
